@@ -1,0 +1,204 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The environment, parsed once at start into a frozen Config. Every bad variable is reported at once
+ * (ConfigError.problems), each with what was expected, so an operator fixes them all in one go.
+ * `*_FILE` variants of the secret variables read the value from a file (Docker/Kubernetes secrets).
+ */
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', ''])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' });
+
+/** Variables that may also be given as `NAME_FILE=/path/to/secret`. */
+export const SECRET_VARIABLES = [
+  'REDIS_URL',
+  'MAILGATE_ENCRYPTION_KEYS',
+  'MAILGATE_SESSION_SECRETS',
+  'MAILGATE_ADMIN_PASSWORD',
+] as const;
+
+export interface EncryptionKey {
+  id: string;
+  key: Buffer;
+}
+
+const KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
+/** `kid:base64,kid:base64`: 32-byte AES-256 keys; the first one seals, all of them open. */
+export function parseEncryptionKeys(raw: string): { keys: EncryptionKey[]; problems: string[] } {
+  const problems: string[] = [];
+  const keys: EncryptionKey[] = [];
+  const seen = new Set<string>();
+  const entries = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (entries.length === 0) problems.push('no key given; expected kid:base64 entries separated by commas');
+  for (const [index, entry] of entries.entries()) {
+    const at = `entry ${index + 1}`;
+    const colon = entry.indexOf(':');
+    if (colon < 0) {
+      problems.push(`${at}: expected kid:base64 (a key id, a colon, then 32 bytes in base64)`);
+      continue;
+    }
+    const id = entry.slice(0, colon);
+    const material = entry.slice(colon + 1);
+    if (!KEY_ID.test(id)) problems.push(`${at}: key id "${id.slice(0, 40)}" must be 1-32 of A-Z a-z 0-9 _ -`);
+    if (seen.has(id)) problems.push(`${at}: key id "${id}" appears more than once`);
+    seen.add(id);
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(material)) {
+      problems.push(`${at} (${id}): key is not valid base64`);
+      continue;
+    }
+    const key = Buffer.from(material.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if (key.length !== 32) {
+      problems.push(`${at} (${id}): key is ${key.length} bytes, expected 32 (generate one with: openssl rand -base64 32)`);
+      continue;
+    }
+    keys.push({ id, key });
+  }
+  return { keys, problems };
+}
+
+const schema = z.object({
+  // Environment name; `production` turns on secure defaults that cannot be relaxed.
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  // TCP port the HTTP server listens on.
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  // Public URL of mailgate as browsers see it; OAuth redirect URIs are built from it.
+  MAILGATE_BASE_URL: httpUrl.default('http://localhost:3000').transform((u) => u.replace(/\/+$/, '')),
+  // Folder of the embedded store (documents, key file, session secret) when REDIS_URL is not set.
+  MAILGATE_DATA_DIR: z.string().min(1).default('./data'),
+  // Redis connection URL (redis:// or rediss://); when set, Redis holds the store, sessions, locks, queue and rate limits.
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'expected redis://[user:password@]host:port[/db] or rediss://…' }).optional(),
+  // Prefix for every Redis key, so several deployments or test runs can share one Redis.
+  MAILGATE_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'expected 1-64 of A-Z a-z 0-9 : _ . -').default('mailgate:'),
+  // Encryption keys `kid:base64,...` (32 bytes each); the first seals, all open. Required with Redis.
+  MAILGATE_ENCRYPTION_KEYS: z.string().optional(),
+  // Session signing secrets, comma-separated; the first signs, all verify. Required with Redis.
+  MAILGATE_SESSION_SECRETS: z.string().optional(),
+  // First sysadmin, created at start when no user exists yet.
+  MAILGATE_ADMIN_EMAIL: z.email({ error: 'expected an email address' }).optional(),
+  // Password of that first sysadmin (at least 12 characters).
+  MAILGATE_ADMIN_PASSWORD: z.string().min(12, 'expected at least 12 characters').optional(),
+  // Number of reverse-proxy hops to trust for the client IP and protocol (0 = none).
+  MAILGATE_TRUST_PROXY: z.coerce.number().int().min(0).max(10).default(0),
+  // Log level: fatal, error, warn, info, debug, trace, silent.
+  MAILGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Overrides the host of every SMTP server (wins over the form, like -Dmail.smtp.host).
+  MAILGATE_SMTP_HOST: z.string().min(1).optional(),
+  // Overrides the port of every SMTP server (like -Dmail.smtp.port).
+  MAILGATE_SMTP_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  // Host name mailgate announces in EHLO (like -Dmail.smtp.localhost).
+  MAILGATE_SMTP_LOCALHOST: z.string().regex(/^[A-Za-z0-9.-]{1,253}$|^\[[0-9a-fA-F:.]+\]$/, 'expected a host name or [IP literal]').optional(),
+  // JSON file of SMTP servers defined outside the UI; shown read-only, never exported.
+  MAILGATE_SMTP_SERVERS_FILE: z.string().min(1).optional(),
+  // Protocol-level SMTP logs (secrets masked).
+  MAILGATE_MAIL_DEBUG: bool.default(false),
+  // Hold every message instead of sending it (staging copies never mail real users).
+  MAILGATE_SEND_DISABLED: bool.default(false),
+  // Display-name format of the From header; {name} is the sender's display name.
+  MAILGATE_FROM_FORMAT: z.string().includes('{name}', { message: 'must contain {name}' }).default('{name} (mailgate)'),
+  // Issuer of the Google preset (tests point it at a local provider).
+  MAILGATE_GOOGLE_ISSUER: httpUrl.default('https://accounts.google.com'),
+  // Authority of the Microsoft preset; the issuer is `${authority}/${tenant}/v2.0`.
+  MAILGATE_MICROSOFT_AUTHORITY: httpUrl.default('https://login.microsoftonline.com').transform((u) => u.replace(/\/+$/, '')),
+  // Allow plain-http OAuth issuers (local test providers only).
+  MAILGATE_ALLOW_INSECURE_OAUTH: bool.default(false),
+  // Delivery attempts before a temporarily failing message goes to the error queue.
+  MAILGATE_QUEUE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+  // Messages delivered at once by each instance.
+  MAILGATE_QUEUE_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  // First retry delay in milliseconds; doubles each attempt, with jitter, up to one hour.
+  MAILGATE_QUEUE_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
+  // Run the queue workers and token scheduler in this process (turn off for web-only instances).
+  MAILGATE_WORKERS: bool.default(true),
+});
+
+type Env = z.output<typeof schema>;
+
+export interface Config extends Omit<Env, 'MAILGATE_ENCRYPTION_KEYS' | 'MAILGATE_SESSION_SECRETS' | 'MAILGATE_DATA_DIR'> {
+  /** Absolute path of the data folder. */
+  MAILGATE_DATA_DIR: string;
+  /** Parsed keys, first = active; undefined means the embedded key file is used. */
+  encryptionKeys: readonly EncryptionKey[] | undefined;
+  /** Session secrets, first signs; undefined means the embedded secret file is used. */
+  sessionSecrets: readonly string[] | undefined;
+  /** True when MAILGATE_BASE_URL is https: cookies get Secure and the __Host- prefix. */
+  secureCookies: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type EnvSource = Readonly<Record<string, string | undefined>>;
+
+/** Resolves `NAME_FILE` variants; reports a variable given both ways or an unreadable file. */
+function resolveSecretFiles(env: EnvSource, problems: string[]): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = { ...env };
+  for (const name of SECRET_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined || file === '') continue;
+    if (env[name] !== undefined && env[name] !== '') {
+      problems.push(`${name} and ${name}_FILE are both set; set only one`);
+      continue;
+    }
+    try {
+      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      problems.push(`${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+  }
+  // Empty strings mean "not set", as in most shells' `VAR=` idiom.
+  for (const [k, v] of Object.entries(out)) if (v === '') delete out[k];
+  return out;
+}
+
+export function loadConfig(env: EnvSource = process.env): Config {
+  const problems: string[] = [];
+  const resolved = resolveSecretFiles(env, problems);
+  const parsed = schema.safeParse(resolved);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = issue.path.join('.');
+      const shown = name.endsWith('PASSWORD') || (SECRET_VARIABLES as readonly string[]).includes(name) ? '' : ` (got "${String(resolved[name] ?? '').slice(0, 60)}")`;
+      problems.push(`${name}: ${issue.message}${shown}`);
+    }
+  }
+  let encryptionKeys: EncryptionKey[] | undefined;
+  if (resolved.MAILGATE_ENCRYPTION_KEYS !== undefined) {
+    const { keys, problems: keyProblems } = parseEncryptionKeys(resolved.MAILGATE_ENCRYPTION_KEYS);
+    problems.push(...keyProblems.map((p) => `MAILGATE_ENCRYPTION_KEYS: ${p}`));
+    encryptionKeys = keys;
+  }
+  let sessionSecrets: string[] | undefined;
+  if (resolved.MAILGATE_SESSION_SECRETS !== undefined) {
+    sessionSecrets = resolved.MAILGATE_SESSION_SECRETS.split(',').map((s) => s.trim()).filter(Boolean);
+    if (sessionSecrets.some((s) => s.length < 32)) problems.push('MAILGATE_SESSION_SECRETS: each secret must be at least 32 characters');
+    if (new Set(sessionSecrets).size !== sessionSecrets.length) problems.push('MAILGATE_SESSION_SECRETS: a secret appears more than once');
+  }
+  if (resolved.REDIS_URL !== undefined) {
+    // Several instances share Redis, so they must share keys and secrets too: no per-instance files.
+    if (resolved.MAILGATE_ENCRYPTION_KEYS === undefined) problems.push('MAILGATE_ENCRYPTION_KEYS: required when REDIS_URL is set (every instance must share the keys)');
+    if (resolved.MAILGATE_SESSION_SECRETS === undefined) problems.push('MAILGATE_SESSION_SECRETS: required when REDIS_URL is set (every instance must share the secrets)');
+  }
+  if ((resolved.MAILGATE_ADMIN_EMAIL === undefined) !== (resolved.MAILGATE_ADMIN_PASSWORD === undefined)) {
+    problems.push('MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD: set both or neither');
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+  const { MAILGATE_ENCRYPTION_KEYS: _k, MAILGATE_SESSION_SECRETS: _s, ...rest } = parsed.data;
+  const config: Config = {
+    ...rest,
+    MAILGATE_DATA_DIR: path.resolve(rest.MAILGATE_DATA_DIR),
+    encryptionKeys,
+    sessionSecrets,
+    secureCookies: rest.MAILGATE_BASE_URL.startsWith('https://'),
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,79 @@
+/**
+ * Every error mailgate reports on purpose, in one table: code → HTTP status and a default message.
+ * `expose` says whether the message may be shown to the caller; unknown errors never are.
+ */
+export const ERROR_CODES = {
+  validation_failed: { status: 400, message: 'The request is not valid.' },
+  bad_request: { status: 400, message: 'The request cannot be processed.' },
+  unauthenticated: { status: 401, message: 'Authentication is required.' },
+  invalid_credentials: { status: 401, message: 'Wrong email or password.' },
+  invalid_api_key: { status: 401, message: 'The API key is missing, malformed, revoked or unknown.' },
+  forbidden: { status: 403, message: 'You do not have permission to do this.' },
+  insufficient_scope: { status: 403, message: 'The API key lacks the scope this endpoint needs.' },
+  csrf_failed: { status: 403, message: 'The form has expired or did not come from mailgate. Reload the page and try again.' },
+  not_found: { status: 404, message: 'Not found.' },
+  conflict: { status: 409, message: 'The resource was changed by someone else; reload and try again.' },
+  already_exists: { status: 409, message: 'A resource with that identity already exists.' },
+  read_only: { status: 409, message: 'This resource is defined outside mailgate and cannot be changed here.' },
+  payload_too_large: { status: 413, message: 'The request body is too large.' },
+  unsupported_media_type: { status: 415, message: 'Send a JSON body with Content-Type: application/json.' },
+  rate_limited: { status: 429, message: 'Too many attempts; wait and try again.' },
+  sending_disabled: { status: 409, message: 'Outgoing mail is disabled.' },
+  oauth_failed: { status: 400, message: 'The authorization did not complete.' },
+  provider_unavailable: { status: 502, message: 'The identity provider did not answer correctly.' },
+  store_unavailable: { status: 503, message: 'The store is not reachable.' },
+  crypto_failed: { status: 500, message: 'A sealed value could not be opened.' },
+  internal: { status: 500, message: 'Something went wrong on our side.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface ErrorDetail {
+  /** Field path, e.g. `to[2]` or `port`; empty for errors about the whole request. */
+  field: string;
+  message: string;
+}
+
+export interface AppErrorOptions {
+  message?: string;
+  details?: ErrorDetail[];
+  cause?: unknown;
+  /** Whether `message` may be shown to the caller; defaults to true for 4xx, false for 5xx. */
+  expose?: boolean;
+  /** Extra headers for the response, e.g. Retry-After. */
+  headers?: Record<string, string>;
+}
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly expose: boolean;
+  readonly details: ErrorDetail[];
+  readonly headers: Record<string, string>;
+
+  constructor(code: ErrorCode, options: AppErrorOptions = {}) {
+    const entry = ERROR_CODES[code];
+    super(options.message ?? entry.message, { cause: options.cause });
+    this.name = 'AppError';
+    this.code = code;
+    this.status = entry.status;
+    this.expose = options.expose ?? entry.status < 500;
+    this.details = options.details ?? [];
+    this.headers = options.headers ?? {};
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+/** The JSON error body of the API: `{"error": {"code", "message", "details"}}`. */
+export function errorBody(err: AppError): { error: { code: ErrorCode; message: string; details: ErrorDetail[] } } {
+  return {
+    error: {
+      code: err.code,
+      message: err.expose ? err.message : ERROR_CODES[err.code].message,
+      details: err.expose ? err.details : [],
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import type session from 'express-session';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+
+/**
+ * The one storage interface of mailgate. Two implementations pass the same contract tests
+ * (test/integration/store-contract.test.ts): the embedded file store (single process, no setup)
+ * and the Redis store (any number of instances).
+ *
+ * Values are plain JSON. A store never sees a secret in plaintext: services seal secret fields with
+ * the keyring (src/crypto/keyring.ts) before they put a document.
+ */
+
+/** A stored document with its version; versions start at 1 and grow by one on every write. */
+export interface Doc<T> {
+  id: string;
+  value: T;
+  version: number;
+}
+
+export interface WriteOptions {
+  /**
+   * Compare-and-set: `0` means "must not exist yet", `n` means "must be at version n".
+   * Omitted means an unconditional write. A mismatch throws VersionConflictError and writes nothing.
+   */
+  ifVersion?: number;
+}
+
+export class VersionConflictError extends Error {
+  constructor(
+    readonly collection: string,
+    readonly id: string,
+    readonly expected: number,
+    readonly actual: number,
+  ) {
+    super(`version conflict on ${collection}/${id}: expected ${expected}, found ${actual}`);
+    this.name = 'VersionConflictError';
+  }
+}
+
+export class StoreUnavailableError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** A held lock. Only its owner can release or extend it (compare-and-delete on the random owner). */
+export interface Lock {
+  readonly name: string;
+  readonly owner: string;
+  /** Deletes the lock only if this owner still holds it; false when it had expired or was taken over. */
+  release(): Promise<boolean>;
+  /** Pushes the expiry to now + ttlMs only if this owner still holds it. */
+  extend(ttlMs: number): Promise<boolean>;
+}
+
+export interface LogEntry<T> {
+  /** Monotonic, sortable id (`<ms>-<seq>`); newer entries compare greater. */
+  id: string;
+  entry: T;
+}
+
+export interface RateLimiterOptions {
+  keyPrefix: string;
+  points: number;
+  durationSec: number;
+  blockDurationSec?: number;
+}
+
+export interface Store {
+  readonly kind: 'file' | 'redis';
+
+  // Documents: collection names are [a-z0-9_-]+; ids are any non-empty string without NUL.
+  get<T>(collection: string, id: string): Promise<Doc<T> | null>;
+  put<T>(collection: string, id: string, value: T, options?: WriteOptions): Promise<Doc<T>>;
+  /** Returns false when there was nothing to delete; throws VersionConflictError on a CAS mismatch. */
+  delete(collection: string, id: string, options?: WriteOptions): Promise<boolean>;
+  /** Every document of a collection (optionally only ids starting with `prefix`), sorted by id. */
+  list<T>(collection: string, options?: { prefix?: string }): Promise<Doc<T>[]>;
+  /** The collection names that hold at least one document (used by key rotation to walk everything). */
+  collections(): Promise<string[]>;
+
+  /** Takes the lock when free (SET NX PX semantics); null when another owner holds it. */
+  acquireLock(name: string, ttlMs: number): Promise<Lock | null>;
+
+  // Append-only logs (the audit log): entries are never changed or deleted by mailgate.
+  append<T>(log: string, entry: T): Promise<string>;
+  /** Newest first. `before` pages backwards (exclusive); `after` reads newer entries (exclusive). */
+  readLog<T>(log: string, options: { before?: string; after?: string; limit: number }): Promise<LogEntry<T>[]>;
+
+  // A due-time index per queue: ids scheduled at a time, claimed atomically by one worker.
+  /** Adds or moves `id` to `dueAt` (ms since epoch). */
+  schedule(queue: string, id: string, dueAt: number): Promise<void>;
+  unschedule(queue: string, id: string): Promise<void>;
+  /**
+   * Atomically takes up to `limit` ids due at `now` or earlier and moves each to `now + leaseMs`, so no
+   * other worker gets them; if the claimer dies, they become due again when the lease ends.
+   */
+  claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]>;
+  /** Number of scheduled ids and the earliest due time (null when empty). */
+  scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }>;
+
+  /** Broadcast to every instance sharing this store (cache invalidation). In-process for the file store. */
+  publish(channel: string, message: string): Promise<void>;
+  /** Returns an unsubscribe function. */
+  subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
+
+  /** Infrastructure this store backs: sessions and rate limits (Redis-backed when the store is). */
+  createSessionStore(sessionModule: typeof session): session.Store;
+  createRateLimiter(options: RateLimiterOptions): RateLimiterAbstract;
+
+  /** Throws StoreUnavailableError when the store cannot be reached. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
