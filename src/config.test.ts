@@ -1,0 +1,70 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from './config.js';
+
+const key = (fill: number) => Buffer.alloc(32, fill).toString('base64');
+
+function problemsOf(env: Record<string, string>): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('comes up with no variables at all on the embedded defaults', () => {
+    const config = loadConfig({});
+    expect(config.PORT).toBe(3000);
+    expect(config.MAILGATE_BASE_URL).toBe('http://localhost:3000');
+    expect(config.REDIS_URL).toBeUndefined();
+    expect(config.encryptionKeys).toBeUndefined();
+    expect(path.isAbsolute(config.MAILGATE_DATA_DIR)).toBe(true);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('lists every bad variable at once', () => {
+    const problems = problemsOf({ PORT: 'eighty', MAILGATE_BASE_URL: 'ftp://x', MAILGATE_SEND_DISABLED: 'maybe', REDIS_URL: 'redis://localhost:6379' });
+    expect(problems.join('\n')).toMatch(/PORT/);
+    expect(problems.join('\n')).toMatch(/MAILGATE_BASE_URL/);
+    expect(problems.join('\n')).toMatch(/MAILGATE_SEND_DISABLED/);
+    expect(problems.join('\n')).toMatch(/MAILGATE_ENCRYPTION_KEYS: required when REDIS_URL/);
+    expect(problems.join('\n')).toMatch(/MAILGATE_SESSION_SECRETS: required when REDIS_URL/);
+  });
+
+  it('reports each problem of a malformed key list', () => {
+    const problems = problemsOf({ MAILGATE_ENCRYPTION_KEYS: `a:${key(1)},a:${key(2)},b:${Buffer.alloc(16).toString('base64')},c:not*base64,nokey` });
+    expect(problems).toEqual([
+      expect.stringMatching(/entry 2: key id "a" appears more than once/),
+      expect.stringMatching(/entry 3 \(b\): key is 16 bytes, expected 32/),
+      expect.stringMatching(/entry 4 \(c\): key is not valid base64/),
+      expect.stringMatching(/entry 5: expected kid:base64/),
+    ]);
+  });
+
+  it('parses keys, first one active', () => {
+    const config = loadConfig({ MAILGATE_ENCRYPTION_KEYS: `new:${key(1)}, old:${key(2)}` });
+    expect(config.encryptionKeys?.map((k) => k.id)).toEqual(['new', 'old']);
+  });
+
+  it('reads *_FILE secrets and refuses both forms at once', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mg-config-'));
+    const file = path.join(dir, 'pw');
+    writeFileSync(file, 'a-long-admin-password\n');
+    const config = loadConfig({ MAILGATE_ADMIN_EMAIL: 'root@example.com', MAILGATE_ADMIN_PASSWORD_FILE: file });
+    expect(config.MAILGATE_ADMIN_PASSWORD).toBe('a-long-admin-password');
+    expect(problemsOf({ MAILGATE_ADMIN_EMAIL: 'root@example.com', MAILGATE_ADMIN_PASSWORD: 'x'.repeat(12), MAILGATE_ADMIN_PASSWORD_FILE: file })).toEqual([
+      expect.stringMatching(/MAILGATE_ADMIN_PASSWORD and MAILGATE_ADMIN_PASSWORD_FILE are both set/),
+    ]);
+  });
+
+  it('never echoes a secret value in a problem', () => {
+    const problems = problemsOf({ MAILGATE_ADMIN_EMAIL: 'root@example.com', MAILGATE_ADMIN_PASSWORD: 'canary7' });
+    expect(problems.join('\n')).toMatch(/MAILGATE_ADMIN_PASSWORD/);
+    expect(problems.join('\n')).not.toContain('canary7');
+  });
+});
