@@ -1,0 +1,67 @@
+import { pino, type Logger, type LoggerOptions } from 'pino';
+
+export type { Logger };
+
+/**
+ * JSON logs with secrets removed. Redaction is by key name (anything that looks like a password, secret,
+ * token, key, cookie or authorization code) at any depth, and by value shape (API keys, bearer tokens,
+ * sealed values), so a secret that ends up in an unexpected field is still masked.
+ */
+
+const SECRET_KEY = /pass(word)?|secret|token|authorization|cookie|^code$|code_?verifier|api_?key|private|credential|^auth$|^pass$|sealed/i;
+const SECRET_VALUE = [
+  /mgk_[A-Za-z0-9_-]{20,}/g, // mailgate API keys
+  /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi,
+  /\bmg1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+/g, // sealed values
+  /\buser=[^\x01]*\x01auth=Bearer [^\x01]*\x01\x01/g, // decoded XOAUTH2 initial response
+];
+export const REDACTED = '[redacted]';
+
+export function redactString(value: string): string {
+  let out = value;
+  for (const pattern of SECRET_VALUE) out = out.replace(pattern, REDACTED);
+  return out;
+}
+
+/** Deep copy of `value` with secrets replaced; cycles and depth are bounded. */
+export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+  if (typeof value === 'string') return redactString(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 8 || seen.has(value)) return '[…]';
+  seen.add(value);
+  if (value instanceof Error) {
+    return { type: value.name, message: redactString(value.message), code: (value as { code?: unknown }).code };
+  }
+  if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1, seen));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean' ? REDACTED : redact(v, depth + 1, seen);
+  }
+  return out;
+}
+
+export interface CreateLoggerOptions {
+  level: string;
+  /** Where lines go; defaults to stdout. Tests pass a stream to read every line. */
+  destination?: NodeJS.WritableStream;
+}
+
+export function createLogger({ level, destination }: CreateLoggerOptions): Logger {
+  const options: LoggerOptions = {
+    level,
+    base: { service: 'mailgate' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: {
+      level: (label) => ({ level: label }),
+      log: (object) => redact(object) as Record<string, unknown>,
+    },
+    hooks: {
+      // The message string is redacted too: interpolated values can carry secrets.
+      logMethod(args, method) {
+        const safe = args.map((a) => (typeof a === 'string' ? redactString(a) : a)) as Parameters<typeof method>;
+        method.apply(this, safe);
+      },
+    },
+  };
+  return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
+}
