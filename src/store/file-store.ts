@@ -1,0 +1,635 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type session from 'express-session';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { AppendFile, readJsonLines, removeQuietly } from './append-file.js';
+import { formatLogId } from './log-ids.js';
+import { createPruningSessionStore } from './memory-session-store.js';
+import {
+  StoreUnavailableError,
+  VersionConflictError,
+  type Doc,
+  type Lock,
+  type LogEntry,
+  type RateLimiterOptions,
+  type Store,
+  type WriteOptions,
+} from './store.js';
+
+/**
+ * The embedded store: plain files under `<dir>/store/`, one process at a time.
+ *
+ *   docs/<collection>/<encoded id>.json   one document: {"id","version","value"}
+ *   logs/<encoded name>.jsonl             append-only log, one {"id","entry"} per line
+ *   schedules/<encoded name>.jsonl        schedule operations, replayed and compacted at open
+ *   .lock                                 pid of the process that has the folder open
+ *
+ * Crash safety: a document is written to a temp file in its own folder and renamed over the old one.
+ * rename() is atomic, so after a kill -9 a reader sees either the old or the new document, never a torn
+ * one; leftover temp files (dot-prefixed, `.tmp`) are deleted at open and never read as documents.
+ * Append-only files can end in a torn line after a kill -9; it is cut off at open.
+ *
+ * fsync is off by default: a killed process loses nothing (the kernel still holds the written pages),
+ * and skipping fsync keeps a put well under a millisecond. Only a power failure or kernel crash can
+ * lose the last writes (and, on some file systems, leave an empty file). Pass `{fsync: true}` when the
+ * host is not trusted to stay up; every write then syncs the file (and the folder after a rename).
+ *
+ * Everything is also held in memory (loaded at open), so reads and `list` never touch the disk.
+ * Writes to one document are serialized, which makes compare-and-set exact within the process.
+ */
+
+export interface FileStoreOptions {
+  /** fsync every write (see above). Default false. */
+  fsync?: boolean;
+  /** How often the embedded session store drops expired sessions. Default 60 s. */
+  sessionPruneEveryMs?: number;
+}
+
+const COLLECTION_NAME = /^[a-z0-9_-]+$/;
+const MAX_FILE_NAME = 200;
+const LOCK_FILE = '.lock';
+/** Folders of data dirs opened by this process (a lock file naming our own pid is ours only if listed). */
+const openedHere = new Set<string>();
+
+interface StoredDoc {
+  version: number;
+  /** The value as JSON text: every read parses a fresh copy, so callers never share the cache. */
+  json: string;
+}
+
+interface Collection {
+  docs: Map<string, StoredDoc>;
+  sortedIds: string[] | null;
+  dir: string;
+  dirReady: boolean;
+}
+
+interface LogState {
+  entries: { id: string; json: string }[];
+  lastMs: number;
+  seq: number;
+  file: AppendFile;
+}
+
+interface ScheduleState {
+  due: Map<string, number>;
+  /** Ascending by (dueAt, id). */
+  order: { dueAt: number; id: string }[];
+  /** Lines in the file since the last compaction. */
+  lines: number;
+  file: AppendFile;
+}
+
+export function encodeFileName(id: string): string {
+  let out = '';
+  for (const byte of Buffer.from(id, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    out += /[A-Za-z0-9_-]/.test(c) || (c === '.' && out.length > 0) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  // Long ids get a hashed name; the id itself is inside the file, which is what counts when loading.
+  return out.length <= MAX_FILE_NAME ? out : `~${createHash('sha256').update(id).digest('hex')}`;
+}
+
+function checkCollection(collection: string): void {
+  if (!COLLECTION_NAME.test(collection)) throw new Error(`invalid collection name "${collection}" (expected [a-z0-9_-]+)`);
+}
+
+function checkName(kind: string, name: string): void {
+  if (name.length === 0 || name.includes('\0')) throw new Error(`invalid ${kind} "${name}"`);
+}
+
+/** Log and queue names become file names that are decoded back at open, so they must not be hashed. */
+function checkFileBackedName(kind: string, name: string): void {
+  checkName(kind, name);
+  if (encodeFileName(name).startsWith('~')) throw new Error(`${kind} "${name.slice(0, 40)}…" is too long`);
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareDue(a: { dueAt: number; id: string }, b: { dueAt: number; id: string }): number {
+  return a.dueAt - b.dueAt || compareIds(a.id, b.id);
+}
+
+function lowerBound<T>(items: readonly T[], target: T, compare: (a: T, b: T) => number): number {
+  let lo = 0;
+  let hi = items.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compare(items[mid]!, target) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function takeDirLock(storeDir: string): Promise<string> {
+  const lockPath = path.join(storeDir, LOCK_FILE);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const handle = await open(lockPath, 'wx', 0o600);
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      openedHere.add(storeDir);
+      return lockPath;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
+    // Our own pid counts as stale unless this process really opened the folder: in a container every
+    // restart is pid 1, so the file left by a killed predecessor would otherwise look alive.
+    const heldByOther = Number.isInteger(holder) && holder > 0 && (holder === process.pid ? openedHere.has(storeDir) : isAlive(holder));
+    if (heldByOther) {
+      throw new StoreUnavailableError(
+        `The data folder ${path.dirname(storeDir)} is already in use by process ${holder} (lock file ${lockPath}). ` +
+          'The embedded store serves one process only: stop the other mailgate, point MAILGATE_DATA_DIR elsewhere, ' +
+          'or set REDIS_URL to run several instances. If no such process exists, delete the lock file.',
+      );
+    }
+    await removeQuietly(lockPath);
+  }
+  throw new StoreUnavailableError(`Could not take the lock file ${lockPath}; another process keeps recreating it.`);
+}
+
+export async function createFileStore(dir: string, options: FileStoreOptions = {}): Promise<Store> {
+  const storeDir = path.join(path.resolve(dir), 'store');
+  await mkdir(storeDir, { recursive: true, mode: 0o700 });
+  const lockPath = await takeDirLock(storeDir);
+  try {
+    const store = new FileStore(storeDir, lockPath, options);
+    await store.load();
+    return store;
+  } catch (err) {
+    openedHere.delete(storeDir);
+    await removeQuietly(lockPath);
+    throw err;
+  }
+}
+
+class FileStore implements Store {
+  readonly kind = 'file' as const;
+  readonly #root: string;
+  readonly #lockPath: string;
+  readonly #fsync: boolean;
+  readonly #sessionPruneEveryMs: number;
+  readonly #collections = new Map<string, Collection>();
+  readonly #logs = new Map<string, LogState>();
+  readonly #schedules = new Map<string, ScheduleState>();
+  readonly #locks = new Map<string, { owner: string; expiresAt: number }>();
+  readonly #writeTails = new Map<string, Promise<unknown>>();
+  readonly #events = new EventEmitter();
+  readonly #sessionStores: { stopPruning(): void }[] = [];
+  #tempCounter = 0;
+  #closed = false;
+
+  constructor(root: string, lockPath: string, options: FileStoreOptions) {
+    this.#root = root;
+    this.#lockPath = lockPath;
+    this.#fsync = options.fsync ?? false;
+    this.#sessionPruneEveryMs = options.sessionPruneEveryMs ?? 60_000;
+    this.#events.setMaxListeners(0);
+  }
+
+  // ---- loading -------------------------------------------------------------------------------
+
+  async load(): Promise<void> {
+    for (const sub of ['docs', 'logs', 'schedules']) await mkdir(path.join(this.#root, sub), { recursive: true, mode: 0o700 });
+    await this.#loadDocs();
+    await this.#loadLogs();
+    await this.#loadSchedules();
+  }
+
+  async #loadDocs(): Promise<void> {
+    const docsDir = path.join(this.#root, 'docs');
+    for (const name of await readdir(docsDir)) {
+      if (!COLLECTION_NAME.test(name)) continue;
+      const collection = this.#collection(name);
+      collection.dirReady = true;
+      const files = await readdir(collection.dir);
+      const chunk = 64;
+      for (let i = 0; i < files.length; i += chunk) {
+        await Promise.all(
+          files.slice(i, i + chunk).map(async (file) => {
+            const full = path.join(collection.dir, file);
+            if (file.startsWith('.')) {
+              // A temp file left by a killed writer: its rename never happened, so it is not a document.
+              if (file.endsWith('.tmp')) await removeQuietly(full);
+              return;
+            }
+            if (!file.endsWith('.json')) return;
+            const text = await readFile(full, 'utf8');
+            let parsed: { id?: unknown; version?: unknown; value?: unknown };
+            try {
+              parsed = JSON.parse(text) as typeof parsed;
+            } catch (cause) {
+              throw new Error(`The document file ${full} is not valid JSON (${text.length} bytes); it was changed outside mailgate or the disk lost data`, { cause });
+            }
+            if (typeof parsed.id !== 'string' || typeof parsed.version !== 'number' || !('value' in parsed)) {
+              throw new Error(`The document file ${full} is not a mailgate document`);
+            }
+            collection.docs.set(parsed.id, { version: parsed.version, json: JSON.stringify(parsed.value) });
+          }),
+        );
+      }
+    }
+  }
+
+  async #loadLogs(): Promise<void> {
+    const logsDir = path.join(this.#root, 'logs');
+    for (const file of await readdir(logsDir)) {
+      if (!file.endsWith('.jsonl')) {
+        if (file.endsWith('.tmp')) await removeQuietly(path.join(logsDir, file));
+        continue;
+      }
+      const name = decodeURIComponent(file.slice(0, -'.jsonl'.length));
+      const state = this.#log(name);
+      for (const line of await readJsonLines(path.join(logsDir, file))) {
+        const { id, entry } = line as { id: string; entry: unknown };
+        state.entries.push({ id, json: JSON.stringify(entry) });
+      }
+      const last = state.entries.at(-1);
+      if (last) {
+        const [ms = '0', seq = '0'] = last.id.split('-');
+        state.lastMs = Number(ms);
+        state.seq = Number(seq);
+      }
+    }
+  }
+
+  async #loadSchedules(): Promise<void> {
+    const dir = path.join(this.#root, 'schedules');
+    for (const file of await readdir(dir)) {
+      if (!file.endsWith('.jsonl')) {
+        if (file.endsWith('.tmp')) await removeQuietly(path.join(dir, file));
+        continue;
+      }
+      const state = this.#schedule(decodeURIComponent(file.slice(0, -'.jsonl'.length)));
+      for (const op of (await readJsonLines(path.join(dir, file))) as [string, string, number?][]) {
+        if (op[0] === 's' && typeof op[2] === 'number') this.#setDue(state, op[1], op[2]);
+        else if (op[0] === 'u') this.#removeDue(state, op[1]);
+      }
+      await this.#compact(state);
+    }
+  }
+
+  // ---- helpers -------------------------------------------------------------------------------
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreUnavailableError('the file store is closed');
+  }
+
+  #collection(name: string): Collection {
+    let collection = this.#collections.get(name);
+    if (!collection) {
+      collection = { docs: new Map(), sortedIds: null, dir: path.join(this.#root, 'docs', name), dirReady: false };
+      this.#collections.set(name, collection);
+    }
+    return collection;
+  }
+
+  #log(name: string): LogState {
+    let state = this.#logs.get(name);
+    if (!state) {
+      const file = new AppendFile(path.join(this.#root, 'logs', `${encodeFileName(name)}.jsonl`), this.#fsync);
+      state = { entries: [], lastMs: 0, seq: 0, file };
+      this.#logs.set(name, state);
+    }
+    return state;
+  }
+
+  #schedule(name: string): ScheduleState {
+    let state = this.#schedules.get(name);
+    if (!state) {
+      const file = new AppendFile(path.join(this.#root, 'schedules', `${encodeFileName(name)}.jsonl`), this.#fsync);
+      state = { due: new Map(), order: [], lines: 0, file };
+      this.#schedules.set(name, state);
+    }
+    return state;
+  }
+
+  /** Runs `fn` after every earlier write to the same key has finished. */
+  #serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#writeTails.get(key) ?? Promise.resolve();
+    const run = previous.then(fn);
+    const tail = run.catch(() => undefined);
+    this.#writeTails.set(key, tail);
+    void tail.then(() => {
+      if (this.#writeTails.get(key) === tail) this.#writeTails.delete(key);
+    });
+    return run;
+  }
+
+  async #writeAtomically(dir: string, name: string, data: string): Promise<void> {
+    const tmp = path.join(dir, `.${name}.${process.pid}.${++this.#tempCounter}.tmp`);
+    try {
+      if (this.#fsync) {
+        const handle = await open(tmp, 'w', 0o600);
+        try {
+          await handle.writeFile(data);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      } else {
+        await writeFile(tmp, data, { mode: 0o600 });
+      }
+      await rename(tmp, path.join(dir, name));
+    } catch (err) {
+      await removeQuietly(tmp);
+      throw err;
+    }
+    if (this.#fsync) await this.#syncDir(dir);
+  }
+
+  async #syncDir(dir: string): Promise<void> {
+    const handle = await open(dir, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  // ---- documents -----------------------------------------------------------------------------
+
+  async get<T>(collection: string, id: string): Promise<Doc<T> | null> {
+    checkCollection(collection);
+    this.#assertOpen();
+    const stored = this.#collections.get(collection)?.docs.get(id);
+    return stored ? { id, version: stored.version, value: JSON.parse(stored.json) as T } : null;
+  }
+
+  async put<T>(collection: string, id: string, value: T, options: WriteOptions = {}): Promise<Doc<T>> {
+    checkCollection(collection);
+    checkName('document id', id);
+    this.#assertOpen();
+    const json = JSON.stringify(value);
+    if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
+    const col = this.#collection(collection);
+    return this.#serialized(`${collection}\0${id}`, async () => {
+      this.#assertOpen();
+      const current = col.docs.get(id);
+      const actual = current?.version ?? 0;
+      if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
+      const version = actual + 1;
+      if (!col.dirReady) {
+        await mkdir(col.dir, { recursive: true, mode: 0o700 });
+        col.dirReady = true;
+      }
+      await this.#writeAtomically(col.dir, `${encodeFileName(id)}.json`, `{"id":${JSON.stringify(id)},"version":${version},"value":${json}}\n`);
+      col.docs.set(id, { version, json });
+      if (!current) col.sortedIds = null;
+      return { id, version, value: JSON.parse(json) as T };
+    });
+  }
+
+  async delete(collection: string, id: string, options: WriteOptions = {}): Promise<boolean> {
+    checkCollection(collection);
+    this.#assertOpen();
+    const col = this.#collections.get(collection);
+    if (!col) {
+      if (options.ifVersion !== undefined && options.ifVersion !== 0) throw new VersionConflictError(collection, id, options.ifVersion, 0);
+      return false;
+    }
+    return this.#serialized(`${collection}\0${id}`, async () => {
+      this.#assertOpen();
+      const current = col.docs.get(id);
+      const actual = current?.version ?? 0;
+      if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
+      if (!current) return false;
+      try {
+        await unlink(path.join(col.dir, `${encodeFileName(id)}.json`));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      if (this.#fsync) await this.#syncDir(col.dir);
+      col.docs.delete(id);
+      col.sortedIds = null;
+      return true;
+    });
+  }
+
+  async list<T>(collection: string, options: { prefix?: string } = {}): Promise<Doc<T>[]> {
+    checkCollection(collection);
+    this.#assertOpen();
+    const col = this.#collections.get(collection);
+    if (!col) return [];
+    col.sortedIds ??= [...col.docs.keys()].sort(compareIds);
+    const prefix = options.prefix ?? '';
+    const ids = col.sortedIds;
+    const out: Doc<T>[] = [];
+    for (let i = prefix ? lowerBound(ids, prefix, compareIds) : 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!id.startsWith(prefix)) break;
+      const stored = col.docs.get(id)!;
+      out.push({ id, version: stored.version, value: JSON.parse(stored.json) as T });
+    }
+    return out;
+  }
+
+  async collections(): Promise<string[]> {
+    this.#assertOpen();
+    return [...this.#collections].filter(([, c]) => c.docs.size > 0).map(([name]) => name).sort(compareIds);
+  }
+
+  // ---- locks ---------------------------------------------------------------------------------
+
+  async acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
+    checkName('lock name', name);
+    this.#assertOpen();
+    const now = Date.now();
+    const held = this.#locks.get(name);
+    if (held && held.expiresAt > now) return null;
+    const owner = randomBytes(16).toString('hex');
+    this.#locks.set(name, { owner, expiresAt: now + ttlMs });
+    const locks = this.#locks;
+    const holds = (): boolean => {
+      const current = locks.get(name);
+      return current !== undefined && current.owner === owner && current.expiresAt > Date.now();
+    };
+    return {
+      name,
+      owner,
+      release: async () => {
+        if (!holds()) return false;
+        locks.delete(name);
+        return true;
+      },
+      extend: async (ms: number) => {
+        if (!holds()) return false;
+        locks.set(name, { owner, expiresAt: Date.now() + ms });
+        return true;
+      },
+    };
+  }
+
+  // ---- logs ----------------------------------------------------------------------------------
+
+  async append<T>(log: string, entry: T): Promise<string> {
+    checkFileBackedName('log name', log);
+    this.#assertOpen();
+    const json = JSON.stringify(entry);
+    if (json === undefined) throw new Error(`cannot append ${typeof entry} to log ${log}: not JSON`);
+    const state = this.#log(log);
+    const now = Date.now();
+    // Ids stay monotonic even if the clock steps back.
+    if (now > state.lastMs) {
+      state.lastMs = now;
+      state.seq = 0;
+    } else {
+      state.seq += 1;
+    }
+    const id = formatLogId(state.lastMs, state.seq);
+    state.entries.push({ id, json });
+    await state.file.append(`{"id":"${id}","entry":${json}}\n`);
+    return id;
+  }
+
+  async readLog<T>(log: string, options: { before?: string; after?: string; limit: number }): Promise<LogEntry<T>[]> {
+    checkName('log name', log);
+    this.#assertOpen();
+    const entries = this.#logs.get(log)?.entries ?? [];
+    const byId = (a: { id: string }, b: { id: string }): number => compareIds(a.id, b.id);
+    // Exclusive bounds: [after+1, before-1].
+    let end = options.before === undefined ? entries.length : lowerBound(entries, { id: options.before, json: '' }, byId);
+    const start = options.after === undefined ? 0 : lowerBound(entries, { id: `${options.after}\u0000`, json: '' }, byId);
+    const out: LogEntry<T>[] = [];
+    while (end > start && out.length < options.limit) {
+      const item = entries[--end]!;
+      out.push({ id: item.id, entry: JSON.parse(item.json) as T });
+    }
+    return out;
+  }
+
+  // ---- schedules -----------------------------------------------------------------------------
+
+  #setDue(state: ScheduleState, id: string, dueAt: number): void {
+    this.#removeDue(state, id);
+    const item = { dueAt, id };
+    state.order.splice(lowerBound(state.order, item, compareDue), 0, item);
+    state.due.set(id, dueAt);
+  }
+
+  #removeDue(state: ScheduleState, id: string): void {
+    const dueAt = state.due.get(id);
+    if (dueAt === undefined) return;
+    const index = lowerBound(state.order, { dueAt, id }, compareDue);
+    state.order.splice(index, 1);
+    state.due.delete(id);
+  }
+
+  #record(state: ScheduleState, ops: unknown[]): Promise<void> {
+    state.lines += ops.length;
+    const written = state.file.append(ops.map((op) => `${JSON.stringify(op)}\n`).join(''));
+    // The operation file only grows; rewrite it from memory once it is mostly history.
+    if (state.lines > 1000 && state.lines > 4 * state.due.size) return written.then(() => this.#compact(state));
+    return written;
+  }
+
+  #compact(state: ScheduleState): Promise<void> {
+    state.lines = state.due.size;
+    return state.file.rewrite(() => state.order.map(({ dueAt, id }) => `${JSON.stringify(['s', id, dueAt])}\n`).join(''));
+  }
+
+  async schedule(queue: string, id: string, dueAt: number): Promise<void> {
+    checkFileBackedName('queue name', queue);
+    checkName('scheduled id', id);
+    this.#assertOpen();
+    const state = this.#schedule(queue);
+    this.#setDue(state, id, dueAt);
+    await this.#record(state, [['s', id, dueAt]]);
+  }
+
+  async unschedule(queue: string, id: string): Promise<void> {
+    this.#assertOpen();
+    const state = this.#schedules.get(queue);
+    if (!state?.due.has(id)) return;
+    this.#removeDue(state, id);
+    await this.#record(state, [['u', id]]);
+  }
+
+  async claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]> {
+    this.#assertOpen();
+    const state = this.#schedules.get(queue);
+    if (!state || limit <= 0) return [];
+    let count = 0;
+    while (count < state.order.length && count < limit && state.order[count]!.dueAt <= now) count++;
+    if (count === 0) return [];
+    const claimed = state.order.splice(0, count).map((item) => item.id);
+    for (const id of claimed) state.due.delete(id);
+    const leaseEnd = now + leaseMs;
+    for (const id of claimed) this.#setDue(state, id, leaseEnd);
+    await this.#record(state, claimed.map((id) => ['s', id, leaseEnd]));
+    return claimed;
+  }
+
+  async scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }> {
+    this.#assertOpen();
+    const state = this.#schedules.get(queue);
+    return { count: state?.due.size ?? 0, earliestDueAt: state?.order[0]?.dueAt ?? null };
+  }
+
+  // ---- pub/sub, sessions, rate limits --------------------------------------------------------
+
+  async publish(channel: string, message: string): Promise<void> {
+    this.#assertOpen();
+    // Delivered asynchronously, as over Redis, so publishers never run subscribers' code inline.
+    setImmediate(() => this.#events.emit(channel, message));
+  }
+
+  async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
+    this.#assertOpen();
+    this.#events.on(channel, handler);
+    return async () => {
+      this.#events.off(channel, handler);
+    };
+  }
+
+  createSessionStore(sessionModule: typeof session): session.Store {
+    const store = createPruningSessionStore(sessionModule, this.#sessionPruneEveryMs);
+    this.#sessionStores.push(store);
+    return store;
+  }
+
+  createRateLimiter(options: RateLimiterOptions): RateLimiterAbstract {
+    return new RateLimiterMemory({
+      keyPrefix: options.keyPrefix,
+      points: options.points,
+      duration: options.durationSec,
+      blockDuration: options.blockDurationSec ?? 0,
+    });
+  }
+
+  async ping(): Promise<void> {
+    if (this.#closed) throw new StoreUnavailableError('the file store is closed');
+    try {
+      await stat(this.#lockPath);
+    } catch (cause) {
+      throw new StoreUnavailableError(`the data folder ${path.dirname(this.#root)} is not reachable`, { cause });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all([...this.#writeTails.values()]);
+    await Promise.all([...this.#logs.values()].map((s) => s.file.close()));
+    await Promise.all([...this.#schedules.values()].map((s) => s.file.close()));
+    for (const s of this.#sessionStores) s.stopPruning();
+    this.#events.removeAllListeners();
+    openedHere.delete(this.#root);
+    await removeQuietly(this.#lockPath);
+  }
+}

@@ -1,0 +1,344 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import session from 'express-session';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFileStore } from '../../src/store/file-store.js';
+import { VersionConflictError, type Store } from '../../src/store/store.js';
+
+/**
+ * The one contract both stores must meet. `open()` gives a store on the shared backing (same folder or
+ * same Redis prefix); `reopen` for the file store closes the first instance, since it is single-process.
+ */
+interface Harness {
+  open(): Promise<Store>;
+  /** True when two live instances can share the data (Redis); false for the single-process file store. */
+  shared: boolean;
+  cleanup(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function contract(name: string, makeHarness: () => Promise<Harness>): void {
+  describe(name, () => {
+    let harness: Harness;
+    let store: Store;
+
+    beforeAll(async () => {
+      harness = await makeHarness();
+      store = await harness.open();
+    });
+    afterAll(async () => {
+      await store?.close();
+      await harness?.cleanup();
+    });
+
+    describe('documents', () => {
+      it('puts, gets and versions a document', async () => {
+        expect(await store.get('things', 'missing')).toBeNull();
+        const first = await store.put('things', 'a', { n: 1, nested: { s: 'x' } });
+        expect(first).toEqual({ id: 'a', version: 1, value: { n: 1, nested: { s: 'x' } } });
+        const second = await store.put('things', 'a', { n: 2 });
+        expect(second.version).toBe(2);
+        expect(await store.get('things', 'a')).toEqual({ id: 'a', version: 2, value: { n: 2 } });
+      });
+
+      it('returns copies: mutating a returned value changes nothing stored', async () => {
+        const doc = await store.put<{ list: number[] }>('things', 'copy', { list: [1] });
+        doc.value.list.push(2);
+        const read = await store.get<{ list: number[] }>('things', 'copy');
+        read!.value.list.push(3);
+        expect((await store.get('things', 'copy'))!.value).toEqual({ list: [1] });
+      });
+
+      it('accepts ids with any characters', async () => {
+        const ids = ['a/b', '../etc', 'ü€😀', 'x'.repeat(500), '.hidden', 'CAPS', 'sp ace', 'a%2Fb'];
+        for (const id of ids) await store.put('weird', id, { id });
+        for (const id of ids) expect((await store.get('weird', id))?.value).toEqual({ id });
+        expect((await store.list('weird')).map((d) => d.id)).toEqual([...ids].sort());
+      });
+
+      it('CAS: ifVersion 0 refuses an existing document, a stale version is refused, nothing written', async () => {
+        await store.put('cas', 'one', { v: 'first' }, { ifVersion: 0 });
+        await expect(store.put('cas', 'one', { v: 'dup' }, { ifVersion: 0 })).rejects.toBeInstanceOf(VersionConflictError);
+        await store.put('cas', 'one', { v: 'second' }, { ifVersion: 1 });
+        const stale = store.put('cas', 'one', { v: 'stale' }, { ifVersion: 1 });
+        await expect(stale).rejects.toMatchObject({ name: 'VersionConflictError', expected: 1, actual: 2, collection: 'cas', id: 'one' });
+        expect(await store.get('cas', 'one')).toEqual({ id: 'one', version: 2, value: { v: 'second' } });
+        await expect(store.put('cas', 'nothing', {}, { ifVersion: 3 })).rejects.toBeInstanceOf(VersionConflictError);
+        expect(await store.get('cas', 'nothing')).toBeNull();
+      });
+
+      it('CAS: of 50 concurrent writers on the same version exactly one wins', async () => {
+        const base = await store.put('cas', 'race', { winner: null });
+        const results = await Promise.allSettled(
+          Array.from({ length: 50 }, (_, i) => store.put('cas', 'race', { winner: i }, { ifVersion: base.version })),
+        );
+        const won = results.filter((r) => r.status === 'fulfilled');
+        expect(won).toHaveLength(1);
+        for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(VersionConflictError);
+        const final = await store.get<{ winner: number }>('cas', 'race');
+        expect(final!.version).toBe(base.version + 1);
+        expect(final!.value).toEqual((won[0] as PromiseFulfilledResult<{ value: unknown }>).value.value);
+      });
+
+      it('CAS: 20 concurrent read-modify-write loops lose no increment', async () => {
+        await store.put('cas', 'counter', { n: 0 });
+        await Promise.all(
+          Array.from({ length: 20 }, async () => {
+            for (;;) {
+              const doc = await store.get<{ n: number }>('cas', 'counter');
+              try {
+                await store.put('cas', 'counter', { n: doc!.value.n + 1 }, { ifVersion: doc!.version });
+                return;
+              } catch (err) {
+                if (!(err instanceof VersionConflictError)) throw err;
+              }
+            }
+          }),
+        );
+        expect((await store.get<{ n: number }>('cas', 'counter'))!.value.n).toBe(20);
+      });
+
+      it('deletes, with CAS', async () => {
+        await store.put('del', 'x', { a: 1 });
+        await store.put('del', 'x', { a: 2 });
+        await expect(store.delete('del', 'x', { ifVersion: 1 })).rejects.toBeInstanceOf(VersionConflictError);
+        expect(await store.get('del', 'x')).not.toBeNull();
+        expect(await store.delete('del', 'x', { ifVersion: 2 })).toBe(true);
+        expect(await store.get('del', 'x')).toBeNull();
+        expect(await store.delete('del', 'x')).toBe(false);
+        await expect(store.delete('del', 'x', { ifVersion: 1 })).rejects.toBeInstanceOf(VersionConflictError);
+        // A recreated document starts again at version 1.
+        expect((await store.put('del', 'x', { a: 3 }, { ifVersion: 0 })).version).toBe(1);
+      });
+
+      it('lists sorted by id, with a prefix', async () => {
+        for (const id of ['m:2', 'm:10', 'n:1', 'm:1', 'l', 'm:']) await store.put('listed', id, { id });
+        expect((await store.list('listed')).map((d) => d.id)).toEqual(['l', 'm:', 'm:1', 'm:10', 'm:2', 'n:1']);
+        const m = await store.list<{ id: string }>('listed', { prefix: 'm:' });
+        expect(m.map((d) => d.id)).toEqual(['m:', 'm:1', 'm:10', 'm:2']);
+        expect(m[0]).toEqual({ id: 'm:', version: 1, value: { id: 'm:' } });
+        expect(await store.list('listed', { prefix: 'zz' })).toEqual([]);
+        expect(await store.list('never-written')).toEqual([]);
+      });
+
+      it('names the collections that hold documents', async () => {
+        await store.put('col-a', '1', {});
+        await store.put('col-b', '1', {});
+        await store.delete('col-b', '1');
+        const names = await store.collections();
+        expect(names).toContain('col-a');
+        expect(names).toContain('things');
+        expect(names).not.toContain('col-b');
+        expect(names).toEqual([...names].sort());
+      });
+
+      it('rejects invalid collection names', async () => {
+        await expect(store.put('Bad/Name', 'x', {})).rejects.toThrow(/collection/);
+      });
+    });
+
+    describe('locks', () => {
+      it('gives a lock to one owner at a time', async () => {
+        const first = await store.acquireLock('l1', 5_000);
+        expect(first).not.toBeNull();
+        expect(await store.acquireLock('l1', 5_000)).toBeNull();
+        expect(await first!.release()).toBe(true);
+        expect(await first!.release()).toBe(false);
+        const again = await store.acquireLock('l1', 5_000);
+        expect(again).not.toBeNull();
+        expect(again!.owner).not.toBe(first!.owner);
+        await again!.release();
+      });
+
+      it('of 20 concurrent acquirers exactly one gets the lock', async () => {
+        const got = await Promise.all(Array.from({ length: 20 }, () => store.acquireLock('l-race', 5_000)));
+        expect(got.filter(Boolean)).toHaveLength(1);
+        await got.find(Boolean)!.release();
+      });
+
+      it('expires; a late release by the old owner cannot free the new owner\'s lock', async () => {
+        const old = await store.acquireLock('l2', 100);
+        await sleep(150);
+        const taker = await store.acquireLock('l2', 5_000);
+        expect(taker).not.toBeNull();
+        expect(await old!.release()).toBe(false);
+        expect(await old!.extend(5_000)).toBe(false);
+        expect(await store.acquireLock('l2', 5_000)).toBeNull();
+        expect(await taker!.release()).toBe(true);
+      });
+
+      it('extends the TTL for its owner', async () => {
+        const lock = await store.acquireLock('l3', 150);
+        await sleep(80);
+        expect(await lock!.extend(1_000)).toBe(true);
+        await sleep(150);
+        expect(await store.acquireLock('l3', 1_000)).toBeNull();
+        expect(await lock!.release()).toBe(true);
+      });
+    });
+
+    describe('logs', () => {
+      it('appends with sortable ids and pages newest first', async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 25; i++) ids.push(await store.append('audit-test', { i }));
+        expect([...ids].sort()).toEqual(ids);
+        expect(new Set(ids).size).toBe(25);
+        for (const id of ids) expect(id).toMatch(/^\d{13}-\d{6}$/);
+
+        const page1 = await store.readLog<{ i: number }>('audit-test', { limit: 10 });
+        expect(page1.map((e) => e.entry.i)).toEqual([24, 23, 22, 21, 20, 19, 18, 17, 16, 15]);
+        const page2 = await store.readLog<{ i: number }>('audit-test', { limit: 10, before: page1.at(-1)!.id });
+        expect(page2.map((e) => e.entry.i)).toEqual([14, 13, 12, 11, 10, 9, 8, 7, 6, 5]);
+        const page3 = await store.readLog<{ i: number }>('audit-test', { limit: 10, before: page2.at(-1)!.id });
+        expect(page3.map((e) => e.entry.i)).toEqual([4, 3, 2, 1, 0]);
+
+        const newer = await store.readLog<{ i: number }>('audit-test', { limit: 100, after: ids[20]! });
+        expect(newer.map((e) => e.entry.i)).toEqual([24, 23, 22, 21]);
+        const between = await store.readLog<{ i: number }>('audit-test', { limit: 100, after: ids[2]!, before: ids[6]! });
+        expect(between.map((e) => e.entry.i)).toEqual([5, 4, 3]);
+        expect(await store.readLog('audit-test', { limit: 5, after: ids[24]! })).toEqual([]);
+        expect(await store.readLog('no-such-log', { limit: 5 })).toEqual([]);
+      });
+
+      it('keeps ids unique under concurrent appends', async () => {
+        const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => store.append('audit-burst', { i })));
+        expect(new Set(ids).size).toBe(200);
+        const all = await store.readLog<{ i: number }>('audit-burst', { limit: 1000 });
+        expect(all).toHaveLength(200);
+        expect(all.map((e) => e.id)).toEqual([...ids].sort().reverse());
+      });
+    });
+
+    describe('schedules', () => {
+      it('claims due ids once, respects limit and time, and stats', async () => {
+        const now = Date.now();
+        await store.schedule('q1', 'late', now + 60_000);
+        await store.schedule('q1', 'b', now - 1_000);
+        await store.schedule('q1', 'a', now - 2_000);
+        await store.schedule('q1', 'c', now - 500);
+        expect(await store.scheduleStats('q1')).toEqual({ count: 4, earliestDueAt: now - 2_000 });
+        expect(await store.claimDue('q1', now, 10_000, 2)).toEqual(['a', 'b']);
+        expect(await store.claimDue('q1', now, 10_000, 10)).toEqual(['c']);
+        expect(await store.claimDue('q1', now, 10_000, 10)).toEqual([]);
+        expect(await store.scheduleStats('q1')).toEqual({ count: 4, earliestDueAt: now + 10_000 });
+        expect(await store.claimDue('q1', now + 10_000, 10_000, 10)).toEqual(['a', 'b', 'c']);
+      });
+
+      it('moves an id when rescheduled and forgets it when unscheduled', async () => {
+        const now = Date.now();
+        await store.schedule('q2', 'x', now + 100_000);
+        await store.schedule('q2', 'x', now - 1);
+        await store.schedule('q2', 'y', now - 1);
+        await store.unschedule('q2', 'y');
+        await store.unschedule('q2', 'never');
+        expect(await store.claimDue('q2', now, 1_000, 10)).toEqual(['x']);
+        await store.unschedule('q2', 'x');
+        expect(await store.scheduleStats('q2')).toEqual({ count: 0, earliestDueAt: null });
+      });
+
+      it('never hands an id to two of 20 concurrent claimers; a lapsed lease makes it due again', async () => {
+        const now = Date.now();
+        const ids = Array.from({ length: 100 }, (_, i) => `m${String(i).padStart(3, '0')}`);
+        await Promise.all(ids.map((id, i) => store.schedule('q3', id, now - 1000 + i)));
+        const claims = await Promise.all(Array.from({ length: 20 }, () => store.claimDue('q3', now, 200, 7)));
+        const flat = claims.flat();
+        expect(flat.length).toBe(100);
+        expect(new Set(flat).size).toBe(100);
+        expect(await store.claimDue('q3', Date.now(), 200, 100)).toEqual([]);
+        await sleep(250);
+        const again = await store.claimDue('q3', Date.now(), 10_000, 1000);
+        expect(again.sort()).toEqual(ids);
+      });
+    });
+
+    describe('pub/sub', () => {
+      it('delivers to subscribers until they unsubscribe', async () => {
+        const got: string[] = [];
+        const unsubscribe = await store.subscribe('ch1', (m) => got.push(m));
+        await store.publish('ch1', 'hello');
+        await store.publish('other', 'not for us');
+        await expect.poll(() => got).toEqual(['hello']);
+        await unsubscribe();
+        await store.publish('ch1', 'after');
+        await sleep(100);
+        expect(got).toEqual(['hello']);
+      });
+    });
+
+    describe('sessions and rate limits', () => {
+      it('stores, reads and destroys a session', async () => {
+        const sessions = store.createSessionStore(session);
+        const data = { cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) } } as unknown as session.SessionData;
+        await new Promise<void>((resolve, reject) => sessions.set('sid-1', { ...data, user: 'u1' } as session.SessionData, (e) => (e ? reject(e as Error) : resolve())));
+        const read = await new Promise<unknown>((resolve, reject) => sessions.get('sid-1', (e, s) => (e ? reject(e as Error) : resolve(s))));
+        expect(read).toMatchObject({ user: 'u1' });
+        await new Promise<void>((resolve, reject) => sessions.destroy('sid-1', (e) => (e ? reject(e as Error) : resolve())));
+        const gone = await new Promise<unknown>((resolve, reject) => sessions.get('sid-1', (e, s) => (e ? reject(e as Error) : resolve(s))));
+        expect(gone ?? null).toBeNull();
+      });
+
+      it('limits by key', async () => {
+        const limiter = store.createRateLimiter({ keyPrefix: `login-${Math.random()}`, points: 3, durationSec: 60 });
+        for (let i = 0; i < 3; i++) await limiter.consume('ip-1');
+        await expect(limiter.consume('ip-1')).rejects.toMatchObject({ remainingPoints: 0 });
+        await expect(limiter.consume('ip-2')).resolves.toMatchObject({ remainingPoints: 2 });
+      });
+    });
+
+    describe('health', () => {
+      it('pings', async () => {
+        await expect(store.ping()).resolves.toBeUndefined();
+      });
+    });
+
+    describe('a second instance / reopening', () => {
+      it('sees documents, logs, schedules written by the first', async () => {
+        await store.put('persist', 'doc', { kept: true });
+        await store.put('persist', 'doc', { kept: 'twice' });
+        const logId = await store.append('persist-log', { line: 1 });
+        const due = Date.now() - 10;
+        await store.schedule('persist-q', 'job', due);
+        await store.schedule('persist-q', 'gone', due);
+        await store.unschedule('persist-q', 'gone');
+
+        if (!harness.shared) await store.close();
+        const second = await harness.open();
+        try {
+          expect(await second.get('persist', 'doc')).toEqual({ id: 'doc', version: 2, value: { kept: 'twice' } });
+          expect(await second.readLog('persist-log', { limit: 10 })).toEqual([{ id: logId, entry: { line: 1 } }]);
+          expect(await second.scheduleStats('persist-q')).toEqual({ count: 1, earliestDueAt: due });
+          const next = await second.append('persist-log', { line: 2 });
+          expect(next > logId).toBe(true);
+          await second.put('persist', 'doc', { kept: 'thrice' }, { ifVersion: 2 });
+
+          if (harness.shared) {
+            // Both instances are live: pub/sub crosses them, CAS holds across them.
+            const got: string[] = [];
+            await second.subscribe('cross', (m) => got.push(m));
+            await store.publish('cross', 'from-first');
+            await expect.poll(() => got).toEqual(['from-first']);
+            await expect(store.put('persist', 'doc', { kept: 'stale' }, { ifVersion: 2 })).rejects.toBeInstanceOf(VersionConflictError);
+            const lock = await store.acquireLock('cross-lock', 5_000);
+            expect(await second.acquireLock('cross-lock', 5_000)).toBeNull();
+            await lock!.release();
+          }
+        } finally {
+          if (harness.shared) await second.close();
+          else store = second;
+        }
+      });
+    });
+  });
+}
+
+contract('file store', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-store-'));
+  return {
+    shared: false,
+    open: () => createFileStore(dir),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+  };
+});
+
