@@ -4,7 +4,9 @@ import path from 'node:path';
 import session from 'express-session';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileStore } from '../../src/store/file-store.js';
+import { createRedisStore } from '../../src/store/redis-store.js';
 import { VersionConflictError, type Store } from '../../src/store/store.js';
+import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
 
 /**
  * The one contract both stores must meet. `open()` gives a store on the shared backing (same folder or
@@ -342,3 +344,14 @@ contract('file store', async () => {
   };
 });
 
+const redisUrl = redisUrlForTests();
+describe.skipIf(!redisUrl)('redis', () => {
+  contract('redis store', async () => {
+    const prefix = uniquePrefix('contract');
+    return {
+      shared: true,
+      open: () => createRedisStore({ url: redisUrl!, prefix }),
+      cleanup: async () => undefined,
+    };
+  });
+});

@@ -1,0 +1,445 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { RedisStore as RedisSessionStore } from 'connect-redis';
+import type session from 'express-session';
+import { Redis, type RedisOptions } from 'ioredis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import { formatLogId, parseLogId } from './log-ids.js';
+import {
+  StoreUnavailableError,
+  VersionConflictError,
+  type Doc,
+  type Lock,
+  type LogEntry,
+  type RateLimiterOptions,
+  type Store,
+  type WriteOptions,
+} from './store.js';
+
+/**
+ * The Redis store: any number of mailgate instances share one Redis. The only module that imports
+ * ioredis and connect-redis.
+ *
+ * Keys (all under `prefix`):
+ *   d:<collection>:<id>   hash {v: version, d: JSON}        documents
+ *   i:<collection>        sorted set (score 0, lex order)    ids of a collection, for list/prefix
+ *   collections           set                                collections holding documents
+ *   lock:<name>           string owner, PX ttl               locks
+ *   log:<name>            stream, field `e` = JSON           append-only logs
+ *   sched:<queue>         sorted set id → due time (ms)      schedules
+ *   ch:<channel>          pub/sub channel
+ *   sess:<sid>, rl:…      sessions (connect-redis), rate limits (rate-limiter-flexible)
+ *
+ * Every multi-key change runs in one Lua script, so compare-and-set, claims and index updates are
+ * atomic across instances. Nothing ever walks the key space (no KEYS/SCAN) on a hot path.
+ *
+ * Failure behaviour: a command fails after one reconnection attempt (`maxRetriesPerRequest: 1`) or
+ * after `commandTimeoutMs`, so a down or frozen Redis turns into StoreUnavailableError (HTTP 503) in
+ * well under the time a load balancer's readiness probe waits, instead of requests piling up. The
+ * offline queue stays on so a command issued during a short reconnect still goes through.
+ */
+
+export interface RedisStoreOptions {
+  url: string;
+  /** Prepended to every key and channel, e.g. `mailgate:`. */
+  prefix: string;
+  /** Per-command timeout. Default 5000 ms. */
+  commandTimeoutMs?: number;
+  /** Connect timeout (also bounds start-up when Redis is down). Default 2000 ms. */
+  connectTimeoutMs?: number;
+  /** Receives errors thrown by pub/sub handlers and connection errors. */
+  log?: { warn(obj: object, msg: string): void };
+}
+
+const COLLECTION_NAME = /^[a-z0-9_-]+$/;
+const PING_TIMEOUT_MS = 1500;
+
+/** A Lua script run by SHA, loaded on first use (EVALSHA, then EVAL on NOSCRIPT). */
+class Script {
+  readonly #sha: string;
+  constructor(readonly source: string) {
+    this.#sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(client: Redis, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
+    try {
+      return await client.evalsha(this.#sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return client.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+const PUT = new Script(`
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= v then return {0, v} end
+v = v + 1
+redis.call('HSET', KEYS[1], 'v', v, 'd', ARGV[1])
+if v == 1 then
+  redis.call('ZADD', KEYS[2], 0, ARGV[3])
+  redis.call('SADD', KEYS[3], ARGV[4])
+end
+return {1, v}
+`);
+
+const DELETE = new Script(`
+local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= v then return {0, v} end
+if v == 0 then return {1, 0} end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[3]) end
+return {1, v}
+`);
+
+const RELEASE_LOCK = new Script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`);
+
+const EXTEND_LOCK = new Script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`);
+
+const CLAIM_DUE = new Script(`
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+return ids
+`);
+
+function checkCollection(collection: string): void {
+  if (!COLLECTION_NAME.test(collection)) throw new Error(`invalid collection name "${collection}" (expected [a-z0-9_-]+)`);
+}
+
+function checkName(kind: string, name: string): void {
+  if (name.length === 0 || name.includes('\0')) throw new Error(`invalid ${kind} "${name}"`);
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** The URL without its password, for messages. */
+function safeUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'the configured REDIS_URL';
+  }
+}
+
+/** Connection-level failures become StoreUnavailableError; Redis replies (script or type errors) stay as they are. */
+function mapError(err: unknown): unknown {
+  if (err instanceof VersionConflictError || err instanceof StoreUnavailableError) return err;
+  if (err instanceof Error && err.name === 'ReplyError') return err;
+  if (err instanceof Error) return new StoreUnavailableError(`Redis is not reachable: ${err.message}`, { cause: err });
+  return err;
+}
+
+async function quitOrDisconnect(client: Redis): Promise<void> {
+  if (client.status === 'end') return;
+  const timer = new Promise<'timeout'>((resolve) => setTimeout(resolve, 1000, 'timeout').unref());
+  const result = await Promise.race([client.quit().catch(() => 'failed' as const), timer]);
+  if (result !== 'OK') client.disconnect();
+}
+
+export async function createRedisStore(options: RedisStoreOptions): Promise<Store> {
+  const redisOptions: RedisOptions = {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: true,
+    connectTimeout: options.connectTimeoutMs ?? 2000,
+    commandTimeout: options.commandTimeoutMs ?? 5000,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  };
+  const client = new Redis(options.url, redisOptions);
+  // Without a listener ioredis prints every reconnect error to stderr; the log gets them instead.
+  let lastLogged = 0;
+  client.on('error', (err: Error) => {
+    if (Date.now() - lastLogged > 10_000) {
+      lastLogged = Date.now();
+      options.log?.warn({ err }, 'Redis connection error');
+    }
+  });
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (cause) {
+    client.disconnect();
+    throw new StoreUnavailableError(`Cannot reach Redis at ${safeUrl(options.url)}: ${(cause as Error).message}`, { cause });
+  }
+  return new RedisBackedStore(client, redisOptions, options);
+}
+
+class RedisBackedStore implements Store {
+  readonly kind = 'redis' as const;
+  readonly #client: Redis;
+  readonly #redisOptions: RedisOptions;
+  readonly #url: string;
+  readonly #prefix: string;
+  readonly #log: RedisStoreOptions['log'];
+  #subscriber: Redis | null = null;
+  #subscriberReady: Promise<Redis> | null = null;
+  readonly #handlers = new Map<string, Set<(message: string) => void>>();
+
+  constructor(client: Redis, redisOptions: RedisOptions, options: RedisStoreOptions) {
+    this.#client = client;
+    this.#redisOptions = redisOptions;
+    this.#url = options.url;
+    this.#prefix = options.prefix;
+    this.#log = options.log;
+  }
+
+  async #guard<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      throw mapError(err);
+    }
+  }
+
+  #docKey(collection: string, id: string): string {
+    return `${this.#prefix}d:${collection}:${id}`;
+  }
+
+  #indexKey(collection: string): string {
+    return `${this.#prefix}i:${collection}`;
+  }
+
+  get #collectionsKey(): string {
+    return `${this.#prefix}collections`;
+  }
+
+  // ---- documents -----------------------------------------------------------------------------
+
+  async get<T>(collection: string, id: string): Promise<Doc<T> | null> {
+    checkCollection(collection);
+    const [v, d] = await this.#guard(() => this.#client.hmget(this.#docKey(collection, id), 'v', 'd'));
+    if (v == null || d == null) return null;
+    return { id, version: Number(v), value: JSON.parse(d) as T };
+  }
+
+  async put<T>(collection: string, id: string, value: T, options: WriteOptions = {}): Promise<Doc<T>> {
+    checkCollection(collection);
+    checkName('document id', id);
+    const json = JSON.stringify(value);
+    if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
+    const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
+    const [ok, version] = (await this.#guard(() =>
+      PUT.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey], [json, expected, id, collection]),
+    )) as [number, number];
+    if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
+    return { id, version, value: JSON.parse(json) as T };
+  }
+
+  async delete(collection: string, id: string, options: WriteOptions = {}): Promise<boolean> {
+    checkCollection(collection);
+    const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
+    const [ok, version] = (await this.#guard(() =>
+      DELETE.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey], [expected, id, collection]),
+    )) as [number, number];
+    if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
+    return version > 0;
+  }
+
+  async list<T>(collection: string, options: { prefix?: string } = {}): Promise<Doc<T>[]> {
+    checkCollection(collection);
+    const prefix = options.prefix ?? '';
+    const index = this.#indexKey(collection);
+    // 0xFF never occurs in UTF-8, so "[prefix" .. "(prefix\xFF" is exactly the ids starting with prefix.
+    const ids = await this.#guard(() =>
+      prefix
+        ? this.#client.zrangebylex(index, Buffer.from(`[${prefix}`), Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])]))
+        : this.#client.zrangebylex(index, '-', '+'),
+    );
+    const out: Doc<T>[] = [];
+    const chunk = 500;
+    for (let i = 0; i < ids.length; i += chunk) {
+      const slice = ids.slice(i, i + chunk);
+      const pipeline = this.#client.pipeline();
+      for (const id of slice) pipeline.hmget(this.#docKey(collection, id), 'v', 'd');
+      const results = await this.#guard(() => pipeline.exec());
+      slice.forEach((id, j) => {
+        const [err, fields] = results?.[j] ?? [new Error('missing pipeline reply'), null];
+        if (err) throw mapError(err);
+        const [v, d] = fields as [string | null, string | null];
+        // Deleted between reading the index and the document: skip it, as if listed a moment later.
+        if (v != null && d != null) out.push({ id, version: Number(v), value: JSON.parse(d) as T });
+      });
+    }
+    // Redis orders by bytes, JavaScript by UTF-16 units; sort so both stores agree exactly.
+    return out.sort((a, b) => compareIds(a.id, b.id));
+  }
+
+  async collections(): Promise<string[]> {
+    const names = await this.#guard(() => this.#client.smembers(this.#collectionsKey));
+    return names.sort(compareIds);
+  }
+
+  // ---- locks ---------------------------------------------------------------------------------
+
+  async acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
+    checkName('lock name', name);
+    const key = `${this.#prefix}lock:${name}`;
+    const owner = randomBytes(16).toString('hex');
+    const ok = await this.#guard(() => this.#client.set(key, owner, 'PX', Math.max(1, Math.round(ttlMs)), 'NX'));
+    if (ok !== 'OK') return null;
+    const client = this.#client;
+    const guard = <T>(op: () => Promise<T>) => this.#guard(op);
+    return {
+      name,
+      owner,
+      release: async () => (await guard(() => RELEASE_LOCK.run(client, [key], [owner]))) === 1,
+      extend: async (ms: number) => (await guard(() => EXTEND_LOCK.run(client, [key], [owner, Math.max(1, Math.round(ms))]))) === 1,
+    };
+  }
+
+  // ---- logs ----------------------------------------------------------------------------------
+
+  async append<T>(log: string, entry: T): Promise<string> {
+    checkName('log name', log);
+    const json = JSON.stringify(entry);
+    if (json === undefined) throw new Error(`cannot append ${typeof entry} to log ${log}: not JSON`);
+    const raw = await this.#guard(() => this.#client.xadd(`${this.#prefix}log:${log}`, '*', 'e', json));
+    return toLogId(raw!);
+  }
+
+  async readLog<T>(log: string, options: { before?: string; after?: string; limit: number }): Promise<LogEntry<T>[]> {
+    checkName('log name', log);
+    if (options.limit <= 0) return [];
+    const end = options.before === undefined ? '+' : `(${rawStreamId(options.before)}`;
+    const start = options.after === undefined ? '-' : `(${rawStreamId(options.after)}`;
+    const rows = await this.#guard(() => this.#client.xrevrange(`${this.#prefix}log:${log}`, end, start, 'COUNT', options.limit));
+    return rows.map(([id, fields]) => ({ id: toLogId(id), entry: JSON.parse(fields[1] ?? 'null') as T }));
+  }
+
+  // ---- schedules -----------------------------------------------------------------------------
+
+  #scheduleKey(queue: string): string {
+    return `${this.#prefix}sched:${queue}`;
+  }
+
+  async schedule(queue: string, id: string, dueAt: number): Promise<void> {
+    checkName('queue name', queue);
+    checkName('scheduled id', id);
+    await this.#guard(() => this.#client.zadd(this.#scheduleKey(queue), dueAt, id));
+  }
+
+  async unschedule(queue: string, id: string): Promise<void> {
+    await this.#guard(() => this.#client.zrem(this.#scheduleKey(queue), id));
+  }
+
+  async claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]> {
+    if (limit <= 0) return [];
+    return (await this.#guard(() => CLAIM_DUE.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit]))) as string[];
+  }
+
+  async scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }> {
+    const key = this.#scheduleKey(queue);
+    const [count, first] = await this.#guard(() => Promise.all([this.#client.zcard(key), this.#client.zrange(key, '0', '0', 'WITHSCORES')]));
+    return { count, earliestDueAt: first[1] === undefined ? null : Number(first[1]) };
+  }
+
+  // ---- pub/sub -------------------------------------------------------------------------------
+
+  #channel(channel: string): string {
+    return `${this.#prefix}ch:${channel}`;
+  }
+
+  /** The subscriber connection, made on first subscribe (a connection in subscribe mode can do nothing else). */
+  #subscriberConnection(): Promise<Redis> {
+    this.#subscriberReady ??= (async () => {
+      // Subscribe mode waits for messages indefinitely: no command timeout, retry forever in the background.
+      const { commandTimeout: _timeout, ...base } = this.#redisOptions;
+      const subscriber = new Redis(this.#url, { ...base, maxRetriesPerRequest: null });
+      subscriber.on('error', () => undefined);
+      subscriber.on('message', (channel: string, message: string) => {
+        for (const handler of this.#handlers.get(channel) ?? []) {
+          try {
+            handler(message);
+          } catch (err) {
+            this.#log?.warn({ err, channel }, 'a pub/sub handler threw');
+          }
+        }
+      });
+      this.#subscriber = subscriber;
+      await subscriber.connect();
+      return subscriber;
+    })();
+    return this.#subscriberReady;
+  }
+
+  async publish(channel: string, message: string): Promise<void> {
+    await this.#guard(() => this.#client.publish(this.#channel(channel), message));
+  }
+
+  async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
+    const name = this.#channel(channel);
+    const subscriber = await this.#guard(() => this.#subscriberConnection());
+    let handlers = this.#handlers.get(name);
+    if (!handlers) {
+      handlers = new Set();
+      this.#handlers.set(name, handlers);
+      await this.#guard(() => subscriber.subscribe(name));
+    }
+    handlers.add(handler);
+    return async () => {
+      const set = this.#handlers.get(name);
+      if (!set?.delete(handler) || set.size > 0) return;
+      this.#handlers.delete(name);
+      await this.#guard(() => subscriber.unsubscribe(name));
+    };
+  }
+
+  // ---- sessions, rate limits, health ---------------------------------------------------------
+
+  createSessionStore(_sessionModule: typeof session): session.Store {
+    return new RedisSessionStore({ client: this.#client, prefix: `${this.#prefix}sess:` });
+  }
+
+  createRateLimiter(options: RateLimiterOptions): RateLimiterAbstract {
+    return new RateLimiterRedis({
+      storeClient: this.#client,
+      keyPrefix: `${this.#prefix}rl:${options.keyPrefix}`,
+      points: options.points,
+      duration: options.durationSec,
+      blockDuration: options.blockDurationSec ?? 0,
+    });
+  }
+
+  async ping(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreUnavailableError(`Redis did not answer PING within ${PING_TIMEOUT_MS} ms`)), PING_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([this.#guard(() => this.#client.ping()), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    const subscriber = this.#subscriberReady ? await this.#subscriberReady.catch(() => this.#subscriber) : null;
+    this.#handlers.clear();
+    await Promise.all([quitOrDisconnect(this.#client), subscriber ? quitOrDisconnect(subscriber) : undefined]);
+  }
+}
+
+/** `1700000000000-3` → `1700000000000-000003`. */
+function toLogId(streamId: string): string {
+  const parsed = parseLogId(streamId);
+  if (!parsed) throw new Error(`unexpected stream id ${streamId}`);
+  return formatLogId(parsed.ms, parsed.seq);
+}
+
+/** A log id given by a caller → the stream id Redis understands. */
+function rawStreamId(logId: string): string {
+  const parsed = parseLogId(logId);
+  if (!parsed) throw new Error(`invalid log id "${logId}" (expected <ms>-<seq>)`);
+  return `${parsed.ms}-${parsed.seq}`;
+}
