@@ -1,0 +1,26 @@
+import type { Config } from '../config.js';
+import { createFileStore } from './file-store.js';
+import { createRedisStore } from './redis-store.js';
+import type { Store } from './store.js';
+
+/** The subset of a pino logger the stores use. */
+export interface StoreLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/**
+ * The store the configuration asks for: Redis when REDIS_URL is set (shared by every instance), else the
+ * embedded file store in MAILGATE_DATA_DIR (one process). Throws StoreUnavailableError when Redis cannot
+ * be reached or the data folder is in use by another process.
+ */
+export async function openStore(config: Pick<Config, 'REDIS_URL' | 'MAILGATE_REDIS_PREFIX' | 'MAILGATE_DATA_DIR'>, log?: StoreLog): Promise<Store> {
+  if (config.REDIS_URL) {
+    const store = await createRedisStore({ url: config.REDIS_URL, prefix: config.MAILGATE_REDIS_PREFIX, ...(log ? { log } : {}) });
+    log?.info({ store: 'redis', prefix: config.MAILGATE_REDIS_PREFIX }, 'store opened on Redis');
+    return store;
+  }
+  const store = await createFileStore(config.MAILGATE_DATA_DIR);
+  log?.info({ store: 'file', dir: config.MAILGATE_DATA_DIR }, 'store opened in the data folder (embedded, single process)');
+  return store;
+}
