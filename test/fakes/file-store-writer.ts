@@ -1,0 +1,39 @@
+/**
+ * Child process for the file store crash tests: `node --import tsx file-store-writer.ts <dir> write|open`.
+ * `write` opens the store and writes in a tight loop until killed: each document's value records the
+ * version it was written at, so a reader can check that file contents and versions agree.
+ * `open` only tries to open the store and reports the outcome (for the data-folder lock test).
+ */
+import { createFileStore } from '../../src/store/file-store.js';
+import { VersionConflictError } from '../../src/store/store.js';
+
+const [dir, mode] = process.argv.slice(2);
+if (!dir) throw new Error('usage: file-store-writer.ts <dir> write|open');
+
+try {
+  const store = await createFileStore(dir);
+  if (mode === 'open') {
+    process.stdout.write('opened\n');
+    await store.close();
+    process.exit(0);
+  }
+  process.stdout.write('ready\n');
+  const writer = async (lane: number): Promise<never> => {
+    for (let i = 0; ; i++) {
+      const id = `doc-${lane}-${i % 40}`;
+      const current = await store.get<{ atVersion: number }>('crash', id);
+      const version = (current?.version ?? 0) + 1;
+      try {
+        await store.put('crash', id, { atVersion: version, lane, payload: 'p'.repeat(200 + (i % 3000)) }, { ifVersion: current?.version ?? 0 });
+      } catch (err) {
+        if (!(err instanceof VersionConflictError)) throw err;
+      }
+      if (i % 5 === 0) await store.append('crash-log', { lane, i, text: 'l'.repeat(i % 500) });
+      if (i % 7 === 0) await store.schedule('crash-q', id, version);
+    }
+  };
+  await Promise.all([0, 1, 2, 3].map(writer));
+} catch (err) {
+  process.stderr.write(`${(err as Error).message}\n`);
+  process.exit(1);
+}
