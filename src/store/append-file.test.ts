@@ -28,6 +28,7 @@ describe('JSON-lines files', () => {
     const file = path.join(dir, 'order.jsonl');
     const appender = new AppendFile(file, false);
     await Promise.all(Array.from({ length: 500 }, (_, i) => appender.append(`${JSON.stringify({ i })}\n`)));
+    expect(await readJsonLines(file)).toEqual(Array.from({ length: 500 }, (_, i) => ({ i })));
     await appender.rewrite(() => '{"compacted":true}\n');
     await appender.append('{"after":1}\n');
     await appender.close();
