@@ -1,0 +1,61 @@
+import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Keyring } from './keyring.js';
+import { loadOrCreateLocalSecrets } from './local-secrets.js';
+
+describe('local secrets of the embedded default', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'mailgate-secrets-'));
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('creates a 0600 file in a 0700 folder once, then reuses it', async () => {
+    const dataDir = path.join(root, 'data');
+    const first = await loadOrCreateLocalSecrets(dataDir);
+    expect(first.created).toBe(true);
+    expect(first.path).toBe(path.join(dataDir, 'secrets.json'));
+    expect((await stat(first.path)).mode & 0o777).toBe(0o600);
+    expect((await stat(dataDir)).mode & 0o777).toBe(0o700);
+    expect(first.encryptionKeys).toHaveLength(1);
+    expect(first.encryptionKeys[0]!.id).toBe('local1');
+    expect(first.encryptionKeys[0]!.key).toHaveLength(32);
+    expect(first.sessionSecrets[0]!.length).toBeGreaterThanOrEqual(32);
+
+    const second = await loadOrCreateLocalSecrets(dataDir);
+    expect(second.created).toBe(false);
+    expect(second.encryptionKeys[0]!.key.equals(first.encryptionKeys[0]!.key)).toBe(true);
+    expect(second.sessionSecrets).toEqual(first.sessionSecrets);
+    // A value sealed after the first start opens after the second.
+    const sealed = new Keyring(first.encryptionKeys).seal('pw', { collection: 'c', id: '1', field: 'password' });
+    expect(new Keyring(second.encryptionKeys).open(sealed, { collection: 'c', id: '1', field: 'password' })).toBe('pw');
+  });
+
+  it('two processes starting at once end up with one key', async () => {
+    const results = await Promise.all(Array.from({ length: 8 }, () => loadOrCreateLocalSecrets(root)));
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    const keys = new Set(results.map((r) => r.encryptionKeys[0]!.key.toString('hex')));
+    expect(keys.size).toBe(1);
+  });
+
+  it('tightens a file readable by others and says so', async () => {
+    const first = await loadOrCreateLocalSecrets(root);
+    await chmod(first.path, 0o644);
+    const again = await loadOrCreateLocalSecrets(root);
+    expect(again.warnings.join()).toMatch(/readable by other users/);
+    expect((await stat(first.path)).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses a damaged file with a message naming it, and never overwrites it', async () => {
+    const file = path.join(root, 'secrets.json');
+    await writeFile(file, JSON.stringify({ encryptionKeys: [{ id: 'k1', key: 'c2hvcnQ=' }], sessionSecrets: [] }), { mode: 0o600 });
+    await expect(loadOrCreateLocalSecrets(root)).rejects.toThrow(new RegExp(`${file}.*\\n.*k1.*5 bytes[\\s\\S]*sessionSecrets`));
+    await writeFile(file, '{not json');
+    await expect(loadOrCreateLocalSecrets(root)).rejects.toThrow(/not valid JSON/);
+    expect(await readFile(file, 'utf8')).toBe('{not json');
+  });
+});
