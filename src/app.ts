@@ -2,14 +2,24 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import type { ApiKeyService } from './admin/api-keys.js';
+import type { AuditLog } from './admin/audit.js';
+import type { SessionGeneration } from './admin/sessions.js';
+import type { UserService } from './admin/users.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
+import { apiKeysRouter } from './web/api-keys.js';
+import { auditRouter } from './web/audit.js';
+import { createAuthMiddleware } from './web/auth.js';
+import type { WebContext } from './web/context.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
 import { healthRouter, type ReadinessCheck } from './web/health.js';
+import { loginRouter } from './web/login.js';
 import { createRenderer } from './web/render.js';
+import { createSessionLayer, type SessionPolicy } from './web/session.js';
 
 /**
  * Everything the web layer needs, built by src/main.ts (or a test) and passed in: createApp has no
@@ -22,6 +32,16 @@ export interface AppDeps {
   log: Logger;
   metrics: Metrics;
   readinessChecks?: ReadinessCheck[];
+  users: UserService;
+  apiKeys: ApiKeyService;
+  audit: AuditLog;
+  sessionGeneration: SessionGeneration;
+  /** Session signing secrets, first signs: MAILGATE_SESSION_SECRETS or the embedded secret file. */
+  sessionSecrets: readonly string[];
+  /** Idle and absolute session timeouts; defaults 30 min and 12 h. */
+  sessionPolicy?: SessionPolicy;
+  /** Clock for session timeouts and records (ms since epoch); tests move it. */
+  clock?: () => number;
 }
 
 const publicDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
@@ -69,6 +89,21 @@ export function createApp(deps: AppDeps): Express {
   app.use(express.urlencoded({ extended: false, limit: '256kb', parameterLimit: 200 }));
 
   // Areas mount here, in this order: sessions/CSRF/login, then admin pages and the JSON API.
+  app.use(
+    createSessionLayer({
+      config,
+      store: deps.store,
+      users: deps.users,
+      sessionGeneration: deps.sessionGeneration,
+      secrets: deps.sessionSecrets,
+      policy: deps.sessionPolicy,
+      now: deps.clock,
+    }),
+  );
+  const web: WebContext = { deps, auth: createAuthMiddleware({ apiKeys: deps.apiKeys }), eta };
+  app.use(loginRouter(web));
+  app.use(apiKeysRouter(web));
+  app.use(auditRouter(web));
 
   app.use(notFound);
   app.use(createErrorHandler(log, eta));

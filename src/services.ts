@@ -1,3 +1,7 @@
+import { ApiKeyService } from './admin/api-keys.js';
+import { AuditLog } from './admin/audit.js';
+import { SessionGeneration } from './admin/sessions.js';
+import { UserService } from './admin/users.js';
 import type { AppDeps } from './app.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
@@ -16,6 +20,10 @@ export interface ServiceBase {
   keyring: Keyring;
   log: Logger;
   metrics?: Metrics;
+  /** Session secrets when config.sessionSecrets is not set (the embedded secret file, read by main). */
+  sessionSecrets?: readonly string[];
+  sessionPolicy?: AppDeps['sessionPolicy'];
+  clock?: () => number;
 }
 
 export interface Services extends AppDeps {
@@ -31,10 +39,27 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   const stoppers: Array<() => Promise<void>> = [];
 
   // Areas add their services here, each after the ones it depends on.
+  const clock = base.clock ?? Date.now;
+  const audit = new AuditLog(base.store, clock);
+  const users = new UserService(base.store, clock);
+  const apiKeys = new ApiKeyService(base.store, clock);
+  const sessionGeneration = new SessionGeneration(base.store);
+  const sessionSecrets = base.config.sessionSecrets ?? base.sessionSecrets;
+  if (!sessionSecrets || sessionSecrets.length === 0) throw new Error('no session secret: set MAILGATE_SESSION_SECRETS (or let the embedded store create one)');
+  const firstAdmin = await users.ensureFirstAdmin(base.config.MAILGATE_ADMIN_EMAIL, base.config.MAILGATE_ADMIN_PASSWORD);
+  if (firstAdmin) {
+    base.log.info({ email: firstAdmin.email }, 'created the first sysadmin from MAILGATE_ADMIN_EMAIL');
+    await audit.record({ actor: { type: 'system', id: 'startup' }, action: 'user.create', target: `user:${firstAdmin.email}`, outcome: 'success', detail: { role: 'sysadmin', source: 'MAILGATE_ADMIN_EMAIL' } });
+  }
 
   return {
     ...base,
     metrics,
+    audit,
+    users,
+    apiKeys,
+    sessionGeneration,
+    sessionSecrets,
     async start() {
       for (const s of starters) await s();
     },

@@ -1,0 +1,112 @@
+import { Router, type Response } from 'express';
+import { z } from 'zod';
+import type { CreatedApiKey } from '../admin/api-keys.js';
+import { MAX_GRACE_SECONDS } from '../admin/api-keys.js';
+import type { ApiScope } from '../admin/types.js';
+import { AppError } from '../errors.js';
+import { actorOf } from './auth.js';
+import type { WebContext } from './context.js';
+import { renderPage } from './render.js';
+import { setFlash } from './session.js';
+import { formList, formNumber, formText, parseId, parseInput } from './validate.js';
+
+/** API keys: the /admin/api-keys page and /api/v1/api-keys. A new key is shown once, in the creating response. */
+
+const scope = z.enum(['send', 'admin']);
+const name = z.string().trim().min(1, 'enter a name').max(100, 'at most 100 characters');
+
+const createForm = z.object({
+  name: formText(z.string({ error: 'enter a name' }).max(100, 'at most 100 characters')),
+  scopes: formList(scope).refine((list) => list.length > 0, 'tick at least one scope'),
+});
+const createBody = z.strictObject({ name, scopes: z.array(scope).min(1, 'give at least one scope') });
+
+const graceHours = z.number().int().min(0).max(MAX_GRACE_SECONDS / 3600, `at most ${MAX_GRACE_SECONDS / 3600} hours`);
+const rotateForm = z.object({ graceHours: formNumber(graceHours.optional()) });
+const rotateBody = z.strictObject({ graceSeconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).default(86_400) });
+
+export function apiKeysRouter(ctx: WebContext): Router {
+  const { deps, auth, eta } = ctx;
+  const router = Router();
+
+  async function showPage(res: Response, extra: { created?: CreatedApiKey; errors?: { field: string; message: string }[]; form?: { name?: string; scopes?: ApiScope[] } } = {}, status = 200) {
+    renderPage(res, eta, 'api-keys', { title: 'API keys', keys: await deps.apiKeys.list(), created: extra.created ?? null, errors: extra.errors ?? [], form: extra.form ?? {} }, status);
+  }
+
+  router.get('/admin/api-keys', auth.page('sysadmin'), async (_req, res) => {
+    await showPage(res);
+  });
+
+  router.post('/admin/api-keys', auth.page('sysadmin'), async (req, res) => {
+    const parsed = createForm.safeParse(req.body);
+    if (!parsed.success) {
+      const body = req.body as { name?: unknown; scopes?: unknown };
+      const errors = parsed.error.issues.map((i) => ({ field: String(i.path[0] ?? ''), message: i.message }));
+      await showPage(res, { errors, form: { name: typeof body.name === 'string' ? body.name : '' } }, 400);
+      return;
+    }
+    const actor = actorOf(res);
+    const created = await deps.apiKeys.create({ name: parsed.data.name, scopes: parsed.data.scopes, actor });
+    await deps.audit.record({ actor, action: 'api_key.create', target: `api_key:${created.id}`, outcome: 'success', ip: req.ip, detail: { name: created.name, scopes: created.scopes, prefix: created.prefix } });
+    res.setHeader('Cache-Control', 'no-store');
+    await showPage(res, { created }, 201);
+  });
+
+  router.post('/admin/api-keys/:id/revoke', auth.page('sysadmin'), async (req, res) => {
+    const id = parseId(req);
+    const actor = actorOf(res);
+    const key = await deps.apiKeys.revoke(id, actor);
+    await deps.audit.record({ actor, action: 'api_key.revoke', target: `api_key:${id}`, outcome: 'success', ip: req.ip, detail: { name: key.name, prefix: key.prefix } });
+    setFlash(req, 'ok', `API key "${key.name}" (${key.prefix}…) is revoked.`);
+    res.redirect(303, '/admin/api-keys');
+  });
+
+  router.post('/admin/api-keys/:id/rotate', auth.page('sysadmin'), async (req, res) => {
+    const id = parseId(req);
+    const hours = parseInput(rotateForm, req.body).graceHours ?? 24;
+    const actor = actorOf(res);
+    const { successor, previous } = await deps.apiKeys.rotate(id, hours * 3600, actor);
+    await deps.audit.record({ actor, action: 'api_key.rotate', target: `api_key:${id}`, outcome: 'success', ip: req.ip, detail: { successorId: successor.id, graceSeconds: hours * 3600, expiresAt: previous.expiresAt } });
+    res.setHeader('Cache-Control', 'no-store');
+    await showPage(res, { created: successor }, 201);
+  });
+
+  router.post('/api/v1/api-keys', auth.api('admin'), async (req, res) => {
+    const body = parseInput(createBody, req.body);
+    const actor = actorOf(res);
+    const created = await deps.apiKeys.create({ ...body, actor });
+    await deps.audit.record({ actor, action: 'api_key.create', target: `api_key:${created.id}`, outcome: 'success', ip: req.ip, detail: { name: created.name, scopes: created.scopes, prefix: created.prefix } });
+    res.setHeader('Cache-Control', 'no-store');
+    res.status(201).json(created);
+  });
+
+  router.get('/api/v1/api-keys', auth.api('admin'), async (_req, res) => {
+    res.json({ items: await deps.apiKeys.list() });
+  });
+
+  router.get('/api/v1/api-keys/:id', auth.api('admin'), async (req, res) => {
+    const key = await deps.apiKeys.get(parseId(req));
+    if (!key) throw new AppError('not_found', { message: 'No API key with that id.' });
+    res.json(key);
+  });
+
+  router.delete('/api/v1/api-keys/:id', auth.api('admin'), async (req, res) => {
+    const id = parseId(req);
+    const actor = actorOf(res);
+    const key = await deps.apiKeys.revoke(id, actor);
+    await deps.audit.record({ actor, action: 'api_key.revoke', target: `api_key:${id}`, outcome: 'success', ip: req.ip, detail: { name: key.name, prefix: key.prefix } });
+    res.json(key);
+  });
+
+  router.post('/api/v1/api-keys/:id/rotate', auth.api('admin'), async (req, res) => {
+    const id = parseId(req);
+    const { graceSeconds } = parseInput(rotateBody, req.body ?? {});
+    const actor = actorOf(res);
+    const { successor, previous } = await deps.apiKeys.rotate(id, graceSeconds, actor);
+    await deps.audit.record({ actor, action: 'api_key.rotate', target: `api_key:${id}`, outcome: 'success', ip: req.ip, detail: { successorId: successor.id, graceSeconds, expiresAt: previous.expiresAt } });
+    res.setHeader('Cache-Control', 'no-store');
+    res.status(201).json({ ...successor, previous });
+  });
+
+  return router;
+}

@@ -1,0 +1,117 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import type { Actor } from '../admin/types.js';
+import { normalizeEmail } from '../admin/users.js';
+import { AppError } from '../errors.js';
+import { safeNextPath } from './auth.js';
+import type { WebContext } from './context.js';
+import { renderPage } from './render.js';
+import { endUserSession, startUserSession } from './session.js';
+import { formText, parseInput } from './validate.js';
+
+/**
+ * /login and /logout. Failed logins are limited per account and per client IP (in the store's rate
+ * limiter, so on Redis the limit holds across instances); both outcomes are audited. The error message
+ * never says whether the email exists.
+ */
+
+export const LOGIN_LIMITS = {
+  perAccount: { points: 5, durationSec: 15 * 60, blockDurationSec: 15 * 60 },
+  perIp: { points: 20, durationSec: 15 * 60, blockDurationSec: 15 * 60 },
+};
+
+const loginForm = z.object({
+  email: formText(z.string().max(254)).optional(),
+  password: z.string().max(1024).optional(),
+  next: z.string().optional(),
+});
+
+function anonymous(req: Request): Actor {
+  return { type: 'system', id: `anonymous@${req.ip ?? 'unknown'}` };
+}
+
+export function loginRouter(ctx: WebContext): Router {
+  const { deps, eta } = ctx;
+  const router = Router();
+  const byAccount = deps.store.createRateLimiter({ keyPrefix: 'login_account', ...LOGIN_LIMITS.perAccount });
+  const byIp = deps.store.createRateLimiter({ keyPrefix: 'login_ip', ...LOGIN_LIMITS.perIp });
+  const now = deps.clock ?? Date.now;
+
+  function showLogin(res: Response, data: { email?: string; next?: string | null; error?: string }, status = 200): void {
+    renderPage(res, eta, 'login', { title: 'Log in', email: data.email ?? '', next: data.next ?? '', error: data.error ?? null }, status);
+  }
+
+  router.get('/', (_req, res) => {
+    res.redirect(303, res.locals.user ? '/admin/smtp-servers' : '/login');
+  });
+
+  router.get('/login', (req, res) => {
+    const next = safeNextPath(req.query.next);
+    if (res.locals.user) {
+      res.redirect(303, next ?? '/admin/smtp-servers');
+      return;
+    }
+    showLogin(res, { next });
+  });
+
+  router.post('/login', async (req, res) => {
+    const form = parseInput(loginForm, req.body);
+    const next = safeNextPath(form.next);
+    const email = normalizeEmail(form.email ?? '');
+    const password = form.password ?? '';
+    const ip = req.ip ?? 'unknown';
+    if (!email || !password) {
+      showLogin(res, { email, next, error: 'Enter your email and password.' }, 400);
+      return;
+    }
+
+    const [accountState, ipState] = await Promise.all([byAccount.get(email), byIp.get(ip)]);
+    const blocked = [
+      { state: accountState, points: LOGIN_LIMITS.perAccount.points },
+      { state: ipState, points: LOGIN_LIMITS.perIp.points },
+    ].filter((l) => l.state !== null && l.state.consumedPoints >= l.points);
+    if (blocked.length > 0) {
+      const retryAfterSec = Math.max(1, Math.ceil(Math.max(...blocked.map((b) => b.state?.msBeforeNext ?? 0)) / 1000));
+      await deps.audit.record({ actor: anonymous(req), action: 'auth.login', target: `user:${email}`, outcome: 'failure', ip, detail: { reason: 'rate_limited' } });
+      res.setHeader('Retry-After', String(retryAfterSec));
+      showLogin(res, { email, next, error: `Too many attempts; wait ${Math.ceil(retryAfterSec / 60)} minute(s) and try again.` }, 429);
+      return;
+    }
+
+    const user = await deps.users.verifyLogin(email, password);
+    if (!user) {
+      // consume() rejects once the limit is passed; the next attempt is refused above either way.
+      await Promise.all([byAccount.consume(email).catch(ignoreLimit), byIp.consume(ip).catch(ignoreLimit)]);
+      await deps.audit.record({ actor: anonymous(req), action: 'auth.login', target: `user:${email}`, outcome: 'failure', ip, detail: { reason: 'invalid_credentials' } });
+      showLogin(res, { email, next, error: new AppError('invalid_credentials').message }, 401);
+      return;
+    }
+
+    await byAccount.delete(email);
+    await startUserSession(req, user, await deps.sessionGeneration.current(), now());
+    await deps.audit.record({ actor: { type: 'user', id: user.id, email: user.email, role: user.role }, action: 'auth.login', target: `user:${user.email}`, outcome: 'success', ip });
+    res.redirect(303, next ?? '/admin/smtp-servers');
+  });
+
+  router.post('/logout', async (req, res) => {
+    const actor = (res.locals as { actor?: Actor }).actor;
+    if (actor) await deps.audit.record({ actor, action: 'auth.logout', target: `user:${actor.type === 'user' ? actor.email : actor.id}`, outcome: 'success', ip: req.ip });
+    await endUserSession(req, res, deps.config);
+    res.redirect(303, '/login');
+  });
+
+  router.post('/admin/sessions/revoke-all', ctx.auth.page('sysadmin'), async (req, res) => {
+    const actor = (res.locals as { actor: Actor }).actor;
+    const generation = await deps.sessionGeneration.revokeAll();
+    await deps.audit.record({ actor, action: 'sessions.revoke_all', outcome: 'success', ip: req.ip, detail: { generation } });
+    await endUserSession(req, res, deps.config);
+    res.redirect(303, '/login');
+  });
+
+  return router;
+}
+
+/** A rejection with a RateLimiterRes means "limit reached", which the next attempt reports; store errors propagate. */
+function ignoreLimit(err: unknown): void {
+  if (err instanceof Error) throw err;
+}
