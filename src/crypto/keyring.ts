@@ -9,6 +9,16 @@ import { AppError } from '../errors.js';
  * a 128-bit tag that is checked for its length before use, and the key id in clear so the right key is
  * found. The associated data binds the key id and the record's identity (`collection/id#field`), so a
  * ciphertext copied into another record or field fails to open instead of yielding someone else's secret.
+ *
+ * THE SEAL CONTEXT CONVENTION (every service must follow it, or key rotation cannot re-seal its values):
+ *   collection = the store collection the document is put in;
+ *   id         = the document id passed to store.put;
+ *   field      = the dotted JSON path of the sealed string inside the document value, e.g. `password`,
+ *                `tokens.refreshToken`; array elements use their index (`secrets.0.value`).
+ * `keys rotate` (src/crypto/rotation.ts) finds sealed strings anywhere in a document and re-seals each
+ * with exactly that context. Consequences: a sealed value must be stored at the path it was sealed for
+ * (moving it, or reordering an array holding it, means opening and sealing it again), and a document's
+ * sealed values must not be sealed for another collection or id.
  */
 
 const PREFIX = 'mg1';
