@@ -1,0 +1,312 @@
+import { format } from 'node:util';
+import nodemailer from 'nodemailer';
+import type { Logger } from '../log.js';
+import { type AccessTokenSource, type GrantSource, type SmtpAuth, isAuthProblem, pickSmtpAuth } from './auth.js';
+import type { ComposedMessage } from './compose.js';
+import { isLoopbackHost, type ResolvedServer } from './servers.js';
+
+/**
+ * The only importer of nodemailer. Builds transport options from a server (timeouts, TLS policy, EHLO name,
+ * credentials), keeps one pooled transport per server, and rebuilds it when the server's settings change.
+ *
+ * TLS policy: `protocol: smtps` connects with implicit TLS; `tls` sets requireTLS, so a server that does not
+ * offer STARTTLS (or a downgrade by a man in the middle) fails hard instead of continuing in plaintext.
+ * With authentication, requireTLS is forced on even when `tls` is off, except for a loopback host: nodemailer
+ * would otherwise send AUTH in plaintext to a server that does not offer STARTTLS.
+ */
+
+/** setTimeout's largest delay: nodemailer treats 0 as "use the default", so "wait forever" is this. */
+const FOREVER_MS = 2_147_483_647;
+
+export interface TransportDeps {
+  log: Logger;
+  /** MAILGATE_MAIL_DEBUG: protocol-level lines to the (redacting) logger. */
+  debug?: boolean;
+  /** Extra trusted CA certificates (PEM) for the SMTP TLS connections; production uses NODE_EXTRA_CA_CERTS. */
+  tlsCa?: string[];
+  /** Connections per server pool. */
+  maxConnections?: number;
+  /** OAuth 2.0: which grant a server uses and the single source of access tokens. */
+  grants?: GrantSource;
+  tokens?: AccessTokenSource;
+}
+
+export interface SendResult {
+  messageId: string;
+  accepted: string[];
+  rejected: { address: string; responseCode?: number; response?: string }[];
+  response: string;
+}
+
+/** Credential failures carry this so the queue and diagnose can tell them apart. */
+export class CredentialsUnavailableError extends Error {
+  constructor(
+    message: string,
+    readonly tokenProblem: 'unavailable' | 'needs_reauth',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'CredentialsUnavailableError';
+  }
+}
+
+/** A nodemailer-style logger (bunyan-like `debug(data, fmt, ...args)`). */
+interface ProtocolLogger {
+  trace(...args: unknown[]): void;
+  debug(...args: unknown[]): void;
+  info(...args: unknown[]): void;
+  warn(...args: unknown[]): void;
+  error(...args: unknown[]): void;
+  fatal(...args: unknown[]): void;
+}
+
+/** Masks credentials in an SMTP protocol line, whatever nodemailer already did (defence in depth). */
+export function createLineMasker(): (direction: 'client' | 'server' | 'info', line: string) => string {
+  let loginSteps = 0;
+  return (direction, line) => {
+    if (direction === 'client') {
+      const auth = /^(AUTH\s+(PLAIN|XOAUTH2|OAUTHBEARER|LOGIN|CRAM-MD5))(\s+\S+)?/i.exec(line);
+      if (auth) {
+        loginSteps = /LOGIN|CRAM-MD5/i.test(auth[2]!) ? (auth[3] ? 1 : 2) : /PLAIN/i.test(auth[2]!) && !auth[3] ? 1 : 0;
+        return auth[3] ? `${auth[1]} ****` : auth[1]!;
+      }
+      if (loginSteps > 0) {
+        loginSteps--;
+        return '****';
+      }
+      return line;
+    }
+    if (direction === 'server' && !/^334[ -]/.test(line)) loginSteps = 0;
+    return line;
+  };
+}
+
+/** A nodemailer logger that hands each masked protocol line to `sink`. */
+export function protocolLogger(sink: (line: string, direction: 'client' | 'server' | 'info') => void): ProtocolLogger {
+  const mask = createLineMasker();
+  const emit = (level: string) => (...args: unknown[]) => {
+    let data: { tnx?: string } = {};
+    if (args.length > 0 && typeof args[0] === 'object' && args[0] !== null) data = args.shift() as { tnx?: string };
+    const message = format(...(args as [unknown, ...unknown[]]));
+    const direction = data.tnx === 'client' ? 'client' : data.tnx === 'server' ? 'server' : 'info';
+    for (const raw of message.split(/\r?\n/)) {
+      if (raw === '' || (direction === 'info' && level === 'trace')) continue;
+      sink(mask(direction, raw), direction);
+    }
+  };
+  return { trace: emit('trace'), debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), fatal: emit('fatal') };
+}
+
+type NodemailerAuth =
+  | undefined
+  | { user: string; pass: string }
+  | {
+      type: 'OAuth2';
+      user: string;
+      accessToken?: string;
+      expires?: number;
+      provisionCallback: (user: string, renew: boolean, cb: (err: Error | null, accessToken?: string, expires?: number) => void) => void;
+    };
+
+export interface BuildOptions {
+  pool: boolean;
+  maxConnections?: number;
+  tlsCa?: string[];
+  logger?: ProtocolLogger;
+  tokens?: AccessTokenSource;
+}
+
+function tokenProblemOf(err: unknown): 'unavailable' | 'needs_reauth' {
+  const e = err as { code?: unknown; error?: unknown; needsReauth?: unknown; status?: unknown };
+  if (e.needsReauth === true || e.code === 'needs_reauth' || e.code === 'invalid_grant' || e.error === 'invalid_grant' || e.status === 'needs_reauth') return 'needs_reauth';
+  return 'unavailable';
+}
+
+function toNodemailerAuth(auth: SmtpAuth, tokens: AccessTokenSource | undefined): NodemailerAuth {
+  if (auth.type === 'none') return undefined;
+  if (auth.type === 'basic') return { user: auth.user, pass: auth.pass };
+  const grantId = auth.grantId;
+  return {
+    type: 'OAuth2',
+    user: auth.user,
+    ...(auth.accessToken ? { accessToken: auth.accessToken, expires: auth.expires } : {}),
+    // nodemailer asks here for every token; `renew` (after a rejected token) forces one refresh.
+    provisionCallback(_user, renew, cb) {
+      if (!tokens) {
+        cb(new CredentialsUnavailableError('OAuth 2.0 is not configured in this mailgate', 'needs_reauth'));
+        return;
+      }
+      tokens.getAccessToken(grantId, { force: renew }).then(
+        (t) => cb(null, t.accessToken, t.expiresAt),
+        (err: unknown) => cb(new CredentialsUnavailableError(`no access token: ${(err as Error).message ?? String(err)}`, tokenProblemOf(err), { cause: err })),
+      );
+    },
+  };
+}
+
+/** nodemailer options for one server (pure apart from the callbacks it embeds). */
+export function buildTransportOptions(server: ResolvedServer, auth: SmtpAuth, options: BuildOptions) {
+  const timeout = server.timeoutMs > 0 ? server.timeoutMs : FOREVER_MS;
+  const secure = server.protocol === 'smtps';
+  const loopback = isLoopbackHost(server.host);
+  const requireTLS = !secure && (server.tls || (auth.type !== 'none' && !loopback));
+  return {
+    pool: options.pool,
+    host: server.host,
+    port: server.port,
+    secure,
+    requireTLS,
+    ...(server.ehloName ? { name: server.ehloName } : {}),
+    connectionTimeout: timeout,
+    greetingTimeout: timeout,
+    socketTimeout: timeout,
+    auth: toNodemailerAuth(auth, options.tokens),
+    tls: { minVersion: 'TLSv1.2' as const, ...(options.tlsCa?.length ? { ca: options.tlsCa } : {}) },
+    disableFileAccess: true,
+    disableUrlAccess: true,
+    ...(options.pool ? { maxConnections: options.maxConnections ?? 5, maxMessages: Infinity } : {}),
+    ...(options.logger ? { logger: options.logger, debug: true } : { logger: false }),
+  };
+}
+
+/** The nodemailer message for a composed message: explicit envelope, no user-supplied headers. */
+export function toNodemailerMessage(message: ComposedMessage, messageId?: string) {
+  return {
+    from: { name: message.from.name, address: message.from.address },
+    to: message.to,
+    cc: message.cc,
+    ...(message.replyTo ? { replyTo: message.replyTo } : {}),
+    subject: message.subject,
+    text: message.text,
+    html: message.html,
+    envelope: { from: message.envelope.from, to: message.envelope.to },
+    ...(messageId ? { messageId } : {}),
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  };
+}
+
+function toSendResult(info: { messageId: string; accepted: unknown[]; rejected: unknown[]; rejectedErrors?: unknown[]; response: string }): SendResult {
+  const errors = (info.rejectedErrors ?? []) as { recipient?: string; responseCode?: number; response?: string }[];
+  return {
+    messageId: info.messageId,
+    accepted: info.accepted.map(String),
+    rejected: info.rejected.map((r) => {
+      const address = String(r);
+      const e = errors.find((x) => x.recipient === address);
+      return { address, ...(e?.responseCode ? { responseCode: e.responseCode } : {}), ...(e?.response ? { response: e.response } : {}) };
+    }),
+    response: info.response,
+  };
+}
+
+type Mailer = ReturnType<typeof nodemailer.createTransport>;
+
+interface PoolEntry {
+  fingerprint: string;
+  mailer: Mailer;
+  inFlight: number;
+  retired: boolean;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  error?: unknown;
+}
+
+export interface MailTransport {
+  /** Sends through the server's pooled transport, building or rebuilding it as needed. */
+  send(server: ResolvedServer, message: ComposedMessage, messageId?: string): Promise<SendResult>;
+  /** One fresh, unpooled connection: greeting, EHLO, TLS, AUTH; every protocol line goes to `onLine`. */
+  verify(server: ResolvedServer, onLine: (line: string, direction: 'client' | 'server' | 'info') => void): Promise<VerifyResult>;
+  /** Drops the cached transport of a server (its settings changed); in-flight sends finish first. */
+  invalidate(serverId: string): void;
+  close(): Promise<void>;
+}
+
+export function createMailTransport(deps: TransportDeps): MailTransport {
+  const pools = new Map<string, PoolEntry>();
+  const debugLogger = deps.debug
+    ? (() => {
+        const child = deps.log.child({ component: 'smtp' });
+        return protocolLogger((line, direction) => child.debug({ direction }, line));
+      })()
+    : undefined;
+
+  async function authFor(server: ResolvedServer): Promise<SmtpAuth> {
+    const grant = server.authMethod === 'oauth2' && deps.grants ? await deps.grants.grantForServer(server.id) : null;
+    const picked = pickSmtpAuth(server, grant);
+    if (isAuthProblem(picked)) {
+      throw new CredentialsUnavailableError(picked.message, 'needs_reauth');
+    }
+    return picked;
+  }
+
+  function retire(serverId: string, entry: PoolEntry): void {
+    entry.retired = true;
+    if (pools.get(serverId) === entry) pools.delete(serverId);
+    if (entry.inFlight === 0) entry.mailer.close();
+  }
+
+  async function poolFor(server: ResolvedServer): Promise<PoolEntry> {
+    const existing = pools.get(server.id);
+    // Version covers every field of the document (password included); the grant is checked by authFor.
+    const base = `${server.source}:${server.version}:${server.passwordVersion}:${server.host}:${server.port}:${server.ehloName ?? ''}`;
+    if (existing && existing.fingerprint.startsWith(`${base}|`) && server.authMethod !== 'oauth2') return existing;
+    const auth = await authFor(server);
+    const fingerprint = `${base}|${auth.type === 'OAuth2' ? auth.grantId : auth.type}`;
+    const current = pools.get(server.id);
+    if (current && current.fingerprint === fingerprint) return current;
+    if (current) retire(server.id, current);
+    const options = buildTransportOptions(server, auth, { pool: true, maxConnections: deps.maxConnections, tlsCa: deps.tlsCa, logger: debugLogger, tokens: deps.tokens });
+    const entry: PoolEntry = { fingerprint, mailer: nodemailer.createTransport(options as Parameters<typeof nodemailer.createTransport>[0]), inFlight: 0, retired: false };
+    pools.set(server.id, entry);
+    return entry;
+  }
+
+  return {
+    async send(server, message, messageId) {
+      const entry = await poolFor(server);
+      entry.inFlight++;
+      try {
+        const info = (await entry.mailer.sendMail(toNodemailerMessage(message, messageId))) as Parameters<typeof toSendResult>[0];
+        return toSendResult(info);
+      } finally {
+        entry.inFlight--;
+        if (entry.retired && entry.inFlight === 0) entry.mailer.close();
+      }
+    },
+
+    async verify(server, onLine) {
+      let auth: SmtpAuth;
+      try {
+        auth = await authFor(server);
+      } catch (error) {
+        return { ok: false, error };
+      }
+      const logger = protocolLogger((line, direction) => {
+        onLine(line, direction);
+        debugLogger?.debug({ tnx: direction }, line);
+      });
+      const options = buildTransportOptions(server, auth, { pool: false, tlsCa: deps.tlsCa, logger, tokens: deps.tokens });
+      const mailer = nodemailer.createTransport(options as Parameters<typeof nodemailer.createTransport>[0]);
+      try {
+        await mailer.verify();
+        return { ok: true };
+      } catch (error) {
+        return { ok: false, error };
+      } finally {
+        mailer.close();
+      }
+    },
+
+    invalidate(serverId) {
+      const entry = pools.get(serverId);
+      if (entry) retire(serverId, entry);
+    },
+
+    async close() {
+      for (const [id, entry] of [...pools]) retire(id, entry);
+    },
+  };
+}

@@ -1,0 +1,45 @@
+import { diagnose } from './diagnose.js';
+import type { MailTransport } from './transport.js';
+import type { ResolvedServer } from './servers.js';
+
+/**
+ * Test connection: one fresh connection (greeting, EHLO, STARTTLS or implicit TLS, AUTH), the conversation as
+ * readable lines with every credential masked, how long it took, and on failure a hint from diagnose().
+ */
+
+export interface TestConnectionResult {
+  ok: boolean;
+  durationMs: number;
+  transcript: string[];
+  error?: string;
+  code?: string;
+  hint?: string;
+  responseCode?: number;
+}
+
+const MAX_LINES = 200;
+
+export async function testConnection(transport: MailTransport, server: ResolvedServer): Promise<TestConnectionResult> {
+  const transcript: string[] = [`* connecting to ${server.host}:${server.port} (${server.protocol}${server.tls ? ', STARTTLS required' : ''}, auth ${server.authMethod})`];
+  const started = performance.now();
+  const result = await transport.verify(server, (line, direction) => {
+    if (transcript.length >= MAX_LINES) return;
+    transcript.push(`${direction === 'client' ? 'C:' : direction === 'server' ? 'S:' : '*'} ${line}`);
+  });
+  const durationMs = Math.round(performance.now() - started);
+  if (result.ok) {
+    transcript.push('* connection, TLS and authentication succeeded');
+    return { ok: true, durationMs, transcript };
+  }
+  const d = diagnose(result.error, { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls });
+  transcript.push(`* failed: ${d.message}`);
+  return {
+    ok: false,
+    durationMs,
+    transcript,
+    error: d.message,
+    code: d.code,
+    hint: d.hint,
+    ...(d.responseCode !== undefined ? { responseCode: d.responseCode } : {}),
+  };
+}
