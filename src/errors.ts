@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   sending_disabled: { status: 409, message: 'Outgoing mail is disabled.' },
   oauth_failed: { status: 400, message: 'The authorization did not complete.' },
   provider_unavailable: { status: 502, message: 'The identity provider did not answer correctly.' },
+  reauth_required: { status: 409, message: 'The mailbox must be authorized again: press Re-authorize on the SMTP server page.' },
   store_unavailable: { status: 503, message: 'The store is not reachable.' },
   crypto_failed: { status: 500, message: 'A sealed value could not be opened.' },
   internal: { status: 500, message: 'Something went wrong on our side.' },

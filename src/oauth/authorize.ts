@@ -1,0 +1,233 @@
+import { createHash } from 'node:crypto';
+import type { Actor, AuditRecorder } from '../admin/types.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { type Doc, type Store, VersionConflictError } from '../store/store.js';
+import { GRANTS, sealToken, type GrantRecord } from '../tokens/grants.js';
+import type { TokenService } from '../tokens/refresh.js';
+import { newAuthorizationSecrets, OAuthProtocolError } from './client.js';
+import { diagnoseOAuthError } from './diagnose.js';
+import type { IntegrationService } from './integrations.js';
+import { authorizationExtras, requestedScopes } from './providers.js';
+
+/**
+ * The Authorize redirect (DESIGN.md flow 1). A transaction is kept server-side — integration, server,
+ * PKCE verifier (sealed), nonce, expiry — under the hash of `state`, bound to the admin session that
+ * started it, and deleted with a compare-and-set on first use so a replayed callback finds nothing.
+ * The callback takes the integration from the transaction, never from the query.
+ */
+
+export const TRANSACTIONS = 'oauth_transactions';
+export const TRANSACTION_TTL_MS = 10 * 60_000;
+
+interface TransactionRecord {
+  integrationId: string;
+  serverId: string;
+  codeVerifier: string;
+  nonce: string;
+  sessionId: string;
+  userId: string;
+  expiresAt: number;
+}
+
+/** The SMTP server as the authorize flow needs it. */
+export interface AuthorizableServer {
+  id: string;
+  name: string;
+  authMethod: string;
+  oauthIntegrationId: string | null;
+}
+
+export interface ServerLookup {
+  get(id: string): Promise<AuthorizableServer>;
+}
+
+/** Why a callback was refused, for a clear page; `serverId` when known (never from the query). */
+export class AuthorizationFailure extends Error {
+  constructor(
+    readonly reason: 'missing_state' | 'unknown_state' | 'expired' | 'foreign_session' | 'access_denied' | 'provider_error' | 'wrong_issuer' | 'no_email' | 'exchange_failed',
+    message: string,
+    readonly serverId: string | null = null,
+    readonly hint: string | null = null,
+  ) {
+    super(message);
+    this.name = 'AuthorizationFailure';
+  }
+}
+
+export interface AuthorizeDeps {
+  store: Store;
+  keyring: Keyring;
+  log: Logger;
+  audit: AuditRecorder;
+  integrations: IntegrationService;
+  tokens: TokenService;
+  servers: ServerLookup;
+}
+
+function transactionId(state: string): string {
+  return createHash('sha256').update(state).digest('base64url');
+}
+
+export class AuthorizeService {
+  constructor(private readonly deps: AuthorizeDeps) {}
+
+  /** Starts an authorization for `serverId`; returns the provider URL to send the browser to. */
+  async begin(params: { serverId: string; sessionId: string; actor: Actor }): Promise<{ url: string; providerOrigin: string }> {
+    const server = await this.deps.servers.get(params.serverId);
+    if (server.authMethod !== 'oauth2' || !server.oauthIntegrationId) {
+      throw new AppError('bad_request', { message: 'This server does not use OAuth 2.0: set its authentication to OAuth 2.0 and choose an integration first.' });
+    }
+    const integration = await this.deps.integrations.get(server.oauthIntegrationId);
+    let client;
+    try {
+      client = await this.deps.integrations.client(integration.id);
+    } catch (err) {
+      const e = err instanceof OAuthProtocolError ? err : null;
+      throw new AppError('provider_unavailable', { message: `The provider's configuration could not be read (${e?.description ?? 'discovery failed'}). Check the integration's issuer or tenant.`, expose: true, cause: err });
+    }
+    const secrets = await newAuthorizationSecrets();
+    const id = transactionId(secrets.state);
+    const record: TransactionRecord = {
+      integrationId: integration.id,
+      serverId: server.id,
+      codeVerifier: this.deps.keyring.seal(secrets.codeVerifier, { collection: TRANSACTIONS, id, field: 'codeVerifier' }),
+      nonce: secrets.nonce,
+      sessionId: params.sessionId,
+      userId: params.actor.id,
+      expiresAt: Date.now() + TRANSACTION_TTL_MS,
+    };
+    await this.deps.store.put(TRANSACTIONS, id, record, { ifVersion: 0 });
+    const url = client.authorizationUrl({
+      redirectUri: this.deps.integrations.redirectUri,
+      scope: requestedScopes(integration.value.scopes).join(' '),
+      state: secrets.state,
+      nonce: secrets.nonce,
+      codeChallenge: secrets.codeChallenge,
+      extras: authorizationExtras(integration.value.provider),
+    });
+    return { url: url.href, providerOrigin: url.origin };
+  }
+
+  /**
+   * Completes the callback. `callbackUrl` is the full URL the browser came back to; the session must be
+   * the one that started the transaction.
+   */
+  async complete(params: { callbackUrl: URL; sessionId: string; actor: Actor; ip?: string | undefined }): Promise<{ serverId: string; mailbox: string }> {
+    const query = params.callbackUrl.searchParams;
+    const state = query.get('state');
+    if (!state) throw new AuthorizationFailure('missing_state', 'The provider sent no state: this page was not reached through Authorize. Start again from the SMTP server page.');
+    const id = transactionId(state);
+    const tx = await this.deps.store.get<TransactionRecord>(TRANSACTIONS, id);
+    if (!tx) throw new AuthorizationFailure('unknown_state', 'This authorization is unknown or was already used (a reloaded or replayed callback). Start again with Authorize on the SMTP server page.');
+    const t = tx.value;
+    if (t.sessionId !== params.sessionId || t.userId !== params.actor.id) {
+      throw new AuthorizationFailure('foreign_session', 'This authorization was started in another browser session. Press Authorize again from your own session.', null);
+    }
+    // Single use: whoever deletes it first (CAS on the version) completes it; everyone else is a replay.
+    try {
+      const deleted = await this.deps.store.delete(TRANSACTIONS, id, { ifVersion: tx.version });
+      if (!deleted) throw new AuthorizationFailure('unknown_state', 'This authorization was already used. Start again with Authorize.');
+    } catch (err) {
+      if (err instanceof VersionConflictError) throw new AuthorizationFailure('unknown_state', 'This authorization was already used. Start again with Authorize.');
+      throw err;
+    }
+    if (Date.now() > t.expiresAt) throw new AuthorizationFailure('expired', 'This authorization expired (more than 10 minutes passed). Press Authorize again.', t.serverId);
+    const integration = await this.deps.integrations.get(t.integrationId);
+    const provider = integration.value.provider;
+    const error = query.get('error');
+    if (error) {
+      const diagnosis = diagnoseOAuthError(provider, error, query.get('error_description') ?? undefined);
+      await this.auditFailure(params, t, error);
+      if (error === 'access_denied') throw new AuthorizationFailure('access_denied', 'Access was denied at the provider, so nothing was changed.', t.serverId, diagnosis.hint);
+      throw new AuthorizationFailure('provider_error', `The provider reported an error (${error}).`, t.serverId, diagnosis.hint);
+    }
+    const client = await this.deps.integrations.client(t.integrationId);
+    const iss = query.get('iss');
+    if (iss !== null && iss !== client.issuer) {
+      await this.auditFailure(params, t, 'wrong_issuer');
+      throw new AuthorizationFailure('wrong_issuer', 'The response claims to come from another issuer than the integration\'s; it was refused.', t.serverId);
+    }
+    const codeVerifier = this.deps.keyring.open(t.codeVerifier, { collection: TRANSACTIONS, id, field: 'codeVerifier' });
+    let tokens;
+    try {
+      tokens = await client.exchangeCode(params.callbackUrl, { codeVerifier, state, nonce: t.nonce, redirectUri: this.deps.integrations.redirectUri });
+    } catch (err) {
+      const e = err instanceof OAuthProtocolError ? err : new OAuthProtocolError('protocol', undefined, String(err));
+      const diagnosis = diagnoseOAuthError(provider, e.oauthError, e.description, { googleInTesting: integration.value.googleInTesting });
+      if (e.kind === 'invalid_client') await this.deps.integrations.markMisconfigured(t.integrationId, diagnosis);
+      await this.auditFailure(params, t, e.oauthError ?? e.kind);
+      const reason = e.oauthError === 'OAUTH_JSON_ATTRIBUTE_COMPARISON' || /issuer|"iss"/i.test(e.description ?? '') ? 'wrong_issuer' : 'exchange_failed';
+      throw new AuthorizationFailure(reason, `The provider did not accept the authorization (${e.oauthError ?? e.kind}).`, t.serverId, diagnosis.hint);
+    }
+    const claims = tokens.claims;
+    const mailbox = claims?.email ?? (provider === 'microsoft' && claims?.preferredUsername?.includes('@') ? claims.preferredUsername : undefined);
+    if (!claims || !mailbox) {
+      await this.auditFailure(params, t, 'no_email');
+      throw new AuthorizationFailure(
+        'no_email',
+        'The account you signed in with has no email address in its ID token, so mailgate cannot tell which mailbox to send from. Sign in with a mail-enabled account (and make sure the integration asks for the "email" scope).',
+        t.serverId,
+      );
+    }
+    if (!tokens.refreshToken) {
+      this.deps.log.warn({ serverId: t.serverId, provider }, 'the provider issued no refresh token; the grant will need re-authorization when the access token expires');
+    }
+    const grantId = t.serverId;
+    const now = Date.now();
+    const record: GrantRecord = {
+      serverId: t.serverId,
+      integrationId: t.integrationId,
+      mailbox,
+      subject: claims.sub,
+      scope: tokens.scope ?? null,
+      status: 'active',
+      tokens: {
+        accessToken: sealToken(this.deps.keyring, grantId, 'accessToken', tokens.accessToken),
+        refreshToken: tokens.refreshToken ? sealToken(this.deps.keyring, grantId, 'refreshToken', tokens.refreshToken) : null,
+        expiresAt: now + (tokens.expiresIn ?? 3600) * 1000,
+        obtainedAt: now,
+      },
+      lastRefreshAt: null,
+      lastError: null,
+      failures: 0,
+      retryAt: null,
+      authorizedAt: now,
+      authorizedBy: params.actor.type === 'user' ? params.actor.email : params.actor.id,
+    };
+    // Re-authorization replaces the old grant whatever its state (its tokens are dead or superseded).
+    const doc: Doc<GrantRecord> = await this.deps.store.put(GRANTS, grantId, record);
+    await this.deps.integrations.clearMisconfigured(t.integrationId);
+    await this.deps.audit.record({
+      actor: params.actor,
+      action: 'oauth.authorize',
+      target: `smtp_server:${t.serverId}`,
+      outcome: 'success',
+      ...(params.ip ? { ip: params.ip } : {}),
+      detail: { mailbox, integrationId: t.integrationId, provider, offlineAccess: Boolean(tokens.refreshToken) },
+    });
+    await this.deps.tokens.notifyAuthorized(doc);
+    return { serverId: t.serverId, mailbox };
+  }
+
+  private async auditFailure(params: { actor: Actor; ip?: string | undefined }, t: TransactionRecord, code: string): Promise<void> {
+    await this.deps.audit.record({
+      actor: params.actor,
+      action: 'oauth.authorize',
+      target: `smtp_server:${t.serverId}`,
+      outcome: 'failure',
+      ...(params.ip ? { ip: params.ip } : {}),
+      detail: { integrationId: t.integrationId, error: code.slice(0, 100) },
+    });
+  }
+
+  /** Drops expired transactions (called by the scheduler). */
+  async sweepExpired(now = Date.now()): Promise<number> {
+    let n = 0;
+    for (const doc of await this.deps.store.list<TransactionRecord>(TRANSACTIONS)) {
+      if (doc.value.expiresAt < now && (await this.deps.store.delete(TRANSACTIONS, doc.id, { ifVersion: doc.version }).catch(() => false))) n++;
+    }
+    return n;
+  }
+}

@@ -1,0 +1,236 @@
+import * as oidc from 'openid-client';
+
+/**
+ * The only module that talks OAuth on the wire (the only importer of openid-client). Everything else sees
+ * plain settings in, plain token sets out, and OAuthProtocolError with a `kind` the callers act on:
+ * `invalid_grant` (the refresh token is dead: re-authorize), `invalid_client` (client id/secret wrong),
+ * `temporary` (5xx, timeout, network: retry later), `denied` (the user said no) or `protocol` (anything else).
+ */
+
+export interface ClientSettings {
+  /** Discover everything from this issuer… */
+  issuer?: string | undefined;
+  /** …or use explicit endpoints (custom integrations without discovery). */
+  authorizationEndpoint?: string | undefined;
+  tokenEndpoint?: string | undefined;
+  revocationEndpoint?: string | undefined;
+  clientId: string;
+  clientSecret: string;
+}
+
+export interface ClientOptions {
+  allowInsecure: boolean;
+  /** Seconds a token endpoint request may take before it counts as a temporary failure. */
+  timeoutSec: number;
+  /** Replaces fetch for every request (tests inject faults here). */
+  fetch?: typeof fetch | undefined;
+}
+
+export interface TokenSet {
+  accessToken: string;
+  refreshToken?: string | undefined;
+  /** Seconds from now, as the provider said; undefined when it did not say. */
+  expiresIn?: number | undefined;
+  scope?: string | undefined;
+  /** Verified ID token claims (authorization code grant only). */
+  claims?: { sub: string; iss: string; email?: string | undefined; preferredUsername?: string | undefined; tid?: string | undefined } | undefined;
+}
+
+export type OAuthErrorKind = 'invalid_grant' | 'invalid_client' | 'temporary' | 'denied' | 'protocol';
+
+export class OAuthProtocolError extends Error {
+  constructor(
+    readonly kind: OAuthErrorKind,
+    /** The OAuth `error` code when the provider sent one (`invalid_grant`, `access_denied`, …). */
+    readonly oauthError: string | undefined,
+    /** The provider's `error_description` (may carry AADSTS codes). Never contains a token. */
+    readonly description: string | undefined,
+    options?: { cause?: unknown; status?: number | undefined },
+  ) {
+    super(`${oauthError ?? kind}${description ? `: ${description}` : ''}`, { cause: options?.cause });
+    this.name = 'OAuthProtocolError';
+    this.status = options?.status;
+  }
+  readonly status: number | undefined;
+}
+
+export function classifyOAuthError(err: unknown): OAuthProtocolError {
+  if (err instanceof OAuthProtocolError) return err;
+  if (err instanceof oidc.ResponseBodyError) {
+    const code = err.error;
+    const kind: OAuthErrorKind =
+      code === 'invalid_grant'
+        ? 'invalid_grant'
+        : code === 'invalid_client' || code === 'unauthorized_client'
+          ? 'invalid_client'
+          : err.status >= 500 || code === 'temporarily_unavailable' || code === 'server_error'
+            ? 'temporary'
+            : 'protocol';
+    return new OAuthProtocolError(kind, code, err.error_description, { cause: err, status: err.status });
+  }
+  if (err instanceof oidc.AuthorizationResponseError) {
+    return new OAuthProtocolError(err.error === 'access_denied' ? 'denied' : 'protocol', err.error, err.error_description, { cause: err });
+  }
+  if (err instanceof oidc.WWWAuthenticateChallengeError) {
+    const challenge = err.cause[0];
+    const code = challenge?.parameters.error;
+    return new OAuthProtocolError(code === 'invalid_client' || err.status === 401 ? 'invalid_client' : 'protocol', code ?? 'invalid_client', challenge?.parameters.error_description, {
+      cause: err,
+      status: err.status,
+    });
+  }
+  if (err instanceof oidc.ClientError) {
+    const code = err.code ?? '';
+    if (code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT') return new OAuthProtocolError('temporary', 'timeout', 'the provider did not answer in time', { cause: err });
+    if (code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || code === 'OAUTH_RESPONSE_IS_NOT_JSON') {
+      const status = (err.cause as { status?: number } | undefined)?.status;
+      const temporary = status === undefined || status >= 500 || status === 429;
+      return new OAuthProtocolError(temporary ? 'temporary' : 'protocol', 'http_error', `unexpected HTTP response${status ? ` ${status}` : ''}`, { cause: err, status });
+    }
+    return new OAuthProtocolError('protocol', code || 'client_error', err.message, { cause: err });
+  }
+  if (err instanceof TypeError || (err instanceof Error && /fetch failed|ECONNREFUSED|ECONNRESET|socket|network/i.test(err.message))) {
+    return new OAuthProtocolError('temporary', 'network', 'the provider could not be reached', { cause: err });
+  }
+  if (err instanceof DOMException && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
+    return new OAuthProtocolError('temporary', 'timeout', 'the provider did not answer in time', { cause: err });
+  }
+  return new OAuthProtocolError('protocol', undefined, err instanceof Error ? err.message : 'unknown error', { cause: err });
+}
+
+/** A configured client for one integration (discovery done once). */
+export class OAuthClient {
+  private constructor(
+    private readonly configuration: oidc.Configuration,
+    readonly hasIdTokenValidation: boolean,
+  ) {}
+
+  static async connect(settings: ClientSettings, options: ClientOptions): Promise<OAuthClient> {
+    const auth = oidc.ClientSecretBasic(settings.clientSecret);
+    let configuration: oidc.Configuration;
+    let discovered = false;
+    try {
+      if (settings.issuer) {
+        configuration = await oidc.discovery(new URL(settings.issuer), settings.clientId, undefined, auth, {
+          execute: options.allowInsecure ? [oidc.allowInsecureRequests] : [],
+          timeout: options.timeoutSec,
+          ...(options.fetch ? { [oidc.customFetch]: options.fetch } : {}),
+        });
+        discovered = true;
+      } else {
+        if (!settings.authorizationEndpoint || !settings.tokenEndpoint) throw new OAuthProtocolError('protocol', 'configuration', 'an issuer or both endpoints are needed');
+        configuration = new oidc.Configuration(
+          {
+            issuer: new URL(settings.tokenEndpoint).origin,
+            authorization_endpoint: settings.authorizationEndpoint,
+            token_endpoint: settings.tokenEndpoint,
+            ...(settings.revocationEndpoint ? { revocation_endpoint: settings.revocationEndpoint } : {}),
+          },
+          settings.clientId,
+          undefined,
+          auth,
+        );
+        if (options.allowInsecure) oidc.allowInsecureRequests(configuration);
+      }
+    } catch (err) {
+      throw classifyOAuthError(err);
+    }
+    configuration.timeout = options.timeoutSec;
+    if (options.fetch) configuration[oidc.customFetch] = options.fetch;
+    return new OAuthClient(configuration, discovered);
+  }
+
+  get issuer(): string {
+    return this.configuration.serverMetadata().issuer;
+  }
+
+  get authorizationEndpoint(): string | undefined {
+    return this.configuration.serverMetadata().authorization_endpoint;
+  }
+
+  get hasRevocation(): boolean {
+    return Boolean(this.configuration.serverMetadata().revocation_endpoint);
+  }
+
+  authorizationUrl(params: { redirectUri: string; scope: string; state: string; nonce: string; codeChallenge: string; extras: Record<string, string> }): URL {
+    return oidc.buildAuthorizationUrl(this.configuration, {
+      redirect_uri: params.redirectUri,
+      scope: params.scope,
+      response_type: 'code',
+      state: params.state,
+      ...(this.hasIdTokenValidation ? { nonce: params.nonce } : {}),
+      code_challenge: params.codeChallenge,
+      code_challenge_method: 'S256',
+      ...params.extras,
+    });
+  }
+
+  /** Validates the callback (state, iss), exchanges the code with the PKCE verifier, checks the ID token nonce. */
+  async exchangeCode(callbackUrl: URL, checks: { codeVerifier: string; state: string; nonce: string; redirectUri: string }): Promise<TokenSet> {
+    try {
+      const result = await oidc.authorizationCodeGrant(
+        this.configuration,
+        callbackUrl,
+        {
+          pkceCodeVerifier: checks.codeVerifier,
+          expectedState: checks.state,
+          ...(this.hasIdTokenValidation ? { expectedNonce: checks.nonce, idTokenExpected: true } : {}),
+        },
+        { redirect_uri: checks.redirectUri },
+      );
+      const claims = result.claims();
+      return {
+        accessToken: result.access_token,
+        refreshToken: result.refresh_token,
+        expiresIn: result.expiresIn(),
+        scope: result.scope,
+        claims: claims
+          ? {
+              sub: claims.sub,
+              iss: claims.iss,
+              email: typeof claims.email === 'string' ? claims.email : undefined,
+              preferredUsername: typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined,
+              tid: typeof claims.tid === 'string' ? claims.tid : undefined,
+            }
+          : undefined,
+      };
+    } catch (err) {
+      throw classifyOAuthError(err);
+    }
+  }
+
+  async refresh(refreshToken: string): Promise<TokenSet> {
+    try {
+      const result = await oidc.refreshTokenGrant(this.configuration, refreshToken);
+      return { accessToken: result.access_token, refreshToken: result.refresh_token, expiresIn: result.expiresIn(), scope: result.scope };
+    } catch (err) {
+      throw classifyOAuthError(err);
+    }
+  }
+
+  /** A client_credentials request: proves a client secret where the provider allows that grant. */
+  async clientCredentials(): Promise<void> {
+    try {
+      await oidc.clientCredentialsGrant(this.configuration);
+    } catch (err) {
+      throw classifyOAuthError(err);
+    }
+  }
+
+  /** RFC 7009. Returns false when the provider has no revocation endpoint. */
+  async revoke(token: string, hint: 'refresh_token' | 'access_token'): Promise<boolean> {
+    if (!this.hasRevocation) return false;
+    try {
+      await oidc.tokenRevocation(this.configuration, token, { token_type_hint: hint });
+      return true;
+    } catch (err) {
+      throw classifyOAuthError(err);
+    }
+  }
+}
+
+/** Fresh random values for an authorization request. */
+export async function newAuthorizationSecrets(): Promise<{ state: string; nonce: string; codeVerifier: string; codeChallenge: string }> {
+  const codeVerifier = oidc.randomPKCECodeVerifier();
+  return { state: oidc.randomState(), nonce: oidc.randomNonce(), codeVerifier, codeChallenge: await oidc.calculatePKCECodeChallenge(codeVerifier) };
+}

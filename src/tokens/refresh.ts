@@ -1,0 +1,338 @@
+import type { Actor, AuditRecorder } from '../admin/types.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { type OAuthClient, OAuthProtocolError } from '../oauth/client.js';
+import { diagnoseOAuthError } from '../oauth/diagnose.js';
+import type { IntegrationService } from '../oauth/integrations.js';
+import { type Doc, type Lock, type Store, VersionConflictError } from '../store/store.js';
+import { GRANTS, openToken, sealToken, type GrantError, type GrantRecord, type GrantView } from './grants.js';
+
+/**
+ * The only refresher of access tokens (DESIGN.md flow 2).
+ *
+ *  - In one process, concurrent callers of one grant share one refresh (single-flight).
+ *  - Across processes, a store lock (`SET NX PX`, random owner, compare-and-delete release) whose TTL is
+ *    longer than the token request timeout; after taking it the grant is read again, because another
+ *    instance may have refreshed while we waited.
+ *  - Right before the token request the lock is extended (proving we still hold it) and the write after
+ *    it is version-checked (`ifVersion`), so a holder that stalled past its TTL neither spends a refresh
+ *    token someone else already rotated nor overwrites newer tokens.
+ *  - A rotated refresh token is stored before the new access token is handed to anyone.
+ *  - Temporary failures back off with jitter and never kill the grant; `invalid_grant` marks it
+ *    `needs_reauth` once (log + audit + listeners); `invalid_client` flags the integration.
+ */
+
+export const REFRESH_MARGIN_FRACTION = 0.2;
+export const REFRESH_MARGIN_MAX_MS = 5 * 60_000;
+
+/** How long before expiry a token is refreshed: the last 20 % of its lifetime, at most 5 minutes. */
+export function refreshMarginMs(tokens: Pick<GrantRecord['tokens'], 'expiresAt' | 'obtainedAt'>): number {
+  const lifetime = Math.max(0, tokens.expiresAt - tokens.obtainedAt);
+  return Math.min(lifetime * REFRESH_MARGIN_FRACTION, REFRESH_MARGIN_MAX_MS);
+}
+
+/** When the scheduler should refresh this grant. */
+export function refreshDueAt(grant: Pick<GrantRecord, 'tokens'>): number {
+  return grant.tokens.expiresAt - refreshMarginMs(grant.tokens);
+}
+
+/** Pure: does this grant's access token need a refresh at `now`? */
+export function needsRefresh(grant: Pick<GrantRecord, 'tokens' | 'status'>, now: number): boolean {
+  if (grant.status !== 'active') return false;
+  return now >= refreshDueAt(grant);
+}
+
+/** Backoff after `failures` consecutive temporary failures: exponential, capped, with full jitter in [50 %, 100 %]. */
+export function backoffMs(failures: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, failures - 1));
+  return Math.round(ceiling * (0.5 + random() / 2));
+}
+
+export interface AccessToken {
+  accessToken: string;
+  expiresAt: number;
+  mailbox: string;
+}
+
+export interface TokenListener {
+  /** Called once when a grant becomes `needs_reauth` (the queue holds the server's mail). */
+  needsReauth?(grant: { grantId: string; serverId: string; mailbox: string }): Promise<void> | void;
+  /** Called after an authorization stored fresh tokens (the queue resumes the server). */
+  authorized?(grant: { grantId: string; serverId: string; mailbox: string }): Promise<void> | void;
+}
+
+export interface TokenServiceDeps {
+  store: Store;
+  keyring: Keyring;
+  log: Logger;
+  audit: AuditRecorder;
+  integrations: IntegrationService;
+  metrics?: Metrics | undefined;
+  backoffBaseMs?: number | undefined;
+  backoffMaxMs?: number | undefined;
+  /** Test seam: runs after the lock is taken and the grant re-read, before the token request. */
+  afterLock?: ((grantId: string) => Promise<void>) | undefined;
+}
+
+const SYSTEM: Actor = { type: 'system', id: 'token-service' };
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+class LockLostError extends Error {}
+
+export class TokenService {
+  readonly #inflight = new Map<string, Promise<AccessToken>>();
+  readonly #listeners: TokenListener[] = [];
+  /** Token requests this process sent to providers (for tests and the bench). */
+  readonly stats = { refreshRequests: 0, refreshFailures: 0, staleWritesRejected: 0, lockLost: 0 };
+  readonly lockTtlMs: number;
+  readonly #backoffBaseMs: number;
+  readonly #backoffMaxMs: number;
+
+  constructor(private readonly deps: TokenServiceDeps) {
+    // Longer than the token request may take, so a live holder never loses the lock mid-request.
+    this.lockTtlMs = deps.integrations.requestTimeoutSec * 1000 + 5000;
+    this.#backoffBaseMs = deps.backoffBaseMs ?? 2000;
+    this.#backoffMaxMs = deps.backoffMaxMs ?? 5 * 60_000;
+  }
+
+  addListener(listener: TokenListener): void {
+    this.#listeners.push(listener);
+  }
+
+  async get(grantId: string): Promise<Doc<GrantRecord> | null> {
+    return this.deps.store.get<GrantRecord>(GRANTS, grantId);
+  }
+
+  view(doc: Doc<GrantRecord>): GrantView {
+    const g = doc.value;
+    return {
+      id: doc.id,
+      serverId: g.serverId,
+      integrationId: g.integrationId,
+      mailbox: g.mailbox,
+      status: g.status,
+      hasRefreshToken: g.tokens.refreshToken !== null,
+      accessTokenExpiresAt: g.tokens.expiresAt,
+      lastRefreshAt: g.lastRefreshAt,
+      nextRefreshAt: g.status === 'active' ? Math.max(refreshDueAt(g), g.retryAt ?? 0) : null,
+      lastError: g.lastError,
+      retryAt: g.retryAt,
+      authorizedAt: g.authorizedAt,
+      authorizedBy: g.authorizedBy,
+    };
+  }
+
+  /** GrantSource for the mail area. */
+  async grantForServer(serverId: string): Promise<{ grantId: string; mailbox: string; status: string } | null> {
+    const doc = await this.get(serverId);
+    return doc ? { grantId: doc.id, mailbox: doc.value.mailbox, status: doc.value.status } : null;
+  }
+
+  /**
+   * A valid access token. `force` (nodemailer's `renew` after the server rejected a token) refreshes even
+   * when the token looks valid — unless someone refreshed since, in which case that newer token is used.
+   */
+  async getAccessToken(grantId: string, options: { force?: boolean } = {}): Promise<AccessToken> {
+    const force = options.force === true;
+    const doc = await this.load(grantId);
+    const now = Date.now();
+    if (!force && !needsRefresh(doc.value, now)) return this.tokenOf(doc);
+    // In backoff after a temporary failure: use the current token while it lasts, else fail fast.
+    if (doc.value.retryAt !== null && now < doc.value.retryAt) {
+      if (!force && doc.value.tokens.expiresAt > now + 1000) return this.tokenOf(doc);
+      throw this.temporaryError(doc.value.lastError);
+    }
+    const running = this.#inflight.get(grantId);
+    if (running) return running;
+    const refresh = this.refreshAcrossProcesses(grantId, force, doc.version).finally(() => this.#inflight.delete(grantId));
+    this.#inflight.set(grantId, refresh);
+    return refresh;
+  }
+
+  private async load(grantId: string): Promise<Doc<GrantRecord>> {
+    const doc = await this.get(grantId);
+    if (!doc) throw new AppError('reauth_required', { message: 'This server has no authorized mailbox: press Authorize on the SMTP server page.' });
+    if (doc.value.status === 'needs_reauth') throw new AppError('reauth_required', { details: doc.value.lastError ? [{ field: '', message: doc.value.lastError.hint }] : [] });
+    return doc;
+  }
+
+  private tokenOf(doc: Doc<GrantRecord>): AccessToken {
+    return {
+      accessToken: openToken(this.deps.keyring, doc.id, 'accessToken', doc.value.tokens.accessToken),
+      expiresAt: doc.value.tokens.expiresAt,
+      mailbox: doc.value.mailbox,
+    };
+  }
+
+  private temporaryError(lastError: GrantError | null): AppError {
+    return new AppError('provider_unavailable', {
+      message: lastError ? `The identity provider is unavailable (${lastError.code}); mailgate retries with backoff.` : 'The identity provider is unavailable; mailgate retries with backoff.',
+      expose: true,
+      details: lastError ? [{ field: '', message: lastError.hint }] : [],
+    });
+  }
+
+  /** A newer write than the one the caller saw that already answers the caller's need. */
+  private satisfies(doc: Doc<GrantRecord>, force: boolean, seenVersion: number): boolean {
+    if (force) return doc.version !== seenVersion && doc.value.lastRefreshAt !== null && doc.value.tokens.expiresAt > Date.now() + 1000;
+    return !needsRefresh(doc.value, Date.now());
+  }
+
+  private async refreshAcrossProcesses(grantId: string, force: boolean, seenVersion: number): Promise<AccessToken> {
+    const deadline = Date.now() + this.lockTtlMs * 2;
+    for (;;) {
+      const lock = await this.deps.store.acquireLock(`oauth_grant:${grantId}`, this.lockTtlMs);
+      if (lock) {
+        try {
+          return await this.refreshHolding(grantId, force, seenVersion, lock);
+        } catch (err) {
+          if (!(err instanceof LockLostError)) throw err;
+          this.stats.lockLost++;
+        } finally {
+          await lock.release().catch(() => false);
+        }
+      } else {
+        await sleep(40 + Math.random() * 80);
+      }
+      // Another instance holds (or took over) the lock: its write is what we wait for.
+      const doc = await this.load(grantId);
+      if (this.satisfies(doc, force, seenVersion)) return this.tokenOf(doc);
+      if (doc.value.retryAt !== null && Date.now() < doc.value.retryAt) {
+        if (doc.value.tokens.expiresAt > Date.now() + 1000) return this.tokenOf(doc);
+        throw this.temporaryError(doc.value.lastError);
+      }
+      if (Date.now() > deadline) throw this.temporaryError(null);
+    }
+  }
+
+  private async refreshHolding(grantId: string, force: boolean, seenVersion: number, lock: Lock): Promise<AccessToken> {
+    const doc = await this.load(grantId);
+    if (this.satisfies(doc, force, seenVersion) && !(force && doc.version === seenVersion)) return this.tokenOf(doc);
+    await this.deps.afterLock?.(grantId);
+    const integrationId = doc.value.integrationId;
+    let client: OAuthClient;
+    try {
+      client = await this.deps.integrations.client(integrationId);
+    } catch (err) {
+      return this.onFailure(doc, err);
+    }
+    return this.refreshWith(doc, client, lock);
+  }
+
+  /**
+   * One refresh_token request with `client`, under `lock`. Public for secret rotation, which proves a new
+   * secret with exactly this request (and must store a rotated refresh token like any refresh).
+   */
+  async refreshWith(doc: Doc<GrantRecord>, client: OAuthClient, lock: Lock, options: { rethrow?: boolean } = {}): Promise<AccessToken> {
+    const grantId = doc.id;
+    if (!doc.value.tokens.refreshToken) {
+      return this.markNeedsReauth(doc, new OAuthProtocolError('invalid_grant', 'no_refresh_token', 'the provider issued no refresh token'));
+    }
+    // Last moment before spending the refresh token: do we still hold the lock, and is the grant unchanged?
+    if (!(await lock.extend(this.lockTtlMs))) throw new LockLostError('lock lost before the token request');
+    const current = await this.deps.store.get<GrantRecord>(GRANTS, grantId);
+    if (!current || current.version !== doc.version) throw new LockLostError('grant changed before the token request');
+    const refreshToken = openToken(this.deps.keyring, grantId, 'refreshToken', doc.value.tokens.refreshToken);
+    this.stats.refreshRequests++;
+    let result;
+    try {
+      result = await client.refresh(refreshToken);
+    } catch (err) {
+      this.stats.refreshFailures++;
+      if (options.rethrow) {
+        const e = err instanceof OAuthProtocolError ? err : new OAuthProtocolError('protocol', undefined, String(err));
+        if (e.kind === 'invalid_client') throw e;
+      }
+      return this.onFailure(doc, err);
+    }
+    const now = Date.now();
+    const expiresAt = now + (result.expiresIn ?? 3600) * 1000;
+    const record: GrantRecord = {
+      ...doc.value,
+      scope: result.scope ?? doc.value.scope,
+      tokens: {
+        accessToken: sealToken(this.deps.keyring, grantId, 'accessToken', result.accessToken),
+        // Providers that do not rotate send no refresh token: keep the one we have.
+        refreshToken: result.refreshToken ? sealToken(this.deps.keyring, grantId, 'refreshToken', result.refreshToken) : doc.value.tokens.refreshToken,
+        expiresAt,
+        obtainedAt: now,
+      },
+      lastRefreshAt: now,
+      lastError: null,
+      failures: 0,
+      retryAt: null,
+    };
+    try {
+      await this.deps.store.put(GRANTS, grantId, record, { ifVersion: doc.version });
+    } catch (err) {
+      if (!(err instanceof VersionConflictError)) throw err;
+      // We stalled and someone else wrote newer tokens: theirs win, ours are dropped.
+      this.stats.staleWritesRejected++;
+      this.deps.log.warn({ grantId, expected: err.expected, actual: err.actual }, 'stale token write rejected by the version check; using the newer tokens');
+      const newer = await this.load(grantId);
+      return this.tokenOf(newer);
+    }
+    this.deps.metrics?.tokenRefreshes.inc({ outcome: 'success' });
+    if (doc.value.lastError?.kind === 'invalid_client') await this.deps.integrations.clearMisconfigured(doc.value.integrationId);
+    return { accessToken: result.accessToken, expiresAt, mailbox: doc.value.mailbox };
+  }
+
+  private async onFailure(doc: Doc<GrantRecord>, err: unknown): Promise<never> {
+    const e = err instanceof OAuthProtocolError ? err : err instanceof AppError ? new OAuthProtocolError('temporary', err.code, err.message) : new OAuthProtocolError('temporary', 'error', String(err));
+    if (e.kind === 'invalid_grant') return this.markNeedsReauth(doc, e);
+    this.deps.metrics?.tokenRefreshes.inc({ outcome: e.kind });
+    const integration = await this.deps.integrations.get(doc.value.integrationId).catch(() => null);
+    const diagnosis = diagnoseOAuthError(integration?.value.provider ?? 'custom', e.oauthError, e.description, { googleInTesting: integration?.value.googleInTesting });
+    if (e.kind === 'invalid_client') await this.deps.integrations.markMisconfigured(doc.value.integrationId, diagnosis);
+    const failures = doc.value.failures + 1;
+    const retryAt = Date.now() + backoffMs(failures, this.#backoffBaseMs, this.#backoffMaxMs);
+    const lastError: GrantError = { at: Date.now(), kind: e.kind, code: diagnosis.code, message: (e.description ?? e.oauthError ?? e.kind).slice(0, 300), hint: diagnosis.hint };
+    try {
+      await this.deps.store.put(GRANTS, doc.id, { ...doc.value, failures, retryAt, lastError }, { ifVersion: doc.version });
+    } catch (writeErr) {
+      if (!(writeErr instanceof VersionConflictError)) throw writeErr;
+    }
+    this.deps.log.warn({ grantId: doc.id, kind: e.kind, code: diagnosis.code, failures, retryInMs: retryAt - Date.now() }, 'token refresh failed; will retry');
+    if (doc.value.tokens.expiresAt > Date.now() + 1000) {
+      // The current token still works: callers keep sending while we back off.
+      throw Object.assign(this.temporaryError(lastError), { usableToken: true });
+    }
+    throw this.temporaryError(lastError);
+  }
+
+  private async markNeedsReauth(doc: Doc<GrantRecord>, e: OAuthProtocolError): Promise<never> {
+    const integration = await this.deps.integrations.get(doc.value.integrationId).catch(() => null);
+    const diagnosis = diagnoseOAuthError(integration?.value.provider ?? 'custom', e.oauthError ?? 'invalid_grant', e.description, { googleInTesting: integration?.value.googleInTesting });
+    const lastError: GrantError = { at: Date.now(), kind: 'invalid_grant', code: diagnosis.code, message: (e.description ?? e.oauthError ?? 'invalid_grant').slice(0, 300), hint: diagnosis.hint };
+    let marked = false;
+    try {
+      await this.deps.store.put(GRANTS, doc.id, { ...doc.value, status: 'needs_reauth', lastError, retryAt: null }, { ifVersion: doc.version });
+      marked = true;
+    } catch (writeErr) {
+      if (!(writeErr instanceof VersionConflictError)) throw writeErr;
+    }
+    this.deps.metrics?.tokenRefreshes.inc({ outcome: 'invalid_grant' });
+    if (marked) {
+      // Exactly one alert per transition: only the writer that flipped the status reports it.
+      this.deps.log.error({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox, code: diagnosis.code }, 'OAuth grant needs re-authorization: the provider rejected the refresh token');
+      await this.deps.audit.record({
+        actor: SYSTEM,
+        action: 'oauth.grant.needs_reauth',
+        target: `smtp_server:${doc.value.serverId}`,
+        outcome: 'failure',
+        detail: { mailbox: doc.value.mailbox, code: diagnosis.code },
+      });
+      for (const l of this.#listeners) await Promise.resolve(l.needsReauth?.({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox })).catch((err: unknown) => this.deps.log.error({ err }, 'needs_reauth listener failed'));
+    }
+    throw new AppError('reauth_required', { details: [{ field: '', message: diagnosis.hint }] });
+  }
+
+  /** Called by the authorize flow after it stored a grant. */
+  async notifyAuthorized(doc: Doc<GrantRecord>): Promise<void> {
+    for (const l of this.#listeners) {
+      await Promise.resolve(l.authorized?.({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox })).catch((err: unknown) => this.deps.log.error({ err }, 'authorized listener failed'));
+    }
+  }
+}
