@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Keyring } from './keyring.js';
-import { loadOrCreateLocalSecrets } from './local-secrets.js';
+import { loadOrCreateLocalSecrets, readLocalSecrets, resolveSecrets } from './local-secrets.js';
 
 describe('local secrets of the embedded default', () => {
   let root: string;
@@ -57,5 +57,31 @@ describe('local secrets of the embedded default', () => {
     await writeFile(file, '{not json');
     await expect(loadOrCreateLocalSecrets(root)).rejects.toThrow(/not valid JSON/);
     expect(await readFile(file, 'utf8')).toBe('{not json');
+  });
+});
+
+describe('resolveSecrets', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'mailgate-resolve-'));
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('uses the environment when both are set and writes no file', async () => {
+    const keys = [{ id: 'env1', key: Buffer.alloc(32, 1) }];
+    const resolved = await resolveSecrets({ MAILGATE_DATA_DIR: root, encryptionKeys: keys, sessionSecrets: ['s'.repeat(32)] });
+    expect(resolved.local).toBeNull();
+    expect(resolved.encryptionKeys[0]!.id).toBe('env1');
+    expect(await readLocalSecrets(root)).toBeNull();
+  });
+
+  it('falls back to the file for what the environment lacks', async () => {
+    const resolved = await resolveSecrets({ MAILGATE_DATA_DIR: root, encryptionKeys: undefined, sessionSecrets: ['s'.repeat(32)] });
+    expect(resolved.local?.created).toBe(true);
+    expect(resolved.encryptionKeys[0]!.id).toBe('local1');
+    expect(resolved.sessionSecrets).toEqual(['s'.repeat(32)]);
+    expect((await readLocalSecrets(root))?.encryptionKeys[0]!.id).toBe('local1');
   });
 });

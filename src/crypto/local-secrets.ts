@@ -104,3 +104,44 @@ export async function loadOrCreateLocalSecrets(dataDir: string): Promise<LocalSe
   if (created && (dirMode & 0o077) !== 0) await chmod(dir, 0o700).catch(() => undefined);
   return { ...secrets, path: file, created, warnings };
 }
+
+/** Reads the secrets file without creating it; null when there is none yet. */
+export async function readLocalSecrets(dataDir: string): Promise<Omit<LocalSecrets, 'created' | 'warnings'> | null> {
+  const file = path.join(path.resolve(dataDir), LOCAL_SECRETS_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  return { ...parse(file, text), path: file };
+}
+
+export interface ResolvedSecrets {
+  encryptionKeys: EncryptionKey[];
+  sessionSecrets: string[];
+  /** The secrets file, when any value came from it (main.ts logs `created` once, with a backup hint). */
+  local: LocalSecrets | null;
+}
+
+/**
+ * The keys and session secrets to run with: the environment's when set, the embedded secrets file's
+ * otherwise (created on first use). Config already refuses Redis without both variables, so the file is
+ * only ever used by a single-process embedded install.
+ */
+export async function resolveSecrets(config: {
+  MAILGATE_DATA_DIR: string;
+  encryptionKeys: readonly EncryptionKey[] | undefined;
+  sessionSecrets: readonly string[] | undefined;
+}): Promise<ResolvedSecrets> {
+  if (config.encryptionKeys && config.sessionSecrets) {
+    return { encryptionKeys: [...config.encryptionKeys], sessionSecrets: [...config.sessionSecrets], local: null };
+  }
+  const local = await loadOrCreateLocalSecrets(config.MAILGATE_DATA_DIR);
+  return {
+    encryptionKeys: config.encryptionKeys ? [...config.encryptionKeys] : local.encryptionKeys,
+    sessionSecrets: config.sessionSecrets ? [...config.sessionSecrets] : local.sessionSecrets,
+    local,
+  };
+}
