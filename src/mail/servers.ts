@@ -352,6 +352,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
   const fileServers = config.MAILGATE_SMTP_SERVERS_FILE ? loadServersFile(config.MAILGATE_SMTP_SERVERS_FILE, deps.env) : new Map<string, FileDefined>();
   const resolvedCache = new Map<string, Promise<ResolvedServer | null>>();
   let settingsCache: Promise<Doc<SettingsDoc> | null> | null = null;
+  let defaultCache: Promise<string | null> | null = null;
   const pauseCache = new Map<string, Promise<PauseDoc | null>>();
   const changeListeners: Array<(id: string) => void> = [];
   const credentialListeners: Array<(id: string) => void | Promise<void>> = [];
@@ -361,6 +362,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
   const sealCtx = (id: string) => ({ collection: SERVERS, id, field: 'password' });
 
   function forget(message: string): void {
+    defaultCache = null;
     if (message === SETTINGS_MESSAGE) {
       settingsCache = null;
       return;
@@ -399,6 +401,14 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
   }
 
   async function defaultServerId(): Promise<string | null> {
+    defaultCache ??= findDefaultServerId().catch((err: unknown) => {
+      defaultCache = null;
+      throw err;
+    });
+    return defaultCache;
+  }
+
+  async function findDefaultServerId(): Promise<string | null> {
     const settings = await readSettings();
     const chosen = settings?.value.defaultServerId ?? null;
     if (chosen && (fileServers.has(chosen) || (await store.get(SERVERS, chosen)))) return chosen;

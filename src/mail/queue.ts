@@ -1,0 +1,563 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Actor, AuditRecorder } from '../admin/types.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { VersionConflictError, type Doc, type Store } from '../store/store.js';
+import { composeMessage, recipientsOf, type MessageInput, type RecipientEntry } from './compose.js';
+import { diagnose, type Diagnosis } from './diagnose.js';
+import type { SmtpServers } from './servers.js';
+import type { MailTransport } from './transport.js';
+
+/**
+ * The durable mail queue, on the Store interface so it works the same on the embedded file store and on Redis.
+ *
+ *   messages/<id>                 the message, its status, attempts, last error and per-recipient results
+ *   schedule "mail"               due time of every message that still has to be tried (claimDue leases it)
+ *   idempotency/<apiKey>:<key>    compare-and-set created, points at the one message of that key
+ *
+ * Delivery is at least once: a worker claims a batch of due ids (atomically, so two workers never hold the
+ * same id), sends, then records the outcome. A worker killed mid-send leaves its claim to expire (the lease);
+ * another worker (or the restarted one) sends again. Duplicates are therefore possible only for a crash
+ * between the server's 250 reply and our status write. Long sends keep their lease with a heartbeat.
+ *
+ * Outcomes: sent; temporary failure (4xx, network, timeout) → deferred with exponential backoff and jitter,
+ * failed after MAILGATE_QUEUE_MAX_ATTEMPTS; permanent failure (5xx) → failed at once with the reply;
+ * credentials rejected → the server is paused and its messages held (no attempts burnt) until the
+ * credentials change or the mailbox is re-authorized (resumeServer). Outgoing mail switched off → held.
+ */
+
+export const MESSAGES = 'messages';
+const IDEMPOTENCY = 'idempotency';
+export const MAIL_QUEUE = 'mail';
+
+export type MessageStatus = 'queued' | 'sending' | 'sent' | 'deferred' | 'held' | 'failed';
+export type HeldReason = 'sending_disabled' | 'server_paused';
+
+export interface MessageError {
+  code: string;
+  message: string;
+  hint: string;
+  responseCode?: number;
+  at: number;
+}
+
+export interface RecipientResult extends RecipientEntry {
+  status: 'pending' | 'accepted' | 'rejected';
+  responseCode?: number;
+  response?: string;
+}
+
+export interface MessageDoc {
+  serverId: string;
+  status: MessageStatus;
+  heldReason: HeldReason | null;
+  attempts: number;
+  createdAt: number;
+  updatedAt: number;
+  nextAttemptAt: number | null;
+  sentAt: number | null;
+  lastError: MessageError | null;
+  recipients: RecipientResult[];
+  input: MessageInput;
+  apiKeyId: string | null;
+  smtpResponse: string | null;
+}
+
+/** What GET /api/v1/messages/:id shows: never the body. */
+export interface MessageView {
+  id: string;
+  status: MessageStatus;
+  heldReason: HeldReason | null;
+  serverId: string;
+  subject: string;
+  attempts: number;
+  createdAt: string;
+  updatedAt: string;
+  nextAttemptAt: string | null;
+  sentAt: string | null;
+  lastError: (Omit<MessageError, 'at'> & { at: string }) | null;
+  recipients: RecipientResult[];
+}
+
+export interface QueueOptions {
+  concurrency: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  /** How long a claim lasts before another worker may take the message (must exceed a send's duration). */
+  leaseMs?: number;
+  /** Idle poll interval (a local enqueue wakes the worker at once). */
+  pollMs?: number;
+  /** Cap of the exponential backoff. */
+  maxRetryDelayMs?: number;
+}
+
+export interface MailQueueDeps {
+  store: Store;
+  servers: SmtpServers;
+  transport: MailTransport;
+  log: Logger;
+  metrics?: Metrics;
+  audit?: AuditRecorder;
+  fromFormat: string;
+  options: QueueOptions;
+}
+
+export interface EnqueueOptions {
+  apiKeyId?: string | null;
+  idempotencyKey?: string | null;
+}
+
+export interface QueueOverview {
+  queue: MessageView[];
+  errors: MessageView[];
+  counts: Record<MessageStatus, number>;
+  oldestQueuedAt: string | null;
+  oldestAgeMs: number | null;
+}
+
+export interface MailQueue {
+  enqueue(input: MessageInput, options?: EnqueueOptions): Promise<{ id: string; status: MessageStatus; created: boolean }>;
+  get(id: string): Promise<MessageView>;
+  overview(limit?: number): Promise<QueueOverview>;
+  /** Failed, held or deferred → queued now (attempts start over for failed ones). */
+  resend(id: string, actor: Actor): Promise<MessageView>;
+  remove(id: string, actor: Actor): Promise<void>;
+  /** Every deferred message becomes due now. */
+  flush(actor: Actor): Promise<number>;
+  /** Lifts a server's pause and releases its held messages (after new credentials or re-authorization). */
+  resumeServer(serverId: string): Promise<number>;
+  /** Releases messages held because outgoing mail was off. */
+  releaseDisabledHolds(): Promise<number>;
+  /** Wakes the local workers (something became due). */
+  wake(): void;
+  start(): Promise<void>;
+  /** Stops claiming and waits for in-flight sends to finish and be recorded. */
+  stop(): Promise<void>;
+}
+
+export function newMessageId(): string {
+  return `msg_${Date.now().toString(36)}${randomBytes(10).toString('hex')}`;
+}
+
+/** Exponential backoff with jitter: base·2^(n−1), capped, then a random point in its upper half. */
+export function retryDelay(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
+  const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.round(exp / 2 + (random() * exp) / 2);
+}
+
+function iso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+export function toView(id: string, m: MessageDoc): MessageView {
+  return {
+    id,
+    status: m.status,
+    heldReason: m.heldReason,
+    serverId: m.serverId,
+    subject: m.input.subject,
+    attempts: m.attempts,
+    createdAt: new Date(m.createdAt).toISOString(),
+    updatedAt: new Date(m.updatedAt).toISOString(),
+    nextAttemptAt: iso(m.nextAttemptAt),
+    sentAt: iso(m.sentAt),
+    lastError: m.lastError ? { ...m.lastError, at: new Date(m.lastError.at).toISOString() } : null,
+    recipients: m.recipients,
+  };
+}
+
+function requestHash(input: MessageInput): string {
+  return createHash('sha256').update(JSON.stringify(input)).digest('base64url');
+}
+
+function errorOf(d: Diagnosis, now: number, message?: string): MessageError {
+  return { code: d.code, message: message ?? d.message, hint: d.hint, ...(d.responseCode !== undefined ? { responseCode: d.responseCode } : {}), at: now };
+}
+
+export function createMailQueue(deps: MailQueueDeps): MailQueue {
+  const { store, servers, transport, log, metrics } = deps;
+  const opts = deps.options;
+  const leaseMs = opts.leaseMs ?? 5 * 60_000;
+  const pollMs = opts.pollMs ?? 200;
+  const capMs = opts.maxRetryDelayMs ?? 3_600_000;
+
+  let running = false;
+  let loop: Promise<void> | null = null;
+  const inFlight = new Map<string, Promise<void>>();
+  let signal: (() => void) | null = null;
+  let heartbeatTimer: NodeJS.Timeout | null = null;
+  let heartbeat: Promise<void> | null = null;
+
+  function wake(): void {
+    const s = signal;
+    signal = null;
+    s?.();
+  }
+
+  async function put(id: string, value: MessageDoc, version: number): Promise<Doc<MessageDoc>> {
+    return store.put(MESSAGES, id, value, { ifVersion: version });
+  }
+
+  async function createMessage(id: string, input: MessageInput, serverId: string, apiKeyId: string | null): Promise<{ status: MessageStatus; created: boolean }> {
+    const now = Date.now();
+    const enabled = await servers.sendingEnabled();
+    const paused = enabled ? await servers.pauseOf(serverId) : null;
+    const heldReason: HeldReason | null = !enabled ? 'sending_disabled' : paused ? 'server_paused' : null;
+    const doc: MessageDoc = {
+      serverId,
+      status: heldReason ? 'held' : 'queued',
+      heldReason,
+      attempts: 0,
+      createdAt: now,
+      updatedAt: now,
+      nextAttemptAt: heldReason ? null : now,
+      sentAt: null,
+      lastError: null,
+      recipients: recipientsOf(input).map((r) => ({ ...r, status: 'pending' })),
+      input,
+      apiKeyId,
+      smtpResponse: null,
+    };
+    try {
+      await store.put(MESSAGES, id, doc, { ifVersion: 0 });
+    } catch (err) {
+      if (err instanceof VersionConflictError) {
+        const existing = await store.get<MessageDoc>(MESSAGES, id);
+        return { status: existing?.value.status ?? 'queued', created: false };
+      }
+      throw err;
+    }
+    if (!heldReason) {
+      await store.schedule(MAIL_QUEUE, id, now);
+      wake();
+    }
+    return { status: doc.status, created: true };
+  }
+
+  async function hold(id: string, doc: Doc<MessageDoc>, reason: HeldReason, lastError?: MessageError, attempts?: number): Promise<void> {
+    const now = Date.now();
+    try {
+      await put(id, { ...doc.value, status: 'held', heldReason: reason, nextAttemptAt: null, updatedAt: now, ...(lastError ? { lastError } : {}), ...(attempts !== undefined ? { attempts } : {}) }, doc.version);
+    } catch (err) {
+      if (!(err instanceof VersionConflictError)) throw err;
+      return; // changed meanwhile (resent, deleted): leave the schedule for the next claim to re-read
+    }
+    await afterHeartbeat();
+    await store.unschedule(MAIL_QUEUE, id);
+  }
+
+  async function afterHeartbeat(): Promise<void> {
+    if (heartbeat) await heartbeat;
+  }
+
+  async function release(filter: (m: MessageDoc) => boolean): Promise<number> {
+    let released = 0;
+    for (const doc of await store.list<MessageDoc>(MESSAGES)) {
+      if (doc.value.status !== 'held' || !filter(doc.value)) continue;
+      const now = Date.now();
+      try {
+        await put(doc.id, { ...doc.value, status: 'queued', heldReason: null, nextAttemptAt: now, updatedAt: now }, doc.version);
+      } catch (err) {
+        if (err instanceof VersionConflictError) continue;
+        throw err;
+      }
+      await store.schedule(MAIL_QUEUE, doc.id, now);
+      released++;
+    }
+    if (released) wake();
+    return released;
+  }
+
+  async function deliver(id: string): Promise<void> {
+    const doc = await store.get<MessageDoc>(MESSAGES, id);
+    if (!doc || doc.value.status === 'sent' || doc.value.status === 'failed' || doc.value.status === 'held') {
+      // Stale index entry (deleted, finished, held by an admin action): drop it.
+      await afterHeartbeat();
+      await store.unschedule(MAIL_QUEUE, id);
+      return;
+    }
+    const m = doc.value;
+    const server = await servers.resolve(m.serverId);
+    const now = Date.now();
+    if (!server) {
+      const d: Diagnosis = { code: 'server_deleted', class: 'permanent', message: `SMTP server ${m.serverId} no longer exists`, hint: 'Resend the message to another server, or recreate the server.' };
+      await finish(id, doc, { ...m, status: 'failed', lastError: errorOf(d, now), updatedAt: now, nextAttemptAt: null });
+      metrics?.messagesTotal.inc({ outcome: 'failed' });
+      return;
+    }
+    if (!(await servers.sendingEnabled())) return hold(id, doc, 'sending_disabled');
+    if (await servers.pauseOf(server.id)) return hold(id, doc, 'server_paused');
+
+    let sending: Doc<MessageDoc>;
+    try {
+      sending = await put(id, { ...m, status: 'sending', heldReason: null, attempts: m.attempts + 1, updatedAt: now }, doc.version);
+    } catch (err) {
+      if (err instanceof VersionConflictError) return; // someone changed it: the next claim re-reads it
+      throw err;
+    }
+    const attempts = m.attempts + 1;
+    const composed = composeMessage(m.input, server, deps.fromFormat);
+    const fromDomain = server.fromAddress.slice(server.fromAddress.lastIndexOf('@') + 1);
+    try {
+      const result = await transport.send(server, composed, `<${id}@${fromDomain}>`);
+      const done = Date.now();
+      const accepted = new Set(result.accepted.map((a) => a.toLowerCase()));
+      const recipients = m.recipients.map((r): RecipientResult => {
+        if (accepted.has(r.address.toLowerCase())) return { address: r.address, kind: r.kind, status: 'accepted' };
+        const rej = result.rejected.find((x) => x.address.toLowerCase() === r.address.toLowerCase());
+        return { address: r.address, kind: r.kind, status: 'rejected', ...(rej?.responseCode ? { responseCode: rej.responseCode } : {}), ...(rej?.response ? { response: rej.response } : {}) };
+      });
+      await finish(id, sending, { ...sending.value, status: 'sent', recipients, sentAt: done, updatedAt: done, nextAttemptAt: null, smtpResponse: result.response.slice(0, 500) });
+      metrics?.messagesTotal.inc({ outcome: 'sent' });
+    } catch (err) {
+      const d = diagnose(err, { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls });
+      const at = Date.now();
+      const rejectedErrors = (err as { rejectedErrors?: { recipient?: string; responseCode?: number; response?: string }[] }).rejectedErrors ?? [];
+      const recipients = m.recipients.map((r): RecipientResult => {
+        const e = rejectedErrors.find((x) => x.recipient?.toLowerCase() === r.address.toLowerCase());
+        return e ? { address: r.address, kind: r.kind, status: 'rejected', ...(e.responseCode ? { responseCode: e.responseCode } : {}), ...(e.response ? { response: e.response } : {}) } : r;
+      });
+      if (d.class === 'credentials') {
+        await servers.pause(server.id, { reason: d.hint, code: d.code });
+        // The attempt is not the message's fault: it keeps its attempts for when the server is fixed.
+        await hold(id, sending, 'server_paused', errorOf(d, at), m.attempts);
+        log.warn({ messageId: id, serverId: server.id, code: d.code }, 'credentials rejected; server paused, message held');
+        return;
+      }
+      if (d.class === 'permanent') {
+        await finish(id, sending, { ...sending.value, status: 'failed', recipients, lastError: errorOf(d, at), updatedAt: at, nextAttemptAt: null });
+        metrics?.messagesTotal.inc({ outcome: 'failed' });
+        return;
+      }
+      if (attempts >= opts.maxAttempts) {
+        await finish(id, sending, { ...sending.value, status: 'failed', recipients, lastError: errorOf(d, at, `gave up after ${attempts} attempts: ${d.message}`), updatedAt: at, nextAttemptAt: null });
+        metrics?.messagesTotal.inc({ outcome: 'failed' });
+        return;
+      }
+      const dueAt = at + retryDelay(attempts, opts.retryBaseMs, capMs);
+      try {
+        await put(id, { ...sending.value, status: 'deferred', recipients, lastError: errorOf(d, at), updatedAt: at, nextAttemptAt: dueAt }, sending.version);
+      } catch (e) {
+        if (!(e instanceof VersionConflictError)) throw e;
+        return;
+      }
+      await afterHeartbeat();
+      await store.schedule(MAIL_QUEUE, id, dueAt);
+      metrics?.messagesTotal.inc({ outcome: 'deferred' });
+    }
+  }
+
+  /** Final state: write it, then drop the schedule entry (a crash in between only re-reads a finished message). */
+  async function finish(id: string, doc: Doc<MessageDoc>, value: MessageDoc): Promise<void> {
+    try {
+      await put(id, value, doc.version);
+    } catch (err) {
+      if (!(err instanceof VersionConflictError)) throw err;
+      return;
+    }
+    await afterHeartbeat();
+    await store.unschedule(MAIL_QUEUE, id);
+  }
+
+  function startHeartbeat(): void {
+    const every = Math.max(50, Math.floor(leaseMs / 3));
+    heartbeatTimer = setInterval(() => {
+      if (heartbeat || inFlight.size === 0) return;
+      const ids = [...inFlight.keys()];
+      const until = Date.now() + leaseMs;
+      heartbeat = (async () => {
+        for (const id of ids) if (inFlight.has(id)) await store.schedule(MAIL_QUEUE, id, until);
+      })()
+        .catch((err: unknown) => log.warn({ err }, 'extending mail leases failed'))
+        .finally(() => {
+          heartbeat = null;
+        });
+    }, every);
+    heartbeatTimer.unref();
+  }
+
+  async function run(): Promise<void> {
+    while (running) {
+      const free = opts.concurrency - inFlight.size;
+      let claimed = 0;
+      if (free > 0) {
+        let ids: string[] = [];
+        try {
+          ids = await store.claimDue(MAIL_QUEUE, Date.now(), leaseMs, free);
+        } catch (err) {
+          log.error({ err }, 'claiming due messages failed');
+        }
+        claimed = ids.length;
+        for (const id of ids) {
+          const p = deliver(id)
+            .catch((err: unknown) => log.error({ err, messageId: id }, 'delivering a message failed unexpectedly; its lease will expire and it will be retried'))
+            .finally(() => {
+              inFlight.delete(id);
+              wake();
+            });
+          inFlight.set(id, p);
+        }
+      }
+      if (!running) break;
+      // Full, or nothing due: wait for a slot, a local enqueue, or the poll interval.
+      if (claimed === 0 || inFlight.size >= opts.concurrency) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            if (signal === done) signal = null;
+            resolve();
+          }, claimed === 0 ? pollMs : leaseMs);
+          const done = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+          signal = done;
+        });
+      }
+    }
+  }
+
+  async function getDoc(id: string): Promise<Doc<MessageDoc>> {
+    const doc = await store.get<MessageDoc>(MESSAGES, id);
+    if (!doc) throw new AppError('not_found', { message: `No message ${id}.` });
+    return doc;
+  }
+
+  async function audit(actor: Actor, action: string, target: string, detail?: Record<string, string | number>): Promise<void> {
+    await deps.audit?.record({ actor, action, target, outcome: 'success', ...(detail ? { detail } : {}) });
+  }
+
+  return {
+    async enqueue(input, options = {}) {
+      const serverId = input.serverId ?? (await servers.defaultServerId());
+      if (!serverId) throw new AppError('bad_request', { message: 'No SMTP server is configured: add one at /admin/smtp-servers first.' });
+      if (!(await servers.resolve(serverId))) {
+        throw new AppError('validation_failed', { message: `serverId: no SMTP server ${serverId}`, details: [{ field: 'serverId', message: 'no such SMTP server' }] });
+      }
+      const { serverId: _omit, ...content } = input;
+      const apiKeyId = options.apiKeyId ?? null;
+      let id = newMessageId();
+      if (options.idempotencyKey) {
+        const key = `${apiKeyId ?? 'local'}:${options.idempotencyKey}`;
+        const hash = requestHash(input);
+        try {
+          await store.put(IDEMPOTENCY, key, { messageId: id, hash, at: Date.now() }, { ifVersion: 0 });
+        } catch (err) {
+          if (!(err instanceof VersionConflictError)) throw err;
+          const existing = await store.get<{ messageId: string; hash: string }>(IDEMPOTENCY, key);
+          if (!existing) throw new AppError('conflict', { message: 'Idempotency-Key is being used by a concurrent request; retry.' });
+          if (existing.value.hash !== hash) throw new AppError('conflict', { message: 'This Idempotency-Key was used with a different request.' });
+          id = existing.value.messageId;
+          const message = await store.get<MessageDoc>(MESSAGES, id);
+          // A crash between the key and the message leaves the key alone: create the message now, same id.
+          if (message) return { id, status: message.value.status, created: false };
+        }
+      }
+      const r = await createMessage(id, content, serverId, apiKeyId);
+      return { id, ...r };
+    },
+
+    async get(id) {
+      const doc = await getDoc(id);
+      return toView(id, doc.value);
+    },
+
+    async overview(limit = 200) {
+      const counts: Record<MessageStatus, number> = { queued: 0, sending: 0, sent: 0, deferred: 0, held: 0, failed: 0 };
+      const queue: MessageView[] = [];
+      const errors: MessageView[] = [];
+      let oldest: number | null = null;
+      for (const doc of await store.list<MessageDoc>(MESSAGES)) {
+        const m = doc.value;
+        counts[m.status]++;
+        if (m.status === 'sent') continue;
+        if (m.status === 'failed') {
+          errors.push(toView(doc.id, m));
+          continue;
+        }
+        queue.push(toView(doc.id, m));
+        if (oldest === null || m.createdAt < oldest) oldest = m.createdAt;
+      }
+      for (const [state, n] of Object.entries(counts)) metrics?.queueDepth.set({ state }, n);
+      const byAge = (a: MessageView, b: MessageView) => a.createdAt.localeCompare(b.createdAt);
+      return {
+        queue: queue.sort(byAge).slice(0, limit),
+        errors: errors.sort(byAge).reverse().slice(0, limit),
+        counts,
+        oldestQueuedAt: iso(oldest),
+        oldestAgeMs: oldest === null ? null : Date.now() - oldest,
+      };
+    },
+
+    async resend(id, actor) {
+      const doc = await getDoc(id);
+      const m = doc.value;
+      if (m.status === 'sent' || m.status === 'sending') throw new AppError('conflict', { message: `The message is ${m.status}; only waiting or failed messages can be resent.` });
+      const now = Date.now();
+      await put(id, { ...m, status: 'queued', heldReason: null, attempts: m.status === 'failed' ? 0 : m.attempts, nextAttemptAt: now, updatedAt: now }, doc.version);
+      await store.schedule(MAIL_QUEUE, id, now);
+      wake();
+      await audit(actor, 'mail.resend', `message:${id}`, { previousStatus: m.status });
+      return toView(id, (await getDoc(id)).value);
+    },
+
+    async remove(id, actor) {
+      const doc = await getDoc(id);
+      if (doc.value.status === 'sending') throw new AppError('conflict', { message: 'The message is being sent right now; try again in a moment.' });
+      await store.delete(MESSAGES, id, { ifVersion: doc.version });
+      await store.unschedule(MAIL_QUEUE, id);
+      await audit(actor, 'mail.delete', `message:${id}`, { status: doc.value.status });
+    },
+
+    async flush(actor) {
+      let n = 0;
+      const now = Date.now();
+      for (const doc of await store.list<MessageDoc>(MESSAGES)) {
+        if (doc.value.status !== 'deferred' && doc.value.status !== 'queued') continue;
+        try {
+          await put(doc.id, { ...doc.value, status: 'queued', nextAttemptAt: now, updatedAt: now }, doc.version);
+        } catch (err) {
+          if (err instanceof VersionConflictError) continue;
+          throw err;
+        }
+        await store.schedule(MAIL_QUEUE, doc.id, now);
+        n++;
+      }
+      wake();
+      await audit(actor, 'mail.flush', 'queue:mail', { messages: n });
+      return n;
+    },
+
+    async resumeServer(serverId) {
+      await servers.unpause(serverId);
+      const n = await release((m) => m.serverId === serverId && m.heldReason === 'server_paused');
+      if (n) log.info({ serverId, messages: n }, 'server resumed; held messages released');
+      return n;
+    },
+
+    async releaseDisabledHolds() {
+      if (!(await servers.sendingEnabled())) return 0;
+      return release((m) => m.heldReason === 'sending_disabled');
+    },
+
+    wake,
+
+    async start() {
+      if (running) return;
+      running = true;
+      startHeartbeat();
+      loop = run();
+    },
+
+    async stop() {
+      running = false;
+      wake();
+      await loop;
+      loop = null;
+      await Promise.allSettled([...inFlight.values()]);
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
+      heartbeatTimer = null;
+      await afterHeartbeat();
+    },
+  };
+}
