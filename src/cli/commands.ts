@@ -1,0 +1,7 @@
+import { keysCommands } from './keys.js';
+import type { CliCommand } from './types.js';
+
+/** Every CLI command. Add a group with one line: `...myCommands,` (see src/cli/types.ts). */
+export const COMMANDS: readonly CliCommand[] = [
+  ...keysCommands,
+];
