@@ -9,6 +9,7 @@ import type { UserService } from './admin/users.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
+import type { MailServices } from './mail/service.js';
 import type { Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
 import { apiKeysRouter } from './web/api-keys.js';
@@ -36,6 +37,8 @@ export interface AppDeps {
   apiKeys: ApiKeyService;
   audit: AuditLog;
   sessionGeneration: SessionGeneration;
+  /** Outgoing mail: SMTP servers, transports, Test connection, the queue (src/mail/service.ts). */
+  mail: MailServices;
   /** Session signing secrets, first signs: MAILGATE_SESSION_SECRETS or the embedded secret file. */
   sessionSecrets: readonly string[];
   /** Idle and absolute session timeouts; defaults 30 min and 12 h. */

@@ -6,6 +6,7 @@ import type { AppDeps } from './app.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
+import { createMailServices, type MailServicesDeps } from './mail/service.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
 
@@ -24,6 +25,8 @@ export interface ServiceBase {
   sessionSecrets?: readonly string[];
   sessionPolicy?: AppDeps['sessionPolicy'];
   clock?: () => number;
+  /** Outgoing-mail test seams: extra SMTP CAs, queue timings (production leaves them unset). */
+  mail?: Pick<MailServicesDeps, 'tlsCa' | 'queue' | 'maxConnections'>;
 }
 
 export interface Services extends AppDeps {
@@ -52,6 +55,10 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     await audit.record({ actor: { type: 'system', id: 'startup' }, action: 'user.create', target: `user:${firstAdmin.email}`, outcome: 'success', detail: { role: 'sysadmin', source: 'MAILGATE_ADMIN_EMAIL' } });
   }
 
+  const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, ...base.mail });
+  starters.push(() => mail.start({ workers: base.config.MAILGATE_WORKERS }));
+  stoppers.push(() => mail.stop());
+
   return {
     ...base,
     metrics,
@@ -60,6 +67,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     apiKeys,
     sessionGeneration,
     sessionSecrets,
+    mail,
     async start() {
       for (const s of starters) await s();
     },

@@ -1,0 +1,99 @@
+import type { AuditRecorder } from '../admin/types.js';
+import type { Config } from '../config.js';
+import type { Keyring } from '../crypto/keyring.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Store } from '../store/store.js';
+import type { AccessTokenSource, GrantSource } from './auth.js';
+import { createMailQueue, type MailQueue, type QueueOptions } from './queue.js';
+import { createSmtpServers, type SmtpServers } from './servers.js';
+import { createMailTransport, type MailTransport } from './transport.js';
+import { testConnection, type TestConnectionResult } from './verify.js';
+import { AppError } from '../errors.js';
+
+/** Outgoing mail, assembled: servers, pooled transports, Test connection and the queue with its workers. */
+export interface MailServices {
+  servers: SmtpServers;
+  transport: MailTransport;
+  queue: MailQueue;
+  /** Test connection of a stored (or file-defined) server. */
+  test(serverId: string): Promise<TestConnectionResult>;
+  /** Subscriptions always; workers only when `workers` is true. */
+  start(options: { workers: boolean }): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface MailServicesDeps {
+  config: Config;
+  store: Store;
+  keyring: Keyring;
+  log: Logger;
+  audit: AuditRecorder;
+  metrics?: Metrics;
+  /** OAuth 2.0: the token service (grant lookup and the single refresher). */
+  oauth?: GrantSource & AccessTokenSource;
+  /** Extra trusted CAs for SMTP TLS (tests); production uses NODE_EXTRA_CA_CERTS. */
+  tlsCa?: string[];
+  /** Queue tuning beyond the environment (tests: short leases and polls). */
+  queue?: Partial<QueueOptions>;
+  maxConnections?: number;
+}
+
+export function createMailServices(deps: MailServicesDeps): MailServices {
+  const { config, store, log } = deps;
+  const servers = createSmtpServers({ store, keyring: deps.keyring, config, audit: deps.audit, log });
+  const transport = createMailTransport({
+    log,
+    debug: config.MAILGATE_MAIL_DEBUG,
+    ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
+    ...(deps.maxConnections ? { maxConnections: deps.maxConnections } : {}),
+    ...(deps.oauth ? { grants: deps.oauth, tokens: deps.oauth } : {}),
+  });
+  const queue = createMailQueue({
+    store,
+    servers,
+    transport,
+    log,
+    audit: deps.audit,
+    fromFormat: config.MAILGATE_FROM_FORMAT,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    options: {
+      concurrency: config.MAILGATE_QUEUE_CONCURRENCY,
+      maxAttempts: config.MAILGATE_QUEUE_MAX_ATTEMPTS,
+      retryBaseMs: config.MAILGATE_QUEUE_RETRY_BASE_MS,
+      ...deps.queue,
+    },
+  });
+  // A changed server gets a fresh pool on every instance (the change is published by the servers service).
+  servers.onChange((id) => transport.invalidate(id));
+  servers.onCredentialsChanged(async (id) => {
+    await queue.resumeServer(id);
+  });
+  servers.onSendingEnabled(async () => {
+    await queue.releaseDisabledHolds();
+  });
+  let workers = false;
+  return {
+    servers,
+    transport,
+    queue,
+    async test(serverId) {
+      const server = await servers.resolve(serverId);
+      if (!server) throw new AppError('not_found', { message: `No SMTP server ${serverId}.` });
+      return testConnection(transport, server);
+    },
+    async start(options) {
+      await servers.start();
+      if (options.workers) {
+        workers = true;
+        await queue.start();
+      }
+    },
+    async stop() {
+      if (workers) await queue.stop();
+      workers = false;
+      await servers.stop();
+      await transport.close();
+    },
+  };
+}
