@@ -1,0 +1,219 @@
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { ApiKeyService } from '../admin/api-keys.js';
+import { AuditLog } from '../admin/audit.js';
+import { SessionGeneration } from '../admin/sessions.js';
+import type { Actor, ApiScope } from '../admin/types.js';
+import { MIN_PASSWORD_LENGTH, UserService } from '../admin/users.js';
+import { AppError } from '../errors.js';
+import { openCliContext } from './context.js';
+import { formatTable } from './table.js';
+import { CliError, EXIT, type CliCommand, type CliIO } from './types.js';
+
+/** Accounts, API keys, sessions and the audit export from the command line. Every change is audited as `cli:<os user>`. */
+
+function cliActor(): Actor {
+  let name = 'unknown';
+  try {
+    name = os.userInfo().username;
+  } catch {
+    // No passwd entry (some containers): keep "unknown".
+  }
+  return { type: 'cli', id: name };
+}
+
+/** Every option of these commands takes a string value. */
+function parse(args: string[], names: string[], usage: string): { values: Record<string, string | undefined>; positionals: string[] } {
+  const options = Object.fromEntries(names.map((n) => [n, { type: 'string' as const }]));
+  try {
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+    return { values: values, positionals };
+  } catch (err) {
+    throw new CliError(`${(err as Error).message}\nusage: ${usage}`, EXIT.unusable);
+  }
+}
+
+/** Opens the store, runs `fn`, always closes the store; AppErrors become plain messages. */
+async function withStore<T>(io: CliIO, fn: (ctx: Awaited<ReturnType<typeof openCliContext>>) => Promise<T>): Promise<T> {
+  const ctx = await openCliContext(io);
+  try {
+    return await fn(ctx);
+  } catch (err) {
+    if (err instanceof AppError) {
+      const details = err.details.map((d) => `\n  ${d.field ? `${d.field}: ` : ''}${d.message}`).join('');
+      throw new CliError(`${err.message}${details}`, EXIT.failed);
+    }
+    throw err;
+  } finally {
+    await ctx.store.close();
+  }
+}
+
+/** Reads a line from the terminal without echoing it. */
+async function promptHidden(io: CliIO, question: string): Promise<string> {
+  const stdin = process.stdin;
+  if (!stdin.isTTY) throw new CliError('no terminal to ask for the password: set MAILGATE_ADMIN_PASSWORD in the environment', EXIT.unusable);
+  io.stderr.write(question);
+  stdin.setRawMode(true);
+  stdin.resume();
+  stdin.setEncoding('utf8');
+  return new Promise((resolve, reject) => {
+    let value = '';
+    const onData = (chunk: string) => {
+      for (const ch of chunk) {
+        if (ch === '\r' || ch === '\n') {
+          done();
+          resolve(value);
+          return;
+        }
+        if (ch === '\u0003') {
+          done();
+          reject(new CliError('interrupted', EXIT.interrupted));
+          return;
+        }
+        if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
+        else value += ch;
+      }
+    };
+    const done = () => {
+      stdin.off('data', onData);
+      stdin.setRawMode(false);
+      stdin.pause();
+      io.stderr.write('\n');
+    };
+    stdin.on('data', onData);
+  });
+}
+
+async function promptLine(io: CliIO, question: string): Promise<string> {
+  const { createInterface } = await import('node:readline/promises');
+  if (!process.stdin.isTTY) throw new CliError('no terminal to ask: pass --email', EXIT.unusable);
+  const rl = createInterface({ input: process.stdin, output: io.stderr });
+  try {
+    return (await rl.question(question)).trim();
+  } finally {
+    rl.close();
+  }
+}
+
+const createAdmin: CliCommand = {
+  name: 'create-admin',
+  summary: 'create an admin account (asks for the password, or reads MAILGATE_ADMIN_PASSWORD)',
+  usage: 'mailgate create-admin [--email <address>] [--role sysadmin|admin]\nThe password is never taken from the command line: it is asked for without echo, or read from MAILGATE_ADMIN_PASSWORD.',
+  async run(args, io) {
+    const { values } = parse(args, ['email', 'role'], 'mailgate create-admin [--email <address>] [--role sysadmin|admin]');
+    const role = values.role ?? 'sysadmin';
+    if (role !== 'sysadmin' && role !== 'admin') throw new CliError('--role must be sysadmin or admin', EXIT.unusable);
+    const email = values.email ?? io.env.MAILGATE_ADMIN_EMAIL ?? (await promptLine(io, 'Email: '));
+    if (!/^[^\s@]+@[^\s@]+$/.test(email)) throw new CliError(`"${email}" is not an email address`, EXIT.unusable);
+    let password = io.env.MAILGATE_ADMIN_PASSWORD;
+    if (!password) {
+      password = await promptHidden(io, `Password (at least ${MIN_PASSWORD_LENGTH} characters): `);
+      if ((await promptHidden(io, 'Repeat the password: ')) !== password) throw new CliError('the passwords differ; nothing was created', EXIT.failed);
+    }
+    if (password.length < MIN_PASSWORD_LENGTH) throw new CliError(`the password must be at least ${MIN_PASSWORD_LENGTH} characters; nothing was created`, EXIT.failed);
+    const pw = password;
+    // The config demands MAILGATE_ADMIN_EMAIL and _PASSWORD together; this command takes either alone.
+    const { MAILGATE_ADMIN_EMAIL: _e, MAILGATE_ADMIN_PASSWORD: _p, ...env } = io.env;
+    return withStore({ ...io, env }, async ({ store }) => {
+      const user = await new UserService(store).create({ email, password: pw, role });
+      await new AuditLog(store).record({ actor: cliActor(), action: 'user.create', target: `user:${user.email}`, outcome: 'success', detail: { role: user.role } });
+      io.stdout.write(`Created ${user.role} ${user.email}. Log in at /login.\n`);
+      return EXIT.ok;
+    });
+  },
+};
+
+const SCOPES: readonly ApiScope[] = ['send', 'admin'];
+
+const apiKeysCreate: CliCommand = {
+  name: 'api-keys create',
+  summary: 'create an API key and print it once',
+  usage: 'mailgate api-keys create --name <name> --scopes send,admin',
+  async run(args, io) {
+    const { values } = parse(args, ['name', 'scopes'], this.usage!);
+    const name = values.name?.trim();
+    if (!name || name.length > 100) throw new CliError('--name is required (at most 100 characters)', EXIT.unusable);
+    const scopes = String(values.scopes ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    if (scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s as ApiScope))) throw new CliError('--scopes must list send and/or admin, e.g. --scopes send', EXIT.unusable);
+    return withStore(io, async ({ store }) => {
+      const actor = cliActor();
+      const created = await new ApiKeyService(store).create({ name, scopes: scopes as ApiScope[], actor });
+      await new AuditLog(store).record({ actor, action: 'api_key.create', target: `api_key:${created.id}`, outcome: 'success', detail: { name: created.name, scopes: created.scopes, prefix: created.prefix } });
+      io.stderr.write(`Created API key ${created.id} (${created.scopes.join(', ')}). It is shown only once; store it now:\n`);
+      io.stdout.write(`${created.key}\n`);
+      return EXIT.ok;
+    });
+  },
+};
+
+const apiKeysList: CliCommand = {
+  name: 'api-keys list',
+  summary: 'list API keys (never the keys themselves)',
+  usage: 'mailgate api-keys list',
+  async run(args, io) {
+    parse(args, [], this.usage!);
+    return withStore(io, async ({ store }) => {
+      const keys = await new ApiKeyService(store).list();
+      const rows = keys.map((k) => [k.id, k.name, `${k.prefix}…`, k.scopes.join(','), k.status + (k.status === 'expiring' ? ` until ${k.expiresAt}` : ''), k.createdAt, k.lastUsedAt ?? 'never']);
+      io.stdout.write(formatTable(['ID', 'NAME', 'KEY', 'SCOPES', 'STATUS', 'CREATED', 'LAST USED'], rows));
+      return EXIT.ok;
+    });
+  },
+};
+
+const apiKeysRevoke: CliCommand = {
+  name: 'api-keys revoke',
+  summary: 'revoke an API key at once, on every instance',
+  usage: 'mailgate api-keys revoke <id>',
+  async run(args, io) {
+    const { positionals } = parse(args, [], this.usage!);
+    const id = positionals[0];
+    if (!id || positionals.length > 1) throw new CliError(`usage: ${this.usage}`, EXIT.unusable);
+    return withStore(io, async ({ store }) => {
+      const actor = cliActor();
+      const key = await new ApiKeyService(store).revoke(id, actor);
+      await new AuditLog(store).record({ actor, action: 'api_key.revoke', target: `api_key:${id}`, outcome: 'success', detail: { name: key.name, prefix: key.prefix } });
+      io.stdout.write(`Revoked ${key.id} (${key.name}, ${key.prefix}…).\n`);
+      return EXIT.ok;
+    });
+  },
+};
+
+const sessionsRevokeAll: CliCommand = {
+  name: 'sessions revoke-all',
+  summary: 'log out every browser session on every instance',
+  usage: 'mailgate sessions revoke-all',
+  async run(args, io) {
+    parse(args, [], this.usage!);
+    return withStore(io, async ({ store }) => {
+      const generation = await new SessionGeneration(store).revokeAll();
+      await new AuditLog(store).record({ actor: cliActor(), action: 'sessions.revoke_all', outcome: 'success', detail: { generation } });
+      io.stdout.write('Every session is logged out; admins must log in again.\n');
+      return EXIT.ok;
+    });
+  },
+};
+
+const auditExport: CliCommand = {
+  name: 'audit export',
+  summary: 'write audit entries since a date as JSON lines (for a SIEM)',
+  usage: 'mailgate audit export --since <ISO date, e.g. 2026-01-31 or 2026-01-31T12:00:00Z>',
+  async run(args, io) {
+    const { values } = parse(args, ['since'], this.usage!);
+    const sinceText = values.since;
+    const since = sinceText && /^\d{4}-\d{2}-\d{2}/.test(sinceText) ? new Date(sinceText) : null;
+    if (!since || Number.isNaN(since.getTime())) throw new CliError(`--since needs an ISO date\nusage: ${this.usage}`, EXIT.unusable);
+    return withStore(io, async ({ store }) => {
+      let count = 0;
+      for await (const entry of new AuditLog(store).exportSince(since)) {
+        io.stdout.write(`${JSON.stringify(entry)}\n`);
+        count++;
+      }
+      io.stderr.write(`${count} entr${count === 1 ? 'y' : 'ies'} since ${since.toISOString()}\n`);
+      return EXIT.ok;
+    });
+  },
+};
+
+export const adminCommands: CliCommand[] = [createAdmin, apiKeysCreate, apiKeysList, apiKeysRevoke, sessionsRevokeAll, auditExport];
