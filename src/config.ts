@@ -67,8 +67,8 @@ const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   // TCP port the HTTP server listens on.
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  // Public URL of mailgate as browsers see it; OAuth redirect URIs are built from it.
-  MAILGATE_BASE_URL: httpUrl.default('http://localhost:3000').transform((u) => u.replace(/\/+$/, '')),
+  // Public URL of mailgate as browsers see it; OAuth redirect URIs are built from it. Default http://localhost:$PORT.
+  MAILGATE_BASE_URL: httpUrl.transform((u) => u.replace(/\/+$/, '')).optional(),
   // Folder of the embedded store (documents, key file, session secret) when REDIS_URL is not set.
   MAILGATE_DATA_DIR: z.string().min(1).default('./data'),
   // Redis connection URL (redis:// or rediss://); when set, Redis holds the store, sessions, locks, queue and rate limits.
@@ -119,7 +119,9 @@ const schema = z.object({
 
 type Env = z.output<typeof schema>;
 
-export interface Config extends Omit<Env, 'MAILGATE_ENCRYPTION_KEYS' | 'MAILGATE_SESSION_SECRETS' | 'MAILGATE_DATA_DIR'> {
+export interface Config extends Omit<Env, 'MAILGATE_ENCRYPTION_KEYS' | 'MAILGATE_SESSION_SECRETS' | 'MAILGATE_DATA_DIR' | 'MAILGATE_BASE_URL'> {
+  /** Public URL without a trailing slash. */
+  MAILGATE_BASE_URL: string;
   /** Absolute path of the data folder. */
   MAILGATE_DATA_DIR: string;
   /** Parsed keys, first = active; undefined means the embedded key file is used. */
@@ -195,10 +197,11 @@ export function loadConfig(env: EnvSource = process.env): Config {
   const { MAILGATE_ENCRYPTION_KEYS: _k, MAILGATE_SESSION_SECRETS: _s, ...rest } = parsed.data;
   const config: Config = {
     ...rest,
+    MAILGATE_BASE_URL: rest.MAILGATE_BASE_URL ?? `http://localhost:${rest.PORT}`,
     MAILGATE_DATA_DIR: path.resolve(rest.MAILGATE_DATA_DIR),
     encryptionKeys,
     sessionSecrets,
-    secureCookies: rest.MAILGATE_BASE_URL.startsWith('https://'),
+    secureCookies: rest.MAILGATE_BASE_URL?.startsWith('https://') ?? false,
   };
   return Object.freeze(config);
 }
