@@ -14,6 +14,12 @@ import type { Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
 import { apiKeysRouter } from './web/api-keys.js';
 import { auditRouter } from './web/audit.js';
+import { oauthCallbackRouter } from './web/oauth-callback.js';
+import { oauthIntegrationsRouter } from './web/oauth-integrations.js';
+import type { AuthorizeService } from './oauth/authorize.js';
+import type { IntegrationService } from './oauth/integrations.js';
+import type { TokenService } from './tokens/refresh.js';
+import type { TokenScheduler } from './tokens/scheduler.js';
 import { createAuthMiddleware } from './web/auth.js';
 import type { WebContext } from './web/context.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
@@ -45,6 +51,10 @@ export interface AppDeps {
   sessionPolicy?: SessionPolicy;
   /** Clock for session timeouts and records (ms since epoch); tests move it. */
   clock?: () => number;
+  oauthIntegrations: IntegrationService;
+  tokens: TokenService;
+  authorize: AuthorizeService;
+  tokenScheduler: TokenScheduler;
 }
 
 const publicDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
@@ -107,6 +117,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(loginRouter(web));
   app.use(apiKeysRouter(web));
   app.use(auditRouter(web));
+  app.use(oauthIntegrationsRouter(web));
+  app.use(oauthCallbackRouter(web));
 
   app.use(notFound);
   app.use(createErrorHandler(log, eta));

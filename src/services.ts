@@ -9,6 +9,7 @@ import type { Logger } from './log.js';
 import { createMailServices, type MailServicesDeps } from './mail/service.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
+import { createOAuthServices, type OAuthTuning } from './oauth/wiring.js';
 
 /**
  * Builds every service from the infrastructure, in dependency order. src/main.ts calls it for the real
@@ -27,6 +28,8 @@ export interface ServiceBase {
   clock?: () => number;
   /** Outgoing-mail test seams: extra SMTP CAs, queue timings (production leaves them unset). */
   mail?: Pick<MailServicesDeps, 'tlsCa' | 'queue' | 'maxConnections'>;
+  /** OAuth test seams: provider fetch hook (fault injection), request timeout, backoff, scheduler poll. */
+  oauthTuning?: OAuthTuning;
 }
 
 export interface Services extends AppDeps {
@@ -55,12 +58,28 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     await audit.record({ actor: { type: 'system', id: 'startup' }, action: 'user.create', target: `user:${firstAdmin.email}`, outcome: 'success', detail: { role: 'sysadmin', source: 'MAILGATE_ADMIN_EMAIL' } });
   }
 
-  const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, ...base.mail });
+  // OAuth before mail: the transport gets tokens only from the token service; the authorize flow reads servers lazily.
+  const oauth = createOAuthServices({ ...base, audit, metrics, servers: { get: (id) => mail.servers.get(id) } });
+  const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, oauth: oauth.tokens, ...base.mail });
+  oauth.tokens.addListener({
+    // invalid_grant: hold the server's mail instead of burning attempts; re-authorization releases it.
+    needsReauth: (g) => mail.servers.pause(g.serverId, { reason: 'The mailbox authorization was revoked or expired: press Re-authorize.', code: 'oauth_needs_reauth' }),
+    authorized: async (g) => {
+      await mail.queue.resumeServer(g.serverId);
+    },
+  });
   starters.push(() => mail.start({ workers: base.config.MAILGATE_WORKERS }));
   stoppers.push(() => mail.stop());
+  starters.push(() => oauth.start());
+  stoppers.push(() => oauth.stop());
 
   return {
     ...base,
+    readinessChecks: [oauth.readinessCheck],
+    oauthIntegrations: oauth.integrations,
+    tokens: oauth.tokens,
+    authorize: oauth.authorize,
+    tokenScheduler: oauth.scheduler,
     metrics,
     audit,
     users,

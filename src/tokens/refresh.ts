@@ -76,6 +76,11 @@ export interface TokenServiceDeps {
   afterLock?: ((grantId: string) => Promise<void>) | undefined;
 }
 
+/** The grant is dead until an admin re-authorizes; `needsReauth` lets the transport hold mail instead of retrying. */
+function reauthError(message?: string, hint?: string): AppError {
+  return Object.assign(new AppError('reauth_required', { ...(message ? { message } : {}), details: hint ? [{ field: '', message: hint }] : [] }), { needsReauth: true });
+}
+
 const SYSTEM: Actor = { type: 'system', id: 'token-service' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -153,8 +158,8 @@ export class TokenService {
 
   private async load(grantId: string): Promise<Doc<GrantRecord>> {
     const doc = await this.get(grantId);
-    if (!doc) throw new AppError('reauth_required', { message: 'This server has no authorized mailbox: press Authorize on the SMTP server page.' });
-    if (doc.value.status === 'needs_reauth') throw new AppError('reauth_required', { details: doc.value.lastError ? [{ field: '', message: doc.value.lastError.hint }] : [] });
+    if (!doc) throw reauthError('This server has no authorized mailbox: press Authorize on the SMTP server page.');
+    if (doc.value.status === 'needs_reauth') throw reauthError(undefined, doc.value.lastError?.hint);
     return doc;
   }
 
@@ -326,7 +331,7 @@ export class TokenService {
       });
       for (const l of this.#listeners) await Promise.resolve(l.needsReauth?.({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox })).catch((err: unknown) => this.deps.log.error({ err }, 'needs_reauth listener failed'));
     }
-    throw new AppError('reauth_required', { details: [{ field: '', message: diagnosis.hint }] });
+    throw reauthError(undefined, diagnosis.hint);
   }
 
   /** Called by the authorize flow after it stored a grant. */

@@ -1,0 +1,99 @@
+import type { AuditRecorder } from '../admin/types.js';
+import type { Config } from '../config.js';
+import type { Keyring } from '../crypto/keyring.js';
+import { AppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Store } from '../store/store.js';
+import { TokenService } from '../tokens/refresh.js';
+import { TokenScheduler } from '../tokens/scheduler.js';
+import { collectOAuthWarnings } from '../tokens/warnings.js';
+import { AuthorizeService, type ServerLookup } from './authorize.js';
+import { IntegrationService } from './integrations.js';
+
+/** Builds the OAuth area (integrations, token service, scheduler, authorize flow) for createServices. */
+
+export interface OAuthTuning {
+  /** Replaces fetch for every provider request (fault injection in tests). */
+  fetch?: typeof fetch;
+  requestTimeoutSec?: number;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+  schedulerPollMs?: number;
+  afterLock?: (grantId: string) => Promise<void>;
+}
+
+export interface OAuthBase {
+  config: Config;
+  store: Store;
+  keyring: Keyring;
+  log: Logger;
+  audit: AuditRecorder;
+  metrics?: Metrics;
+  /** The SMTP servers (defaults to reading the stored server documents). */
+  servers?: ServerLookup;
+  oauthTuning?: OAuthTuning;
+}
+
+/** Reads the fields the authorize flow needs from the stored SMTP server document. */
+function storedServers(store: Store): ServerLookup {
+  return {
+    async get(id) {
+      const doc = await store.get<{ name: string; authMethod: string; oauthIntegrationId: string | null }>('smtp_servers', id);
+      if (!doc) throw new AppError('not_found', { message: `No SMTP server ${id}.` });
+      return { id, name: doc.value.name, authMethod: doc.value.authMethod, oauthIntegrationId: doc.value.oauthIntegrationId };
+    },
+  };
+}
+
+export function createOAuthServices(base: OAuthBase) {
+  const tuning = base.oauthTuning ?? {};
+  const integrations = new IntegrationService({
+    config: base.config,
+    store: base.store,
+    keyring: base.keyring,
+    log: base.log,
+    audit: base.audit,
+    fetch: tuning.fetch,
+    requestTimeoutSec: tuning.requestTimeoutSec,
+  });
+  const tokens = new TokenService({
+    store: base.store,
+    keyring: base.keyring,
+    log: base.log,
+    audit: base.audit,
+    integrations,
+    metrics: base.metrics,
+    backoffBaseMs: tuning.backoffBaseMs,
+    backoffMaxMs: tuning.backoffMaxMs,
+    afterLock: tuning.afterLock,
+  });
+  const scheduler = new TokenScheduler({ store: base.store, tokens, log: base.log, pollMs: tuning.schedulerPollMs });
+  tokens.addListener({ authorized: (g) => scheduler.reschedule(g.grantId), needsReauth: (g) => scheduler.reschedule(g.grantId) });
+  const authorize = new AuthorizeService({ store: base.store, keyring: base.keyring, log: base.log, audit: base.audit, integrations, tokens, servers: base.servers ?? storedServers(base.store) });
+  let sweeper: NodeJS.Timeout | undefined;
+  return {
+    integrations,
+    tokens,
+    scheduler,
+    authorize,
+    readinessCheck: {
+      name: 'oauth',
+      // Warnings never fail readiness: mail still flows for every other server.
+      async check() {
+        const warnings = await collectOAuthWarnings({ store: base.store, integrations });
+        return { ok: true, detail: { warnings } };
+      },
+    },
+    async start() {
+      if (!base.config.MAILGATE_WORKERS) return;
+      await scheduler.start();
+      sweeper = setInterval(() => void authorize.sweepExpired().catch(() => 0), 60_000);
+      sweeper.unref();
+    },
+    async stop() {
+      clearInterval(sweeper);
+      await scheduler.stop();
+    },
+  };
+}

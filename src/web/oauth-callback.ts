@@ -1,0 +1,112 @@
+import { Router, type Request, type Response } from 'express';
+import type { AppDeps } from '../app.js';
+import { AppError } from '../errors.js';
+import { AuthorizationFailure } from '../oauth/authorize.js';
+import { revocationNote } from '../oauth/providers.js';
+import { disconnectGrant } from '../tokens/revoke.js';
+import { actorOf } from './auth.js';
+import type { WebContext } from './context.js';
+import { renderPage } from './render.js';
+import { setFlash } from './session.js';
+import { parseId } from './validate.js';
+
+/**
+ * The Authorize redirect, the OAuth callback and Disconnect.
+ *
+ * Authorize is a CSRF-checked POST. Its answer is a small page whose own CSP adds the provider's
+ * authorization endpoint origin to `form-action` and whose form (GET, submitted by /static/oauth-redirect.js,
+ * or by the user without JavaScript) goes to the provider: a plain 303 to the provider would be blocked,
+ * because Chromium applies the server page's `form-action 'self'` to every redirect after a form POST.
+ *
+ * Every return path is a fixed local path built from ids of our own records (the transaction's server id),
+ * never from the query, so the callback cannot be turned into an open redirect.
+ */
+
+export interface OAuthPanel {
+  grant: ReturnType<AppDeps['tokens']['view']> | null;
+  integration: { id: string; name: string; provider: string; misconfigured: { hint: string } | null } | null;
+  revocationNote: string | null;
+}
+
+/** What views/partials/smtp-oauth.eta needs for one server; the server page passes it as `oauth`. */
+export async function oauthPanelData(deps: AppDeps, server: { id: string; oauthIntegrationId: string | null }): Promise<OAuthPanel> {
+  const grantDoc = await deps.tokens.get(server.id);
+  const integrationDoc = server.oauthIntegrationId ? await deps.store.get<{ name: string; provider: string; misconfigured: { hint: string } | null }>('oauth_integrations', server.oauthIntegrationId) : null;
+  return {
+    grant: grantDoc ? deps.tokens.view(grantDoc) : null,
+    integration: integrationDoc ? { id: integrationDoc.id, name: integrationDoc.value.name, provider: integrationDoc.value.provider, misconfigured: integrationDoc.value.misconfigured } : null,
+    revocationNote: integrationDoc ? revocationNote(integrationDoc.value.provider as 'google' | 'microsoft' | 'custom') : null,
+  };
+}
+
+function serverPage(serverId: string): string {
+  return `/admin/smtp-servers/${encodeURIComponent(serverId)}`;
+}
+
+export function oauthCallbackRouter(ctx: WebContext): Router {
+  const { deps, auth, eta } = ctx;
+  const router = Router();
+
+  router.post('/admin/smtp-servers/:id/authorize', auth.page('sysadmin'), async (req, res) => {
+    const serverId = parseId(req);
+    const { url, providerOrigin } = await deps.authorize.begin({ serverId, sessionId: req.sessionID, actor: actorOf(res) });
+    const target = new URL(url);
+    const csp = String(res.getHeader('Content-Security-Policy') ?? '');
+    res.setHeader('Content-Security-Policy', csp.replace(/form-action [^;]*/, `form-action 'self' ${providerOrigin}`));
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    renderPage(res, eta, 'oauth-redirect', {
+      title: 'Continue to the provider',
+      action: `${target.origin}${target.pathname}`,
+      params: [...target.searchParams.entries()].map(([name, value]) => ({ name, value })),
+      providerOrigin,
+      serverId,
+    });
+  });
+
+  router.get('/oauth/callback', auth.page('sysadmin'), async (req, res) => {
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('Cache-Control', 'no-store');
+    const callbackUrl = new URL(req.originalUrl, deps.config.MAILGATE_BASE_URL);
+    try {
+      const { serverId, mailbox } = await deps.authorize.complete({ callbackUrl, sessionId: req.sessionID, actor: actorOf(res), ip: req.ip });
+      setFlash(req, 'ok', `Authorized: mail from this server is now sent as ${mailbox}.`);
+      res.redirect(303, serverPage(serverId));
+    } catch (err) {
+      if (!(err instanceof AuthorizationFailure)) throw err;
+      deps.log.info({ reason: err.reason }, 'OAuth callback refused');
+      renderPage(res, eta, 'oauth-callback-error', {
+        title: 'Authorization not completed',
+        reason: err.reason,
+        message: err.message,
+        hint: err.hint,
+        back: err.serverId ? serverPage(err.serverId) : '/admin/smtp-servers',
+      }, err.reason === 'foreign_session' ? 403 : 400);
+    }
+  });
+
+  async function disconnect(req: Request, res: Response) {
+    const serverId = parseId(req);
+    return disconnectGrant({ store: deps.store, keyring: deps.keyring, log: deps.log, audit: deps.audit, integrations: deps.oauthIntegrations }, serverId, actorOf(res), req.ip);
+  }
+
+  router.post('/admin/smtp-servers/:id/disconnect', auth.page('sysadmin'), async (req, res) => {
+    const result = await disconnect(req, res);
+    const where = result.revokedAtProvider ? 'and revoked at the provider' : 'locally';
+    setFlash(req, 'ok', `Disconnected ${result.mailbox}: tokens deleted ${where}.${result.note ? ` ${result.note}` : ''} Queued mail for this server stays held until someone authorizes again.`);
+    res.redirect(303, serverPage(result.serverId));
+  });
+
+  router.post('/api/v1/smtp-servers/:id/disconnect', auth.api('admin'), async (req, res) => {
+    res.json(await disconnect(req, res));
+  });
+
+  router.get('/api/v1/smtp-servers/:id/oauth', auth.api('admin'), async (req, res) => {
+    const serverId = parseId(req);
+    const doc = await deps.tokens.get(serverId);
+    if (!doc) throw new AppError('not_found', { message: 'This server has no authorized mailbox.' });
+    res.json(deps.tokens.view(doc));
+  });
+
+  return router;
+}

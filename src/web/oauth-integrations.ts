@@ -1,0 +1,248 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { isAppError, type ErrorDetail } from '../errors.js';
+import type { IntegrationInput, IntegrationView } from '../oauth/integrations.js';
+import { defaultScopes, MICROSOFT_TENANT_EXPLANATION, revocationNote } from '../oauth/providers.js';
+import { rotateClientSecret } from '../oauth/secret-rotation.js';
+import { collectOAuthWarnings } from '../tokens/warnings.js';
+import { actorOf } from './auth.js';
+import type { WebContext } from './context.js';
+import { renderPage } from './render.js';
+import { setFlash } from './session.js';
+import { formCheckbox, formText, parseId, parseInput } from './validate.js';
+
+/** OAuth 2.0 integrations: /admin/oauth-integrations pages and /api/v1/oauth-integrations. The client secret is write-only. */
+
+const provider = z.enum(['google', 'microsoft', 'custom'], { error: 'choose google, microsoft or custom' });
+const name = z.string().trim().min(1, 'enter a name').max(100, 'at most 100 characters');
+const clientId = z.string().trim().min(1, 'enter the client ID').max(512, 'at most 512 characters');
+const clientSecret = z.string().min(1, 'enter the client secret').max(2048, 'at most 2048 characters');
+const scope = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,512}$/, 'a scope is printable ASCII without spaces or quotes');
+const url = z.string().trim().max(2048).url({ error: 'expected a URL' });
+const date = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date YYYY-MM-DD').refine((s) => !Number.isNaN(Date.parse(s)), 'not a valid date');
+const tenant = z.string().trim().max(253);
+
+const apiFields = {
+  name,
+  provider,
+  clientId,
+  tenant: tenant.optional(),
+  scopes: z.array(scope).max(30).optional(),
+  issuer: url.optional(),
+  authorizationEndpoint: url.optional(),
+  tokenEndpoint: url.optional(),
+  revocationEndpoint: url.optional(),
+  secretExpiresAt: date.nullable().optional(),
+  googleInTesting: z.boolean().optional(),
+};
+const createBody = z.strictObject({ ...apiFields, clientSecret });
+const updateBody = z.strictObject({ ...apiFields, clientSecret: clientSecret.optional() });
+const patchBody = updateBody.partial();
+const rotateBody = z.strictObject({ clientSecret, expiresAt: date.nullable().optional() });
+
+const scopeList = formText(z.string().max(4000).optional()).transform((s) => (s ? s.split(/[\s,]+/).filter(Boolean) : undefined)).pipe(z.array(scope).max(30).optional());
+const formFields = {
+  name: formText(name),
+  provider: formText(provider),
+  clientId: formText(clientId),
+  clientSecret: formText(clientSecret.optional()),
+  tenant: formText(tenant.optional()),
+  scopes: scopeList,
+  issuer: formText(url.optional()),
+  authorizationEndpoint: formText(url.optional()),
+  tokenEndpoint: formText(url.optional()),
+  revocationEndpoint: formText(url.optional()),
+  secretExpiresAt: formText(date.optional()),
+  googleInTesting: formCheckbox,
+};
+const integrationForm = z.object(formFields);
+const rotateForm = z.object({ clientSecret: formText(clientSecret), expiresAt: formText(date.optional()) });
+
+type FormValues = Partial<Record<keyof typeof formFields, unknown>>;
+
+function formErrors(err: unknown): ErrorDetail[] | null {
+  if (isAppError(err) && err.code === 'validation_failed') return err.details.length ? err.details : [{ field: '', message: err.message }];
+  return null;
+}
+
+export function oauthIntegrationsRouter(ctx: WebContext): Router {
+  const { deps, auth, eta } = ctx;
+  const integrations = deps.oauthIntegrations;
+  const router = Router();
+
+  function viewOf(v: IntegrationView) {
+    return { ...v, revocationNote: revocationNote(v.provider) };
+  }
+
+  async function showForm(res: Response, options: { integration?: IntegrationView; form?: FormValues; errors?: ErrorDetail[]; rotateErrors?: ErrorDetail[] }, status = 200) {
+    const warnings = options.integration ? (await collectOAuthWarnings({ store: deps.store, integrations })).filter((w) => w.target === `oauth_integration:${options.integration!.id}`) : [];
+    renderPage(
+      res,
+      eta,
+      'oauth-integration',
+      {
+        title: options.integration ? `OAuth 2.0 integration ${options.integration.name}` : 'New OAuth 2.0 integration',
+        integration: options.integration ? viewOf(options.integration) : null,
+        form: options.form ?? (options.integration ? { ...options.integration, scopes: options.integration.scopes.join(' ') } : { provider: 'google' }),
+        errors: options.errors ?? [],
+        rotateErrors: options.rotateErrors ?? [],
+        redirectUri: integrations.redirectUri,
+        tenantExplanation: MICROSOFT_TENANT_EXPLANATION,
+        defaultScopes: { google: defaultScopes('google').join(' '), microsoft: defaultScopes('microsoft').join(' ') },
+        allowInsecure: deps.config.MAILGATE_ALLOW_INSECURE_OAUTH,
+        warnings,
+      },
+      status,
+    );
+  }
+
+  function formInput(req: Request): IntegrationInput {
+    const f = parseInput(integrationForm, req.body);
+    return {
+      name: f.name,
+      provider: f.provider,
+      clientId: f.clientId,
+      clientSecret: f.clientSecret,
+      tenant: f.tenant,
+      scopes: f.scopes,
+      issuer: f.issuer,
+      authorizationEndpoint: f.authorizationEndpoint,
+      tokenEndpoint: f.tokenEndpoint,
+      revocationEndpoint: f.revocationEndpoint,
+      secretExpiresAt: f.secretExpiresAt ?? null,
+      googleInTesting: f.googleInTesting,
+    };
+  }
+
+  /** The submitted values to show again after an error: never the secret. */
+  function echo(req: Request): FormValues {
+    const { clientSecret: _s, _csrf: _c, ...rest } = (req.body ?? {}) as Record<string, unknown>;
+    return { ...rest, googleInTesting: rest.googleInTesting === 'on' };
+  }
+
+  router.get('/admin/oauth-integrations', auth.page('admin'), async (_req, res) => {
+    const list = (await integrations.list()).map((d) => integrations.view(d));
+    const warnings = await collectOAuthWarnings({ store: deps.store, integrations });
+    renderPage(res, eta, 'oauth-integrations', { title: 'OAuth 2.0 integrations', integrations: list, warnings, redirectUri: integrations.redirectUri });
+  });
+
+  router.get('/admin/oauth-integrations/new', auth.page('sysadmin'), async (_req, res) => {
+    await showForm(res, {});
+  });
+
+  router.post('/admin/oauth-integrations', auth.page('sysadmin'), async (req, res) => {
+    try {
+      const doc = await integrations.create(formInput(req), actorOf(res), req.ip);
+      setFlash(req, 'ok', `Integration "${doc.value.name}" added. Register the redirect URI at the provider.`);
+      res.redirect(303, `/admin/oauth-integrations/${doc.id}`);
+    } catch (err) {
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      await showForm(res, { form: echo(req), errors }, 400);
+    }
+  });
+
+  router.get('/admin/oauth-integrations/:id', auth.page('admin'), async (req, res) => {
+    const doc = await integrations.get(parseId(req));
+    await showForm(res, { integration: integrations.view(doc) });
+  });
+
+  router.post('/admin/oauth-integrations/:id', auth.page('sysadmin'), async (req, res) => {
+    const id = parseId(req);
+    const current = await integrations.get(id);
+    try {
+      const doc = await integrations.update(id, formInput(req), actorOf(res), req.ip);
+      setFlash(req, 'ok', `Integration "${doc.value.name}" updated.`);
+      res.redirect(303, `/admin/oauth-integrations/${id}`);
+    } catch (err) {
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      await showForm(res, { integration: integrations.view(current), form: echo(req), errors }, 400);
+    }
+  });
+
+  router.post('/admin/oauth-integrations/:id/rotate-secret', auth.page('sysadmin'), async (req, res) => {
+    const id = parseId(req);
+    const current = await integrations.get(id);
+    try {
+      const input = parseInput(rotateForm, req.body);
+      const result = await rotateClientSecret(
+        { store: deps.store, audit: deps.audit, integrations, tokens: deps.tokens },
+        id,
+        { clientSecret: input.clientSecret, expiresAt: input.expiresAt ?? null },
+        actorOf(res),
+        req.ip,
+      );
+      setFlash(req, 'ok', `The new client secret was proven with a ${result.provenWith === 'refresh_token' ? 'token refresh' : 'client credentials request'} and is now in use.`);
+      res.redirect(303, `/admin/oauth-integrations/${id}`);
+    } catch (err) {
+      const errors = formErrors(err);
+      if (!errors) throw err;
+      await showForm(res, { integration: integrations.view(current), rotateErrors: errors }, 400);
+    }
+  });
+
+  router.post('/admin/oauth-integrations/:id/delete', auth.page('sysadmin'), async (req, res) => {
+    const id = parseId(req);
+    await integrations.delete(id, actorOf(res), req.ip);
+    setFlash(req, 'ok', 'Integration deleted.');
+    res.redirect(303, '/admin/oauth-integrations');
+  });
+
+  // JSON API
+  router.get('/api/v1/oauth-integrations', auth.api('admin'), async (_req, res) => {
+    res.json({ items: (await integrations.list()).map((d) => integrations.view(d)) });
+  });
+
+  router.post('/api/v1/oauth-integrations', auth.api('admin'), async (req, res) => {
+    const body = parseInput(createBody, req.body);
+    const doc = await integrations.create(body, actorOf(res), req.ip);
+    res.status(201).json(integrations.view(doc));
+  });
+
+  router.get('/api/v1/oauth-integrations/:id', auth.api('admin'), async (req, res) => {
+    res.json(integrations.view(await integrations.get(parseId(req))));
+  });
+
+  router.put('/api/v1/oauth-integrations/:id', auth.api('admin'), async (req, res) => {
+    const body = parseInput(updateBody, req.body);
+    res.json(integrations.view(await integrations.update(parseId(req), body, actorOf(res), req.ip)));
+  });
+
+  router.patch('/api/v1/oauth-integrations/:id', auth.api('admin'), async (req, res) => {
+    const id = parseId(req);
+    const body = parseInput(patchBody, req.body);
+    const current = await integrations.get(id);
+    const v = current.value;
+    const merged: IntegrationInput = {
+      name: v.name,
+      provider: v.provider,
+      clientId: v.clientId,
+      tenant: v.tenant ?? undefined,
+      scopes: v.scopes,
+      issuer: v.issuer ?? undefined,
+      authorizationEndpoint: v.authorizationEndpoint ?? undefined,
+      tokenEndpoint: v.tokenEndpoint ?? undefined,
+      revocationEndpoint: v.revocationEndpoint ?? undefined,
+      secretExpiresAt: v.secretExpiresAt,
+      googleInTesting: v.googleInTesting,
+      ...body,
+    };
+    res.json(integrations.view(await integrations.update(id, merged, actorOf(res), req.ip, current.version)));
+  });
+
+  router.delete('/api/v1/oauth-integrations/:id', auth.api('admin'), async (req, res) => {
+    await integrations.delete(parseId(req), actorOf(res), req.ip);
+    res.status(204).end();
+  });
+
+  router.post('/api/v1/oauth-integrations/:id/rotate-secret', auth.api('admin'), async (req, res) => {
+    const id = parseId(req);
+    const body = parseInput(rotateBody, req.body);
+    await integrations.get(id);
+    const result = await rotateClientSecret({ store: deps.store, audit: deps.audit, integrations, tokens: deps.tokens }, id, { clientSecret: body.clientSecret, expiresAt: body.expiresAt ?? null }, actorOf(res), req.ip);
+    res.json({ ...result, integration: integrations.view(await integrations.get(id)) });
+  });
+
+  return router;
+}
