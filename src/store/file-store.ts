@@ -83,11 +83,16 @@ interface ScheduleState {
   file: AppendFile;
 }
 
+/**
+ * A file name for an id: `a-z 0-9 _ -` and inner dots kept, every other byte as `%XX` (so it decodes
+ * with decodeURIComponent). Upper-case letters are escaped too, because macOS and Windows file systems
+ * ignore case and `msg_aB` and `msg_Ab` must not share a file.
+ */
 export function encodeFileName(id: string): string {
   let out = '';
   for (const byte of Buffer.from(id, 'utf8')) {
     const c = String.fromCharCode(byte);
-    out += /[A-Za-z0-9_-]/.test(c) || (c === '.' && out.length > 0) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    out += /[a-z0-9_-]/.test(c) || (c === '.' && out.length > 0) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   // Long ids get a hashed name; the id itself is inside the file, which is what counts when loading.
   return out.length <= MAX_FILE_NAME ? out : `~${createHash('sha256').update(id).digest('hex')}`;

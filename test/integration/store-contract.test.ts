@@ -58,6 +58,11 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         for (const id of ids) await store.put('weird', id, { id });
         for (const id of ids) expect((await store.get('weird', id))?.value).toEqual({ id });
         expect((await store.list('weird')).map((d) => d.id)).toEqual([...ids].sort());
+        // Ids differing only in case stay two documents (file systems that ignore case included).
+        await store.put('weird', 'msg_aB', { v: 1 });
+        await store.put('weird', 'msg_Ab', { v: 2 });
+        expect((await store.get('weird', 'msg_aB'))?.value).toEqual({ v: 1 });
+        expect((await store.get('weird', 'msg_Ab'))?.value).toEqual({ v: 2 });
       });
 
       it('CAS: ifVersion 0 refuses an existing document, a stale version is refused, nothing written', async () => {
