@@ -25,8 +25,11 @@ import type { WebContext } from './web/context.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
 import { healthRouter, type ReadinessCheck } from './web/health.js';
 import { loginRouter } from './web/login.js';
+import { mailQueueRouter } from './web/mail-queue.js';
+import { messagesRouter } from './web/messages.js';
 import { createRenderer } from './web/render.js';
 import { createSessionLayer, type SessionPolicy } from './web/session.js';
+import { smtpServersRouter } from './web/smtp-servers.js';
 
 /**
  * Everything the web layer needs, built by src/main.ts (or a test) and passed in: createApp has no
@@ -117,6 +120,9 @@ export function createApp(deps: AppDeps): Express {
   app.use(loginRouter(web));
   app.use(apiKeysRouter(web));
   app.use(auditRouter(web));
+  app.use(smtpServersRouter(web));
+  app.use(messagesRouter(web));
+  app.use(mailQueueRouter(web));
   app.use(oauthIntegrationsRouter(web));
   app.use(oauthCallbackRouter(web));
 

@@ -70,6 +70,8 @@ export interface MessageView {
   status: MessageStatus;
   heldReason: HeldReason | null;
   serverId: string;
+  /** The API key that queued it (null for in-process sends). */
+  apiKeyId: string | null;
   subject: string;
   attempts: number;
   createdAt: string;
@@ -156,6 +158,7 @@ export function toView(id: string, m: MessageDoc): MessageView {
     status: m.status,
     heldReason: m.heldReason,
     serverId: m.serverId,
+    apiKeyId: m.apiKeyId,
     subject: m.input.subject,
     attempts: m.attempts,
     createdAt: new Date(m.createdAt).toISOString(),
