@@ -22,6 +22,7 @@ import type { TokenService } from './tokens/refresh.js';
 import type { TokenScheduler } from './tokens/scheduler.js';
 import { createAuthMiddleware } from './web/auth.js';
 import type { WebContext } from './web/context.js';
+import { encryptionKeysRouter } from './web/encryption-keys.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
 import { healthRouter, type ReadinessCheck } from './web/health.js';
 import { loginRouter } from './web/login.js';
@@ -120,6 +121,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(loginRouter(web));
   app.use(apiKeysRouter(web));
   app.use(auditRouter(web));
+  app.use(encryptionKeysRouter(web));
   app.use(smtpServersRouter(web));
   app.use(messagesRouter(web));
   app.use(mailQueueRouter(web));

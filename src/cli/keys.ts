@@ -2,7 +2,8 @@ import os from 'node:os';
 import cliProgress from 'cli-progress';
 import { AuditLog } from '../admin/audit.js';
 import type { Keyring } from '../crypto/keyring.js';
-import { assertAllKeysPresent, keyUsage, MissingEncryptionKeyError, rotateKeys, type RotationProgress } from '../crypto/rotation.js';
+import { rotateEncryptionKeys } from '../admin/key-rotation.js';
+import { keyUsage, MissingEncryptionKeyError, type RotationProgress } from '../crypto/rotation.js';
 import { openCliContext } from './context.js';
 import { formatTable } from './table.js';
 import { CliError, EXIT, type CliCommand, type CliIO } from './types.js';
@@ -115,13 +116,6 @@ const rotate: CliCommand = {
         return EXIT.ok;
       }
       const keyring = ctx.keyring;
-      try {
-        await assertAllKeysPresent(ctx.store, keyring);
-      } catch (err) {
-        if (!(err instanceof MissingEncryptionKeyError)) throw err;
-        await audit.record({ actor, action: 'keys.rotate', target: 'encryption-keys', outcome: 'failure', detail: { reason: 'missing_keys', missingKeyIds: err.missing.map((m) => m.keyId) } });
-        throw new CliError(`${err.message}\nNothing was changed.`, EXIT.failed);
-      }
       io.stdout.write(`Active key: ${keyring.activeKeyId} (keys from ${ctx.keySource}); store: ${ctx.store.kind}\n`);
 
       const controller = new AbortController();
@@ -132,12 +126,10 @@ const rotate: CliCommand = {
       const progress = progressReporter(io);
       let result;
       try {
-        result = await rotateKeys(ctx.store, keyring, { signal: controller.signal, onProgress: (p) => progress.update(p) });
+        result = await rotateEncryptionKeys({ store: ctx.store, keyring, audit }, actor, { signal: controller.signal, onProgress: (p) => progress.update(p) });
       } catch (err) {
         progress.stop();
-        await audit
-          .record({ actor, action: 'keys.rotate', target: 'encryption-keys', outcome: 'failure', detail: { activeKeyId: keyring.activeKeyId, error: (err as Error).message.slice(0, 300) } })
-          .catch(() => undefined);
+        if (err instanceof MissingEncryptionKeyError) throw new CliError(`${err.message}\nNothing was changed.`, EXIT.failed);
         throw new CliError(
           `Rotation stopped: ${(err as Error).message}\nEvery document is either fully re-sealed or untouched; run keys rotate again to continue.`,
           EXIT.failed,
@@ -146,22 +138,6 @@ const rotate: CliCommand = {
         stopListening();
       }
       progress.stop();
-
-      const outcome = result.aborted || result.failures.length > 0 ? 'failure' : 'success';
-      await audit.record({
-        actor,
-        action: 'keys.rotate',
-        target: 'encryption-keys',
-        outcome,
-        detail: {
-          activeKeyId: keyring.activeKeyId,
-          scannedDocuments: result.scanned,
-          resealed: result.resealed,
-          failed: result.failures.length,
-          interrupted: result.aborted,
-          valuesPerKeyAfter: Object.entries(result.perKeyAfter).map(([kid, n]) => `${kid}=${n}`),
-        },
-      });
 
       const seconds = Math.max(result.durationMs, 1) / 1000;
       io.stdout.write(
