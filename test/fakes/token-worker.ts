@@ -1,0 +1,75 @@
+/**
+ * A separate mailgate process for multi-process token tests: `node --import tsx test/fakes/token-worker.ts`.
+ * Environment: the mailgate variables (REDIS_URL, prefix, keys, provider presets) plus
+ *   TOKEN_WORKER_GRANT    grant id
+ *   TOKEN_WORKER_CALLERS  concurrent getAccessToken calls when "go" arrives on stdin (default 1)
+ *   TOKEN_WORKER_PAUSE    "after-lock": print LOCKED and wait before the token request;
+ *                         "after-response": print RESPONDED and wait after the provider answered, before the write
+ * Prints READY, then one RESULT line of JSON: distinct tokens, errors and the token service's counters.
+ */
+import { createInterface } from 'node:readline';
+import { AuditLog } from '../../src/admin/audit.js';
+import { loadConfig } from '../../src/config.js';
+import { Keyring } from '../../src/crypto/keyring.js';
+import { createLogger } from '../../src/log.js';
+import { createOAuthServices } from '../../src/oauth/wiring.js';
+import { openStore } from '../../src/store/open-store.js';
+
+const grantId = process.env.TOKEN_WORKER_GRANT ?? '';
+const callers = Number(process.env.TOKEN_WORKER_CALLERS ?? '1');
+const pause = process.env.TOKEN_WORKER_PAUSE ?? '';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const config = loadConfig(process.env);
+const log = createLogger({ level: 'silent' });
+const keyring = new Keyring(config.encryptionKeys ?? []);
+const store = await openStore(config);
+const audit = new AuditLog(store);
+
+const pausingFetch: typeof fetch = async (input, init) => {
+  const res = await fetch(input, init);
+  if (pause === 'after-response' && String(input instanceof Request ? input.url : input).endsWith('/token')) {
+    process.stdout.write('RESPONDED\n');
+    await sleep(500);
+  }
+  return res;
+};
+
+const oauth = createOAuthServices({
+  config,
+  store,
+  keyring,
+  log,
+  audit,
+  oauthTuning: {
+    requestTimeoutSec: 1,
+    fetch: pausingFetch,
+    ...(pause === 'after-lock'
+      ? {
+          afterLock: async () => {
+            process.stdout.write('LOCKED\n');
+            await sleep(500);
+          },
+        }
+      : {}),
+  },
+});
+
+process.stdout.write('READY\n');
+const lines = createInterface({ input: process.stdin });
+for await (const line of lines) {
+  if (line.trim() !== 'go') continue;
+  const settled = await Promise.allSettled(Array.from({ length: callers }, () => oauth.tokens.getAccessToken(grantId)));
+  const tokens = new Set<string>();
+  const errors: string[] = [];
+  for (const s of settled) {
+    if (s.status === 'fulfilled') tokens.add(s.value.accessToken);
+    else errors.push(String((s.reason as { code?: string }).code ?? s.reason));
+  }
+  // Token values go to the parent only as a short fingerprint.
+  const fingerprints = [...tokens].map((t) => t.slice(-8));
+  process.stdout.write(`RESULT ${JSON.stringify({ fingerprints, errors, stats: oauth.tokens.stats })}\n`);
+  break;
+}
+await store.close();
+process.exit(0);
