@@ -73,6 +73,8 @@ export interface TestSmtpOptions {
   onMailFrom?: (address: string) => Reply | undefined;
   onRcptTo?: (address: string) => Reply | undefined;
   onData?: (message: ReceivedMessage) => Reply | 'drop' | undefined;
+  /** Wait this long before answering the data (a slow server). */
+  dataDelayMs?: number;
   /** Called when a connection opens; a reply rejects it (e.g. 421). */
   onConnect?: () => Reply | undefined;
 }
@@ -166,12 +168,16 @@ export async function startTestSmtp(options: TestSmtpOptions = {}): Promise<Test
           return;
         }
         if (r) return cb(replyError(r));
-        messages.push(message);
-        for (const w of [...waiters]) if (messages.length >= w.count) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve();
-        }
-        cb(null, `Ok: queued as ${messages.length}`);
+        const accept = () => {
+          messages.push(message);
+          for (const w of [...waiters]) if (messages.length >= w.count) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve();
+          }
+          cb(null, `Ok: queued as ${messages.length}`);
+        };
+        if (options.dataDelayMs) setTimeout(accept, options.dataDelayMs);
+        else accept();
       });
     },
   };
