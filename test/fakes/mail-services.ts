@@ -75,7 +75,7 @@ export async function startMailHarness(options: MailHarnessOptions = {}): Promis
     config,
     encryptionKey,
     async addServer(input) {
-      const view = await mail.servers.create({ name: `srv ${input.port}`, fromAddress: 'notify@example.com', ...input } as CreateServerInput, { actor: TEST_ACTOR });
+      const view = await mail.servers.create({ name: `srv ${input.port}`, fromAddress: 'notify@example.com', ...input }, { actor: TEST_ACTOR });
       return view.id;
     },
     async close() {
