@@ -53,6 +53,8 @@ export interface ReceivedMessage {
   headers: string[];
   authUser: string | null;
   secure: boolean;
+  /** The name the client gave in EHLO. */
+  ehlo: string;
 }
 
 export interface TestSmtpOptions {
@@ -160,6 +162,7 @@ export async function startTestSmtp(options: TestSmtpOptions = {}): Promise<Test
           headers: parseHeaders(raw),
           authUser: (session.user as string | undefined) ?? null,
           secure: session.secure,
+          ehlo: String(session.hostNameAppearsAs ?? ''),
         };
         const r = options.onData?.(message);
         if (r === 'drop') {
