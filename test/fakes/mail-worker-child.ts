@@ -1,0 +1,23 @@
+/**
+ * A mailgate mail worker in its own process, for the kill -9 test: opens the file store in DATA_DIR, optionally
+ * creates a server and queues ENQUEUE messages, then delivers until SIGTERM (graceful stop) or SIGKILL.
+ * Reports progress as JSON lines on stdout.
+ */
+import { messageInput } from '../../src/mail/compose.js';
+import { startMailHarness } from './mail-services.js';
+
+const env = process.env;
+const h = await startMailHarness({
+  dataDir: env.DATA_DIR!,
+  encryptionKey: env.ENCRYPTION_KEY!,
+  queue: { pollMs: 20, retryBaseMs: 50, leaseMs: Number(env.LEASE_MS ?? 1500), maxAttempts: 10 },
+});
+const count = Number(env.ENQUEUE ?? 0);
+if (count > 0) {
+  const serverId = await h.addServer({ host: '127.0.0.1', port: Number(env.SMTP_PORT) });
+  for (let i = 0; i < count; i++) await h.mail.queue.enqueue({ ...messageInput.parse({ to: `r${i}@example.net`, subject: `m${i}`, text: 'x' }), serverId });
+}
+process.stdout.write(`${JSON.stringify({ ready: true, enqueued: count })}\n`);
+process.on('SIGTERM', () => {
+  void h.close().then(() => process.exit(0));
+});
