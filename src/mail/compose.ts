@@ -68,8 +68,9 @@ export const messageInput = z
     bcc: recipientList.optional(),
     replyTo: emailAddress.optional(),
     subject: headerText(MAX_SUBJECT_LENGTH, 'subject'),
-    text: z.string().max(MAX_BODY_CHARS).refine((v) => !v.includes('\0'), 'text must not contain NUL').optional(),
-    html: z.string().max(MAX_BODY_CHARS).refine((v) => !v.includes('\0'), 'html must not contain NUL').optional(),
+    // An empty body counts as not given: every message needs a text and an html part to stay multipart.
+    text: z.preprocess((v) => (v === '' ? undefined : v), z.string().max(MAX_BODY_CHARS).refine((v) => !v.includes('\0'), 'text must not contain NUL').optional()),
+    html: z.preprocess((v) => (v === '' ? undefined : v), z.string().max(MAX_BODY_CHARS).refine((v) => !v.includes('\0'), 'html must not contain NUL').optional()),
   })
   .superRefine((v, ctx) => {
     if (v.text === undefined && v.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text, html or both' });
@@ -133,7 +134,8 @@ export function prefixedSubject(prefix: string | null | undefined, subject: stri
 export function composeMessage(input: MessageInput, sender: SenderSettings, fromFormat: string): ComposedMessage {
   const recipients = recipientsOf(input);
   const html = input.html ?? textToHtml(input.text ?? '');
-  const text = input.text ?? htmlToText(html);
+  // A text part is never empty (nodemailer would drop it and the message would no longer be multipart).
+  const text = input.text ?? (htmlToText(html) || ' ');
   const composed: ComposedMessage = {
     envelope: { from: sender.fromAddress, to: recipients.map((r) => r.address) },
     from: { name: displayName(fromFormat, input.fromName ?? sender.name), address: sender.fromAddress },
