@@ -23,7 +23,7 @@ function startChild(env: Record<string, string>): { proc: ChildProcess; ready: P
   children.push(proc);
   const ready = new Promise<void>((resolve, reject) => {
     let buf = '';
-    proc.stdout!.on('data', (d: Buffer) => {
+    proc.stdout.on('data', (d: Buffer) => {
       buf += d.toString();
       if (buf.includes('"ready":true')) resolve();
     });

@@ -4,7 +4,7 @@ import { messageInput } from '../../src/mail/compose.js';
 import { MESSAGES, type MessageDoc } from '../../src/mail/queue.js';
 import { eventually, startMailHarness, TEST_ACTOR, type MailHarness } from '../fakes/mail-services.js';
 import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
-import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
+import { startTestSmtp } from '../fakes/smtp-server.js';
 
 // Two mailgate instances (two stores, two worker pools) on one Redis prefix share one queue: every message is
 // delivered exactly once, and a server changed on one instance is used in its new form by the other.
