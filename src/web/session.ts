@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
-import session from 'express-session';
+import session, { type SessionData } from 'express-session';
 import { csrfSync } from 'csrf-sync';
 import type { SessionGeneration } from '../admin/sessions.js';
 import type { User, UserService } from '../admin/users.js';
@@ -113,10 +113,19 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
 
   const identify: RequestHandler = async (req, res, next) => {
     if (isApi(req)) return next();
-    if (req.session.flash) {
-      res.locals.flash = req.session.flash;
-      delete req.session.flash;
-    }
+    // Read (and removed) only when a page is rendered, so a message survives the redirect that precedes it.
+    let flash: SessionData['flash'] | null = null;
+    Object.defineProperty(res.locals, 'flash', {
+      enumerable: true,
+      configurable: true,
+      get: () => {
+        if (flash === null) {
+          flash = req.session.flash;
+          delete req.session.flash;
+        }
+        return flash;
+      },
+    });
     const userId = req.session.userId;
     if (userId === undefined) return next();
     const t = now();
@@ -129,7 +138,6 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
       // Start over with an empty session rather than keep a stale login in the store.
       await promisify((cb) => req.session.regenerate(cb));
       setFlash(req, 'error', 'Your session has ended. Log in again.');
-      res.locals.flash = req.session.flash;
       return next();
     }
     if (t - lastSeenAt >= touchEveryMs) req.session.lastSeenAt = t;

@@ -116,6 +116,9 @@ describe('browser login and sessions (file store)', () => {
     const res = await s.fetch('/admin/audit');
     expect(res.status).toBe(303);
     expect(res.headers.get('location')).toMatch(/^\/login/);
+    // The login page it redirects to says why, once.
+    expect((await s.get(res.headers.get('location')!)).text).toContain('Your session has ended');
+    expect((await s.get('/login')).text).not.toContain('Your session has ended');
   });
 
   it('ends an active session 12 hours after login', async () => {
@@ -401,6 +404,50 @@ describe('no secret reaches the audit log or the data folder (file store)', () =
         const content = await readFile(file, 'utf8');
         for (const secret of [canaryPassword, owner.password, key, key.slice(4)]) expect(content, file).not.toContain(secret);
       }
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('first sysadmin from the environment and last-used times (file store)', () => {
+  it('creates the first sysadmin once, audited; a later start with other values changes nothing', async () => {
+    const password = 'first-admin-password-1';
+    const app = await startTestApp({ env: { MAILGATE_ADMIN_EMAIL: 'First@Example.test', MAILGATE_ADMIN_PASSWORD: password } });
+    try {
+      expect((await app.services.users.list()).map((u) => [u.email, u.role])).toEqual([['first@example.test', 'sysadmin']]);
+      const s = app.anonymousSession();
+      await s.login('first@example.test', password);
+      expect((await s.fetch('/admin/api-keys')).status).toBe(200);
+      const entries = await allAudit(app);
+      expect(entries.some((e) => e.action === 'user.create' && e.target === 'user:first@example.test')).toBe(true);
+      expect(JSON.stringify(entries)).not.toContain(password);
+      // Another admin exists now; starting again with different variables creates nobody.
+      expect(await app.services.users.ensureFirstAdmin('second@example.test', 'second-admin-password')).toBeNull();
+      expect((await app.services.users.list()).length).toBe(1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('writes the last-used time of a key at most once a minute', async () => {
+    let now = Date.parse('2026-03-01T10:00:00Z');
+    const app = await startTestApp({ clock: () => now });
+    try {
+      const key = await app.apiKey(['admin'], 'busy');
+      const call = () => fetch(`${app.url}/api/v1/audit?limit=1`, { headers: { authorization: `Bearer ${key}` } });
+      const doc = async () => (await app.store.list<{ name: string; lastUsedAt: string | null }>('api_keys')).find((d) => d.value.name === 'busy')!;
+      expect((await call()).status).toBe(200);
+      const first = await doc();
+      expect(first.value.lastUsedAt).toBe('2026-03-01T10:00:00.000Z');
+      now += 30_000;
+      for (let i = 0; i < 5; i++) expect((await call()).status).toBe(200);
+      expect((await doc()).version).toBe(first.version);
+      now += 31_000;
+      expect((await call()).status).toBe(200);
+      const later = await doc();
+      expect(later.version).toBe(first.version + 1);
+      expect(later.value.lastUsedAt).toBe('2026-03-01T10:01:01.000Z');
     } finally {
       await app.close();
     }
