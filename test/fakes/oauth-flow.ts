@@ -62,6 +62,8 @@ export interface OAuthSmtp {
   messages: { from: string; to: string[]; raw: string; user: string }[];
   authAttempts: { user: string; accepted: boolean }[];
   waitFor(count: number, timeoutMs?: number): Promise<void>;
+  /** Closes every open connection, so the next message needs a new XOAUTH2 login (pooled clients stay authenticated otherwise). */
+  dropConnections(): void;
   close(): Promise<void>;
 }
 
@@ -118,6 +120,9 @@ export async function startOAuthSmtp(provider: FakeProvider): Promise<OAuthSmtp>
         if (Date.now() > deadline) throw new Error(`expected ${count} messages, got ${messages.length}`);
         await new Promise((r) => setTimeout(r, 50));
       }
+    },
+    dropConnections() {
+      for (const connection of (server as unknown as { connections: Set<{ close(): void }> }).connections) connection.close();
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -30,9 +30,10 @@ export async function createOAuthServer(services: Services, provider: FakeProvid
 }
 
 /** Runs Authorize → provider consent → callback through the services (no HTTP), as `login`. */
-export async function authorizeThroughServices(services: Services, serverId: string, login = 'alice@example.test'): Promise<{ mailbox: string }> {
+export async function authorizeThroughServices(services: Services, serverId: string, login = 'alice@example.test'): Promise<{ mailbox: string; code: string }> {
   const sessionId = `sess-${randomBytes(6).toString('hex')}`;
   const { url } = await services.authorize.begin({ serverId, sessionId, actor: TEST_ACTOR });
   const callback = await consentAtProvider(url, login);
-  return services.authorize.complete({ callbackUrl: callback, sessionId, actor: TEST_ACTOR });
+  const done = await services.authorize.complete({ callbackUrl: callback, sessionId, actor: TEST_ACTOR });
+  return { ...done, code: callback.searchParams.get('code') ?? '' };
 }
