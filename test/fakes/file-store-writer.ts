@@ -23,13 +23,19 @@ try {
       const id = `doc-${lane}-${i % 40}`;
       const current = await store.get<{ atVersion: number }>('crash', id);
       const version = (current?.version ?? 0) + 1;
+      // Each acknowledged write is reported on stdout (synchronous for pipes on Linux), so the parent
+      // can check that everything acknowledged before the kill is still there after it.
       try {
         await store.put('crash', id, { atVersion: version, lane, payload: 'p'.repeat(200 + (i % 3000)) }, { ifVersion: current?.version ?? 0 });
+        process.stdout.write(`D ${id} ${version}\n`);
       } catch (err) {
         if (!(err instanceof VersionConflictError)) throw err;
       }
-      if (i % 5 === 0) await store.append('crash-log', { lane, i, text: 'l'.repeat(i % 500) });
-      if (i % 7 === 0) await store.schedule('crash-q', id, version);
+      if (i % 5 === 0) process.stdout.write(`L ${await store.append('crash-log', { lane, i, text: 'l'.repeat(i % 500) })}\n`);
+      if (i % 7 === 0) {
+        await store.schedule('crash-q', id, version);
+        process.stdout.write(`S ${id}\n`);
+      }
     }
   };
   await Promise.all([0, 1, 2, 3].map(writer));

@@ -35,12 +35,23 @@ describe('file store crash safety', () => {
   it('survives repeated kill -9 mid-write: every document parses, versions agree, temp files are never documents', async () => {
     let tempFilesSeen = 0;
     let maxVersion = 0;
+    let ackedTotal = 0;
     for (let round = 0; round < 6; round++) {
       const writer = startWriter(dir, 'write');
       await writer.ready();
       await new Promise((r) => setTimeout(r, 150 + Math.random() * 350));
       writer.child.kill('SIGKILL');
       expect((await writer.exited).signal).toBe('SIGKILL');
+
+      // What the writer saw acknowledged before it died.
+      const acked = { docs: new Map<string, number>(), logIds: new Set<string>(), scheduled: new Set<string>() };
+      for (const line of writer.output().stdout.split('\n')) {
+        const [kind, a, b] = line.split(' ');
+        if (kind === 'D') acked.docs.set(a!, Math.max(acked.docs.get(a!) ?? 0, Number(b)));
+        else if (kind === 'L') acked.logIds.add(a!);
+        else if (kind === 'S') acked.scheduled.add(a!);
+      }
+      expect(acked.docs.size).toBeGreaterThan(0);
 
       const collectionDir = path.join(dir, 'store', 'docs', 'crash');
       const files = await readdir(collectionDir);
@@ -65,8 +76,15 @@ describe('file store crash safety', () => {
         const log = await store.readLog<{ lane: number; i: number }>('crash-log', { limit: 1_000_000 });
         expect(log.length).toBeGreaterThan(0);
         expect(log.map((e) => e.id)).toEqual(log.map((e) => e.id).sort().reverse());
+        // Nothing acknowledged was lost: documents at least at the acknowledged version, log entries, schedules.
+        for (const [id, version] of acked.docs) expect((await store.get('crash', id))?.version ?? 0).toBeGreaterThanOrEqual(version);
+        const logIds = new Set(log.map((e) => e.id));
+        for (const id of acked.logIds) expect(logIds.has(id)).toBe(true);
         const stats = await store.scheduleStats('crash-q');
-        expect(stats.count).toBeGreaterThan(0);
+        expect(stats.count).toBeGreaterThanOrEqual(acked.scheduled.size);
+        const claimed = new Set(await store.claimDue('crash-q', Date.now() + 1e12, 1, 1_000_000));
+        for (const id of acked.scheduled) expect(claimed.has(id)).toBe(true);
+        ackedTotal += acked.docs.size + acked.logIds.size + acked.scheduled.size;
         // A write after recovery appends cleanly (no glued torn line).
         const id = await store.append('crash-log', { after: round });
         expect((await store.readLog('crash-log', { limit: 1 }))[0]?.id).toBe(id);
@@ -76,7 +94,7 @@ describe('file store crash safety', () => {
     }
     // The writer continued across rounds, so documents went through many versions.
     expect(maxVersion).toBeGreaterThan(6);
-    console.log(`crash rounds done; temp files found right after kill -9: ${tempFilesSeen}; highest version ${maxVersion}`);
+    console.log(`crash rounds done; temp files found right after kill -9: ${tempFilesSeen}; highest version ${maxVersion}; acknowledged writes checked: ${ackedTotal}`);
   }, 60_000);
 
   it('a second process refuses the data folder while it is open, naming the folder', async () => {
