@@ -21,7 +21,7 @@ function startWorker(env: Record<string, string>): Worker {
   const child = spawn(process.execPath, ['--import', 'tsx', workerScript], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let buffer = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
+  child.stdout.on('data', (chunk: Buffer) => {
     buffer += chunk.toString();
     let i;
     while ((i = buffer.indexOf('\n')) >= 0) {
@@ -30,7 +30,7 @@ function startWorker(env: Record<string, string>): Worker {
     }
   });
   let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   return {
     child,
     lines,
@@ -44,13 +44,13 @@ function startWorker(env: Record<string, string>): Worker {
       }
     },
     go() {
-      child.stdin!.write('go\n');
+      child.stdin.write('go\n');
     },
   };
 }
 
 function resultOf(line: string): { fingerprints: string[]; errors: string[]; stats: { refreshRequests: number; lockLost: number; staleWritesRejected: number } } {
-  return JSON.parse(line.slice('RESULT '.length));
+  return JSON.parse(line.slice("RESULT ".length)) as ReturnType<typeof resultOf>;
 }
 
 const workers: Worker[] = [];
