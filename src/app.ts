@@ -14,7 +14,7 @@ import type { Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
 import { apiKeysRouter } from './web/api-keys.js';
 import { auditRouter } from './web/audit.js';
-import { oauthCallbackRouter } from './web/oauth-callback.js';
+import { oauthCallbackRouter, oauthPanelData } from './web/oauth-callback.js';
 import { oauthIntegrationsRouter } from './web/oauth-integrations.js';
 import type { AuthorizeService } from './oauth/authorize.js';
 import type { IntegrationService } from './oauth/integrations.js';
@@ -122,7 +122,13 @@ export function createApp(deps: AppDeps): Express {
   app.use(apiKeysRouter(web));
   app.use(auditRouter(web));
   app.use(encryptionKeysRouter(web));
-  app.use(smtpServersRouter(web));
+  app.use(
+    smtpServersRouter(web, {
+      oauthPanel: (server) => oauthPanelData(deps, server),
+      oauthStatus: async (serverId) => (await deps.tokens.get(serverId))?.value.status ?? null,
+      integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
+    }),
+  );
   app.use(messagesRouter(web));
   app.use(mailQueueRouter(web));
   app.use(oauthIntegrationsRouter(web));

@@ -153,6 +153,14 @@ describe('Authorize and callback over HTTP (Google flavour)', () => {
     expect(event?.detail?.mailbox).toBe('alice@example.test');
     expect(event?.target).toBe(`smtp_server:${serverId}`);
 
+    // The server page shows the mailbox, the grant state and the buttons.
+    const page = await admin.get(`/admin/smtp-servers/${serverId}`);
+    expect(page.res.status).toBe(200);
+    expect(page.text).toContain('<td id="oauth-mailbox">alice@example.test</td>');
+    expect(page.text).toContain('>Re-authorize</button>');
+    expect(page.text).toContain('>Disconnect</button>');
+    expect(page.text).toContain('Authorized: mail from this server is now sent as alice@example.test');
+
     // The same callback again: the transaction was deleted on first use.
     const replay = await admin.get(toApp(app, callback));
     expect(replay.res.status).toBe(400);
