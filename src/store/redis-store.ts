@@ -140,6 +140,20 @@ function mapError(err: unknown): unknown {
   return err;
 }
 
+/** Rejects with StoreUnavailableError when `promise` takes longer than `ms` (its late outcome is ignored). */
+async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  promise.catch(() => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new StoreUnavailableError(message)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function quitOrDisconnect(client: Redis): Promise<void> {
   if (client.status === 'end') return;
   const timer = new Promise<'timeout'>((resolve) => setTimeout(resolve, 1000, 'timeout').unref());
@@ -184,7 +198,8 @@ class RedisBackedStore implements Store {
   readonly #log: RedisStoreOptions['log'];
   #subscriber: Redis | null = null;
   #subscriberReady: Promise<Redis> | null = null;
-  readonly #handlers = new Map<string, Set<(message: string) => void>>();
+  readonly #channels = new Map<string, { handlers: Set<(message: string) => void>; ready: Promise<void> }>();
+  readonly #commandTimeoutMs: number;
 
   constructor(client: Redis, redisOptions: RedisOptions, options: RedisStoreOptions) {
     this.#client = client;
@@ -192,6 +207,7 @@ class RedisBackedStore implements Store {
     this.#url = options.url;
     this.#prefix = options.prefix;
     this.#log = options.log;
+    this.#commandTimeoutMs = options.commandTimeoutMs ?? 5000;
   }
 
   async #guard<T>(op: () => Promise<T>): Promise<T> {
@@ -358,7 +374,7 @@ class RedisBackedStore implements Store {
       const subscriber = new Redis(this.#url, { ...base, maxRetriesPerRequest: null });
       subscriber.on('error', () => undefined);
       subscriber.on('message', (channel: string, message: string) => {
-        for (const handler of this.#handlers.get(channel) ?? []) {
+        for (const handler of this.#channels.get(channel)?.handlers ?? []) {
           try {
             handler(message);
           } catch (err) {
@@ -367,7 +383,15 @@ class RedisBackedStore implements Store {
         }
       });
       this.#subscriber = subscriber;
-      await subscriber.connect();
+      try {
+        await subscriber.connect();
+      } catch (err) {
+        // Let a later subscribe try again with a fresh connection instead of reusing this failure.
+        subscriber.disconnect();
+        this.#subscriber = null;
+        this.#subscriberReady = null;
+        throw err;
+      }
       return subscriber;
     })();
     return this.#subscriberReady;
@@ -379,21 +403,34 @@ class RedisBackedStore implements Store {
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
     const name = this.#channel(channel);
-    const subscriber = await this.#guard(() => this.#subscriberConnection());
-    let handlers = this.#handlers.get(name);
-    if (!handlers) {
-      handlers = new Set();
-      this.#handlers.set(name, handlers);
-      await this.#guard(() => subscriber.subscribe(name));
+    let entry = this.#channels.get(name);
+    if (!entry) {
+      // Concurrent subscribers of one channel share one SUBSCRIBE and all wait for its acknowledgement.
+      const ready = (async () => {
+        const subscriber = await this.#subscriberConnection();
+        // The subscriber retries forever in the background; a command on it while Redis is down would wait
+        // just as long, so a down connection fails at once and a slow one after the command timeout.
+        if (subscriber.status !== 'ready') throw new StoreUnavailableError('Redis is not reachable (subscriber connection down)');
+        await withTimeout(subscriber.subscribe(name), this.#commandTimeoutMs, `Redis did not acknowledge SUBSCRIBE within ${this.#commandTimeoutMs} ms`);
+      })();
+      const created = { handlers: new Set<(message: string) => void>(), ready };
+      entry = created;
+      this.#channels.set(name, created);
+      ready.catch(() => {
+        if (this.#channels.get(name) === created) this.#channels.delete(name);
+      });
     }
-    handlers.add(handler);
+    const joined = entry;
+    await this.#guard(() => joined.ready);
+    joined.handlers.add(handler);
     return async () => {
-      const set = this.#handlers.get(name);
-      if (!set?.delete(handler) || set.size > 0) return;
-      this.#handlers.delete(name);
-      await this.#guard(() => subscriber.unsubscribe(name));
+      if (!joined.handlers.delete(handler) || joined.handlers.size > 0 || this.#channels.get(name) !== joined) return;
+      this.#channels.delete(name);
+      // Best effort: if Redis is down the channel is simply renewed on reconnect and its messages ignored.
+      await withTimeout(this.#subscriber?.unsubscribe(name) ?? Promise.resolve(), this.#commandTimeoutMs, 'UNSUBSCRIBE timed out').catch(() => undefined);
     };
   }
+
 
   // ---- sessions, rate limits, health ---------------------------------------------------------
 
@@ -412,20 +449,13 @@ class RedisBackedStore implements Store {
   }
 
   async ping(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreUnavailableError(`Redis did not answer PING within ${PING_TIMEOUT_MS} ms`)), PING_TIMEOUT_MS);
-    });
-    try {
-      await Promise.race([this.#guard(() => this.#client.ping()), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await withTimeout(this.#guard(() => this.#client.ping()), PING_TIMEOUT_MS, `Redis did not answer PING within ${PING_TIMEOUT_MS} ms`);
   }
+
 
   async close(): Promise<void> {
     const subscriber = this.#subscriberReady ? await this.#subscriberReady.catch(() => this.#subscriber) : null;
-    this.#handlers.clear();
+    this.#channels.clear();
     await Promise.all([quitOrDisconnect(this.#client), subscriber ? quitOrDisconnect(subscriber) : undefined]);
   }
 }

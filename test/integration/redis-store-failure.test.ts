@@ -60,6 +60,8 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
     try {
       await store.put('things', 'a', { ok: true });
       await store.ping();
+      const before: string[] = [];
+      await store.subscribe('before-outage', (m) => before.push(m));
       redis.kill('SIGKILL');
       await new Promise((r) => setTimeout(r, 100));
 
@@ -70,12 +72,27 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
       await expect(store.get('things', 'a')).rejects.toBeInstanceOf(StoreUnavailableError);
       await expect(store.put('things', 'b', {})).rejects.toBeInstanceOf(StoreUnavailableError);
       expect(Date.now() - started).toBeLessThan(4_000);
+      await expect(store.subscribe('during-outage', () => undefined)).rejects.toBeInstanceOf(StoreUnavailableError);
 
       redis = await startRedis(port);
       await expect.poll(() => store.ping().then(() => 'up', () => 'down'), { timeout: 10_000, interval: 200 }).toBe('up');
       // Fresh Redis (no persistence): the store works again.
       await store.put('things', 'c', { back: true });
       expect((await store.get('things', 'c'))?.value).toEqual({ back: true });
+      // Subscriptions come back: the one made before the outage is renewed, a new one can be made.
+      const after: string[] = [];
+      await store.subscribe('after-outage', (m) => after.push(m));
+      await store.publish('after-outage', 'hello');
+      await expect.poll(() => after).toEqual(['hello']);
+      await expect
+        .poll(
+          async () => {
+            await store.publish('before-outage', 'again');
+            return before.length > 0;
+          },
+          { timeout: 10_000, interval: 300 },
+        )
+        .toBe(true);
     } finally {
       await store.close();
     }
