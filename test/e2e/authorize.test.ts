@@ -1,0 +1,132 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import net, { type AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestApp, type TestApp } from '../fakes/app.js';
+import { CHROMIUM_ARGS, chromiumPathForTests } from '../fakes/chromium.js';
+import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
+import { providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
+import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
+
+/**
+ * A real Chromium adds a Microsoft integration, presses Authorize on an SMTP server, signs in and consents
+ * at the local provider, comes back to the server page with the mailbox shown, and a message then goes out
+ * through XOAUTH2 (the SMTP server checks the token by introspection). The Authorize form's redirect to
+ * the provider must not be blocked by the CSP (form-action).
+ */
+
+describe.skipIf(!chromiumPathForTests())('Authorize in a real browser (Microsoft flavour)', () => {
+  let provider: FakeProvider;
+  let smtp: OAuthSmtp;
+  let app: TestApp;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  let serverId: string;
+  let forwarder: net.Server;
+  let baseUrl: string;
+  const consoleErrors: string[] = [];
+  const clientId = 'mailgate-browser';
+  const clientSecret = 'browser-client-secret-0123456789';
+
+  beforeAll(async () => {
+    provider = await startFakeProvider({ kind: 'microsoft', accessTokenTtlSec: 60 });
+    smtp = await startOAuthSmtp(provider);
+    // MAILGATE_BASE_URL must be known before the app starts: a TCP forwarder on a port taken first.
+    let appPort = 0;
+    forwarder = net.createServer((socket) => {
+      const upstream = net.connect(appPort, '127.0.0.1');
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.1', resolve));
+    baseUrl = `http://127.0.0.1:${(forwarder.address() as AddressInfo).port}`;
+    app = await startTestApp({ workers: true, env: { ...providerEnv(provider), MAILGATE_BASE_URL: baseUrl, MAILGATE_QUEUE_RETRY_BASE_MS: '100' } });
+    appPort = Number(new URL(app.url).port);
+    await provider.registerClient({ clientId, clientSecret, redirectUris: [`${app.config.MAILGATE_BASE_URL}/oauth/callback`] });
+    const user = await app.createUser('sysadmin');
+    profile = await mkdtemp(path.join(os.tmpdir(), 'mailgate-chromium-'));
+    context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPathForTests()!, args: CHROMIUM_ARGS, headless: true });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.on('pageerror', (err) => consoleErrors.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) consoleErrors.push(msg.text());
+    });
+    await page.goto(`${baseUrl}/login`);
+    await page.getByLabel('Email').fill(user.email);
+    await page.getByLabel('Password').fill(user.password);
+    await Promise.all([page.waitForURL(/\/admin\//), page.getByRole('button', { name: 'Log in' }).click()]);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await app?.close();
+    await smtp?.close();
+    await provider?.close();
+    forwarder?.close();
+    if (profile) await rm(profile, { recursive: true, force: true });
+  });
+
+  it('refuses the "common" tenant with an explanation, then adds the integration', async () => {
+    await page.goto(`${baseUrl}/admin/oauth-integrations/new`);
+    expect(await page.locator('#redirect-uri').textContent()).toBe(`${app.config.MAILGATE_BASE_URL}/oauth/callback`);
+    await page.locator('#name').fill('Contoso 365');
+    await page.locator('#provider').selectOption('microsoft');
+    await page.locator('#clientId').fill(clientId);
+    await page.locator('#clientSecret').fill(clientSecret);
+    await page.locator('#tenant').fill('common');
+    await page.getByRole('button', { name: 'Add' }).click();
+    expect(await page.locator('ul.errors').textContent()).toContain('issuer template');
+    expect(await page.content()).not.toContain(clientSecret);
+    await page.locator('#clientSecret').fill(clientSecret);
+    await page.locator('#tenant').fill(provider.tenant);
+    await Promise.all([page.waitForURL(/\/admin\/oauth-integrations\/oi_/), page.getByRole('button', { name: 'Add' }).click()]);
+    expect(await page.getByRole('status').first().textContent()).toContain('added');
+    expect(await page.content()).not.toContain(clientSecret);
+    const integrationId = page.url().split('/').pop()!;
+    const server = await app.services.mail.servers.create(
+      { name: 'Microsoft mailbox', fromAddress: 'alice@example.test', host: '127.0.0.1', port: smtp.port, protocol: 'smtp', authMethod: 'oauth2', oauthIntegrationId: integrationId },
+      { actor: TEST_ACTOR },
+    );
+    serverId = server.id;
+  });
+
+  it('Authorize → sign in → consent → back on the server page with the mailbox shown', async () => {
+    await page.goto(`${baseUrl}/admin/smtp-servers/${serverId}`);
+    await Promise.all([page.waitForURL(`${provider.authority}/**`), page.getByRole('button', { name: 'Authorize' }).click()]);
+    await page.locator('input[name="login"]').fill('alice@example.test');
+    await page.locator('input[name="password"]').fill('any password');
+    await page.getByRole('button', { name: 'Sign-in' }).click();
+    await Promise.all([page.waitForURL(`${baseUrl}/admin/smtp-servers/${serverId}`, { timeout: 15_000 }), page.getByRole('button', { name: 'Continue' }).click()]);
+    expect(await page.locator('#oauth-mailbox').textContent()).toBe('alice@example.test');
+    expect(await page.getByRole('status').first().textContent()).toContain('alice@example.test');
+    expect(page.getByRole('button', { name: 'Re-authorize' })).toBeTruthy();
+    expect(consoleErrors.filter((e) => /Content Security Policy|form-action/i.test(e))).toEqual([]);
+  });
+
+  it('a message then goes out through XOAUTH2', async () => {
+    const key = await app.apiKey(['send']);
+    const res = await fetch(`${app.url}/api/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ serverId, to: 'bob@example.test', subject: 'from the browser test', text: 'hello' }),
+    });
+    expect(res.status).toBe(202);
+    await smtp.waitFor(1);
+    expect(smtp.messages[0]?.user).toBe('alice@example.test');
+    expect(smtp.messages[0]?.raw).toContain('from the browser test');
+  });
+
+  it('Disconnect deletes the tokens and says Microsoft has no revocation endpoint', async () => {
+    await page.goto(`${baseUrl}/admin/smtp-servers/${serverId}`);
+    await Promise.all([page.waitForURL(`${baseUrl}/admin/smtp-servers/${serverId}`), page.getByRole('button', { name: 'Disconnect' }).click()]);
+    const flash = await page.getByRole('status').first().textContent();
+    expect(flash).toContain('Disconnected alice@example.test');
+    expect(flash).toContain('Microsoft has no token revocation endpoint');
+    expect(await page.getByRole('button', { name: 'Authorize' }).count()).toBe(1);
+    expect(consoleErrors).toEqual([]);
+  });
+});
