@@ -46,6 +46,8 @@ export interface FileStoreOptions {
   fsync?: boolean;
   /** How often the embedded session store drops expired sessions. Default 60 s. */
   sessionPruneEveryMs?: number;
+  /** Receives errors thrown by pub/sub handlers (they never crash the process). */
+  log?: { warn(obj: object, msg: string): void };
 }
 
 const COLLECTION_NAME = /^[a-z0-9_-]+$/;
@@ -196,6 +198,7 @@ class FileStore implements Store {
   readonly #writeTails = new Map<string, Promise<unknown>>();
   readonly #events = new EventEmitter();
   readonly #sessionStores: { stopPruning(): void }[] = [];
+  readonly #logger: FileStoreOptions['log'];
   #tempCounter = 0;
   #closed = false;
 
@@ -204,6 +207,7 @@ class FileStore implements Store {
     this.#lockPath = lockPath;
     this.#fsync = options.fsync ?? false;
     this.#sessionPruneEveryMs = options.sessionPruneEveryMs ?? 60_000;
+    this.#logger = options.log;
     this.#events.setMaxListeners(0);
   }
 
@@ -593,7 +597,15 @@ class FileStore implements Store {
   async publish(channel: string, message: string): Promise<void> {
     this.#assertOpen();
     // Delivered asynchronously, as over Redis, so publishers never run subscribers' code inline.
-    setImmediate(() => this.#events.emit(channel, message));
+    setImmediate(() => {
+      for (const listener of this.#events.listeners(channel) as ((message: string) => void)[]) {
+        try {
+          listener(message);
+        } catch (err) {
+          this.#logger?.warn({ err, channel }, 'a pub/sub handler threw');
+        }
+      }
+    });
   }
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {

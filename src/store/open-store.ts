@@ -20,7 +20,7 @@ export async function openStore(config: Pick<Config, 'REDIS_URL' | 'MAILGATE_RED
     log?.info({ store: 'redis', prefix: config.MAILGATE_REDIS_PREFIX }, 'store opened on Redis');
     return store;
   }
-  const store = await createFileStore(config.MAILGATE_DATA_DIR);
+  const store = await createFileStore(config.MAILGATE_DATA_DIR, log ? { log } : {});
   log?.info({ store: 'file', dir: config.MAILGATE_DATA_DIR }, 'store opened in the data folder (embedded, single process)');
   return store;
 }

@@ -267,10 +267,17 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         await store.publish('ch1', 'hello');
         await store.publish('other', 'not for us');
         await expect.poll(() => got).toEqual(['hello']);
+        // A throwing handler neither crashes the process nor keeps others from their message.
+        const unsubscribeThrower = await store.subscribe('ch1', () => {
+          throw new Error('handler bug');
+        });
+        await store.publish('ch1', 'second');
+        await expect.poll(() => got).toEqual(['hello', 'second']);
+        await unsubscribeThrower();
         await unsubscribe();
         await store.publish('ch1', 'after');
         await sleep(100);
-        expect(got).toEqual(['hello']);
+        expect(got).toEqual(['hello', 'second']);
       });
     });
 
