@@ -457,6 +457,7 @@ class FileStore implements Store {
 
   async acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
     checkName('lock name', name);
+    if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new Error(`lock ${name}: ttlMs must be a positive number, got ${ttlMs}`);
     this.#assertOpen();
     const now = Date.now();
     const held = this.#locks.get(name);
@@ -557,6 +558,7 @@ class FileStore implements Store {
   async schedule(queue: string, id: string, dueAt: number): Promise<void> {
     checkFileBackedName('queue name', queue);
     checkName('scheduled id', id);
+    if (!Number.isFinite(dueAt)) throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
     this.#assertOpen();
     const state = this.#schedule(queue);
     this.#setDue(state, id, dueAt);

@@ -300,6 +300,7 @@ class RedisBackedStore implements Store {
 
   async acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
     checkName('lock name', name);
+    if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new Error(`lock ${name}: ttlMs must be a positive number, got ${ttlMs}`);
     const key = `${this.#prefix}lock:${name}`;
     const owner = randomBytes(16).toString('hex');
     const ok = await this.#guard(() => this.#client.set(key, owner, 'PX', Math.max(1, Math.round(ttlMs)), 'NX'));
@@ -342,6 +343,7 @@ class RedisBackedStore implements Store {
   async schedule(queue: string, id: string, dueAt: number): Promise<void> {
     checkName('queue name', queue);
     checkName('scheduled id', id);
+    if (!Number.isFinite(dueAt)) throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
     await this.#guard(() => this.#client.zadd(this.#scheduleKey(queue), dueAt, id));
   }
 

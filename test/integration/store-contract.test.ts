@@ -141,8 +141,10 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         expect(names).toEqual([...names].sort());
       });
 
-      it('rejects invalid collection names', async () => {
+      it('rejects invalid collection names, due times and TTLs', async () => {
         await expect(store.put('Bad/Name', 'x', {})).rejects.toThrow(/collection/);
+        await expect(store.schedule('q-bad', 'x', Number.NaN)).rejects.toThrow(/finite/);
+        await expect(store.acquireLock('l-bad', 0)).rejects.toThrow(/positive/);
       });
     });
 
