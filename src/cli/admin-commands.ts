@@ -180,6 +180,27 @@ const apiKeysRevoke: CliCommand = {
   },
 };
 
+const apiKeysRotate: CliCommand = {
+  name: 'api-keys rotate',
+  summary: 'create a successor key; the old one keeps working for a grace period, then stops',
+  usage: 'mailgate api-keys rotate <id> [--grace-hours 24]   (0 = the old key stops now; at most 720)',
+  async run(args, io) {
+    const { values, positionals } = parse(args, ['grace-hours'], this.usage!);
+    const id = positionals[0];
+    if (!id || positionals.length > 1) throw new CliError(`usage: ${this.usage}`, EXIT.unusable);
+    const hours = Number(values['grace-hours'] ?? '24');
+    if (!Number.isInteger(hours) || hours < 0 || hours > 720) throw new CliError('--grace-hours must be a whole number from 0 to 720', EXIT.unusable);
+    return withStore(io, async ({ store }) => {
+      const actor = cliActor();
+      const { successor, previous } = await new ApiKeyService(store).rotate(id, hours * 3600, actor);
+      await new AuditLog(store).record({ actor, action: 'api_key.rotate', target: `api_key:${id}`, outcome: 'success', detail: { successorId: successor.id, graceSeconds: hours * 3600, expiresAt: previous.expiresAt } });
+      io.stderr.write(`Created ${successor.id} to replace ${id}, which stops at ${previous.expiresAt}. The new key is shown only once; store it now:\n`);
+      io.stdout.write(`${successor.key}\n`);
+      return EXIT.ok;
+    });
+  },
+};
+
 const sessionsRevokeAll: CliCommand = {
   name: 'sessions revoke-all',
   summary: 'log out every browser session on every instance',
@@ -216,4 +237,4 @@ const auditExport: CliCommand = {
   },
 };
 
-export const adminCommands: CliCommand[] = [createAdmin, apiKeysCreate, apiKeysList, apiKeysRevoke, sessionsRevokeAll, auditExport];
+export const adminCommands: CliCommand[] = [createAdmin, apiKeysCreate, apiKeysList, apiKeysRevoke, apiKeysRotate, sessionsRevokeAll, auditExport];

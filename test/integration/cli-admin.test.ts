@@ -73,6 +73,13 @@ describe('admin CLI on the embedded store', () => {
       await app.close();
     }
 
+    const rotated = await cli(env, 'api-keys', 'rotate', id, '--grace-hours', '0');
+    expect(rotated.code).toBe(0);
+    const successor = rotated.stdout.trim();
+    expect(successor).toMatch(/^mgk_[A-Za-z0-9_-]{43}$/);
+    expect(rotated.stderr).toContain(`to replace ${id}`);
+    expect((await cli(env, 'api-keys', 'rotate', id)).code).toBe(1);
+
     const revoked = await cli(env, 'api-keys', 'revoke', id);
     expect(revoked.code).toBe(0);
     expect((await cli(env, 'api-keys', 'list')).stdout).toMatch(/revoked/);
@@ -86,6 +93,8 @@ describe('admin CLI on the embedded store', () => {
     expect(lines.find((l) => l.action === 'api_key.revoke')?.actor.type).toBe('cli');
     expect(exported.stdout).not.toContain(password);
     expect(exported.stdout).not.toContain(key);
+    expect(exported.stdout).not.toContain(successor);
+    expect(lines.map((l) => l.action)).toContain('api_key.rotate');
     const future = await cli(env, 'audit', 'export', '--since', '2999-01-01');
     expect(future.stdout).toBe('');
     expect((await cli(env, 'audit', 'export', '--since', 'yesterday')).code).toBe(2);
