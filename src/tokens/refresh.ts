@@ -216,14 +216,19 @@ export class TokenService {
     const doc = await this.load(grantId);
     if (this.satisfies(doc, force, seenVersion) && !(force && doc.version === seenVersion)) return this.tokenOf(doc);
     await this.deps.afterLock?.(grantId);
-    const integrationId = doc.value.integrationId;
-    let client: OAuthClient;
     try {
-      client = await this.deps.integrations.client(integrationId);
+      let client: OAuthClient;
+      try {
+        client = await this.deps.integrations.client(doc.value.integrationId);
+      } catch (err) {
+        return await this.onFailure(doc, err);
+      }
+      return await this.refreshWith(doc, client, lock);
     } catch (err) {
-      return this.onFailure(doc, err);
+      // A refresh ahead of expiry failed for a passing reason: the current token still works, use it.
+      if (!force && (err as { usableToken?: boolean }).usableToken === true) return this.tokenOf(doc);
+      throw err;
     }
-    return this.refreshWith(doc, client, lock);
   }
 
   /**

@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { Keyring } from '../../src/crypto/keyring.js';
+import { createLogger } from '../../src/log.js';
+import { createServices, type Services } from '../../src/services.js';
+import { openStore } from '../../src/store/open-store.js';
+import type { Store } from '../../src/store/store.js';
+import { GRANTS, type GrantRecord } from '../../src/tokens/grants.js';
+import { collectOAuthWarnings } from '../../src/tokens/warnings.js';
+import { authorizeThroughServices, createOAuthServer, providerEnv } from '../fakes/oauth-setup.js';
+import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
+
+/** The scheduler and failure classes, with faults injected through openid-client's fetch hook and the provider. */
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('token scheduler and failure handling (Google flavour)', () => {
+  let provider: FakeProvider;
+  let services: Services;
+  let store: Store;
+  let dataDir: string;
+  let ids: Awaited<ReturnType<typeof createOAuthServer>>;
+  let networkDown = false;
+
+  beforeAll(async () => {
+    provider = await startFakeProvider({ kind: 'google', accessTokenTtlSec: 3 });
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-oauth-sched-'));
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      MAILGATE_DATA_DIR: dataDir,
+      MAILGATE_ENCRYPTION_KEYS: `t1:${randomBytes(32).toString('base64')}`,
+      MAILGATE_SESSION_SECRETS: randomBytes(32).toString('base64url'),
+      ...providerEnv(provider),
+    });
+    store = await openStore(config);
+    const faultyFetch: typeof fetch = async (input, init) => {
+      if (networkDown && String(input instanceof Request ? input.url : input).endsWith('/token')) throw new TypeError('fetch failed');
+      return fetch(input, init);
+    };
+    services = await createServices({
+      config,
+      store,
+      keyring: new Keyring(config.encryptionKeys ?? []),
+      log: createLogger({ level: 'silent' }),
+      oauthTuning: { fetch: faultyFetch, requestTimeoutSec: 1, backoffBaseMs: 200, backoffMaxMs: 500, schedulerPollMs: 100 },
+    });
+    ids = await createOAuthServer(services, provider, 2525);
+    await authorizeThroughServices(services, ids.serverId);
+    await services.start();
+  });
+  afterAll(async () => {
+    await services?.stop();
+    await store?.close();
+    await provider?.close();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  const grant = async () => (await store.get<GrantRecord>(GRANTS, ids.serverId))!.value;
+
+  it('refreshes ahead of expiry with nobody asking, so the stored token never runs out', async () => {
+    const before = provider.counts.refresh;
+    const deadline = Date.now() + 7000;
+    while (Date.now() < deadline) {
+      const g = await grant();
+      expect(g.tokens.expiresAt).toBeGreaterThan(Date.now() - 300);
+      await sleep(100);
+    }
+    // 7 s of 3-second tokens: refreshed at ~2.4 s each time.
+    expect(provider.counts.refresh - before).toBeGreaterThanOrEqual(2);
+    expect(provider.counts.refresh - before).toBeLessThanOrEqual(4);
+  });
+
+  it('network failures (customFetch) back off with jitter and never kill the grant; recovery clears the error', async () => {
+    networkDown = true;
+    await sleep(4000);
+    const during = await grant();
+    expect(during.status).toBe('active');
+    expect(during.lastError?.kind).toBe('temporary');
+    expect(during.failures).toBeGreaterThanOrEqual(2);
+    await expect(services.tokens.getAccessToken(ids.serverId)).rejects.toMatchObject({ code: 'provider_unavailable' });
+    networkDown = false;
+    await sleep(1500);
+    const after = await grant();
+    expect(after.lastError).toBeNull();
+    expect(after.failures).toBe(0);
+    expect((await services.tokens.getAccessToken(ids.serverId)).accessToken.length).toBeGreaterThan(10);
+  });
+
+  it('invalid_client flags the integration as misconfigured without killing the grant; a fixed secret clears it', async () => {
+    await provider.changeClientSecret(ids.clientId, 'secret-changed-at-the-provider');
+    await sleep(3500);
+    const integration = await services.oauthIntegrations.get(ids.integrationId);
+    expect(integration.value.misconfigured?.code).toBe('invalid_client');
+    expect((await grant()).status).toBe('active');
+    const warnings = await collectOAuthWarnings({ store, integrations: services.oauthIntegrations });
+    expect(warnings.map((w) => w.kind)).toContain('integration_misconfigured');
+    await provider.changeClientSecret(ids.clientId, ids.clientSecret);
+    await sleep(2000);
+    expect((await services.oauthIntegrations.get(ids.integrationId)).value.misconfigured).toBeNull();
+    expect((await grant()).lastError).toBeNull();
+  });
+});
