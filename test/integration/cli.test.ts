@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
@@ -197,6 +198,33 @@ describe('CLI failures and entry points', () => {
     const usage = await runCli(['help', 'keys', 'rotate'], {});
     expect(usage.code).toBe(0);
     expect(usage.stdout).toContain('can be stopped with Ctrl-C and run again');
+  });
+
+  it.skipIf(!existsSync('/usr/bin/script'))('shows a progress bar with count, rate and time left on a terminal', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-cli-tty-'));
+    try {
+      const store = await createFileStore(dir);
+      await seed(store, 300);
+      await store.close();
+      // util-linux `script` runs the CLI on a pseudo-terminal, so stderr.isTTY is true as for a person.
+      const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} keys rotate`;
+      const run = await new Promise<Run>((resolve) => {
+        const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], {
+          cwd: ROOT,
+          env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), TERM: 'xterm', MAILGATE_DATA_DIR: dir, MAILGATE_ENCRYPTION_KEYS: keyList(newKey, oldKey) },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let stdout = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.on('close', (code) => resolve({ code, stdout, stderr: '', ms: 0 }));
+      });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toMatch(/Re-sealing \[[█░]+\] 600\/600 values \| \d+ values\/s \| \d+s left/);
+      expect(run.stdout).toContain('Done: 600 values re-sealed');
+      expect(run.stdout).not.toContain('progress:');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('`npx mailgate` works from the repository root from source, and a built copy runs dist/cli.js', async () => {
