@@ -1,4 +1,4 @@
-import { Router, type Request, type Response } from 'express';
+import { Router, type Response } from 'express';
 import { z } from 'zod';
 import type { Actor } from '../admin/types.js';
 import { normalizeEmail } from '../admin/users.js';
@@ -26,9 +26,8 @@ const loginForm = z.object({
   next: z.string().optional(),
 });
 
-function anonymous(req: Request): Actor {
-  return { type: 'system', id: `anonymous@${req.ip ?? 'unknown'}` };
-}
+/** Who tried to log in, before anyone is authenticated; the entry's `ip` says from where. */
+const ANONYMOUS: Actor = { type: 'system', id: 'anonymous' };
 
 export function loginRouter(ctx: WebContext): Router {
   const { deps, eta } = ctx;
@@ -72,7 +71,7 @@ export function loginRouter(ctx: WebContext): Router {
     ].filter((l) => l.state !== null && l.state.consumedPoints >= l.points);
     if (blocked.length > 0) {
       const retryAfterSec = Math.max(1, Math.ceil(Math.max(...blocked.map((b) => b.state?.msBeforeNext ?? 0)) / 1000));
-      await deps.audit.record({ actor: anonymous(req), action: 'auth.login', target: `user:${email}`, outcome: 'failure', ip, detail: { reason: 'rate_limited' } });
+      await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: `user:${email}`, outcome: 'failure', ip, detail: { reason: 'rate_limited' } });
       res.setHeader('Retry-After', String(retryAfterSec));
       showLogin(res, { email, next, error: `Too many attempts; wait ${Math.ceil(retryAfterSec / 60)} minute(s) and try again.` }, 429);
       return;
@@ -82,7 +81,7 @@ export function loginRouter(ctx: WebContext): Router {
     if (!user) {
       // consume() rejects once the limit is passed; the next attempt is refused above either way.
       await Promise.all([byAccount.consume(email).catch(ignoreLimit), byIp.consume(ip).catch(ignoreLimit)]);
-      await deps.audit.record({ actor: anonymous(req), action: 'auth.login', target: `user:${email}`, outcome: 'failure', ip, detail: { reason: 'invalid_credentials' } });
+      await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: `user:${email}`, outcome: 'failure', ip, detail: { reason: 'invalid_credentials' } });
       showLogin(res, { email, next, error: new AppError('invalid_credentials').message }, 401);
       return;
     }
