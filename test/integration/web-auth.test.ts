@@ -377,6 +377,23 @@ describe('API keys and the JSON API (file store)', () => {
     expect(second.items.map((e) => e.action)).toEqual(['test.page2', 'test.page1']);
     expect((await api(admin, '/api/v1/audit?limit=5000')).status).toBe(400);
   });
+
+  it('the audit page shows 50 entries a page with a link to older ones', async () => {
+    for (let i = 0; i < 60; i++) await app.services.audit.record({ actor: { type: 'system', id: 'test' }, action: `test.html${i}`, outcome: 'success' });
+    const s = await app.browserSession('admin');
+    const first = await s.get('/admin/audit');
+    expect(first.res.status).toBe(200);
+    expect(first.text.match(/<tr>/g)?.length).toBe(51); // header + 50
+    // The newest entries are this test's login and its last records.
+    expect(first.text).toContain('test.html59');
+    const older = /href="\/admin\/audit\?before=([^"]+)"/.exec(first.text)?.[1];
+    expect(older).toBeDefined();
+    const second = await s.get(`/admin/audit?before=${older}`);
+    expect(second.res.status).toBe(200);
+    expect(second.text).toContain('test.html0');
+    expect(second.text).not.toContain('test.html59');
+    expect((await s.fetch('/admin/audit?before=nonsense')).status).toBe(400);
+  });
 });
 
 describe('no secret reaches the audit log or the data folder (file store)', () => {
