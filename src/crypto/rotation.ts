@@ -207,21 +207,30 @@ export async function rotateKeys(store: Store, keyring: Keyring, options: Rotate
 
   let next = 0;
   let aborted = false;
+  let fatal: { error: unknown } | null = null;
   const worker = async (): Promise<void> => {
     for (;;) {
       // Stops between documents only: a document is either fully re-sealed or untouched.
+      if (fatal) return;
       if (options.signal?.aborted) {
         aborted = true;
         return;
       }
       const item = work[next++];
       if (!item) return;
-      await rotateDocument(item.collection, item.id);
+      try {
+        await rotateDocument(item.collection, item.id);
+      } catch (error) {
+        fatal ??= { error };
+        return;
+      }
       documentsDone++;
       report();
     }
   };
+  // Every worker has stopped before this returns or throws: no write of this run lands after it.
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 8) }, worker));
+  if (fatal) throw (fatal as { error: unknown }).error;
 
   const after = await keyUsage(store, keyring);
   return { scanned, resealed, documentsWritten, conflictsRetried, failures, perKeyAfter: after.perKey, aborted, durationMs: Date.now() - started };

@@ -410,9 +410,12 @@ class RedisBackedStore implements Store {
       // Concurrent subscribers of one channel share one SUBSCRIBE and all wait for its acknowledgement.
       const ready = (async () => {
         const subscriber = await this.#subscriberConnection();
-        // The subscriber retries forever in the background; a command on it while Redis is down would wait
-        // just as long, so a down connection fails at once and a slow one after the command timeout.
-        if (subscriber.status !== 'ready') throw new StoreUnavailableError('Redis is not reachable (subscriber connection down)');
+        // The subscriber retries forever in the background and a command on it would wait just as long, so
+        // a reconnecting subscriber gets the command timeout to come back, then the caller gets an error.
+        if (subscriber.status !== 'ready') {
+          const back = new Promise<void>((resolve) => subscriber.once('ready', () => resolve()));
+          await withTimeout(back, this.#commandTimeoutMs, 'Redis is not reachable (subscriber connection down)');
+        }
         await withTimeout(subscriber.subscribe(name), this.#commandTimeoutMs, `Redis did not acknowledge SUBSCRIBE within ${this.#commandTimeoutMs} ms`);
       })();
       const created = { handlers: new Set<(message: string) => void>(), ready };

@@ -2,6 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { Keyring, sealedKeyId } from '../../src/crypto/keyring.js';
+import { rotateKeys } from '../../src/crypto/rotation.js';
 import { createRedisStore } from '../../src/store/redis-store.js';
 import { StoreUnavailableError } from '../../src/store/store.js';
 import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
@@ -107,6 +110,59 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
       const started = Date.now();
       await expect(store.ping()).rejects.toBeInstanceOf(StoreUnavailableError);
       expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      redis.kill('SIGCONT');
+      await store.close();
+    }
+  });
+
+  it('a key rotation cut off by a frozen Redis leaves every document whole; a rerun finishes it', async () => {
+    const port = await freePort();
+    redis = await startRedis(port);
+    const store = await createRedisStore({ url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix(), commandTimeoutMs: 500 });
+    const oldKey = { id: 'old', key: randomBytes(32) };
+    const newKey = { id: 'new', key: randomBytes(32) };
+    const before = new Keyring([oldKey]);
+    const during = new Keyring([newKey, oldKey]);
+    try {
+      for (let i = 0; i < 2000; i += 200) {
+        await Promise.all(
+          Array.from({ length: 200 }, (_, j) => {
+            const id = `g${i + j}`;
+            const seal = (field: string) => before.seal(`${field}-${id}`, { collection: 'grants', id, field });
+            return store.put('grants', id, { tokens: { refreshToken: seal('tokens.refreshToken'), accessToken: seal('tokens.accessToken') } });
+          }),
+        );
+      }
+      let frozen = false;
+      const outcome = await rotateKeys(store, during, {
+        onProgress: (p) => {
+          if (!frozen && p.documentsDone >= 200) {
+            frozen = true;
+            redis!.kill('SIGSTOP');
+          }
+        },
+      }).catch((e: unknown) => e);
+      expect(frozen).toBe(true);
+      expect(outcome).toBeInstanceOf(StoreUnavailableError);
+      redis.kill('SIGCONT');
+      await expect.poll(() => store.ping().then(() => 'up', () => 'down'), { timeout: 10_000, interval: 100 }).toBe('up');
+
+      let rotatedDocs = 0;
+      for (const doc of await store.list<{ tokens: { refreshToken: string; accessToken: string } }>('grants')) {
+        const kids = [sealedKeyId(doc.value.tokens.refreshToken), sealedKeyId(doc.value.tokens.accessToken)];
+        expect(kids[0]).toBe(kids[1]);
+        if (kids[0] === 'new') rotatedDocs++;
+        for (const field of ['refreshToken', 'accessToken'] as const) {
+          const ctx = { collection: 'grants', id: doc.id, field: `tokens.${field}` };
+          expect(during.open(doc.value.tokens[field], ctx)).toBe(`tokens.${field}-${doc.id}`);
+        }
+      }
+      expect(rotatedDocs).toBeGreaterThanOrEqual(200);
+      expect(rotatedDocs).toBeLessThan(2000);
+      const rerun = await rotateKeys(store, during);
+      expect(rerun.resealed).toBe((2000 - rotatedDocs) * 2);
+      expect(rerun.perKeyAfter).toEqual({ new: 4000, old: 0 });
     } finally {
       redis.kill('SIGCONT');
       await store.close();
