@@ -133,13 +133,16 @@ function lowerBound<T>(items: readonly T[], target: T, compare: (a: T, b: T) => 
   return lo;
 }
 
-function isAlive(pid: number): boolean {
+async function isAlive(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  // After a reboot or a kill -9 the pid may belong to an unrelated program by now; where /proc tells
+  // (Linux), only a Node.js process counts as the holder.
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+  return cmdline === null || /node|mailgate|tsx/i.test(cmdline);
 }
 
 async function takeDirLock(storeDir: string): Promise<string> {
@@ -157,12 +160,12 @@ async function takeDirLock(storeDir: string): Promise<string> {
     const holder = Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
     // Our own pid counts as stale unless this process really opened the folder: in a container every
     // restart is pid 1, so the file left by a killed predecessor would otherwise look alive.
-    const heldByOther = Number.isInteger(holder) && holder > 0 && (holder === process.pid ? openedHere.has(storeDir) : isAlive(holder));
+    const heldByOther = Number.isInteger(holder) && holder > 0 && (holder === process.pid ? openedHere.has(storeDir) : await isAlive(holder));
     if (heldByOther) {
       throw new StoreUnavailableError(
         `The data folder ${path.dirname(storeDir)} is already in use by process ${holder} (lock file ${lockPath}). ` +
           'The embedded store serves one process only: stop the other mailgate, point MAILGATE_DATA_DIR elsewhere, ' +
-          'or set REDIS_URL to run several instances. If no such process exists, delete the lock file.',
+          'or set REDIS_URL to run several instances. If process ' + String(holder) + ' is not a mailgate using this folder, delete the lock file.',
       );
     }
     await removeQuietly(lockPath);

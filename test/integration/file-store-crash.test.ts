@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -106,10 +106,20 @@ describe('file store crash safety', () => {
       const { stderr } = other.output();
       expect(stderr).toContain(`The data folder ${dir} is already in use by process ${process.pid}`);
       expect(stderr).toContain('REDIS_URL');
+      expect(stderr).toContain(`delete the lock file`);
       // The same process cannot open it twice either.
       await expect(createFileStore(dir)).rejects.toThrow(/already in use/);
     } finally {
       await store.close();
+    }
+    // A lock left by a pid that now belongs to another program (here: sleep) is stale.
+    const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await writeFile(path.join(dir, 'store', '.lock'), `${stranger.pid}\n`);
+      const reopened = await createFileStore(dir);
+      await reopened.close();
+    } finally {
+      stranger.kill('SIGKILL');
     }
     const after = startWriter(dir, 'open');
     expect((await after.exited).code).toBe(0);
