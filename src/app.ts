@@ -4,6 +4,7 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { ApiKeyService } from './admin/api-keys.js';
 import type { AuditLog } from './admin/audit.js';
+import type { FirstAdminSetup } from './admin/first-admin-setup.js';
 import type { SessionGeneration } from './admin/sessions.js';
 import type { UserService } from './admin/users.js';
 import type { Config } from './config.js';
@@ -26,6 +27,7 @@ import { encryptionKeysRouter } from './web/encryption-keys.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
 import { healthRouter, type ReadinessCheck } from './web/health.js';
 import { loginRouter } from './web/login.js';
+import { setupRouter } from './web/setup.js';
 import { mailQueueRouter } from './web/mail-queue.js';
 import { messagesRouter } from './web/messages.js';
 import { createRenderer } from './web/render.js';
@@ -44,6 +46,8 @@ export interface AppDeps {
   metrics: Metrics;
   readinessChecks?: ReadinessCheck[];
   users: UserService;
+  /** First-run setup page (embedded store only; null on Redis). */
+  firstAdminSetup: FirstAdminSetup | null;
   apiKeys: ApiKeyService;
   audit: AuditLog;
   sessionGeneration: SessionGeneration;
@@ -119,6 +123,7 @@ export function createApp(deps: AppDeps): Express {
   );
   const web: WebContext = { deps, auth: createAuthMiddleware({ apiKeys: deps.apiKeys }), eta };
   app.use(loginRouter(web));
+  if (deps.firstAdminSetup) app.use(setupRouter(web, deps.firstAdminSetup));
   app.use(apiKeysRouter(web));
   app.use(auditRouter(web));
   app.use(encryptionKeysRouter(web));

@@ -61,11 +61,14 @@ async function main(): Promise<void> {
   await services.start();
 
   log.info({ port: config.PORT, store: store.kind, baseUrl: config.MAILGATE_BASE_URL }, `mailgate is listening; log in at ${config.MAILGATE_BASE_URL}/login`);
-  if ((await services.users.count()) === 0) {
+  if (services.firstAdminSetup && (await services.firstAdminSetup.open())) {
     log.warn(
-      'No admin exists yet. Create the first sysadmin with `npx mailgate create-admin`, or set MAILGATE_ADMIN_EMAIL and ' +
-        'MAILGATE_ADMIN_PASSWORD (12+ characters) and restart.',
+      `No admin exists yet. Open ${config.MAILGATE_BASE_URL}/setup and enter the one-time code from ` +
+        `${config.MAILGATE_DATA_DIR}/first-admin-code.txt, or stop mailgate and run \`npx mailgate create-admin\`, ` +
+        'or set MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD (12+ characters) and restart.',
     );
+  } else if ((await services.users.count()) === 0) {
+    log.warn('No admin exists yet. Create the first sysadmin with `npx mailgate create-admin`, or set MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD (12+ characters) and restart.');
   }
 
   installShutdown({ server, services, store, log });

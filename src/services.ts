@@ -1,8 +1,10 @@
 import { ApiKeyService } from './admin/api-keys.js';
 import { AuditLog } from './admin/audit.js';
+import { FirstAdminSetup } from './admin/first-admin-setup.js';
 import { SessionGeneration } from './admin/sessions.js';
 import { UserService } from './admin/users.js';
 import type { AppDeps } from './app.js';
+import path from 'node:path';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
@@ -60,6 +62,9 @@ export async function createServices(base: ServiceBase): Promise<Services> {
 
   // OAuth before mail: the transport gets tokens only from the token service; the authorize flow reads servers lazily.
   const oauth = createOAuthServices({ ...base, audit, metrics, servers: { get: (id) => mail.servers.get(id) } });
+  // The setup page exists only on the embedded store: on Redis the CLI can create the first admin at any time.
+  const firstAdminSetup = base.store.kind === 'file' ? new FirstAdminSetup({ store: base.store, users, codeFile: path.join(base.config.MAILGATE_DATA_DIR, 'first-admin-code.txt'), now: clock }) : null;
+
   const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, oauth: oauth.tokens, ...base.mail });
   oauth.tokens.addListener({
     // invalid_grant: hold the server's mail instead of burning attempts; re-authorization releases it.
@@ -83,6 +88,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     metrics,
     audit,
     users,
+    firstAdminSetup,
     apiKeys,
     sessionGeneration,
     sessionSecrets,
