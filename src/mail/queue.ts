@@ -30,6 +30,8 @@ import type { MailTransport } from './transport.js';
 export const MESSAGES = 'messages';
 const IDEMPOTENCY = 'idempotency';
 export const MAIL_QUEUE = 'mail';
+/** A delivery still running after this long is shown as `sending`. */
+export const SENDING_MARK_AFTER_MS = 250;
 
 export type MessageStatus = 'queued' | 'sending' | 'sent' | 'deferred' | 'held' | 'failed';
 export type HeldReason = 'sending_disabled' | 'server_paused';
@@ -292,18 +294,31 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     if (!(await servers.sendingEnabled())) return hold(id, doc, 'sending_disabled');
     if (await servers.pauseOf(server.id)) return hold(id, doc, 'server_paused');
 
-    let sending: Doc<MessageDoc>;
-    try {
-      sending = await put(id, { ...m, status: 'sending', heldReason: null, attempts: m.attempts + 1, updatedAt: now }, doc.version);
-    } catch (err) {
-      if (err instanceof VersionConflictError) return; // someone changed it: the next claim re-reads it
-      throw err;
-    }
+    // `sending` is written only when a delivery takes a while: fast ones go from queued straight to sent,
+    // one store write less per message. The attempt is counted in the final write either way.
     const attempts = m.attempts + 1;
+    const base: MessageDoc = { ...m, status: 'sending', heldReason: null, attempts, updatedAt: now };
+    let sending: Doc<MessageDoc> = { id, value: base, version: doc.version };
+    let marking: Promise<void> | null = null;
+    const markTimer = setTimeout(() => {
+      marking = put(id, { ...base, updatedAt: Date.now() }, doc.version).then(
+        (d) => {
+          sending = d;
+        },
+        (err: unknown) => {
+          if (!(err instanceof VersionConflictError)) log.warn({ err, messageId: id }, 'marking a message as sending failed');
+        },
+      );
+    }, SENDING_MARK_AFTER_MS);
+    const settleMark = async () => {
+      clearTimeout(markTimer);
+      if (marking) await marking;
+    };
     const composed = composeMessage(m.input, server, deps.fromFormat);
     const fromDomain = server.fromAddress.slice(server.fromAddress.lastIndexOf('@') + 1);
     try {
       const result = await transport.send(server, composed, `<${id}@${fromDomain}>`);
+      await settleMark();
       const done = Date.now();
       const accepted = new Set(result.accepted.map((a) => a.toLowerCase()));
       const recipients = m.recipients.map((r): RecipientResult => {
@@ -314,6 +329,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       await finish(id, sending, { ...sending.value, status: 'sent', recipients, sentAt: done, updatedAt: done, nextAttemptAt: null, smtpResponse: result.response.slice(0, 500) });
       metrics?.messagesTotal.inc({ outcome: 'sent' });
     } catch (err) {
+      await settleMark();
       const d = diagnose(err, { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls });
       const at = Date.now();
       const rejectedErrors = (err as { rejectedErrors?: { recipient?: string; responseCode?: number; response?: string }[] }).rejectedErrors ?? [];
@@ -381,10 +397,13 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
   }
 
   async function run(): Promise<void> {
+    // Claims are batched: with work in flight, claim again only when a quarter of the slots are free, so a
+    // busy worker makes one claim round trip per several messages instead of one per message.
+    const batch = Math.max(1, Math.floor(opts.concurrency / 4));
     while (running) {
       const free = opts.concurrency - inFlight.size;
       let claimed = 0;
-      if (free > 0) {
+      if (free >= batch || (free > 0 && inFlight.size === 0)) {
         let ids: string[] = [];
         try {
           ids = await store.claimDue(MAIL_QUEUE, Date.now(), leaseMs, free);
@@ -403,8 +422,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
         }
       }
       if (!running) break;
-      // Full, or nothing due: wait for a slot, a local enqueue, or the poll interval.
-      if (claimed === 0 || inFlight.size >= opts.concurrency) {
+      // Nothing due, or not enough free slots for a batch: wait for a finished send, a local enqueue, or the poll.
+      if (claimed === 0 || opts.concurrency - inFlight.size < batch) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             if (signal === done) signal = null;
