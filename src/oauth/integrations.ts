@@ -233,6 +233,10 @@ export class IntegrationService {
 
   async delete(id: string, actor: Actor, ip?: string): Promise<void> {
     await this.get(id);
+    const inUse = (await this.deps.store.list<{ integrationId: string }>('oauth_grants')).filter((g) => g.value.integrationId === id);
+    if (inUse.length > 0) {
+      throw new AppError('conflict', { message: `This integration still holds ${inUse.length} authorized mailbox(es): press Disconnect on those SMTP servers first.` });
+    }
     await this.deps.store.delete(INTEGRATIONS, id);
     this.#clients.delete(id);
     await this.deps.audit.record({ actor, action: 'oauth_integration.delete', target: `oauth_integration:${id}`, outcome: 'success', ip });

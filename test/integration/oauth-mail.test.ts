@@ -134,6 +134,20 @@ describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', 
     await remember();
   });
 
+  it('Test connection authenticates with XOAUTH2 and masks the token', async () => {
+    const result = await instance!.services.mail.test(serverId);
+    expect(result.ok).toBe(true);
+    const transcript = result.transcript.join('\n');
+    expect(transcript).toContain('AUTH XOAUTH2');
+    const g = await instance!.store.get<GrantRecord>(GRANTS, serverId);
+    expect(transcript).not.toContain(openToken(instance!.services.keyring, serverId, 'accessToken', g!.value.tokens.accessToken));
+  });
+
+  it('an integration with an authorized mailbox cannot be deleted', async () => {
+    const grant = await instance!.store.get<GrantRecord>(GRANTS, serverId);
+    await expect(instance!.services.oauthIntegrations.delete(grant!.value.integrationId, { type: 'system', id: 't' })).rejects.toMatchObject({ code: 'conflict' });
+  });
+
   it('restart after several rotations continues without re-authorization', async () => {
     for (let i = 0; i < 3; i++) {
       await instance!.services.tokens.getAccessToken(serverId, { force: true });
