@@ -552,6 +552,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
 
     async resumeServer(serverId) {
       await servers.unpause(serverId);
+      // New credentials or a new authorization: start from a fresh connection pool.
+      transport.invalidate(serverId);
       const n = await release((m) => m.serverId === serverId && m.heldReason === 'server_paused');
       if (n) log.info({ serverId, messages: n }, 'server resumed; held messages released');
       return n;
