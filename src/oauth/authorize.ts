@@ -37,6 +37,8 @@ export interface AuthorizableServer {
   name: string;
   authMethod: string;
   oauthIntegrationId: string | null;
+  /** The server's SMTP user name; the mailbox when a plain OAuth 2.0 provider returns no ID token. */
+  username?: string | null;
 }
 
 export interface ServerLookup {
@@ -162,8 +164,10 @@ export class AuthorizeService {
       throw new AuthorizationFailure(reason, `The provider did not accept the authorization (${e.oauthError ?? e.kind}).`, t.serverId, diagnosis.hint);
     }
     const claims = tokens.claims;
-    const mailbox = claims?.email ?? (provider === 'microsoft' && claims?.preferredUsername?.includes('@') ? claims.preferredUsername : undefined);
-    if (!claims || !mailbox) {
+    // Without discovery there is no ID token to check: the server's configured user name names the mailbox.
+    const fallback = !client.hasIdTokenValidation ? ((await this.deps.servers.get(t.serverId).catch(() => null))?.username ?? undefined) : undefined;
+    const mailbox = claims?.email ?? (provider === 'microsoft' && claims?.preferredUsername?.includes('@') ? claims.preferredUsername : undefined) ?? fallback;
+    if (!mailbox) {
       await this.auditFailure(params, t, 'no_email');
       throw new AuthorizationFailure(
         'no_email',
@@ -180,7 +184,7 @@ export class AuthorizeService {
       serverId: t.serverId,
       integrationId: t.integrationId,
       mailbox,
-      subject: claims.sub,
+      subject: claims?.sub ?? mailbox,
       scope: tokens.scope ?? null,
       status: 'active',
       tokens: {

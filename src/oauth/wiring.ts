@@ -39,9 +39,9 @@ export interface OAuthBase {
 function storedServers(store: Store): ServerLookup {
   return {
     async get(id) {
-      const doc = await store.get<{ name: string; authMethod: string; oauthIntegrationId: string | null }>('smtp_servers', id);
+      const doc = await store.get<{ name: string; authMethod: string; oauthIntegrationId: string | null; username: string | null }>('smtp_servers', id);
       if (!doc) throw new AppError('not_found', { message: `No SMTP server ${id}.` });
-      return { id, name: doc.value.name, authMethod: doc.value.authMethod, oauthIntegrationId: doc.value.oauthIntegrationId };
+      return { id, name: doc.value.name, authMethod: doc.value.authMethod, oauthIntegrationId: doc.value.oauthIntegrationId, username: doc.value.username };
     },
   };
 }

@@ -34,12 +34,14 @@ export function refreshMarginMs(tokens: Pick<GrantRecord['tokens'], 'expiresAt' 
 }
 
 /** When the scheduler should refresh this grant. */
-export function refreshDueAt(grant: Pick<GrantRecord, 'tokens'>): number {
+type TokenTimes = Pick<GrantRecord['tokens'], 'expiresAt' | 'obtainedAt'>;
+
+export function refreshDueAt(grant: { tokens: TokenTimes }): number {
   return grant.tokens.expiresAt - refreshMarginMs(grant.tokens);
 }
 
 /** Pure: does this grant's access token need a refresh at `now`? */
-export function needsRefresh(grant: Pick<GrantRecord, 'tokens' | 'status'>, now: number): boolean {
+export function needsRefresh(grant: { status: GrantRecord['status']; tokens: TokenTimes }, now: number): boolean {
   if (grant.status !== 'active') return false;
   return now >= refreshDueAt(grant);
 }

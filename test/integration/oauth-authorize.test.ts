@@ -5,7 +5,7 @@ import { TRANSACTIONS } from '../../src/oauth/authorize.js';
 import { GRANTS, openToken, type GrantRecord } from '../../src/tokens/grants.js';
 import { startTestApp, type HttpSession, type TestApp } from '../fakes/app.js';
 import { consentAtProvider } from '../fakes/oauth-flow.js';
-import { createOAuthServer, providerEnv } from '../fakes/oauth-setup.js';
+import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
 
 /** Presses Authorize through HTTP and returns the provider URL the interstitial page submits to, plus the page's CSP. */
@@ -192,6 +192,58 @@ describe('Authorize and callback over HTTP (Google flavour)', () => {
     expect((await provider.introspect(refreshToken)).active).toBe(false);
     const audit = await app.services.audit.list({ limit: 20 });
     expect(audit.entries.some((e) => e.action === 'oauth.grant.disconnect' && e.outcome === 'success')).toBe(true);
+  });
+});
+
+describe('custom provider with explicit endpoints (no discovery)', () => {
+  let provider: FakeProvider;
+  let app: TestApp;
+  beforeAll(async () => {
+    provider = await startFakeProvider({ kind: 'google', accessTokenTtlSec: 30 });
+    app = await startTestApp({ env: { MAILGATE_ALLOW_INSECURE_OAUTH: 'true' } });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await provider?.close();
+  });
+
+  it('authorizes, refreshes and revokes through the given endpoints; only a sysadmin may press Authorize', async () => {
+    const key = await app.apiKey(['admin']);
+    const clientId = 'custom-client';
+    const clientSecret = 'custom-client-secret-0123456789';
+    await provider.registerClient({ clientId, clientSecret, redirectUris: [`${app.config.MAILGATE_BASE_URL}/oauth/callback`] });
+    const res = await fetch(`${app.url}/api/v1/oauth-integrations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'custom',
+        provider: 'custom',
+        clientId,
+        clientSecret,
+        authorizationEndpoint: `${provider.issuer}/auth`,
+        tokenEndpoint: `${provider.issuer}/token`,
+        revocationEndpoint: `${provider.issuer}/token/revocation`,
+        scopes: ['https://mail.google.com/'],
+      }),
+    });
+    expect(res.status).toBe(201);
+    const integration = (await res.json()) as { id: string; resolvedIssuer: string | null };
+    expect(integration.resolvedIssuer).toBeNull();
+    const server = await app.services.mail.servers.create(
+      { name: 'custom', fromAddress: 'alice@example.test', host: '127.0.0.1', port: 2525, protocol: 'smtp', authMethod: 'oauth2', oauthIntegrationId: integration.id, username: 'alice@example.test' },
+      { actor: TEST_ACTOR },
+    );
+    const readOnlyAdmin = await app.browserSession('admin');
+    const refused = await readOnlyAdmin.postForm(`/admin/smtp-servers/${server.id}/authorize`);
+    expect(refused.res.status).toBe(403);
+
+    const { mailbox } = await authorizeThroughServices(app.services, server.id);
+    expect(mailbox).toBe('alice@example.test');
+    const before = provider.counts.refresh;
+    await app.services.tokens.getAccessToken(server.id, { force: true });
+    expect(provider.counts.refresh - before).toBe(1);
+    const disconnected = await fetch(`${app.url}/api/v1/smtp-servers/${server.id}/disconnect`, { method: 'POST', headers: { authorization: `Bearer ${key}` } });
+    expect(((await disconnected.json()) as { revokedAtProvider: boolean }).revokedAtProvider).toBe(true);
   });
 });
 
