@@ -160,6 +160,15 @@ describe('SMTP servers API and send API', () => {
     expect(smtp.messages.filter((m) => m.to.includes('idem@example.net'))).toHaveLength(1);
   });
 
+  it('Idempotency-Key under concurrency: five simultaneous requests, one message', async () => {
+    const body = { to: 'race@example.net', subject: 'race', text: 'once' };
+    const before = (await app.store.list(MESSAGES)).length;
+    const answers = await Promise.all(Array.from({ length: 5 }, () => api('POST', '/api/v1/messages', sendKey, body, { 'idempotency-key': 'race-1' })));
+    expect(answers.map((a) => a.status)).toEqual([202, 202, 202, 202, 202]);
+    expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
+    expect((await app.store.list(MESSAGES)).length).toBe(before + 1);
+  });
+
   it('a 550 on RCPT for one recipient keeps per-recipient results; the message is sent to the rest', async () => {
     const r = await api('POST', '/api/v1/messages', sendKey, { to: ['good@example.net', 'gone@example.net'], subject: 'partial', text: 't' });
     const done = await waitForStatus(r.body.id as string, 'sent');
@@ -236,11 +245,31 @@ describe('SMTP server pages', () => {
     expect(tested.text).not.toContain(PASSWORD);
   });
 
-  it('the mail queue page shows counts and the oldest age', async () => {
-    const sys = await app.browserSession('sysadmin');
-    const page = await sys.get('/admin/mail-queue');
-    expect(page.res.status).toBe(200);
-    expect(page.text).toContain('oldest waiting message');
-    expect(page.text).toMatch(/Error queue/);
+  it('the mail queue page shows the error queue with the hint; Resend and Delete work from the page', async () => {
+    const rejecting = await startTestSmtp({ starttls: false, onData: () => ({ code: 550, message: '5.7.1 rejected by policy' }) });
+    try {
+      const srv = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Rejecting', fromAddress: 'r@example.com', host: '127.0.0.1', port: rejecting.port });
+      const r = await api('POST', '/api/v1/messages', sendKey, { serverId: srv.body.id, to: 'x@example.net', subject: 'will fail', text: 't' });
+      const failed = await waitForStatus(r.body.id as string, 'failed');
+      expect(failed.lastError).toMatchObject({ responseCode: 550 });
+      const sys = await app.browserSession('sysadmin');
+      const page = await sys.get('/admin/mail-queue');
+      expect(page.res.status).toBe(200);
+      expect(page.text).toContain('oldest waiting message');
+      const errorQueue = page.text.slice(page.text.indexOf('<h2>Error queue</h2>'));
+      expect(errorQueue).toContain(`data-message-id="${r.body.id as string}"`);
+      expect(errorQueue).toContain('rejected by policy');
+      const resend = await sys.postForm(`/admin/mail-queue/${r.body.id as string}/resend`);
+      expect(resend.res.status).toBe(303);
+      await waitForStatus(r.body.id as string, 'failed');
+      const del = await sys.postForm(`/admin/mail-queue/${r.body.id as string}/delete`);
+      expect(del.res.status).toBe(303);
+      expect((await api('GET', `/api/v1/messages/${r.body.id as string}`, sendKey)).status).toBe(404);
+      const admin = await app.browserSession('admin');
+      expect((await admin.get('/admin/mail-queue')).res.status).toBe(200);
+      expect((await admin.postForm('/admin/mail-queue/flush')).res.status).toBe(403);
+    } finally {
+      await rejecting.close();
+    }
   });
 });
