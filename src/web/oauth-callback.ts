@@ -4,6 +4,7 @@ import { AppError } from '../errors.js';
 import { AuthorizationFailure } from '../oauth/authorize.js';
 import { revocationNote } from '../oauth/providers.js';
 import { disconnectGrant } from '../tokens/revoke.js';
+import { collectOAuthWarnings, type OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
 import { renderPage } from './render.js';
@@ -26,6 +27,8 @@ export interface OAuthPanel {
   grant: ReturnType<AppDeps['tokens']['view']> | null;
   integration: { id: string; name: string; provider: string; misconfigured: { hint: string } | null } | null;
   revocationNote: string | null;
+  /** Expiring client secret, Google app in testing, rejected client credentials: before they break this server. */
+  warnings: OAuthWarning[];
 }
 
 /** What views/partials/smtp-oauth.eta needs for one server; the server page passes it as `oauth`. */
@@ -36,6 +39,9 @@ export async function oauthPanelData(deps: AppDeps, server: { id: string; oauthI
     grant: grantDoc ? deps.tokens.view(grantDoc) : null,
     integration: integrationDoc ? { id: integrationDoc.id, name: integrationDoc.value.name, provider: integrationDoc.value.provider, misconfigured: integrationDoc.value.misconfigured } : null,
     revocationNote: integrationDoc ? revocationNote(integrationDoc.value.provider as 'google' | 'microsoft' | 'custom') : null,
+    warnings: integrationDoc
+      ? (await collectOAuthWarnings({ store: deps.store, integrations: deps.oauthIntegrations })).filter((w) => w.target === `oauth_integration:${integrationDoc.id}` && w.kind !== 'integration_misconfigured')
+      : [],
   };
 }
 

@@ -153,8 +153,16 @@ describe('Authorize and callback over HTTP (Google flavour)', () => {
     expect(event?.detail?.mailbox).toBe('alice@example.test');
     expect(event?.target).toBe(`smtp_server:${serverId}`);
 
-    // The server page shows the mailbox, the grant state and the buttons.
+    // Marked as a Google app in testing (PATCH keeps everything else, the secret included).
+    const integrationId = grant!.value.integrationId;
+    const key = await app.apiKey(['admin']);
+    const patched = await fetch(`${app.url}/api/v1/oauth-integrations/${integrationId}`, { method: 'PATCH', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ googleInTesting: true }) });
+    expect(patched.status).toBe(200);
+    expect(app.services.oauthIntegrations.openSecret(await app.services.oauthIntegrations.get(integrationId))).toBe(clientSecret);
+
+    // The server page shows the mailbox, the grant state, the buttons and the warning.
     const page = await admin.get(`/admin/smtp-servers/${serverId}`);
+    expect(page.text).toContain('data-kind="google_in_testing"');
     expect(page.res.status).toBe(200);
     expect(page.text).toContain('<td id="oauth-mailbox">alice@example.test</td>');
     expect(page.text).toContain('>Re-authorize</button>');
