@@ -292,6 +292,34 @@ describe('bad integration input', () => {
     const kinds = ready.checks.oauth.detail.warnings.map((w) => w.kind);
     expect(kinds).toEqual(expect.arrayContaining(['secret_expiring', 'google_in_testing']));
   });
+
+  it('pages: Add and Update through the form keep the secret write-only; the list shows warnings and the redirect URI', async () => {
+    const admin = await app.browserSession('sysadmin');
+    const bad = await admin.postForm('/admin/oauth-integrations', { name: 'ms', provider: 'microsoft', clientId: 'cid', clientSecret: 'form-secret-value-1', tenant: 'organizations' });
+    expect(bad.res.status).toBe(400);
+    expect(bad.text).toContain('issuer template');
+    expect(bad.text).not.toContain('form-secret-value-1');
+    const added = await admin.postForm('/admin/oauth-integrations', { name: 'ms', provider: 'microsoft', clientId: 'cid', clientSecret: 'form-secret-value-1', tenant: 'contoso.onmicrosoft.com' });
+    expect(added.res.status).toBe(303);
+    const location = added.res.headers.get('location')!;
+    const id = location.split('/').pop()!;
+    const updated = await admin.postForm(location, { name: 'ms renamed', provider: 'microsoft', clientId: 'cid', clientSecret: '', tenant: 'contoso.onmicrosoft.com', scopes: 'https://outlook.office.com/SMTP.Send offline_access' });
+    expect(updated.res.status).toBe(303);
+    const doc = await app.services.oauthIntegrations.get(id);
+    expect(doc.value.name).toBe('ms renamed');
+    expect(app.services.oauthIntegrations.openSecret(doc)).toBe('form-secret-value-1');
+    const page = await admin.get(location);
+    expect(page.text).toContain(`${app.config.MAILGATE_BASE_URL}/oauth/callback`);
+    expect(page.text).toContain('Microsoft has no token revocation endpoint');
+    expect(page.text).not.toContain('form-secret-value-1');
+    const list = await admin.get('/admin/oauth-integrations');
+    expect(list.text).toContain('ms renamed');
+    expect(list.text).toContain('data-kind="google_in_testing"');
+    const audit = await app.services.audit.list({ limit: 20 });
+    const update = audit.entries.find((e) => e.action === 'oauth_integration.update');
+    expect(update?.detail?.changed).toEqual(expect.arrayContaining(['name']));
+    expect(JSON.stringify(audit.entries)).not.toContain('form-secret-value-1');
+  });
 });
 
 async function listFiles(dir: string): Promise<string[]> {
