@@ -54,7 +54,7 @@ export interface TestApp {
   env: Record<string, string>;
   /** Creates an API key with these scopes directly in the service; returns the key. */
   apiKey(scopes: ApiScope[], name?: string): Promise<string>;
-  /** Creates a user with this role and logs in through /login; the session holds the cookie. */
+  /** Logs in through /login as this app's user of that role (created on first use); the session holds the cookie. */
   browserSession(role?: Role): Promise<HttpSession>;
   /** Creates a user with a random password; returns its credentials. */
   createUser(role?: Role): Promise<{ email: string; password: string }>;
@@ -183,6 +183,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   if (config.MAILGATE_WORKERS) await services.start();
 
   let closed = false;
+  const sessionUsers: Partial<Record<Role, Promise<{ email: string; password: string }>>> = {};
   const testApp: TestApp = {
     url,
     services,
@@ -200,7 +201,9 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       return { email, password };
     },
     async browserSession(role = 'sysadmin') {
-      const { email, password } = await testApp.createUser(role);
+      // One user per role and app: hashing a password costs a third of a second, a login costs the same again.
+      const user = (sessionUsers[role] ??= testApp.createUser(role));
+      const { email, password } = await user;
       const session = new HttpSession(url);
       await session.login(email, password);
       return session;
