@@ -94,6 +94,8 @@ export interface QueueOptions {
   pollMs?: number;
   /** Cap of the exponential backoff. */
   maxRetryDelayMs?: number;
+  /** Sent messages are deleted this long after sending (GET then answers 404). Default 7 days. */
+  keepSentMs?: number;
 }
 
 export interface MailQueueDeps {
@@ -135,6 +137,8 @@ export interface MailQueue {
   releaseDisabledHolds(): Promise<number>;
   /** Wakes the local workers (something became due). */
   wake(): void;
+  /** Deletes sent messages older than the retention (runs hourly while workers run). */
+  cleanup(): Promise<number>;
   start(): Promise<void>;
   /** Stops claiming and waits for in-flight sends to finish and be recorded. */
   stop(): Promise<void>;
@@ -186,6 +190,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
   const leaseMs = opts.leaseMs ?? 5 * 60_000;
   const pollMs = opts.pollMs ?? 200;
   const capMs = opts.maxRetryDelayMs ?? 3_600_000;
+  const keepSentMs = opts.keepSentMs ?? 7 * 86_400_000;
+  let cleanupTimer: NodeJS.Timeout | null = null;
 
   let running = false;
   let loop: Promise<void> | null = null;
@@ -379,6 +385,28 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     await store.unschedule(MAIL_QUEUE, id);
   }
 
+  /** Deletes sent messages past their retention; one instance at a time (a store lock). */
+  async function cleanup(): Promise<number> {
+    const lock = await store.acquireLock('mail-cleanup', 60_000);
+    if (!lock) return 0;
+    let removed = 0;
+    try {
+      const cutoff = Date.now() - keepSentMs;
+      for (const doc of await store.list<MessageDoc>(MESSAGES)) {
+        if (doc.value.status !== 'sent' || (doc.value.sentAt ?? 0) > cutoff) continue;
+        try {
+          if (await store.delete(MESSAGES, doc.id, { ifVersion: doc.version })) removed++;
+        } catch (err) {
+          if (!(err instanceof VersionConflictError)) throw err;
+        }
+      }
+    } finally {
+      await lock.release();
+    }
+    if (removed) log.info({ removed }, 'deleted sent messages past their retention');
+    return removed;
+  }
+
   function startHeartbeat(): void {
     const every = Math.max(50, Math.floor(leaseMs / 3));
     heartbeatTimer = setInterval(() => {
@@ -566,11 +594,17 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
 
     wake,
 
+    cleanup,
+
     async start() {
       if (running) return;
       running = true;
       startHeartbeat();
       loop = run();
+      const sweep = () => void cleanup().catch((err: unknown) => log.warn({ err }, 'cleaning up sent messages failed'));
+      cleanupTimer = setInterval(sweep, 3_600_000);
+      cleanupTimer.unref();
+      sweep();
     },
 
     async stop() {
@@ -581,6 +615,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       await Promise.allSettled([...inFlight.values()]);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
+      if (cleanupTimer) clearInterval(cleanupTimer);
+      cleanupTimer = null;
       await afterHeartbeat();
     },
   };

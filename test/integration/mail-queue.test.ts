@@ -182,3 +182,20 @@ describe('mail queue', () => {
     expect(two.messages.map((m) => m.to[0])).toEqual(['b@example.net']);
   });
 });
+
+describe('retention', () => {
+  it('deletes sent messages past the retention, keeps the rest', async () => {
+    const s = await smtp({ starttls: false });
+    const h = await startMailHarness({ queue: { pollMs: 20, keepSentMs: 100 } });
+    harnesses.push(h);
+    const serverId = await h.addServer({ host: '127.0.0.1', port: s.port });
+    const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
+    await until(h, id, 'sent');
+    await h.mail.servers.setOutgoingEnabled(false, { actor: { type: 'system', id: 't' } });
+    const held = await h.mail.queue.enqueue({ ...msg('b@example.net'), serverId });
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await h.mail.queue.cleanup()).toBe(1);
+    await expect(h.mail.queue.get(id)).rejects.toMatchObject({ code: 'not_found' });
+    expect((await h.mail.queue.get(held.id)).status).toBe('held');
+  });
+});
