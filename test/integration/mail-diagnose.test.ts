@@ -98,8 +98,9 @@ describe('Test connection', () => {
   it('a server that never greets: greeting timeout', async () => {
     const silent = await startSilentServer();
     servers.push(silent);
-    const r = await testConnection(transport(), server({ port: silent.port, timeoutMs: 400 }));
-    expect(r).toMatchObject({ ok: false, code: 'greeting_timeout' });
+    const r = await testConnection(transport(), server({ port: silent.port, timeoutMs: 1500 }));
+    expect(r, r.transcript.join('\n')).toMatchObject({ ok: false, code: 'greeting_timeout' });
+    expect(r.durationMs).toBeGreaterThanOrEqual(1400);
     expect(r.hint).toMatch(/never sent its SMTP greeting/);
   });
 
