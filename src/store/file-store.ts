@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type session from 'express-session';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
@@ -168,9 +168,29 @@ async function takeDirLock(storeDir: string): Promise<string> {
           'or set REDIS_URL to run several instances. If process ' + String(holder) + ' is not a mailgate using this folder, delete the lock file.',
       );
     }
-    await removeQuietly(lockPath);
+    await removeStaleLock(lockPath, holder);
   }
   throw new StoreUnavailableError(`Could not take the lock file ${lockPath}; another process keeps recreating it.`);
+}
+
+/**
+ * Removes the lock file only if it is still the stale one we looked at. Two processes starting together
+ * after a crash both see the stale file; without this check the slower one would delete the lock the
+ * faster one had just created, and both would open the folder.
+ */
+async function removeStaleLock(lockPath: string, staleHolder: number): Promise<void> {
+  const aside = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}.stale`;
+  try {
+    await rename(lockPath, aside);
+  } catch {
+    return; // already gone: just try to create it again
+  }
+  const holder = Number.parseInt(await readFile(aside, 'utf8').catch(() => ''), 10);
+  if (holder !== staleHolder && !(Number.isNaN(holder) && Number.isNaN(staleHolder))) {
+    // We took a fresh lock of another process: put it back (the next attempt then sees it held).
+    await link(aside, lockPath).catch(() => undefined);
+  }
+  await removeQuietly(aside);
 }
 
 export async function createFileStore(dir: string, options: FileStoreOptions = {}): Promise<Store> {

@@ -2,18 +2,21 @@
  * Child process for the file store crash tests: `node --import tsx file-store-writer.ts <dir> write|open`.
  * `write` opens the store and writes in a tight loop until killed: each document's value records the
  * version it was written at, so a reader can check that file contents and versions agree.
- * `open` only tries to open the store and reports the outcome (for the data-folder lock test).
+ * `open` only tries to open the store and reports the outcome (for the data-folder lock test); `hold`
+ * also keeps it open for 8 s.
  */
 import { createFileStore } from '../../src/store/file-store.js';
 import { VersionConflictError } from '../../src/store/store.js';
 
 const [dir, mode] = process.argv.slice(2);
-if (!dir) throw new Error('usage: file-store-writer.ts <dir> write|open');
+if (!dir) throw new Error('usage: file-store-writer.ts <dir> write|open|hold');
 
 try {
   const store = await createFileStore(dir);
-  if (mode === 'open') {
+  if (mode === 'open' || mode === 'hold') {
     process.stdout.write('opened\n');
+    // `hold` keeps the folder for a while, so processes started together really compete for it.
+    if (mode === 'hold') await new Promise((r) => setTimeout(r, 8000));
     await store.close();
     process.exit(0);
   }

@@ -7,7 +7,7 @@ import { createFileStore } from '../../src/store/file-store.js';
 
 const WRITER = path.resolve(import.meta.dirname, '../fakes/file-store-writer.ts');
 
-function startWriter(dir: string, mode: 'write' | 'open') {
+function startWriter(dir: string, mode: 'write' | 'open' | 'hold') {
   const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -125,4 +125,20 @@ describe('file store crash safety', () => {
     expect((await after.exited).code).toBe(0);
     expect(after.output().stdout).toContain('opened');
   }, 30_000);
+
+  it('of 6 processes starting together on a stale lock exactly one gets the folder', async () => {
+    const folder = await mkdtemp(path.join(os.tmpdir(), 'mailgate-lock-race-'));
+    try {
+      const dead = spawn('true', { stdio: 'ignore' });
+      await new Promise((r) => dead.on('exit', r));
+      await (await createFileStore(folder)).close();
+      await writeFile(path.join(folder, 'store', '.lock'), `${dead.pid}\n`);
+      const racers = Array.from({ length: 6 }, () => startWriter(folder, 'hold'));
+      const results = await Promise.all(racers.map((r) => r.exited));
+      expect(results.filter((r) => r.code === 0)).toHaveLength(1);
+      for (const [i, r] of results.entries()) if (r.code !== 0) expect(racers[i]!.output().stderr).toContain('is already in use by process');
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
