@@ -29,6 +29,8 @@ export interface MailErrorLike {
 }
 
 export interface DiagnoseContext {
+  /** The connection opened but the server never said a word (known from the transcript). */
+  noGreeting?: boolean;
   host?: string;
   port?: number;
   protocol?: 'smtp' | 'smtps';
@@ -129,7 +131,7 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
     return result('dns_failed', 'temporary', `The host name ${ctx.host ?? ''} could not be resolved: check its spelling and mailgate's DNS.`.replace('  ', ' '));
   }
   if (err.code === 'ETIMEDOUT' || has('ETIMEDOUT')) {
-    if (err.timeoutType === 'GREETING_TIMEOUT') {
+    if (err.timeoutType === 'GREETING_TIMEOUT' || (ctx.noGreeting && err.timeoutType !== 'CONNECT_TIMEOUT')) {
       return result('greeting_timeout', 'temporary', `${where(ctx)} accepted the connection but never sent its SMTP greeting: the port may expect ${ctx.protocol === 'smtps' ? 'plain SMTP' : 'implicit TLS (protocol smtps)'}, or the server is overloaded. Raise the timeout if it is just slow.`);
     }
     return result('timeout', 'temporary', `${where(ctx)} did not answer in time: check that the host and port are reachable (firewalls often drop SMTP silently) or raise the timeout.`);

@@ -10,7 +10,7 @@ const server = (p: Partial<ResolvedServer> = {}): ResolvedServer => ({
 describe('buildTransportOptions', () => {
   it('maps the timeout onto connection, greeting and socket timeouts; 0 means (practically) forever', () => {
     const o = buildTransportOptions(server({ timeoutMs: 1234 }), { type: 'none' }, { pool: true });
-    expect([o.connectionTimeout, o.greetingTimeout, o.socketTimeout]).toEqual([1234, 1234, 1234]);
+    expect([o.connectionTimeout, o.greetingTimeout, o.socketTimeout]).toEqual([2468, 1234, 1234]);
     const forever = buildTransportOptions(server({ timeoutMs: 0 }), { type: 'none' }, { pool: true });
     expect(forever.connectionTimeout).toBe(2_147_483_647);
   });

@@ -157,7 +157,10 @@ export function buildTransportOptions(server: ResolvedServer, auth: SmtpAuth, op
     secure,
     requireTLS,
     ...(server.ehloName ? { name: server.ehloName } : {}),
-    connectionTimeout: timeout,
+    // Each wait (TCP connect, greeting, every reply) gets timeoutMs; nodemailer's connectionTimeout also bounds
+    // the whole setup (connect + greeting + STARTTLS), so it gets twice that: a silent server is then reported
+    // as a greeting timeout, not as a connect timeout.
+    connectionTimeout: server.timeoutMs > 0 ? Math.min(FOREVER_MS, timeout * 2) : FOREVER_MS,
     greetingTimeout: timeout,
     socketTimeout: timeout,
     auth: toNodemailerAuth(auth, options.tokens),

@@ -22,7 +22,11 @@ const MAX_LINES = 200;
 export async function testConnection(transport: MailTransport, server: ResolvedServer): Promise<TestConnectionResult> {
   const transcript: string[] = [`* connecting to ${server.host}:${server.port} (${server.protocol}${server.tls ? ', STARTTLS required' : ''}, auth ${server.authMethod})`];
   const started = performance.now();
+  let connected = false;
+  let serverSpoke = false;
   const result = await transport.verify(server, (line, direction) => {
+    if (direction === 'server') serverSpoke = true;
+    if (direction === 'info' && /^Connection established/.test(line)) connected = true;
     if (transcript.length >= MAX_LINES) return;
     transcript.push(`${direction === 'client' ? 'C:' : direction === 'server' ? 'S:' : '*'} ${line}`);
   });
@@ -31,7 +35,7 @@ export async function testConnection(transport: MailTransport, server: ResolvedS
     transcript.push('* connection, TLS and authentication succeeded');
     return { ok: true, durationMs, transcript };
   }
-  const d = diagnose(result.error, { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls });
+  const d = diagnose(result.error, { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls, noGreeting: connected && !serverSpoke });
   transcript.push(`* failed: ${d.message}`);
   return {
     ok: false,
