@@ -13,6 +13,7 @@ const SECRET_VALUE = [
   /mgk_[A-Za-z0-9_-]{20,}/g, // mailgate API keys
   /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi,
   /\bmg1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+/g, // sealed values
+  // eslint-disable-next-line no-control-regex -- XOAUTH2 separates its fields with ^A
   /\buser=[^\x01]*\x01auth=Bearer [^\x01]*\x01\x01/g, // decoded XOAUTH2 initial response
 ];
 export const REDACTED = '[redacted]';
