@@ -6,7 +6,7 @@ import type { Metrics } from '../metrics.js';
 import { VersionConflictError, type Doc, type Store } from '../store/store.js';
 import { composeMessage, recipientsOf, type MessageInput, type RecipientEntry } from './compose.js';
 import { diagnose, type Diagnosis } from './diagnose.js';
-import type { SmtpServers } from './servers.js';
+import { PAUSES, type SmtpServers } from './servers.js';
 import type { MailTransport } from './transport.js';
 
 /**
@@ -256,15 +256,22 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     }
     await afterHeartbeat();
     await store.unschedule(MAIL_QUEUE, id);
+    // A resume (or the switch turned on) between our check and this write would have missed this message:
+    // look again at the stored state, not a cache, and release it if the reason is gone.
+    const stillHeld = reason === 'server_paused' ? (await store.get(PAUSES, doc.value.serverId)) !== null : !(await servers.sendingEnabled());
+    if (!stillHeld) await release((m) => m.serverId === doc.value.serverId && m.heldReason === reason, [id]);
   }
 
   async function afterHeartbeat(): Promise<void> {
     if (heartbeat) await heartbeat;
   }
 
-  async function release(filter: (m: MessageDoc) => boolean): Promise<number> {
+  async function release(filter: (m: MessageDoc) => boolean, only?: string[]): Promise<number> {
     let released = 0;
-    for (const doc of await store.list<MessageDoc>(MESSAGES)) {
+    const docs = only
+      ? (await Promise.all(only.map((id) => store.get<MessageDoc>(MESSAGES, id)))).filter((d): d is Doc<MessageDoc> => d !== null)
+      : await store.list<MessageDoc>(MESSAGES);
+    for (const doc of docs) {
       if (doc.value.status !== 'held' || !filter(doc.value)) continue;
       const now = Date.now();
       try {
