@@ -20,6 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
+import { oauthRefreshBench } from './oauth-refresh.js';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { Keyring } from '../src/crypto/keyring.js';
@@ -354,5 +355,7 @@ if (ceiling) {
     .map((p) => `${(p.msgsPerSec / ceiling.msgsPerSec).toFixed(2)} ${p.label.includes('Redis') ? 'Redis' : 'file'}`)
     .join(', ')}`);
 }
+// OAuth token refresh counts (bench/oauth-refresh.ts).
+await oauthRefreshBench();
 sinkProcess.disconnect();
 process.exit(0);
