@@ -75,6 +75,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   });
   starters.push(() => mail.start({ workers: base.config.MAILGATE_WORKERS }));
   stoppers.push(() => mail.stop());
+  mail.servers.onChange((id) => void oauth.forgetIfServerDeleted(id));
   starters.push(() => oauth.start());
   stoppers.push(() => oauth.stop());
 

@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { TokenService } from '../tokens/refresh.js';
+import { disconnectGrant } from '../tokens/revoke.js';
 import { TokenScheduler } from '../tokens/scheduler.js';
 import { collectOAuthWarnings } from '../tokens/warnings.js';
 import { AuthorizeService, type ServerLookup } from './authorize.js';
@@ -84,6 +85,23 @@ export function createOAuthServices(base: OAuthBase) {
         const warnings = await collectOAuthWarnings({ store: base.store, integrations });
         return { ok: true, detail: { warnings } };
       },
+    },
+    /**
+     * A deleted SMTP server leaves no tokens behind: its grant is deleted and revoked at the provider.
+     * Called on every server change; several instances may race, the first one does it.
+     */
+    async forgetIfServerDeleted(serverId: string): Promise<void> {
+      const grant = await tokens.get(serverId);
+      if (!grant) return;
+      const servers = base.servers ?? storedServers(base.store);
+      const exists = await servers.get(serverId).then(
+        () => true,
+        (err: unknown) => !(err instanceof AppError && err.code === 'not_found'),
+      );
+      if (exists) return;
+      await disconnectGrant({ store: base.store, keyring: base.keyring, log: base.log, audit: base.audit, integrations }, serverId, { type: 'system', id: 'smtp-server-deleted' }).catch((err: unknown) => {
+        if (!(err instanceof AppError && err.code === 'not_found')) base.log.error({ err, serverId }, 'cannot drop the grant of a deleted SMTP server');
+      });
     },
     async start() {
       if (!base.config.MAILGATE_WORKERS) return;

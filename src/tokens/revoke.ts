@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import { OAuthProtocolError } from '../oauth/client.js';
 import type { IntegrationService } from '../oauth/integrations.js';
 import { revocationNote } from '../oauth/providers.js';
-import type { Store } from '../store/store.js';
+import { VersionConflictError, type Store } from '../store/store.js';
 import { GRANTS, openToken, type GrantRecord } from './grants.js';
 import { REFRESH_QUEUE } from './scheduler.js';
 
@@ -39,7 +39,12 @@ export async function disconnectGrant(deps: RevocationDeps, grantId: string, act
   // Held in memory only for the revocation request below.
   const token = g.tokens.refreshToken ? openToken(deps.keyring, grantId, 'refreshToken', g.tokens.refreshToken) : openToken(deps.keyring, grantId, 'accessToken', g.tokens.accessToken);
   const hint = g.tokens.refreshToken ? 'refresh_token' : 'access_token';
-  await deps.store.delete(GRANTS, grantId);
+  // Whoever deletes this version first does the rest; a concurrent Disconnect finds nothing to do.
+  const deleted = await deps.store.delete(GRANTS, grantId, { ifVersion: doc.version }).catch((err: unknown) => {
+    if (err instanceof VersionConflictError) return false;
+    throw err;
+  });
+  if (!deleted) throw new AppError('not_found', { message: 'This server has no authorized mailbox to disconnect (it was just disconnected).' });
   await deps.store.unschedule(REFRESH_QUEUE, grantId);
 
   const integration = await deps.integrations.get(g.integrationId).catch(() => null);

@@ -125,7 +125,6 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
     const gt = (ctx.oidc.params as { grant_type?: string } | undefined)?.grant_type;
     if (gt === 'refresh_token') counts.refreshErrors++;
   });
-  (provider as unknown as { on(event: string, fn: () => void): void }).on('revocation.success', () => counts.revocations++);
 
   let fault: TokenFault = 'none';
   const fake: FakeProvider = {
@@ -182,6 +181,12 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
 
   const hung = new Set<http.ServerResponse>();
   app.use((req, res, next) => {
+    if (req.method === 'POST' && req.path === `${mountPath}/token/revocation`) {
+      // oidc-provider emits no success event for revocation: count answered requests here.
+      res.on('finish', () => {
+        if (res.statusCode === 200) counts.revocations++;
+      });
+    }
     if (req.method === 'POST' && req.path === `${mountPath}/token`) {
       fake.edgeTokenRequests++;
       if (fault === '503') {

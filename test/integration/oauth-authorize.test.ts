@@ -191,6 +191,7 @@ describe('Authorize and callback over HTTP (Google flavour)', () => {
     const grant = await grantOf(app, serverId);
     const refreshToken = openToken(app.services.keyring, serverId, 'refreshToken', grant!.value.tokens.refreshToken!);
     expect((await provider.introspect(refreshToken)).active).toBe(true);
+    const revocations = provider.counts.revocations;
     const key = await app.apiKey(['admin']);
     const res = await fetch(`${app.url}/api/v1/smtp-servers/${serverId}/disconnect`, { method: 'POST', headers: { authorization: `Bearer ${key}` } });
     expect(res.status).toBe(200);
@@ -198,6 +199,7 @@ describe('Authorize and callback over HTTP (Google flavour)', () => {
     expect(body).toMatchObject({ revokedAtProvider: true, localTokensDeleted: true });
     expect(await grantOf(app, serverId)).toBeNull();
     expect((await provider.introspect(refreshToken)).active).toBe(false);
+    expect(provider.counts.revocations - revocations).toBe(1);
     const audit = await app.services.audit.list({ limit: 20 });
     expect(audit.entries.some((e) => e.action === 'oauth.grant.disconnect' && e.outcome === 'success')).toBe(true);
   });

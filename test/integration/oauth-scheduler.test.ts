@@ -11,7 +11,7 @@ import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/store.js';
 import { GRANTS, type GrantRecord } from '../../src/tokens/grants.js';
 import { collectOAuthWarnings } from '../../src/tokens/warnings.js';
-import { authorizeThroughServices, createOAuthServer, providerEnv } from '../fakes/oauth-setup.js';
+import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
 
 /** The scheduler and failure classes, with faults injected through openid-client's fetch hook and the provider. */
@@ -102,5 +102,21 @@ describe('token scheduler and failure handling (Google flavour)', () => {
     await sleep(2000);
     expect((await services.oauthIntegrations.get(ids.integrationId)).value.misconfigured).toBeNull();
     expect((await grant()).lastError).toBeNull();
+  });
+
+  it('deleting an SMTP server deletes its grant and revokes it at the provider', async () => {
+    const other = await createOAuthServer(services, provider, 2526);
+    await authorizeThroughServices(services, other.serverId, 'carol@example.test');
+    expect(await store.get(GRANTS, other.serverId)).not.toBeNull();
+    const revocations = provider.counts.revocations;
+    await services.mail.servers.remove(other.serverId, { actor: TEST_ACTOR });
+    for (let i = 0; i < 50 && (await store.get(GRANTS, other.serverId)); i++) await sleep(50);
+    expect(await store.get(GRANTS, other.serverId)).toBeNull();
+    // Local tokens go first; the provider is told right after.
+    for (let i = 0; i < 50 && provider.counts.revocations === revocations; i++) await sleep(50);
+    await sleep(300);
+    expect(provider.counts.revocations - revocations).toBe(1);
+    expect((await services.audit.list({ limit: 20 })).entries.filter((e) => e.action === 'oauth.grant.disconnect' && e.target === `smtp_server:${other.serverId}`)).toHaveLength(1);
+    expect(await store.get(GRANTS, ids.serverId)).not.toBeNull();
   });
 });
