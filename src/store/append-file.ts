@@ -40,7 +40,7 @@ export class AppendFile {
     const done = this.#tail.then(async () => {
       await this.#closeHandle();
       const tmp = `${this.#path}.${process.pid}.tmp`;
-      const handle = await open(tmp, 'w');
+      const handle = await open(tmp, 'w', 0o600);
       try {
         await handle.writeFile(contents());
         if (this.#fsync) await handle.sync();
@@ -60,7 +60,8 @@ export class AppendFile {
   }
 
   async #write(text: string): Promise<void> {
-    this.#handle ??= await open(this.#path, 'a');
+    // Private like the document files: the audit log names users and addresses.
+    this.#handle ??= await open(this.#path, 'a', 0o600);
     await this.#handle.appendFile(text);
     if (this.#fsync) await this.#handle.sync();
   }
