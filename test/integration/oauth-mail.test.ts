@@ -11,6 +11,7 @@ import { createServices, type Services } from '../../src/services.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/store.js';
 import { GRANTS, openToken, type GrantRecord } from '../../src/tokens/grants.js';
+import { disconnectGrant } from '../../src/tokens/revoke.js';
 import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
@@ -216,6 +217,19 @@ describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', 
     expect(smtp.messages.length).toBe(before + 3);
     await remember();
   }, 90_000);
+
+  it('after Disconnect, mail for the server is held (not failed, not sent) until someone authorizes again', async () => {
+    const before = smtp.messages.length;
+    const s = instance!.services;
+    await disconnectGrant({ store: s.store, keyring: s.keyring, log: s.log, audit: s.audit, integrations: s.oauthIntegrations }, serverId, { type: 'system', id: 'test' });
+    smtp.dropConnections();
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push((await s.mail.queue.enqueue(message(serverId, 40 + i))).id);
+    await waitUntil('held', async () => (await Promise.all(ids.map(statusOf))).every((st) => st === 'held'));
+    await sleep(1000);
+    expect((await Promise.all(ids.map(statusOf))).every((st) => st === 'held')).toBe(true);
+    expect(smtp.messages.length).toBe(before);
+  });
 
   it('canary: no access token, refresh token, client secret or authorization code in any log line or data file', async () => {
     expect(canaries.length).toBeGreaterThan(8);
