@@ -196,6 +196,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
   let running = false;
   let loop: Promise<void> | null = null;
   const inFlight = new Map<string, Promise<void>>();
+  /** Claimed ids whose lease the heartbeat keeps extending. */
+  const leased = new Set<string>();
   let signal: (() => void) | null = null;
   let heartbeatTimer: NodeJS.Timeout | null = null;
   let heartbeat: Promise<void> | null = null;
@@ -254,7 +256,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       if (!(err instanceof VersionConflictError)) throw err;
       return; // changed meanwhile (resent, deleted): leave the schedule for the next claim to re-read
     }
-    await afterHeartbeat();
+    await endLease(id);
     await store.unschedule(MAIL_QUEUE, id);
     // A resume (or the switch turned on) between our check and this write would have missed this message:
     // look again at the stored state, not a cache, and release it if the reason is gone.
@@ -262,7 +264,12 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     if (!stillHeld) await release((m) => m.serverId === doc.value.serverId && m.heldReason === reason, [id]);
   }
 
-  async function afterHeartbeat(): Promise<void> {
+  /**
+   * Ends the heartbeat's extension of this message's lease before its schedule entry is changed: a heartbeat
+   * already running finishes first, later ones skip it, so no extension lands after our unschedule/schedule.
+   */
+  async function endLease(id: string): Promise<void> {
+    leased.delete(id);
     if (heartbeat) await heartbeat;
   }
 
@@ -291,7 +298,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     const doc = await store.get<MessageDoc>(MESSAGES, id);
     if (!doc || doc.value.status === 'sent' || doc.value.status === 'failed' || doc.value.status === 'held') {
       // Stale index entry (deleted, finished, held by an admin action): drop it.
-      await afterHeartbeat();
+      await endLease(id);
       await store.unschedule(MAIL_QUEUE, id);
       return;
     }
@@ -374,7 +381,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
         if (!(e instanceof VersionConflictError)) throw e;
         return;
       }
-      await afterHeartbeat();
+      await endLease(id);
       await store.schedule(MAIL_QUEUE, id, dueAt);
       metrics?.messagesTotal.inc({ outcome: 'deferred' });
     }
@@ -388,7 +395,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       if (!(err instanceof VersionConflictError)) throw err;
       return;
     }
-    await afterHeartbeat();
+    await endLease(id);
     await store.unschedule(MAIL_QUEUE, id);
   }
 
@@ -417,11 +424,11 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
   function startHeartbeat(): void {
     const every = Math.max(50, Math.floor(leaseMs / 3));
     heartbeatTimer = setInterval(() => {
-      if (heartbeat || inFlight.size === 0) return;
-      const ids = [...inFlight.keys()];
+      if (heartbeat || leased.size === 0) return;
+      const ids = [...leased];
       const until = Date.now() + leaseMs;
       heartbeat = (async () => {
-        for (const id of ids) if (inFlight.has(id)) await store.schedule(MAIL_QUEUE, id, until);
+        for (const id of ids) if (leased.has(id)) await store.schedule(MAIL_QUEUE, id, until);
       })()
         .catch((err: unknown) => log.warn({ err }, 'extending mail leases failed'))
         .finally(() => {
@@ -447,9 +454,11 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
         }
         claimed = ids.length;
         for (const id of ids) {
+          leased.add(id);
           const p = deliver(id)
             .catch((err: unknown) => log.error({ err, messageId: id }, 'delivering a message failed unexpectedly; its lease will expire and it will be retried'))
             .finally(() => {
+              leased.delete(id);
               inFlight.delete(id);
               wake();
             });
@@ -622,9 +631,9 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       await Promise.allSettled([...inFlight.values()]);
       if (heartbeatTimer) clearInterval(heartbeatTimer);
       heartbeatTimer = null;
+      if (heartbeat) await heartbeat;
       if (cleanupTimer) clearInterval(cleanupTimer);
       cleanupTimer = null;
-      await afterHeartbeat();
     },
   };
 }
