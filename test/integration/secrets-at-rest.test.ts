@@ -196,7 +196,8 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
     },
   });
   const add = (label: string, value: string, shownIn?: string) => {
-    secrets.push({ label, value, ...(shownIn ? { shownIn } : {}) });
+    expect(value.length, label).toBeGreaterThanOrEqual(20);
+    if (!secrets.some((x) => x.value === value)) secrets.push({ label, value, ...(shownIn ? { shownIn } : {}) });
     return value;
   };
 
@@ -338,7 +339,18 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
   const xoauthTest = await form('Test connection page (XOAUTH2)', `/admin/smtp-servers/${oauthServer.id}/test`, {}, 200);
   expect(xoauthTest.text).toContain('AUTH XOAUTH2');
   expect(xoauthTest.text).toContain('authentication succeeded');
+  const waitSent = async (id: string) => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const status = (await api<{ status: string }>('message status', 'GET', `/api/v1/messages/${id}`, undefined, 200)).status;
+      if (status === 'sent') return;
+      if (Date.now() > deadline || status === 'failed') throw new Error(`message ${id} is ${status}`);
+      await sleep(50);
+    }
+  };
   const sentOAuth = [await api<{ id: string }>('message (XOAUTH2)', 'POST', '/api/v1/messages', { serverId: oauthServer.id, to: 'bob@example.test', subject: 'oauth', text: 'hello' }, 202)];
+  // Sent with the first access token before the rotation below brings a second one.
+  await waitSent(sentOAuth[0]!.id);
 
   // --- client secret rotation: a wrong secret through the form (refused), then the real one through the API
   // (proven with a refresh, which stores a new access token).
@@ -352,15 +364,7 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
   oauthSmtp.dropConnections();
   sentOAuth.push(await api<{ id: string }>('message (XOAUTH2, after rotation)', 'POST', '/api/v1/messages', { serverId: oauthServer.id, to: 'bob@example.test', subject: 'oauth 2', text: 'hello' }, 202));
 
-  for (const m of [...sentBasic, ...sentOAuth]) {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const status = (await api<{ status: string }>('message status', 'GET', `/api/v1/messages/${m.id}`, undefined, 200)).status;
-      if (status === 'sent') break;
-      if (Date.now() > deadline || status === 'failed') throw new Error(`message ${m.id} is ${status}`);
-      await sleep(50);
-    }
-  }
+  for (const m of [...sentBasic, ...sentOAuth]) await waitSent(m.id);
   expect(relay.messages.length).toBe(1);
   expect(loginRelay.messages.length).toBe(1);
   expect(oauthSmtp.messages.length).toBe(2);
@@ -404,6 +408,21 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
     startedAt,
   };
 }
+
+describe('the canary search', () => {
+  it('finds a canary inside AUTH PLAIN, AUTH LOGIN and XOAUTH2 base64 at any alignment, and nothing else', () => {
+    for (const user of ['u', 'us', 'use', 'relay-user']) {
+      const secret = canary('self-check');
+      const blobs = [
+        Buffer.from(`\0${user}\0${secret}`).toString('base64'),
+        Buffer.from(secret).toString('base64'),
+        Buffer.from(`user=${user}@example.test\x01auth=Bearer ${secret}\x01\x01`).toString('base64url'),
+      ];
+      for (const blob of blobs) expect(leaks([{ where: 'blob', text: `C: AUTH PLAIN ${blob}` }], [{ label: 'x', value: secret }])).toEqual(['x (base64) in blob']);
+      expect(leaks([{ where: 'blob', text: blobs.join(' ') }], [{ label: 'x', value: canary('other') }])).toEqual([]);
+    }
+  });
+});
 
 const stores = [
   { kind: 'file' as const, skip: false },
