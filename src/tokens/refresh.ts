@@ -153,7 +153,7 @@ export class TokenService {
     }
     const running = this.#inflight.get(grantId);
     if (running) return running;
-    const refresh = this.refreshAcrossProcesses(grantId, force, doc.version).finally(() => this.#inflight.delete(grantId));
+    const refresh = this.refreshAcrossProcesses(grantId, force, doc.value.tokens.obtainedAt).finally(() => this.#inflight.delete(grantId));
     this.#inflight.set(grantId, refresh);
     return refresh;
   }
@@ -181,19 +181,22 @@ export class TokenService {
     });
   }
 
-  /** A newer write than the one the caller saw that already answers the caller's need. */
-  private satisfies(doc: Doc<GrantRecord>, force: boolean, seenVersion: number): boolean {
-    if (force) return doc.version !== seenVersion && doc.value.lastRefreshAt !== null && doc.value.tokens.expiresAt > Date.now() + 1000;
+  /**
+   * Whether the stored grant already answers the caller: a token that needs no refresh, or — for `force`,
+   * whose caller saw its token rejected — a token obtained after the one the caller saw.
+   */
+  private satisfies(doc: Doc<GrantRecord>, force: boolean, seenObtainedAt: number): boolean {
+    if (force) return doc.value.tokens.obtainedAt !== seenObtainedAt && doc.value.tokens.expiresAt > Date.now() + 1000;
     return !needsRefresh(doc.value, Date.now());
   }
 
-  private async refreshAcrossProcesses(grantId: string, force: boolean, seenVersion: number): Promise<AccessToken> {
+  private async refreshAcrossProcesses(grantId: string, force: boolean, seenObtainedAt: number): Promise<AccessToken> {
     const deadline = Date.now() + this.lockTtlMs * 2;
     for (;;) {
       const lock = await this.deps.store.acquireLock(`oauth_grant:${grantId}`, this.lockTtlMs);
       if (lock) {
         try {
-          return await this.refreshHolding(grantId, force, seenVersion, lock);
+          return await this.refreshHolding(grantId, force, seenObtainedAt, lock);
         } catch (err) {
           if (!(err instanceof LockLostError)) throw err;
           this.stats.lockLost++;
@@ -205,18 +208,18 @@ export class TokenService {
       }
       // Another instance holds (or took over) the lock: its write is what we wait for.
       const doc = await this.load(grantId);
-      if (this.satisfies(doc, force, seenVersion)) return this.tokenOf(doc);
+      if (this.satisfies(doc, force, seenObtainedAt)) return this.tokenOf(doc);
       if (doc.value.retryAt !== null && Date.now() < doc.value.retryAt) {
-        if (doc.value.tokens.expiresAt > Date.now() + 1000) return this.tokenOf(doc);
+        if (!force && doc.value.tokens.expiresAt > Date.now() + 1000) return this.tokenOf(doc);
         throw this.temporaryError(doc.value.lastError);
       }
       if (Date.now() > deadline) throw this.temporaryError(null);
     }
   }
 
-  private async refreshHolding(grantId: string, force: boolean, seenVersion: number, lock: Lock): Promise<AccessToken> {
+  private async refreshHolding(grantId: string, force: boolean, seenObtainedAt: number, lock: Lock): Promise<AccessToken> {
     const doc = await this.load(grantId);
-    if (this.satisfies(doc, force, seenVersion) && !(force && doc.version === seenVersion)) return this.tokenOf(doc);
+    if (this.satisfies(doc, force, seenObtainedAt)) return this.tokenOf(doc);
     await this.deps.afterLock?.(grantId);
     try {
       let client: OAuthClient;
