@@ -49,6 +49,12 @@ describe.skipIf(!redisUrlForTests())('client secret rotation and revocation (Mic
     const res = await rotate('not-the-secret');
     expect(res.status).toBe(400);
     expect(JSON.stringify(await res.json())).toContain('rejected the new client secret');
+    // The same through the page's form.
+    const admin = await app.browserSession('sysadmin');
+    const page = await admin.postForm(`/admin/oauth-integrations/${ids.integrationId}/rotate-secret`, { clientSecret: 'also-not-the-secret' });
+    expect(page.res.status).toBe(400);
+    expect(page.text).toContain('rejected the new client secret');
+    expect(page.text).not.toContain('also-not-the-secret');
     const integration = await app.services.oauthIntegrations.get(ids.integrationId);
     expect(app.services.oauthIntegrations.openSecret(integration)).toBe(ids.clientSecret);
     expect(integration.value.misconfigured).toBeNull();
