@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -180,13 +180,16 @@ interface Fixtures {
   loginRelay: TestSmtp;
   loginAuth: { user: string; pass: string };
   oauthSmtp: OAuthSmtp;
+  /** AUTH PLAIN relay of the server defined in MAILGATE_SMTP_SERVERS_FILE (password from a secret file). */
+  fileRelay: TestSmtp;
+  fileRelayAuth: { user: string; pass: string };
   /** Every access token the XOAUTH2 relay was shown. */
   seenAccessTokens: Set<string>;
   /** What to clean up even when the scenario fails half way. */
   cleanup: { apps: TestApp[]; dirs: string[] };
 }
 
-async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth, loginRelay, loginAuth, oauthSmtp, seenAccessTokens, cleanup }: Fixtures): Promise<Scenario> {
+async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth, loginRelay, loginAuth, fileRelay, fileRelayAuth, oauthSmtp, seenAccessTokens, cleanup }: Fixtures): Promise<Scenario> {
   const startedAt = Date.now();
   const secrets: Secret[] = [];
   const responses: Haystack[] = [];
@@ -213,6 +216,16 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
     MAILGATE_QUEUE_RETRY_BASE_MS: '100',
     ...providerEnv(provider),
   };
+  // A server defined outside the UI, its password in a secret file: kept in memory only, never stored or shown.
+  const configDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-secrets-config-'));
+  cleanup.dirs.push(configDir);
+  add('SMTP password of the file-defined server', fileRelayAuth.pass);
+  await writeFile(path.join(configDir, 'relay-password'), `${fileRelayAuth.pass}\n`, { mode: 0o600 });
+  await writeFile(path.join(configDir, 'servers.json'), JSON.stringify({ servers: [{
+    id: 'file-relay', name: 'file relay', fromAddress: 'notify@example.test', host: '127.0.0.1', port: fileRelay.port, protocol: 'smtp', timeoutMs: 5000,
+    authMethod: 'basic', username: fileRelayAuth.user, passwordFile: path.join(configDir, 'relay-password'),
+  }] }));
+  env.MAILGATE_SMTP_SERVERS_FILE = path.join(configDir, 'servers.json');
   let dataDir: string | null = null;
   if (kind === 'file') {
     // As on a first `npm start`: the data folder does not exist yet; the secrets file is created in it.
@@ -309,8 +322,12 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
   expect(loginTest.ok, loginTest.transcript.join('\n')).toBe(true);
   expect(loginTest.transcript.join('\n')).toContain('AUTH LOGIN');
 
+  const fileTest = await api<{ ok: boolean; transcript: string[] }>('Test connection API (file-defined server)', 'POST', '/api/v1/smtp-servers/file-relay/test', undefined, 200);
+  expect(fileTest.ok, fileTest.transcript.join('\n')).toBe(true);
+
   // --- messages through the queue over basic auth.
   const sentBasic = [
+    await api<{ id: string }>('message (file-defined server)', 'POST', '/api/v1/messages', { serverId: 'file-relay', to: 'bob@example.test', subject: 'file', text: 'hello' }, 202),
     await api<{ id: string }>('message (PLAIN)', 'POST', '/api/v1/messages', { serverId: relayServer.id, to: 'bob@example.test', subject: 'plain', text: 'hello' }, 202),
     await api<{ id: string }>('message (LOGIN)', 'POST', '/api/v1/messages', { serverId: loginServer, to: 'bob@example.test', subject: 'login', text: 'hello' }, 202),
   ];
@@ -375,19 +392,20 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
   for (const m of [...sentBasic, ...sentOAuth]) await waitSent(m.id);
   expect(relay.messages.length).toBe(1);
   expect(loginRelay.messages.length).toBe(1);
+  expect(fileRelay.messages.length).toBe(1);
   expect(oauthSmtp.messages.length).toBe(2);
   for (const t of seenAccessTokens) add('access token presented over XOAUTH2', t);
   expect(seenAccessTokens.size).toBeGreaterThanOrEqual(2);
 
   // --- every page and API answer that shows these records.
   for (const [where, p] of [
-    ['server list', '/admin/smtp-servers'], ['relay page', `/admin/smtp-servers/${relayServer.id}`], ['login relay page', `/admin/smtp-servers/${loginServer}`],
+    ['server list', '/admin/smtp-servers'], ['relay page', `/admin/smtp-servers/${relayServer.id}`], ['login relay page', `/admin/smtp-servers/${loginServer}`], ['file-defined server page', '/admin/smtp-servers/file-relay'],
     ['OAuth server page (after sends)', `/admin/smtp-servers/${oauthServer.id}`], ['integration list', '/admin/oauth-integrations'],
     ['integration page', `/admin/oauth-integrations/${integration.id}`], ['audit page', '/admin/audit?limit=200'], ['API key list page', '/admin/api-keys'],
     ['mail queue page', '/admin/mail-queue'],
   ] as const) await page(where, p);
   for (const [where, p] of [
-    ['server list API', '/api/v1/smtp-servers'], ['relay API', `/api/v1/smtp-servers/${relayServer.id}`], ['login relay API', `/api/v1/smtp-servers/${loginServer}`],
+    ['server list API', '/api/v1/smtp-servers'], ['relay API', `/api/v1/smtp-servers/${relayServer.id}`], ['login relay API', `/api/v1/smtp-servers/${loginServer}`], ['file-defined server API', '/api/v1/smtp-servers/file-relay'],
     ['OAuth server API', `/api/v1/smtp-servers/${oauthServer.id}`], ['integration list API', '/api/v1/oauth-integrations'], ['integration API', `/api/v1/oauth-integrations/${integration.id}`],
     ['audit API', '/api/v1/audit?limit=200'], ['API key list API', '/api/v1/api-keys'], ['encryption keys API', '/api/v1/encryption-keys'],
     ['readiness', '/readyz'], ['health', '/healthz'], ['metrics', '/metrics'],
@@ -444,6 +462,8 @@ for (const { kind, skip } of stores) {
     let relay: TestSmtp;
     let loginRelay: TestSmtp;
     let oauthSmtp: OAuthSmtp;
+    let fileRelay: TestSmtp;
+    const fileRelayAuth = { user: 'file-user', pass: canary('smtp-password-file') };
     // The relays read these on every AUTH: the scenario sets the passwords it makes up.
     const relayAuth = { user: 'relay-user', pass: 'set-later' };
     const loginAuth = { user: 'login-user', pass: 'set-later' };
@@ -463,7 +483,8 @@ for (const { kind, skip } of stores) {
       relay = await startTestSmtp({ starttls: false, allowInsecureAuth: true, auth: relayAuth, authMethods: ['PLAIN'] });
       loginRelay = await startTestSmtp({ starttls: false, allowInsecureAuth: true, auth: loginAuth, authMethods: ['LOGIN'] });
       oauthSmtp = await startOAuthSmtp(provider);
-      s = await runScenario(kind, { provider, relay, relayAuth, loginRelay, loginAuth, oauthSmtp, seenAccessTokens, cleanup });
+      fileRelay = await startTestSmtp({ starttls: false, allowInsecureAuth: true, auth: fileRelayAuth, authMethods: ['PLAIN'] });
+      s = await runScenario(kind, { provider, relay, relayAuth, loginRelay, loginAuth, fileRelay, fileRelayAuth, oauthSmtp, seenAccessTokens, cleanup });
     }, 60_000);
 
     afterAll(async () => {
@@ -471,6 +492,7 @@ for (const { kind, skip } of stores) {
       await oauthSmtp?.close();
       await relay?.close();
       await loginRelay?.close();
+      await fileRelay?.close();
       await provider?.close();
       for (const dir of cleanup.dirs) await rm(dir, { recursive: true, force: true });
     });
@@ -553,7 +575,8 @@ for (const { kind, skip } of stores) {
         }
         for (const e of entries) {
           const full = path.join(d, e.name);
-          if (s.dataDir && full === path.dirname(s.dataDir)) continue;
+          // The data folder is searched above; the configuration folder holds the file-defined server's password on purpose.
+          if (cleanup.dirs.includes(full)) continue;
           try {
             const st = await stat(full);
             if (st.mtimeMs < s.startedAt - 1000) continue;
