@@ -45,7 +45,9 @@ async function main(): Promise<void> {
     await assertAllKeysPresent(store, keyring);
   } catch (err) {
     if (err instanceof MissingEncryptionKeyError) {
-      log.fatal(err.message);
+      // Plain text on stderr as well: this is read by a person at a console, not by a log pipeline.
+      console.error(`mailgate cannot start.\n${err.message}`);
+      log.fatal({ missingKeyIds: err.missing.map((m) => m.keyId) }, 'stored values need encryption keys that are not configured');
       await store.close();
       process.exit(1);
     }
