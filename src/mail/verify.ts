@@ -10,6 +10,8 @@ import type { ResolvedServer } from './servers.js';
 export interface TestConnectionResult {
   ok: boolean;
   durationMs: number;
+  /** One line for people: what was checked and how it went. */
+  summary: string;
   transcript: string[];
   error?: string;
   code?: string;
@@ -32,14 +34,17 @@ export async function testConnection(transport: MailTransport, server: ResolvedS
   });
   const durationMs = Math.round(performance.now() - started);
   if (result.ok) {
-    transcript.push('* connection, TLS and authentication succeeded');
-    return { ok: true, durationMs, transcript };
+    const steps = ['connected', ...(server.protocol === 'smtps' || server.tls ? ['TLS'] : []), ...(server.authMethod !== 'none' ? [`authenticated (${server.authMethod})`] : [])];
+    const summary = `Succeeded: ${steps.join(', ')} in ${durationMs} ms.`;
+    transcript.push(`* ${summary}`);
+    return { ok: true, durationMs, summary, transcript };
   }
   const d = diagnose(result.error, { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls, noGreeting: connected && !serverSpoke });
   transcript.push(`* failed: ${d.message}`);
   return {
     ok: false,
     durationMs,
+    summary: `Failed after ${durationMs} ms: ${d.code}.`,
     transcript,
     error: d.message,
     code: d.code,

@@ -243,7 +243,7 @@ for (const kind of ['file', 'redis'] as const) {
         expect(stale.res.status).toBe(409);
         const tested = await sys.postForm(`${location}/test`, {});
         expect(tested.res.status).toBe(200);
-        expect(tested.text).toContain('succeeded');
+        expect(tested.text).toContain('Succeeded: connected, authenticated (basic)');
         expect(tested.text).toContain('C: AUTH PLAIN ****');
         expect(tested.text).not.toContain(PASSWORD);
       });
