@@ -83,7 +83,20 @@ for (const kind of ['file', 'redis'] as const) {
         expect(test.text).not.toContain(Buffer.from(PASSWORD).toString('base64'));
       });
 
-      it('refuses basic auth without TLS to a non-loopback host, with the field named', async () => {
+      it('changes the password only with changePassword; a version mismatch is a conflict', async () => {
+      const bare = await api('PATCH', `/api/v1/smtp-servers/${serverId}`, adminKey, { password: 'new one' });
+      expect(bare.status).toBe(400);
+      expect(bare.body.error).toMatchObject({ details: [{ field: 'password' }] });
+      const before = await api('GET', `/api/v1/smtp-servers/${serverId}`, adminKey);
+      const renamed = await api('PATCH', `/api/v1/smtp-servers/${serverId}`, adminKey, { description: 'loopback sink', version: before.body.version });
+      expect(renamed.status, renamed.text).toBe(200);
+      expect(renamed.body).toMatchObject({ description: 'loopback sink', passwordVersion: before.body.passwordVersion, hasPassword: true });
+      const stale = await api('PATCH', `/api/v1/smtp-servers/${serverId}`, adminKey, { description: 'stale', version: before.body.version });
+      expect(stale.status).toBe(409);
+      expect((await api('POST', `/api/v1/smtp-servers/${serverId}/test`, adminKey)).body.ok).toBe(true);
+    });
+
+    it('refuses basic auth without TLS to a non-loopback host, with the field named', async () => {
         const r = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'x', fromAddress: 'a@example.com', host: 'smtp.example.com', authMethod: 'basic', username: 'u', password: 'p' });
         expect(r.status).toBe(400);
         expect(r.body.error).toMatchObject({ code: 'validation_failed', details: [{ field: 'tls' }] });
