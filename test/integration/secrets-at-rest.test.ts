@@ -317,7 +317,7 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
   // --- Test connection with the debug transcript: HTML (AUTH PLAIN) and API (AUTH LOGIN).
   const testPage = await form('Test connection page (PLAIN)', `/admin/smtp-servers/${relayServer.id}/test`, {}, 200);
   expect(testPage.text).toContain('AUTH PLAIN');
-  expect(testPage.text).toContain('authentication succeeded');
+  expect(testPage.text).toContain('authenticated (basic)');
   const loginTest = await api<{ ok: boolean; transcript: string[] }>('Test connection API (LOGIN)', 'POST', `/api/v1/smtp-servers/${loginServer}/test`, undefined, 200);
   expect(loginTest.ok, loginTest.transcript.join('\n')).toBe(true);
   expect(loginTest.transcript.join('\n')).toContain('AUTH LOGIN');
