@@ -1,18 +1,24 @@
-import type { Reporter, TestModule } from 'vitest/node';
+import type { Reporter, SerializedError, TestModule } from 'vitest/node';
 
-/** Ends the run with one plain line, `N passed, N failed, N skipped`, that any CI log reader understands. */
+/**
+ * Ends the run with one plain line, `N passed, N failed, N skipped`, that any CI log reader understands.
+ * A file that failed outside its tests (a hook, an import) counts as one failure, as does an unhandled error,
+ * so the line never says "0 failed" for a red run.
+ */
 export default class SummaryReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<SerializedError>): void {
     let passed = 0;
-    let failed = 0;
+    let failed = unhandledErrors.length;
     let skipped = 0;
     for (const module of testModules) {
+      let failedHere = 0;
       for (const test of module.children.allTests()) {
         const state = test.result().state;
         if (state === 'passed') passed++;
-        else if (state === 'failed') failed++;
+        else if (state === 'failed') failedHere++;
         else skipped++;
       }
+      failed += failedHere > 0 ? failedHere : module.ok() ? 0 : 1;
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
   }

@@ -363,7 +363,7 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
   // --- XOAUTH2: Test connection (HTML transcript) and a queued message.
   const xoauthTest = await form('Test connection page (XOAUTH2)', `/admin/smtp-servers/${oauthServer.id}/test`, {}, 200);
   expect(xoauthTest.text).toContain('AUTH XOAUTH2');
-  expect(xoauthTest.text).toContain('authentication succeeded');
+  expect(xoauthTest.text).toContain('authenticated (oauth2)');
   const waitSent = async (id: string) => {
     const deadline = Date.now() + 15_000;
     for (;;) {
