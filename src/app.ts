@@ -20,6 +20,7 @@ import { oauthIntegrationsRouter } from './web/oauth-integrations.js';
 import type { AuthorizeService } from './oauth/authorize.js';
 import type { IntegrationService } from './oauth/integrations.js';
 import type { TokenService } from './tokens/refresh.js';
+import { collectOAuthWarnings } from './tokens/warnings.js';
 import type { TokenScheduler } from './tokens/scheduler.js';
 import { createAuthMiddleware } from './web/auth.js';
 import type { WebContext } from './web/context.js';
@@ -132,6 +133,7 @@ export function createApp(deps: AppDeps): Express {
       oauthPanel: (server) => oauthPanelData(deps, server),
       oauthStatus: async (serverId) => (await deps.tokens.get(serverId))?.value.status ?? null,
       integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
+      warnings: () => collectOAuthWarnings({ store: deps.store, integrations: deps.oauthIntegrations }),
     }),
   );
   app.use(messagesRouter(web));

@@ -23,6 +23,8 @@ export interface SmtpServersRouterOptions {
   oauthStatus?: (serverId: string) => Promise<string | null>;
   /** OAuth 2.0 integrations to choose from on the form. */
   integrations?: () => Promise<{ id: string; name: string }[]>;
+  /** Warnings shown above the list before mail stops: grants to re-authorize, client secrets expiring, Google apps in testing. */
+  warnings?: () => Promise<{ kind: string; target: string; message: string }[]>;
 }
 
 const switchForm = z.object({ enabled: z.enum(['true', 'false'], 'expected true or false'), _csrf: z.string().optional() });
@@ -96,6 +98,7 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
     renderPage(res, eta, 'smtp-servers', {
       title: 'SMTP servers',
       servers: withState,
+      warnings: options.warnings ? await options.warnings() : [],
       settings,
       sendingEnabled: settings.outgoingEnabled && !settings.disabledByEnvironment,
       overrides,

@@ -293,6 +293,13 @@ describe('bad integration input', () => {
     const ready = (await (await fetch(`${app.url}/readyz`)).json()) as { checks: { oauth: { detail: { warnings: { kind: string }[] } } } };
     const kinds = ready.checks.oauth.detail.warnings.map((w) => w.kind);
     expect(kinds).toEqual(expect.arrayContaining(['secret_expiring', 'google_in_testing']));
+    // The server list, where admins look every day, says the same before mail stops.
+    const list = await (await app.browserSession('admin')).get('/admin/smtp-servers');
+    expect(list.res.status).toBe(200);
+    expect(list.text).toContain('id="warnings"');
+    expect(list.text).toContain(`expires on ${soon}`);
+    expect(list.text).toContain('refresh tokens expire after 7 days');
+    expect(list.text).not.toContain('very-secret-value');
   });
 
   it('pages: Add and Update through the form keep the secret write-only; the list shows warnings and the redirect URI', async () => {
