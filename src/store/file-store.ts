@@ -403,8 +403,6 @@ class FileStore implements Store {
         } finally {
           await handle.close();
         }
-      } else if (process.env.AB_OLD) {
-        await writeFile(tmp, data, { mode: 0o600 });
       } else {
         // Without fsync the two calls only hand a small file to the page cache: done synchronously they cost
         // about a tenth of a millisecond, while the promise API's four thread-pool round trips (open, write,
