@@ -1,10 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../fakes/app.js';
-import { CHROMIUM_ARGS, chromiumPathForTests } from '../fakes/chromium.js';
+import { chromiumPathForTests, openTestBrowser, type TestBrowser } from '../fakes/chromium.js';
 
 /** A real Chromium drives the login form, the API key page and logout. */
 
@@ -12,26 +9,19 @@ describe.skipIf(!chromiumPathForTests())('admin login in a real browser', () => 
   let app: TestApp;
   let context: BrowserContext;
   let page: Page;
-  let profile: string;
+  let browser: TestBrowser | undefined;
   let user: { email: string; password: string };
   const consoleErrors: string[] = [];
 
   beforeAll(async () => {
     app = await startTestApp();
     user = await app.createUser('sysadmin');
-    profile = await mkdtemp(path.join(os.tmpdir(), 'mailgate-chromium-'));
-    context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPathForTests()!, args: CHROMIUM_ARGS, headless: true });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (err) => consoleErrors.push(err.message));
-    page.on('console', (msg) => {
-      // HTTP statuses (the 401 of a wrong password, a missing favicon) are expected; CSP and script errors are not.
-      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) consoleErrors.push(msg.text());
-    });
+    browser = await openTestBrowser(consoleErrors);
+    ({ context, page } = browser);
   });
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await app?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
   });
 
   it('shows an error for a wrong password and stays on the login page', async () => {

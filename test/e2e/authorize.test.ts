@@ -1,11 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
 import net, { type AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../fakes/app.js';
-import { CHROMIUM_ARGS, chromiumPathForTests } from '../fakes/chromium.js';
+import { chromiumPathForTests, openTestBrowser, type TestBrowser } from '../fakes/chromium.js';
 import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
@@ -21,9 +18,8 @@ describe.skipIf(!chromiumPathForTests())('Authorize in a real browser (Microsoft
   let provider: FakeProvider;
   let smtp: OAuthSmtp;
   let app: TestApp;
-  let context: BrowserContext;
   let page: Page;
-  let profile: string;
+  let browser: TestBrowser | undefined;
   let serverId: string;
   let forwarder: net.Server;
   let baseUrl: string;
@@ -48,13 +44,8 @@ describe.skipIf(!chromiumPathForTests())('Authorize in a real browser (Microsoft
     appPort = Number(new URL(app.url).port);
     await provider.registerClient({ clientId, clientSecret, redirectUris: [`${app.config.MAILGATE_BASE_URL}/oauth/callback`] });
     const user = await app.createUser('sysadmin');
-    profile = await mkdtemp(path.join(os.tmpdir(), 'mailgate-chromium-'));
-    context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPathForTests()!, args: CHROMIUM_ARGS, headless: true });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (err) => consoleErrors.push(err.message));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) consoleErrors.push(msg.text());
-    });
+    browser = await openTestBrowser(consoleErrors);
+    ({ page } = browser);
     await page.goto(`${baseUrl}/login`);
     await page.getByLabel('Email').fill(user.email);
     await page.getByLabel('Password').fill(user.password);
@@ -62,12 +53,11 @@ describe.skipIf(!chromiumPathForTests())('Authorize in a real browser (Microsoft
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await app?.close();
     await smtp?.close();
     await provider?.close();
     forwarder?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
   });
 
   it('refuses the "common" tenant with an explanation, then adds the integration', async () => {

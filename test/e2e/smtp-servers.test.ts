@@ -1,10 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../fakes/app.js';
-import { CHROMIUM_ARGS, chromiumPathForTests } from '../fakes/chromium.js';
+import { chromiumPathForTests, openTestBrowser, type TestBrowser } from '../fakes/chromium.js';
 import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
 
 /** A real Chromium configures an SMTP server: add, edit without touching the password, Test connection. */
@@ -14,9 +11,8 @@ const PASSWORD = 'browser relay pw 789';
 describe.skipIf(!chromiumPathForTests())('SMTP servers in a real browser', () => {
   let app: TestApp;
   let smtp: TestSmtp;
-  let context: BrowserContext;
   let page: Page;
-  let profile: string;
+  let browser: TestBrowser | undefined;
   let serverUrl: string;
   const consoleErrors: string[] = [];
 
@@ -24,13 +20,8 @@ describe.skipIf(!chromiumPathForTests())('SMTP servers in a real browser', () =>
     smtp = await startTestSmtp({ starttls: false, allowInsecureAuth: true, auth: { user: 'relay', pass: PASSWORD } });
     app = await startTestApp();
     const user = await app.createUser('sysadmin');
-    profile = await mkdtemp(path.join(os.tmpdir(), 'mailgate-chromium-'));
-    context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPathForTests()!, args: CHROMIUM_ARGS, headless: true });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('pageerror', (err) => consoleErrors.push(err.message));
-    page.on('console', (msg) => {
-      if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) consoleErrors.push(msg.text());
-    });
+    browser = await openTestBrowser(consoleErrors);
+    ({ page } = browser);
     await page.goto(`${app.url}/admin/smtp-servers`);
     await page.getByLabel('Email').fill(user.email);
     await page.getByLabel('Password').fill(user.password);
@@ -38,10 +29,9 @@ describe.skipIf(!chromiumPathForTests())('SMTP servers in a real browser', () =>
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await app?.close();
     await smtp?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
   });
 
   it('adds a server with the form', async () => {

@@ -1,44 +1,17 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { Keyring, sealedKeyId } from '../../src/crypto/keyring.js';
 import { rotateKeys } from '../../src/crypto/rotation.js';
 import { createRedisStore } from '../../src/store/redis-store.js';
 import { StoreUnavailableError } from '../../src/store/store.js';
+import { freePort } from '../fakes/net.js';
 import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
+import { spawnRedisServer } from '../fakes/redis-server.js';
 
 // A private redis-server this test may kill; the shared test Redis must stay up for other suites.
 const binary = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(binary!, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const up = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        socket.end();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (up) return child;
-    if (Date.now() > deadline) throw new Error('private redis-server did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down', () => {
   let redis: ChildProcess | undefined;
@@ -58,7 +31,7 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
 
   it('answers ping and commands with StoreUnavailableError within 2 s once Redis dies, and recovers', async () => {
     const port = await freePort();
-    redis = await startRedis(port);
+    redis = await spawnRedisServer(binary!, port);
     const store = await createRedisStore({ url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix() });
     try {
       await store.put('things', 'a', { ok: true });
@@ -77,7 +50,7 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
       expect(Date.now() - started).toBeLessThan(4_000);
       await expect(store.subscribe('during-outage', () => undefined)).rejects.toBeInstanceOf(StoreUnavailableError);
 
-      redis = await startRedis(port);
+      redis = await spawnRedisServer(binary!, port);
       await expect.poll(() => store.ping().then(() => 'up', () => 'down'), { timeout: 10_000, interval: 200 }).toBe('up');
       // Fresh Redis (no persistence): the store works again.
       await store.put('things', 'c', { back: true });
@@ -103,7 +76,7 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
 
   it('ping reports a frozen Redis within 2 s', async () => {
     const port = await freePort();
-    redis = await startRedis(port);
+    redis = await spawnRedisServer(binary!, port);
     const store = await createRedisStore({ url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix() });
     try {
       redis.kill('SIGSTOP');
@@ -118,7 +91,7 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
 
   it('a key rotation cut off by a frozen Redis leaves every document whole; a rerun finishes it', async () => {
     const port = await freePort();
-    redis = await startRedis(port);
+    redis = await spawnRedisServer(binary!, port);
     const store = await createRedisStore({ url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix(), commandTimeoutMs: 500 });
     const oldKey = { id: 'old', key: randomBytes(32) };
     const newKey = { id: 'new', key: randomBytes(32) };
