@@ -19,6 +19,7 @@ export const API_KEY_HASHES = 'api_key_hashes';
 export const API_KEY_PATTERN = /^mgk_[A-Za-z0-9_-]{43}$/;
 const DISPLAY_PREFIX_LENGTH = 'mgk_'.length + 6;
 const LAST_USED_RESOLUTION_MS = 60_000;
+const KEY_ID_CACHE_SIZE = 10_000;
 export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 
 export interface ApiKeyRecord {
@@ -80,6 +81,11 @@ export function describeActor(actor: Actor): string {
 export class ApiKeyService {
   /** When this instance last wrote lastUsedAt per key; keeps it to one write a minute per key. */
   readonly #lastUsedWritten = new Map<string, number>();
+  /**
+   * Hash → key id, as in the API_KEY_HASHES index. Index entries are written once (CAS on create) and never
+   * changed, so caching them is safe; it saves one of the two store reads of every API request.
+   */
+  readonly #keyIdByHash = new Map<string, string>();
 
   constructor(
     private readonly store: Store,
@@ -183,10 +189,18 @@ export class ApiKeyService {
   /** The key's record when it is well-formed, known, not revoked and not expired; null otherwise. */
   async authenticate(key: string): Promise<ApiKeyView | null> {
     if (!API_KEY_PATTERN.test(key)) return null;
-    const index = await this.store.get<{ keyId: string }>(API_KEY_HASHES, hashApiKey(key));
-    if (!index) return null;
-    const doc = await this.store.get<ApiKeyRecord>(API_KEYS, index.value.keyId);
-    if (!doc || doc.value.hash !== hashApiKey(key)) return null;
+    const hash = hashApiKey(key);
+    let keyId = this.#keyIdByHash.get(hash);
+    if (keyId === undefined) {
+      const index = await this.store.get<{ keyId: string }>(API_KEY_HASHES, hash);
+      if (!index) return null;
+      keyId = index.value.keyId;
+      if (this.#keyIdByHash.size >= KEY_ID_CACHE_SIZE) this.#keyIdByHash.clear();
+      this.#keyIdByHash.set(hash, keyId);
+    }
+    // The key document itself is read on every request: revocation and expiry are in force at once everywhere.
+    const doc = await this.store.get<ApiKeyRecord>(API_KEYS, keyId);
+    if (!doc || doc.value.hash !== hash) return null;
     const status = this.status(doc.value);
     if (status === 'revoked' || status === 'expired') return null;
     await this.#touch(doc.value, doc.version);
