@@ -1,10 +1,10 @@
+import path from 'node:path';
 import { ApiKeyService } from './admin/api-keys.js';
 import { AuditLog } from './admin/audit.js';
 import { FirstAdminSetup } from './admin/first-admin-setup.js';
 import { SessionGeneration } from './admin/sessions.js';
 import { UserService } from './admin/users.js';
 import type { AppDeps } from './app.js';
-import path from 'node:path';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
