@@ -13,8 +13,10 @@ const SECRET_VALUE = [
   /mgk_[A-Za-z0-9_-]{20,}/g, // mailgate API keys
   /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi,
   /\bmg1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+/g, // sealed values
+  // The user part is bounded (an address is at most 254 characters): unbounded, every "user=" of a long
+  // line without ^A would scan to its end, quadratic time on input an attacker can shape (paths, replies).
   // eslint-disable-next-line no-control-regex -- XOAUTH2 separates its fields with ^A
-  /\buser=[^\x01]*\x01auth=Bearer [^\x01]*\x01\x01/g, // decoded XOAUTH2 initial response
+  /\buser=[^\x01]{0,320}\x01auth=Bearer [^\x01]*\x01\x01/g, // decoded XOAUTH2 initial response
 ];
 export const REDACTED = '[redacted]';
 

@@ -560,6 +560,10 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       else if (input.password !== undefined) {
         throw invalid([{ field: 'password', message: 'tick changePassword to change the password (it is kept otherwise)' }]);
       }
+      // Otherwise whoever may edit the server could point it at their own host and receive the write-only password.
+      if (newPassword === undefined && before.password !== null && next.authMethod === 'basic' && next.host !== before.host) {
+        throw invalid([{ field: 'password', message: 'the host changed: tick changePassword and enter the password again (a stored password is never sent to another host)' }]);
+      }
       const plaintextForCheck = newPassword !== undefined ? newPassword : before.password !== null ? '(kept)' : null;
       checkServer({ ...next, password: next.authMethod === 'basic' ? plaintextForCheck : null });
       if (newPassword !== undefined) {

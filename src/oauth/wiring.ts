@@ -83,7 +83,8 @@ export function createOAuthServices(base: OAuthBase) {
       // Warnings never fail readiness: mail still flows for every other server.
       async check() {
         const warnings = await collectOAuthWarnings({ store: base.store, integrations });
-        return { ok: true, detail: { warnings } };
+        // /readyz answers anyone: kinds and ids only, never mailbox addresses, integration names or hints.
+        return { ok: true, detail: { warnings: warnings.map(({ kind, target }) => ({ kind, target })) } };
       },
     },
     /**

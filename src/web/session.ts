@@ -161,13 +161,14 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
     // Generated lazily, when a template asks for it, so anonymous requests do not create sessions.
     Object.defineProperty(res.locals, 'csrfToken', { enumerable: true, configurable: true, get: () => csrf.generateToken(req) });
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+    // Express 5 leaves req.body undefined when no form was sent; routes read it as an object.
+    req.body ??= {};
     const received = csrf.getTokenFromRequest(req);
     const expected = csrf.getTokenFromState(req);
-    const ok =
-      typeof received === 'string' &&
-      typeof expected === 'string' &&
-      received.length === expected.length &&
-      timingSafeEqual(Buffer.from(received), Buffer.from(expected));
+    // Byte lengths, not string lengths: timingSafeEqual throws on buffers of different sizes.
+    const receivedBytes = typeof received === 'string' ? Buffer.from(received) : null;
+    const expectedBytes = typeof expected === 'string' ? Buffer.from(expected) : null;
+    const ok = receivedBytes !== null && expectedBytes !== null && receivedBytes.length === expectedBytes.length && timingSafeEqual(receivedBytes, expectedBytes);
     if (!ok) return next(new AppError('csrf_failed'));
     // Routes parse forms with their own schemas; the token is not part of any of them.
     delete (req.body as Record<string, unknown>)._csrf;
