@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
 import { startTestApp, type HttpSession, type TestApp } from '../fakes/app.js';
 import { consentAtProvider } from '../fakes/oauth-flow.js';
 import { providerEnv } from '../fakes/oauth-setup.js';
@@ -103,6 +104,24 @@ function checkboxValues(html: string, name: string): string[] {
 /** The visible text of every <button>. */
 function buttonTexts(html: string): string[] {
   return [...html.matchAll(/<button\b[^>]*>([\s\S]*?)<\/button>/g)].map((m) => m[1]!.replace(/<[^>]+>/g, '').trim());
+}
+
+interface RouteLayer {
+  route?: { path: string; methods: Record<string, boolean> };
+  handle?: { stack?: RouteLayer[] };
+}
+
+/** Every [METHOD, path] the app answers, read from a real Express app built from the same services. */
+function routesOf(on: TestApp): [string, string][] {
+  const routes: [string, string][] = [];
+  const walk = (stack: RouteLayer[]) => {
+    for (const layer of stack) {
+      if (layer.route) for (const method of Object.keys(layer.route.methods)) routes.push([method.toUpperCase(), layer.route.path]);
+      else if (layer.handle?.stack) walk(layer.handle.stack);
+    }
+  };
+  walk((createApp(on.services) as unknown as { router: { stack: RouteLayer[] } }).router.stack);
+  return routes;
 }
 
 function unescapeHtml(s: string): string {
@@ -465,8 +484,15 @@ describe('OAuth 2.0 integrations', () => {
     expect(buttons).toContain('Disconnect');
     expect(buttons).not.toContain('Authorize');
     expect(page.text).not.toContain(CLIENT_SECRET);
-    const json = await api('GET', `/api/v1/smtp-servers/${id}`, adminKey);
-    expect(json.text).not.toMatch(/refresh_?token|access_?token/i);
+    const accessToken = (await app.services.tokens.getAccessToken(id)).accessToken;
+    expect(accessToken.length).toBeGreaterThan(10);
+    const grant = await api('GET', `/api/v1/smtp-servers/${id}/oauth`, adminKey);
+    expect(grant.body).toMatchObject({ mailbox: 'alice@example.test', status: 'active' });
+    const audit = await api('GET', '/api/v1/audit', adminKey);
+    for (const r of [grant.text, audit.text, page.text, (await api('GET', `/api/v1/smtp-servers/${id}`, adminKey)).text]) {
+      expect(r).not.toContain(accessToken);
+      expect(r).not.toContain(CLIENT_SECRET);
+    }
 
     const disconnected = await api('POST', `/api/v1/smtp-servers/${id}/disconnect`, adminKey);
     expect(disconnected.status, disconnected.text).toBe(200);
@@ -665,6 +691,28 @@ describe('messages: POST 202 with id; every status spelled as in DESIGN.md', () 
     expect(deferred.lastError).toMatchObject({ hint: expect.any(String) });
   });
 
+  it('to, cc and bcc take an address or a list; serverId defaults to the default server; Bcc never shows in the headers', async () => {
+    const r = await api('POST', '/api/v1/messages', sendKey, { to: ['t1@example.net', 't2@example.net'], cc: 'c1@example.net', bcc: ['b1@example.net'], subject: 'Lists', text: 't' });
+    expect(r.status, r.text).toBe(202);
+    const sent = await waitForStatus(r.body.id as string, 'sent');
+    expect(sent.serverId).toBe(relayId);
+    const received = smtp.messages.find((m) => m.to.includes('t1@example.net'))!;
+    expect([...received.to].sort()).toEqual(['b1@example.net', 'c1@example.net', 't1@example.net', 't2@example.net']);
+    expect(received.headers.some((h) => /^bcc:/i.test(h))).toBe(false);
+  });
+
+  it('held also means the server is paused: rejected credentials pause the server instead of burning attempts', async () => {
+    const wrong = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Wrong password', fromAddress: 'w@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'basic', username: 'relay', password: 'not the password' });
+    expect(wrong.status, wrong.text).toBe(201);
+    const serverId = wrong.body.id as string;
+    const first = await api('POST', '/api/v1/messages', sendKey, { serverId, to: 'p1@example.net', subject: 'Paused', text: 't' });
+    const held = await waitForStatus(first.body.id as string, 'held');
+    expect(held.lastError).toMatchObject({ hint: expect.any(String) });
+    const second = await api('POST', '/api/v1/messages', sendKey, { serverId, to: 'p2@example.net', subject: 'Paused', text: 't' });
+    expect(second.body.status).toBe('held');
+    expect((await api('GET', `/api/v1/smtp-servers/${serverId}`, adminKey)).body.paused).toMatchObject({ reason: expect.any(String) });
+  });
+
   it('an Idempotency-Key never yields two messages', async () => {
     const body = { to: 'idem@example.net', subject: 'Once', text: 't' };
     const first = await api('POST', '/api/v1/messages', sendKey, body, { 'idempotency-key': 'contract-1' });
@@ -703,6 +751,23 @@ describe('roles: sysadmin configures, admin only switches outgoing mail and read
     expect(((await api('GET', '/api/v1/smtp-servers', adminKey)).body.items as unknown[]).length).toBe(serversBefore);
     expect(((await api('GET', '/api/v1/oauth-integrations', adminKey)).body.items as unknown[]).length).toBe(integrationsBefore);
     expect((await api('GET', `/api/v1/smtp-servers/${relayId}`, adminKey)).body.name).toBe('Loopback relay');
+  });
+
+  it('every state-changing /admin route but the outgoing-mail switch answers 403 to admin (all routes the app has)', async () => {
+    const posts = routesOf(app).filter(([method, path]) => method === 'POST' && path.startsWith('/admin/'));
+    expect(posts.map(([, path]) => path)).toEqual(expect.arrayContaining(['/admin/smtp-servers', '/admin/smtp-servers/outgoing', '/admin/oauth-integrations', '/admin/api-keys']));
+    await admin.refreshCsrf();
+    for (const [, path] of posts) {
+      if (path === '/admin/smtp-servers/outgoing') continue;
+      const r = await admin.postForm(path.replace(/:\w+/g, 'x1'));
+      expect(r.res.status, `POST ${path}`).toBe(403);
+    }
+  });
+
+  it('every /api/v1 route but the send API needs the admin scope (all routes the app has)', async () => {
+    const apiRoutes = routesOf(app).filter(([, path]) => path.startsWith('/api/v1/') && !path.startsWith('/api/v1/messages'));
+    expect(apiRoutes.length).toBeGreaterThan(15);
+    for (const [method, path] of apiRoutes) await expectAdminRoute(method, path.replace(/:\w+/g, 'x1'));
   });
 
   it('admin sees no Test connection or submit button on the server page', async () => {
