@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -403,6 +403,23 @@ describe('OAuth 2.0 integrations', () => {
     expect(list.text + put.text).not.toContain(CLIENT_SECRET);
     for (const gone of [id, byIssuer.body.id as string]) expect((await api('DELETE', `/api/v1/oauth-integrations/${gone}`, adminKey)).status).toBe(204);
     expectError(await api('GET', `/api/v1/oauth-integrations/${id}`, adminKey), 404, 'not_found');
+  });
+
+  it('the integration form posts with the JSON names: Add creates, Update edits, a blank clientSecret keeps the stored one', async () => {
+    await sysadmin.get('/admin/oauth-integrations/new');
+    const add = await sysadmin.postForm('/admin/oauth-integrations', { name: 'Form integration', provider: 'custom', clientId: 'form-client', clientSecret: CLIENT_SECRET, tenant: '', scopes: 'mail.send offline_access', issuer: '', authorizationEndpoint: 'https://idp.example.test/authorize', tokenEndpoint: 'https://idp.example.test/token' });
+    expect(add.res.status, add.text).toBe(303);
+    const id = /^\/admin\/oauth-integrations\/([A-Za-z0-9_-]+)$/.exec(add.res.headers.get('location') ?? '')?.[1];
+    expect(id).toBeTruthy();
+    expect((await api('GET', `/api/v1/oauth-integrations/${id}`, adminKey)).body).toMatchObject({ name: 'Form integration', provider: 'custom', clientId: 'form-client', scopes: expect.arrayContaining(['mail.send', 'offline_access']), tokenEndpoint: 'https://idp.example.test/token' });
+    const sealed = (await app.store.get<{ clientSecret: string }>('oauth_integrations', id!))?.value.clientSecret;
+    expect(sealed).toBeTruthy();
+    await sysadmin.get(`/admin/oauth-integrations/${id}`);
+    const update = await sysadmin.postForm(`/admin/oauth-integrations/${id}`, { name: 'Form integration 2', provider: 'custom', clientId: 'form-client', clientSecret: '', authorizationEndpoint: 'https://idp.example.test/authorize', tokenEndpoint: 'https://idp.example.test/token' });
+    expect(update.res.status, update.text).toBe(303);
+    expect((await api('GET', `/api/v1/oauth-integrations/${id}`, adminKey)).body.name).toBe('Form integration 2');
+    expect((await app.store.get<{ clientSecret: string }>('oauth_integrations', id!))?.value.clientSecret).toBe(sealed);
+    await api('DELETE', `/api/v1/oauth-integrations/${id}`, adminKey);
   });
 
   it('/admin/oauth-integrations/:id shows the redirect URI and an Update button, never the client secret', async () => {
@@ -815,7 +832,7 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
     );
     staging = await startTestApp({
       workers: true,
-      env: { MAILGATE_SEND_DISABLED: 'true', MAILGATE_SMTP_HOST: '127.0.0.1', MAILGATE_SMTP_PORT: String(smtp.port), MAILGATE_SMTP_SERVERS_FILE: path.join(secretsDir, 'servers.json') },
+      env: { MAILGATE_SEND_DISABLED: 'true', MAILGATE_SMTP_HOST: '127.0.0.1', MAILGATE_SMTP_PORT: String(smtp.port), MAILGATE_SMTP_LOCALHOST: 'mailgate.example.org', MAILGATE_SMTP_SERVERS_FILE: path.join(secretsDir, 'servers.json') },
     });
     [stagingKey, stagingSend] = await Promise.all([staging.apiKey(['admin']), staging.apiKey(['send'])]);
   }, 20_000);
@@ -842,13 +859,19 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
     for (const text of [one.text, list.text, test.text, page.text]) expect(text).not.toContain(RELAY_PASSWORD);
   });
 
-  it('MAILGATE_SMTP_HOST/PORT win over the form, and the pages say so', async () => {
+  it('MAILGATE_BASE_URL defaults to http://localhost:3000, and the redirect URI is built from it', async () => {
+    const session = await staging.browserSession('sysadmin');
+    expect(unescapeHtml((await session.get('/admin/oauth-integrations/new')).text)).toContain('http://localhost:3000/oauth/callback');
+  });
+
+  it('MAILGATE_SMTP_HOST/PORT/LOCALHOST win over the form, and the pages say so', async () => {
     const created = await api('POST', '/api/v1/smtp-servers', stagingKey, { name: 'Production relay', fromAddress: 'prod@example.com', host: 'smtp.production.example', port: 2525, isDefault: true }, {}, staging);
     expect(created.status, created.text).toBe(201);
     expect(created.body).toMatchObject({ host: 'smtp.production.example', port: 2525, effective: { host: '127.0.0.1', port: smtp.port } });
     const id = created.body.id as string;
     const test = await api('POST', `/api/v1/smtp-servers/${id}/test`, stagingKey, undefined, {}, staging);
     expect(test.body.ok, test.text).toBe(true);
+    expect(test.body.transcript).toContain('C: EHLO mailgate.example.org');
 
     const session = await staging.browserSession('sysadmin');
     const list = await session.get('/admin/smtp-servers');
@@ -858,6 +881,8 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
     expect(page.text).toContain('MAILGATE_SMTP_HOST');
     expect(page.text).toContain('MAILGATE_SMTP_PORT');
     expect(page.text).toContain(`127.0.0.1:${smtp.port}`);
+    expect(page.text).toContain('MAILGATE_SMTP_LOCALHOST');
+    expect(list.text).toContain('MAILGATE_SMTP_LOCALHOST=mailgate.example.org');
   });
 
   it('MAILGATE_SEND_DISABLED=true holds every message, whatever the switch says, and the page says so', async () => {
@@ -872,5 +897,26 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
     const list = await session.get('/admin/smtp-servers');
     expect(list.text).toContain('MAILGATE_SEND_DISABLED');
     expect(list.text).toContain('id="outgoing-state">disabled<');
+  });
+});
+
+describe('storage: secrets never in plaintext on disk, API keys only as hashes', () => {
+  it('the data folder holds no API key, password, client secret or token in plaintext', async () => {
+    const created = await api('POST', '/api/v1/api-keys', adminKey, { name: 'at rest', scopes: ['send'] });
+    const needles = [adminKey, sendKey, created.body.key as string, RELAY_PASSWORD, CLIENT_SECRET];
+    const files: string[] = [];
+    const walk = async (dir: string) => {
+      for (const entry of await readdir(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else if (entry.isFile()) files.push(full);
+      }
+    };
+    await walk(app.config.MAILGATE_DATA_DIR);
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) {
+      const text = await readFile(file, 'latin1');
+      for (const needle of needles) expect(text.includes(needle), `${path.basename(file)} holds a secret`).toBe(false);
+    }
   });
 });
