@@ -378,6 +378,7 @@ describe('OAuth 2.0 integrations', () => {
     expect(ok.status, ok.text).toBe(201);
     expect(ok.body.scopes).toEqual(expect.arrayContaining(['https://outlook.office.com/SMTP.Send', 'offline_access']));
     expect(ok.body.tenant).toBe('contoso.onmicrosoft.com');
+    expect(ok.body.resolvedIssuer).toBe('https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0');
     expect((await api('DELETE', `/api/v1/oauth-integrations/${ok.body.id as string}`, adminKey)).status).toBe(204);
   });
 
@@ -488,11 +489,22 @@ describe('OAuth 2.0 integrations', () => {
     expect(authorizationUrl.searchParams.get('access_type')).toBe('offline');
     expect(authorizationUrl.searchParams.get('code_challenge_method')).toBe('S256');
 
+    expect(authorizationUrl.searchParams.get('scope')?.split(' ')).toEqual(expect.arrayContaining(['https://mail.google.com/', 'openid', 'email']));
+
     const callback = await consentAtProvider(authorizationUrl.toString(), 'alice@example.test');
     expect(`${callback.origin}${callback.pathname}`).toBe(`${BASE_URL}/oauth/callback`);
+    // Bound to the admin session that pressed Authorize: another sysadmin's session is refused.
+    const other = app.anonymousSession();
+    const otherUser = await app.createUser('sysadmin');
+    await other.login(otherUser.email, otherUser.password);
+    const foreign = await other.get(`${callback.pathname}${callback.search}`);
+    expect(foreign.res.status).toBe(403);
     const done = await sysadmin.get(`${callback.pathname}${callback.search}`);
     expect(done.res.status, done.text).toBe(303);
     expect(done.res.headers.get('location')).toBe(`/admin/smtp-servers/${id}`);
+    // Single use: the same callback a second time completes nothing.
+    const replay = await sysadmin.get(`${callback.pathname}${callback.search}`);
+    expect(replay.res.status).toBe(400);
 
     const page = await sysadmin.get(`/admin/smtp-servers/${id}`);
     expect(page.text).toMatch(/id="oauth-mailbox">alice@example\.test</);
@@ -857,6 +869,13 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
     expect(page.text).toContain('MAILGATE_SMTP_SERVERS_FILE');
     expect(page.text).toMatch(/<fieldset disabled/);
     for (const text of [one.text, list.text, test.text, page.text]) expect(text).not.toContain(RELAY_PASSWORD);
+  });
+
+  it('presets default to https://accounts.google.com; plain http issuers are refused without MAILGATE_ALLOW_INSECURE_OAUTH', async () => {
+    const google = await api('POST', '/api/v1/oauth-integrations', stagingKey, { name: 'G', provider: 'google', clientId: 'c', clientSecret: CLIENT_SECRET }, {}, staging);
+    expect(google.status, google.text).toBe(201);
+    expect(google.body.resolvedIssuer).toBe('https://accounts.google.com');
+    expectError(await api('POST', '/api/v1/oauth-integrations', stagingKey, { name: 'H', provider: 'custom', clientId: 'c', clientSecret: CLIENT_SECRET, issuer: 'http://idp.example.test' }, {}, staging), 400, 'validation_failed', 'issuer');
   });
 
   it('MAILGATE_BASE_URL defaults to http://localhost:3000, and the redirect URI is built from it', async () => {
