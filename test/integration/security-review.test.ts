@@ -123,3 +123,88 @@ describe('log redaction', () => {
     expect(redactString(`x user=a@example.com\x01auth=Bearer \x01\x01 y`)).toBe('x [redacted] y');
   });
 });
+
+describe('authorization matrix (file store): admin role, send-scoped keys, anonymous and cross-site posts', () => {
+  let app: TestApp;
+  let ids: { server: string; integration: string; key: string; message: string };
+  let sendKey: string;
+  beforeAll(async () => {
+    app = await startTestApp();
+    const adminKey = await app.apiKey(['admin']);
+    sendKey = await app.apiKey(['send'], 'sender A');
+    const server = await api(app, 'POST', '/api/v1/smtp-servers', adminKey, { name: 'Sink', fromAddress: 'notify@example.com', host: '127.0.0.1', port: 2525, isDefault: true });
+    const integration = await api(app, 'POST', '/api/v1/oauth-integrations', adminKey, { name: 'G', provider: 'google', clientId: 'c', clientSecret: 's' });
+    const key = await api(app, 'POST', '/api/v1/api-keys', adminKey, { name: 'victim', scopes: ['admin'] });
+    const message = await api(app, 'POST', '/api/v1/messages', sendKey, { to: 'a@example.com', subject: 'hi', text: 'x' });
+    expect([server.status, integration.status, key.status, message.status]).toEqual([201, 201, 201, 202]);
+    ids = { server: server.body.id as string, integration: integration.body.id as string, key: key.body.id as string, message: message.body.id as string };
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  const sysadminPosts = (i: typeof ids): [string, Record<string, string>][] => [
+    ['/admin/smtp-servers', { name: 'x', fromAddress: 'a@example.com', host: 'h.example.com' }],
+    [`/admin/smtp-servers/${i.server}`, { name: 'renamed', fromAddress: 'a@example.com', host: '127.0.0.1' }],
+    [`/admin/smtp-servers/${i.server}/test`, {}],
+    [`/admin/smtp-servers/${i.server}/resume`, {}],
+    [`/admin/smtp-servers/${i.server}/delete`, {}],
+    [`/admin/smtp-servers/${i.server}/authorize`, {}],
+    [`/admin/smtp-servers/${i.server}/disconnect`, {}],
+    ['/admin/oauth-integrations', { name: 'x', provider: 'google', clientId: 'c', clientSecret: 's' }],
+    [`/admin/oauth-integrations/${i.integration}`, { name: 'renamed', provider: 'google', clientId: 'c' }],
+    [`/admin/oauth-integrations/${i.integration}/rotate-secret`, { clientSecret: 'n' }],
+    [`/admin/oauth-integrations/${i.integration}/delete`, {}],
+    ['/admin/api-keys', { name: 'x', scopes: 'admin' }],
+    [`/admin/api-keys/${i.key}/revoke`, {}],
+    [`/admin/api-keys/${i.key}/rotate`, {}],
+    ['/admin/mail-queue/flush', {}],
+    [`/admin/mail-queue/${i.message}/resend`, {}],
+    [`/admin/mail-queue/${i.message}/delete`, {}],
+    ['/admin/sessions/revoke-all', {}],
+  ];
+
+  it('an admin (not sysadmin) gets 403 on every sysadmin page and action, and nothing changes', async () => {
+    const admin = await app.browserSession('admin');
+    for (const page of ['/admin/api-keys', '/admin/smtp-servers/new', '/admin/oauth-integrations/new']) {
+      expect((await admin.get(page)).res.status, page).toBe(403);
+    }
+    for (const [path, fields] of sysadminPosts(ids)) {
+      expect((await admin.postForm(path, fields)).res.status, path).toBe(403);
+    }
+    const adminKey = await app.apiKey(['admin']);
+    expect((await api(app, 'GET', `/api/v1/smtp-servers/${ids.server}`, adminKey)).body.name).toBe('Sink');
+    expect((await api(app, 'GET', `/api/v1/api-keys/${ids.key}`, adminKey)).body.status).toBe('active');
+    expect((await api(app, 'GET', `/api/v1/oauth-integrations/${ids.integration}`, adminKey)).body.name).toBe('G');
+    // What the admin role may do: read, and switch outgoing mail.
+    expect((await admin.get(`/admin/smtp-servers/${ids.server}`)).res.status).toBe(200);
+    expect((await admin.postForm('/admin/smtp-servers/outgoing', { enabled: 'true' })).res.status).toBe(303);
+  });
+
+  it('posts without the CSRF token (cross-site forms, /setup, /logout included) are refused', async () => {
+    const sys = await app.browserSession('sysadmin');
+    for (const [path, fields] of [...sysadminPosts(ids), ['/logout', {}], ['/admin/smtp-servers/outgoing', { enabled: 'false' }]] as [string, Record<string, string>][]) {
+      expect((await sys.postForm(path, fields, { csrf: false })).res.status, path).toBe(403);
+    }
+    expect((await app.anonymousSession().postForm('/setup', { code: 'x', email: 'a@example.com', password: 'long enough password' }, { csrf: false })).res.status).toBe(403);
+    expect((await sys.get('/admin/api-keys')).res.status).toBe(200);
+  });
+
+  it('a send-scoped key cannot reach any admin endpoint nor read another key\'s message', async () => {
+    const attacker = await app.apiKey(['send'], 'sender B');
+    const calls: [string, string, unknown?][] = [
+      ['GET', '/api/v1/smtp-servers'], ['POST', '/api/v1/smtp-servers', {}], ['GET', `/api/v1/smtp-servers/${ids.server}`],
+      ['PATCH', `/api/v1/smtp-servers/${ids.server}`, { name: 'x' }], ['DELETE', `/api/v1/smtp-servers/${ids.server}`],
+      ['POST', `/api/v1/smtp-servers/${ids.server}/test`], ['POST', `/api/v1/smtp-servers/${ids.server}/disconnect`],
+      ['GET', `/api/v1/smtp-servers/${ids.server}/oauth`], ['PUT', '/api/v1/outgoing-mail', { enabled: false }],
+      ['GET', '/api/v1/oauth-integrations'], ['POST', `/api/v1/oauth-integrations/${ids.integration}/rotate-secret`, { clientSecret: 'x' }],
+      ['GET', '/api/v1/api-keys'], ['POST', '/api/v1/api-keys', { name: 'x', scopes: ['admin'] }], ['DELETE', `/api/v1/api-keys/${ids.key}`],
+      ['GET', '/api/v1/audit'], ['GET', '/api/v1/encryption-keys'], ['POST', '/api/v1/encryption-keys/rotate'],
+    ];
+    for (const [method, path, body] of calls) expect((await api(app, method, path, attacker, body)).status, `${method} ${path}`).toBe(403);
+    const foreign = await api(app, 'GET', `/api/v1/messages/${ids.message}`, attacker);
+    expect(foreign.status).toBe(404);
+    expect(foreign.text).not.toContain('a@example.com');
+    expect((await api(app, 'GET', `/api/v1/messages/${ids.message}`, sendKey)).status).toBe(200);
+  });
+});
