@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { renameSync, writeFileSync } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type session from 'express-session';
@@ -404,12 +403,7 @@ class FileStore implements Store {
           await handle.close();
         }
       } else {
-        // Without fsync the two calls only hand a small file to the page cache: done synchronously they cost
-        // about a tenth of a millisecond, while the promise API's four thread-pool round trips (open, write,
-        // close, rename) took several times the CPU and were the largest cost of a queued message.
-        writeFileSync(tmp, data, { mode: 0o600 });
-        renameSync(tmp, path.join(dir, name));
-        return;
+        await writeFile(tmp, data, { mode: 0o600 });
       }
       await rename(tmp, path.join(dir, name));
     } catch (err) {
