@@ -79,6 +79,8 @@ interface Phase {
   p50?: number;
   p99?: number;
   peakRssMb: number;
+  /** CPU time of this process (the one running mailgate or the no-op server) per message, ms. */
+  cpuMs: number;
   note?: string;
 }
 
@@ -86,20 +88,22 @@ async function measure(label: string, run: () => Promise<{ latencies?: number[];
   let peak = process.memoryUsage().rss;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   const start = received;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await run();
   await receivedReaches(start + N);
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   clearInterval(sampler);
   peak = Math.max(peak, process.memoryUsage().rss);
-  const phase: Phase = { label, msgsPerSec: N / seconds, peakRssMb: peak / 1024 / 1024 };
+  const phase: Phase = { label, msgsPerSec: N / seconds, peakRssMb: peak / 1024 / 1024, cpuMs: (cpu.user + cpu.system) / 1000 / N };
   if (r.note) phase.note = r.note;
   if (r.latencies?.length) {
     const sorted = [...r.latencies].sort((a, b) => a - b);
     phase.p50 = sorted[Math.floor(sorted.length * 0.5)]!;
     phase.p99 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
   }
-  console.log(`  ${label}: ${phase.msgsPerSec.toFixed(0)} msgs/s${phase.p50 !== undefined ? `, API p50 ${phase.p50.toFixed(1)} ms p99 ${phase.p99!.toFixed(1)} ms` : ''}, peak RSS ${phase.peakRssMb.toFixed(0)} MB`);
+  console.log(`  ${label}: ${phase.msgsPerSec.toFixed(0)} msgs/s${phase.p50 !== undefined ? `, API p50 ${phase.p50.toFixed(1)} ms p99 ${phase.p99!.toFixed(1)} ms` : ''}, CPU ${phase.cpuMs.toFixed(2)} ms/msg, peak RSS ${phase.peakRssMb.toFixed(0)} MB`);
   return phase;
 }
 
@@ -329,7 +333,7 @@ for (let round = 1; round <= ROUNDS; round++) {
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const phases: Phase[] = rounds[0]!.map((p, i) => {
   const all = rounds.map((r) => r[i]!);
-  const m: Phase = { label: p.label, msgsPerSec: median(all.map((x) => x.msgsPerSec)), peakRssMb: Math.max(...all.map((x) => x.peakRssMb)) };
+  const m: Phase = { label: p.label, msgsPerSec: median(all.map((x) => x.msgsPerSec)), peakRssMb: Math.max(...all.map((x) => x.peakRssMb)), cpuMs: median(all.map((x) => x.cpuMs)) };
   if (p.p50 !== undefined) {
     m.p50 = median(all.map((x) => x.p50!));
     m.p99 = median(all.map((x) => x.p99!));
@@ -338,10 +342,10 @@ const phases: Phase[] = rounds[0]!.map((p, i) => {
 });
 console.log(`\nmedians of ${ROUNDS} round(s), peak RSS = max of the mailgate process (the sink and the HTTP clients run in their own processes)`);
 const baseline = (phases[0]!.msgsPerSec + phases.at(-1)!.msgsPerSec) / 2;
-console.log('\nphase                                        msgs/s   ratio   p50 ms   p99 ms   peak RSS MB');
+console.log('\nphase                                        msgs/s   ratio   p50 ms   p99 ms   CPU ms/msg   peak RSS MB');
 for (const p of phases) {
   console.log(
-    `${p.label.padEnd(44)} ${p.msgsPerSec.toFixed(0).padStart(6)}   ${(p.msgsPerSec / baseline).toFixed(2).padStart(5)}   ${p.p50 === undefined ? '     -' : p.p50.toFixed(1).padStart(6)}   ${p.p99 === undefined ? '     -' : p.p99.toFixed(1).padStart(6)}   ${p.peakRssMb.toFixed(0).padStart(5)}`,
+    `${p.label.padEnd(44)} ${p.msgsPerSec.toFixed(0).padStart(6)}   ${(p.msgsPerSec / baseline).toFixed(2).padStart(5)}   ${p.p50 === undefined ? '     -' : p.p50.toFixed(1).padStart(6)}   ${p.p99 === undefined ? '     -' : p.p99.toFixed(1).padStart(6)}   ${p.cpuMs.toFixed(2).padStart(10)}   ${p.peakRssMb.toFixed(0).padStart(5)}`,
   );
 }
 console.log(`\nratios against the mean of the two raw runs (${baseline.toFixed(0)} msgs/s): b/a = ${(phases[1]!.msgsPerSec / baseline).toFixed(2)} (target ≥ 0.95), c/a = ${phases
@@ -353,6 +357,15 @@ if (ceiling) {
   console.log(`loopback HTTP ceiling of this machine with the same client: ${ceiling.msgsPerSec.toFixed(0)} req/s = ${(ceiling.msgsPerSec / baseline).toFixed(2)} of a; c/h = ${phases
     .filter((p) => p.label.startsWith('(c)'))
     .map((p) => `${(p.msgsPerSec / ceiling.msgsPerSec).toFixed(2)} ${p.label.includes('Redis') ? 'Redis' : 'file'}`)
+    .join(', ')}`);
+}
+{
+  // The server side of (c) does at least what (a) does (nodemailer) plus what (h) does (HTTP), in one process.
+  const cpuA = (phases[0]!.cpuMs + phases.at(-1)!.cpuMs) / 2;
+  const cpuH = ceiling?.cpuMs ?? 0;
+  console.log(`CPU of the serving process per message: (a) ${cpuA.toFixed(2)} ms + (h) ${cpuH.toFixed(2)} ms = ${(cpuA + cpuH).toFixed(2)} ms before any queue work; (c) ${phases
+    .filter((p) => p.label.startsWith('(c)'))
+    .map((p) => `${p.cpuMs.toFixed(2)} ms ${p.label.includes('Redis') ? 'Redis' : 'file'}`)
     .join(', ')}`);
 }
 // OAuth token refresh counts (bench/oauth-refresh.ts).
