@@ -3,8 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
-import { startTestApp, type HttpSession, type TestApp } from '../fakes/app.js';
+import { HttpSession, startTestApp, type TestApp } from '../fakes/app.js';
 import { consentAtProvider } from '../fakes/oauth-flow.js';
+import { redisUrlForTests } from '../fakes/redis.js';
 import { providerEnv } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
 import { closedPort, startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
@@ -937,5 +938,38 @@ describe('storage: secrets never in plaintext on disk, API keys only as hashes',
       const text = await readFile(file, 'latin1');
       for (const needle of needles) expect(text.includes(needle), `${path.basename(file)} holds a secret`).toBe(false);
     }
+  });
+});
+
+describe.skipIf(!redisUrlForTests())('Redis: instances behind a load balancer share sessions, keys, the queue and the switch', () => {
+  let a: TestApp;
+  let b: TestApp;
+
+  beforeAll(async () => {
+    a = await startTestApp({ store: 'redis', workers: false });
+    b = await startTestApp({ shareWith: a, workers: true });
+  }, 30_000);
+
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  it('a login on one instance is a session on the other; a message queued on one is sent by the other; the switch holds on both', async () => {
+    const onA = await a.browserSession('admin');
+    const onB = new HttpSession(b.url);
+    for (const [k, v] of onA.cookies) onB.cookies.set(k, v);
+    expect((await onB.get('/admin/mail-queue')).res.status).toBe(200);
+
+    const key = await a.apiKey(['admin', 'send']);
+    const server = await api('POST', '/api/v1/smtp-servers', key, { name: 'Shared relay', fromAddress: 'shared@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'basic', username: 'relay', password: RELAY_PASSWORD, isDefault: true }, {}, b);
+    expect(server.status, server.text).toBe(201);
+    const queued = await api('POST', '/api/v1/messages', key, { to: 'shared@example.net', subject: 'Across instances', text: 't' }, {}, a);
+    expect(queued.status).toBe(202);
+    await waitForStatus(queued.body.id as string, 'sent', 10_000, a, key);
+
+    expect((await onA.postForm('/admin/smtp-servers/outgoing', { enabled: 'false' })).res.status).toBe(303);
+    const held = await api('POST', '/api/v1/messages', key, { to: 'shared-held@example.net', subject: 'Held across instances', text: 't' }, {}, b);
+    expect(held.body.status).toBe('held');
   });
 });
