@@ -462,6 +462,12 @@ describe('OAuth 2.0 integrations', () => {
     expect(buttons).not.toContain('Re-authorize');
     expect(buttons).not.toContain('Disconnect');
     expect(buttonTexts(formWithAction(page.text, `/admin/smtp-servers/${id}/authorize`))).toEqual(['Authorize']);
+    // The admin role reads the page but configures nothing: no Authorize, no Test connection.
+    const asAdmin = buttonTexts((await admin.get(`/admin/smtp-servers/${id}`)).text);
+    expect(asAdmin).not.toContain('Authorize');
+    expect(asAdmin).not.toContain('Test connection');
+    await admin.refreshCsrf();
+    expect((await admin.postForm(`/admin/smtp-servers/${id}/authorize`)).res.status).toBe(403);
     // POST :id/disconnect exists; with nothing authorized it says so instead of the route being missing.
     const disconnect = await api('POST', `/api/v1/smtp-servers/${id}/disconnect`, adminKey);
     expectError(disconnect, 404, 'not_found');
@@ -917,6 +923,13 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
     const list = await session.get('/admin/smtp-servers');
     expect(list.text).toContain('MAILGATE_SEND_DISABLED');
     expect(list.text).toContain('id="outgoing-state">disabled<');
+    // The switch cannot override the variable: switched on, a new message is still held.
+    expect((await session.postForm('/admin/smtp-servers/outgoing', { enabled: 'true' })).res.status).toBe(303);
+    const still = await api('POST', '/api/v1/messages', stagingSend, { to: 'real-user-2@example.net', subject: 'Staging', text: 't' }, {}, staging);
+    expect(still.body.status).toBe('held');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await api('GET', `/api/v1/messages/${r.body.id as string}`, stagingSend, undefined, {}, staging)).body.status).toBe('held');
+    expect(smtp.messages.length).toBe(before);
   });
 });
 
