@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import type { Actor } from '../admin/types.js';
-import { isAppError, type ErrorDetail } from '../errors.js';
+import { AppError, isAppError, type ErrorDetail } from '../errors.js';
 import { createServerInput, updateServerInput, type SmtpServerView } from '../mail/servers.js';
 import type { TestConnectionResult } from '../mail/verify.js';
 import { actorOf } from './auth.js';
@@ -59,6 +59,14 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
     return a?.type === 'user' && a.role === 'sysadmin';
   };
   const auditCtx = (req: Request, res: Response) => ({ actor: actorOf(res), ...(req.ip ? { ip: req.ip } : {}) });
+
+  /** Tokens are sent to the server's host: a new host would receive a mailbox's live access token. */
+  async function refuseHostChangeWhileAuthorized(id: string, host: string | undefined): Promise<void> {
+    if (host === undefined || !options.oauthStatus) return;
+    if (host === (await mail.servers.get(id)).host || (await options.oauthStatus(id)) === null) return;
+    const message = 'this server holds an authorized mailbox: press Disconnect before changing the host, then Authorize again (its tokens never go to another host)';
+    throw new AppError('validation_failed', { message: `host: ${message}`, details: [{ field: 'host', message }] });
+  }
 
   async function showServer(res: Response, server: SmtpServerView | null, extra: { form?: Record<string, unknown>; errors?: ErrorDetail[]; test?: TestConnectionResult } = {}, status = 200) {
     const form = extra.form ?? (server ? { ...server } : { protocol: 'smtp', authMethod: 'none', serviceProvider: 'custom' });
@@ -138,7 +146,9 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
     const id = parseId(req);
     const body = formUpdateBody(req.body);
     try {
-      const updated = await mail.servers.update(id, parseInput(updateServerInput, body), auditCtx(req, res));
+      const input = parseInput(updateServerInput, body);
+      await refuseHostChangeWhileAuthorized(id, input.host);
+      const updated = await mail.servers.update(id, input, auditCtx(req, res));
       setFlash(req, 'ok', `SMTP server "${updated.name}" updated.`);
       res.redirect(303, `/admin/smtp-servers/${id}`);
     } catch (err) {
@@ -201,6 +211,7 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
   const update = async (req: Request, res: Response) => {
     const id = parseId(req);
     const input = parseInput(updateServerInput, req.body ?? {});
+    await refuseHostChangeWhileAuthorized(id, input.host);
     res.json(await mail.servers.update(id, input, auditCtx(req, res)));
   };
   router.patch('/api/v1/smtp-servers/:id', auth.api('admin'), update);

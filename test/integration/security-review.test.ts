@@ -208,3 +208,47 @@ describe('authorization matrix (file store): admin role, send-scoped keys, anony
     expect((await api(app, 'GET', `/api/v1/messages/${ids.message}`, sendKey)).status).toBe(200);
   });
 });
+
+for (const kind of ['file', 'redis'] as const) {
+  describe.skipIf(kind === 'redis' && !redisUrlForTests())(`an authorized mailbox stays with its host (${kind} store)`, () => {
+    let app: TestApp;
+    beforeAll(async () => {
+      app = await startTestApp({ store: kind });
+    });
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    it('the host of a server holding OAuth tokens cannot change until Disconnect, whatever its auth method', async () => {
+      const adminKey = await app.apiKey(['admin']);
+      const integration = await api(app, 'POST', '/api/v1/oauth-integrations', adminKey, { name: 'G', provider: 'google', clientId: 'c', clientSecret: 's' });
+      const server = await api(app, 'POST', '/api/v1/smtp-servers', adminKey, {
+        name: 'Gmail', fromAddress: 'boss@example.com', host: 'smtp.gmail.com', protocol: 'smtps', port: 465, authMethod: 'oauth2', oauthIntegrationId: integration.body.id,
+      });
+      expect(server.status, server.text).toBe(201);
+      const id = server.body.id as string;
+      const now = Date.now();
+      // A grant as Authorize leaves it (the token values do not matter here: they must never leave for another host).
+      await app.store.put('oauth_grants', id, {
+        serverId: id, integrationId: integration.body.id, mailbox: 'boss@example.com', subject: 'boss', scope: null, status: 'active',
+        tokens: { accessToken: 'sealed-a', refreshToken: 'sealed-r', expiresAt: now + 3600_000, obtainedAt: now },
+        lastRefreshAt: null, lastError: null, failures: 0, retryAt: null, authorizedAt: now, authorizedBy: 'sysadmin@example.com',
+      });
+      const moved = await api(app, 'PATCH', `/api/v1/smtp-servers/${id}`, adminKey, { host: 'smtp.attacker.example' });
+      expect(moved.status, moved.text).toBe(400);
+      expect(moved.text).toContain('Disconnect');
+      // Switching to basic first does not get around it: the grant would come back with oauth2.
+      const sideways = await api(app, 'PATCH', `/api/v1/smtp-servers/${id}`, adminKey, { authMethod: 'basic', username: 'u', changePassword: true, password: 'p', host: 'smtp.attacker.example' });
+      expect(sideways.status, sideways.text).toBe(400);
+      const s = await app.browserSession('sysadmin');
+      const form = await s.postForm(`/admin/smtp-servers/${id}`, { name: 'Gmail', fromAddress: 'boss@example.com', host: 'smtp.attacker.example', protocol: 'smtps', port: '465', authMethod: 'oauth2', oauthIntegrationId: integration.body.id as string });
+      expect(form.res.status).toBe(400);
+      expect(form.text).toContain('Disconnect');
+      expect((await api(app, 'GET', `/api/v1/smtp-servers/${id}`, adminKey)).body.host).toBe('smtp.gmail.com');
+      // Other edits go on as before.
+      expect((await api(app, 'PATCH', `/api/v1/smtp-servers/${id}`, adminKey, { name: 'Gmail (boss)' })).status).toBe(200);
+      await app.store.delete('oauth_grants', id);
+      expect((await api(app, 'PATCH', `/api/v1/smtp-servers/${id}`, adminKey, { host: 'smtp.example.com' })).status).toBe(200);
+    });
+  });
+}
