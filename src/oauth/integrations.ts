@@ -219,6 +219,12 @@ export class IntegrationService {
       updatedAt: now,
     };
     const changed = Object.keys(record).filter((k) => k !== 'updatedAt' && JSON.stringify(record[k as keyof IntegrationRecord]) !== JSON.stringify(current.value[k as keyof IntegrationRecord]));
+    // Refreshes send the stored client secret and refresh tokens to the token endpoint: it moves only with no mailbox authorized.
+    const moved = (['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint'] as const).find((f) => changed.includes(f));
+    if (moved && (await this.deps.store.list<{ integrationId: string }>('oauth_grants')).some((g) => g.value.integrationId === id)) {
+      const message = 'this integration holds authorized mailboxes: press Disconnect on those SMTP servers before changing its endpoints, then Authorize again';
+      throw new AppError('validation_failed', { message: `${moved}: ${message}`, details: [{ field: moved, message }] });
+    }
     if (input.clientSecret) {
       record.clientSecret = this.deps.keyring.seal(input.clientSecret, { collection: INTEGRATIONS, id, field: SECRET_FIELD });
       record.secretChangedAt = now;

@@ -250,5 +250,30 @@ for (const kind of ['file', 'redis'] as const) {
       await app.store.delete('oauth_grants', id);
       expect((await api(app, 'PATCH', `/api/v1/smtp-servers/${id}`, adminKey, { host: 'smtp.example.com' })).status).toBe(200);
     });
+
+    it('the endpoints of a custom integration in use cannot move: refresh tokens and the client secret would go to the new token endpoint', async () => {
+      const adminKey = await app.apiKey(['admin']);
+      const integration = await api(app, 'POST', '/api/v1/oauth-integrations', adminKey, {
+        name: 'Corporate IdP', provider: 'custom', clientId: 'c', clientSecret: 'the client secret', authorizationEndpoint: 'https://idp.example.test/authorize', tokenEndpoint: 'https://idp.example.test/token',
+      });
+      expect(integration.status, integration.text).toBe(201);
+      const integrationId = integration.body.id as string;
+      const now = Date.now();
+      await app.store.put('oauth_grants', 'srv_uses_idp', {
+        serverId: 'srv_uses_idp', integrationId, mailbox: 'boss@example.com', subject: 'boss', scope: null, status: 'active',
+        tokens: { accessToken: 'sealed-a', refreshToken: 'sealed-r', expiresAt: now + 3600_000, obtainedAt: now },
+        lastRefreshAt: null, lastError: null, failures: 0, retryAt: null, authorizedAt: now, authorizedBy: 'sysadmin@example.com',
+      });
+      const moved = await api(app, 'PATCH', `/api/v1/oauth-integrations/${integrationId}`, adminKey, { tokenEndpoint: 'https://attacker.example/token' });
+      expect(moved.status, moved.text).toBe(400);
+      expect(moved.text).toContain('Disconnect');
+      const s = await app.browserSession('sysadmin');
+      const form = await s.postForm(`/admin/oauth-integrations/${integrationId}`, { name: 'Corporate IdP', provider: 'custom', clientId: 'c', issuer: 'https://attacker.example' });
+      expect(form.res.status).toBe(400);
+      expect((await api(app, 'GET', `/api/v1/oauth-integrations/${integrationId}`, adminKey)).body.tokenEndpoint).toBe('https://idp.example.test/token');
+      expect((await api(app, 'PATCH', `/api/v1/oauth-integrations/${integrationId}`, adminKey, { name: 'Corporate IdP (mail)' })).status).toBe(200);
+      await app.store.delete('oauth_grants', 'srv_uses_idp');
+      expect((await api(app, 'PATCH', `/api/v1/oauth-integrations/${integrationId}`, adminKey, { tokenEndpoint: 'https://idp2.example.test/token' })).status).toBe(200);
+    });
   });
 }
