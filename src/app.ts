@@ -87,9 +87,6 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
 
-  app.use(healthRouter({ store: deps.store, metrics, readinessChecks: deps.readinessChecks }));
-  app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
-
   app.use(
     helmet({
       contentSecurityPolicy: {
@@ -107,6 +104,9 @@ export function createApp(deps: AppDeps): Express {
       strictTransportSecurity: config.secureCookies,
     }),
   );
+  // After helmet, so probes, metrics and static files get nosniff and the other headers too.
+  app.use(healthRouter({ store: deps.store, metrics, readinessChecks: deps.readinessChecks }));
+  app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
   app.use('/api', express.json({ limit: '2mb', strict: true }));
   app.use(express.urlencoded({ extended: false, limit: '256kb', parameterLimit: 200 }));
 

@@ -59,6 +59,9 @@ export function loginRouter(ctx: WebContext): Router {
     const email = normalizeEmail(form.email ?? '');
     const password = form.password ?? '';
     const ip = req.ip ?? 'unknown';
+    // What was typed as the email goes into the audit log, which admins read: a password typed into the
+    // wrong field must not end up there, so anything that is not an address is recorded as such.
+    const auditTarget = z.email().safeParse(email).success ? `user:${email}` : 'user:(not an email address)';
     if (!email || !password) {
       showLogin(res, { email, next, error: 'Enter your email and password.' }, 400);
       return;
@@ -71,7 +74,7 @@ export function loginRouter(ctx: WebContext): Router {
     ].filter((l) => l.state !== null && l.state.consumedPoints >= l.points);
     if (blocked.length > 0) {
       const retryAfterSec = Math.max(1, Math.ceil(Math.max(...blocked.map((b) => b.state?.msBeforeNext ?? 0)) / 1000));
-      await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: `user:${email}`, outcome: 'failure', ip, detail: { reason: 'rate_limited' } });
+      await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: auditTarget, outcome: 'failure', ip, detail: { reason: 'rate_limited' } });
       res.setHeader('Retry-After', String(retryAfterSec));
       showLogin(res, { email, next, error: `Too many attempts; wait ${Math.ceil(retryAfterSec / 60)} minute(s) and try again.` }, 429);
       return;
@@ -81,7 +84,7 @@ export function loginRouter(ctx: WebContext): Router {
     if (!user) {
       // consume() rejects once the limit is passed; the next attempt is refused above either way.
       await Promise.all([byAccount.consume(email).catch(ignoreLimit), byIp.consume(ip).catch(ignoreLimit)]);
-      await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: `user:${email}`, outcome: 'failure', ip, detail: { reason: 'invalid_credentials' } });
+      await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: auditTarget, outcome: 'failure', ip, detail: { reason: 'invalid_credentials' } });
       showLogin(res, { email, next, error: new AppError('invalid_credentials').message }, 401);
       return;
     }

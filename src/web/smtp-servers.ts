@@ -165,10 +165,16 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
     await showServer(res, server, { test });
   });
 
-  router.post('/admin/smtp-servers/:id/resume', auth.page('sysadmin'), async (req, res) => {
-    const id = parseId(req);
+  /** Releases a paused server's held mail; audited the same way from the page and the API. */
+  async function resume(req: Request, res: Response, id: string): Promise<number> {
     const released = await mail.queue.resumeServer(id);
     await deps.audit.record({ actor: actorOf(res), action: 'smtp_server.resume', target: `smtp_server:${id}`, outcome: 'success', ...(req.ip ? { ip: req.ip } : {}), detail: { released } });
+    return released;
+  }
+
+  router.post('/admin/smtp-servers/:id/resume', auth.page('sysadmin'), async (req, res) => {
+    const id = parseId(req);
+    const released = await resume(req, res, id);
     setFlash(req, 'ok', `Server resumed; ${released} held message(s) released.`);
     res.redirect(303, `/admin/smtp-servers/${id}`);
   });
@@ -232,7 +238,7 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
   router.post('/api/v1/smtp-servers/:id/resume', auth.api('admin'), async (req, res) => {
     const id = parseId(req);
     await mail.servers.get(id);
-    res.json({ released: await mail.queue.resumeServer(id) });
+    res.json({ released: await resume(req, res, id) });
   });
 
   const outgoingBody = z.strictObject({ enabled: z.boolean() });

@@ -277,3 +277,44 @@ for (const kind of ['file', 'redis'] as const) {
     });
   });
 }
+
+describe('headers, audit targets and audited API actions (file store)', () => {
+  let app: TestApp;
+  beforeAll(async () => {
+    app = await startTestApp();
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('probes, metrics and static files carry nosniff and the other helmet headers', async () => {
+    for (const pathname of ['/healthz', '/readyz', '/metrics', '/static/mailgate.css']) {
+      const res = await fetch(`${app.url}${pathname}`);
+      expect(res.headers.get('x-content-type-options'), pathname).toBe('nosniff');
+      expect(res.headers.get('referrer-policy'), pathname).toBe('no-referrer');
+    }
+  });
+
+  it('a password typed into the email field of the login form never reaches the audit log', async () => {
+    const typedAsEmail = 'CANARY-password-typed-as-email';
+    const s = app.anonymousSession();
+    const { res } = await s.postForm('/login', { email: typedAsEmail, password: 'whatever-1234' });
+    expect(res.status).toBe(401);
+    const page = await app.services.audit.list({ limit: 20 });
+    const text = JSON.stringify(page);
+    expect(text).toContain('auth.login');
+    expect(text).toContain('(not an email address)');
+    expect(text.toLowerCase()).not.toContain(typedAsEmail.toLowerCase());
+  });
+
+  it('resuming a server through the API is audited like the page', async () => {
+    const key = await app.apiKey(['admin']);
+    const created = await api(app, 'POST', '/api/v1/smtp-servers', key, { name: 'r', fromAddress: 'a@example.com', host: 'smtp.example.com', tls: true });
+    expect(created.status, created.text).toBe(201);
+    const resumed = await api(app, 'POST', `/api/v1/smtp-servers/${String(created.body.id)}/resume`, key);
+    expect(resumed.status, resumed.text).toBe(200);
+    const page = JSON.stringify(await app.services.audit.list({ limit: 20 }));
+    expect(page).toContain('smtp_server.resume');
+    expect(page).toContain(`smtp_server:${String(created.body.id)}`);
+  });
+});
