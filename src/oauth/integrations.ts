@@ -225,6 +225,11 @@ export class IntegrationService {
       const message = 'this integration holds authorized mailboxes: press Disconnect on those SMTP servers before changing its endpoints, then Authorize again';
       throw new AppError('validation_failed', { message: `${moved}: ${message}`, details: [{ field: moved, message }] });
     }
+    if (moved && !input.clientSecret) {
+      // The stored secret was given for the old endpoints; it goes to a new one only when typed again for it.
+      const message = `the ${moved} changed: enter the client secret again, so it is only ever sent where it was given for`;
+      throw new AppError('validation_failed', { message: `clientSecret: ${message}`, details: [{ field: 'clientSecret', message }] });
+    }
     if (input.clientSecret) {
       record.clientSecret = this.deps.keyring.seal(input.clientSecret, { collection: INTEGRATIONS, id, field: SECRET_FIELD });
       record.secretChangedAt = now;

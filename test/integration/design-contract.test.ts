@@ -399,7 +399,9 @@ describe('OAuth 2.0 integrations', () => {
     expect((list.body.items as { id: string }[]).map((i) => i.id)).toEqual(expect.arrayContaining([id, byIssuer.body.id]));
     expect((await api('GET', `/api/v1/oauth-integrations/${id}`, adminKey)).body).toMatchObject({ id, name: 'Custom endpoints' });
     expect((await api('PATCH', `/api/v1/oauth-integrations/${id}`, adminKey, { name: 'Renamed' })).body).toMatchObject({ id, name: 'Renamed' });
-    const put = await api('PUT', `/api/v1/oauth-integrations/${id}`, adminKey, { name: 'Put', provider: 'custom', clientId: 'c2', issuer: 'https://other.example.test' });
+    // Moving the endpoints takes the client secret again: the stored one never goes where it was not given for.
+    expectError(await api('PUT', `/api/v1/oauth-integrations/${id}`, adminKey, { name: 'Put', provider: 'custom', clientId: 'c2', issuer: 'https://other.example.test' }), 400, 'validation_failed', 'clientSecret');
+    const put = await api('PUT', `/api/v1/oauth-integrations/${id}`, adminKey, { name: 'Put', provider: 'custom', clientId: 'c2', clientSecret: CLIENT_SECRET, issuer: 'https://other.example.test' });
     expect(put.status, put.text).toBe(200);
     expect(put.body).toMatchObject({ id, name: 'Put', clientId: 'c2' });
     expect(list.text + put.text).not.toContain(CLIENT_SECRET);
