@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { AppError } from '../errors.js';
 import { VersionConflictError, type Store } from '../store/store.js';
-import type { Actor, ApiScope } from './types.js';
+import type { Actor, ApiScope, AuditRecorder } from './types.js';
 
 /**
  * API keys for apps: `mgk_` + 43 url-safe base64 characters (32 random bytes). Only the SHA-256 hash is
@@ -89,6 +89,8 @@ export class ApiKeyService {
 
   constructor(
     private readonly store: Store,
+    /** Every creation, revocation and rotation is audited here, whichever door it came through (page, API, CLI). */
+    private readonly audit: AuditRecorder,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -103,7 +105,13 @@ export class ApiKeyService {
     return { ...rest, status: this.status(record) };
   }
 
-  async create(input: { name: string; scopes: ApiScope[]; actor: Actor; predecessorId?: string }): Promise<CreatedApiKey> {
+  async create(input: { name: string; scopes: ApiScope[]; actor: Actor; ip?: string }): Promise<CreatedApiKey> {
+    const created = await this.#insert(input);
+    await this.audit.record({ actor: input.actor, action: 'api_key.create', target: `api_key:${created.id}`, outcome: 'success', ...(input.ip ? { ip: input.ip } : {}), detail: { name: created.name, scopes: created.scopes, prefix: created.prefix } });
+    return created;
+  }
+
+  async #insert(input: { name: string; scopes: ApiScope[]; actor: Actor; predecessorId?: string }): Promise<CreatedApiKey> {
     const key = `mgk_${randomBytes(32).toString('base64url')}`;
     const id = `key_${randomBytes(9).toString('base64url')}`;
     const record: ApiKeyRecord = {
@@ -138,7 +146,13 @@ export class ApiKeyService {
   }
 
   /** Revokes at once. Revoking a revoked key is a no-op that returns it unchanged. */
-  async revoke(id: string, actor: Actor): Promise<ApiKeyView> {
+  async revoke(id: string, actor: Actor, ip?: string): Promise<ApiKeyView> {
+    const key = await this.#revoke(id, actor);
+    await this.audit.record({ actor, action: 'api_key.revoke', target: `api_key:${id}`, outcome: 'success', ...(ip ? { ip } : {}), detail: { name: key.name, prefix: key.prefix } });
+    return key;
+  }
+
+  async #revoke(id: string, actor: Actor): Promise<ApiKeyView> {
     for (;;) {
       const doc = await this.store.get<ApiKeyRecord>(API_KEYS, id);
       if (!doc) throw new AppError('not_found', { message: 'No API key with that id.' });
@@ -158,7 +172,13 @@ export class ApiKeyService {
    * Creates a successor with the same name and scopes; the old key stays valid for `graceSeconds`
    * (0 = stops now) and then stops. Returns the new key (shown once) and the old key's new state.
    */
-  async rotate(id: string, graceSeconds: number, actor: Actor): Promise<{ successor: CreatedApiKey; previous: ApiKeyView }> {
+  async rotate(id: string, graceSeconds: number, actor: Actor, ip?: string): Promise<{ successor: CreatedApiKey; previous: ApiKeyView }> {
+    const rotated = await this.#rotate(id, graceSeconds, actor);
+    await this.audit.record({ actor, action: 'api_key.rotate', target: `api_key:${id}`, outcome: 'success', ...(ip ? { ip } : {}), detail: { successorId: rotated.successor.id, graceSeconds, expiresAt: rotated.previous.expiresAt } });
+    return rotated;
+  }
+
+  async #rotate(id: string, graceSeconds: number, actor: Actor): Promise<{ successor: CreatedApiKey; previous: ApiKeyView }> {
     if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
       throw new AppError('validation_failed', { details: [{ field: 'graceSeconds', message: `must be a whole number from 0 to ${MAX_GRACE_SECONDS}` }] });
     }
@@ -167,7 +187,7 @@ export class ApiKeyService {
     const status = this.status(doc.value);
     if (status === 'revoked' || status === 'expired') throw new AppError('conflict', { message: 'A revoked or expired key cannot be rotated; create a new one.' });
     if (doc.value.successorId) throw new AppError('conflict', { message: 'This key was already rotated; rotate its successor instead.' });
-    const successor = await this.create({ name: doc.value.name, scopes: doc.value.scopes, actor, predecessorId: id });
+    const successor = await this.#insert({ name: doc.value.name, scopes: doc.value.scopes, actor, predecessorId: id });
     const expiresAt = new Date(this.now() + graceSeconds * 1000).toISOString();
     for (let current = doc; ; ) {
       const next: ApiKeyRecord = { ...current.value, expiresAt, successorId: successor.id };

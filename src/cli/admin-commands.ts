@@ -138,8 +138,7 @@ const apiKeysCreate: CliCommand = {
     if (scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s as ApiScope))) throw new CliError('--scopes must list send and/or admin, e.g. --scopes send', EXIT.unusable);
     return withStore(io, async ({ store }) => {
       const actor = cliActor();
-      const created = await new ApiKeyService(store).create({ name, scopes: scopes as ApiScope[], actor });
-      await new AuditLog(store).record({ actor, action: 'api_key.create', target: `api_key:${created.id}`, outcome: 'success', detail: { name: created.name, scopes: created.scopes, prefix: created.prefix } });
+      const created = await new ApiKeyService(store, new AuditLog(store)).create({ name, scopes: scopes as ApiScope[], actor });
       io.stderr.write(`Created API key ${created.id} (${created.scopes.join(', ')}). It is shown only once; store it now:\n`);
       io.stdout.write(`${created.key}\n`);
       return EXIT.ok;
@@ -154,7 +153,7 @@ const apiKeysList: CliCommand = {
   async run(args, io) {
     parse(args, [], this.usage!);
     return withStore(io, async ({ store }) => {
-      const keys = await new ApiKeyService(store).list();
+      const keys = await new ApiKeyService(store, new AuditLog(store)).list();
       const rows = keys.map((k) => [k.id, k.name, `${k.prefix}…`, k.scopes.join(','), k.status + (k.status === 'expiring' ? ` until ${k.expiresAt}` : ''), k.createdAt, k.lastUsedAt ?? 'never']);
       io.stdout.write(formatTable(['ID', 'NAME', 'KEY', 'SCOPES', 'STATUS', 'CREATED', 'LAST USED'], rows));
       return EXIT.ok;
@@ -172,8 +171,7 @@ const apiKeysRevoke: CliCommand = {
     if (!id || positionals.length > 1) throw new CliError(`usage: ${this.usage}`, EXIT.unusable);
     return withStore(io, async ({ store }) => {
       const actor = cliActor();
-      const key = await new ApiKeyService(store).revoke(id, actor);
-      await new AuditLog(store).record({ actor, action: 'api_key.revoke', target: `api_key:${id}`, outcome: 'success', detail: { name: key.name, prefix: key.prefix } });
+      const key = await new ApiKeyService(store, new AuditLog(store)).revoke(id, actor);
       io.stdout.write(`Revoked ${key.id} (${key.name}, ${key.prefix}…).\n`);
       return EXIT.ok;
     });
@@ -192,8 +190,7 @@ const apiKeysRotate: CliCommand = {
     if (!Number.isInteger(hours) || hours < 0 || hours > 720) throw new CliError('--grace-hours must be a whole number from 0 to 720', EXIT.unusable);
     return withStore(io, async ({ store }) => {
       const actor = cliActor();
-      const { successor, previous } = await new ApiKeyService(store).rotate(id, hours * 3600, actor);
-      await new AuditLog(store).record({ actor, action: 'api_key.rotate', target: `api_key:${id}`, outcome: 'success', detail: { successorId: successor.id, graceSeconds: hours * 3600, expiresAt: previous.expiresAt } });
+      const { successor, previous } = await new ApiKeyService(store, new AuditLog(store)).rotate(id, hours * 3600, actor);
       io.stderr.write(`Created ${successor.id} to replace ${id}, which stops at ${previous.expiresAt}. The new key is shown only once; store it now:\n`);
       io.stdout.write(`${successor.key}\n`);
       return EXIT.ok;

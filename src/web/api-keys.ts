@@ -46,8 +46,7 @@ export function apiKeysRouter(ctx: WebContext): Router {
       return;
     }
     const actor = actorOf(res);
-    const created = await deps.apiKeys.create({ name: parsed.data.name, scopes: parsed.data.scopes, actor });
-    await deps.audit.record({ actor, action: 'api_key.create', target: `api_key:${created.id}`, outcome: 'success', ip: req.ip, detail: { name: created.name, scopes: created.scopes, prefix: created.prefix } });
+    const created = await deps.apiKeys.create({ name: parsed.data.name, scopes: parsed.data.scopes, actor, ...(req.ip ? { ip: req.ip } : {}) });
     res.setHeader('Cache-Control', 'no-store');
     await showPage(res, { created }, 201);
   });
@@ -55,8 +54,7 @@ export function apiKeysRouter(ctx: WebContext): Router {
   router.post('/admin/api-keys/:id/revoke', auth.page('sysadmin'), async (req, res) => {
     const id = parseId(req);
     const actor = actorOf(res);
-    const key = await deps.apiKeys.revoke(id, actor);
-    await deps.audit.record({ actor, action: 'api_key.revoke', target: `api_key:${id}`, outcome: 'success', ip: req.ip, detail: { name: key.name, prefix: key.prefix } });
+    const key = await deps.apiKeys.revoke(id, actor, req.ip);
     setFlash(req, 'ok', `API key "${key.name}" (${key.prefix}…) is revoked.`);
     res.redirect(303, '/admin/api-keys');
   });
@@ -65,8 +63,7 @@ export function apiKeysRouter(ctx: WebContext): Router {
     const id = parseId(req);
     const hours = parseInput(rotateForm, req.body).graceHours ?? 24;
     const actor = actorOf(res);
-    const { successor, previous } = await deps.apiKeys.rotate(id, hours * 3600, actor);
-    await deps.audit.record({ actor, action: 'api_key.rotate', target: `api_key:${id}`, outcome: 'success', ip: req.ip, detail: { successorId: successor.id, graceSeconds: hours * 3600, expiresAt: previous.expiresAt } });
+    const { successor } = await deps.apiKeys.rotate(id, hours * 3600, actor, req.ip);
     res.setHeader('Cache-Control', 'no-store');
     await showPage(res, { created: successor }, 201);
   });
@@ -74,8 +71,7 @@ export function apiKeysRouter(ctx: WebContext): Router {
   router.post('/api/v1/api-keys', auth.api('admin'), async (req, res) => {
     const body = parseInput(createBody, req.body);
     const actor = actorOf(res);
-    const created = await deps.apiKeys.create({ ...body, actor });
-    await deps.audit.record({ actor, action: 'api_key.create', target: `api_key:${created.id}`, outcome: 'success', ip: req.ip, detail: { name: created.name, scopes: created.scopes, prefix: created.prefix } });
+    const created = await deps.apiKeys.create({ ...body, actor, ...(req.ip ? { ip: req.ip } : {}) });
     res.setHeader('Cache-Control', 'no-store');
     res.status(201).json(created);
   });
@@ -93,8 +89,7 @@ export function apiKeysRouter(ctx: WebContext): Router {
   router.delete('/api/v1/api-keys/:id', auth.api('admin'), async (req, res) => {
     const id = parseId(req);
     const actor = actorOf(res);
-    const key = await deps.apiKeys.revoke(id, actor);
-    await deps.audit.record({ actor, action: 'api_key.revoke', target: `api_key:${id}`, outcome: 'success', ip: req.ip, detail: { name: key.name, prefix: key.prefix } });
+    const key = await deps.apiKeys.revoke(id, actor, req.ip);
     res.json(key);
   });
 
@@ -102,8 +97,7 @@ export function apiKeysRouter(ctx: WebContext): Router {
     const id = parseId(req);
     const { graceSeconds } = parseInput(rotateBody, req.body ?? {});
     const actor = actorOf(res);
-    const { successor, previous } = await deps.apiKeys.rotate(id, graceSeconds, actor);
-    await deps.audit.record({ actor, action: 'api_key.rotate', target: `api_key:${id}`, outcome: 'success', ip: req.ip, detail: { successorId: successor.id, graceSeconds, expiresAt: previous.expiresAt } });
+    const { successor, previous } = await deps.apiKeys.rotate(id, graceSeconds, actor, req.ip);
     res.setHeader('Cache-Control', 'no-store');
     res.status(201).json({ ...successor, previous });
   });
