@@ -51,7 +51,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   const audit = new AuditLog(base.store, clock);
   const users = new UserService(base.store, clock);
   const apiKeys = new ApiKeyService(base.store, audit, clock);
-  const sessionGeneration = new SessionGeneration(base.store);
+  const sessionGeneration = new SessionGeneration(base.store, audit);
   const sessionSecrets = base.config.sessionSecrets ?? base.sessionSecrets;
   if (!sessionSecrets || sessionSecrets.length === 0) throw new Error('no session secret: set MAILGATE_SESSION_SECRETS (or let the embedded store create one)');
   const firstAdmin = await users.ensureFirstAdmin(base.config.MAILGATE_ADMIN_EMAIL, base.config.MAILGATE_ADMIN_PASSWORD);

@@ -205,8 +205,7 @@ const sessionsRevokeAll: CliCommand = {
   async run(args, io) {
     parse(args, [], this.usage!);
     return withStore(io, async ({ store }) => {
-      const generation = await new SessionGeneration(store).revokeAll();
-      await new AuditLog(store).record({ actor: cliActor(), action: 'sessions.revoke_all', outcome: 'success', detail: { generation } });
+      await new SessionGeneration(store, new AuditLog(store)).revokeAll(cliActor());
       io.stdout.write('Every session is logged out; admins must log in again.\n');
       return EXIT.ok;
     });

@@ -104,8 +104,7 @@ export function loginRouter(ctx: WebContext): Router {
 
   router.post('/admin/sessions/revoke-all', ctx.auth.page('sysadmin'), async (req, res) => {
     const actor = (res.locals as { actor: Actor }).actor;
-    const generation = await deps.sessionGeneration.revokeAll();
-    await deps.audit.record({ actor, action: 'sessions.revoke_all', outcome: 'success', ip: req.ip, detail: { generation } });
+    await deps.sessionGeneration.revokeAll(actor, req.ip);
     await endUserSession(req, res, deps.config);
     res.redirect(303, '/login');
   });
