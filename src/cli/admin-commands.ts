@@ -1,26 +1,16 @@
-import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { ApiKeyService } from '../admin/api-keys.js';
 import { AuditLog } from '../admin/audit.js';
 import { SessionGeneration } from '../admin/sessions.js';
-import type { Actor, ApiScope } from '../admin/types.js';
+import type { ApiScope } from '../admin/types.js';
 import { MIN_PASSWORD_LENGTH, UserService } from '../admin/users.js';
 import { AppError } from '../errors.js';
-import { openCliContext } from './context.js';
+import { cliActor, openCliContext } from './context.js';
 import { formatTable } from './table.js';
 import { CliError, EXIT, type CliCommand, type CliIO } from './types.js';
 
 /** Accounts, API keys, sessions and the audit export from the command line. Every change is audited as `cli:<os user>`. */
 
-function cliActor(): Actor {
-  let name = 'unknown';
-  try {
-    name = os.userInfo().username;
-  } catch {
-    // No passwd entry (some containers): keep "unknown".
-  }
-  return { type: 'cli', id: name };
-}
 
 /** Every option of these commands takes a string value. */
 function parse(args: string[], names: string[], usage: string): { values: Record<string, string | undefined>; positionals: string[] } {

@@ -1,4 +1,6 @@
 import { existsSync } from 'node:fs';
+import os from 'node:os';
+import type { Actor } from '../admin/types.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { Keyring } from '../crypto/keyring.js';
 import { readLocalSecrets } from '../crypto/local-secrets.js';
@@ -55,4 +57,15 @@ export async function openCliContext(io: CliIO): Promise<CliContext> {
     throw new CliError(`Cannot open the store in ${where}: ${(err as Error).message}\nNothing was changed.`, EXIT.unusable);
   }
   return { config, store, keyring, keySource };
+}
+
+/** Who acts from the command line, for the audit log: `cli:<operating-system user>`. */
+export function cliActor(): Actor {
+  let name = 'unknown';
+  try {
+    name = os.userInfo().username || 'unknown';
+  } catch {
+    // No passwd entry (some containers): keep "unknown".
+  }
+  return { type: 'cli', id: name };
 }

@@ -1,10 +1,9 @@
-import os from 'node:os';
 import cliProgress from 'cli-progress';
 import { AuditLog } from '../admin/audit.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { rotateEncryptionKeys } from '../admin/key-rotation.js';
 import { keyUsage, MissingEncryptionKeyError, type RotationProgress } from '../crypto/rotation.js';
-import { openCliContext } from './context.js';
+import { cliActor, openCliContext } from './context.js';
 import { formatTable } from './table.js';
 import { CliError, EXIT, type CliCommand, type CliIO } from './types.js';
 
@@ -109,7 +108,7 @@ const rotate: CliCommand = {
   async run(_args, io) {
     const ctx = await openCliContext(io);
     const audit = new AuditLog(ctx.store);
-    const actor = { type: 'cli' as const, id: safeUserName() };
+    const actor = cliActor();
     try {
       if (!ctx.keyring) {
         io.stdout.write(`No encryption key exists yet (${ctx.keySource}); nothing is sealed, nothing to rotate.\n`);
@@ -160,12 +159,5 @@ const rotate: CliCommand = {
   },
 };
 
-function safeUserName(): string {
-  try {
-    return os.userInfo().username || 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 export const keysCommands: readonly CliCommand[] = [status, rotate];

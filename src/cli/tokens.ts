@@ -1,26 +1,15 @@
-import os from 'node:os';
 import { AuditLog } from '../admin/audit.js';
-import type { Actor } from '../admin/types.js';
 import { AppError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { IntegrationService } from '../oauth/integrations.js';
 import { GRANTS, type GrantRecord } from '../tokens/grants.js';
 import { disconnectGrant } from '../tokens/revoke.js';
-import { openCliContext } from './context.js';
+import { cliActor, openCliContext } from './context.js';
 import { formatTable } from './table.js';
 import { CliError, EXIT, type CliCommand } from './types.js';
 
 /** OAuth grants from the command line: list them, revoke one (local tokens first, then the provider). */
 
-function cliActor(): Actor {
-  let name = 'unknown';
-  try {
-    name = os.userInfo().username;
-  } catch {
-    // No passwd entry (some containers).
-  }
-  return { type: 'cli', id: name };
-}
 
 const tokensList: CliCommand = {
   name: 'tokens list',
