@@ -5,6 +5,7 @@ import { SessionGeneration } from '../admin/sessions.js';
 import type { ApiScope } from '../admin/types.js';
 import { MIN_PASSWORD_LENGTH, UserService } from '../admin/users.js';
 import { AppError } from '../errors.js';
+import type { Store } from '../store/store.js';
 import { cliActor, openCliContext } from './context.js';
 import { formatTable } from './table.js';
 import { CliError, EXIT, type CliCommand, type CliIO } from './types.js';
@@ -116,6 +117,11 @@ const createAdmin: CliCommand = {
 
 const SCOPES: readonly ApiScope[] = ['send', 'admin'];
 
+/** The API key service as the running service builds it: it audits every change itself. */
+function apiKeysOf(store: Store): ApiKeyService {
+  return new ApiKeyService(store, new AuditLog(store));
+}
+
 const apiKeysCreate: CliCommand = {
   name: 'api-keys create',
   summary: 'create an API key and print it once',
@@ -128,7 +134,7 @@ const apiKeysCreate: CliCommand = {
     if (scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s as ApiScope))) throw new CliError('--scopes must list send and/or admin, e.g. --scopes send', EXIT.unusable);
     return withStore(io, async ({ store }) => {
       const actor = cliActor();
-      const created = await new ApiKeyService(store, new AuditLog(store)).create({ name, scopes: scopes as ApiScope[], actor });
+      const created = await apiKeysOf(store).create({ name, scopes: scopes as ApiScope[], actor });
       io.stderr.write(`Created API key ${created.id} (${created.scopes.join(', ')}). It is shown only once; store it now:\n`);
       io.stdout.write(`${created.key}\n`);
       return EXIT.ok;
@@ -143,7 +149,7 @@ const apiKeysList: CliCommand = {
   async run(args, io) {
     parse(args, [], this.usage!);
     return withStore(io, async ({ store }) => {
-      const keys = await new ApiKeyService(store, new AuditLog(store)).list();
+      const keys = await apiKeysOf(store).list();
       const rows = keys.map((k) => [k.id, k.name, `${k.prefix}…`, k.scopes.join(','), k.status + (k.status === 'expiring' ? ` until ${k.expiresAt}` : ''), k.createdAt, k.lastUsedAt ?? 'never']);
       io.stdout.write(formatTable(['ID', 'NAME', 'KEY', 'SCOPES', 'STATUS', 'CREATED', 'LAST USED'], rows));
       return EXIT.ok;
@@ -161,7 +167,7 @@ const apiKeysRevoke: CliCommand = {
     if (!id || positionals.length > 1) throw new CliError(`usage: ${this.usage}`, EXIT.unusable);
     return withStore(io, async ({ store }) => {
       const actor = cliActor();
-      const key = await new ApiKeyService(store, new AuditLog(store)).revoke(id, actor);
+      const key = await apiKeysOf(store).revoke(id, actor);
       io.stdout.write(`Revoked ${key.id} (${key.name}, ${key.prefix}…).\n`);
       return EXIT.ok;
     });
@@ -180,7 +186,7 @@ const apiKeysRotate: CliCommand = {
     if (!Number.isInteger(hours) || hours < 0 || hours > 720) throw new CliError('--grace-hours must be a whole number from 0 to 720', EXIT.unusable);
     return withStore(io, async ({ store }) => {
       const actor = cliActor();
-      const { successor, previous } = await new ApiKeyService(store, new AuditLog(store)).rotate(id, hours * 3600, actor);
+      const { successor, previous } = await apiKeysOf(store).rotate(id, hours * 3600, actor);
       io.stderr.write(`Created ${successor.id} to replace ${id}, which stops at ${previous.expiresAt}. The new key is shown only once; store it now:\n`);
       io.stdout.write(`${successor.key}\n`);
       return EXIT.ok;

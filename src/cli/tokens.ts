@@ -10,7 +10,6 @@ import { CliError, EXIT, type CliCommand } from './types.js';
 
 /** OAuth grants from the command line: list them, revoke one (local tokens first, then the provider). */
 
-
 const tokensList: CliCommand = {
   name: 'tokens list',
   summary: 'list OAuth grants (one per SMTP server): mailbox, state, last refresh',
