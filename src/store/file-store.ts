@@ -114,6 +114,13 @@ function checkFileBackedName(kind: string, name: string): void {
   if (encodeFileName(name).startsWith('~')) throw new Error(`${kind} "${name.slice(0, 40)}…" is too long`);
 }
 
+function checkScheduleOption(options: WriteOptions): void {
+  if (!options.schedule) return;
+  checkFileBackedName('queue name', options.schedule.queue);
+  const { dueAt } = options.schedule;
+  if (dueAt !== null && !Number.isFinite(dueAt)) throw new Error(`schedule ${options.schedule.queue}: due time must be a finite number of ms or null, got ${dueAt}`);
+}
+
 function compareIds(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -437,6 +444,7 @@ class FileStore implements Store {
     this.#assertOpen();
     const json = JSON.stringify(value);
     if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
+    checkScheduleOption(options);
     const col = this.#collection(collection);
     return this.#serialized(`${collection}\0${id}`, async () => {
       this.#assertOpen();
@@ -451,16 +459,19 @@ class FileStore implements Store {
       await this.#writeAtomically(col.dir, `${encodeFileName(id)}.json`, `{"id":${JSON.stringify(id)},"version":${version},"value":${json}}\n`);
       col.docs.set(id, { version, json });
       if (!current) col.sortedIds = null;
+      if (options.schedule) await this.#applySchedule(options.schedule, id);
       return { id, version, value: JSON.parse(json) as T };
     });
   }
 
   async delete(collection: string, id: string, options: WriteOptions = {}): Promise<boolean> {
     checkCollection(collection);
+    checkScheduleOption(options);
     this.#assertOpen();
     const col = this.#collections.get(collection);
     if (!col) {
       if (options.ifVersion !== undefined && options.ifVersion !== 0) throw new VersionConflictError(collection, id, options.ifVersion, 0);
+      if (options.schedule) await this.#applySchedule(options.schedule, id);
       return false;
     }
     return this.#serialized(`${collection}\0${id}`, async () => {
@@ -468,7 +479,10 @@ class FileStore implements Store {
       const current = col.docs.get(id);
       const actual = current?.version ?? 0;
       if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
-      if (!current) return false;
+      if (!current) {
+        if (options.schedule) await this.#applySchedule(options.schedule, id);
+        return false;
+      }
       try {
         await unlink(path.join(col.dir, `${encodeFileName(id)}.json`));
       } catch (err) {
@@ -477,6 +491,7 @@ class FileStore implements Store {
       if (this.#fsync) await this.#syncDir(col.dir);
       col.docs.delete(id);
       col.sortedIds = null;
+      if (options.schedule) await this.#applySchedule(options.schedule, id);
       return true;
     });
   }
@@ -604,6 +619,18 @@ class FileStore implements Store {
   #compact(state: ScheduleState): Promise<void> {
     state.lines = state.due.size;
     return state.file.rewrite(() => state.order.map(({ dueAt, id }) => `${JSON.stringify(['s', id, dueAt])}\n`).join(''));
+  }
+
+  /** The `schedule` option of put and delete, applied once the document write has happened. */
+  #applySchedule(option: NonNullable<WriteOptions['schedule']>, id: string): Promise<void> {
+    const state = this.#schedule(option.queue);
+    if (option.dueAt === null) {
+      if (!state.due.has(id)) return Promise.resolve();
+      this.#removeDue(state, id);
+      return this.#record(state, [['u', id]]);
+    }
+    this.#setDue(state, id, option.dueAt);
+    return this.#record(state, [['s', id, option.dueAt]]);
   }
 
   async schedule(queue: string, id: string, dueAt: number): Promise<void> {

@@ -71,7 +71,15 @@ class Script {
   }
 }
 
-const PUT = new Script(`
+/** The `schedule` write option: KEYS[4] is the schedule, ARGV[n] '' (none), 'u' (remove) or a due time. */
+const APPLY_SCHEDULE = `
+local function apply_schedule(mode, id)
+  if mode == 'u' then redis.call('ZREM', KEYS[4], id)
+  elseif mode ~= '' then redis.call('ZADD', KEYS[4], mode, id) end
+end
+`;
+
+const PUT = new Script(`${APPLY_SCHEDULE}
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= v then return {0, v} end
 v = v + 1
@@ -80,12 +88,14 @@ if v == 1 then
   redis.call('ZADD', KEYS[2], 0, ARGV[3])
   redis.call('SADD', KEYS[3], ARGV[4])
 end
+apply_schedule(ARGV[5], ARGV[3])
 return {1, v}
 `);
 
-const DELETE = new Script(`
+const DELETE = new Script(`${APPLY_SCHEDULE}
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= v then return {0, v} end
+apply_schedule(ARGV[4], ARGV[2])
 if v == 0 then return {1, 0} end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
@@ -248,8 +258,9 @@ class RedisBackedStore implements Store {
     const json = JSON.stringify(value);
     if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
+    const [scheduleKey, scheduleMode] = this.#scheduleArgs(options);
     const [ok, version] = (await this.#guard(() =>
-      PUT.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey], [json, expected, id, collection]),
+      PUT.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, scheduleKey], [json, expected, id, collection, scheduleMode]),
     )) as [number, number];
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return { id, version, value: JSON.parse(json) as T };
@@ -258,11 +269,21 @@ class RedisBackedStore implements Store {
   async delete(collection: string, id: string, options: WriteOptions = {}): Promise<boolean> {
     checkCollection(collection);
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
+    const [scheduleKey, scheduleMode] = this.#scheduleArgs(options);
     const [ok, version] = (await this.#guard(() =>
-      DELETE.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey], [expected, id, collection]),
+      DELETE.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, scheduleKey], [expected, id, collection, scheduleMode]),
     )) as [number, number];
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return version > 0;
+  }
+
+  /** KEYS[4] and the mode argument of PUT and DELETE for the `schedule` option (a harmless key when unused). */
+  #scheduleArgs(options: WriteOptions): [string, string] {
+    const option = options.schedule;
+    if (!option) return [this.#scheduleKey('-'), ''];
+    checkName('queue name', option.queue);
+    if (option.dueAt !== null && !Number.isFinite(option.dueAt)) throw new Error(`schedule ${option.queue}: due time must be a finite number of ms or null, got ${option.dueAt}`);
+    return [this.#scheduleKey(option.queue), option.dueAt === null ? 'u' : String(option.dueAt)];
   }
 
   async list<T>(collection: string, options: { prefix?: string } = {}): Promise<Doc<T>[]> {

@@ -23,6 +23,12 @@ export interface WriteOptions {
    * Omitted means an unconditional write. A mismatch throws VersionConflictError and writes nothing.
    */
   ifVersion?: number;
+  /**
+   * Moves `id` in a queue's schedule in the same step as the write, and only if the write happens: a time
+   * schedules (or moves) it, `null` removes it. A message and its place in the queue then never disagree,
+   * even after a crash, and the pair costs one round trip instead of two.
+   */
+  schedule?: { queue: string; dueAt: number | null };
 }
 
 export class VersionConflictError extends Error {

@@ -247,6 +247,28 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         expect(await store.scheduleStats('q2')).toEqual({ count: 0, earliestDueAt: null });
       });
 
+      it('moves an id in a schedule together with a document write, and only when the write happens', async () => {
+        const now = Date.now();
+        const created = await store.put('sched-docs', 'm1', { n: 1 }, { ifVersion: 0, schedule: { queue: 'q4', dueAt: now - 10 } });
+        expect(await store.scheduleStats('q4')).toEqual({ count: 1, earliestDueAt: now - 10 });
+        // A failed compare-and-set changes neither the document nor the schedule.
+        await expect(store.put('sched-docs', 'm1', { n: 2 }, { ifVersion: 0, schedule: { queue: 'q4', dueAt: now + 5_000 } })).rejects.toBeInstanceOf(VersionConflictError);
+        expect(await store.scheduleStats('q4')).toEqual({ count: 1, earliestDueAt: now - 10 });
+        expect((await store.get('sched-docs', 'm1'))?.value).toEqual({ n: 1 });
+        // Moved, then removed with the write that finishes it.
+        const moved = await store.put('sched-docs', 'm1', { n: 2 }, { ifVersion: created.version, schedule: { queue: 'q4', dueAt: now + 5_000 } });
+        expect(await store.scheduleStats('q4')).toEqual({ count: 1, earliestDueAt: now + 5_000 });
+        await store.put('sched-docs', 'm1', { n: 3 }, { ifVersion: moved.version, schedule: { queue: 'q4', dueAt: null } });
+        expect(await store.scheduleStats('q4')).toEqual({ count: 0, earliestDueAt: null });
+        // A delete takes its schedule entry with it; a refused delete leaves both.
+        await store.put('sched-docs', 'm2', { n: 1 }, { schedule: { queue: 'q4', dueAt: now } });
+        await expect(store.delete('sched-docs', 'm2', { ifVersion: 7, schedule: { queue: 'q4', dueAt: null } })).rejects.toBeInstanceOf(VersionConflictError);
+        expect(await store.claimDue('q4', now, 1_000, 10)).toEqual(['m2']);
+        expect(await store.delete('sched-docs', 'm2', { schedule: { queue: 'q4', dueAt: null } })).toBe(true);
+        expect(await store.scheduleStats('q4')).toEqual({ count: 0, earliestDueAt: null });
+        expect(await store.get('sched-docs', 'm2')).toBeNull();
+      });
+
       it('never hands an id to two of 20 concurrent claimers; a lapsed lease makes it due again', async () => {
         const now = Date.now();
         const ids = Array.from({ length: 100 }, (_, i) => `m${String(i).padStart(3, '0')}`);
