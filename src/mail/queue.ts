@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Actor, AuditRecorder } from '../admin/types.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -145,7 +145,8 @@ export interface MailQueue {
 }
 
 export function newMessageId(): string {
-  return `msg_${Date.now().toString(36)}${randomBytes(10).toString('hex')}`;
+  // randomUUID draws from a cached pool of random bytes; randomBytes makes a system call for every id.
+  return `msg_${Date.now().toString(36)}${randomUUID().replaceAll('-', '').slice(0, 20)}`;
 }
 
 /** Exponential backoff with jitter: base·2^(n−1), capped, then a random point in its upper half. */
@@ -208,8 +209,9 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     s?.();
   }
 
-  async function put(id: string, value: MessageDoc, version: number): Promise<Doc<MessageDoc>> {
-    return store.put(MESSAGES, id, value, { ifVersion: version });
+  /** A compare-and-set write of a message; `dueAt` moves it in the queue in the same step (null: out of it). */
+  async function put(id: string, value: MessageDoc, version: number, dueAt?: number | null): Promise<Doc<MessageDoc>> {
+    return store.put(MESSAGES, id, value, { ifVersion: version, ...(dueAt !== undefined ? { schedule: { queue: MAIL_QUEUE, dueAt } } : {}) });
   }
 
   async function createMessage(id: string, input: MessageInput, serverId: string, apiKeyId: string | null): Promise<{ status: MessageStatus; created: boolean }> {
@@ -233,7 +235,9 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       smtpResponse: null,
     };
     try {
-      await store.put(MESSAGES, id, doc, { ifVersion: 0 });
+      // The message and its place in the queue are written together: there is no moment (nor a crash) where a
+      // queued message is not scheduled.
+      await put(id, doc, 0, heldReason ? undefined : now);
     } catch (err) {
       if (err instanceof VersionConflictError) {
         const existing = await store.get<MessageDoc>(MESSAGES, id);
@@ -241,23 +245,19 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       }
       throw err;
     }
-    if (!heldReason) {
-      await store.schedule(MAIL_QUEUE, id, now);
-      wake();
-    }
+    if (!heldReason) wake();
     return { status: doc.status, created: true };
   }
 
   async function hold(id: string, doc: Doc<MessageDoc>, reason: HeldReason, lastError?: MessageError, attempts?: number): Promise<void> {
     const now = Date.now();
+    await endLease(id);
     try {
-      await put(id, { ...doc.value, status: 'held', heldReason: reason, nextAttemptAt: null, updatedAt: now, ...(lastError ? { lastError } : {}), ...(attempts !== undefined ? { attempts } : {}) }, doc.version);
+      await put(id, { ...doc.value, status: 'held', heldReason: reason, nextAttemptAt: null, updatedAt: now, ...(lastError ? { lastError } : {}), ...(attempts !== undefined ? { attempts } : {}) }, doc.version, null);
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
       return; // changed meanwhile (resent, deleted): leave the schedule for the next claim to re-read
     }
-    await endLease(id);
-    await store.unschedule(MAIL_QUEUE, id);
     // A resume (or the switch turned on) between our check and this write would have missed this message:
     // look again at the stored state, not a cache, and release it if the reason is gone.
     const stillHeld = reason === 'server_paused' ? (await store.get(PAUSES, doc.value.serverId)) !== null : !(await servers.sendingEnabled());
@@ -266,7 +266,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
 
   /**
    * Ends the heartbeat's extension of this message's lease before its schedule entry is changed: a heartbeat
-   * already running finishes first, later ones skip it, so no extension lands after our unschedule/schedule.
+   * already running finishes first, later ones skip it, so no extension lands after our write. If that write
+   * then fails its compare-and-set, the lease still in the schedule makes the message due again later.
    */
   async function endLease(id: string): Promise<void> {
     leased.delete(id);
@@ -282,12 +283,11 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       if (doc.value.status !== 'held' || !filter(doc.value)) continue;
       const now = Date.now();
       try {
-        await put(doc.id, { ...doc.value, status: 'queued', heldReason: null, nextAttemptAt: now, updatedAt: now }, doc.version);
+        await put(doc.id, { ...doc.value, status: 'queued', heldReason: null, nextAttemptAt: now, updatedAt: now }, doc.version, now);
       } catch (err) {
         if (err instanceof VersionConflictError) continue;
         throw err;
       }
-      await store.schedule(MAIL_QUEUE, doc.id, now);
       released++;
     }
     if (released) wake();
@@ -375,28 +375,25 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
         return;
       }
       const dueAt = at + retryDelay(attempts, opts.retryBaseMs, capMs);
+      await endLease(id);
       try {
-        await put(id, { ...sending.value, status: 'deferred', recipients, lastError: errorOf(d, at), updatedAt: at, nextAttemptAt: dueAt }, sending.version);
+        await put(id, { ...sending.value, status: 'deferred', recipients, lastError: errorOf(d, at), updatedAt: at, nextAttemptAt: dueAt }, sending.version, dueAt);
       } catch (e) {
         if (!(e instanceof VersionConflictError)) throw e;
         return;
       }
-      await endLease(id);
-      await store.schedule(MAIL_QUEUE, id, dueAt);
       metrics?.messagesTotal.inc({ outcome: 'deferred' });
     }
   }
 
-  /** Final state: write it, then drop the schedule entry (a crash in between only re-reads a finished message). */
+  /** Final state, written together with leaving the queue. */
   async function finish(id: string, doc: Doc<MessageDoc>, value: MessageDoc): Promise<void> {
+    await endLease(id);
     try {
-      await put(id, value, doc.version);
+      await put(id, value, doc.version, null);
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
-      return;
     }
-    await endLease(id);
-    await store.unschedule(MAIL_QUEUE, id);
   }
 
   /** Deletes sent messages past their retention; one instance at a time (a store lock). */
@@ -560,8 +557,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       const m = doc.value;
       if (m.status === 'sent' || m.status === 'sending') throw new AppError('conflict', { message: `The message is ${m.status}; only waiting or failed messages can be resent.` });
       const now = Date.now();
-      await put(id, { ...m, status: 'queued', heldReason: null, attempts: m.status === 'failed' ? 0 : m.attempts, nextAttemptAt: now, updatedAt: now }, doc.version);
-      await store.schedule(MAIL_QUEUE, id, now);
+      await put(id, { ...m, status: 'queued', heldReason: null, attempts: m.status === 'failed' ? 0 : m.attempts, nextAttemptAt: now, updatedAt: now }, doc.version, now);
       wake();
       await audit(actor, 'mail.resend', `message:${id}`, { previousStatus: m.status });
       return toView(id, (await getDoc(id)).value);
@@ -570,8 +566,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     async remove(id, actor) {
       const doc = await getDoc(id);
       if (doc.value.status === 'sending') throw new AppError('conflict', { message: 'The message is being sent right now; try again in a moment.' });
-      await store.delete(MESSAGES, id, { ifVersion: doc.version });
-      await store.unschedule(MAIL_QUEUE, id);
+      await store.delete(MESSAGES, id, { ifVersion: doc.version, schedule: { queue: MAIL_QUEUE, dueAt: null } });
       await audit(actor, 'mail.delete', `message:${id}`, { status: doc.value.status });
     },
 
@@ -581,12 +576,11 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       for (const doc of await store.list<MessageDoc>(MESSAGES)) {
         if (doc.value.status !== 'deferred' && doc.value.status !== 'queued') continue;
         try {
-          await put(doc.id, { ...doc.value, status: 'queued', nextAttemptAt: now, updatedAt: now }, doc.version);
+          await put(doc.id, { ...doc.value, status: 'queued', nextAttemptAt: now, updatedAt: now }, doc.version, now);
         } catch (err) {
           if (err instanceof VersionConflictError) continue;
           throw err;
         }
-        await store.schedule(MAIL_QUEUE, doc.id, now);
         n++;
       }
       wake();
