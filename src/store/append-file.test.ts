@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -33,6 +34,62 @@ describe('JSON-lines files', () => {
     await appender.append('{"after":1}\n');
     await appender.close();
     expect(await readJsonLines(file)).toEqual([{ compacted: true }, { after: 1 }]);
+  });
+
+  it('rewrites in pieces from an iterable, and lines queued around a pending rewrite keep their order', async () => {
+    const file = path.join(dir, 'rewrite.jsonl');
+    const appender = new AppendFile(file, false);
+    const state = new Map<number, string>();
+    const put = (i: number, v: string) => {
+      state.set(i, v);
+      return appender.append(`${JSON.stringify({ i, v })}\n`);
+    };
+    // 3000 lines of ~1 KB: several 1 MB pieces.
+    const big = 'x'.repeat(1000);
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => put(i, big)));
+    const pending = [put(0, 'before')];
+    const rewritten = appender.rewrite(function* () {
+      for (const [i, v] of state) yield `${JSON.stringify({ i, v })}\n`;
+    });
+    // Queued after the rewrite was scheduled but before it ran: in the new contents and appended after them.
+    pending.push(put(1, 'after'), put(0, 'last'));
+    await Promise.all([...pending, rewritten]);
+    await appender.close();
+    const lines = (await readJsonLines(file)) as { i: number; v: string }[];
+    expect(lines.length).toBe(3000 + 2);
+    const replayed = new Map<number, string>();
+    for (const { i, v } of lines) replayed.set(i, v);
+    expect(replayed).toEqual(state);
+    expect(lines.slice(-2)).toEqual([{ i: 1, v: 'after' }, { i: 0, v: 'last' }]);
+    expect((await readdir(dir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('writes a line given `after` only once that promise is fulfilled, and not at all when it is rejected', async () => {
+    const file = path.join(dir, 'after.jsonl');
+    const appender = new AppendFile(file, false);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const waiting = appender.append('{"n":1}\n', gate);
+    await new Promise((r) => setTimeout(r, 30));
+    expect(await readJsonLines(file)).toEqual([]);
+    release();
+    await waiting;
+    expect(await readJsonLines(file)).toEqual([{ n: 1 }]);
+    await expect(appender.append('{"n":2}\n', Promise.reject(new Error('the other write failed')))).rejects.toThrow('the other write failed');
+    await appender.append('{"n":3}\n');
+    await appender.close();
+    expect(await readJsonLines(file)).toEqual([{ n: 1 }, { n: 3 }]);
+  });
+
+  it.skipIf(!existsSync('/dev/full'))('after a failed write (disk full) every later append fails instead of writing after it', async () => {
+    const file = path.join(dir, 'full.jsonl');
+    await symlink('/dev/full', file);
+    const appender = new AppendFile(file, false);
+    const first = await appender.append('{"n":1}\n').catch((err: unknown) => err);
+    expect(first).toMatchObject({ code: 'ENOSPC' });
+    // The same error, without trying the disk again.
+    await expect(appender.append('{"n":2}\n')).rejects.toBe(first);
+    await appender.close();
   });
 
   it('reads a missing file as empty', async () => {

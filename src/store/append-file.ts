@@ -1,4 +1,15 @@
 import { open, readFile, rename, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+
+/** A rewrite is written to its temp file in pieces of about this size, so no giant string is ever built. */
+const REWRITE_CHUNK = 1 << 20;
+
+interface Batch {
+  lines: string[];
+  /** Writes this batch must wait for (another file's lines that have to reach the disk first). */
+  after: Promise<unknown>[];
+  done: Promise<void>;
+}
 
 /**
  * A JSON-lines file written in order with group commit: lines appended while a write is in flight go
@@ -7,47 +18,79 @@ import { open, readFile, rename, truncate, unlink, type FileHandle } from 'node:
  *
  * A kill -9 in the middle of a write can leave a torn last line; readJsonLines drops it and truncates
  * the file to the last complete line, so the next append never glues onto garbage.
+ *
+ * A failed append (disk full, I/O error) may have left part of its text in the file, so every later append
+ * fails with the same error instead of writing after it: the file is only appended to again once it has
+ * been read (and its torn tail cut off) by a new process.
  */
 export class AppendFile {
-  readonly #path: string;
+  readonly path: string;
   readonly #fsync: boolean;
   #handle: FileHandle | null = null;
   #tail: Promise<void> = Promise.resolve();
-  #batch: { lines: string[]; done: Promise<void> } | null = null;
+  #batch: Batch | null = null;
+  #failure: Error | null = null;
 
-  constructor(path: string, fsync: boolean) {
-    this.#path = path;
+  constructor(filePath: string, fsync: boolean) {
+    this.path = filePath;
     this.#fsync = fsync;
   }
 
-  append(line: string): Promise<void> {
+  /**
+   * Queues `line` (which ends in a newline). With `after`, the batch holding the line is written only once
+   * `after` has settled successfully: a line that describes another file's change never reaches the disk
+   * before that change does. Batches stay in order, so one waiting batch holds back the later ones.
+   */
+  append(line: string, after?: Promise<unknown>): Promise<void> {
     if (!this.#batch) {
-      const batch: { lines: string[]; done: Promise<void> } = { lines: [], done: Promise.resolve() };
+      const batch: Batch = { lines: [], after: [], done: Promise.resolve() };
       this.#batch = batch;
       batch.done = this.#tail.then(async () => {
         if (this.#batch === batch) this.#batch = null;
+        if (batch.after.length > 0) await Promise.all(batch.after);
         await this.#write(batch.lines.join(''));
       });
       this.#tail = batch.done.catch(() => undefined);
     }
     this.#batch.lines.push(line);
+    if (after) this.#batch.after.push(after);
     return this.#batch.done;
   }
 
-  /** Replaces the whole file atomically (temp + rename) with what `contents()` returns when it runs. */
-  rewrite(contents: () => string): Promise<void> {
+  /**
+   * Replaces the whole file atomically (temp + rename) with the text `contents()` yields when the rewrite
+   * runs, after every line queued before this call. Lines queued after this call are appended after the new
+   * contents, even when `contents()` already covers them, so readers must treat a repeated line as harmless.
+   * A failed rewrite leaves the file as it was.
+   */
+  rewrite(contents: () => Iterable<string>): Promise<void> {
     this.#batch = null;
     const done = this.#tail.then(async () => {
+      if (this.#failure) throw this.#failure;
       await this.#closeHandle();
-      const tmp = `${this.#path}.${process.pid}.tmp`;
-      const handle = await open(tmp, 'w', 0o600);
+      const tmp = `${this.path}.${process.pid}.tmp`;
       try {
-        await handle.writeFile(contents());
-        if (this.#fsync) await handle.sync();
-      } finally {
-        await handle.close();
+        const handle = await open(tmp, 'w', 0o600);
+        try {
+          let chunk = '';
+          for (const piece of contents()) {
+            chunk += piece;
+            if (chunk.length >= REWRITE_CHUNK) {
+              await handle.writeFile(chunk);
+              chunk = '';
+            }
+          }
+          if (chunk.length > 0) await handle.writeFile(chunk);
+          if (this.#fsync) await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await rename(tmp, this.path);
+      } catch (err) {
+        await removeQuietly(tmp);
+        throw err;
       }
-      await rename(tmp, this.#path);
+      if (this.#fsync) await syncFolder(path.dirname(this.path));
     });
     this.#tail = done.catch(() => undefined);
     return done;
@@ -60,10 +103,20 @@ export class AppendFile {
   }
 
   async #write(text: string): Promise<void> {
-    // Private like the document files: the audit log names users and addresses.
-    this.#handle ??= await open(this.#path, 'a', 0o600);
-    await this.#handle.appendFile(text);
-    if (this.#fsync) await this.#handle.sync();
+    if (this.#failure) throw this.#failure;
+    try {
+      if (!this.#handle) {
+        // Private like the document files: the audit log names users and addresses.
+        this.#handle = await open(this.path, 'a', 0o600);
+        // The file may be new: its name is durable only once the folder is synced.
+        if (this.#fsync) await syncFolder(path.dirname(this.path));
+      }
+      await this.#handle.appendFile(text);
+      if (this.#fsync) await this.#handle.sync();
+    } catch (err) {
+      this.#failure = err as Error;
+      throw err;
+    }
   }
 
   async #closeHandle(): Promise<void> {
@@ -73,11 +126,20 @@ export class AppendFile {
   }
 }
 
+export async function syncFolder(folder: string): Promise<void> {
+  const handle = await open(folder, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
 /** Parses a JSON-lines file; a torn or unparsable tail is cut off (and the file truncated there). */
-export async function readJsonLines(path: string): Promise<unknown[]> {
+export async function readJsonLines(filePath: string): Promise<unknown[]> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readFile(filePath, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -98,10 +160,10 @@ export async function readJsonLines(path: string): Promise<unknown[]> {
     goodBytes += Buffer.byteLength(line, 'utf8') + 1;
     start = newline + 1;
   }
-  if (goodBytes !== Buffer.byteLength(text, 'utf8')) await truncate(path, goodBytes);
+  if (goodBytes !== Buffer.byteLength(text, 'utf8')) await truncate(filePath, goodBytes);
   return out;
 }
 
-export async function removeQuietly(path: string): Promise<void> {
-  await unlink(path).catch(() => undefined);
+export async function removeQuietly(filePath: string): Promise<void> {
+  await unlink(filePath).catch(() => undefined);
 }
