@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { link, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type session from 'express-session';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import { AppendFile, readJsonLines, removeQuietly } from './append-file.js';
+import { AppendFile, readJsonLines, removeQuietly, syncFolder } from './append-file.js';
 import { formatLogId } from './log-ids.js';
 import { createPruningSessionStore } from './memory-session-store.js';
 import {
@@ -22,23 +22,43 @@ import {
 /**
  * The embedded store: plain files under `<dir>/store/`, one process at a time.
  *
- *   docs/<collection>/<encoded id>.json   one document: {"id","version","value"}
- *   logs/<encoded name>.jsonl             append-only log, one {"id","entry"} per line
- *   schedules/<encoded name>.jsonl        schedule operations, replayed and compacted at open
- *   .lock                                 pid of the process that has the folder open
+ *   docs/<collection>.jsonl          the collection's journal, one line per change: {"id","version","value"}
+ *                                    for a put, {"id","deleted":true} for a delete; the last line of an id wins
+ *   logs/<encoded name>.jsonl        append-only log, one {"id","entry"} per line
+ *   schedules/<encoded name>.jsonl   schedule operations, replayed and compacted at open
+ *   .lock                            pid of the process that has the folder open
  *
- * Crash safety: a document is written to a temp file in its own folder and renamed over the old one.
- * rename() is atomic, so after a kill -9 a reader sees either the old or the new document, never a torn
- * one; leftover temp files (dot-prefixed, `.tmp`) are deleted at open and never read as documents.
- * Append-only files can end in a torn line after a kill -9; it is cut off at open.
+ * Everything is held in memory (loaded at open), so reads and `list` never touch the disk. A put or delete
+ * changes memory at once, so compare-and-set is exact without waiting for the disk, then queues its line and
+ * resolves once the line is written. Lines queued while a write is in flight go out together in the next one
+ * (group commit): a busy collection costs one write call per batch, not a file creation per document.
  *
- * fsync is off by default: a killed process loses nothing (the kernel still holds the written pages),
- * and skipping fsync keeps a put well under a millisecond. Only a power failure or kernel crash can
- * lose the last writes (and, on some file systems, leave an empty file). Pass `{fsync: true}` when the
- * host is not trusted to stay up; every write then syncs the file (and the folder after a rename).
+ * Crash safety: files are only appended to, except for rewrites (below), which go to a temp file renamed
+ * over the old one. A kill -9 can tear the last line of a file; it is cut off at open, and every write that
+ * was acknowledged is in the lines before it. A read can see a write whose line is not on disk yet; if the
+ * process dies before the line is written, that write is lost, but it had not been acknowledged either.
+ * When a write fails (disk full, I/O error), part of its line may be in the file and memory is ahead of the
+ * disk: from then on the store refuses every operation, ping() included (StoreUnavailableError naming the file
+ * and the reason, so /readyz turns 503), instead of appending after a partial line. Restarting once the disk
+ * is fixed cuts the partial line off; writes that were never acknowledged are not there.
  *
- * Everything is also held in memory (loaded at open), so reads and `list` never touch the disk.
- * Writes to one document are serialized, which makes compare-and-set exact within the process.
+ * The line of a `schedule` write option goes to the schedule file only after the document's line is written:
+ * a crash in between leaves the document changed and its schedule not, as with two separate writes.
+ *
+ * A journal is rewritten from memory when it has more than 1000 lines and over twice as many lines as live
+ * documents (also at open), and at close when it holds any line that is no longer current, so superseded
+ * versions and deleted documents stay on disk only while the process runs. Lines queued while a rewrite
+ * waits are also appended after it; replaying a line twice changes nothing. Leftover temp files (`*.tmp`)
+ * are deleted at open and never read.
+ *
+ * Data folders of the earlier layout (docs/<collection>/<encoded id>.json, one file per document) are
+ * migrated at open: the old files are loaded, then the journal if there is one (it is newer: a migration was
+ * cut off), the journal is rewritten from memory, and only then are the old files and folder deleted.
+ *
+ * fsync is off by default: a killed process loses nothing acknowledged (the kernel still holds the written
+ * pages), and skipping fsync keeps a put well under a millisecond. Only a power failure or kernel crash can
+ * lose the last writes. Pass `{fsync: true}` when the host is not trusted to stay up; every batch of lines is
+ * then synced before its writers are answered, and the folder after a file is created or renamed.
  */
 
 export interface FileStoreOptions {
@@ -53,6 +73,8 @@ export interface FileStoreOptions {
 const COLLECTION_NAME = /^[a-z0-9_-]+$/;
 const MAX_FILE_NAME = 200;
 const LOCK_FILE = '.lock';
+/** A journal is rewritten once it has more lines than this and over twice as many as live documents. */
+const COMPACT_MIN_LINES = 1000;
 /** Folders of data dirs opened by this process (a lock file naming our own pid is ours only if listed). */
 const openedHere = new Set<string>();
 
@@ -65,8 +87,29 @@ interface StoredDoc {
 interface Collection {
   docs: Map<string, StoredDoc>;
   sortedIds: string[] | null;
-  dir: string;
-  dirReady: boolean;
+  journal: AppendFile;
+  /** Lines in the journal, queued ones included, since it was last rewritten. */
+  lines: number;
+}
+
+/** A journal line as read back: a put carries version and value, a delete `deleted: true`. */
+interface JournalLine {
+  id?: unknown;
+  version?: unknown;
+  value?: unknown;
+  deleted?: unknown;
+}
+
+function putLine(id: string, version: number, json: string): string {
+  return `{"id":${JSON.stringify(id)},"version":${version},"value":${json}}\n`;
+}
+
+function* journalLines(docs: Map<string, StoredDoc>): Generator<string> {
+  for (const [id, doc] of docs) yield putLine(id, doc.version, doc.json);
+}
+
+function needsCompaction(lines: number, live: number): boolean {
+  return lines > COMPACT_MIN_LINES && lines > 2 * live;
 }
 
 interface LogState {
@@ -253,12 +296,12 @@ class FileStore implements Store {
   readonly #logs = new Map<string, LogState>();
   readonly #schedules = new Map<string, ScheduleState>();
   readonly #locks = new Map<string, { owner: string; expiresAt: number }>();
-  readonly #writeTails = new Map<string, Promise<unknown>>();
   readonly #events = new EventEmitter();
   readonly #sessionStores: { stopPruning(): void }[] = [];
   readonly #logger: FileStoreOptions['log'];
-  #tempCounter = 0;
   #closed = false;
+  /** Set by the first failed write: from then on every operation throws it. */
+  #failure: StoreUnavailableError | null = null;
 
   constructor(root: string, lockPath: string, options: FileStoreOptions) {
     this.#root = root;
@@ -280,36 +323,70 @@ class FileStore implements Store {
 
   async #loadDocs(): Promise<void> {
     const docsDir = path.join(this.#root, 'docs');
-    for (const name of await readdir(docsDir)) {
-      if (!COLLECTION_NAME.test(name)) continue;
-      const collection = this.#collection(name);
-      collection.dirReady = true;
-      const files = await readdir(collection.dir);
-      const chunk = 64;
-      for (let i = 0; i < files.length; i += chunk) {
-        await Promise.all(
-          files.slice(i, i + chunk).map(async (file) => {
-            const full = path.join(collection.dir, file);
-            if (file.startsWith('.')) {
-              // A temp file left by a killed writer: its rename never happened, so it is not a document.
-              if (file.endsWith('.tmp')) await removeQuietly(full);
-              return;
-            }
-            if (!file.endsWith('.json')) return;
-            const text = await readFile(full, 'utf8');
-            let parsed: { id?: unknown; version?: unknown; value?: unknown };
-            try {
-              parsed = JSON.parse(text) as typeof parsed;
-            } catch (cause) {
-              throw new Error(`The document file ${full} is not valid JSON (${text.length} bytes); it was changed outside mailgate or the disk lost data`, { cause });
-            }
-            if (typeof parsed.id !== 'string' || typeof parsed.version !== 'number' || !('value' in parsed)) {
-              throw new Error(`The document file ${full} is not a mailgate document`);
-            }
-            collection.docs.set(parsed.id, { version: parsed.version, json: JSON.stringify(parsed.value) });
-          }),
-        );
+    const entries = await readdir(docsDir, { withFileTypes: true });
+    // The earlier layout first: a journal next to an old folder was written by a migration cut off before it
+    // deleted the folder, so the journal is the newer of the two.
+    const oldFolders: string[] = [];
+    for (const entry of entries) {
+      if (entry.isDirectory() && COLLECTION_NAME.test(entry.name)) {
+        await this.#loadOldLayout(this.#collection(entry.name), path.join(docsDir, entry.name));
+        oldFolders.push(entry.name);
       }
+    }
+    for (const entry of entries) {
+      const full = path.join(docsDir, entry.name);
+      if (entry.name.endsWith('.tmp')) {
+        // A rewrite killed before its rename: the journal it was replacing is still complete.
+        await removeQuietly(full);
+        continue;
+      }
+      const name = entry.name.slice(0, -'.jsonl'.length);
+      if (!entry.isFile() || !entry.name.endsWith('.jsonl') || !COLLECTION_NAME.test(name)) continue;
+      const collection = this.#collection(name);
+      const lines = (await readJsonLines(full)) as JournalLine[];
+      for (const line of lines) {
+        if (typeof line.id !== 'string') throw new Error(`The journal ${full} has a line without an id; it was changed outside mailgate`);
+        if (line.deleted === true) collection.docs.delete(line.id);
+        else if (typeof line.version === 'number' && 'value' in line) collection.docs.set(line.id, { version: line.version, json: JSON.stringify(line.value) });
+        else throw new Error(`The journal ${full} has a line for ${JSON.stringify(line.id).slice(0, 60)} that is neither a document nor a deletion`);
+      }
+      collection.lines += lines.length;
+    }
+    for (const name of oldFolders) {
+      const collection = this.#collection(name);
+      await this.#compactCollection(collection);
+      await rm(path.join(docsDir, name), { recursive: true, force: true });
+      if (this.#fsync) await syncFolder(docsDir);
+    }
+    for (const collection of this.#collections.values()) {
+      if (needsCompaction(collection.lines, collection.docs.size)) await this.#compactCollection(collection);
+    }
+  }
+
+  /** Loads a collection folder of the earlier layout: one `<encoded id>.json` file per document. */
+  async #loadOldLayout(collection: Collection, dir: string): Promise<void> {
+    const files = await readdir(dir);
+    const chunk = 64;
+    for (let i = 0; i < files.length; i += chunk) {
+      const loaded = await Promise.all(
+        files.slice(i, i + chunk).map(async (file) => {
+          // Temp files (dot-prefixed, `.tmp`) were never renamed into place, so they are not documents.
+          if (file.startsWith('.') || !file.endsWith('.json')) return null;
+          const full = path.join(dir, file);
+          const text = await readFile(full, 'utf8');
+          let parsed: { id?: unknown; version?: unknown; value?: unknown };
+          try {
+            parsed = JSON.parse(text) as typeof parsed;
+          } catch (cause) {
+            throw new Error(`The document file ${full} is not valid JSON (${text.length} bytes); it was changed outside mailgate or the disk lost data`, { cause });
+          }
+          if (typeof parsed.id !== 'string' || typeof parsed.version !== 'number' || !('value' in parsed)) {
+            throw new Error(`The document file ${full} is not a mailgate document`);
+          }
+          return { id: parsed.id, version: parsed.version, json: JSON.stringify(parsed.value) };
+        }),
+      );
+      for (const doc of loaded) if (doc) collection.docs.set(doc.id, { version: doc.version, json: doc.json });
     }
   }
 
@@ -347,20 +424,47 @@ class FileStore implements Store {
         if (op[0] === 's' && typeof op[2] === 'number') this.#setDue(state, op[1], op[2]);
         else if (op[0] === 'u') this.#removeDue(state, op[1]);
       }
-      await this.#compact(state);
+      await this.#compactSchedule(state);
     }
   }
 
   // ---- helpers -------------------------------------------------------------------------------
 
   #assertOpen(): void {
+    if (this.#failure) throw this.#failure;
     if (this.#closed) throw new StoreUnavailableError('the file store is closed');
+  }
+
+  /**
+   * Records the first failed write: memory is ahead of the disk and the file may end in a partial line, so
+   * the store stops here rather than serve or append on top of that.
+   */
+  #fail(file: AppendFile, cause: unknown): StoreUnavailableError {
+    if (!this.#failure) {
+      const reason = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message;
+      this.#failure = new StoreUnavailableError(
+        `Writing ${file.path} failed (${reason}); the file store accepts no more operations, since the file may end in a ` +
+          'partial line and writes in memory may be missing from it. Fix the disk (space, permissions, I/O errors) and ' +
+          'restart mailgate: the partial line is cut off at start, and writes that were not acknowledged are not kept.',
+        { cause },
+      );
+      this.#logger?.warn({ err: cause, file: file.path }, 'a store write failed; the file store stopped');
+    }
+    return this.#failure;
+  }
+
+  /** `written`, with a failure turned into the store's StoreUnavailableError. */
+  #guard(file: AppendFile, written: Promise<void>): Promise<void> {
+    return written.catch((err: unknown) => {
+      throw this.#fail(file, err);
+    });
   }
 
   #collection(name: string): Collection {
     let collection = this.#collections.get(name);
     if (!collection) {
-      collection = { docs: new Map(), sortedIds: null, dir: path.join(this.#root, 'docs', name), dirReady: false };
+      const journal = new AppendFile(path.join(this.#root, 'docs', `${name}.jsonl`), this.#fsync);
+      collection = { docs: new Map(), sortedIds: null, journal, lines: 0 };
       this.#collections.set(name, collection);
     }
     return collection;
@@ -386,47 +490,19 @@ class FileStore implements Store {
     return state;
   }
 
-  /** Runs `fn` after every earlier write to the same key has finished. */
-  #serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.#writeTails.get(key) ?? Promise.resolve();
-    const run = previous.then(fn);
-    const tail = run.catch(() => undefined);
-    this.#writeTails.set(key, tail);
-    void tail.then(() => {
-      if (this.#writeTails.get(key) === tail) this.#writeTails.delete(key);
-    });
-    return run;
+  /** Queues a journal line; resolves once it is written. Rewrites the journal when it is mostly history. */
+  #writeLine(collection: Collection, line: string): Promise<void> {
+    collection.lines += 1;
+    const written = this.#guard(collection.journal, collection.journal.append(line));
+    // Not awaited by the writer: its line is in the rewritten journal anyway (a failure stops the store).
+    if (needsCompaction(collection.lines, collection.docs.size)) this.#compactCollection(collection).catch(() => undefined);
+    return written;
   }
 
-  async #writeAtomically(dir: string, name: string, data: string): Promise<void> {
-    const tmp = path.join(dir, `.${name}.${process.pid}.${++this.#tempCounter}.tmp`);
-    try {
-      if (this.#fsync) {
-        const handle = await open(tmp, 'w', 0o600);
-        try {
-          await handle.writeFile(data);
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-      } else {
-        await writeFile(tmp, data, { mode: 0o600 });
-      }
-      await rename(tmp, path.join(dir, name));
-    } catch (err) {
-      await removeQuietly(tmp);
-      throw err;
-    }
-    if (this.#fsync) await this.#syncDir(dir);
-  }
-
-  async #syncDir(dir: string): Promise<void> {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+  /** Rewrites the journal from memory, after the lines already queued; lines queued later follow it. */
+  #compactCollection(collection: Collection): Promise<void> {
+    collection.lines = collection.docs.size;
+    return this.#guard(collection.journal, collection.journal.rewrite(() => journalLines(collection.docs)));
   }
 
   // ---- documents -----------------------------------------------------------------------------
@@ -446,22 +522,16 @@ class FileStore implements Store {
     if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
     checkScheduleOption(options);
     const col = this.#collection(collection);
-    return this.#serialized(`${collection}\0${id}`, async () => {
-      this.#assertOpen();
-      const current = col.docs.get(id);
-      const actual = current?.version ?? 0;
-      if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
-      const version = actual + 1;
-      if (!col.dirReady) {
-        await mkdir(col.dir, { recursive: true, mode: 0o700 });
-        col.dirReady = true;
-      }
-      await this.#writeAtomically(col.dir, `${encodeFileName(id)}.json`, `{"id":${JSON.stringify(id)},"version":${version},"value":${json}}\n`);
-      col.docs.set(id, { version, json });
-      if (!current) col.sortedIds = null;
-      if (options.schedule) await this.#applySchedule(options.schedule, id);
-      return { id, version, value: JSON.parse(json) as T };
-    });
+    const current = col.docs.get(id);
+    const actual = current?.version ?? 0;
+    if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
+    // Memory changes in this tick, so the next compare-and-set already sees this version.
+    const version = actual + 1;
+    col.docs.set(id, { version, json });
+    if (!current) col.sortedIds = null;
+    const written = this.#writeLine(col, putLine(id, version, json));
+    await Promise.all([written, options.schedule ? this.#applySchedule(options.schedule, id, written) : undefined]);
+    return { id, version, value: JSON.parse(json) as T };
   }
 
   async delete(collection: string, id: string, options: WriteOptions = {}): Promise<boolean> {
@@ -469,31 +539,18 @@ class FileStore implements Store {
     checkScheduleOption(options);
     this.#assertOpen();
     const col = this.#collections.get(collection);
-    if (!col) {
-      if (options.ifVersion !== undefined && options.ifVersion !== 0) throw new VersionConflictError(collection, id, options.ifVersion, 0);
+    const current = col?.docs.get(id);
+    const actual = current?.version ?? 0;
+    if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
+    if (!col || !current) {
       if (options.schedule) await this.#applySchedule(options.schedule, id);
       return false;
     }
-    return this.#serialized(`${collection}\0${id}`, async () => {
-      this.#assertOpen();
-      const current = col.docs.get(id);
-      const actual = current?.version ?? 0;
-      if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
-      if (!current) {
-        if (options.schedule) await this.#applySchedule(options.schedule, id);
-        return false;
-      }
-      try {
-        await unlink(path.join(col.dir, `${encodeFileName(id)}.json`));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-      if (this.#fsync) await this.#syncDir(col.dir);
-      col.docs.delete(id);
-      col.sortedIds = null;
-      if (options.schedule) await this.#applySchedule(options.schedule, id);
-      return true;
-    });
+    col.docs.delete(id);
+    col.sortedIds = null;
+    const written = this.#writeLine(col, `{"id":${JSON.stringify(id)},"deleted":true}\n`);
+    await Promise.all([written, options.schedule ? this.#applySchedule(options.schedule, id, written) : undefined]);
+    return true;
   }
 
   async list<T>(collection: string, options: { prefix?: string } = {}): Promise<Doc<T>[]> {
@@ -608,29 +665,35 @@ class FileStore implements Store {
     state.due.delete(id);
   }
 
-  #record(state: ScheduleState, ops: unknown[]): Promise<void> {
+  /** Queues schedule operations; with `after`, they are written only once that (document) write is. */
+  #record(state: ScheduleState, ops: unknown[], after?: Promise<void>): Promise<void> {
     state.lines += ops.length;
-    const written = state.file.append(ops.map((op) => `${JSON.stringify(op)}\n`).join(''));
+    const written = this.#guard(state.file, state.file.append(ops.map((op) => `${JSON.stringify(op)}\n`).join(''), after));
     // The operation file only grows; rewrite it from memory once it is mostly history.
-    if (state.lines > 1000 && state.lines > 4 * state.due.size) return written.then(() => this.#compact(state));
+    if (state.lines > 1000 && state.lines > 4 * state.due.size) this.#compactSchedule(state).catch(() => undefined);
     return written;
   }
 
-  #compact(state: ScheduleState): Promise<void> {
+  #compactSchedule(state: ScheduleState): Promise<void> {
     state.lines = state.due.size;
-    return state.file.rewrite(() => state.order.map(({ dueAt, id }) => `${JSON.stringify(['s', id, dueAt])}\n`).join(''));
+    return this.#guard(
+      state.file,
+      state.file.rewrite(function* () {
+        for (const { dueAt, id } of state.order) yield `${JSON.stringify(['s', id, dueAt])}\n`;
+      }),
+    );
   }
 
-  /** The `schedule` option of put and delete, applied once the document write has happened. */
-  #applySchedule(option: NonNullable<WriteOptions['schedule']>, id: string): Promise<void> {
+  /** The `schedule` option of put and delete: memory changes in the same tick as the document's. */
+  #applySchedule(option: NonNullable<WriteOptions['schedule']>, id: string, after?: Promise<void>): Promise<void> {
     const state = this.#schedule(option.queue);
     if (option.dueAt === null) {
       if (!state.due.has(id)) return Promise.resolve();
       this.#removeDue(state, id);
-      return this.#record(state, [['u', id]]);
+      return this.#record(state, [['u', id]], after);
     }
     this.#setDue(state, id, option.dueAt);
-    return this.#record(state, [['s', id, option.dueAt]]);
+    return this.#record(state, [['s', id, option.dueAt]], after);
   }
 
   async schedule(queue: string, id: string, dueAt: number): Promise<void> {
@@ -712,7 +775,7 @@ class FileStore implements Store {
   }
 
   async ping(): Promise<void> {
-    if (this.#closed) throw new StoreUnavailableError('the file store is closed');
+    this.#assertOpen();
     try {
       await stat(this.#lockPath);
     } catch (cause) {
@@ -723,12 +786,23 @@ class FileStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all([...this.#writeTails.values()]);
-    await Promise.all([...this.#logs.values()].map((s) => s.file.close()));
-    await Promise.all([...this.#schedules.values()].map((s) => s.file.close()));
-    for (const s of this.#sessionStores) s.stopPruning();
-    this.#events.removeAllListeners();
-    openedHere.delete(this.#root);
-    await removeQuietly(this.#lockPath);
+    try {
+      // Superseded versions and deleted documents leave the disk with the process (see the top of this file).
+      if (!this.#failure) {
+        for (const collection of this.#collections.values()) {
+          if (collection.lines > collection.docs.size) await this.#compactCollection(collection);
+        }
+      }
+    } catch (err) {
+      this.#logger?.warn({ err }, 'rewriting a journal at close failed; it is complete and is read as it is at the next start');
+    } finally {
+      await Promise.all([...this.#collections.values()].map((c) => c.journal.close()));
+      await Promise.all([...this.#logs.values()].map((s) => s.file.close()));
+      await Promise.all([...this.#schedules.values()].map((s) => s.file.close()));
+      for (const s of this.#sessionStores) s.stopPruning();
+      this.#events.removeAllListeners();
+      openedHere.delete(this.#root);
+      await removeQuietly(this.#lockPath);
+    }
   }
 }
