@@ -1,7 +1,7 @@
 /**
  * Load generator for bench/run.ts, in its own process like a real app: prints "ready", waits for a line on
  * stdin, then POSTs N tiny messages with C concurrent keep-alive clients and prints the per-request
- * latencies (ms) as one JSON line.
+ * latencies (ms) and its own CPU time from "go" to the last answer as one JSON line.
  *
  * Uses node:http with a keep-alive agent (one socket per client) rather than fetch: on a 2-core machine the
  * client shares the CPU with the server, and fetch (undici's WHATWG layer: streams, Headers, AbortSignal)
@@ -46,6 +46,7 @@ await once(process.stdin, 'data');
 const latencies: number[] = [];
 let next = 0;
 const started = performance.now();
+const cpuAtStart = process.cpuUsage();
 await Promise.all(
   Array.from({ length: clients }, async () => {
     for (let i = next++; i < n; i = next++) {
@@ -55,5 +56,6 @@ await Promise.all(
     }
   }),
 );
-process.stdout.write(`${JSON.stringify({ latencies, ms: performance.now() - started })}\n`);
+const cpu = process.cpuUsage(cpuAtStart);
+process.stdout.write(`${JSON.stringify({ latencies, ms: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000 })}\n`);
 process.exit(0);

@@ -1,17 +1,21 @@
 /**
- * npm run bench [-- --n 2000 --connections 5 --clients 32]
+ * npm run bench [-- --n 2000 --rounds 3 --warmup 1 --connections 5 --clients 32 --concurrency 32]
  *
  * Sends N small messages to a local smtp-server sink (its own process), side by side in one run:
  *   (a) a raw nodemailer pool (the baseline; the only nodemailer import outside src/mail/transport.ts),
  *   (b) the send module (validation, composition, cached pooled transport),
+ *   (m) a minimal HTTP server that hands each request straight to the raw pool (no API key, no validation,
+ *       nothing stored): the most any HTTP-fronted sender can reach on this machine with this client,
  *   (c) POST /api/v1/messages end to end (HTTP, validation, durable queue, workers) on the embedded file store
- *       and on Redis (a private redis-server started here, or MAILGATE_BENCH_REDIS_URL).
- * Prints messages per second, the ratios b/a and c/a, p50/p99 API latency and peak RSS per phase.
- * Loopback figures vary ±20 % between runs: read the ratios, measured in the same run.
+ *       and on Redis (a private redis-server started here, or MAILGATE_BENCH_REDIS_URL),
+ * plus (q) the queue without HTTP and (h) the client against a server that only answers 202.
+ * Every phase runs once per warm-up round first (not counted): a cold JIT halves nodemailer's throughput.
+ * Prints messages per second, the ratios, p50/p99 API latency, peak RSS, and the CPU time per message of every
+ * process in the run (mailgate, sink, client, Redis), because they share the machine's cores.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -36,6 +40,7 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '32' },
     concurrency: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '1' },
   },
 });
 const N = Number(values.n);
@@ -43,6 +48,7 @@ const CONNECTIONS = Number(values.connections);
 const CLIENTS = Number(values.clients);
 const QUEUE_CONCURRENCY = Number(values.concurrency);
 const ROUNDS = Number(values.rounds);
+const WARMUP_ROUNDS = Number(values.warmup);
 
 // ------------------------------------------------------------------------------------------ sink
 
@@ -51,10 +57,13 @@ let waiter: { target: number; resolve: () => void } | null = null;
 const sinkProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./sink.ts', import.meta.url))], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 /** Messages the sink reported, plus the requests of the HTTP-ceiling phase (which sends no mail). */
 let sinkCount = 0;
+/** CPU time (ms) the sink process has used, as of its last report. */
+let sinkCpuMs = 0;
 let offset = 0;
 const sinkPort = await new Promise<number>((resolve) => {
-  sinkProcess.on('message', (m: { port?: number; count?: number }) => {
+  sinkProcess.on('message', (m: { port?: number; count?: number; cpuMs?: number }) => {
     if (m.port) resolve(m.port);
+    if (m.cpuMs !== undefined) sinkCpuMs = m.cpuMs;
     if (m.count !== undefined) {
       sinkCount = m.count;
       received = sinkCount + offset;
@@ -79,31 +88,63 @@ interface Phase {
   p50?: number;
   p99?: number;
   peakRssMb: number;
-  /** CPU time of this process (the one running mailgate or the no-op server) per message, ms. */
+  /** CPU time of this process (the one running mailgate, the raw pool or the minimal servers) per message, ms. */
   cpuMs: number;
+  /** CPU time per message of every process in the run: this one, the sink, the HTTP client, Redis. */
+  machineCpuMs: number;
   note?: string;
 }
 
-async function measure(label: string, run: () => Promise<{ latencies?: number[]; note?: string }>): Promise<Phase> {
-  let peak = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+/** What a phase reports besides its own timing: latencies and CPU time of the client and of Redis. */
+interface PhaseResult {
+  latencies?: number[];
+  clientCpuMs?: number;
+  note?: string;
+}
+
+/** CPU time (ms) of another process, from /proc (Linux); 0 where it cannot be read. */
+function processCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    // Fields 14 and 15 (utime, stime) in clock ticks, counted after the ")" that ends the command name.
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * (1000 / 100);
+  } catch {
+    return 0;
+  }
+}
+
+/** The Redis server whose CPU is charged to the phases that use it (only one started here has a pid). */
+let redisPid: number | undefined;
+
+async function measure(label: string, run: () => Promise<PhaseResult>, quiet = false): Promise<Phase> {
+  let peak = process.memoryUsage.rss();
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
   const start = received;
   const cpu0 = process.cpuUsage();
+  const sink0 = sinkCpuMs;
+  const redis0 = processCpuMs(redisPid);
   const t0 = performance.now();
   const r = await run();
   await receivedReaches(start + N);
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   clearInterval(sampler);
-  peak = Math.max(peak, process.memoryUsage().rss);
-  const phase: Phase = { label, msgsPerSec: N / seconds, peakRssMb: peak / 1024 / 1024, cpuMs: (cpu.user + cpu.system) / 1000 / N };
+  peak = Math.max(peak, process.memoryUsage.rss());
+  const own = (cpu.user + cpu.system) / 1000;
+  const others = sinkCpuMs - sink0 + (r.clientCpuMs ?? 0) + (processCpuMs(redisPid) - redis0);
+  const phase: Phase = { label, msgsPerSec: N / seconds, peakRssMb: peak / 1024 / 1024, cpuMs: own / N, machineCpuMs: (own + others) / N };
   if (r.note) phase.note = r.note;
   if (r.latencies?.length) {
     const sorted = [...r.latencies].sort((a, b) => a - b);
     phase.p50 = sorted[Math.floor(sorted.length * 0.5)]!;
     phase.p99 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
   }
-  console.log(`  ${label}: ${phase.msgsPerSec.toFixed(0)} msgs/s${phase.p50 !== undefined ? `, API p50 ${phase.p50.toFixed(1)} ms p99 ${phase.p99!.toFixed(1)} ms` : ''}, CPU ${phase.cpuMs.toFixed(2)} ms/msg, peak RSS ${phase.peakRssMb.toFixed(0)} MB`);
+  if (!quiet) {
+    console.log(
+      `  ${label}: ${phase.msgsPerSec.toFixed(0)} msgs/s${phase.p50 !== undefined ? `, API p50 ${phase.p50.toFixed(1)} ms p99 ${phase.p99!.toFixed(1)} ms` : ''}, CPU ${phase.cpuMs.toFixed(2)} ms/msg (all processes ${phase.machineCpuMs.toFixed(2)}), peak RSS ${phase.peakRssMb.toFixed(0)} MB`,
+    );
+  }
   return phase;
 }
 
@@ -135,9 +176,11 @@ async function startRedis(): Promise<{ url: string; stop(): Promise<void> } | nu
     if (ok) break;
     await new Promise((r) => setTimeout(r, 50));
   }
+  redisPid = proc.pid;
   return {
     url: `redis://127.0.0.1:${port}`,
     async stop() {
+      redisPid = undefined;
       proc.kill('SIGTERM');
       await rm(dir, { recursive: true, force: true });
     },
@@ -146,15 +189,50 @@ async function startRedis(): Promise<{ url: string; stop(): Promise<void> } | nu
 
 // ------------------------------------------------------------------------------------------ (a) raw nodemailer
 
-async function rawNodemailer(): Promise<{ note: string }> {
-  const transport = nodemailer.createTransport({ pool: true, host: '127.0.0.1', port: sinkPort, secure: false, maxConnections: CONNECTIONS, maxMessages: Infinity, logger: false });
-  await Promise.all(
-    Array.from({ length: N }, (_, i) =>
-      transport.sendMail({ from: '"Bench (mailgate)" <bench@example.com>', to: tiny(i).to, subject: tiny(i).subject, text: tiny(i).text, html: `<p>${tiny(i).text}</p>`, envelope: { from: 'bench@example.com', to: [tiny(i).to] } }),
-    ),
-  );
+function rawPool() {
+  return nodemailer.createTransport({ pool: true, host: '127.0.0.1', port: sinkPort, secure: false, maxConnections: CONNECTIONS, maxMessages: Infinity, logger: false });
+}
+
+/** The message (a) sends for a request body: what the send module would build, without its checks. */
+function rawMail(m: { to: string; subject: string; text: string }) {
+  return { from: '"Bench (mailgate)" <bench@example.com>', to: m.to, subject: m.subject, text: m.text, html: `<p>${m.text}</p>`, envelope: { from: 'bench@example.com', to: [m.to] } };
+}
+
+async function rawNodemailer(): Promise<PhaseResult> {
+  const transport = rawPool();
+  await Promise.all(Array.from({ length: N }, (_, i) => transport.sendMail(rawMail(tiny(i)))));
   transport.close();
   return { note: `pool of ${CONNECTIONS}, maxMessages ∞` };
+}
+
+// ------------------------------------------------------------------------------------------ (m) minimal HTTP front
+
+/**
+ * A server that parses the JSON body and hands it to the raw pool, answering 202 at once: no API key, no
+ * validation, nothing stored, messages lost on a crash. No real service would ship it; it shows how much of
+ * (a) is left on this machine once an HTTP client and an HTTP server share the cores, which bounds (c).
+ */
+async function startMinimalFront(): Promise<{ url: string; close(): Promise<void> }> {
+  const transport = rawPool();
+  const front = http.createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (d: string) => (body += d));
+    req.on('end', () => {
+      void transport.sendMail(rawMail(JSON.parse(body) as { to: string; subject: string; text: string }));
+      res.writeHead(202, { 'content-type': 'application/json' });
+      res.end('{"id":"x","status":"queued"}');
+    });
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(front.address() as net.AddressInfo).port}`,
+    async close() {
+      transport.close();
+      front.closeAllConnections();
+      await new Promise<void>((r) => front.close(() => r()));
+    },
+  };
 }
 
 // ------------------------------------------------------------------------------------------ app builder for (b) and (c)
@@ -200,7 +278,7 @@ async function buildApp(redisUrl: string | null) {
 
 // ------------------------------------------------------------------------------------------ (b) send module
 
-async function sendModule(app: Awaited<ReturnType<typeof buildApp>>): Promise<{ note: string }> {
+async function sendModule(app: Awaited<ReturnType<typeof buildApp>>): Promise<PhaseResult> {
   const server = (await app.services.mail.servers.resolve(app.serverId))!;
   await Promise.all(
     Array.from({ length: N }, (_, i) => {
@@ -212,8 +290,12 @@ async function sendModule(app: Awaited<ReturnType<typeof buildApp>>): Promise<{ 
 }
 
 
-/** Starts the load generator and waits until it is ready; `go()` starts it and resolves with its latencies. */
-async function startClient(url: string, key: string): Promise<{ go(): Promise<number[]> }> {
+interface Client {
+  go(): Promise<{ latencies: number[]; cpuMs: number }>;
+}
+
+/** Starts the load generator and waits until it is ready; `go()` starts it and resolves with its figures. */
+async function startClient(url: string, key: string): Promise<Client> {
   const client = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./api-client.ts', import.meta.url)), url, key, String(N), String(CLIENTS)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
@@ -230,22 +312,22 @@ async function startClient(url: string, key: string): Promise<{ go(): Promise<nu
       const code = await exited;
       if (code !== 0) throw new Error(`the API client failed (${code})`);
       const line = out.split('\n').find((l) => l.startsWith('{'))!;
-      return (JSON.parse(line) as { latencies: number[] }).latencies;
+      return JSON.parse(line) as { latencies: number[]; cpuMs: number };
     },
   };
 }
 
 // ------------------------------------------------------------------------------------------ (c) HTTP API end to end
 
-async function viaApi(app: Awaited<ReturnType<typeof buildApp>>, client: { go(): Promise<number[]> }): Promise<{ latencies: number[]; note: string }> {
+async function viaHttp(client: Client, note: string): Promise<PhaseResult> {
   // The clients run in their own process, as real apps do, so they do not take the server's event loop.
-  const latencies = await client.go();
-  return { latencies, note: `${CLIENTS} HTTP clients in another process, queue concurrency ${QUEUE_CONCURRENCY}` };
+  const { latencies, cpuMs } = await client.go();
+  return { latencies, clientCpuMs: cpuMs, note };
 }
 
 // ------------------------------------------------------------------------------------------ (q) queue without HTTP
 
-async function viaQueue(app: Awaited<ReturnType<typeof buildApp>>): Promise<{ note: string }> {
+async function viaQueue(app: Awaited<ReturnType<typeof buildApp>>): Promise<PhaseResult> {
   // Starts the workers; the (c) phase that follows on the same app uses them too.
   await app.services.start();
   let next = 0;
@@ -278,96 +360,105 @@ async function startTrivialServer(): Promise<{ url: string; close(): Promise<voi
   };
 }
 
-async function httpCeiling(client: { go(): Promise<number[]> }): Promise<{ latencies: number[]; note: string }> {
-  const latencies = await client.go();
+async function httpCeiling(client: Client): Promise<PhaseResult> {
+  const r = await viaHttp(client, 'no mail sent');
   // Nothing reaches the sink here: count the requests as the messages of this phase.
   offset += N;
   received = sinkCount + offset;
-  return { latencies, note: 'no mail sent' };
+  return r;
 }
 
 // ------------------------------------------------------------------------------------------ run
 
 console.log(`mailgate bench: ${N} messages per phase, sink 127.0.0.1:${sinkPort}, Node ${process.version}, ${os.cpus().length} CPUs`);
-// Warm-up (JIT, first connections) so the first measured phase is not penalised.
-{
-  const warm = received;
-  const t = nodemailer.createTransport({ pool: true, host: '127.0.0.1', port: sinkPort, maxConnections: CONNECTIONS, maxMessages: Infinity });
-  await Promise.all(Array.from({ length: N }, (_, i) => t.sendMail({ from: 'w@example.com', to: `w${i}@example.net`, subject: 'w', text: 'w', html: '<p>w</p>' })));
-  t.close();
-  await receivedReaches(warm + N);
-}
 
-// Several rounds, each phase once per round; the medians are reported (the machine's load varies a lot).
-const rounds: Phase[][] = [];
-for (let round = 1; round <= ROUNDS; round++) {
-  console.log(`round ${round} of ${ROUNDS}`);
+/** One round: every phase once, in the same order. */
+async function round(quiet: boolean): Promise<Phase[]> {
   const phases: Phase[] = [];
-  phases.push(await measure('(a) raw nodemailer pool', rawNodemailer));
+  const run = async (label: string, fn: () => Promise<PhaseResult>) => phases.push(await measure(label, fn, quiet));
+  await run('(a) raw nodemailer pool', rawNodemailer);
 
   const fileApp = await buildApp(null);
-  phases.push(await measure('(b) send module', () => sendModule(fileApp)));
-  phases.push(await measure('(q) queue only, file store', () => viaQueue(fileApp)));
+  await run('(b) send module', () => sendModule(fileApp));
+  const front = await startMinimalFront();
+  const frontClient = await startClient(front.url, 'none');
+  await run('(m) minimal HTTP front to the raw pool', () => viaHttp(frontClient, 'no key check, no validation, nothing stored'));
+  await front.close();
+  await run('(q) queue only, file store', () => viaQueue(fileApp));
   const fileClient = await startClient(fileApp.url, fileApp.key);
-  phases.push(await measure('(c) POST /api/v1/messages, file store', () => viaApi(fileApp, fileClient)));
+  await run('(c) POST /api/v1/messages, file store', () => viaHttp(fileClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`));
   await fileApp.close();
 
   const redis = await startRedis();
   if (redis) {
     const redisApp = await buildApp(redis.url);
-    phases.push(await measure('(q) queue only, Redis', () => viaQueue(redisApp)));
+    await run('(q) queue only, Redis', () => viaQueue(redisApp));
     const redisClient = await startClient(redisApp.url, redisApp.key);
-    phases.push(await measure('(c) POST /api/v1/messages, Redis', () => viaApi(redisApp, redisClient)));
+    await run('(c) POST /api/v1/messages, Redis', () => viaHttp(redisClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`));
     await redisApp.close();
     await redis.stop();
-  } else {
+  } else if (!quiet) {
     console.log('  Redis phases skipped: no redis-server found (apt-get install redis-server, or set MAILGATE_BENCH_REDIS_URL)');
   }
   const trivial = await startTrivialServer();
   const trivialClient = await startClient(trivial.url, 'none');
-  phases.push(await measure('(h) HTTP ceiling: 202 from a no-op server', () => httpCeiling(trivialClient)));
+  await run('(h) HTTP ceiling: 202 from a no-op server', () => httpCeiling(trivialClient));
   await trivial.close();
-  phases.push(await measure('(a) raw nodemailer pool, again', rawNodemailer));
-  rounds.push(phases);
+  await run('(a) raw nodemailer pool, again', rawNodemailer);
+  return phases;
+}
+
+for (let i = 1; i <= WARMUP_ROUNDS; i++) {
+  console.log(`warm-up round ${i} of ${WARMUP_ROUNDS} (every phase once, not counted)`);
+  await round(true);
+}
+// Several rounds, each phase once per round; the medians are reported (the machine's load varies a lot).
+const rounds: Phase[][] = [];
+for (let r = 1; r <= ROUNDS; r++) {
+  console.log(`round ${r} of ${ROUNDS}`);
+  rounds.push(await round(false));
 }
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const phases: Phase[] = rounds[0]!.map((p, i) => {
   const all = rounds.map((r) => r[i]!);
-  const m: Phase = { label: p.label, msgsPerSec: median(all.map((x) => x.msgsPerSec)), peakRssMb: Math.max(...all.map((x) => x.peakRssMb)), cpuMs: median(all.map((x) => x.cpuMs)) };
+  const m: Phase = {
+    label: p.label,
+    msgsPerSec: median(all.map((x) => x.msgsPerSec)),
+    peakRssMb: Math.max(...all.map((x) => x.peakRssMb)),
+    cpuMs: median(all.map((x) => x.cpuMs)),
+    machineCpuMs: median(all.map((x) => x.machineCpuMs)),
+  };
   if (p.p50 !== undefined) {
     m.p50 = median(all.map((x) => x.p50!));
     m.p99 = median(all.map((x) => x.p99!));
   }
   return m;
 });
-console.log(`\nmedians of ${ROUNDS} round(s), peak RSS = max of the mailgate process (the sink and the HTTP clients run in their own processes)`);
-const baseline = (phases[0]!.msgsPerSec + phases.at(-1)!.msgsPerSec) / 2;
-console.log('\nphase                                        msgs/s   ratio   p50 ms   p99 ms   CPU ms/msg   peak RSS MB');
+const find = (prefix: string) => phases.filter((p) => p.label.startsWith(prefix));
+const storeOf = (p: Phase) => (p.label.includes('Redis') ? 'Redis' : 'file');
+const raws = find('(a)');
+const baseline = raws.reduce((sum, p) => sum + p.msgsPerSec, 0) / raws.length;
+console.log(`\nmedians of ${ROUNDS} round(s) after ${WARMUP_ROUNDS} warm-up round(s); peak RSS = max of the process running mailgate (the sink and the HTTP clients run in their own processes)`);
+console.log('\nphase                                        msgs/s   vs (a)   p50 ms   p99 ms   CPU ms/msg   all processes   peak RSS MB');
 for (const p of phases) {
   console.log(
-    `${p.label.padEnd(44)} ${p.msgsPerSec.toFixed(0).padStart(6)}   ${(p.msgsPerSec / baseline).toFixed(2).padStart(5)}   ${p.p50 === undefined ? '     -' : p.p50.toFixed(1).padStart(6)}   ${p.p99 === undefined ? '     -' : p.p99.toFixed(1).padStart(6)}   ${p.cpuMs.toFixed(2).padStart(10)}   ${p.peakRssMb.toFixed(0).padStart(5)}`,
+    `${p.label.padEnd(44)} ${p.msgsPerSec.toFixed(0).padStart(6)}   ${(p.msgsPerSec / baseline).toFixed(2).padStart(6)}   ${p.p50 === undefined ? '     -' : p.p50.toFixed(1).padStart(6)}   ${p.p99 === undefined ? '     -' : p.p99.toFixed(1).padStart(6)}   ${p.cpuMs.toFixed(2).padStart(10)}   ${p.machineCpuMs.toFixed(2).padStart(13)}   ${p.peakRssMb.toFixed(0).padStart(11)}`,
   );
 }
-console.log(`\nratios against the mean of the two raw runs (${baseline.toFixed(0)} msgs/s): b/a = ${(phases[1]!.msgsPerSec / baseline).toFixed(2)} (target ≥ 0.95), c/a = ${phases
-  .filter((p) => p.label.startsWith('(c)'))
-  .map((p) => `${(p.msgsPerSec / baseline).toFixed(2)} ${p.label.includes('Redis') ? 'Redis' : 'file'}`)
-  .join(', ')} (target ≥ 0.70)`);
-const ceiling = phases.find((p) => p.label.startsWith('(h)'));
-if (ceiling) {
-  console.log(`loopback HTTP ceiling of this machine with the same client: ${ceiling.msgsPerSec.toFixed(0)} req/s = ${(ceiling.msgsPerSec / baseline).toFixed(2)} of a; c/h = ${phases
-    .filter((p) => p.label.startsWith('(c)'))
-    .map((p) => `${(p.msgsPerSec / ceiling.msgsPerSec).toFixed(2)} ${p.label.includes('Redis') ? 'Redis' : 'file'}`)
-    .join(', ')}`);
-}
-{
-  // The server side of (c) does at least what (a) does (nodemailer) plus what (h) does (HTTP), in one process.
-  const cpuA = (phases[0]!.cpuMs + phases.at(-1)!.cpuMs) / 2;
-  const cpuH = ceiling?.cpuMs ?? 0;
-  console.log(`CPU of the serving process per message: (a) ${cpuA.toFixed(2)} ms + (h) ${cpuH.toFixed(2)} ms = ${(cpuA + cpuH).toFixed(2)} ms before any queue work; (c) ${phases
-    .filter((p) => p.label.startsWith('(c)'))
-    .map((p) => `${p.cpuMs.toFixed(2)} ms ${p.label.includes('Redis') ? 'Redis' : 'file'}`)
-    .join(', ')}`);
-}
+const ratio = (p: Phase, to = baseline) => (p.msgsPerSec / to).toFixed(2);
+const b = find('(b)')[0]!;
+const m = find('(m)')[0]!;
+const cs = find('(c)');
+console.log(`\nratios against the mean of the two raw runs (${baseline.toFixed(0)} msgs/s):`);
+console.log(`  b/a = ${ratio(b)} (target ≥ 0.95)`);
+console.log(`  c/a = ${cs.map((p) => `${ratio(p)} ${storeOf(p)}`).join(', ')} (target ≥ 0.70)`);
+console.log(`  m/a = ${ratio(m)}: the ceiling of any HTTP-fronted sender here (no key check, validation or storage)`);
+console.log(`  c/m = ${cs.map((p) => `${ratio(p, m.msgsPerSec)} ${storeOf(p)}`).join(', ')}: mailgate against that ceiling`);
+const cores = os.cpus().length;
+console.log(
+  `\nCPU per message summed over every process (mailgate or the raw pool, sink, HTTP client, Redis), on ${cores} core(s): (a) ${raws[0]!.machineCpuMs.toFixed(2)} ms, (m) ${m.machineCpuMs.toFixed(2)} ms, ${cs.map((p) => `(c) ${storeOf(p)} ${p.machineCpuMs.toFixed(2)} ms`).join(', ')}.`,
+);
+console.log(`At full use of ${cores} core(s) that allows at most ${cs.map((p) => `${((cores * 1000) / p.machineCpuMs / baseline).toFixed(2)} of (a) for (c) ${storeOf(p)}`).join(', ')}; the busiest single process (mailgate) allows ${cs.map((p) => `${(1000 / p.cpuMs / baseline).toFixed(2)} ${storeOf(p)}`).join(', ')}.`);
 // OAuth token refresh counts (bench/oauth-refresh.ts).
 await oauthRefreshBench();
 sinkProcess.disconnect();
