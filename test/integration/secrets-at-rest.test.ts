@@ -12,7 +12,6 @@ import { LOCAL_SECRETS_FILE, resolveSecrets } from '../../src/crypto/local-secre
 import { TRANSACTIONS } from '../../src/oauth/authorize.js';
 import { INTEGRATIONS } from '../../src/oauth/integrations.js';
 import { SERVERS } from '../../src/mail/servers.js';
-import { encodeFileName } from '../../src/store/file-store.js';
 import { GRANTS, openToken, type GrantRecord } from '../../src/tokens/grants.js';
 import { startTestApp, type HttpSession, type TestApp } from '../fakes/app.js';
 import { consentAtProvider, startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
@@ -130,8 +129,12 @@ async function readAtRest(app: TestApp, dataDir: string | null): Promise<Haystac
 /** The stored JSON value of a document as the store wrote it (file or Redis hash), not through the Store API. */
 async function rawDoc(app: TestApp, dataDir: string | null, collection: string, id: string): Promise<Record<string, unknown>> {
   if (!app.config.REDIS_URL) {
-    const text = await readFile(path.join(dataDir!, 'store', 'docs', collection, `${encodeFileName(id)}.json`), 'utf8');
-    return (JSON.parse(text) as { value: Record<string, unknown> }).value;
+    // The collection's journal: the last line of the id is its current state.
+    const text = await readFile(path.join(dataDir!, 'store', 'docs', `${collection}.jsonl`), 'utf8');
+    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; value?: Record<string, unknown>; deleted?: boolean });
+    const last = lines.findLast((l) => l.id === id);
+    if (!last?.value) throw new Error(`${collection}/${id} is not in the journal`);
+    return last.value;
   }
   const redis = new Redis(app.config.REDIS_URL);
   try {
