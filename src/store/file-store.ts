@@ -674,12 +674,18 @@ class FileStore implements Store {
     return written;
   }
 
+  /**
+   * Rewrites the schedule file with the entries as they are now. Taken now, not when the rewrite runs: the
+   * rewrite is written in pieces while `order` keeps changing, and every change made from here on is in a
+   * line appended after it, whose document line (for a `schedule` write option) has reached the disk first.
+   */
   #compactSchedule(state: ScheduleState): Promise<void> {
     state.lines = state.due.size;
+    const entries = state.order.slice();
     return this.#guard(
       state.file,
       state.file.rewrite(function* () {
-        for (const { dueAt, id } of state.order) yield `${JSON.stringify(['s', id, dueAt])}\n`;
+        for (const { dueAt, id } of entries) yield `${JSON.stringify(['s', id, dueAt])}\n`;
       }),
     );
   }

@@ -206,6 +206,49 @@ describe('file store crash safety', () => {
     }
   });
 
+  it('a schedule file rewritten in pieces while its entries keep moving loses none of them', async () => {
+    const folder = await mkdtemp(path.join(os.tmpdir(), 'mailgate-schedule-rewrite-'));
+    try {
+      const store = await createFileStore(folder);
+      const ids = Array.from({ length: 40_000 }, (_, i) => `message-with-a-longish-id-${String(i).padStart(6, '0')}`);
+      await Promise.all(ids.map((id, i) => store.schedule('q', id, 1_000 + i)));
+      // Claims add a line per id; past four lines per entry the file is rewritten (over 1 MB: several pieces).
+      for (let round = 0; round < 3; round++) expect(await store.claimDue('q', 1e12 + 10 * round, 1, ids.length)).toHaveLength(ids.length);
+      const expected = new Set(ids);
+      let moving = true;
+      let moves = 0;
+      const move = (): void => {
+        if (!moving) return;
+        // Not awaited: entries move in memory while the rewrite is being written.
+        for (let k = 0; k < 50; k++, moves++) {
+          const id = ids[(moves * 7919) % ids.length]!;
+          if (moves % 3 === 0) expected.delete(id);
+          else expected.add(id);
+          void (moves % 3 === 0 ? store.unschedule('q', id) : store.schedule('q', id, moves % 5));
+        }
+        setImmediate(move);
+      };
+      const trigger = store.schedule('q', ids[0]!, 0);
+      move();
+      await trigger;
+      await sleep(300);
+      moving = false;
+      expect(moves).toBeGreaterThan(100);
+      expect((await store.scheduleStats('q')).count).toBe(expected.size);
+      await store.close();
+      const reopened = await createFileStore(folder);
+      try {
+        const after = await reopened.claimDue('q', 2e12, 1, ids.length + 1);
+        expect(after.length).toBe(expected.size);
+        expect(new Set(after)).toEqual(expected);
+      } finally {
+        await reopened.close();
+      }
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('opens a data folder of the file-per-document layout, moves it into journals and deletes the old files', async () => {
     const folder = await mkdtemp(path.join(os.tmpdir(), 'mailgate-migrate-'));
     try {
