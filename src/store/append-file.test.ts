@@ -3,7 +3,7 @@ import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/prom
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppendFile, readJsonLines } from './append-file.js';
+import { AppendFile, forEachJsonLine, readJsonLines } from './append-file.js';
 
 describe('JSON-lines files', () => {
   let dir: string;
@@ -90,6 +90,22 @@ describe('JSON-lines files', () => {
     // The same error, without trying the disk again.
     await expect(appender.append('{"n":2}\n')).rejects.toBe(first);
     await appender.close();
+  });
+
+  it('reads a file of several pieces, multi-byte characters across their edges, and cuts a torn tail at the right byte', async () => {
+    const file = path.join(dir, 'big.jsonl');
+    // 3-byte and 4-byte characters with odd line lengths: some land across the 1 MB read boundaries.
+    const lines = Array.from({ length: 6000 }, (_, i) => ({ i, text: '€😀'.repeat(40 + (i % 97)) }));
+    const whole = lines.map((l) => `${JSON.stringify(l)}\n`).join('');
+    expect(Buffer.byteLength(whole)).toBeGreaterThan(3 * (1 << 20));
+    await writeFile(file, `${whole}${JSON.stringify({ i: -1, text: '€😀' }).slice(0, 11)}`);
+    expect(await readJsonLines(file)).toEqual(lines);
+    expect(await readFile(file, 'utf8')).toBe(whole);
+    // An error thrown by the reader of a line is not taken for a torn line: it stops the read and nothing is cut.
+    await expect(forEachJsonLine(file, () => {
+      throw new Error('not a document');
+    })).rejects.toThrow('not a document');
+    expect(await readFile(file, 'utf8')).toBe(whole);
   });
 
   it('reads a missing file as empty', async () => {

@@ -1,4 +1,4 @@
-import { open, readFile, rename, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 /** A rewrite is written to its temp file in pieces of about this size, so no giant string is ever built. */
@@ -135,32 +135,71 @@ export async function syncFolder(folder: string): Promise<void> {
   }
 }
 
-/** Parses a JSON-lines file; a torn or unparsable tail is cut off (and the file truncated there). */
-export async function readJsonLines(filePath: string): Promise<unknown[]> {
-  let text: string;
+/** A JSON-lines file is read in pieces of this size, so a file larger than the longest string can be read. */
+const READ_CHUNK = 1 << 20;
+
+/**
+ * Calls `onLine` with every line of a JSON-lines file, in order, reading it in pieces; returns the number of
+ * lines. A torn or unparsable tail is cut off (and the file truncated there). A missing file has no lines.
+ */
+export async function forEachJsonLine(filePath: string, onLine: (value: unknown) => void): Promise<number> {
+  let handle: FileHandle;
   try {
-    text = await readFile(filePath, 'utf8');
+    handle = await open(filePath, 'r');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
     throw err;
   }
-  const out: unknown[] = [];
+  let count = 0;
   let goodBytes = 0;
-  let start = 0;
-  for (;;) {
-    const newline = text.indexOf('\n', start);
-    if (newline < 0) break;
-    const line = text.slice(start, newline);
-    try {
-      if (line.length > 0) out.push(JSON.parse(line));
-    } catch {
-      // Only the last write can be torn; anything after it is unreliable, so stop here.
-      break;
+  let size: number;
+  try {
+    size = (await handle.stat()).size;
+    const buffer = Buffer.allocUnsafe(READ_CHUNK);
+    let rest = Buffer.alloc(0);
+    let position = 0;
+    let torn = false;
+    while (!torn && position < size) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0) break;
+      position += bytesRead;
+      const data = rest.length > 0 ? Buffer.concat([rest, buffer.subarray(0, bytesRead)]) : buffer.subarray(0, bytesRead);
+      let start = 0;
+      for (;;) {
+        // A newline byte never occurs inside a multi-byte UTF-8 character, so lines split cleanly on it.
+        const newline = data.indexOf(10, start);
+        if (newline < 0) break;
+        let value: unknown;
+        let empty = false;
+        try {
+          if (newline === start) empty = true;
+          else value = JSON.parse(data.toString('utf8', start, newline));
+        } catch {
+          // Only the last write can be torn; anything after it is unreliable, so stop here.
+          torn = true;
+          break;
+        }
+        if (!empty) {
+          onLine(value);
+          count++;
+        }
+        goodBytes += newline + 1 - start;
+        start = newline + 1;
+      }
+      // Copied: `buffer` is reused by the next read.
+      rest = Buffer.from(data.subarray(start));
     }
-    goodBytes += Buffer.byteLength(line, 'utf8') + 1;
-    start = newline + 1;
+  } finally {
+    await handle.close();
   }
-  if (goodBytes !== Buffer.byteLength(text, 'utf8')) await truncate(filePath, goodBytes);
+  if (goodBytes !== size) await truncate(filePath, goodBytes);
+  return count;
+}
+
+/** Parses a JSON-lines file into an array; a torn or unparsable tail is cut off (see forEachJsonLine). */
+export async function readJsonLines(filePath: string): Promise<unknown[]> {
+  const out: unknown[] = [];
+  await forEachJsonLine(filePath, (value) => out.push(value));
   return out;
 }
 

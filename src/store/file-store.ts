@@ -5,7 +5,7 @@ import path from 'node:path';
 import type session from 'express-session';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import { AppendFile, readJsonLines, removeQuietly, syncFolder } from './append-file.js';
+import { AppendFile, forEachJsonLine, readJsonLines, removeQuietly, syncFolder } from './append-file.js';
 import { formatLogId } from './log-ids.js';
 import { createPruningSessionStore } from './memory-session-store.js';
 import {
@@ -343,14 +343,13 @@ class FileStore implements Store {
       const name = entry.name.slice(0, -'.jsonl'.length);
       if (!entry.isFile() || !entry.name.endsWith('.jsonl') || !COLLECTION_NAME.test(name)) continue;
       const collection = this.#collection(name);
-      const lines = (await readJsonLines(full)) as JournalLine[];
-      for (const line of lines) {
+      collection.lines += await forEachJsonLine(full, (parsed) => {
+        const line = parsed as JournalLine;
         if (typeof line.id !== 'string') throw new Error(`The journal ${full} has a line without an id; it was changed outside mailgate`);
         if (line.deleted === true) collection.docs.delete(line.id);
         else if (typeof line.version === 'number' && 'value' in line) collection.docs.set(line.id, { version: line.version, json: JSON.stringify(line.value) });
         else throw new Error(`The journal ${full} has a line for ${JSON.stringify(line.id).slice(0, 60)} that is neither a document nor a deletion`);
-      }
-      collection.lines += lines.length;
+      });
     }
     for (const name of oldFolders) {
       const collection = this.#collection(name);
