@@ -43,13 +43,14 @@ import {
  * is fixed cuts the partial line off; writes that were never acknowledged are not there.
  *
  * The line of a `schedule` write option goes to the schedule file only after the document's line is written:
- * a crash in between leaves the document changed and its schedule not, as with two separate writes.
+ * a crash in between leaves the document changed and its schedule not, as with two separate writes (the
+ * file-per-document layout had the same window), never a schedule change whose document write was lost.
  *
  * A journal is rewritten from memory when it has more than 1000 lines and over twice as many lines as live
  * documents (also at open), and at close when it holds any line that is no longer current, so superseded
- * versions and deleted documents stay on disk only while the process runs. Lines queued while a rewrite
- * waits are also appended after it; replaying a line twice changes nothing. Leftover temp files (`*.tmp`)
- * are deleted at open and never read.
+ * versions and deleted documents (old ciphertexts after a key rotation, say) stay in the journal only until
+ * the next clean stop. Lines queued while a rewrite waits are also appended after it; replaying a line twice
+ * changes nothing. Leftover temp files (`*.tmp`) are deleted at open and never read.
  *
  * Data folders of the earlier layout (docs/<collection>/<encoded id>.json, one file per document) are
  * migrated at open: the old files are loaded, then the journal if there is one (it is newer: a migration was
@@ -66,7 +67,7 @@ export interface FileStoreOptions {
   fsync?: boolean;
   /** How often the embedded session store drops expired sessions. Default 60 s. */
   sessionPruneEveryMs?: number;
-  /** Receives errors thrown by pub/sub handlers (they never crash the process). */
+  /** Receives errors thrown by pub/sub handlers (they never crash the process) and the write failure that stops the store. */
   log?: { warn(obj: object, msg: string): void };
 }
 
