@@ -26,6 +26,8 @@ export async function rotateEncryptionKeys(
   let result: RotationResult;
   try {
     result = await rotateKeys(store, keyring, options);
+    // The old ciphertexts are superseded now; on the file store they would stay in the journals until a rewrite.
+    await store.compact();
   } catch (err) {
     await audit
       .record({ ...base, outcome: 'failure', detail: { activeKeyId: keyring.activeKeyId, error: (err as Error).message.slice(0, 300) } })

@@ -789,6 +789,13 @@ class FileStore implements Store {
     }
   }
 
+  async compact(): Promise<void> {
+    this.#assertOpen();
+    for (const collection of this.#collections.values()) {
+      if (collection.lines > collection.docs.size) await this.#compactCollection(collection);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -477,6 +477,10 @@ class RedisBackedStore implements Store {
     });
   }
 
+  async compact(): Promise<void> {
+    // Redis keeps only the current value of a key: nothing superseded to remove.
+  }
+
   async ping(): Promise<void> {
     await withTimeout(this.#guard(() => this.#client.ping()), PING_TIMEOUT_MS, `Redis did not answer PING within ${PING_TIMEOUT_MS} ms`);
   }

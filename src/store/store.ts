@@ -115,6 +115,13 @@ export interface Store {
   createSessionStore(sessionModule: typeof session): session.Store;
   createRateLimiter(options: RateLimiterOptions): RateLimiterAbstract;
 
+  /**
+   * Removes superseded versions and deleted documents from disk now. The file store's journals keep them until
+   * their next rewrite; after re-sealing every secret with a new key, the old ciphertexts must not linger.
+   * Nothing to do on Redis, which keeps only the current version.
+   */
+  compact(): Promise<void>;
+
   /** Throws StoreUnavailableError when the store cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { AuditLog } from '../../src/admin/audit.js';
+import { rotateEncryptionKeys } from '../../src/admin/key-rotation.js';
 import { isSealed, Keyring, sealedKeyId, type SealContext } from '../../src/crypto/keyring.js';
 import { assertAllKeysPresent, keyUsage, MissingEncryptionKeyError, rotateKeys } from '../../src/crypto/rotation.js';
 import { createFileStore } from '../../src/store/file-store.js';
@@ -252,6 +254,30 @@ rotationSuite('key rotation on the file store', async () => {
       await rm(dir, { recursive: true, force: true });
     },
   };
+});
+
+describe('key rotation on the file store, on disk', () => {
+  it('leaves no value sealed with the old key in the data folder once a rotation has run', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-rotate-disk-'));
+    const store = await createFileStore(dir);
+    try {
+      const { expected } = await seed(store);
+      const docsDir = path.join(dir, 'store', 'docs');
+      const journals = async () => Promise.all((await readdir(docsDir)).map((f) => readFile(path.join(docsDir, f), 'utf8')));
+      expect((await journals()).join('').includes('mg1.old.')).toBe(true);
+      const result = await rotateEncryptionKeys({ store, keyring: during, audit: new AuditLog(store) }, { type: 'system', id: 'test' });
+      expect(result.perKeyAfter).toMatchObject({ new: 1200 });
+      expect(result.perKeyAfter.old ?? 0).toBe(0);
+      // Still running: the journals were rewritten by the rotation itself, not by a clean stop.
+      const text = (await journals()).join('');
+      expect(text.includes('mg1.old.')).toBe(false);
+      expect(text.includes('mg1.new.')).toBe(true);
+      expect(await verify(store, after, expected, 'new')).toBe(1200);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 const redisUrl = redisUrlForTests();

@@ -247,6 +247,16 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         expect(await store.scheduleStats('q2')).toEqual({ count: 0, earliestDueAt: null });
       });
 
+      it('keeps every current document and version through compact()', async () => {
+        await store.put('compacted', 'a', { n: 1 });
+        const a2 = await store.put('compacted', 'a', { n: 2 });
+        await store.put('compacted', 'b', { n: 1 });
+        await store.delete('compacted', 'b');
+        await store.compact();
+        expect(await store.list('compacted')).toEqual([{ id: 'a', version: a2.version, value: { n: 2 } }]);
+        expect((await store.put('compacted', 'a', { n: 3 }, { ifVersion: a2.version })).version).toBe(a2.version + 1);
+      });
+
       it('moves an id in a schedule together with a document write, and only when the write happens', async () => {
         const now = Date.now();
         const created = await store.put('sched-docs', 'm1', { n: 1 }, { ifVersion: 0, schedule: { queue: 'q4', dueAt: now - 10 } });
