@@ -396,6 +396,23 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     }
   }
 
+  /**
+   * The embedded store writes a message and its schedule entry to two files; a kill -9 between the two leaves a
+   * waiting message out of the queue. At start, with the data folder locked to this process (so no other worker
+   * holds a lease), every waiting message is put back at its due time. On Redis both are one atomic script.
+   */
+  async function rescheduleWaiting(): Promise<void> {
+    const now = Date.now();
+    let n = 0;
+    for (const doc of await store.list<MessageDoc>(MESSAGES)) {
+      const m = doc.value;
+      if (m.status !== 'queued' && m.status !== 'deferred' && m.status !== 'sending') continue;
+      await store.schedule(MAIL_QUEUE, doc.id, Math.max(now, m.nextAttemptAt ?? now));
+      n++;
+    }
+    if (n) log.info({ messages: n }, 'waiting messages put back in the queue at start');
+  }
+
   /** Deletes sent messages past their retention; one instance at a time (a store lock). */
   async function cleanup(): Promise<number> {
     const lock = await store.acquireLock('mail-cleanup', 60_000);
@@ -608,6 +625,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
 
     async start() {
       if (running) return;
+      if (store.kind === 'file') await rescheduleWaiting();
       running = true;
       startHeartbeat();
       loop = run();

@@ -1,6 +1,9 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { messageInput } from '../../src/mail/compose.js';
-import type { MessageView } from '../../src/mail/queue.js';
+import { MAIL_QUEUE, type MessageView } from '../../src/mail/queue.js';
 import { eventually, startMailHarness, type MailHarness } from '../fakes/mail-services.js';
 import { startTestSmtp, type TestSmtp, type TestSmtpOptions } from '../fakes/smtp-server.js';
 
@@ -45,6 +48,28 @@ describe('mail queue', () => {
     await until(h, id, 'sent');
     expect(s.messages[0]).toMatchObject({ secure: true, authUser: 'u', to: ['a@example.net'] });
     expect(s.messages[0]!.headers).toContain(`Message-ID: <${id}@example.com>`);
+  });
+
+  it('puts a waiting message that lost its schedule entry (a kill between the two writes) back in the queue at start', async () => {
+    const s = await smtp();
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-resched-'));
+    try {
+      const first = await startMailHarness({ dataDir, workers: false });
+      const serverId = await first.addServer({ host: '127.0.0.1', port: s.port });
+      const { id } = await first.mail.queue.enqueue({ ...msg('lost@example.net'), serverId });
+      // What a kill -9 after the message's line and before its schedule line leaves behind.
+      await first.store.unschedule(MAIL_QUEUE, id);
+      expect(await first.store.scheduleStats(MAIL_QUEUE)).toEqual({ count: 0, earliestDueAt: null });
+      await first.close();
+
+      const second = await startMailHarness({ dataDir, tlsCa: [s.ca], queue: { pollMs: 20, retryBaseMs: 30, maxAttempts: 4 } });
+      harnesses.push(second);
+      await until(second, id, 'sent');
+      expect(s.messages.map((m) => m.to)).toEqual([['lost@example.net']]);
+    } finally {
+      for (const h of harnesses.splice(0)) await h.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('delivers over implicit TLS (smtps)', async () => {
