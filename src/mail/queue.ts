@@ -346,7 +346,9 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
         const rej = result.rejected.find((x) => x.address.toLowerCase() === r.address.toLowerCase());
         return { address: r.address, kind: r.kind, status: 'rejected', ...(rej?.responseCode ? { responseCode: rej.responseCode } : {}), ...(rej?.response ? { response: rej.response } : {}) };
       });
-      await finish(id, sending, { ...sending.value, status: 'sent', recipients, sentAt: done, updatedAt: done, nextAttemptAt: null, smtpResponse: result.response.slice(0, 500) });
+      // The body has done its job: it is not kept at rest for the retention period (nothing shows or resends it).
+      const { text: _text, html: _html, ...delivered } = sending.value.input;
+      await finish(id, sending, { ...sending.value, input: delivered, status: 'sent', recipients, sentAt: done, updatedAt: done, nextAttemptAt: null, smtpResponse: result.response.slice(0, 500) });
       metrics?.messagesTotal.inc({ outcome: 'sent' });
     } catch (err) {
       await settleMark();

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { messageInput } from '../../src/mail/compose.js';
-import { MAIL_QUEUE, type MessageView } from '../../src/mail/queue.js';
+import { MAIL_QUEUE, MESSAGES, type MessageView } from '../../src/mail/queue.js';
 import { eventually, startMailHarness, type MailHarness } from '../fakes/mail-services.js';
 import { startTestSmtp, type TestSmtp, type TestSmtpOptions } from '../fakes/smtp-server.js';
 
@@ -47,6 +47,11 @@ describe('mail queue', () => {
     const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
     await until(h, id, 'sent');
     expect(s.messages[0]).toMatchObject({ secure: true, authUser: 'u', to: ['a@example.net'] });
+    // Once delivered, the body is no longer kept in the store; the subject and recipients stay for the record.
+    const stored = (await h.store.get<{ input: Record<string, unknown> }>(MESSAGES, id))!.value.input;
+    expect(stored).toMatchObject({ subject: 'to a@example.net', to: ['a@example.net'] });
+    expect(stored).not.toHaveProperty('text');
+    expect(stored).not.toHaveProperty('html');
     expect(s.messages[0]!.headers).toContain(`Message-ID: <${id}@example.com>`);
   });
 
