@@ -44,12 +44,13 @@ import {
  *
  * The line of a `schedule` write option goes to the schedule file only after the document's line is written:
  * a crash in between leaves the document changed and its schedule not, as with two separate writes (the
- * file-per-document layout had the same window), never a schedule change whose document write was lost.
+ * file-per-document layout had the same window), never a schedule change whose document write was lost. The
+ * mail queue closes that window by putting every waiting message back in its schedule at start.
  *
  * A journal is rewritten from memory when it has more than 1000 lines and over twice as many lines as live
  * documents (also at open), and at close when it holds any line that is no longer current, so superseded
- * versions and deleted documents (old ciphertexts after a key rotation, say) stay in the journal only until
- * the next clean stop. Lines queued while a rewrite waits are also appended after it; replaying a line twice
+ * versions and deleted documents stay in the journal only until the next clean stop or compact() (which an
+ * encryption key rotation calls, so old ciphertexts do not stay on disk). Lines queued while a rewrite waits are also appended after it; replaying a line twice
  * changes nothing. Leftover temp files (`*.tmp`) are deleted at open and never read.
  *
  * Data folders of the earlier layout (docs/<collection>/<encoded id>.json, one file per document) are
