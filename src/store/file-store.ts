@@ -14,7 +14,10 @@ import {
   type Doc,
   type Lock,
   type LogEntry,
+  scheduleMoves,
   type RateLimiterOptions,
+  type ScheduledEntry,
+  type ScheduleMove,
   type Store,
   type WriteOptions,
 } from './store.js';
@@ -42,10 +45,11 @@ import {
  * and the reason, so /readyz turns 503), instead of appending after a partial line. Restarting once the disk
  * is fixed cuts the partial line off; writes that were never acknowledged are not there.
  *
- * The line of a `schedule` write option goes to the schedule file only after the document's line is written:
- * a crash in between leaves the document changed and its schedule not, as with two separate writes (the
- * file-per-document layout had the same window), never a schedule change whose document write was lost. The
- * mail queue closes that window by putting every waiting message back in its schedule at start.
+ * The lines of a `schedule` write option go to the schedule files only after the document's line is written:
+ * a crash in between leaves the document changed and its schedules not (or only some of them), as with
+ * separate writes (the file-per-document layout had the same window), never a schedule change whose document
+ * write was lost. The mail queue closes that window by putting every message back in the schedules of its
+ * status at start.
  *
  * A journal is rewritten from memory when it has more than 1000 lines and over twice as many lines as live
  * documents (also at open), and at close when it holds any line that is no longer current, so superseded
@@ -159,11 +163,14 @@ function checkFileBackedName(kind: string, name: string): void {
   if (encodeFileName(name).startsWith('~')) throw new Error(`${kind} "${name.slice(0, 40)}…" is too long`);
 }
 
-function checkScheduleOption(options: WriteOptions): void {
-  if (!options.schedule) return;
-  checkFileBackedName('queue name', options.schedule.queue);
-  const { dueAt } = options.schedule;
-  if (dueAt !== null && !Number.isFinite(dueAt)) throw new Error(`schedule ${options.schedule.queue}: due time must be a finite number of ms or null, got ${dueAt}`);
+/** The `schedule` option's moves, checked before anything changes. */
+function checkScheduleOption(options: WriteOptions): ScheduleMove[] {
+  const moves = scheduleMoves(options);
+  for (const { queue, dueAt } of moves) {
+    checkFileBackedName('queue name', queue);
+    if (dueAt !== null && !Number.isFinite(dueAt)) throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
+  }
+  return moves;
 }
 
 function compareIds(a: string, b: string): number {
@@ -521,7 +528,7 @@ class FileStore implements Store {
     this.#assertOpen();
     const json = JSON.stringify(value);
     if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
-    checkScheduleOption(options);
+    const moves = checkScheduleOption(options);
     const col = this.#collection(collection);
     const current = col.docs.get(id);
     const actual = current?.version ?? 0;
@@ -531,26 +538,26 @@ class FileStore implements Store {
     col.docs.set(id, { version, json });
     if (!current) col.sortedIds = null;
     const written = this.#writeLine(col, putLine(id, version, json));
-    await Promise.all([written, options.schedule ? this.#applySchedule(options.schedule, id, written) : undefined]);
+    await Promise.all([written, ...moves.map((move) => this.#applySchedule(move, id, written))]);
     return { id, version, value: JSON.parse(json) as T };
   }
 
   async delete(collection: string, id: string, options: WriteOptions = {}): Promise<boolean> {
     checkCollection(collection);
-    checkScheduleOption(options);
+    const moves = checkScheduleOption(options);
     this.#assertOpen();
     const col = this.#collections.get(collection);
     const current = col?.docs.get(id);
     const actual = current?.version ?? 0;
     if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
     if (!col || !current) {
-      if (options.schedule) await this.#applySchedule(options.schedule, id);
+      await Promise.all(moves.map((move) => this.#applySchedule(move, id)));
       return false;
     }
     col.docs.delete(id);
     col.sortedIds = null;
     const written = this.#writeLine(col, `{"id":${JSON.stringify(id)},"deleted":true}\n`);
-    await Promise.all([written, options.schedule ? this.#applySchedule(options.schedule, id, written) : undefined]);
+    await Promise.all([written, ...moves.map((move) => this.#applySchedule(move, id, written))]);
     return true;
   }
 
@@ -691,8 +698,8 @@ class FileStore implements Store {
     );
   }
 
-  /** The `schedule` option of put and delete: memory changes in the same tick as the document's. */
-  #applySchedule(option: NonNullable<WriteOptions['schedule']>, id: string, after?: Promise<void>): Promise<void> {
+  /** One move of the `schedule` option of put and delete: memory changes in the same tick as the document's. */
+  #applySchedule(option: ScheduleMove, id: string, after?: Promise<void>): Promise<void> {
     const state = this.#schedule(option.queue);
     if (option.dueAt === null) {
       if (!state.due.has(id)) return Promise.resolve();
@@ -734,6 +741,15 @@ class FileStore implements Store {
     for (const id of claimed) this.#setDue(state, id, leaseEnd);
     await this.#record(state, claimed.map((id) => ['s', id, leaseEnd]));
     return claimed;
+  }
+
+  async scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]> {
+    checkName('queue name', queue);
+    this.#assertOpen();
+    const order = this.#schedules.get(queue)?.order ?? [];
+    const limit = Math.max(0, Math.min(Math.floor(options.limit) || 0, order.length));
+    const slice = options.newestFirst ? order.slice(order.length - limit).reverse() : order.slice(0, limit);
+    return slice.map(({ id, dueAt }) => ({ id, dueAt }));
   }
 
   async scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }> {

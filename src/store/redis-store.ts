@@ -11,7 +11,9 @@ import {
   type Doc,
   type Lock,
   type LogEntry,
+  scheduleMoves,
   type RateLimiterOptions,
+  type ScheduledEntry,
   type Store,
   type WriteOptions,
 } from './store.js';
@@ -71,11 +73,17 @@ class Script {
   }
 }
 
-/** The `schedule` write option: KEYS[4] is the schedule, ARGV[n] '' (none), 'u' (remove) or a due time. */
+/**
+ * The `schedule` write option: KEYS[4..] are the schedules, and the arguments from ARGV[first] on give one mode
+ * per schedule, in the same order: 'u' (remove) or a due time.
+ */
 const APPLY_SCHEDULE = `
-local function apply_schedule(mode, id)
-  if mode == 'u' then redis.call('ZREM', KEYS[4], id)
-  elseif mode ~= '' then redis.call('ZADD', KEYS[4], mode, id) end
+local function apply_schedule(first, id)
+  for i = 4, #KEYS do
+    local mode = ARGV[first + i - 4]
+    if mode == 'u' then redis.call('ZREM', KEYS[i], id)
+    else redis.call('ZADD', KEYS[i], mode, id) end
+  end
 end
 `;
 
@@ -88,14 +96,14 @@ if v == 1 then
   redis.call('ZADD', KEYS[2], 0, ARGV[3])
   redis.call('SADD', KEYS[3], ARGV[4])
 end
-apply_schedule(ARGV[5], ARGV[3])
+apply_schedule(5, ARGV[3])
 return {1, v}
 `);
 
 const DELETE = new Script(`${APPLY_SCHEDULE}
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= v then return {0, v} end
-apply_schedule(ARGV[4], ARGV[2])
+apply_schedule(4, ARGV[2])
 if v == 0 then return {1, 0} end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[2])
@@ -258,9 +266,9 @@ class RedisBackedStore implements Store {
     const json = JSON.stringify(value);
     if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
-    const [scheduleKey, scheduleMode] = this.#scheduleArgs(options);
+    const [scheduleKeys, scheduleModes] = this.#scheduleArgs(options);
     const [ok, version] = (await this.#guard(() =>
-      PUT.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, scheduleKey], [json, expected, id, collection, scheduleMode]),
+      PUT.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...scheduleKeys], [json, expected, id, collection, ...scheduleModes]),
     )) as [number, number];
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return { id, version, value: JSON.parse(json) as T };
@@ -269,21 +277,25 @@ class RedisBackedStore implements Store {
   async delete(collection: string, id: string, options: WriteOptions = {}): Promise<boolean> {
     checkCollection(collection);
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
-    const [scheduleKey, scheduleMode] = this.#scheduleArgs(options);
+    const [scheduleKeys, scheduleModes] = this.#scheduleArgs(options);
     const [ok, version] = (await this.#guard(() =>
-      DELETE.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, scheduleKey], [expected, id, collection, scheduleMode]),
+      DELETE.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...scheduleKeys], [expected, id, collection, ...scheduleModes]),
     )) as [number, number];
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return version > 0;
   }
 
-  /** KEYS[4] and the mode argument of PUT and DELETE for the `schedule` option (a harmless key when unused). */
-  #scheduleArgs(options: WriteOptions): [string, string] {
-    const option = options.schedule;
-    if (!option) return [this.#scheduleKey('-'), ''];
-    checkName('queue name', option.queue);
-    if (option.dueAt !== null && !Number.isFinite(option.dueAt)) throw new Error(`schedule ${option.queue}: due time must be a finite number of ms or null, got ${option.dueAt}`);
-    return [this.#scheduleKey(option.queue), option.dueAt === null ? 'u' : String(option.dueAt)];
+  /** KEYS[4..] and the mode arguments of PUT and DELETE for the `schedule` option, one pair per move. */
+  #scheduleArgs(options: WriteOptions): [string[], string[]] {
+    const keys: string[] = [];
+    const modes: string[] = [];
+    for (const { queue, dueAt } of scheduleMoves(options)) {
+      checkName('queue name', queue);
+      if (dueAt !== null && !Number.isFinite(dueAt)) throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
+      keys.push(this.#scheduleKey(queue));
+      modes.push(dueAt === null ? 'u' : String(dueAt));
+    }
+    return [keys, modes];
   }
 
   async list<T>(collection: string, options: { prefix?: string } = {}): Promise<Doc<T>[]> {
@@ -378,6 +390,18 @@ class RedisBackedStore implements Store {
   async claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]> {
     if (limit <= 0) return [];
     return (await this.#guard(() => CLAIM_DUE.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit]))) as string[];
+  }
+
+  async scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]> {
+    checkName('queue name', queue);
+    const limit = Math.floor(options.limit);
+    if (!(limit > 0)) return [];
+    const key = this.#scheduleKey(queue);
+    const stop = String(limit - 1);
+    const flat = await this.#guard(() => (options.newestFirst ? this.#client.zrevrange(key, '0', stop, 'WITHSCORES') : this.#client.zrange(key, '0', stop, 'WITHSCORES')));
+    const out: ScheduledEntry[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i]!, dueAt: Number(flat[i + 1]) });
+    return out;
   }
 
   async scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }> {

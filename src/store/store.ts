@@ -24,11 +24,29 @@ export interface WriteOptions {
    */
   ifVersion?: number;
   /**
-   * Moves `id` in a queue's schedule in the same step as the write, and only if the write happens: a time
-   * schedules (or moves) it, `null` removes it. A message and its place in the queue then never disagree,
-   * even after a crash, and the pair costs one round trip instead of two.
+   * Moves `id` in one or more queues' schedules in the same step as the write, and only if the write happens:
+   * a time schedules (or moves) it, `null` removes it. A message and its place in its queues then never
+   * disagree, even after a crash, and the whole change costs one round trip.
    */
-  schedule?: { queue: string; dueAt: number | null };
+  schedule?: ScheduleMove | ScheduleMove[];
+}
+
+/** One schedule change carried by a write: `dueAt` schedules or moves the id, `null` removes it. */
+export interface ScheduleMove {
+  queue: string;
+  dueAt: number | null;
+}
+
+/** The schedule moves of a write, as a list (none, one or several). */
+export function scheduleMoves(options: WriteOptions): ScheduleMove[] {
+  const moves = options.schedule;
+  return moves === undefined ? [] : Array.isArray(moves) ? moves : [moves];
+}
+
+/** An entry of a schedule: an id and its due time. */
+export interface ScheduledEntry {
+  id: string;
+  dueAt: number;
 }
 
 export class VersionConflictError extends Error {
@@ -103,6 +121,11 @@ export interface Store {
    * other worker gets them; if the claimer dies, they become due again when the lease ends.
    */
   claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]>;
+  /**
+   * Up to `limit` entries of a schedule in due-time order (ties by id), earliest first or, with `newestFirst`,
+   * latest first. Lets a schedule serve as an index of ids by time without reading every document.
+   */
+  scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]>;
   /** Number of scheduled ids and the earliest due time (null when empty). */
   scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }>;
 

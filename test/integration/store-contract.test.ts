@@ -279,6 +279,72 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         expect(await store.get('sched-docs', 'm2')).toBeNull();
       });
 
+      it('moves an id in several schedules with one write, all or none', async () => {
+        const now = Date.now();
+        const both = [
+          { queue: 'multi-a', dueAt: now - 5 },
+          { queue: 'multi-b', dueAt: now + 1_000 },
+        ];
+        const created = await store.put('multi-docs', 'x', { n: 1 }, { ifVersion: 0, schedule: both });
+        expect(await store.scheduled('multi-a', { limit: 10 })).toEqual([{ id: 'x', dueAt: now - 5 }]);
+        expect(await store.scheduled('multi-b', { limit: 10 })).toEqual([{ id: 'x', dueAt: now + 1_000 }]);
+
+        // From a to c, out of b: a refused compare-and-set moves nothing in any of them.
+        const moves = [
+          { queue: 'multi-a', dueAt: null },
+          { queue: 'multi-b', dueAt: null },
+          { queue: 'multi-c', dueAt: now + 2_000 },
+        ];
+        await expect(store.put('multi-docs', 'x', { n: 2 }, { ifVersion: created.version + 1, schedule: moves })).rejects.toBeInstanceOf(VersionConflictError);
+        await expect(store.delete('multi-docs', 'x', { ifVersion: created.version + 1, schedule: moves })).rejects.toBeInstanceOf(VersionConflictError);
+        expect(await store.scheduleStats('multi-a')).toEqual({ count: 1, earliestDueAt: now - 5 });
+        expect(await store.scheduleStats('multi-b')).toEqual({ count: 1, earliestDueAt: now + 1_000 });
+        expect(await store.scheduleStats('multi-c')).toEqual({ count: 0, earliestDueAt: null });
+        expect((await store.get('multi-docs', 'x'))?.value).toEqual({ n: 1 });
+
+        const moved = await store.put('multi-docs', 'x', { n: 2 }, { ifVersion: created.version, schedule: moves });
+        expect(await store.scheduleStats('multi-a')).toEqual({ count: 0, earliestDueAt: null });
+        expect(await store.scheduleStats('multi-b')).toEqual({ count: 0, earliestDueAt: null });
+        expect(await store.scheduled('multi-c', { limit: 10 })).toEqual([{ id: 'x', dueAt: now + 2_000 }]);
+
+        // A delete clears every schedule it names, including ones the id was not in.
+        expect(await store.delete('multi-docs', 'x', { ifVersion: moved.version, schedule: [{ queue: 'multi-a', dueAt: null }, { queue: 'multi-c', dueAt: null }] })).toBe(true);
+        expect(await store.scheduleStats('multi-c')).toEqual({ count: 0, earliestDueAt: null });
+        // An empty list of moves is a plain write.
+        await store.put('multi-docs', 'y', { n: 1 }, { schedule: [] });
+        expect(await store.scheduleStats('multi-a')).toEqual({ count: 0, earliestDueAt: null });
+      });
+
+      it('lists a schedule in due-time order, earliest or latest first, up to a limit', async () => {
+        expect(await store.scheduled('listed-none', { limit: 5 })).toEqual([]);
+        await store.schedule('listed', 'c', 300);
+        await store.schedule('listed', 'a', 100);
+        await store.schedule('listed', 'd', 400);
+        await store.schedule('listed', 'b', 200);
+        await store.schedule('listed', 'b2', 200);
+        await store.schedule('listed', 'a', 500);
+        expect(await store.scheduled('listed', { limit: 10 })).toEqual([
+          { id: 'b', dueAt: 200 },
+          { id: 'b2', dueAt: 200 },
+          { id: 'c', dueAt: 300 },
+          { id: 'd', dueAt: 400 },
+          { id: 'a', dueAt: 500 },
+        ]);
+        expect(await store.scheduled('listed', { limit: 2 })).toEqual([
+          { id: 'b', dueAt: 200 },
+          { id: 'b2', dueAt: 200 },
+        ]);
+        expect(await store.scheduled('listed', { limit: 3, newestFirst: true })).toEqual([
+          { id: 'a', dueAt: 500 },
+          { id: 'd', dueAt: 400 },
+          { id: 'c', dueAt: 300 },
+        ]);
+        expect(await store.scheduled('listed', { limit: 10, newestFirst: true })).toHaveLength(5);
+        expect(await store.scheduled('listed', { limit: 0 })).toEqual([]);
+        await store.unschedule('listed', 'd');
+        expect((await store.scheduled('listed', { limit: 10 })).map((e) => e.id)).toEqual(['b', 'b2', 'c', 'a']);
+      });
+
       it('never hands an id to two of 20 concurrent claimers; a lapsed lease makes it due again', async () => {
         const now = Date.now();
         const ids = Array.from({ length: 100 }, (_, i) => `m${String(i).padStart(3, '0')}`);
@@ -350,6 +416,8 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         await store.schedule('persist-q', 'job', due);
         await store.schedule('persist-q', 'gone', due);
         await store.unschedule('persist-q', 'gone');
+        await store.put('persist', 'moved', { n: 1 }, { schedule: [{ queue: 'persist-q2', dueAt: due + 1 }, { queue: 'persist-q3', dueAt: due + 2 }] });
+        await store.put('persist', 'moved', { n: 2 }, { schedule: [{ queue: 'persist-q2', dueAt: null }, { queue: 'persist-q4', dueAt: due + 3 }] });
 
         if (!harness.shared) await store.close();
         const second = await harness.open();
@@ -357,6 +425,9 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
           expect(await second.get('persist', 'doc')).toEqual({ id: 'doc', version: 2, value: { kept: 'twice' } });
           expect(await second.readLog('persist-log', { limit: 10 })).toEqual([{ id: logId, entry: { line: 1 } }]);
           expect(await second.scheduleStats('persist-q')).toEqual({ count: 1, earliestDueAt: due });
+          expect(await second.scheduleStats('persist-q2')).toEqual({ count: 0, earliestDueAt: null });
+          expect(await second.scheduled('persist-q3', { limit: 5 })).toEqual([{ id: 'moved', dueAt: due + 2 }]);
+          expect(await second.scheduled('persist-q4', { limit: 5 })).toEqual([{ id: 'moved', dueAt: due + 3 }]);
           const next = await second.append('persist-log', { line: 2 });
           expect(next > logId).toBe(true);
           await second.put('persist', 'doc', { kept: 'thrice' }, { ifVersion: 2 });
