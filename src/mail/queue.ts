@@ -3,7 +3,7 @@ import type { Actor, AuditRecorder } from '../admin/types.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { VersionConflictError, type Doc, type Store } from '../store/store.js';
+import { VersionConflictError, type Doc, type ScheduleMove, type Store } from '../store/store.js';
 import { composeMessage, recipientsOf, type MessageInput, type RecipientEntry } from './compose.js';
 import { diagnose, type Diagnosis } from './diagnose.js';
 import { PAUSES, type SmtpServers } from './servers.js';
@@ -14,7 +14,15 @@ import type { MailTransport } from './transport.js';
  *
  *   messages/<id>                 the message, its status, attempts, last error and per-recipient results
  *   schedule "mail"               due time of every message that still has to be tried (claimDue leases it)
+ *   schedule "mail-held"          held messages, by the time they were held
+ *   schedule "mail-failed"        failed messages, by the time they failed (the error queue, newest first)
+ *   schedule "mail-sent"          sent messages, by the time they are to be deleted (sentAt + retention)
  *   idempotency/<apiKey>:<key>    compare-and-set created, points at the one message of that key
+ *   mail_meta/indexes-v1          marks the status indexes as built for messages written before they existed
+ *
+ * Every message is in exactly one of the four schedules, the one of its status, and every write that changes
+ * the status moves it between them in the same atomic step. The admin page, flush, releasing held mail and the
+ * retention sweep then read only the messages they are about, never every message (sent ones are kept a week).
  *
  * Delivery is at least once: a worker claims a batch of due ids (atomically, so two workers never hold the
  * same id), sends, then records the outcome. A worker killed mid-send leaves its claim to expire (the lease);
@@ -30,6 +38,17 @@ import type { MailTransport } from './transport.js';
 export const MESSAGES = 'messages';
 const IDEMPOTENCY = 'idempotency';
 export const MAIL_QUEUE = 'mail';
+/** The status indexes (schedules used as sorted sets of ids by time). */
+export const HELD_INDEX = 'mail-held';
+export const FAILED_INDEX = 'mail-failed';
+export const SENT_INDEX = 'mail-sent';
+const STATUS_INDEXES = [MAIL_QUEUE, HELD_INDEX, FAILED_INDEX, SENT_INDEX] as const;
+const MAIL_META = 'mail_meta';
+const INDEXES_MARKER = 'indexes-v1';
+/** `scheduled` limit meaning "every entry". */
+const ALL = Number.MAX_SAFE_INTEGER;
+/** Sent messages deleted per claim of the retention sweep. */
+const CLEANUP_BATCH = 100;
 /** A delivery still running after this long is shown as `sending`. */
 export const SENDING_MARK_AFTER_MS = 250;
 
@@ -181,6 +200,31 @@ function requestHash(input: MessageInput): string {
   return createHash('sha256').update(JSON.stringify(input)).digest('base64url');
 }
 
+/** The schedule a message of this status belongs to. */
+function indexOf(status: MessageStatus): string {
+  switch (status) {
+    case 'held':
+      return HELD_INDEX;
+    case 'failed':
+      return FAILED_INDEX;
+    case 'sent':
+      return SENT_INDEX;
+    default:
+      return MAIL_QUEUE;
+  }
+}
+
+/** The messages of these ids that exist, each once; read in batches (one pipeline each on Redis). */
+async function readMessages(store: Store, ids: Iterable<string>): Promise<Doc<MessageDoc>[]> {
+  const unique = [...new Set(ids)];
+  const out: Doc<MessageDoc>[] = [];
+  for (let i = 0; i < unique.length; i += 500) {
+    const docs = await Promise.all(unique.slice(i, i + 500).map((id) => store.get<MessageDoc>(MESSAGES, id)));
+    for (const doc of docs) if (doc) out.push(doc);
+  }
+  return out;
+}
+
 function errorOf(d: Diagnosis, now: number, message?: string): MessageError {
   return { code: d.code, message: message ?? d.message, hint: d.hint, ...(d.responseCode !== undefined ? { responseCode: d.responseCode } : {}), at: now };
 }
@@ -209,9 +253,37 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     s?.();
   }
 
-  /** A compare-and-set write of a message; `dueAt` moves it in the queue in the same step (null: out of it). */
-  async function put(id: string, value: MessageDoc, version: number, dueAt?: number | null): Promise<Doc<MessageDoc>> {
-    return store.put(MESSAGES, id, value, { ifVersion: version, ...(dueAt !== undefined ? { schedule: { queue: MAIL_QUEUE, dueAt } } : {}) });
+  /**
+   * The time a message is kept under in the index of its status: when it is due (waiting), when it was held or
+   * failed, when it is to be deleted (sent).
+   */
+  function indexScore(m: MessageDoc): number {
+    switch (m.status) {
+      case 'held':
+      case 'failed':
+        return m.updatedAt;
+      case 'sent':
+        return (m.sentAt ?? m.updatedAt) + keepSentMs;
+      default:
+        return m.nextAttemptAt ?? m.updatedAt;
+    }
+  }
+
+  /** The index moves of a write from status `from` (null: a new message) to `value`. */
+  function indexMoves(from: MessageStatus | null, value: MessageDoc): ScheduleMove[] {
+    const target = indexOf(value.status);
+    const moves: ScheduleMove[] = [{ queue: target, dueAt: indexScore(value) }];
+    if (from !== null && indexOf(from) !== target) moves.push({ queue: indexOf(from), dueAt: null });
+    return moves;
+  }
+
+  /**
+   * A compare-and-set write of a message. With `from` (its status before, null for a new message) it moves the
+   * message between the status indexes in the same step; without, the indexes are left alone (a write that
+   * keeps the message where it is and must not touch its lease).
+   */
+  async function put(id: string, value: MessageDoc, version: number, from?: MessageStatus | null): Promise<Doc<MessageDoc>> {
+    return store.put(MESSAGES, id, value, { ifVersion: version, ...(from !== undefined ? { schedule: indexMoves(from, value) } : {}) });
   }
 
   async function createMessage(id: string, input: MessageInput, serverId: string, apiKeyId: string | null): Promise<{ status: MessageStatus; created: boolean }> {
@@ -235,9 +307,9 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       smtpResponse: null,
     };
     try {
-      // The message and its place in the queue are written together: there is no moment (nor a crash) where a
-      // queued message is not scheduled.
-      await put(id, doc, 0, heldReason ? undefined : now);
+      // The message and its place in the queue (or the held index) are written together: there is no moment
+      // (nor a crash) where a queued message is not scheduled.
+      await put(id, doc, 0, null);
     } catch (err) {
       if (err instanceof VersionConflictError) {
         const existing = await store.get<MessageDoc>(MESSAGES, id);
@@ -253,7 +325,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     const now = Date.now();
     await endLease(id);
     try {
-      await put(id, { ...doc.value, status: 'held', heldReason: reason, nextAttemptAt: null, updatedAt: now, ...(lastError ? { lastError } : {}), ...(attempts !== undefined ? { attempts } : {}) }, doc.version, null);
+      await put(id, { ...doc.value, status: 'held', heldReason: reason, nextAttemptAt: null, updatedAt: now, ...(lastError ? { lastError } : {}), ...(attempts !== undefined ? { attempts } : {}) }, doc.version, doc.value.status);
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
       return; // changed meanwhile (resent, deleted): leave the schedule for the next claim to re-read
@@ -274,16 +346,15 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     if (heartbeat) await heartbeat;
   }
 
+  /** Held messages matching `filter` (among `only`, or every held one) → queued now. */
   async function release(filter: (m: MessageDoc) => boolean, only?: string[]): Promise<number> {
     let released = 0;
-    const docs = only
-      ? (await Promise.all(only.map((id) => store.get<MessageDoc>(MESSAGES, id)))).filter((d): d is Doc<MessageDoc> => d !== null)
-      : await store.list<MessageDoc>(MESSAGES);
-    for (const doc of docs) {
+    const ids = only ?? (await store.scheduled(HELD_INDEX, { limit: ALL })).map((e) => e.id);
+    for (const doc of await readMessages(store, ids)) {
       if (doc.value.status !== 'held' || !filter(doc.value)) continue;
       const now = Date.now();
       try {
-        await put(doc.id, { ...doc.value, status: 'queued', heldReason: null, nextAttemptAt: now, updatedAt: now }, doc.version, now);
+        await put(doc.id, { ...doc.value, status: 'queued', heldReason: null, nextAttemptAt: now, updatedAt: now }, doc.version, 'held');
       } catch (err) {
         if (err instanceof VersionConflictError) continue;
         throw err;
@@ -307,7 +378,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     const now = Date.now();
     if (!server) {
       const d: Diagnosis = { code: 'server_deleted', class: 'permanent', message: `SMTP server ${m.serverId} no longer exists`, hint: 'Resend the message to another server, or recreate the server.' };
-      await finish(id, doc, { ...m, status: 'failed', lastError: errorOf(d, now), updatedAt: now, nextAttemptAt: null });
+      await finish(id, doc, m.status, { ...m, status: 'failed', lastError: errorOf(d, now), updatedAt: now, nextAttemptAt: null });
       metrics?.messagesTotal.inc({ outcome: 'failed' });
       return;
     }
@@ -348,7 +419,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       });
       // The body has done its job: it is not kept at rest for the retention period (nothing shows or resends it).
       const { text: _text, html: _html, ...delivered } = sending.value.input;
-      await finish(id, sending, { ...sending.value, input: delivered, status: 'sent', recipients, sentAt: done, updatedAt: done, nextAttemptAt: null, smtpResponse: result.response.slice(0, 500) });
+      await finish(id, sending, m.status, { ...sending.value, input: delivered, status: 'sent', recipients, sentAt: done, updatedAt: done, nextAttemptAt: null, smtpResponse: result.response.slice(0, 500) });
       metrics?.messagesTotal.inc({ outcome: 'sent' });
     } catch (err) {
       await settleMark();
@@ -367,19 +438,19 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
         return;
       }
       if (d.class === 'permanent') {
-        await finish(id, sending, { ...sending.value, status: 'failed', recipients, lastError: errorOf(d, at), updatedAt: at, nextAttemptAt: null });
+        await finish(id, sending, m.status, { ...sending.value, status: 'failed', recipients, lastError: errorOf(d, at), updatedAt: at, nextAttemptAt: null });
         metrics?.messagesTotal.inc({ outcome: 'failed' });
         return;
       }
       if (attempts >= opts.maxAttempts) {
-        await finish(id, sending, { ...sending.value, status: 'failed', recipients, lastError: errorOf(d, at, `gave up after ${attempts} attempts: ${d.message}`), updatedAt: at, nextAttemptAt: null });
+        await finish(id, sending, m.status, { ...sending.value, status: 'failed', recipients, lastError: errorOf(d, at, `gave up after ${attempts} attempts: ${d.message}`), updatedAt: at, nextAttemptAt: null });
         metrics?.messagesTotal.inc({ outcome: 'failed' });
         return;
       }
       const dueAt = at + retryDelay(attempts, opts.retryBaseMs, capMs);
       await endLease(id);
       try {
-        await put(id, { ...sending.value, status: 'deferred', recipients, lastError: errorOf(d, at), updatedAt: at, nextAttemptAt: dueAt }, sending.version, dueAt);
+        await put(id, { ...sending.value, status: 'deferred', recipients, lastError: errorOf(d, at), updatedAt: at, nextAttemptAt: dueAt }, sending.version, m.status);
       } catch (e) {
         if (!(e instanceof VersionConflictError)) throw e;
         return;
@@ -388,47 +459,125 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     }
   }
 
-  /** Final state, written together with leaving the queue. */
-  async function finish(id: string, doc: Doc<MessageDoc>, value: MessageDoc): Promise<void> {
+  /** Final state (sent or failed), written together with the move from the queue to the index of that state. */
+  async function finish(id: string, doc: Doc<MessageDoc>, from: MessageStatus, value: MessageDoc): Promise<void> {
     await endLease(id);
     try {
-      await put(id, value, doc.version, null);
+      await put(id, value, doc.version, from);
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
     }
   }
 
   /**
-   * The embedded store writes a message and its schedule entry to two files; a kill -9 between the two leaves a
-   * waiting message out of the queue. At start, with the data folder locked to this process (so no other worker
-   * holds a lease), every waiting message is put back at its due time. On Redis both are one atomic script.
+   * The embedded store writes a message and its schedule entries to separate files; a kill -9 in between leaves
+   * a message out of the index of its status (or still in the one it left). At start, with the data folder
+   * locked to this process (so no other worker holds a lease), every message is put in the index of its status
+   * and taken out of the others, and entries of deleted messages are dropped: waiting messages at their due time,
+   * the others at their index time. This also builds the indexes for messages written before they existed.
    */
-  async function rescheduleWaiting(): Promise<void> {
+  async function reindexOnFileStore(): Promise<void> {
     const now = Date.now();
-    let n = 0;
+    const entries = new Map<string, Map<string, number>>();
+    for (const queue of STATUS_INDEXES) entries.set(queue, new Map((await store.scheduled(queue, { limit: ALL })).map((e) => [e.id, e.dueAt])));
+    let waiting = 0;
+    let changed = 0;
+    const live = new Set<string>();
     for (const doc of await store.list<MessageDoc>(MESSAGES)) {
       const m = doc.value;
-      if (m.status !== 'queued' && m.status !== 'deferred' && m.status !== 'sending') continue;
-      await store.schedule(MAIL_QUEUE, doc.id, Math.max(now, m.nextAttemptAt ?? now));
-      n++;
+      live.add(doc.id);
+      const target = indexOf(m.status);
+      const score = target === MAIL_QUEUE ? Math.max(now, m.nextAttemptAt ?? now) : indexScore(m);
+      if (target === MAIL_QUEUE) waiting++;
+      if (entries.get(target)!.get(doc.id) !== score) {
+        await store.schedule(target, doc.id, score);
+        changed++;
+      }
+      for (const queue of STATUS_INDEXES) {
+        if (queue === target || !entries.get(queue)!.has(doc.id)) continue;
+        await store.unschedule(queue, doc.id);
+        changed++;
+      }
     }
-    if (n) log.info({ messages: n }, 'waiting messages put back in the queue at start');
+    for (const [queue, ids] of entries) {
+      for (const id of ids.keys()) {
+        if (live.has(id)) continue;
+        await store.unschedule(queue, id);
+        changed++;
+      }
+    }
+    if (changed) log.info({ waiting, changed }, 'mail indexes brought in line with the messages at start');
   }
 
-  /** Deletes sent messages past their retention; one instance at a time (a store lock). */
+  /**
+   * On Redis every write moves a message between the indexes atomically; only messages written by versions
+   * before the held, failed and sent indexes existed are missing from them. They are added once (one instance,
+   * under a lock; a marker document records that it is done). Each is re-put with compare-and-set together with
+   * its index entry, so a message changed meanwhile by another instance is never put in a stale index. Waiting
+   * messages were already in the queue's schedule, and their leases are left alone.
+   */
+  async function buildIndexesOnRedis(): Promise<void> {
+    if (await store.get(MAIL_META, INDEXES_MARKER)) return;
+    const lock = await store.acquireLock('mail-indexes', 60_000);
+    if (!lock) return; // another instance is building them
+    try {
+      if (await store.get(MAIL_META, INDEXES_MARKER)) return;
+      let indexed = 0;
+      let seen = 0;
+      for (const listed of await store.list<MessageDoc>(MESSAGES)) {
+        let doc: Doc<MessageDoc> | null = listed;
+        while (doc && indexOf(doc.value.status) !== MAIL_QUEUE) {
+          try {
+            await store.put(MESSAGES, doc.id, doc.value, { ifVersion: doc.version, schedule: { queue: indexOf(doc.value.status), dueAt: indexScore(doc.value) } });
+            indexed++;
+            break;
+          } catch (err) {
+            if (!(err instanceof VersionConflictError)) throw err;
+            // Changed by a current version, which indexed it with that write; look again to be sure.
+            doc = await store.get<MessageDoc>(MESSAGES, doc.id);
+          }
+        }
+        if (++seen % 500 === 0) await lock.extend(60_000);
+      }
+      await store.put(MAIL_META, INDEXES_MARKER, { builtAt: Date.now(), indexed });
+      if (indexed) log.info({ indexed }, 'held, failed and sent messages indexed');
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /**
+   * Deletes sent messages past their retention; one instance at a time (a store lock). The sent index is keyed
+   * by deletion time, so this claims exactly the expired ones, a batch at a time, and never reads the others.
+   */
   async function cleanup(): Promise<number> {
     const lock = await store.acquireLock('mail-cleanup', 60_000);
     if (!lock) return 0;
     let removed = 0;
     try {
-      const cutoff = Date.now() - keepSentMs;
-      for (const doc of await store.list<MessageDoc>(MESSAGES)) {
-        if (doc.value.status !== 'sent' || (doc.value.sentAt ?? 0) > cutoff) continue;
-        try {
-          if (await store.delete(MESSAGES, doc.id, { ifVersion: doc.version })) removed++;
-        } catch (err) {
-          if (!(err instanceof VersionConflictError)) throw err;
+      for (;;) {
+        const ids = await store.claimDue(SENT_INDEX, Date.now(), 60_000, CLEANUP_BATCH);
+        for (const id of ids) {
+          const doc = await store.get<MessageDoc>(MESSAGES, id);
+          if (!doc || doc.value.status !== 'sent') {
+            // Stale entry: the message is gone (or, against every write's moves, not sent): drop it.
+            await store.unschedule(SENT_INDEX, id);
+            continue;
+          }
+          const dueAt = indexScore(doc.value);
+          if (dueAt > Date.now()) {
+            // Indexed under a shorter retention than the current one: back to its time.
+            await store.schedule(SENT_INDEX, id, dueAt);
+            continue;
+          }
+          try {
+            if (await store.delete(MESSAGES, id, { ifVersion: doc.version, schedule: { queue: SENT_INDEX, dueAt: null } })) removed++;
+          } catch (err) {
+            // Changed meanwhile: its claim lapses and the next sweep looks again.
+            if (!(err instanceof VersionConflictError)) throw err;
+          }
         }
+        if (ids.length < CLEANUP_BATCH || !(await lock.extend(60_000))) break;
       }
     } finally {
       await lock.release();
@@ -545,26 +694,33 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     },
 
     async overview(limit = 200) {
-      const counts: Record<MessageStatus, number> = { queued: 0, sending: 0, sent: 0, deferred: 0, held: 0, failed: 0 };
+      // The backlog (waiting and held) is read in full for its counts and oldest age; failed and sent are only
+      // counted, and the error queue is the newest `limit` failures.
+      const [waiting, held, failedEntries, failed, sent] = await Promise.all([
+        store.scheduled(MAIL_QUEUE, { limit: ALL }),
+        store.scheduled(HELD_INDEX, { limit: ALL }),
+        store.scheduled(FAILED_INDEX, { limit, newestFirst: true }),
+        store.scheduleStats(FAILED_INDEX),
+        store.scheduleStats(SENT_INDEX),
+      ]);
+      const counts: Record<MessageStatus, number> = { queued: 0, sending: 0, sent: sent.count, deferred: 0, held: 0, failed: failed.count };
       const queue: MessageView[] = [];
-      const errors: MessageView[] = [];
       let oldest: number | null = null;
-      for (const doc of await store.list<MessageDoc>(MESSAGES)) {
+      for (const doc of await readMessages(store, [...waiting, ...held].map((e) => e.id))) {
         const m = doc.value;
+        // A stale entry (a finished message a worker has not dropped yet) is counted by its own index.
+        if (m.status === 'sent' || m.status === 'failed') continue;
         counts[m.status]++;
-        if (m.status === 'sent') continue;
-        if (m.status === 'failed') {
-          errors.push(toView(doc.id, m));
-          continue;
-        }
         queue.push(toView(doc.id, m));
         if (oldest === null || m.createdAt < oldest) oldest = m.createdAt;
       }
+      const errors = (await readMessages(store, failedEntries.map((e) => e.id))).filter((d) => d.value.status === 'failed');
       for (const [state, n] of Object.entries(counts)) metrics?.queueDepth.set({ state }, n);
       const byAge = (a: MessageView, b: MessageView) => a.createdAt.localeCompare(b.createdAt);
       return {
         queue: queue.sort(byAge).slice(0, limit),
-        errors: errors.sort(byAge).reverse().slice(0, limit),
+        // Newest failure first, in the index's order.
+        errors: errors.map((d) => toView(d.id, d.value)),
         counts,
         oldestQueuedAt: iso(oldest),
         oldestAgeMs: oldest === null ? null : Date.now() - oldest,
@@ -576,7 +732,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       const m = doc.value;
       if (m.status === 'sent' || m.status === 'sending') throw new AppError('conflict', { message: `The message is ${m.status}; only waiting or failed messages can be resent.` });
       const now = Date.now();
-      await put(id, { ...m, status: 'queued', heldReason: null, attempts: m.status === 'failed' ? 0 : m.attempts, nextAttemptAt: now, updatedAt: now }, doc.version, now);
+      await put(id, { ...m, status: 'queued', heldReason: null, attempts: m.status === 'failed' ? 0 : m.attempts, nextAttemptAt: now, updatedAt: now }, doc.version, m.status);
       wake();
       await audit(actor, 'mail.resend', `message:${id}`, { previousStatus: m.status });
       return toView(id, (await getDoc(id)).value);
@@ -585,17 +741,19 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     async remove(id, actor) {
       const doc = await getDoc(id);
       if (doc.value.status === 'sending') throw new AppError('conflict', { message: 'The message is being sent right now; try again in a moment.' });
-      await store.delete(MESSAGES, id, { ifVersion: doc.version, schedule: { queue: MAIL_QUEUE, dueAt: null } });
+      // Out of every index, not only its status's: nothing can be left pointing at a deleted message.
+      await store.delete(MESSAGES, id, { ifVersion: doc.version, schedule: STATUS_INDEXES.map((queue) => ({ queue, dueAt: null })) });
       await audit(actor, 'mail.delete', `message:${id}`, { status: doc.value.status });
     },
 
     async flush(actor) {
       let n = 0;
       const now = Date.now();
-      for (const doc of await store.list<MessageDoc>(MESSAGES)) {
+      const waiting = await store.scheduled(MAIL_QUEUE, { limit: ALL });
+      for (const doc of await readMessages(store, waiting.map((e) => e.id))) {
         if (doc.value.status !== 'deferred' && doc.value.status !== 'queued') continue;
         try {
-          await put(doc.id, { ...doc.value, status: 'queued', nextAttemptAt: now, updatedAt: now }, doc.version, now);
+          await put(doc.id, { ...doc.value, status: 'queued', nextAttemptAt: now, updatedAt: now }, doc.version, doc.value.status);
         } catch (err) {
           if (err instanceof VersionConflictError) continue;
           throw err;
@@ -627,7 +785,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
 
     async start() {
       if (running) return;
-      if (store.kind === 'file') await rescheduleWaiting();
+      if (store.kind === 'file') await reindexOnFileStore();
+      else await buildIndexesOnRedis();
       running = true;
       startHeartbeat();
       loop = run();
