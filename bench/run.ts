@@ -13,18 +13,21 @@
  * Prints messages per second, the ratios, p50/p99 API latency, peak RSS, and the CPU time per message of every
  * process in the run (mailgate, sink, client, Redis), because they share the machine's cores.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { oauthRefreshBench } from './oauth-refresh.js';
+import { onPath } from '../test/fakes/binaries.js';
+import { freePort } from '../test/fakes/net.js';
+import { spawnRedisServer } from '../test/fakes/redis-server.js';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { Keyring } from '../src/crypto/keyring.js';
@@ -150,32 +153,13 @@ async function measure(label: string, run: () => Promise<PhaseResult>, quiet = f
 
 const tiny = (i: number) => ({ to: `rcpt${i}@example.net`, subject: `bench ${i}`, text: `message ${i}` });
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 async function startRedis(): Promise<{ url: string; stop(): Promise<void> } | null> {
   if (process.env.MAILGATE_BENCH_REDIS_URL) return { url: process.env.MAILGATE_BENCH_REDIS_URL, stop: async () => undefined };
-  const binary = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
+  const binary = onPath('redis-server');
   if (!binary) return null;
   const port = await freePort();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-bench-redis-'));
-  const proc: ChildProcess = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => {
-        c.end();
-        resolve(true);
-      });
-      c.once('error', () => resolve(false));
-    });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const proc = await spawnRedisServer(binary, port, dir);
   redisPid = proc.pid;
   return {
     url: `redis://127.0.0.1:${port}`,

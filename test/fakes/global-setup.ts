@@ -1,10 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { freePort } from './net.js';
+import { onPath } from './binaries.js';
 import { spawnRedisServer } from './redis-server.js';
 
 declare module 'vitest' {
@@ -17,14 +17,6 @@ declare module 'vitest' {
 }
 
 const inCI = process.env.CI === 'true' || process.env.CI === '1';
-
-function onPath(binary: string): string | null {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    const candidate = path.join(dir, binary);
-    if (existsSync(candidate)) return candidate;
-  }
-  return null;
-}
 
 function banner(lines: string[]): void {
   const bar = '!'.repeat(78);
