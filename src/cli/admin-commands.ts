@@ -4,9 +4,8 @@ import { AuditLog } from '../admin/audit.js';
 import { SessionGeneration } from '../admin/sessions.js';
 import type { ApiScope } from '../admin/types.js';
 import { MIN_PASSWORD_LENGTH, UserService } from '../admin/users.js';
-import { AppError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { cliActor, openCliContext } from './context.js';
+import { cliActor, withCliContext } from './context.js';
 import { formatTable } from './table.js';
 import { CliError, EXIT, type CliCommand, type CliIO } from './types.js';
 
@@ -21,22 +20,6 @@ function parse(args: string[], names: string[], usage: string): { values: Record
     return { values: values, positionals };
   } catch (err) {
     throw new CliError(`${(err as Error).message}\nusage: ${usage}`, EXIT.unusable);
-  }
-}
-
-/** Opens the store, runs `fn`, always closes the store; AppErrors become plain messages. */
-async function withStore<T>(io: CliIO, fn: (ctx: Awaited<ReturnType<typeof openCliContext>>) => Promise<T>): Promise<T> {
-  const ctx = await openCliContext(io);
-  try {
-    return await fn(ctx);
-  } catch (err) {
-    if (err instanceof AppError) {
-      const details = err.details.map((d) => `\n  ${d.field ? `${d.field}: ` : ''}${d.message}`).join('');
-      throw new CliError(`${err.message}${details}`, EXIT.failed);
-    }
-    throw err;
-  } finally {
-    await ctx.store.close();
   }
 }
 
@@ -106,7 +89,7 @@ const createAdmin: CliCommand = {
     const pw = password;
     // The config demands MAILGATE_ADMIN_EMAIL and _PASSWORD together; this command takes either alone.
     const { MAILGATE_ADMIN_EMAIL: _e, MAILGATE_ADMIN_PASSWORD: _p, ...env } = io.env;
-    return withStore({ ...io, env }, async ({ store }) => {
+    return withCliContext({ ...io, env }, async ({ store }) => {
       const user = await new UserService(store).create({ email, password: pw, role });
       await new AuditLog(store).record({ actor: cliActor(), action: 'user.create', target: `user:${user.email}`, outcome: 'success', detail: { role: user.role } });
       io.stdout.write(`Created ${user.role} ${user.email}. Log in at /login.\n`);
@@ -132,7 +115,7 @@ const apiKeysCreate: CliCommand = {
     if (!name || name.length > 100) throw new CliError('--name is required (at most 100 characters)', EXIT.unusable);
     const scopes = String(values.scopes ?? '').split(',').map((s) => s.trim()).filter(Boolean);
     if (scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s as ApiScope))) throw new CliError('--scopes must list send and/or admin, e.g. --scopes send', EXIT.unusable);
-    return withStore(io, async ({ store }) => {
+    return withCliContext(io, async ({ store }) => {
       const actor = cliActor();
       const created = await apiKeysOf(store).create({ name, scopes: scopes as ApiScope[], actor });
       io.stderr.write(`Created API key ${created.id} (${created.scopes.join(', ')}). It is shown only once; store it now:\n`);
@@ -148,7 +131,7 @@ const apiKeysList: CliCommand = {
   usage: 'mailgate api-keys list',
   async run(args, io) {
     parse(args, [], this.usage!);
-    return withStore(io, async ({ store }) => {
+    return withCliContext(io, async ({ store }) => {
       const keys = await apiKeysOf(store).list();
       const rows = keys.map((k) => [k.id, k.name, `${k.prefix}…`, k.scopes.join(','), k.status + (k.status === 'expiring' ? ` until ${k.expiresAt}` : ''), k.createdAt, k.lastUsedAt ?? 'never']);
       io.stdout.write(formatTable(['ID', 'NAME', 'KEY', 'SCOPES', 'STATUS', 'CREATED', 'LAST USED'], rows));
@@ -165,7 +148,7 @@ const apiKeysRevoke: CliCommand = {
     const { positionals } = parse(args, [], this.usage!);
     const id = positionals[0];
     if (!id || positionals.length > 1) throw new CliError(`usage: ${this.usage}`, EXIT.unusable);
-    return withStore(io, async ({ store }) => {
+    return withCliContext(io, async ({ store }) => {
       const actor = cliActor();
       const key = await apiKeysOf(store).revoke(id, actor);
       io.stdout.write(`Revoked ${key.id} (${key.name}, ${key.prefix}…).\n`);
@@ -184,7 +167,7 @@ const apiKeysRotate: CliCommand = {
     if (!id || positionals.length > 1) throw new CliError(`usage: ${this.usage}`, EXIT.unusable);
     const hours = Number(values['grace-hours'] ?? '24');
     if (!Number.isInteger(hours) || hours < 0 || hours > 720) throw new CliError('--grace-hours must be a whole number from 0 to 720', EXIT.unusable);
-    return withStore(io, async ({ store }) => {
+    return withCliContext(io, async ({ store }) => {
       const actor = cliActor();
       const { successor, previous } = await apiKeysOf(store).rotate(id, hours * 3600, actor);
       io.stderr.write(`Created ${successor.id} to replace ${id}, which stops at ${previous.expiresAt}. The new key is shown only once; store it now:\n`);
@@ -200,7 +183,7 @@ const sessionsRevokeAll: CliCommand = {
   usage: 'mailgate sessions revoke-all',
   async run(args, io) {
     parse(args, [], this.usage!);
-    return withStore(io, async ({ store }) => {
+    return withCliContext(io, async ({ store }) => {
       await new SessionGeneration(store, new AuditLog(store)).revokeAll(cliActor());
       io.stdout.write('Every session is logged out; admins must log in again.\n');
       return EXIT.ok;
@@ -217,7 +200,7 @@ const auditExport: CliCommand = {
     const sinceText = values.since;
     const since = sinceText && /^\d{4}-\d{2}-\d{2}/.test(sinceText) ? new Date(sinceText) : null;
     if (!since || Number.isNaN(since.getTime())) throw new CliError(`--since needs an ISO date\nusage: ${this.usage}`, EXIT.unusable);
-    return withStore(io, async ({ store }) => {
+    return withCliContext(io, async ({ store }) => {
       let count = 0;
       for await (const entry of new AuditLog(store).exportSince(since)) {
         io.stdout.write(`${JSON.stringify(entry)}\n`);

@@ -4,6 +4,7 @@ import type { Actor } from '../admin/types.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { Keyring } from '../crypto/keyring.js';
 import { readLocalSecrets } from '../crypto/local-secrets.js';
+import { AppError } from '../errors.js';
 import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
 import { CliError, EXIT, type CliIO } from './types.js';
@@ -57,6 +58,22 @@ export async function openCliContext(io: CliIO): Promise<CliContext> {
     throw new CliError(`Cannot open the store in ${where}: ${(err as Error).message}\nNothing was changed.`, EXIT.unusable);
   }
   return { config, store, keyring, keySource };
+}
+
+/** Opens the store, runs `fn`, always closes the store; AppErrors become plain messages. */
+export async function withCliContext<T>(io: CliIO, fn: (ctx: CliContext) => Promise<T>): Promise<T> {
+  const ctx = await openCliContext(io);
+  try {
+    return await fn(ctx);
+  } catch (err) {
+    if (err instanceof AppError) {
+      const details = err.details.map((d) => `\n  ${d.field ? `${d.field}: ` : ''}${d.message}`).join('');
+      throw new CliError(`${err.message}${details}`, EXIT.failed);
+    }
+    throw err;
+  } finally {
+    await ctx.store.close();
+  }
 }
 
 /** Who acts from the command line, for the audit log: `cli:<operating-system user>`. */

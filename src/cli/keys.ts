@@ -3,7 +3,7 @@ import { AuditLog } from '../admin/audit.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { rotateEncryptionKeys } from '../admin/key-rotation.js';
 import { keyUsage, MissingEncryptionKeyError, type RotationProgress } from '../crypto/rotation.js';
-import { cliActor, openCliContext } from './context.js';
+import { cliActor, withCliContext } from './context.js';
 import { formatTable } from './table.js';
 import { CliError, EXIT, type CliCommand, type CliIO } from './types.js';
 
@@ -33,17 +33,14 @@ const status: CliCommand = {
   summary: 'show how many stored values each encryption key protects',
   usage: 'mailgate keys status\n\nCounts the sealed values per key id across the whole store. A key that protects 0 values can be removed.',
   async run(_args, io) {
-    const ctx = await openCliContext(io);
-    try {
+    return withCliContext(io, async (ctx) => {
       const usage = await keyUsage(ctx.store, ctx.keyring ?? emptyKeyring());
       io.stdout.write(`Store: ${ctx.store.kind}; keys from ${ctx.keySource}\n`);
       io.stdout.write(`${usage.documents} documents, ${usage.sealedValues} sealed values\n\n`);
       io.stdout.write(usageTable(usage.perKey, ctx.keyring));
       const missing = Object.entries(usage.perKey).filter(([kid, n]) => n > 0 && !ctx.keyring?.has(kid));
       return missing.length > 0 ? EXIT.failed : EXIT.ok;
-    } finally {
-      await ctx.store.close();
-    }
+    });
   },
 };
 
@@ -106,10 +103,9 @@ const rotate: CliCommand = {
     'can run while mailgate serves traffic (on Redis) and can be stopped with Ctrl-C and run again: values\n' +
     'already done are skipped. On the embedded store, stop mailgate first (the data folder serves one process).',
   async run(_args, io) {
-    const ctx = await openCliContext(io);
-    const audit = new AuditLog(ctx.store);
-    const actor = cliActor();
-    try {
+    return withCliContext(io, async (ctx) => {
+      const audit = new AuditLog(ctx.store);
+      const actor = cliActor();
       if (!ctx.keyring) {
         io.stdout.write(`No encryption key exists yet (${ctx.keySource}); nothing is sealed, nothing to rotate.\n`);
         return EXIT.ok;
@@ -153,9 +149,7 @@ const rotate: CliCommand = {
         return EXIT.interrupted;
       }
       return result.failures.length > 0 ? EXIT.failed : EXIT.ok;
-    } finally {
-      await ctx.store.close();
-    }
+    });
   },
 };
 

@@ -1,10 +1,9 @@
 import { AuditLog } from '../admin/audit.js';
-import { AppError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { IntegrationService } from '../oauth/integrations.js';
 import { GRANTS, type GrantRecord } from '../tokens/grants.js';
 import { disconnectGrant } from '../tokens/revoke.js';
-import { cliActor, openCliContext } from './context.js';
+import { cliActor, withCliContext } from './context.js';
 import { formatTable } from './table.js';
 import { CliError, EXIT, type CliCommand } from './types.js';
 
@@ -15,15 +14,12 @@ const tokensList: CliCommand = {
   summary: 'list OAuth grants (one per SMTP server): mailbox, state, last refresh',
   usage: 'mailgate tokens list',
   async run(_args, io) {
-    const ctx = await openCliContext(io);
-    try {
+    return withCliContext(io, async (ctx) => {
       const grants = await ctx.store.list<GrantRecord>(GRANTS);
       const rows = grants.map((g) => [g.id, g.value.mailbox, g.value.status, g.value.lastRefreshAt ? new Date(g.value.lastRefreshAt).toISOString() : '—', g.value.lastError?.code ?? '']);
       io.stdout.write(`${formatTable(['GRANT', 'MAILBOX', 'STATE', 'LAST REFRESH', 'LAST ERROR'], rows)}`);
       return EXIT.ok;
-    } finally {
-      await ctx.store.close();
-    }
+    });
   },
 };
 
@@ -34,8 +30,7 @@ const tokensRevoke: CliCommand = {
   async run(args, io) {
     const grantId = args[0];
     if (!grantId || args.length > 1 || grantId.startsWith('-')) throw new CliError(`usage: ${this.usage}`, EXIT.unusable);
-    const ctx = await openCliContext(io);
-    try {
+    return withCliContext(io, async (ctx) => {
       if (!ctx.keyring) throw new CliError('No encryption keys found, so no sealed token can exist here; nothing to revoke.', EXIT.failed);
       const log = createLogger({ level: 'silent' });
       const audit = new AuditLog(ctx.store);
@@ -45,12 +40,7 @@ const tokensRevoke: CliCommand = {
       io.stdout.write(result.revokedAtProvider ? 'The refresh token was revoked at the provider.\n' : `Not revoked at the provider. ${result.note ?? ''}\n`);
       io.stdout.write('Queued mail for this server stays held until someone presses Authorize again.\n');
       return EXIT.ok;
-    } catch (err) {
-      if (err instanceof AppError) throw new CliError(err.message, EXIT.failed);
-      throw err;
-    } finally {
-      await ctx.store.close();
-    }
+    });
   },
 };
 
