@@ -808,6 +808,11 @@ class FileStore implements Store {
 
   async compact(): Promise<void> {
     this.#assertOpen();
+    await this.#compactStale();
+  }
+
+  /** Rewrites every journal that holds a line no longer current. */
+  async #compactStale(): Promise<void> {
     for (const collection of this.#collections.values()) {
       if (collection.lines > collection.docs.size) await this.#compactCollection(collection);
     }
@@ -818,11 +823,7 @@ class FileStore implements Store {
     this.#closed = true;
     try {
       // Superseded versions and deleted documents leave the disk with the process (see the top of this file).
-      if (!this.#failure) {
-        for (const collection of this.#collections.values()) {
-          if (collection.lines > collection.docs.size) await this.#compactCollection(collection);
-        }
-      }
+      if (!this.#failure) await this.#compactStale();
     } catch (err) {
       this.#logger?.warn({ err }, 'rewriting a journal at close failed; it is complete and is read as it is at the next start');
     } finally {
