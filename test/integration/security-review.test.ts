@@ -1,3 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactString } from '../../src/log.js';
@@ -320,5 +324,56 @@ describe('headers, audit targets and audited API actions (file store)', () => {
     const page = JSON.stringify(await app.services.audit.list({ limit: 20 }));
     expect(page).toContain('smtp_server.resume');
     expect(page).toContain(`smtp_server:${String(created.body.id)}`);
+  });
+});
+
+describe('probes answer anyone, so /metrics takes a token and /readyz names no record (file store)', () => {
+  const token = randomBytes(24).toString('base64url');
+  let app: TestApp;
+  let tokenDir: string;
+  beforeAll(async () => {
+    tokenDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-metrics-token-'));
+    const tokenFile = path.join(tokenDir, 'metrics-token');
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    app = await startTestApp({ env: { MAILGATE_METRICS_TOKEN_FILE: tokenFile } });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await rm(tokenDir, { recursive: true, force: true });
+  });
+
+  it('/metrics with MAILGATE_METRICS_TOKEN(_FILE) set answers only Authorization: Bearer <token>', async () => {
+    const scrape = (authorization?: string) => fetch(`${app.url}/metrics`, authorization === undefined ? {} : { headers: { authorization } });
+    for (const wrong of [undefined, 'Bearer', `Bearer ${token.slice(0, -1)}`, `Bearer ${token}x`, `Basic ${token}`, `Bearer ${token} ${token}`]) {
+      const res = await scrape(wrong);
+      expect(res.status, String(wrong)).toBe(401);
+      expect(res.headers.get('www-authenticate'), String(wrong)).toMatch(/^Bearer /);
+      expect(await res.text(), String(wrong)).not.toContain('mailgate_http_requests_total');
+    }
+    const ok = await scrape(`Bearer ${token}`);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('mailgate_http_requests_total');
+    // The probes a load balancer asks stay open.
+    expect((await fetch(`${app.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
+  });
+
+  it('/readyz says ready and counts warnings by kind, without integration or server ids', async () => {
+    const adminKey = await app.apiKey(['admin']);
+    const soon = new Date(Date.now() + 3 * 86_400_000).toISOString().slice(0, 10);
+    const ids: string[] = [];
+    for (const name of ['first', 'second']) {
+      const created = await api(app, 'POST', '/api/v1/oauth-integrations', adminKey, { name, provider: 'google', clientId: `client-${name}`, clientSecret: 'client-secret-value', secretExpiresAt: soon });
+      expect(created.status, created.text).toBe(201);
+      ids.push(String(created.body.id));
+    }
+    const ready = await fetch(`${app.url}/readyz`);
+    const text = await ready.text();
+    expect(ready.status).toBe(200);
+    const body = JSON.parse(text) as { status: string; checks: { oauth: { detail: { warnings: { kind: string; count: number }[] } } } };
+    expect(body.status).toBe('ready');
+    expect(body.checks.oauth.detail.warnings).toContainEqual({ kind: 'secret_expiring', count: 2 });
+    for (const id of ids) expect(text).not.toContain(id);
+    expect(text).not.toContain('oauth_integration:');
   });
 });
