@@ -105,7 +105,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   // After helmet, so probes, metrics and static files get nosniff and the other headers too.
-  app.use(healthRouter({ store: deps.store, metrics, readinessChecks: deps.readinessChecks }));
+  app.use(healthRouter({ store: deps.store, metrics, readinessChecks: deps.readinessChecks, metricsToken: config.MAILGATE_METRICS_TOKEN }));
   app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
   app.use('/api', express.json({ limit: '2mb', strict: true }));
   app.use(express.urlencoded({ extended: false, limit: '256kb', parameterLimit: 200 }));

@@ -62,6 +62,16 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads MAILGATE_METRICS_TOKEN from a file and refuses a short one without echoing it', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mg-config-'));
+    const file = path.join(dir, 'metrics');
+    writeFileSync(file, 'a-metrics-token-of-32-characters\n');
+    expect(loadConfig({ MAILGATE_METRICS_TOKEN_FILE: file }).MAILGATE_METRICS_TOKEN).toBe('a-metrics-token-of-32-characters');
+    const problems = problemsOf({ MAILGATE_METRICS_TOKEN: 'short-canary' });
+    expect(problems).toEqual([expect.stringMatching(/^MAILGATE_METRICS_TOKEN: expected at least 16 characters/)]);
+    expect(problems.join('\n')).not.toContain('short-canary');
+  });
+
   it('never echoes a secret value in a problem', () => {
     const problems = problemsOf({ MAILGATE_ADMIN_EMAIL: 'root@example.com', MAILGATE_ADMIN_PASSWORD: 'canary7' });
     expect(problems.join('\n')).toMatch(/MAILGATE_ADMIN_PASSWORD/);

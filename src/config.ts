@@ -20,6 +20,7 @@ export const SECRET_VARIABLES = [
   'MAILGATE_ENCRYPTION_KEYS',
   'MAILGATE_SESSION_SECRETS',
   'MAILGATE_ADMIN_PASSWORD',
+  'MAILGATE_METRICS_TOKEN',
 ] as const;
 
 export interface EncryptionKey {
@@ -115,6 +116,8 @@ const schema = z.object({
   MAILGATE_QUEUE_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
   // Run the queue workers and token scheduler in this process (turn off for web-only instances).
   MAILGATE_WORKERS: bool.default(true),
+  // Bearer token /metrics requires when set (16+ characters); unset, /metrics answers anyone.
+  MAILGATE_METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters (openssl rand -base64 32)').optional(),
 });
 
 type Env = z.output<typeof schema>;

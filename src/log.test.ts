@@ -45,3 +45,37 @@ describe('logger redaction', () => {
     });
   });
 });
+
+describe('error logs', () => {
+  it('keep the stack of an error, its type and code, with secrets masked in the message and the stack', () => {
+    const { lines, stream } = capture();
+    const log = createLogger({ level: 'info', destination: stream });
+    const apiKey = 'mgk_CANARYCANARYCANARYCANARYCANARYCANARY1111111';
+    const err = Object.assign(new TypeError(`lookup failed for ${apiKey}`), { code: 'E_LOOKUP' });
+    log.error({ err }, 'request failed');
+    log.error(new Error('boom'));
+    expect(lines).toHaveLength(2);
+    const first = JSON.parse(lines[0]!) as { err: { type: string; message: string; stack: string; code: string } };
+    expect(first.err.type).toBe('TypeError');
+    expect(first.err.code).toBe('E_LOOKUP');
+    expect(first.err.message).toBe('lookup failed for [redacted]');
+    expect(first.err.stack).toMatch(/^TypeError: lookup failed for \[redacted\]\n\s+at /);
+    expect(first.err.stack).toContain('log.test.ts');
+    expect(lines[0]).not.toContain(apiKey);
+    const second = JSON.parse(lines[1]!) as { msg: string; err: { type: string; stack: string } };
+    expect(second.msg).toBe('boom');
+    expect(second.err.type).toBe('Error');
+    expect(second.err.stack).toMatch(/^Error: boom\n\s+at /);
+  });
+
+  it('keeps the cause of an error, redacted, with its own stack', () => {
+    const { lines, stream } = capture();
+    const log = createLogger({ level: 'info', destination: stream });
+    const cause = new Error('token Bearer abc.def refused');
+    log.error({ err: new Error('refresh failed', { cause }) }, 'refresh');
+    const line = JSON.parse(lines[0]!) as { err: { message: string; cause: { message: string; stack: string } } };
+    expect(line.err.message).toBe('refresh failed');
+    expect(line.err.cause.message).toBe('token [redacted] refused');
+    expect(line.err.cause.stack).toMatch(/^Error: token \[redacted\] refused\n\s+at /);
+  });
+});

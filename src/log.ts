@@ -32,14 +32,23 @@ export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()):
   if (value === null || typeof value !== 'object') return value;
   if (depth > 8 || seen.has(value)) return '[…]';
   seen.add(value);
-  if (value instanceof Error) {
-    return { type: value.name, message: redactString(value.message), code: (value as { code?: unknown }).code };
-  }
+  if (value instanceof Error) return redactError(value, depth, seen);
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1, seen));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean' ? REDACTED : redact(v, depth + 1, seen);
   }
+  return out;
+}
+
+/** An error as a plain object: its type, message, code, stack and cause, each masked like any other string. */
+function redactError(err: Error, depth: number, seen: WeakSet<object>): Record<string, unknown> {
+  const out: Record<string, unknown> = { type: err.name, message: redactString(err.message) };
+  const code = (err as { code?: unknown }).code;
+  if (code !== undefined) out.code = redact(code, depth + 1, seen);
+  // The stack repeats the message on its first line, so it is masked the same way.
+  if (typeof err.stack === 'string') out.stack = redactString(err.stack);
+  if (err.cause !== undefined) out.cause = redact(err.cause, depth + 1, seen);
   return out;
 }
 
@@ -54,6 +63,9 @@ export function createLogger({ level, destination }: CreateLoggerOptions): Logge
     level,
     base: { service: 'mailgate' },
     timestamp: pino.stdTimeFunctions.isoTime,
+    // pino's own error serializer runs after formatters.log and would turn the already redacted plain
+    // object into {type: 'Object', stack: ''}: the redacted error is final as it is.
+    serializers: { err: (err: unknown) => err },
     formatters: {
       level: (label) => ({ level: label }),
       log: (object) => redact(object) as Record<string, unknown>,

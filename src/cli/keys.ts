@@ -1,6 +1,7 @@
 import cliProgress from 'cli-progress';
 import { AuditLog } from '../admin/audit.js';
 import type { Keyring } from '../crypto/keyring.js';
+import { SEALED_FIELDS, SealedFields } from '../crypto/sealed-fields.js';
 import { rotateEncryptionKeys } from '../admin/key-rotation.js';
 import { keyUsage, MissingEncryptionKeyError, type RotationProgress } from '../crypto/rotation.js';
 import { cliActor, withCliContext } from './context.js';
@@ -31,7 +32,7 @@ function usageTable(perKey: Record<string, number>, keyring: Keyring | null): st
 const status: CliCommand = {
   name: 'keys status',
   summary: 'show how many stored values each encryption key protects',
-  usage: 'mailgate keys status\n\nCounts the sealed values per key id across the whole store. A key that protects 0 values can be removed.',
+  usage: 'mailgate keys status\n\nCounts the sealed values per key id in the sealed fields of the store. A key that protects 0 values can be removed.',
   async run(_args, io) {
     return withCliContext(io, async (ctx) => {
       const usage = await keyUsage(ctx.store, ctx.keyring ?? emptyKeyring());
@@ -46,7 +47,7 @@ const status: CliCommand = {
 
 /** A keyring stand-in for a store with no keys configured at all: counts still work, nothing opens. */
 function emptyKeyring(): Keyring {
-  return { keyIds: [], has: () => false, activeKeyId: '' } as unknown as Keyring;
+  return { keyIds: [], has: () => false, activeKeyId: '', sealedFields: new SealedFields(SEALED_FIELDS) } as unknown as Keyring;
 }
 
 /** Progress on a terminal: a bar with count, rate and time left. Elsewhere: a plain line every few seconds. */

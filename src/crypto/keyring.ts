@@ -1,6 +1,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { EncryptionKey } from '../config.js';
 import { AppError } from '../errors.js';
+import { SEALED_FIELDS, SealedFields } from './sealed-fields.js';
+import { isSealed, SEALED_PREFIX, sealedKeyId } from './sealed-format.js';
 
 /**
  * AES-256-GCM sealing of every secret at rest.
@@ -15,13 +17,13 @@ import { AppError } from '../errors.js';
  *   id         = the document id passed to store.put;
  *   field      = the dotted JSON path of the sealed string inside the document value, e.g. `password`,
  *                `tokens.refreshToken`; array elements use their index (`secrets.0.value`).
- * `keys rotate` (src/crypto/rotation.ts) finds sealed strings anywhere in a document and re-seals each
- * with exactly that context. Consequences: a sealed value must be stored at the path it was sealed for
- * (moving it, or reordering an array holding it, means opening and sealing it again), and a document's
- * sealed values must not be sealed for another collection or id.
+ * Only the fields listed in sealed-fields.ts hold sealed values, and seal() refuses any other context.
+ * `keys rotate` (src/crypto/rotation.ts) reads those fields and re-seals each value with exactly that
+ * context. Consequences: a sealed value must be stored at the path it was sealed for (moving it, or
+ * reordering an array holding it, means opening and sealing it again), and a document's sealed values
+ * must not be sealed for another collection or id.
  */
 
-const PREFIX = 'mg1';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
@@ -32,31 +34,29 @@ export interface SealContext {
   field: string;
 }
 
-export function isSealed(value: unknown): value is string {
-  return typeof value === 'string' && value.startsWith(`${PREFIX}.`) && value.split('.').length === 5;
-}
-
-/** The key id a sealed value was written with (no key needed). */
-export function sealedKeyId(sealed: string): string {
-  const parts = sealed.split('.');
-  if (parts.length !== 5 || parts[0] !== PREFIX || !parts[1]) throw new AppError('crypto_failed', { message: 'not a sealed value' });
-  return parts[1];
-}
+export { isSealed, sealedKeyId };
 
 function associatedData(kid: string, ctx: SealContext): Buffer {
-  return Buffer.from(`${PREFIX}|${kid}|${ctx.collection}/${ctx.id}#${ctx.field}`, 'utf8');
+  return Buffer.from(`${SEALED_PREFIX}|${kid}|${ctx.collection}/${ctx.id}#${ctx.field}`, 'utf8');
+}
+
+export interface KeyringOptions {
+  /** The fields that may hold sealed values; default the product's SEALED_FIELDS. */
+  sealedFields?: SealedFields;
 }
 
 export class Keyring {
   readonly #keys: ReadonlyMap<string, Buffer>;
   readonly activeKeyId: string;
+  readonly sealedFields: SealedFields;
 
-  constructor(keys: readonly EncryptionKey[]) {
+  constructor(keys: readonly EncryptionKey[], options: KeyringOptions = {}) {
     const first = keys[0];
     if (!first) throw new Error('Keyring needs at least one key');
     for (const k of keys) if (k.key.length !== 32) throw new Error(`key ${k.id} is ${k.key.length} bytes, expected 32`);
     this.#keys = new Map(keys.map((k) => [k.id, k.key]));
     this.activeKeyId = first.id;
+    this.sealedFields = options.sealedFields ?? new SealedFields(SEALED_FIELDS);
   }
 
   get keyIds(): string[] {
@@ -68,18 +68,20 @@ export class Keyring {
   }
 
   seal(plaintext: string, ctx: SealContext): string {
+    // A value outside the registered fields would be invisible to key usage and rotation.
+    if (!this.sealedFields.covers(ctx)) throw new Error(`${ctx.collection}#${ctx.field} is not a registered sealed field (SEALED_FIELDS)`);
     const key = this.#keys.get(this.activeKeyId)!;
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(associatedData(this.activeKeyId, ctx));
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     const tag = cipher.getAuthTag();
-    return [PREFIX, this.activeKeyId, iv.toString('base64url'), ciphertext.toString('base64url'), tag.toString('base64url')].join('.');
+    return [SEALED_PREFIX, this.activeKeyId, iv.toString('base64url'), ciphertext.toString('base64url'), tag.toString('base64url')].join('.');
   }
 
   open(sealed: string, ctx: SealContext): string {
     const parts = sealed.split('.');
-    if (parts.length !== 5 || parts[0] !== PREFIX) throw cryptoError(ctx, 'the value is not in the sealed format');
+    if (parts.length !== 5 || parts[0] !== SEALED_PREFIX) throw cryptoError(ctx, 'the value is not in the sealed format');
     const [, kid = '', ivText = '', ctText = '', tagText = ''] = parts;
     const key = this.#keys.get(kid);
     if (!key) throw cryptoError(ctx, `it was sealed with key "${kid}", which is not in MAILGATE_ENCRYPTION_KEYS`);

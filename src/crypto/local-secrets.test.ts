@@ -31,8 +31,8 @@ describe('local secrets of the embedded default', () => {
     expect(second.encryptionKeys[0]!.key.equals(first.encryptionKeys[0]!.key)).toBe(true);
     expect(second.sessionSecrets).toEqual(first.sessionSecrets);
     // A value sealed after the first start opens after the second.
-    const sealed = new Keyring(first.encryptionKeys).seal('pw', { collection: 'c', id: '1', field: 'password' });
-    expect(new Keyring(second.encryptionKeys).open(sealed, { collection: 'c', id: '1', field: 'password' })).toBe('pw');
+    const sealed = new Keyring(first.encryptionKeys).seal('pw', { collection: 'smtp_servers', id: '1', field: 'password' });
+    expect(new Keyring(second.encryptionKeys).open(sealed, { collection: 'smtp_servers', id: '1', field: 'password' })).toBe('pw');
   });
 
   it('two processes starting at once end up with one key', async () => {

@@ -1,10 +1,11 @@
 import { VersionConflictError, type Store } from '../store/store.js';
-import { isSealed, sealedKeyId, type Keyring, type SealContext } from './keyring.js';
+import { sealedKeyId, type Keyring, type SealContext } from './keyring.js';
 
 /**
- * Encryption key rotation over the whole store. Sealed values are found anywhere in any document and
- * are addressed by the seal context convention written at the top of keyring.ts
- * ({collection, id: document id, field: dotted JSON path}).
+ * Encryption key rotation over the whole store. Sealed values are read only from the registered sealed
+ * fields (sealed-fields.ts, `keyring.sealedFields`), never from other content, and are addressed by the
+ * seal context convention written at the top of keyring.ts ({collection, id: document id, field: dotted
+ * JSON path}).
  *
  * `rotateKeys` re-seals every value that is not on the active key, one document at a time with
  * compare-and-set, so a service writing the same document meanwhile never loses its write (the
@@ -15,6 +16,7 @@ import { isSealed, sealedKeyId, type Keyring, type SealContext } from './keyring
 export interface KeyUsage {
   /** Values protected by each key id: every key of the keyring (0 when unused) plus any unknown id found. */
   perKey: Record<string, number>;
+  /** Documents of the collections that hold sealed fields. */
   documents: number;
   sealedValues: number;
   /** One location (`collection/id#field`, never the value) per key id, for messages. */
@@ -56,31 +58,6 @@ export interface RotateOptions {
   concurrency?: number;
 }
 
-type Visit = (sealed: string, field: string) => string;
-
-function joinPath(base: string, key: string): string {
-  return base === '' ? key : `${base}.${key}`;
-}
-
-/** Calls `visit` for every sealed string in `node`; returns a copy with the strings `visit` returned. */
-function mapSealed(node: unknown, field: string, visit: Visit): unknown {
-  if (isSealed(node)) return visit(node, field);
-  if (Array.isArray(node)) return node.map((item, i) => mapSealed(item, joinPath(field, String(i)), visit));
-  if (node !== null && typeof node === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(node)) out[key] = mapSealed(value, joinPath(field, key), visit);
-    return out;
-  }
-  return node;
-}
-
-function forEachSealed(node: unknown, visit: (sealed: string, field: string) => void): void {
-  mapSealed(node, '', (sealed, field) => {
-    visit(sealed, field);
-    return sealed;
-  });
-}
-
 /** The key id of a sealed value; a malformed one is counted under a name no real key can have. */
 function keyIdOf(sealed: string): string {
   try {
@@ -94,17 +71,23 @@ function location(ctx: SealContext): string {
   return `${ctx.collection}/${ctx.id}#${ctx.field}`;
 }
 
-/** Counts sealed values per key id across every document of the store. */
+/** The store's collections that have registered sealed fields. */
+async function sealedCollections(store: Store, keyring: Keyring): Promise<string[]> {
+  const present = new Set(await store.collections());
+  return keyring.sealedFields.collections.filter((c) => present.has(c));
+}
+
+/** Counts sealed values per key id across the registered sealed fields of the store. */
 export async function keyUsage(store: Store, keyring: Keyring): Promise<KeyUsage> {
   const perKey: Record<string, number> = {};
   for (const kid of keyring.keyIds) perKey[kid] = 0;
   const examples: Record<string, string> = {};
   let documents = 0;
   let sealedValues = 0;
-  for (const collection of await store.collections()) {
+  for (const collection of await sealedCollections(store, keyring)) {
     for (const doc of await store.list(collection)) {
       documents++;
-      forEachSealed(doc.value, (sealed, field) => {
+      keyring.sealedFields.forEach(collection, doc.value, (sealed, field) => {
         const kid = keyIdOf(sealed);
         perKey[kid] = (perKey[kid] ?? 0) + 1;
         examples[kid] ??= location({ collection, id: doc.id, field });
@@ -149,11 +132,11 @@ export async function rotateKeys(store: Store, keyring: Keyring, options: Rotate
   const work: { collection: string; id: string }[] = [];
   let scanned = 0;
   let toReseal = 0;
-  for (const collection of await store.collections()) {
+  for (const collection of await sealedCollections(store, keyring)) {
     for (const doc of await store.list(collection)) {
       scanned++;
       let stale = 0;
-      forEachSealed(doc.value, (sealed) => {
+      keyring.sealedFields.forEach(collection, doc.value, (sealed) => {
         if (keyIdOf(sealed) !== active) stale++;
       });
       if (stale > 0) {
@@ -176,7 +159,7 @@ export async function rotateKeys(store: Store, keyring: Keyring, options: Rotate
       const doc = await store.get(collection, id);
       if (!doc) return;
       let changed = 0;
-      const next = mapSealed(doc.value, '', (sealed, field) => {
+      const next = keyring.sealedFields.map(collection, doc.value, (sealed, field) => {
         if (keyIdOf(sealed) === active) return sealed;
         const ctx = { collection, id, field };
         try {

@@ -83,8 +83,10 @@ export function createOAuthServices(base: OAuthBase) {
       // Warnings never fail readiness: mail still flows for every other server.
       async check() {
         const warnings = await collectOAuthWarnings({ store: base.store, integrations });
-        // /readyz answers anyone: kinds and ids only, never mailbox addresses, integration names or hints.
-        return { ok: true, detail: { warnings: warnings.map(({ kind, target }) => ({ kind, target })) } };
+        // /readyz answers anyone: how many warnings of each kind, never an id, mailbox address, name or hint.
+        const perKind = new Map<string, number>();
+        for (const { kind } of warnings) perKind.set(kind, (perKind.get(kind) ?? 0) + 1);
+        return { ok: true, detail: { warnings: [...perKind].map(([kind, count]) => ({ kind, count })) } };
       },
     },
     /**

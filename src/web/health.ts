@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
+import { metricsAccess } from './metrics-access.js';
 
 export interface ReadinessCheck {
   name: string;
@@ -8,8 +9,11 @@ export interface ReadinessCheck {
   check(): Promise<{ ok: boolean; detail?: unknown }>;
 }
 
-/** /healthz: the process answers. /readyz: the store answers (and other checks report). /metrics: Prometheus. */
-export function healthRouter(deps: { store: Store; metrics: Metrics; readinessChecks?: ReadinessCheck[] }): Router {
+/**
+ * /healthz: the process answers. /readyz: the store answers (and other checks report). /metrics: Prometheus,
+ * behind MAILGATE_METRICS_TOKEN when it is set. The probes answer anyone, so they name no record.
+ */
+export function healthRouter(deps: { store: Store; metrics: Metrics; readinessChecks?: ReadinessCheck[]; metricsToken?: string }): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -32,7 +36,7 @@ export function healthRouter(deps: { store: Store; metrics: Metrics; readinessCh
     const ready = checks.store?.ok === true;
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks });
   });
-  router.get('/metrics', async (_req, res) => {
+  router.get('/metrics', metricsAccess(deps.metricsToken), async (_req, res) => {
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
   return router;

@@ -51,10 +51,12 @@ async function seed(store: Store, documents: number): Promise<void> {
   for (let i = 0; i < documents; i++) {
     const id = `srv-${i}`;
     batch.push(
-      store.put('smtp_servers', id, {
-        name: `server ${i}`,
-        password: keyring.seal(`pw-${i}`, { collection: 'smtp_servers', id, field: 'password' }),
-        oauth: { clientSecret: keyring.seal(`cs-${i}`, { collection: 'smtp_servers', id, field: 'oauth.clientSecret' }) },
+      store.put('oauth_grants', id, {
+        mailbox: `user${i}@example.com`,
+        tokens: {
+          refreshToken: keyring.seal(`rt-${i}`, { collection: 'oauth_grants', id, field: 'tokens.refreshToken' }),
+          accessToken: keyring.seal(`at-${i}`, { collection: 'oauth_grants', id, field: 'tokens.accessToken' }),
+        },
       }),
     );
     if (batch.length >= 500) await Promise.all(batch.splice(0));
@@ -125,8 +127,8 @@ function cliSuite(name: string, setup: () => Promise<{ env: Record<string, strin
       // The old key can go now: the values open with the new key alone.
       const store = await open();
       try {
-        const doc = await store.get<{ password: string }>('smtp_servers', 'srv-7');
-        expect(new Keyring([newKey]).open(doc!.value.password, { collection: 'smtp_servers', id: 'srv-7', field: 'password' })).toBe('pw-7');
+        const doc = await store.get<{ tokens: { refreshToken: string } }>('oauth_grants', 'srv-7');
+        expect(new Keyring([newKey]).open(doc!.value.tokens.refreshToken, { collection: 'oauth_grants', id: 'srv-7', field: 'tokens.refreshToken' })).toBe('rt-7');
         const audit = await store.readLog<AuditEntry>('audit', { limit: 10 });
         const rotations = audit.filter((e) => e.entry.action === 'keys.rotate');
         expect(rotations.map((e) => e.entry.outcome)).toEqual(['success', 'success', 'failure', 'failure']);

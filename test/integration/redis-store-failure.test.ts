@@ -102,8 +102,8 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
         await Promise.all(
           Array.from({ length: 200 }, (_, j) => {
             const id = `g${i + j}`;
-            const seal = (field: string) => before.seal(`${field}-${id}`, { collection: 'grants', id, field });
-            return store.put('grants', id, { tokens: { refreshToken: seal('tokens.refreshToken'), accessToken: seal('tokens.accessToken') } });
+            const seal = (field: string) => before.seal(`${field}-${id}`, { collection: 'oauth_grants', id, field });
+            return store.put('oauth_grants', id, { tokens: { refreshToken: seal('tokens.refreshToken'), accessToken: seal('tokens.accessToken') } });
           }),
         );
       }
@@ -122,12 +122,12 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
       await expect.poll(() => store.ping().then(() => 'up', () => 'down'), { timeout: 10_000, interval: 100 }).toBe('up');
 
       let rotatedDocs = 0;
-      for (const doc of await store.list<{ tokens: { refreshToken: string; accessToken: string } }>('grants')) {
+      for (const doc of await store.list<{ tokens: { refreshToken: string; accessToken: string } }>('oauth_grants')) {
         const kids = [sealedKeyId(doc.value.tokens.refreshToken), sealedKeyId(doc.value.tokens.accessToken)];
         expect(kids[0]).toBe(kids[1]);
         if (kids[0] === 'new') rotatedDocs++;
         for (const field of ['refreshToken', 'accessToken'] as const) {
-          const ctx = { collection: 'grants', id: doc.id, field: `tokens.${field}` };
+          const ctx = { collection: 'oauth_grants', id: doc.id, field: `tokens.${field}` };
           expect(during.open(doc.value.tokens[field], ctx)).toBe(`tokens.${field}-${doc.id}`);
         }
       }

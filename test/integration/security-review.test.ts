@@ -1,5 +1,11 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Keyring } from '../../src/crypto/keyring.js';
+import { assertAllKeysPresent, keyUsage, MissingEncryptionKeyError, rotateKeys } from '../../src/crypto/rotation.js';
 import { redactString } from '../../src/log.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
 import { redisUrlForTests } from '../fakes/redis.js';
@@ -322,3 +328,121 @@ describe('headers, audit targets and audited API actions (file store)', () => {
     expect(page).toContain(`smtp_server:${String(created.body.id)}`);
   });
 });
+
+describe('probes answer anyone, so /metrics takes a token and /readyz names no record (file store)', () => {
+  const token = randomBytes(24).toString('base64url');
+  let app: TestApp;
+  let tokenDir: string;
+  beforeAll(async () => {
+    tokenDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-metrics-token-'));
+    const tokenFile = path.join(tokenDir, 'metrics-token');
+    await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+    app = await startTestApp({ env: { MAILGATE_METRICS_TOKEN_FILE: tokenFile } });
+  });
+  afterAll(async () => {
+    await app?.close();
+    await rm(tokenDir, { recursive: true, force: true });
+  });
+
+  it('/metrics with MAILGATE_METRICS_TOKEN(_FILE) set answers only Authorization: Bearer <token>', async () => {
+    const scrape = (authorization?: string) => fetch(`${app.url}/metrics`, authorization === undefined ? {} : { headers: { authorization } });
+    for (const wrong of [undefined, 'Bearer', `Bearer ${token.slice(0, -1)}`, `Bearer ${token}x`, `Basic ${token}`, `Bearer ${token} ${token}`]) {
+      const res = await scrape(wrong);
+      expect(res.status, String(wrong)).toBe(401);
+      expect(res.headers.get('www-authenticate'), String(wrong)).toMatch(/^Bearer /);
+      expect(await res.text(), String(wrong)).not.toContain('mailgate_http_requests_total');
+    }
+    const ok = await scrape(`Bearer ${token}`);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('mailgate_http_requests_total');
+    // The probes a load balancer asks stay open.
+    expect((await fetch(`${app.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${app.url}/readyz`)).status).toBe(200);
+  });
+
+  it('/readyz says ready and counts warnings by kind, without integration or server ids', async () => {
+    const adminKey = await app.apiKey(['admin']);
+    const soon = new Date(Date.now() + 3 * 86_400_000).toISOString().slice(0, 10);
+    const ids: string[] = [];
+    for (const name of ['first', 'second']) {
+      const created = await api(app, 'POST', '/api/v1/oauth-integrations', adminKey, { name, provider: 'google', clientId: `client-${name}`, clientSecret: 'client-secret-value', secretExpiresAt: soon });
+      expect(created.status, created.text).toBe(201);
+      ids.push(String(created.body.id));
+    }
+    const ready = await fetch(`${app.url}/readyz`);
+    const text = await ready.text();
+    expect(ready.status).toBe(200);
+    const body = JSON.parse(text) as { status: string; checks: { oauth: { detail: { warnings: { kind: string; count: number }[] } } } };
+    expect(body.status).toBe('ready');
+    expect(body.checks.oauth.detail.warnings).toContainEqual({ kind: 'secret_expiring', count: 2 });
+    for (const id of ids) expect(text).not.toContain(id);
+    expect(text).not.toContain('oauth_integration:');
+  });
+});
+
+/** Sealed by the release before the sealed-field registry, for smtp_servers/srv-legacy#password with this key. */
+const LEGACY_KEY = { id: 'legacy', key: Buffer.alloc(32, 7) };
+const LEGACY_SEALED = 'mg1.legacy.CFBMbFXwiYhvU1DA.VQ5iRuU09c8zyCScFTLI08W-XVo.1bRnmVkdQZrshG0Vh8Rtcg';
+
+for (const kind of ['file', 'redis'] as const) {
+  describe.skipIf(kind === 'redis' && !redisUrlForTests())(`text shaped like a sealed value is not key material (${kind} store)`, () => {
+    let app: TestApp;
+    let adminKey: string;
+    let sendKey: string;
+    beforeAll(async () => {
+      app = await startTestApp({ store: kind });
+      adminKey = await app.apiKey(['admin']);
+      sendKey = await app.apiKey(['send']);
+      const server = await api(app, 'POST', '/api/v1/smtp-servers', adminKey, { name: 'Relay', fromAddress: 'notify@example.com', host: 'smtp.example.com', tls: true });
+      expect(server.status, server.text).toBe(201);
+    });
+    afterAll(async () => {
+      await app?.close();
+    });
+
+    const keyIds = async () => {
+      const res = await api(app, 'GET', '/api/v1/encryption-keys', adminKey);
+      expect(res.status, res.text).toBe(200);
+      return res.body as { sealedValues: number; keys: { id: string; values: number }[] };
+    };
+
+    it('a send-only key cannot make a key id appear nor stop the next start with a message shaped like a sealed value', async () => {
+      const before = await keyIds();
+      const forged = 'mg1.ghost.AAAA.BBBB.CCCC';
+      const sent = await api(app, 'POST', '/api/v1/messages', sendKey, { to: 'bob@example.net', subject: forged, text: forged, html: `<p>${forged}</p>` });
+      expect(sent.status, sent.text).toBe(202);
+      const stored = await app.store.get('messages', sent.body.id as string);
+      expect(JSON.stringify(stored?.value)).toContain(forged);
+
+      const after = await keyIds();
+      expect(after.keys.map((k) => k.id)).toEqual(['t1']);
+      expect(after.sealedValues).toBe(before.sealedValues);
+      // The check src/main.ts runs before it listens, on this same store: every instance would run it at its next start.
+      await expect(assertAllKeysPresent(app.store, app.services.keyring)).resolves.toMatchObject({ perKey: { t1: before.sealedValues } });
+    });
+
+    it('a value sealed in the format of earlier releases still opens from its sealed field and is counted; the same string in a message is not', async () => {
+      const sent = await api(app, 'POST', '/api/v1/messages', sendKey, { to: 'bob@example.net', subject: 'legacy', text: LEGACY_SEALED });
+      expect(sent.status, sent.text).toBe(202);
+      await app.store.put('smtp_servers', 'srv-legacy', { name: 'Legacy', fromAddress: 'old@example.com', host: 'smtp.example.com', port: 587, tls: true, authMethod: 'basic', username: 'u', password: LEGACY_SEALED });
+      try {
+        const withLegacyKey = new Keyring([LEGACY_KEY]);
+        expect(withLegacyKey.open(LEGACY_SEALED, { collection: 'smtp_servers', id: 'srv-legacy', field: 'password' })).toBe('legacy-smtp-password');
+        const usage = await keyUsage(app.store, withLegacyKey);
+        expect(usage.perKey.legacy).toBe(1);
+        // Without the legacy key the start-up check refuses, naming the sealed field, not the message.
+        const refusal = await assertAllKeysPresent(app.store, app.services.keyring).catch((e: unknown) => e);
+        expect(refusal).toBeInstanceOf(MissingEncryptionKeyError);
+        expect((refusal as MissingEncryptionKeyError).missing).toEqual([{ keyId: 'legacy', values: 1, example: 'smtp_servers/srv-legacy#password' }]);
+        // Rotation re-seals it under the active key, like any other stored secret.
+        const rotated = await rotateKeys(app.store, new Keyring([{ id: 'next', key: randomBytes(32) }, LEGACY_KEY]));
+        expect(rotated.failures).toEqual([]);
+        expect(rotated.perKeyAfter).toMatchObject({ next: 1, legacy: 0 });
+      } finally {
+        await app.store.delete('smtp_servers', 'srv-legacy');
+      }
+      const message = await app.store.get<{ text?: string }>('messages', sent.body.id as string);
+      expect(JSON.stringify(message?.value)).toContain(LEGACY_SEALED);
+    });
+  });
+}
