@@ -67,4 +67,23 @@ describe('loadConfig', () => {
     expect(problems.join('\n')).toMatch(/MAILGATE_ADMIN_PASSWORD/);
     expect(problems.join('\n')).not.toContain('canary7');
   });
+
+  it('refuses a plain-http base URL and insecure OAuth in production, listing both with the other problems', () => {
+    const problems = problemsOf({ NODE_ENV: 'production', MAILGATE_BASE_URL: 'http://mail.example.com', MAILGATE_ALLOW_INSECURE_OAUTH: 'true', PORT: 'eighty' });
+    expect(problems).toEqual([
+      expect.stringMatching(/^PORT:/),
+      expect.stringMatching(/^MAILGATE_BASE_URL: plain http is refused with NODE_ENV=production/),
+      expect.stringMatching(/^MAILGATE_ALLOW_INSECURE_OAUTH: refused with NODE_ENV=production/),
+    ]);
+  });
+
+  it('accepts https and a loopback http base URL in production, and plain http outside it', () => {
+    expect(loadConfig({ NODE_ENV: 'production', MAILGATE_BASE_URL: 'https://mail.example.com' }).MAILGATE_BASE_URL).toBe('https://mail.example.com');
+    for (const local of ['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000', 'http://mailgate.localhost']) {
+      expect(problemsOf({ NODE_ENV: 'production', MAILGATE_BASE_URL: local }), local).toEqual([]);
+    }
+    expect(problemsOf({ NODE_ENV: 'production' })).toEqual([]);
+    expect(problemsOf({ NODE_ENV: 'production', MAILGATE_ALLOW_INSECURE_OAUTH: 'false' })).toEqual([]);
+    expect(problemsOf({ NODE_ENV: 'development', MAILGATE_BASE_URL: 'http://mail.example.com', MAILGATE_ALLOW_INSECURE_OAUTH: 'true' })).toEqual([]);
+  });
 });

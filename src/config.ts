@@ -105,7 +105,7 @@ const schema = z.object({
   MAILGATE_GOOGLE_ISSUER: httpUrl.default('https://accounts.google.com'),
   // Authority of the Microsoft preset; the issuer is `${authority}/${tenant}/v2.0`.
   MAILGATE_MICROSOFT_AUTHORITY: httpUrl.default('https://login.microsoftonline.com').transform((u) => u.replace(/\/+$/, '')),
-  // Allow plain-http OAuth issuers (local test providers only).
+  // Allow plain-http OAuth issuers (local test providers only); refused with NODE_ENV=production.
   MAILGATE_ALLOW_INSECURE_OAUTH: bool.default(false),
   // Delivery attempts before a temporarily failing message goes to the error queue.
   MAILGATE_QUEUE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
@@ -162,6 +162,29 @@ function resolveSecretFiles(env: EnvSource, problems: string[]): Record<string, 
   return out;
 }
 
+/** True for `localhost`, `*.localhost`, 127.0.0.0/8 and [::1]: addresses that never leave the machine. */
+function isLoopbackHostname(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** The secure defaults NODE_ENV=production promises: no plain-http public URL, no plain-http OAuth. */
+function productionProblems(resolved: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  const baseUrl = resolved.MAILGATE_BASE_URL;
+  if (baseUrl !== undefined && URL.canParse(baseUrl)) {
+    const url = new URL(baseUrl);
+    if (url.protocol === 'http:' && !isLoopbackHostname(url.hostname)) {
+      problems.push(`MAILGATE_BASE_URL: plain http is refused with NODE_ENV=production (session cookies and OAuth codes would travel unencrypted); use https:// (got "${baseUrl.slice(0, 60)}")`);
+    }
+  }
+  const insecure = resolved.MAILGATE_ALLOW_INSECURE_OAUTH;
+  if (insecure !== undefined && bool.safeParse(insecure).data === true) {
+    problems.push('MAILGATE_ALLOW_INSECURE_OAUTH: refused with NODE_ENV=production (plain-http OAuth is for local test providers only); remove it');
+  }
+  return problems;
+}
+
 export function loadConfig(env: EnvSource = process.env): Config {
   const problems: string[] = [];
   const resolved = resolveSecretFiles(env, problems);
@@ -193,6 +216,7 @@ export function loadConfig(env: EnvSource = process.env): Config {
   if ((resolved.MAILGATE_ADMIN_EMAIL === undefined) !== (resolved.MAILGATE_ADMIN_PASSWORD === undefined)) {
     problems.push('MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD: set both or neither');
   }
+  if (resolved.NODE_ENV === 'production') problems.push(...productionProblems(resolved));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const { MAILGATE_ENCRYPTION_KEYS: _k, MAILGATE_SESSION_SECRETS: _s, ...rest } = parsed.data;
   const config: Config = {
