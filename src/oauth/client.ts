@@ -33,7 +33,17 @@ export interface TokenSet {
   expiresIn?: number | undefined;
   scope?: string | undefined;
   /** Verified ID token claims (authorization code grant only). */
-  claims?: { sub: string; iss: string; email?: string | undefined; preferredUsername?: string | undefined; tid?: string | undefined } | undefined;
+  claims?:
+    | {
+        sub: string;
+        iss: string;
+        email?: string | undefined;
+        /** The `email_verified` claim; undefined when the provider does not send it. */
+        emailVerified?: boolean | undefined;
+        preferredUsername?: string | undefined;
+        tid?: string | undefined;
+      }
+    | undefined;
 }
 
 export type OAuthErrorKind = 'invalid_grant' | 'invalid_client' | 'temporary' | 'denied' | 'protocol';
@@ -96,6 +106,13 @@ export function classifyOAuthError(err: unknown): OAuthProtocolError {
     return new OAuthProtocolError('temporary', 'timeout', 'the provider did not answer in time', { cause: err });
   }
   return new OAuthProtocolError('protocol', undefined, err instanceof Error ? err.message : 'unknown error', { cause: err });
+}
+
+/** Some providers send `email_verified` as the string "true"/"false" instead of a boolean. */
+function emailVerifiedOf(claim: unknown): boolean | undefined {
+  if (typeof claim === 'boolean') return claim;
+  if (claim === 'true' || claim === 'false') return claim === 'true';
+  return undefined;
 }
 
 /** A configured client for one integration (discovery done once). */
@@ -189,6 +206,7 @@ export class OAuthClient {
               sub: claims.sub,
               iss: claims.iss,
               email: typeof claims.email === 'string' ? claims.email : undefined,
+              emailVerified: emailVerifiedOf(claims.email_verified),
               preferredUsername: typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined,
               tid: typeof claims.tid === 'string' ? claims.tid : undefined,
             }
