@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -62,6 +63,32 @@ export function parseEncryptionKeys(raw: string): { keys: EncryptionKey[]; probl
   return { keys, problems };
 }
 
+/** Parses one MAILGATE_EGRESS_ALLOW entry; returns a problem sentence, or null when it is valid. */
+export function egressEntryProblem(entry: string): string | null {
+  const slash = entry.indexOf('/');
+  if (slash >= 0) {
+    const address = entry.slice(0, slash);
+    const prefix = entry.slice(slash + 1);
+    const family = net.isIP(address);
+    if (family === 0) return `"${entry.slice(0, 60)}": the part before / is not an IP address`;
+    if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) return `"${entry.slice(0, 60)}": the prefix length must be 0-${family === 4 ? 32 : 128}`;
+    return null;
+  }
+  if (net.isIP(entry.replace(/^\[|\]$/g, '')) !== 0) return null;
+  if (/^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/.test(entry)) return null;
+  return `"${entry.slice(0, 60)}": expected a host name, an IP address or a CIDR such as 10.0.0.0/8`;
+}
+
+const egressAllow = z
+  .string()
+  .transform((raw) => raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+  .superRefine((entries, ctx) => {
+    for (const entry of entries) {
+      const problem = egressEntryProblem(entry);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }
+  });
+
 const schema = z.object({
   // Environment name; `production` turns on secure defaults that cannot be relaxed.
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -115,6 +142,8 @@ const schema = z.object({
   MAILGATE_QUEUE_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
   // Run the queue workers and token scheduler in this process (turn off for web-only instances).
   MAILGATE_WORKERS: bool.default(true),
+  // Host names, IP addresses and CIDRs (comma-separated) that admin-entered endpoints may reach although loopback or private (needed in production).
+  MAILGATE_EGRESS_ALLOW: egressAllow.default([]),
 });
 
 type Env = z.output<typeof schema>;

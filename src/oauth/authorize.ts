@@ -3,6 +3,7 @@ import type { Actor, AuditRecorder } from '../admin/types.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { findEgressDenial } from '../net/egress.js';
 import { type Doc, type Store, VersionConflictError } from '../store/store.js';
 import { GRANTS, sealToken, type GrantRecord } from '../tokens/grants.js';
 import type { TokenService } from '../tokens/refresh.js';
@@ -86,6 +87,8 @@ export class AuthorizeService {
     try {
       client = await this.deps.integrations.client(integration.id);
     } catch (err) {
+      const denied = findEgressDenial(err);
+      if (denied) throw denied;
       const e = err instanceof OAuthProtocolError ? err : null;
       throw new AppError('provider_unavailable', { message: `The provider's configuration could not be read (${e?.description ?? 'discovery failed'}). Check the integration's issuer or tenant.`, expose: true, cause: err });
     }

@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { findEgressDenial } from '../net/egress.js';
 
 /**
  * The only module that talks OAuth on the wire (the only importer of openid-client). Everything else sees
@@ -66,6 +67,9 @@ export class OAuthProtocolError extends Error {
 
 export function classifyOAuthError(err: unknown): OAuthProtocolError {
   if (err instanceof OAuthProtocolError) return err;
+  // The egress policy refused the endpoint's address: nothing reached the provider, nothing to retry.
+  const denied = findEgressDenial(err);
+  if (denied) return new OAuthProtocolError('protocol', 'egress_denied', denied.message, { cause: denied });
   if (err instanceof oidc.ResponseBodyError) {
     const code = err.error;
     const kind: OAuthErrorKind =
