@@ -86,4 +86,15 @@ describe('loadConfig', () => {
     expect(problemsOf({ NODE_ENV: 'production', MAILGATE_ALLOW_INSECURE_OAUTH: 'false' })).toEqual([]);
     expect(problemsOf({ NODE_ENV: 'development', MAILGATE_BASE_URL: 'http://mail.example.com', MAILGATE_ALLOW_INSECURE_OAUTH: 'true' })).toEqual([]);
   });
+
+  it('parses MAILGATE_EGRESS_ALLOW and names every bad entry', () => {
+    expect(loadConfig({ MAILGATE_EGRESS_ALLOW: ' relay.corp.example, 10.20.0.0/16,::1 ,' }).MAILGATE_EGRESS_ALLOW).toEqual(['relay.corp.example', '10.20.0.0/16', '::1']);
+    expect(loadConfig({}).MAILGATE_EGRESS_ALLOW).toEqual([]);
+    const problems = problemsOf({ MAILGATE_EGRESS_ALLOW: '10.0.0.0/33,smtp://relay,relay.ok', PORT: 'x' });
+    expect(problems).toEqual([
+      expect.stringMatching(/^PORT:/),
+      expect.stringMatching(/^MAILGATE_EGRESS_ALLOW: "10.0.0.0\/33": the prefix length must be 0-32/),
+      expect.stringMatching(/^MAILGATE_EGRESS_ALLOW: "smtp:\/\/relay": expected a host name, an IP address or a CIDR, not a URL/),
+    ]);
+  });
 });

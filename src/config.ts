@@ -65,6 +65,7 @@ export function parseEncryptionKeys(raw: string): { keys: EncryptionKey[]; probl
 
 /** Parses one MAILGATE_EGRESS_ALLOW entry; returns a problem sentence, or null when it is valid. */
 export function egressEntryProblem(entry: string): string | null {
+  if (entry.includes('://')) return `"${entry.slice(0, 60)}": expected a host name, an IP address or a CIDR, not a URL`;
   const slash = entry.indexOf('/');
   if (slash >= 0) {
     const address = entry.slice(0, slash);
