@@ -63,12 +63,17 @@ export function connectChecked(guard: EgressGuard, target: { host: string; port:
       socket.destroy();
       reject(Object.assign(new Error('Connection timeout'), { code: 'ETIMEDOUT', timeoutType: 'CONNECT_TIMEOUT' }));
     }, target.timeoutMs);
+    let connected = false;
     socket.once('connect', () => {
+      connected = true;
       clearTimeout(timer);
-      socket.removeAllListeners('error');
       resolve(socket);
     });
-    socket.once('error', (err) => {
+    // Before the connection: the caller's error. After it, the caller listens on the socket (or on the TLS
+    // socket wrapped around it, which reports the same failure); a late error of the plain socket under TLS
+    // would otherwise have no listener left and end the process.
+    socket.on('error', (err) => {
+      if (connected) return;
       clearTimeout(timer);
       socket.destroy();
       reject(err);

@@ -3,6 +3,10 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.js';
+import { createLogger } from '../../src/log.js';
+import type { ResolvedServer } from '../../src/mail/servers.js';
+import { createMailTransport } from '../../src/mail/transport.js';
+import { testConnection as verifyServer } from '../../src/mail/verify.js';
 import { systemResolve, type ResolveAll } from '../../src/net/connect.js';
 import { createEgressPolicy } from '../../src/net/egress.js';
 import { createEgressFetch } from '../../src/net/fetch.js';
@@ -276,5 +280,54 @@ describe('the egress-checked fetch of custom OAuth endpoints', () => {
   it('ends a request when its signal fires, with the signal reason', async () => {
     const slow = await fetchWith(['127.0.0.1'])(`http://127.0.0.1:${port}/slow`, { signal: AbortSignal.timeout(50) }).catch((e: unknown) => e);
     expect((slow as Error).name).toBe('TimeoutError');
+  });
+});
+
+describe('TLS over the egress-checked socket', () => {
+  const server = (partial: Partial<ResolvedServer> & { host: string; port: number }): ResolvedServer => ({
+    id: 'srv_tls',
+    version: 1,
+    source: 'ui',
+    name: 'TLS',
+    fromAddress: 'notify@example.com',
+    emailPrefix: null,
+    protocol: 'smtp',
+    timeoutMs: 5000,
+    tls: true,
+    authMethod: 'none',
+    oauthIntegrationId: null,
+    username: null,
+    password: null,
+    passwordVersion: 1,
+    ehloName: null,
+    ...partial,
+  });
+
+  let starttls: TestSmtp;
+  let implicit: TestSmtp;
+  beforeAll(async () => {
+    starttls = await startTestSmtp();
+    implicit = await startTestSmtp({ secure: true });
+  });
+  afterAll(async () => {
+    await starttls?.close();
+    await implicit?.close();
+  });
+
+  it('STARTTLS and implicit TLS still verify the certificate against the host name as entered', async () => {
+    const transport = createMailTransport({ log: createLogger({ level: 'silent' }), tlsCa: [starttls.ca, implicit.ca], egress: { policy: createEgressPolicy({ production: true, allow: ['127.0.0.1'] }), resolve } });
+    try {
+      // The name resolves to the right address, but the certificate is not for it: refused as before.
+      answers.set('imposter.rebind.test', '127.0.0.1');
+      const wrongName = await verifyServer(transport, server({ host: 'imposter.rebind.test', port: implicit.port, protocol: 'smtps', tls: false }));
+      expect(wrongName).toMatchObject({ ok: false, code: 'tls_untrusted' });
+      const viaSmtps = await verifyServer(transport, server({ host: '127.0.0.1', port: implicit.port, protocol: 'smtps', tls: false }));
+      expect(viaSmtps.ok, viaSmtps.transcript.join('\n')).toBe(true);
+      const viaStarttls = await verifyServer(transport, server({ host: '127.0.0.1', port: starttls.port }));
+      expect(viaStarttls.ok, viaStarttls.transcript.join('\n')).toBe(true);
+      expect(viaStarttls.transcript.some((l) => l.startsWith('C: STARTTLS'))).toBe(true);
+    } finally {
+      await transport.close();
+    }
   });
 });
