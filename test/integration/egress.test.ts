@@ -145,6 +145,17 @@ describe('NODE_ENV=production without MAILGATE_EGRESS_ALLOW', () => {
       expect(token.status, token.text).toBe(403);
       expect(token.body.error).toMatchObject({ code: 'egress_denied' });
       expect((token.body.error as { message: string }).message).toMatch(/169\.254\.169\.254.*metadata/);
+
+      // Authorize on the server page discovers the issuer first: refused with a page that says why.
+      const server = await app.services.mail.servers.create(
+        { name: 'oauth via loopback idp', fromAddress: 'alice@example.com', host: 'smtp.example.com', port: 587, protocol: 'smtp', tls: true, authMethod: 'oauth2', oauthIntegrationId: viaIssuer.body.id as string },
+        { actor: { type: 'system', id: 'test' } },
+      );
+      const browser = await app.browserSession('sysadmin');
+      const pressed = await browser.postForm(`/admin/smtp-servers/${server.id}/authorize`);
+      expect(pressed.res.status).toBe(403);
+      expect(pressed.text).toMatch(/127\.0\.0\.1/);
+      expect(pressed.text).toContain('MAILGATE_EGRESS_ALLOW');
       expect(requests).toEqual([]);
     } finally {
       await new Promise<void>((r) => idp.close(() => r()));
