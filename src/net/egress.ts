@@ -60,11 +60,6 @@ function blockList(subnets: Subnet[], addresses: string[] = []): net.BlockList {
   return list;
 }
 
-const NEVER_METADATA = blockList([], METADATA_ADDRESSES);
-const NEVER_LINK_LOCAL = blockList(LINK_LOCAL);
-const NEVER_RESERVED = blockList(RESERVED);
-const LOOPBACK_LIST = blockList(LOOPBACK);
-const PRIVATE_LIST = blockList(PRIVATE);
 
 /** Sixteen bytes of an IPv6 address, or null when it is not one. */
 function ipv6Bytes(address: string): number[] | null {
@@ -106,6 +101,11 @@ function normalizeName(host: string): string {
 }
 
 export function createEgressPolicy(options: EgressPolicyOptions): EgressPolicy {
+  const metadata = blockList([], METADATA_ADDRESSES);
+  const linkLocal = blockList(LINK_LOCAL);
+  const reserved = blockList(RESERVED);
+  const loopback = blockList(LOOPBACK);
+  const privateRanges = blockList(PRIVATE);
   const allowedNames = new Set<string>();
   const allowedAddresses = new net.BlockList();
   for (const raw of options.allow) {
@@ -135,10 +135,10 @@ export function createEgressPolicy(options: EgressPolicyOptions): EgressPolicy {
       const address = normalizeAddress(rawAddress);
       const family = net.isIPv6(address) ? 'ipv6' : net.isIPv4(address) ? 'ipv4' : null;
       if (!family) return { allowed: false, reason: 'reserved' };
-      if (NEVER_METADATA.check(address, family)) return { allowed: false, reason: 'metadata' };
-      if (NEVER_LINK_LOCAL.check(address, family)) return { allowed: false, reason: 'link_local' };
-      if (NEVER_RESERVED.check(address, family)) return { allowed: false, reason: 'reserved' };
-      const internal = LOOPBACK_LIST.check(address, family) ? 'loopback' : PRIVATE_LIST.check(address, family) ? 'private' : null;
+      if (metadata.check(address, family)) return { allowed: false, reason: 'metadata' };
+      if (linkLocal.check(address, family)) return { allowed: false, reason: 'link_local' };
+      if (reserved.check(address, family)) return { allowed: false, reason: 'reserved' };
+      const internal = loopback.check(address, family) ? 'loopback' : privateRanges.check(address, family) ? 'private' : null;
       if (!internal || !options.production) return { allowed: true };
       if (allowedNames.has(normalizeName(host)) || allowedAddresses.check(address, family)) return { allowed: true };
       return { allowed: false, reason: internal };
