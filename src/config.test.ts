@@ -77,4 +77,34 @@ describe('loadConfig', () => {
     expect(problems.join('\n')).toMatch(/MAILGATE_ADMIN_PASSWORD/);
     expect(problems.join('\n')).not.toContain('canary7');
   });
+
+  it('refuses a plain-http base URL and insecure OAuth in production, listing both with the other problems', () => {
+    const problems = problemsOf({ NODE_ENV: 'production', MAILGATE_BASE_URL: 'http://mail.example.com', MAILGATE_ALLOW_INSECURE_OAUTH: 'true', PORT: 'eighty' });
+    expect(problems).toEqual([
+      expect.stringMatching(/^PORT:/),
+      expect.stringMatching(/^MAILGATE_BASE_URL: plain http is refused with NODE_ENV=production/),
+      expect.stringMatching(/^MAILGATE_ALLOW_INSECURE_OAUTH: refused with NODE_ENV=production/),
+    ]);
+  });
+
+  it('accepts https and a loopback http base URL in production, and plain http outside it', () => {
+    expect(loadConfig({ NODE_ENV: 'production', MAILGATE_BASE_URL: 'https://mail.example.com' }).MAILGATE_BASE_URL).toBe('https://mail.example.com');
+    for (const local of ['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000', 'http://mailgate.localhost']) {
+      expect(problemsOf({ NODE_ENV: 'production', MAILGATE_BASE_URL: local }), local).toEqual([]);
+    }
+    expect(problemsOf({ NODE_ENV: 'production' })).toEqual([]);
+    expect(problemsOf({ NODE_ENV: 'production', MAILGATE_ALLOW_INSECURE_OAUTH: 'false' })).toEqual([]);
+    expect(problemsOf({ NODE_ENV: 'development', MAILGATE_BASE_URL: 'http://mail.example.com', MAILGATE_ALLOW_INSECURE_OAUTH: 'true' })).toEqual([]);
+  });
+
+  it('parses MAILGATE_EGRESS_ALLOW and names every bad entry', () => {
+    expect(loadConfig({ MAILGATE_EGRESS_ALLOW: ' relay.corp.example, 10.20.0.0/16,::1 ,' }).MAILGATE_EGRESS_ALLOW).toEqual(['relay.corp.example', '10.20.0.0/16', '::1']);
+    expect(loadConfig({}).MAILGATE_EGRESS_ALLOW).toEqual([]);
+    const problems = problemsOf({ MAILGATE_EGRESS_ALLOW: '10.0.0.0/33,smtp://relay,relay.ok', PORT: 'x' });
+    expect(problems).toEqual([
+      expect.stringMatching(/^PORT:/),
+      expect.stringMatching(/^MAILGATE_EGRESS_ALLOW: "10.0.0.0\/33": the prefix length must be 0-32/),
+      expect.stringMatching(/^MAILGATE_EGRESS_ALLOW: "smtp:\/\/relay": expected a host name, an IP address or a CIDR, not a URL/),
+    ]);
+  });
 });

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -63,6 +64,33 @@ export function parseEncryptionKeys(raw: string): { keys: EncryptionKey[]; probl
   return { keys, problems };
 }
 
+/** Parses one MAILGATE_EGRESS_ALLOW entry; returns a problem sentence, or null when it is valid. */
+export function egressEntryProblem(entry: string): string | null {
+  if (entry.includes('://')) return `"${entry.slice(0, 60)}": expected a host name, an IP address or a CIDR, not a URL`;
+  const slash = entry.indexOf('/');
+  if (slash >= 0) {
+    const address = entry.slice(0, slash);
+    const prefix = entry.slice(slash + 1);
+    const family = net.isIP(address);
+    if (family === 0) return `"${entry.slice(0, 60)}": the part before / is not an IP address`;
+    if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) return `"${entry.slice(0, 60)}": the prefix length must be 0-${family === 4 ? 32 : 128}`;
+    return null;
+  }
+  if (net.isIP(entry.replace(/^\[|\]$/g, '')) !== 0) return null;
+  if (/^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/.test(entry)) return null;
+  return `"${entry.slice(0, 60)}": expected a host name, an IP address or a CIDR such as 10.0.0.0/8`;
+}
+
+const egressAllow = z
+  .string()
+  .transform((raw) => raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+  .superRefine((entries, ctx) => {
+    for (const entry of entries) {
+      const problem = egressEntryProblem(entry);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    }
+  });
+
 const schema = z.object({
   // Environment name; `production` turns on secure defaults that cannot be relaxed.
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -106,7 +134,7 @@ const schema = z.object({
   MAILGATE_GOOGLE_ISSUER: httpUrl.default('https://accounts.google.com'),
   // Authority of the Microsoft preset; the issuer is `${authority}/${tenant}/v2.0`.
   MAILGATE_MICROSOFT_AUTHORITY: httpUrl.default('https://login.microsoftonline.com').transform((u) => u.replace(/\/+$/, '')),
-  // Allow plain-http OAuth issuers (local test providers only).
+  // Allow plain-http OAuth issuers (local test providers only); refused with NODE_ENV=production.
   MAILGATE_ALLOW_INSECURE_OAUTH: bool.default(false),
   // Delivery attempts before a temporarily failing message goes to the error queue.
   MAILGATE_QUEUE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
@@ -118,6 +146,8 @@ const schema = z.object({
   MAILGATE_WORKERS: bool.default(true),
   // Bearer token /metrics requires when set (16+ characters); unset, /metrics answers anyone.
   MAILGATE_METRICS_TOKEN: z.string().min(16, 'expected at least 16 characters (openssl rand -base64 32)').optional(),
+  // Host names, IP addresses and CIDRs (comma-separated) that admin-entered endpoints may reach although loopback or private (needed in production).
+  MAILGATE_EGRESS_ALLOW: egressAllow.default([]),
 });
 
 type Env = z.output<typeof schema>;
@@ -165,6 +195,29 @@ function resolveSecretFiles(env: EnvSource, problems: string[]): Record<string, 
   return out;
 }
 
+/** True for `localhost`, `*.localhost`, 127.0.0.0/8 and [::1]: addresses that never leave the machine. */
+function isLoopbackHostname(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** The secure defaults NODE_ENV=production promises: no plain-http public URL, no plain-http OAuth. */
+function productionProblems(resolved: Record<string, string | undefined>): string[] {
+  const problems: string[] = [];
+  const baseUrl = resolved.MAILGATE_BASE_URL;
+  if (baseUrl !== undefined && URL.canParse(baseUrl)) {
+    const url = new URL(baseUrl);
+    if (url.protocol === 'http:' && !isLoopbackHostname(url.hostname)) {
+      problems.push(`MAILGATE_BASE_URL: plain http is refused with NODE_ENV=production (session cookies and OAuth codes would travel unencrypted); use https:// (got "${baseUrl.slice(0, 60)}")`);
+    }
+  }
+  const insecure = resolved.MAILGATE_ALLOW_INSECURE_OAUTH;
+  if (insecure !== undefined && bool.safeParse(insecure).data === true) {
+    problems.push('MAILGATE_ALLOW_INSECURE_OAUTH: refused with NODE_ENV=production (plain-http OAuth is for local test providers only); remove it');
+  }
+  return problems;
+}
+
 export function loadConfig(env: EnvSource = process.env): Config {
   const problems: string[] = [];
   const resolved = resolveSecretFiles(env, problems);
@@ -196,6 +249,7 @@ export function loadConfig(env: EnvSource = process.env): Config {
   if ((resolved.MAILGATE_ADMIN_EMAIL === undefined) !== (resolved.MAILGATE_ADMIN_PASSWORD === undefined)) {
     problems.push('MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD: set both or neither');
   }
+  if (resolved.NODE_ENV === 'production') problems.push(...productionProblems(resolved));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
   const { MAILGATE_ENCRYPTION_KEYS: _k, MAILGATE_SESSION_SECRETS: _s, ...rest } = parsed.data;
   const config: Config = {

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   forbidden: { status: 403, message: 'You do not have permission to do this.' },
   insufficient_scope: { status: 403, message: 'The API key lacks the scope this endpoint needs.' },
   csrf_failed: { status: 403, message: 'The form has expired or did not come from mailgate. Reload the page and try again.' },
+  egress_denied: { status: 403, message: 'The endpoint is on a network mailgate may not reach (see MAILGATE_EGRESS_ALLOW).' },
   not_found: { status: 404, message: 'Not found.' },
   conflict: { status: 409, message: 'The resource was changed by someone else; reload and try again.' },
   already_exists: { status: 409, message: 'A resource with that identity already exists.' },

@@ -10,6 +10,9 @@ import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
 import { createMailServices, type MailServicesDeps } from './mail/service.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { systemResolve, type ResolveAll } from './net/connect.js';
+import { createEgressPolicy } from './net/egress.js';
+import { createEgressFetch } from './net/fetch.js';
 import type { Store } from './store/store.js';
 import { createOAuthServices, type OAuthTuning } from './oauth/wiring.js';
 
@@ -32,6 +35,8 @@ export interface ServiceBase {
   mail?: Pick<MailServicesDeps, 'tlsCa' | 'queue' | 'maxConnections'>;
   /** OAuth test seams: provider fetch hook (fault injection), request timeout, backoff, scheduler poll. */
   oauthTuning?: OAuthTuning;
+  /** DNS answers for egress-checked connections (tests stand in for a rebinding name server); default the system resolver. */
+  egressResolve?: ResolveAll;
 }
 
 export interface Services extends AppDeps {
@@ -60,12 +65,18 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     await audit.record({ actor: { type: 'system', id: 'startup' }, action: 'user.create', target: `user:${firstAdmin.email}`, outcome: 'success', detail: { role: 'sysadmin', source: 'MAILGATE_ADMIN_EMAIL' } });
   }
 
+  // Admin-entered endpoints (SMTP hosts, custom OAuth URLs) connect only where the egress policy allows.
+  const egress = {
+    policy: createEgressPolicy({ production: base.config.NODE_ENV === 'production', allow: base.config.MAILGATE_EGRESS_ALLOW }),
+    resolve: base.egressResolve ?? systemResolve,
+  };
+
   // OAuth before mail: the transport gets tokens only from the token service; the authorize flow reads servers lazily.
-  const oauth = createOAuthServices({ ...base, audit, metrics, servers: { get: (id) => mail.servers.get(id) } });
+  const oauth = createOAuthServices({ ...base, audit, metrics, servers: { get: (id) => mail.servers.get(id) }, egressFetch: createEgressFetch(egress) });
   // The setup page exists only on the embedded store: on Redis the CLI can create the first admin at any time.
   const firstAdminSetup = base.store.kind === 'file' ? new FirstAdminSetup({ store: base.store, users, codeFile: path.join(base.config.MAILGATE_DATA_DIR, 'first-admin-code.txt'), now: clock }) : null;
 
-  const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, oauth: oauth.tokens, ...base.mail });
+  const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, oauth: oauth.tokens, egress, ...base.mail });
   oauth.tokens.addListener({
     // invalid_grant: hold the server's mail instead of burning attempts; re-authorization releases it.
     needsReauth: (g) => mail.servers.pause(g.serverId, { reason: 'The mailbox authorization was revoked or expired: press Re-authorize.', code: 'oauth_needs_reauth' }),

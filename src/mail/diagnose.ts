@@ -1,3 +1,5 @@
+import { findEgressDenial } from '../net/egress.js';
+
 /**
  * Error → what to do. Raw SMTP replies and socket errors are mapped onto a short code, a one-line hint an
  * admin can act on, and a class that drives the queue: `temporary` (retry with backoff), `permanent`
@@ -60,6 +62,14 @@ function errorCodes(err: MailErrorLike): string[] {
   return codes.filter((c): c is string => typeof c === 'string');
 }
 
+/**
+ * Whether a peer's first line is an SMTP greeting: 220 (ready), or 421 / 554 (an SMTP server refusing service,
+ * RFC 5321 sections 3.1 and 4.2). Anything else is another protocol, whose bytes are not repeated.
+ */
+export function isSmtpGreeting(line: string): boolean {
+  return /^(220|421|554)(?:[ -]|$)/.test(line);
+}
+
 export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
   const err = (typeof error === 'object' && error !== null ? error : { message: String(error) }) as MailErrorLike;
   const message = err.message ?? 'unknown error';
@@ -69,6 +79,14 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
   const has = (c: string) => codes.includes(c);
   const result = (code: string, cls: FailureClass, hint: string): Diagnosis => ({ code, class: cls, hint, message, ...(rc !== undefined ? { responseCode: rc } : {}) });
 
+  // Refused by the egress policy before any byte was sent: retrying cannot help, only a settings change can.
+  const denied = findEgressDenial(error);
+  if (denied) return { code: 'egress_denied', class: 'permanent', hint: denied.hint, message: denied.message };
+  // Whatever answered is not SMTP (an SSH, HTTP or database port…): its bytes are never repeated, so a
+  // Test connection cannot be used to read other services' banners.
+  if (err.code === 'EPROTOCOL' && err.command === 'CONN' && /^Invalid greeting/.test(message) && !isSmtpGreeting(response)) {
+    return { code: 'not_smtp', class: 'temporary', message: `${where(ctx)} is not an SMTP server (its greeting is not 220)`, hint: `Check the host and the port: ${where(ctx)} answered, but not as an SMTP server. SMTP servers usually listen on 25, 587 (submission) or 465 (smtps).` };
+  }
   if (err.tokenProblem === 'needs_reauth') {
     return result('oauth_needs_reauth', 'credentials', 'The mailbox authorization is no longer valid (revoked, expired or password changed): press Re-authorize on the server page.');
   }

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import type { EgressGuard } from '../net/connect.js';
 import type { Store } from '../store/store.js';
 import type { AccessTokenSource, GrantSource } from './auth.js';
 import { createMailQueue, type MailQueue, type QueueOptions } from './queue.js';
@@ -37,6 +38,8 @@ export interface MailServicesDeps {
   /** Queue tuning beyond the environment (tests: short leases and polls). */
   queue?: Partial<QueueOptions>;
   maxConnections?: number;
+  /** The egress policy for connections to the servers' hosts. */
+  egress?: EgressGuard;
 }
 
 export function createMailServices(deps: MailServicesDeps): MailServices {
@@ -48,6 +51,8 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
     ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
     ...(deps.maxConnections ? { maxConnections: deps.maxConnections } : {}),
     ...(deps.oauth ? { grants: deps.oauth, tokens: deps.oauth } : {}),
+    // MAILGATE_SMTP_HOST is the operator's own choice and wins over every admin-entered host: it is trusted.
+    ...(deps.egress && !config.MAILGATE_SMTP_HOST ? { egress: deps.egress } : {}),
   });
   const queue = createMailQueue({
     store,

@@ -1,6 +1,8 @@
+import type { Socket } from 'node:net';
 import { format } from 'node:util';
 import nodemailer from 'nodemailer';
 import type { Logger } from '../log.js';
+import { connectChecked, type EgressGuard } from '../net/connect.js';
 import { type AccessTokenSource, type GrantSource, type SmtpAuth, isAuthProblem, pickSmtpAuth } from './auth.js';
 import type { ComposedMessage } from './compose.js';
 import { isLoopbackHost, type ResolvedServer } from './servers.js';
@@ -29,6 +31,8 @@ export interface TransportDeps {
   /** OAuth 2.0: which grant a server uses and the single source of access tokens. */
   grants?: GrantSource;
   tokens?: AccessTokenSource;
+  /** The egress policy every connection to a server's host goes through (absent: the operator set the host). */
+  egress?: EgressGuard | undefined;
 }
 
 export interface SendResult {
@@ -88,6 +92,8 @@ export function protocolLogger(sink: (line: string, direction: 'client' | 'serve
     let data: { tnx?: string } = {};
     if (args.length > 0 && typeof args[0] === 'object' && args[0] !== null) data = args.shift() as { tnx?: string };
     const message = format(...(args as [unknown, ...unknown[]]));
+    // The egress-checked socket reaches nodemailer as a "proxied" one; that line would only confuse a reader.
+    if (data.tnx === 'proxy') return;
     const direction = data.tnx === 'client' ? 'client' : data.tnx === 'server' ? 'server' : 'info';
     for (const raw of message.split(/\r?\n/)) {
       if (raw === '' || (direction === 'info' && level === 'trace')) continue;
@@ -114,6 +120,7 @@ export interface BuildOptions {
   tlsCa?: string[];
   logger?: ProtocolLogger;
   tokens?: AccessTokenSource;
+  egress?: EgressGuard | undefined;
 }
 
 function tokenProblemOf(err: unknown): 'unavailable' | 'needs_reauth' {
@@ -144,6 +151,22 @@ function toNodemailerAuth(auth: SmtpAuth, tokens: AccessTokenSource | undefined)
   };
 }
 
+type SocketCallback = (err: Error | null, socketOptions?: { connection: Socket }) => void;
+
+/**
+ * nodemailer's `getSocket` hook: mailgate opens the TCP connection itself, through the egress policy, and
+ * nodemailer runs SMTP (and TLS, for smtps or STARTTLS) over it. nodemailer's own DNS resolution and cache
+ * are bypassed, so the address checked is the address connected to.
+ */
+function egressSocket(guard: EgressGuard, host: string, port: number, timeoutMs: number) {
+  return (_options: unknown, callback: SocketCallback) => {
+    connectChecked(guard, { host, port, timeoutMs }).then(
+      (connection) => callback(null, { connection }),
+      (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),
+    );
+  };
+}
+
 /** nodemailer options for one server (pure apart from the callbacks it embeds). */
 export function buildTransportOptions(server: ResolvedServer, auth: SmtpAuth, options: BuildOptions) {
   const timeout = server.timeoutMs > 0 ? server.timeoutMs : FOREVER_MS;
@@ -168,6 +191,7 @@ export function buildTransportOptions(server: ResolvedServer, auth: SmtpAuth, op
     disableFileAccess: true,
     disableUrlAccess: true,
     ...(options.pool ? { maxConnections: options.maxConnections ?? 5, maxMessages: Infinity } : {}),
+    ...(options.egress ? { getSocket: egressSocket(options.egress, server.host, server.port, timeout) } : {}),
     ...(options.logger ? { logger: options.logger, debug: true } : { logger: false }),
   };
 }
@@ -261,7 +285,7 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
     const current = pools.get(server.id);
     if (current && current.fingerprint === fingerprint) return current;
     if (current) retire(server.id, current);
-    const options = buildTransportOptions(server, auth, { pool: true, maxConnections: deps.maxConnections, tlsCa: deps.tlsCa, logger: debugLogger, tokens: deps.tokens });
+    const options = buildTransportOptions(server, auth, { pool: true, maxConnections: deps.maxConnections, tlsCa: deps.tlsCa, logger: debugLogger, tokens: deps.tokens, egress: deps.egress });
     const entry: PoolEntry = { fingerprint, mailer: nodemailer.createTransport(options as Parameters<typeof nodemailer.createTransport>[0]), inFlight: 0, retired: false };
     pools.set(server.id, entry);
     return entry;
@@ -291,7 +315,7 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
         onLine(line, direction);
         debugLogger?.debug({ tnx: direction }, line);
       });
-      const options = buildTransportOptions(server, auth, { pool: false, tlsCa: deps.tlsCa, logger, tokens: deps.tokens });
+      const options = buildTransportOptions(server, auth, { pool: false, tlsCa: deps.tlsCa, logger, tokens: deps.tokens, egress: deps.egress });
       const mailer = nodemailer.createTransport(options as Parameters<typeof nodemailer.createTransport>[0]);
       try {
         await mailer.verify();

@@ -1,4 +1,4 @@
-import { diagnose } from './diagnose.js';
+import { diagnose, isSmtpGreeting } from './diagnose.js';
 import type { MailTransport } from './transport.js';
 import type { ResolvedServer } from './servers.js';
 
@@ -26,10 +26,19 @@ export async function testConnection(transport: MailTransport, server: ResolvedS
   const started = performance.now();
   let connected = false;
   let serverSpoke = false;
+  // Decided by the first line the peer sends: anything but an SMTP greeting means another protocol, and from then
+  // on nothing it sent is shown (neither its lines nor errors quoting them).
+  let peer: 'unknown' | 'smtp' | 'not_smtp' = 'unknown';
   const result = await transport.verify(server, (line, direction) => {
-    if (direction === 'server') serverSpoke = true;
+    if (direction === 'server') {
+      serverSpoke = true;
+      if (peer === 'unknown') {
+        peer = isSmtpGreeting(line) ? 'smtp' : 'not_smtp';
+        if (peer === 'not_smtp') transcript.push('* the peer is not an SMTP server: what it sent is not shown');
+      }
+    }
     if (direction === 'info' && /^Connection established/.test(line)) connected = true;
-    if (transcript.length >= MAX_LINES) return;
+    if (peer === 'not_smtp' || transcript.length >= MAX_LINES) return;
     transcript.push(`${direction === 'client' ? 'C:' : direction === 'server' ? 'S:' : '*'} ${line}`);
   });
   const durationMs = Math.round(performance.now() - started);

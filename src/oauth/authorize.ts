@@ -3,6 +3,7 @@ import type { Actor, AuditRecorder } from '../admin/types.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { findEgressDenial } from '../net/egress.js';
 import { type Doc, type Store, VersionConflictError } from '../store/store.js';
 import { GRANTS, sealToken, type GrantRecord } from '../tokens/grants.js';
 import type { TokenService } from '../tokens/refresh.js';
@@ -48,7 +49,7 @@ export interface ServerLookup {
 /** Why a callback was refused, for a clear page; `serverId` when known (never from the query). */
 export class AuthorizationFailure extends Error {
   constructor(
-    readonly reason: 'missing_state' | 'unknown_state' | 'expired' | 'foreign_session' | 'access_denied' | 'provider_error' | 'wrong_issuer' | 'no_email' | 'exchange_failed',
+    readonly reason: 'missing_state' | 'unknown_state' | 'expired' | 'foreign_session' | 'access_denied' | 'provider_error' | 'wrong_issuer' | 'no_email' | 'email_unverified' | 'exchange_failed',
     message: string,
     readonly serverId: string | null = null,
     readonly hint: string | null = null,
@@ -86,6 +87,8 @@ export class AuthorizeService {
     try {
       client = await this.deps.integrations.client(integration.id);
     } catch (err) {
+      const denied = findEgressDenial(err);
+      if (denied) throw denied;
       const e = err instanceof OAuthProtocolError ? err : null;
       throw new AppError('provider_unavailable', { message: `The provider's configuration could not be read (${e?.description ?? 'discovery failed'}). Check the integration's issuer or tenant.`, expose: true, cause: err });
     }
@@ -164,6 +167,16 @@ export class AuthorizeService {
       throw new AuthorizationFailure(reason, `The provider did not accept the authorization (${e.oauthError ?? e.kind}).`, t.serverId, diagnosis.hint);
     }
     const claims = tokens.claims;
+    // An unverified address may belong to someone else (any user can type it at some providers): refuse it
+    // rather than send as that mailbox. Providers that do not send the claim verify addresses themselves.
+    if (claims?.email !== undefined && claims.emailVerified === false) {
+      await this.auditFailure(params, t, 'email_unverified');
+      throw new AuthorizationFailure(
+        'email_unverified',
+        `The provider says the email address of this account (${claims.email}) is not verified, so mailgate will not send as it. Verify the address at the provider, or sign in with another account, then press Authorize again.`,
+        t.serverId,
+      );
+    }
     // Without discovery there is no ID token to check: the server's configured user name names the mailbox.
     const fallback = !client.hasIdTokenValidation ? ((await this.deps.servers.get(t.serverId).catch(() => null))?.username ?? undefined) : undefined;
     const mailbox = claims?.email ?? (provider === 'microsoft' && claims?.preferredUsername?.includes('@') ? claims.preferredUsername : undefined) ?? fallback;

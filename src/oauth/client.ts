@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { findEgressDenial } from '../net/egress.js';
 
 /**
  * The only module that talks OAuth on the wire (the only importer of openid-client). Everything else sees
@@ -33,7 +34,17 @@ export interface TokenSet {
   expiresIn?: number | undefined;
   scope?: string | undefined;
   /** Verified ID token claims (authorization code grant only). */
-  claims?: { sub: string; iss: string; email?: string | undefined; preferredUsername?: string | undefined; tid?: string | undefined } | undefined;
+  claims?:
+    | {
+        sub: string;
+        iss: string;
+        email?: string | undefined;
+        /** The `email_verified` claim; undefined when the provider does not send it. */
+        emailVerified?: boolean | undefined;
+        preferredUsername?: string | undefined;
+        tid?: string | undefined;
+      }
+    | undefined;
 }
 
 export type OAuthErrorKind = 'invalid_grant' | 'invalid_client' | 'temporary' | 'denied' | 'protocol';
@@ -56,6 +67,9 @@ export class OAuthProtocolError extends Error {
 
 export function classifyOAuthError(err: unknown): OAuthProtocolError {
   if (err instanceof OAuthProtocolError) return err;
+  // The egress policy refused the endpoint's address: nothing reached the provider, nothing to retry.
+  const denied = findEgressDenial(err);
+  if (denied) return new OAuthProtocolError('protocol', 'egress_denied', denied.message, { cause: denied });
   if (err instanceof oidc.ResponseBodyError) {
     const code = err.error;
     const kind: OAuthErrorKind =
@@ -96,6 +110,13 @@ export function classifyOAuthError(err: unknown): OAuthProtocolError {
     return new OAuthProtocolError('temporary', 'timeout', 'the provider did not answer in time', { cause: err });
   }
   return new OAuthProtocolError('protocol', undefined, err instanceof Error ? err.message : 'unknown error', { cause: err });
+}
+
+/** Some providers send `email_verified` as the string "true"/"false" instead of a boolean. */
+function emailVerifiedOf(claim: unknown): boolean | undefined {
+  if (typeof claim === 'boolean') return claim;
+  if (claim === 'true' || claim === 'false') return claim === 'true';
+  return undefined;
 }
 
 /** A configured client for one integration (discovery done once). */
@@ -189,6 +210,7 @@ export class OAuthClient {
               sub: claims.sub,
               iss: claims.iss,
               email: typeof claims.email === 'string' ? claims.email : undefined,
+              emailVerified: emailVerifiedOf(claims.email_verified),
               preferredUsername: typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined,
               tid: typeof claims.tid === 'string' ? claims.tid : undefined,
             }

@@ -46,6 +46,8 @@ export function diagnoseOAuthError(provider: OAuthProviderKind, error: string | 
     case 'invalid_client':
     case 'unauthorized_client':
       return { code, hint: 'The provider rejected the client ID or secret. Check the client ID, and rotate the client secret if it expired or was regenerated.' };
+    case 'egress_denied':
+      return { code, hint: 'mailgate refused to connect to this endpoint: its address is on a network that admin-entered endpoints may not reach. Correct the issuer or endpoints, or have the operator list the host in MAILGATE_EGRESS_ALLOW.' };
     case 'access_denied':
       return { code, hint: 'Access was denied at the provider (the user pressed Cancel or an administrator blocks the app). Press Authorize to try again.' };
     case 'timeout':

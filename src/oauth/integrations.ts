@@ -71,6 +71,8 @@ export interface IntegrationServiceDeps {
   audit: AuditRecorder;
   /** Test hook: replaces fetch for every provider request. */
   fetch?: typeof fetch | undefined;
+  /** The egress-checked fetch used for custom integrations, whose endpoints an admin typed in. */
+  egressFetch?: typeof fetch | undefined;
   /** Seconds a provider request may take. */
   requestTimeoutSec?: number | undefined;
 }
@@ -278,7 +280,8 @@ export class IntegrationService {
         clientId: v.clientId,
         clientSecret,
       },
-      this.clientOptions,
+      // Presets talk to issuers the operator configured; a custom integration's URLs pass the egress policy.
+      v.provider === 'custom' ? { ...this.clientOptions, fetch: this.deps.fetch ?? this.deps.egressFetch } : this.clientOptions,
     );
   }
 

@@ -1,5 +1,6 @@
 import type { Actor, AuditRecorder } from '../admin/types.js';
 import { AppError } from '../errors.js';
+import { findEgressDenial } from '../net/egress.js';
 import type { Store } from '../store/store.js';
 import { GRANTS, type GrantRecord } from '../tokens/grants.js';
 import type { TokenService } from '../tokens/refresh.js';
@@ -35,15 +36,18 @@ export async function rotateClientSecret(
   ip?: string,
 ): Promise<RotationResult> {
   const integration = await deps.integrations.get(integrationId);
-  const fail = async (code: string, message: string): Promise<never> => {
+  const fail = async (code: string, message: string, cause?: unknown): Promise<never> => {
     await deps.audit.record({ actor, action: 'oauth_integration.rotate_secret', target: `oauth_integration:${integrationId}`, outcome: 'failure', ...(ip ? { ip } : {}), detail: { error: code } });
+    // A refused endpoint is no fault of the secret: say so with the egress error itself.
+    const denied = findEgressDenial(cause);
+    if (denied) throw denied;
     throw new AppError('validation_failed', { message, details: [{ field: 'clientSecret', message }] });
   };
   let candidate: OAuthClient;
   try {
     candidate = await deps.integrations.clientFor(integration, input.clientSecret);
   } catch (err) {
-    return fail('discovery_failed', `The provider could not be reached to test the new secret (${(err as Error).message}); the old secret stays in use.`);
+    return fail(findEgressDenial(err) ? 'egress_denied' : 'discovery_failed', `The provider could not be reached to test the new secret (${(err as Error).message}); the old secret stays in use.`, err);
   }
 
   let provenWith: RotationResult['provenWith'];
@@ -70,6 +74,7 @@ export async function rotateClientSecret(
       provenWith = 'client_credentials';
     }
   } catch (err) {
+    if (findEgressDenial(err)) return fail('egress_denied', 'The token endpoint is on a network mailgate may not reach.', err);
     if (err instanceof OAuthProtocolError && err.kind === 'invalid_client') {
       return fail('invalid_client', 'The provider rejected the new client secret (invalid_client). Nothing was changed: the old secret stays in use.');
     }

@@ -34,6 +34,8 @@ export interface OAuthBase {
   /** The SMTP servers (defaults to reading the stored server documents). */
   servers?: ServerLookup;
   oauthTuning?: OAuthTuning;
+  /** fetch under the egress policy, for custom integrations' endpoints. */
+  egressFetch?: typeof fetch;
 }
 
 /** Reads the fields the authorize flow needs from the stored SMTP server document. */
@@ -56,6 +58,7 @@ export function createOAuthServices(base: OAuthBase) {
     log: base.log,
     audit: base.audit,
     fetch: tuning.fetch,
+    egressFetch: base.egressFetch,
     requestTimeoutSec: tuning.requestTimeoutSec,
   });
   const tokens = new TokenService({

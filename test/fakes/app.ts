@@ -10,7 +10,7 @@ import { createApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { createLogger } from '../../src/log.js';
-import { createServices, type Services } from '../../src/services.js';
+import { createServices, type ServiceBase, type Services } from '../../src/services.js';
 import { openStore } from '../../src/store/open-store.js';
 import type { Store } from '../../src/store/store.js';
 import type { SessionPolicy } from '../../src/web/session.js';
@@ -43,6 +43,8 @@ export interface TestAppOptions {
   clock?: () => number;
   /** Where JSON log lines go (default: nowhere unless MAILGATE_LOG_LEVEL is set in env). */
   logDestination?: Writable;
+  /** DNS answers for egress-checked connections (a name server that rebinds names at will). */
+  egressResolve?: ServiceBase['egressResolve'];
 }
 
 export interface TestApp {
@@ -175,7 +177,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const log = createLogger({ level: config.MAILGATE_LOG_LEVEL, ...(options.logDestination ? { destination: options.logDestination } : {}) });
   const keyring = new Keyring(config.encryptionKeys ?? []);
   const store = await openStore(config);
-  const services = await createServices({ config, store, keyring, log, sessionPolicy: options.sessionPolicy, clock: options.clock });
+  const services = await createServices({ config, store, keyring, log, sessionPolicy: options.sessionPolicy, clock: options.clock, ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}) });
   const app = createApp(services);
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -13,7 +13,8 @@ import Provider from 'oidc-provider';
  *
  * Both: access tokens live `accessTokenTtlSec` seconds, introspection is on so a test SMTP server can
  * validate XOAUTH2 tokens, devInteractions accept any login (`alice@example.test` becomes the account and
- * its email; a login without `@` yields an account without email). Faults are injected at the HTTP edge
+ * its email; a login without `@` yields an account without email, one starting with `unverified+` an email with
+ * `email_verified: false`). Faults are injected at the HTTP edge
  * of the token endpoint (503, hang) or by disabling an account, which makes every refresh of its grants
  * fail with the provider's own `invalid_grant`.
  */
@@ -107,7 +108,7 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
       return {
         accountId: sub,
         async claims() {
-          return sub.includes('@') ? { sub, email: sub, email_verified: true } : { sub };
+          return sub.includes('@') ? { sub, email: sub, email_verified: !sub.startsWith('unverified+') } : { sub };
         },
       };
     },

@@ -67,6 +67,18 @@ describe('Authorize and callback over HTTP (Google flavour)', () => {
     expect(await grantOf(app, serverId)).toBeNull();
   });
 
+  it('an unverified email (email_verified false) → clear page, audited, nothing stored', async () => {
+    const { providerUrl } = await pressAuthorize(admin, serverId);
+    const callback = await consentAtProvider(providerUrl, 'unverified+mallory@example.test');
+    const { res, text } = await admin.get(toApp(app, callback));
+    expect(res.status).toBe(400);
+    expect(text).toContain('not verified');
+    expect(await grantOf(app, serverId)).toBeNull();
+    const audit = await app.services.audit.list({ limit: 20 });
+    const event = audit.entries.find((e) => e.action === 'oauth.authorize' && e.outcome === 'failure' && e.target === `smtp_server:${serverId}`);
+    expect(event?.detail).toMatchObject({ error: 'email_unverified' });
+  });
+
   it('a response claiming another issuer is refused before the code is exchanged', async () => {
     const { providerUrl } = await pressAuthorize(admin, serverId);
     const callback = await consentAtProvider(providerUrl, 'alice@example.test');
