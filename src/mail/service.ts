@@ -56,6 +56,7 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
     log,
     audit: deps.audit,
     fromFormat: config.MAILGATE_FROM_FORMAT,
+    limits: { maxMessages: config.MAILGATE_QUEUE_MAX_MESSAGES, maxBytes: config.MAILGATE_QUEUE_MAX_BYTES },
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     options: {
       concurrency: config.MAILGATE_QUEUE_CONCURRENCY,

@@ -1,14 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type session from 'express-session';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppendFile, forEachJsonLine, readJsonLines, removeQuietly, syncFolder } from './append-file.js';
+import { forgetDirLock, takeDirLock } from './dir-lock.js';
 import { formatLogId } from './log-ids.js';
 import { createPruningSessionStore } from './memory-session-store.js';
 import {
+  checkCounterChanges,
+  CounterLimitError,
   StoreUnavailableError,
   VersionConflictError,
   type Doc,
@@ -78,11 +81,8 @@ export interface FileStoreOptions {
 
 const COLLECTION_NAME = /^[a-z0-9_-]+$/;
 const MAX_FILE_NAME = 200;
-const LOCK_FILE = '.lock';
 /** A journal is rewritten once it has more lines than this and over twice as many as live documents. */
 const COMPACT_MIN_LINES = 1000;
-/** Folders of data dirs opened by this process (a lock file naming our own pid is ours only if listed). */
-const openedHere = new Set<string>();
 
 interface StoredDoc {
   version: number;
@@ -192,94 +192,6 @@ function lowerBound<T>(items: readonly T[], target: T, compare: (a: T, b: T) => 
   return lo;
 }
 
-async function isAlive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  // After a reboot or a kill -9 the pid may belong to an unrelated program by now; where /proc tells
-  // (Linux), only a Node.js process counts as the holder.
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
-  return cmdline === null || /node|mailgate|tsx/i.test(cmdline);
-}
-
-async function takeDirLock(storeDir: string): Promise<string> {
-  const lockPath = path.join(storeDir, LOCK_FILE);
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (await createLockFile(lockPath)) {
-      openedHere.add(storeDir);
-      return lockPath;
-    }
-    const holder = await readHolder(lockPath);
-    // Our own pid counts as stale unless this process really opened the folder: in a container every
-    // restart is pid 1, so the file left by a killed predecessor would otherwise look alive.
-    const heldByOther = Number.isInteger(holder) && holder > 0 && (holder === process.pid ? openedHere.has(storeDir) : await isAlive(holder));
-    if (heldByOther) {
-      throw new StoreUnavailableError(
-        `The data folder ${path.dirname(storeDir)} is already in use by process ${holder} (lock file ${lockPath}). ` +
-          'The embedded store serves one process only: stop the other mailgate, point MAILGATE_DATA_DIR elsewhere, ' +
-          'or set REDIS_URL to run several instances. If process ' + String(holder) + ' is not a mailgate using this folder, delete the lock file.',
-      );
-    }
-    if (await replaceStaleLock(lockPath, holder)) {
-      openedHere.add(storeDir);
-      return lockPath;
-    }
-    await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
-  }
-  throw new StoreUnavailableError(`Could not take the lock file ${lockPath}; other processes keep taking it over.`);
-}
-
-/**
- * Creates the lock file with our pid if there is none; false when it exists. The pid is written to a private
- * file first and hard-linked into place (atomic, fails if the name exists), so a lock file is never seen empty.
- */
-async function createLockFile(lockPath: string): Promise<boolean> {
-  const mine = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}.new`;
-  await writeFile(mine, `${process.pid}\n`, { mode: 0o600 });
-  try {
-    await link(mine, lockPath);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return false;
-  } finally {
-    await removeQuietly(mine);
-  }
-}
-
-async function readHolder(lockPath: string): Promise<number> {
-  return Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
-}
-
-const TAKEOVER_STALE_MS = 10_000;
-
-/**
- * Replaces a stale lock file. Only the holder of a second, short-lived lock (`.lock.takeover`, O_EXCL) may
- * delete the main lock, and only after reading it again under that lock: a lock file is then deleted only
- * while it still names the dead process, so of several processes starting together after a crash exactly one
- * ends up holding the folder. Returns false when another process is taking over or won; the caller retries.
- */
-async function replaceStaleLock(lockPath: string, staleHolder: number): Promise<boolean> {
-  const takeoverPath = `${lockPath}.takeover`;
-  if (!(await createLockFile(takeoverPath))) {
-    // A process that died mid-takeover (a window of a few milliseconds) leaves the file behind.
-    const age = await stat(takeoverPath).then((st) => Date.now() - st.mtimeMs, () => 0);
-    if (age > TAKEOVER_STALE_MS) await removeQuietly(takeoverPath);
-    return false;
-  }
-  try {
-    const holder = await readHolder(lockPath);
-    const unchanged = holder === staleHolder || (Number.isNaN(holder) && Number.isNaN(staleHolder));
-    if (!unchanged) return false;
-    await removeQuietly(lockPath);
-    return await createLockFile(lockPath);
-  } finally {
-    await removeQuietly(takeoverPath);
-  }
-}
-
 export async function createFileStore(dir: string, options: FileStoreOptions = {}): Promise<Store> {
   const storeDir = path.join(path.resolve(dir), 'store');
   await mkdir(storeDir, { recursive: true, mode: 0o700 });
@@ -289,7 +201,7 @@ export async function createFileStore(dir: string, options: FileStoreOptions = {
     await store.load();
     return store;
   } catch (err) {
-    openedHere.delete(storeDir);
+    forgetDirLock(storeDir);
     await removeQuietly(lockPath);
     throw err;
   }
@@ -305,6 +217,8 @@ class FileStore implements Store {
   readonly #logs = new Map<string, LogState>();
   readonly #schedules = new Map<string, ScheduleState>();
   readonly #locks = new Map<string, { owner: string; expiresAt: number }>();
+  /** Kept in memory only: their owners rebuild them from the documents at start (the mail queue does). */
+  readonly #counters = new Map<string, number>();
   readonly #events = new EventEmitter();
   readonly #sessionStores: { stopPruning(): void }[] = [];
   readonly #logger: FileStoreOptions['log'];
@@ -533,6 +447,7 @@ class FileStore implements Store {
     const current = col.docs.get(id);
     const actual = current?.version ?? 0;
     if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
+    this.#count(options);
     // Memory changes in this tick, so the next compare-and-set already sees this version.
     const version = actual + 1;
     col.docs.set(id, { version, json });
@@ -554,6 +469,7 @@ class FileStore implements Store {
       await Promise.all(moves.map((move) => this.#applySchedule(move, id)));
       return false;
     }
+    this.#count(options);
     col.docs.delete(id);
     col.sortedIds = null;
     const written = this.#writeLine(col, `{"id":${JSON.stringify(id)},"deleted":true}\n`);
@@ -654,6 +570,28 @@ class FileStore implements Store {
       out.push({ id: item.id, entry: JSON.parse(item.json) as T });
     }
     return out;
+  }
+
+  // ---- counters ------------------------------------------------------------------------------
+
+  /** Applies a write's counter changes, or refuses the write (before anything changed) when one passes its max. */
+  #count(options: WriteOptions): void {
+    const changes = checkCounterChanges(options);
+    for (const { counter, delta, max } of changes) {
+      const current = this.#counters.get(counter) ?? 0;
+      if (max !== undefined && delta > 0 && current + delta > max) throw new CounterLimitError(counter, current, max);
+    }
+    for (const { counter, delta } of changes) this.#counters.set(counter, (this.#counters.get(counter) ?? 0) + delta);
+  }
+
+  async counters(names: string[]): Promise<number[]> {
+    this.#assertOpen();
+    return names.map((name) => this.#counters.get(name) ?? 0);
+  }
+
+  async setCounters(values: Record<string, number>): Promise<void> {
+    this.#assertOpen();
+    for (const [name, value] of Object.entries(values)) this.#counters.set(name, value);
   }
 
   // ---- schedules -----------------------------------------------------------------------------
@@ -832,7 +770,7 @@ class FileStore implements Store {
       await Promise.all([...this.#schedules.values()].map((s) => s.file.close()));
       for (const s of this.#sessionStores) s.stopPruning();
       this.#events.removeAllListeners();
-      openedHere.delete(this.#root);
+      forgetDirLock(this.#root);
       await removeQuietly(this.#lockPath);
     }
   }
