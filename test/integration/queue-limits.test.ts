@@ -1,0 +1,110 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MESSAGES } from '../../src/mail/queue.js';
+import { createServerInput } from '../../src/mail/servers.js';
+import { WAITING_BYTES, WAITING_MESSAGES } from '../../src/mail/queue-limits.js';
+import { startTestApp, type TestApp } from '../fakes/app.js';
+import { redisUrlForTests } from '../fakes/redis.js';
+import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
+
+// MAILGATE_QUEUE_MAX_MESSAGES and MAILGATE_QUEUE_MAX_BYTES on a real mailgate with workers and a real smtp-server:
+// outgoing mail is switched off so accepted messages stay held (they count), then on so they are delivered.
+
+const MAX_MESSAGES = 5;
+const MAX_BYTES = 20_000;
+const system = { actor: { type: 'system' as const, id: 'test' } };
+
+for (const kind of ['file', 'redis'] as const) {
+  describe.skipIf(kind === 'redis' && !redisUrlForTests())(`queue limits on the ${kind} store`, () => {
+    let app: TestApp;
+    let smtp: TestSmtp;
+    let key: string;
+
+    async function send(body: Record<string, unknown>) {
+      const res = await fetch(`${app.url}/api/v1/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ to: 'a@example.net', subject: 'limits', text: 'hello', ...body }),
+      });
+      return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { id?: string; error?: { code: string; message: string } } };
+    }
+
+    async function waiting(): Promise<{ messages: number; bytes: number }> {
+      const [messages, bytes] = await app.store.counters([WAITING_MESSAGES, WAITING_BYTES]);
+      return { messages: messages!, bytes: bytes! };
+    }
+
+    async function drained(): Promise<void> {
+      for (let i = 0; i < 400 && (await waiting()).messages > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    }
+
+    const stored = async () => (await app.store.list(MESSAGES)).length;
+
+    beforeAll(async () => {
+      smtp = await startTestSmtp({ starttls: false });
+      app = await startTestApp({
+        store: kind,
+        workers: true,
+        env: { MAILGATE_QUEUE_MAX_MESSAGES: String(MAX_MESSAGES), MAILGATE_QUEUE_MAX_BYTES: String(MAX_BYTES), MAILGATE_QUEUE_RETRY_BASE_MS: '50' },
+      });
+      key = await app.apiKey(['send']);
+      await app.services.mail.servers.create(
+        createServerInput.parse({ name: 'Loopback', fromAddress: 'notify@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'none', isDefault: true }),
+        system,
+      );
+      await app.services.mail.servers.setOutgoingEnabled(false, system);
+    });
+
+    afterAll(async () => {
+      await app?.close();
+      await smtp?.close();
+    });
+
+    it('refuses a message past MAILGATE_QUEUE_MAX_BYTES with 429 queue_full and Retry-After, storing nothing', async () => {
+      const big = await send({ text: 'x'.repeat(MAX_BYTES) });
+      expect(big.status).toBe(429);
+      expect(big.retryAfter).toMatch(/^[1-9]\d*$/);
+      expect(big.body.error?.code).toBe('queue_full');
+      expect(await stored()).toBe(0);
+      expect(await waiting()).toEqual({ messages: 0, bytes: 0 });
+    });
+
+    it('lets parallel requests take exactly MAILGATE_QUEUE_MAX_MESSAGES places, no more', async () => {
+      const results = await Promise.all(Array.from({ length: 4 * MAX_MESSAGES }, (_, i) => send({ subject: `parallel ${i}` })));
+      const accepted = results.filter((r) => r.status === 202);
+      const refused = results.filter((r) => r.status === 429);
+      expect(accepted).toHaveLength(MAX_MESSAGES);
+      expect(refused).toHaveLength(3 * MAX_MESSAGES);
+      for (const r of refused) {
+        expect(r.body.error?.code).toBe('queue_full');
+        expect(Number(r.retryAfter)).toBeGreaterThan(0);
+      }
+      expect(await stored()).toBe(MAX_MESSAGES);
+      const counted = await waiting();
+      expect(counted.messages).toBe(MAX_MESSAGES);
+      expect(counted.bytes).toBeGreaterThan(0);
+      // Held messages keep their places: the next one is refused too.
+      expect((await send({ subject: 'one more' })).status).toBe(429);
+    });
+
+    it('gives the places back once the messages are delivered', async () => {
+      await app.services.mail.servers.setOutgoingEnabled(true, system);
+      await smtp.waitFor(MAX_MESSAGES, 10_000);
+      await drained();
+      expect(await waiting()).toEqual({ messages: 0, bytes: 0 });
+      const again = await send({ subject: 'after delivery' });
+      expect(again.status).toBe(202);
+      await drained();
+    });
+
+    it('gives the place of a deleted message back', async () => {
+      await app.services.mail.servers.setOutgoingEnabled(false, system);
+      const before = await waiting();
+      expect(before).toEqual({ messages: 0, bytes: 0 });
+      const r = await send({ subject: 'to delete' });
+      expect(r.status).toBe(202);
+      expect((await waiting()).messages).toBe(before.messages + 1);
+      await app.services.mail.queue.remove(r.body.id!, system.actor);
+      expect(await waiting()).toEqual(before);
+    });
+  });
+}
