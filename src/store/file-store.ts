@@ -6,6 +6,7 @@ import type session from 'express-session';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppendFile, forEachJsonLine, readJsonLines, removeQuietly, syncFolder } from './append-file.js';
+import { BLOB_MIN_CHARS, BlobFiles } from './blob-files.js';
 import { forgetDirLock, takeDirLock } from './dir-lock.js';
 import { formatLogId } from './log-ids.js';
 import { createPruningSessionStore } from './memory-session-store.js';
@@ -86,8 +87,13 @@ const COMPACT_MIN_LINES = 1000;
 
 interface StoredDoc {
   version: number;
-  /** The value as JSON text: every read parses a fresh copy, so callers never share the cache. */
-  json: string;
+  /**
+   * The value as JSON text: every read parses a fresh copy, so callers never share the cache. Null for a large
+   * value once its blob file and journal line are written: it is read from the file then.
+   */
+  json: string | null;
+  /** The blob file of a large value (blob-files.ts). */
+  blob?: string;
 }
 
 interface Collection {
@@ -103,6 +109,7 @@ interface JournalLine {
   id?: unknown;
   version?: unknown;
   value?: unknown;
+  blob?: unknown;
   deleted?: unknown;
 }
 
@@ -110,8 +117,13 @@ function putLine(id: string, version: number, json: string): string {
   return `{"id":${JSON.stringify(id)},"version":${version},"value":${json}}\n`;
 }
 
+function blobLine(id: string, version: number, blob: string): string {
+  return `{"id":${JSON.stringify(id)},"version":${version},"blob":${JSON.stringify(blob)}}\n`;
+}
+
+/** A version whose blob file may not be written yet is rewritten in full: a rewritten line never waits for a file. */
 function* journalLines(docs: Map<string, StoredDoc>): Generator<string> {
-  for (const [id, doc] of docs) yield putLine(id, doc.version, doc.json);
+  for (const [id, doc] of docs) yield doc.json !== null ? putLine(id, doc.version, doc.json) : blobLine(id, doc.version, doc.blob!);
 }
 
 function needsCompaction(lines: number, live: number): boolean {
@@ -219,6 +231,7 @@ class FileStore implements Store {
   readonly #locks = new Map<string, { owner: string; expiresAt: number }>();
   /** Kept in memory only: their owners rebuild them from the documents at start (the mail queue does). */
   readonly #counters = new Map<string, number>();
+  readonly #blobs: BlobFiles;
   readonly #events = new EventEmitter();
   readonly #sessionStores: { stopPruning(): void }[] = [];
   readonly #logger: FileStoreOptions['log'];
@@ -230,6 +243,7 @@ class FileStore implements Store {
     this.#root = root;
     this.#lockPath = lockPath;
     this.#fsync = options.fsync ?? false;
+    this.#blobs = new BlobFiles(path.join(root, 'blobs'), this.#fsync);
     this.#sessionPruneEveryMs = options.sessionPruneEveryMs ?? 60_000;
     this.#logger = options.log;
     this.#events.setMaxListeners(0);
@@ -270,6 +284,7 @@ class FileStore implements Store {
         const line = parsed as JournalLine;
         if (typeof line.id !== 'string') throw new Error(`The journal ${full} has a line without an id; it was changed outside mailgate`);
         if (line.deleted === true) collection.docs.delete(line.id);
+        else if (typeof line.version === 'number' && typeof line.blob === 'string') collection.docs.set(line.id, { version: line.version, json: null, blob: line.blob });
         else if (typeof line.version === 'number' && 'value' in line) collection.docs.set(line.id, { version: line.version, json: JSON.stringify(line.value) });
         else throw new Error(`The journal ${full} has a line for ${JSON.stringify(line.id).slice(0, 60)} that is neither a document nor a deletion`);
       });
@@ -283,6 +298,9 @@ class FileStore implements Store {
     for (const collection of this.#collections.values()) {
       if (needsCompaction(collection.lines, collection.docs.size)) await this.#compactCollection(collection);
     }
+    const live = new Set<string>();
+    for (const collection of this.#collections.values()) for (const doc of collection.docs.values()) if (doc.blob) live.add(doc.blob);
+    await this.#blobs.sweep(live);
   }
 
   /** Loads a collection folder of the earlier layout: one `<encoded id>.json` file per document. */
@@ -412,10 +430,10 @@ class FileStore implements Store {
     return state;
   }
 
-  /** Queues a journal line; resolves once it is written. Rewrites the journal when it is mostly history. */
-  #writeLine(collection: Collection, line: string): Promise<void> {
+  /** Queues a journal line (after `after`); resolves once it is written. Rewrites the journal when it is mostly history. */
+  #writeLine(collection: Collection, line: string, after?: Promise<void>): Promise<void> {
     collection.lines += 1;
-    const written = this.#guard(collection.journal, collection.journal.append(line));
+    const written = this.#guard(collection.journal, collection.journal.append(line, after));
     // Not awaited by the writer: its line is in the rewritten journal anyway (a failure stops the store).
     if (needsCompaction(collection.lines, collection.docs.size)) this.#compactCollection(collection).catch(() => undefined);
     return written;
@@ -432,8 +450,45 @@ class FileStore implements Store {
   async get<T>(collection: string, id: string): Promise<Doc<T> | null> {
     checkCollection(collection);
     this.#assertOpen();
-    const stored = this.#collections.get(collection)?.docs.get(id);
-    return stored ? { id, version: stored.version, value: JSON.parse(stored.json) as T } : null;
+    const docs = this.#collections.get(collection)?.docs;
+    // A blob file can be replaced between looking up its name and reading it: then look again.
+    for (let attempt = 0; ; attempt++) {
+      const stored = docs?.get(id);
+      if (!stored) return null;
+      try {
+        return { id, version: stored.version, value: JSON.parse(await this.#json(stored)) as T };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || docs?.get(id) === stored || attempt > 3) throw err;
+      }
+    }
+  }
+
+  /** A version's JSON, from memory or its blob file. */
+  #json(stored: StoredDoc): Promise<string> | string {
+    return stored.json ?? this.#blobs.read(stored.blob!);
+  }
+
+  /**
+   * Writes a new version's line (for a large value: its blob file first, and a line naming it); once written, a
+   * large value leaves memory and the blob of the version it replaced is deleted.
+   */
+  #writeVersion(col: Collection, collection: string, id: string, stored: StoredDoc, replaced: StoredDoc | undefined): Promise<void> {
+    let written: Promise<void>;
+    if (stored.json !== null && stored.json.length >= BLOB_MIN_CHARS) {
+      stored.blob = BlobFiles.nameOf(collection, id, stored.version);
+      written = this.#writeLine(col, blobLine(id, stored.version, stored.blob), this.#blobs.write(stored.blob, stored.json));
+      void written.then(() => (stored.json = null), () => undefined);
+    } else {
+      written = this.#writeLine(col, putLine(id, stored.version, stored.json!));
+    }
+    return this.#afterReplace(written, replaced);
+  }
+
+  /** Deletes the blob of a version that is no longer current, once the line that replaced it is written. */
+  #afterReplace(written: Promise<void>, replaced: StoredDoc | undefined): Promise<void> {
+    if (!replaced?.blob) return written;
+    const blob = replaced.blob;
+    return written.then(() => this.#blobs.remove(blob));
   }
 
   async put<T>(collection: string, id: string, value: T, options: WriteOptions = {}): Promise<Doc<T>> {
@@ -450,9 +505,10 @@ class FileStore implements Store {
     this.#count(options);
     // Memory changes in this tick, so the next compare-and-set already sees this version.
     const version = actual + 1;
-    col.docs.set(id, { version, json });
+    const stored: StoredDoc = { version, json };
+    col.docs.set(id, stored);
     if (!current) col.sortedIds = null;
-    const written = this.#writeLine(col, putLine(id, version, json));
+    const written = this.#writeVersion(col, collection, id, stored, current);
     await Promise.all([written, ...moves.map((move) => this.#applySchedule(move, id, written))]);
     return { id, version, value: JSON.parse(json) as T };
   }
@@ -472,7 +528,7 @@ class FileStore implements Store {
     this.#count(options);
     col.docs.delete(id);
     col.sortedIds = null;
-    const written = this.#writeLine(col, `{"id":${JSON.stringify(id)},"deleted":true}\n`);
+    const written = this.#afterReplace(this.#writeLine(col, `{"id":${JSON.stringify(id)},"deleted":true}\n`), current);
     await Promise.all([written, ...moves.map((move) => this.#applySchedule(move, id, written))]);
     return true;
   }
@@ -489,8 +545,10 @@ class FileStore implements Store {
     for (let i = prefix ? lowerBound(ids, prefix, compareIds) : 0; i < ids.length; i++) {
       const id = ids[i]!;
       if (!id.startsWith(prefix)) break;
-      const stored = col.docs.get(id)!;
-      out.push({ id, version: stored.version, value: JSON.parse(stored.json) as T });
+      const stored = col.docs.get(id);
+      if (!stored) continue; // deleted while an earlier blob was read
+      const doc = stored.json !== null ? { id, version: stored.version, value: JSON.parse(stored.json) as T } : await this.get<T>(collection, id);
+      if (doc) out.push(doc);
     }
     return out;
   }
