@@ -44,17 +44,20 @@ describe('message bodies on the embedded store', () => {
       { actor: { type: 'system', id: 'test' } },
     );
     const count = 50;
-    const before = heapUsed();
-    for (let i = 0; i < count; i++) {
+    const queue = async (i: number) => {
       const res = await fetch(`${app.url}/api/v1/messages`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
         body: JSON.stringify({ to: 'a@example.net', subject: `large ${i}`, text: body(i, MB) }),
       });
       expect(res.status).toBe(202);
-    }
+    };
+    // The first request loads and compiles code on both sides: not part of what is measured.
+    await queue(0);
+    const before = heapUsed();
+    for (let i = 1; i <= count; i++) await queue(i);
     const growth = heapUsed() - before;
-    expect((await app.store.list(MESSAGES)).length).toBe(count);
+    expect((await app.store.list(MESSAGES)).length).toBe(count + 1);
     // Before, every body stayed in the store's memory: at least the 50 MB queued.
     expect(growth).toBeLessThan((count * MB) / 10);
     const one = (await app.store.list<{ input: { text: string } }>(MESSAGES))[7]!;
