@@ -62,6 +62,15 @@ for (const kind of ['file', 'redis'] as const) {
       expect(created?.entry.detail).toMatchObject({ serverId: mainServer, rateLimitPerMinute: 10 });
     });
 
+    it('a rotated key passes its policy on to its successor', async () => {
+      const { id } = await createKey({ rateLimitPerMinute: 2, serverId: otherServer });
+      const rotated = await call(app, 'POST', `/api/v1/api-keys/${id}/rotate`, adminKey, { graceSeconds: 0 });
+      expect(rotated.status).toBe(201);
+      expect(rotated.body.policy).toEqual({ rateLimitPerMinute: 2, serverId: otherServer });
+      const successor = rotated.body.key as string;
+      expect((await call(app, 'POST', '/api/v1/messages', successor, message({ serverId: mainServer }))).status).toBe(403);
+    });
+
     it('refuses a bad policy with 400 naming the field and creates no key', async () => {
       const before = ((await call(app, 'GET', '/api/v1/api-keys', adminKey)).body.items as unknown[]).length;
       for (const [policy, field] of [
