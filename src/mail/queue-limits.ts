@@ -85,6 +85,13 @@ export class PlaceTally {
   }
 }
 
+/** The embedded store keeps counters in memory only: counted from every message at start (the workers' start does it while it reindexes). */
+export async function countPlacesOnFileStore(store: Store, messages: string): Promise<void> {
+  const tally = new PlaceTally();
+  for (const doc of await store.list<MessageDoc>(messages)) tally.add(doc.value);
+  await tally.save(store);
+}
+
 /**
  * On Redis the counters are kept by every write; messages written before they existed are counted once, by one
  * instance under a lock (a marker records that it is done). Waiting messages are read from their indexes only.

@@ -5,7 +5,8 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { AccessTokenSource, GrantSource } from './auth.js';
-import { createMailQueue, type MailQueue, type QueueOptions } from './queue.js';
+import { createMailQueue, MESSAGES, type MailQueue, type QueueOptions } from './queue.js';
+import { countPlacesOnFileStore } from './queue-limits.js';
 import { createSmtpServers, type SmtpServers } from './servers.js';
 import { createMailTransport, type MailTransport } from './transport.js';
 import { testConnection, type TestConnectionResult } from './verify.js';
@@ -88,6 +89,8 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
       if (options.workers) {
         workers = true;
         await queue.start();
+      } else if (store.kind === 'file') {
+        await countPlacesOnFileStore(store, MESSAGES);
       }
     },
     async stop() {

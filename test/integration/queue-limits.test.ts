@@ -1,3 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MESSAGES } from '../../src/mail/queue.js';
 import { createServerInput } from '../../src/mail/servers.js';
@@ -108,3 +112,35 @@ for (const kind of ['file', 'redis'] as const) {
     });
   });
 }
+
+describe('queue limits across a restart of the embedded store', () => {
+  it('counts the waiting messages again at start, with or without workers, so the limit still holds', async () => {
+    const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-limits-restart-'));
+    const env = { MAILGATE_DATA_DIR: dataDir, MAILGATE_QUEUE_MAX_MESSAGES: '3', MAILGATE_SEND_DISABLED: 'true', MAILGATE_ENCRYPTION_KEYS: `t1:${randomBytes(32).toString('base64')}` };
+    const post = async (app: TestApp, key: string) =>
+      (await fetch(`${app.url}/api/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ to: 'a@example.net', subject: 'kept', text: 'hi' }) })).status;
+    try {
+      const first = await startTestApp({ store: 'file', workers: true, env });
+      const key = await first.apiKey(['send']);
+      await first.services.mail.servers.create(createServerInput.parse({ name: 'Relay', fromAddress: 'notify@example.com', host: '127.0.0.1', port: 2525, authMethod: 'none', isDefault: true }), system);
+      expect([await post(first, key), await post(first, key)]).toEqual([202, 202]);
+      await first.close();
+
+      for (const workers of [true, false]) {
+        const again = await startTestApp({ store: 'file', workers, env });
+        // What src/main.ts does in every process; the harness starts background work only with workers.
+        if (!workers) await again.services.start();
+        try {
+          expect(await again.store.counters([WAITING_MESSAGES])).toEqual([2]);
+          expect(await post(again, key)).toBe(202);
+          expect(await post(again, key)).toBe(429);
+          await again.services.mail.queue.remove((await again.store.list(MESSAGES))[0]!.id, system.actor);
+        } finally {
+          await again.close();
+        }
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
