@@ -1,6 +1,6 @@
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { CounterLimitError, type CounterChange, type Store } from '../store/store.js';
+import { CounterLimitError, VersionConflictError, type CounterChange, type Store } from '../store/store.js';
 import type { MessageInput } from './compose.js';
 import type { MessageDoc, MessageStatus } from './queue.js';
 
@@ -69,7 +69,7 @@ export function queueFullError(err: unknown, limits: QueueLimits): unknown {
   });
 }
 
-/** Accumulates the counters from every message, for a rebuild. */
+/** Accumulates the places of messages, for counting them again. */
 export class PlaceTally {
   messages = 0;
   bytes = 0;
@@ -79,22 +79,34 @@ export class PlaceTally {
     this.messages++;
     this.bytes += value.size ?? 0;
   }
-
-  async save(store: Store): Promise<void> {
-    await store.setCounters({ [WAITING_MESSAGES]: this.messages, [WAITING_BYTES]: this.bytes });
-  }
-}
-
-/** The embedded store keeps counters in memory only: counted from every message at start (the workers' start does it while it reindexes). */
-export async function countPlacesOnFileStore(store: Store, messages: string): Promise<void> {
-  const tally = new PlaceTally();
-  for (const doc of await store.list<MessageDoc>(messages)) tally.add(doc.value);
-  await tally.save(store);
 }
 
 /**
- * On Redis the counters are kept by every write; messages written before they existed are counted once, by one
- * instance under a lock (a marker records that it is done). Waiting messages are read from their indexes only.
+ * The embedded store keeps counters in memory only, so they are counted from the messages at start (the workers'
+ * start does it while it reindexes). Requests are served meanwhile: whatever they changed from `before` (the
+ * counters read before the messages were listed) is kept on top of the count.
+ */
+export async function saveFileStoreCount(store: Store, tally: PlaceTally, before: number[]): Promise<void> {
+  const [messages = 0, bytes = 0] = await store.counters([WAITING_MESSAGES, WAITING_BYTES]);
+  await store.setCounters({ [WAITING_MESSAGES]: tally.messages + messages - before[0]!, [WAITING_BYTES]: tally.bytes + bytes - before[1]! });
+}
+
+export function readPlaceCounters(store: Store): Promise<number[]> {
+  return store.counters([WAITING_MESSAGES, WAITING_BYTES]);
+}
+
+export async function countPlacesOnFileStore(store: Store, messages: string): Promise<void> {
+  const before = await readPlaceCounters(store);
+  const tally = new PlaceTally();
+  for (const doc of await store.list<MessageDoc>(messages)) tally.add(doc.value);
+  await saveFileStoreCount(store, tally, before);
+}
+
+/**
+ * On Redis every write keeps the counters, messages written by versions before them (no `size`) excepted: those
+ * waiting are counted once and added in the same atomic write as the marker that records it (so never twice), by
+ * one instance under a lock. They count as 0 bytes, as their place is given back with 0 bytes. Waiting messages
+ * are read from their indexes only.
  */
 export async function buildCountersOnRedis(store: Store, log: Logger, waitingIndexes: readonly string[], messages: string): Promise<void> {
   if (await store.get(MAIL_META, COUNTERS_MARKER)) return;
@@ -107,11 +119,16 @@ export async function buildCountersOnRedis(store: Store, log: Logger, waitingInd
     for (const index of waitingIndexes) for (const e of await store.scheduled(index, { limit: Number.MAX_SAFE_INTEGER })) ids.add(e.id);
     for (const id of ids) {
       const doc = await store.get<MessageDoc>(messages, id);
-      if (doc) tally.add(doc.value);
+      if (doc && doc.value.size === undefined) tally.add(doc.value);
     }
-    await tally.save(store);
-    await store.put(MAIL_META, COUNTERS_MARKER, { builtAt: Date.now(), messages: tally.messages, bytes: tally.bytes });
-    if (tally.messages) log.info({ messages: tally.messages, bytes: tally.bytes }, 'queue counters built from the waiting messages');
+    const count = [{ counter: WAITING_MESSAGES, delta: tally.messages }];
+    try {
+      await store.put(MAIL_META, COUNTERS_MARKER, { builtAt: Date.now(), messages: tally.messages }, { ifVersion: 0, count });
+    } catch (err) {
+      if (!(err instanceof VersionConflictError)) throw err;
+      return; // counted by another instance
+    }
+    if (tally.messages) log.info({ messages: tally.messages }, 'queue counters: waiting messages of the earlier version counted');
   } finally {
     await lock.release();
   }

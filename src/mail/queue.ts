@@ -7,7 +7,7 @@ import { VersionConflictError, type Doc, type ScheduleMove, type Store } from '.
 import { composeMessage, recipientsOf, type MessageInput, type RecipientEntry } from './compose.js';
 import { diagnose, type Diagnosis } from './diagnose.js';
 import { iso, toView, type MessageView } from './message-view.js';
-import { buildCountersOnRedis, deleteChanges, messageSize, PlaceTally, placeChanges, queueFullError, type QueueLimits } from './queue-limits.js';
+import { buildCountersOnRedis, deleteChanges, messageSize, PlaceTally, placeChanges, queueFullError, readPlaceCounters, saveFileStoreCount, type QueueLimits } from './queue-limits.js';
 import { PAUSES, type SmtpServers } from './servers.js';
 import type { MailTransport } from './transport.js';
 
@@ -452,6 +452,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     let changed = 0;
     const live = new Set<string>();
     const places = new PlaceTally();
+    const counted = await readPlaceCounters(store);
     for (const doc of await store.list<MessageDoc>(MESSAGES)) {
       const m = doc.value;
       live.add(doc.id);
@@ -477,7 +478,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       }
     }
     // The file store keeps counters in memory only: they are counted here, with the data folder locked to us.
-    await places.save(store);
+    await saveFileStoreCount(store, places, counted);
     if (changed) log.info({ waiting, changed }, 'mail indexes brought in line with the messages at start');
   }
 

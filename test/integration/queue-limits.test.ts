@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MESSAGES } from '../../src/mail/queue.js';
+import { HELD_INDEX, MESSAGES } from '../../src/mail/queue.js';
 import { createServerInput } from '../../src/mail/servers.js';
 import { WAITING_BYTES, WAITING_MESSAGES } from '../../src/mail/queue-limits.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
@@ -141,6 +141,33 @@ describe('queue limits across a restart of the embedded store', () => {
       }
     } finally {
       await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(!redisUrlForTests())('queue limits on Redis with messages of an earlier version', () => {
+  it('counts waiting messages written without a size once, at the first start of the workers', async () => {
+    const web = await startTestApp({ store: 'redis', workers: false, env: { MAILGATE_SEND_DISABLED: 'true' } });
+    let workers: TestApp | undefined;
+    try {
+      const server = await web.services.mail.servers.create(createServerInput.parse({ name: 'Relay', fromAddress: 'notify@example.com', host: '127.0.0.1', port: 2525, authMethod: 'none', isDefault: true }), system);
+      const now = Date.now();
+      // As an earlier version stored it: no size, already in the held index.
+      const old = { serverId: server.id, status: 'held', heldReason: 'sending_disabled', attempts: 0, createdAt: now, updatedAt: now, nextAttemptAt: null, sentAt: null, lastError: null, recipients: [{ address: 'a@example.net', kind: 'to', status: 'pending' }], input: { to: ['a@example.net'], subject: 'old', text: 'hi' }, apiKeyId: null, smtpResponse: null };
+      await web.store.put(MESSAGES, 'msg_old', old, { ifVersion: 0, schedule: { queue: HELD_INDEX, dueAt: now } });
+      expect(await web.store.counters([WAITING_MESSAGES])).toEqual([0]);
+
+      workers = await startTestApp({ shareWith: web, workers: true });
+      expect(await workers.store.counters([WAITING_MESSAGES, WAITING_BYTES])).toEqual([1, 0]);
+      // Once only: another start adds nothing.
+      await workers.services.mail.queue.stop();
+      await workers.services.mail.queue.start();
+      expect(await workers.store.counters([WAITING_MESSAGES])).toEqual([1]);
+      await workers.services.mail.queue.remove('msg_old', system.actor);
+      expect(await workers.store.counters([WAITING_MESSAGES, WAITING_BYTES])).toEqual([0, 0]);
+    } finally {
+      await workers?.close();
+      await web.close();
     }
   });
 });
