@@ -35,10 +35,12 @@ import {
  *   schedules/<encoded name>.jsonl   schedule operations, replayed and compacted at open
  *   .lock                            pid of the process that has the folder open
  *
- * Everything is held in memory (loaded at open), so reads and `list` never touch the disk. A put or delete
- * changes memory at once, so compare-and-set is exact without waiting for the disk, then queues its line and
- * resolves once the line is written. Lines queued while a write is in flight go out together in the next one
- * (group commit): a busy collection costs one write call per batch, not a file creation per document.
+ * Everything but large values is held in memory (loaded at open), so most reads never touch the disk; large
+ * values (message bodies) are in blob files read on demand (blob-files.ts), named by their journal lines
+ * ({"id","version","blob"}). A put or delete changes memory at once, so compare-and-set is exact without
+ * waiting for the disk, then queues its line and resolves once the line is written. Lines queued while a write
+ * is in flight go out together in the next one (group commit): a busy collection costs one write call per
+ * batch, not a file creation per document.
  *
  * Crash safety: files are only appended to, except for rewrites (below), which go to a temp file renamed
  * over the old one. A kill -9 can tear the last line of a file; it is cut off at open, and every write that
