@@ -4,6 +4,7 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 import type { ApiKeyService } from './admin/api-keys.js';
 import type { AuditLog } from './admin/audit.js';
+import type { KeyRateLimits } from './admin/key-policy.js';
 import type { FirstAdminSetup } from './admin/first-admin-setup.js';
 import type { SessionGeneration } from './admin/sessions.js';
 import type { UserService } from './admin/users.js';
@@ -50,6 +51,8 @@ export interface AppDeps {
   /** First-run setup page (embedded store only; null on Redis). */
   firstAdminSetup: FirstAdminSetup | null;
   apiKeys: ApiKeyService;
+  /** rateLimitPerMinute of API keys, shared by every instance on the store. */
+  keyRates: KeyRateLimits;
   audit: AuditLog;
   sessionGeneration: SessionGeneration;
   /** Outgoing mail: SMTP servers, transports, Test connection, the queue (src/mail/service.ts). */

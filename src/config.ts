@@ -142,6 +142,10 @@ const schema = z.object({
   MAILGATE_QUEUE_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   // First retry delay in milliseconds; doubles each attempt, with jitter, up to one hour.
   MAILGATE_QUEUE_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
+  // Messages not yet delivered (queued, sending, deferred, held) across all instances; new ones past it get 429.
+  MAILGATE_QUEUE_MAX_MESSAGES: z.coerce.number().int().min(1).default(100_000),
+  // Bytes of messages not yet delivered across all instances; new ones past it get 429.
+  MAILGATE_QUEUE_MAX_BYTES: z.coerce.number().int().min(1).default(1024 ** 3),
   // Run the queue workers and token scheduler in this process (turn off for web-only instances).
   MAILGATE_WORKERS: bool.default(true),
   // Bearer token /metrics requires when set (16+ characters); unset, /metrics answers anyone.

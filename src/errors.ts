@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'Send a JSON body with Content-Type: application/json.' },
   rate_limited: { status: 429, message: 'Too many attempts; wait and try again.' },
+  queue_full: { status: 429, message: 'The mail queue is full; try again later.' },
   sending_disabled: { status: 409, message: 'Outgoing mail is disabled.' },
   oauth_failed: { status: 400, message: 'The authorization did not complete.' },
   provider_unavailable: { status: 502, message: 'The identity provider did not answer correctly.' },

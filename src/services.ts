@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { ApiKeyService } from './admin/api-keys.js';
 import { AuditLog } from './admin/audit.js';
+import { KeyRateLimits } from './admin/key-policy.js';
 import { FirstAdminSetup } from './admin/first-admin-setup.js';
 import { SessionGeneration } from './admin/sessions.js';
 import { UserService } from './admin/users.js';
@@ -102,6 +103,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     users,
     firstAdminSetup,
     apiKeys,
+    keyRates: new KeyRateLimits(base.store),
     sessionGeneration,
     sessionSecrets,
     mail,

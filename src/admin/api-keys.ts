@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { AppError } from '../errors.js';
 import { VersionConflictError, type Store } from '../store/store.js';
+import { normalizePolicy, type KeyPolicy } from './key-policy.js';
 import type { Actor, ApiScope, AuditRecorder } from './types.js';
 
 /**
@@ -8,7 +9,7 @@ import type { Actor, ApiScope, AuditRecorder } from './types.js';
  * stored (a random 256-bit key needs no slow hash), with a short prefix for display. Keys are looked up in
  * the store on every request, so a revocation on one instance is in force on every instance at once.
  *
- * Rotation creates a successor with the same name and scopes; the old key keeps working until the end of
+ * Rotation creates a successor with the same name, scopes and policy; the old key keeps working until the end of
  * the grace period chosen, then stops by itself.
  */
 
@@ -38,6 +39,8 @@ export interface ApiKeyRecord {
   expiresAt: string | null;
   successorId: string | null;
   predecessorId: string | null;
+  /** Limits on what the key may send (key-policy.ts); absent on keys without one. */
+  policy?: KeyPolicy;
 }
 
 export type ApiKeyStatus = 'active' | 'expiring' | 'expired' | 'revoked';
@@ -56,6 +59,7 @@ export interface ApiKeyView {
   expiresAt: string | null;
   successorId: string | null;
   predecessorId: string | null;
+  policy?: KeyPolicy;
 }
 
 export interface CreatedApiKey extends ApiKeyView {
@@ -105,13 +109,14 @@ export class ApiKeyService {
     return { ...rest, status: this.status(record) };
   }
 
-  async create(input: { name: string; scopes: ApiScope[]; actor: Actor; ip?: string }): Promise<CreatedApiKey> {
+  async create(input: { name: string; scopes: ApiScope[]; actor: Actor; ip?: string; policy?: KeyPolicy }): Promise<CreatedApiKey> {
     const created = await this.#insert(input);
-    await this.audit.record({ actor: input.actor, action: 'api_key.create', target: `api_key:${created.id}`, outcome: 'success', ...(input.ip ? { ip: input.ip } : {}), detail: { name: created.name, scopes: created.scopes, prefix: created.prefix } });
+    await this.audit.record({ actor: input.actor, action: 'api_key.create', target: `api_key:${created.id}`, outcome: 'success', ...(input.ip ? { ip: input.ip } : {}), detail: { name: created.name, scopes: created.scopes, prefix: created.prefix, ...created.policy } });
     return created;
   }
 
-  async #insert(input: { name: string; scopes: ApiScope[]; actor: Actor; predecessorId?: string }): Promise<CreatedApiKey> {
+  async #insert(input: { name: string; scopes: ApiScope[]; actor: Actor; predecessorId?: string; policy?: KeyPolicy | undefined }): Promise<CreatedApiKey> {
+    const policy = input.policy ? normalizePolicy(input.policy) : {};
     const key = `mgk_${randomBytes(32).toString('base64url')}`;
     const id = `key_${randomBytes(9).toString('base64url')}`;
     const record: ApiKeyRecord = {
@@ -128,6 +133,7 @@ export class ApiKeyService {
       expiresAt: null,
       successorId: null,
       predecessorId: input.predecessorId ?? null,
+      ...(Object.keys(policy).length > 0 ? { policy } : {}),
     };
     // Key document first: an index entry never points at nothing.
     await this.store.put(API_KEYS, id, record, { ifVersion: 0 });
@@ -187,7 +193,7 @@ export class ApiKeyService {
     const status = this.status(doc.value);
     if (status === 'revoked' || status === 'expired') throw new AppError('conflict', { message: 'A revoked or expired key cannot be rotated; create a new one.' });
     if (doc.value.successorId) throw new AppError('conflict', { message: 'This key was already rotated; rotate its successor instead.' });
-    const successor = await this.#insert({ name: doc.value.name, scopes: doc.value.scopes, actor, predecessorId: id });
+    const successor = await this.#insert({ name: doc.value.name, scopes: doc.value.scopes, actor, predecessorId: id, policy: doc.value.policy });
     const expiresAt = new Date(this.now() + graceSeconds * 1000).toISOString();
     for (let current = doc; ; ) {
       const next: ApiKeyRecord = { ...current.value, expiresAt, successorId: successor.id };

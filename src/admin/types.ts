@@ -1,3 +1,4 @@
+import type { KeyPolicy } from './key-policy.js';
 /** Who does things in mailgate: shared by the audit log, the web layer and every service that records events. */
 
 export type Role = 'sysadmin' | 'admin';
@@ -5,7 +6,7 @@ export type ApiScope = 'send' | 'admin';
 
 export type Actor =
   | { type: 'user'; id: string; email: string; role: Role }
-  | { type: 'api_key'; id: string; name: string; scopes: ApiScope[] }
+  | { type: 'api_key'; id: string; name: string; scopes: ApiScope[]; policy?: KeyPolicy }
   | { type: 'cli'; id: string }
   | { type: 'system'; id: string };
 

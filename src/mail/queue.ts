@@ -6,6 +6,8 @@ import type { Metrics } from '../metrics.js';
 import { VersionConflictError, type Doc, type ScheduleMove, type Store } from '../store/store.js';
 import { composeMessage, recipientsOf, type MessageInput, type RecipientEntry } from './compose.js';
 import { diagnose, type Diagnosis } from './diagnose.js';
+import { iso, toView, type MessageView } from './message-view.js';
+import { buildCountersOnRedis, deleteChanges, messageSize, PlaceTally, placeChanges, queueFullError, readPlaceCounters, saveFileStoreCount, type QueueLimits } from './queue-limits.js';
 import { PAUSES, type SmtpServers } from './servers.js';
 import type { MailTransport } from './transport.js';
 
@@ -34,6 +36,8 @@ import type { MailTransport } from './transport.js';
  * credentials rejected → the server is paused and its messages held (no attempts burnt) until the
  * credentials change or the mailbox is re-authorized (resumeServer). Outgoing mail switched off → held.
  */
+
+export { toView, type MessageView } from './message-view.js';
 
 export const MESSAGES = 'messages';
 const IDEMPOTENCY = 'idempotency';
@@ -83,24 +87,8 @@ export interface MessageDoc {
   input: MessageInput;
   apiKeyId: string | null;
   smtpResponse: string | null;
-}
-
-/** What GET /api/v1/messages/:id shows: never the body. */
-export interface MessageView {
-  id: string;
-  status: MessageStatus;
-  heldReason: HeldReason | null;
-  serverId: string;
-  /** The API key that queued it (null for in-process sends). */
-  apiKeyId: string | null;
-  subject: string;
-  attempts: number;
-  createdAt: string;
-  updatedAt: string;
-  nextAttemptAt: string | null;
-  sentAt: string | null;
-  lastError: (Omit<MessageError, 'at'> & { at: string }) | null;
-  recipients: RecipientResult[];
+  /** Bytes counted against MAILGATE_QUEUE_MAX_BYTES (absent on messages written before the limit existed). */
+  size?: number;
 }
 
 export interface QueueOptions {
@@ -126,6 +114,7 @@ export interface MailQueueDeps {
   audit?: AuditRecorder;
   fromFormat: string;
   options: QueueOptions;
+  limits: QueueLimits;
 }
 
 export interface EnqueueOptions {
@@ -172,28 +161,6 @@ export function newMessageId(): string {
 export function retryDelay(attempt: number, baseMs: number, capMs: number, random: () => number = Math.random): number {
   const exp = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt - 1));
   return Math.round(exp / 2 + (random() * exp) / 2);
-}
-
-function iso(ms: number | null): string | null {
-  return ms === null ? null : new Date(ms).toISOString();
-}
-
-export function toView(id: string, m: MessageDoc): MessageView {
-  return {
-    id,
-    status: m.status,
-    heldReason: m.heldReason,
-    serverId: m.serverId,
-    apiKeyId: m.apiKeyId,
-    subject: m.input.subject,
-    attempts: m.attempts,
-    createdAt: new Date(m.createdAt).toISOString(),
-    updatedAt: new Date(m.updatedAt).toISOString(),
-    nextAttemptAt: iso(m.nextAttemptAt),
-    sentAt: iso(m.sentAt),
-    lastError: m.lastError ? { ...m.lastError, at: new Date(m.lastError.at).toISOString() } : null,
-    recipients: m.recipients,
-  };
 }
 
 function requestHash(input: MessageInput): string {
@@ -283,7 +250,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
    * keeps the message where it is and must not touch its lease).
    */
   async function put(id: string, value: MessageDoc, version: number, from?: MessageStatus | null): Promise<Doc<MessageDoc>> {
-    return store.put(MESSAGES, id, value, { ifVersion: version, ...(from !== undefined ? { schedule: indexMoves(from, value) } : {}) });
+    return store.put(MESSAGES, id, value, { ifVersion: version, ...(from !== undefined ? { schedule: indexMoves(from, value), count: placeChanges(from, value, deps.limits) } : {}) });
   }
 
   async function createMessage(id: string, input: MessageInput, serverId: string, apiKeyId: string | null): Promise<{ status: MessageStatus; created: boolean }> {
@@ -305,6 +272,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       input,
       apiKeyId,
       smtpResponse: null,
+      size: messageSize(input),
     };
     try {
       // The message and its place in the queue (or the held index) are written together: there is no moment
@@ -315,7 +283,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
         const existing = await store.get<MessageDoc>(MESSAGES, id);
         return { status: existing?.value.status ?? 'queued', created: false };
       }
-      throw err;
+      throw queueFullError(err, deps.limits);
     }
     if (!heldReason) wake();
     return { status: doc.status, created: true };
@@ -483,9 +451,12 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     let waiting = 0;
     let changed = 0;
     const live = new Set<string>();
+    const places = new PlaceTally();
+    const counted = await readPlaceCounters(store);
     for (const doc of await store.list<MessageDoc>(MESSAGES)) {
       const m = doc.value;
       live.add(doc.id);
+      places.add(m);
       const target = indexOf(m.status);
       const score = target === MAIL_QUEUE ? Math.max(now, m.nextAttemptAt ?? now) : indexScore(m);
       if (target === MAIL_QUEUE) waiting++;
@@ -506,6 +477,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
         changed++;
       }
     }
+    // The file store keeps counters in memory only: they are counted here, with the data folder locked to us.
+    await saveFileStoreCount(store, places, counted);
     if (changed) log.info({ waiting, changed }, 'mail indexes brought in line with the messages at start');
   }
 
@@ -742,7 +715,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       const doc = await getDoc(id);
       if (doc.value.status === 'sending') throw new AppError('conflict', { message: 'The message is being sent right now; try again in a moment.' });
       // Out of every index, not only its status's: nothing can be left pointing at a deleted message.
-      await store.delete(MESSAGES, id, { ifVersion: doc.version, schedule: STATUS_INDEXES.map((queue) => ({ queue, dueAt: null })) });
+      await store.delete(MESSAGES, id, { ifVersion: doc.version, schedule: STATUS_INDEXES.map((queue) => ({ queue, dueAt: null })), count: deleteChanges(doc.value) });
       await audit(actor, 'mail.delete', `message:${id}`, { status: doc.value.status });
     },
 
@@ -786,7 +759,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     async start() {
       if (running) return;
       if (store.kind === 'file') await reindexOnFileStore();
-      else await buildIndexesOnRedis();
+      else await buildIndexesOnRedis().then(() => buildCountersOnRedis(store, log, [MAIL_QUEUE, HELD_INDEX], MESSAGES));
       running = true;
       startHeartbeat();
       loop = run();

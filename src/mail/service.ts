@@ -6,7 +6,8 @@ import type { Metrics } from '../metrics.js';
 import type { EgressGuard } from '../net/connect.js';
 import type { Store } from '../store/store.js';
 import type { AccessTokenSource, GrantSource } from './auth.js';
-import { createMailQueue, type MailQueue, type QueueOptions } from './queue.js';
+import { createMailQueue, MESSAGES, type MailQueue, type QueueOptions } from './queue.js';
+import { countPlacesOnFileStore } from './queue-limits.js';
 import { createSmtpServers, type SmtpServers } from './servers.js';
 import { createMailTransport, type MailTransport } from './transport.js';
 import { testConnection, type TestConnectionResult } from './verify.js';
@@ -61,6 +62,7 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
     log,
     audit: deps.audit,
     fromFormat: config.MAILGATE_FROM_FORMAT,
+    limits: { maxMessages: config.MAILGATE_QUEUE_MAX_MESSAGES, maxBytes: config.MAILGATE_QUEUE_MAX_BYTES },
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     options: {
       concurrency: config.MAILGATE_QUEUE_CONCURRENCY,
@@ -92,6 +94,8 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
       if (options.workers) {
         workers = true;
         await queue.start();
+      } else if (store.kind === 'file') {
+        await countPlacesOnFileStore(store, MESSAGES);
       }
     },
     async stop() {

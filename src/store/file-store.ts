@@ -1,14 +1,18 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type session from 'express-session';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { AppendFile, forEachJsonLine, readJsonLines, removeQuietly, syncFolder } from './append-file.js';
+import { BLOB_MIN_CHARS, BlobFiles } from './blob-files.js';
+import { forgetDirLock, takeDirLock } from './dir-lock.js';
 import { formatLogId } from './log-ids.js';
 import { createPruningSessionStore } from './memory-session-store.js';
 import {
+  checkCounterChanges,
+  CounterLimitError,
   StoreUnavailableError,
   VersionConflictError,
   type Doc,
@@ -31,10 +35,12 @@ import {
  *   schedules/<encoded name>.jsonl   schedule operations, replayed and compacted at open
  *   .lock                            pid of the process that has the folder open
  *
- * Everything is held in memory (loaded at open), so reads and `list` never touch the disk. A put or delete
- * changes memory at once, so compare-and-set is exact without waiting for the disk, then queues its line and
- * resolves once the line is written. Lines queued while a write is in flight go out together in the next one
- * (group commit): a busy collection costs one write call per batch, not a file creation per document.
+ * Everything but large values is held in memory (loaded at open), so most reads never touch the disk; large
+ * values (message bodies) are in blob files read on demand (blob-files.ts), named by their journal lines
+ * ({"id","version","blob"}). A put or delete changes memory at once, so compare-and-set is exact without
+ * waiting for the disk, then queues its line and resolves once the line is written. Lines queued while a write
+ * is in flight go out together in the next one (group commit): a busy collection costs one write call per
+ * batch, not a file creation per document.
  *
  * Crash safety: files are only appended to, except for rewrites (below), which go to a temp file renamed
  * over the old one. A kill -9 can tear the last line of a file; it is cut off at open, and every write that
@@ -78,16 +84,18 @@ export interface FileStoreOptions {
 
 const COLLECTION_NAME = /^[a-z0-9_-]+$/;
 const MAX_FILE_NAME = 200;
-const LOCK_FILE = '.lock';
 /** A journal is rewritten once it has more lines than this and over twice as many as live documents. */
 const COMPACT_MIN_LINES = 1000;
-/** Folders of data dirs opened by this process (a lock file naming our own pid is ours only if listed). */
-const openedHere = new Set<string>();
 
 interface StoredDoc {
   version: number;
-  /** The value as JSON text: every read parses a fresh copy, so callers never share the cache. */
-  json: string;
+  /**
+   * The value as JSON text: every read parses a fresh copy, so callers never share the cache. Null for a large
+   * value once its blob file and journal line are written: it is read from the file then.
+   */
+  json: string | null;
+  /** The blob file of a large value (blob-files.ts). */
+  blob?: string;
 }
 
 interface Collection {
@@ -103,6 +111,7 @@ interface JournalLine {
   id?: unknown;
   version?: unknown;
   value?: unknown;
+  blob?: unknown;
   deleted?: unknown;
 }
 
@@ -110,8 +119,13 @@ function putLine(id: string, version: number, json: string): string {
   return `{"id":${JSON.stringify(id)},"version":${version},"value":${json}}\n`;
 }
 
+function blobLine(id: string, version: number, blob: string): string {
+  return `{"id":${JSON.stringify(id)},"version":${version},"blob":${JSON.stringify(blob)}}\n`;
+}
+
+/** A version whose blob file may not be written yet is rewritten in full: a rewritten line never waits for a file. */
 function* journalLines(docs: Map<string, StoredDoc>): Generator<string> {
-  for (const [id, doc] of docs) yield putLine(id, doc.version, doc.json);
+  for (const [id, doc] of docs) yield doc.json !== null ? putLine(id, doc.version, doc.json) : blobLine(id, doc.version, doc.blob!);
 }
 
 function needsCompaction(lines: number, live: number): boolean {
@@ -192,94 +206,6 @@ function lowerBound<T>(items: readonly T[], target: T, compare: (a: T, b: T) => 
   return lo;
 }
 
-async function isAlive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  // After a reboot or a kill -9 the pid may belong to an unrelated program by now; where /proc tells
-  // (Linux), only a Node.js process counts as the holder.
-  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
-  return cmdline === null || /node|mailgate|tsx/i.test(cmdline);
-}
-
-async function takeDirLock(storeDir: string): Promise<string> {
-  const lockPath = path.join(storeDir, LOCK_FILE);
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (await createLockFile(lockPath)) {
-      openedHere.add(storeDir);
-      return lockPath;
-    }
-    const holder = await readHolder(lockPath);
-    // Our own pid counts as stale unless this process really opened the folder: in a container every
-    // restart is pid 1, so the file left by a killed predecessor would otherwise look alive.
-    const heldByOther = Number.isInteger(holder) && holder > 0 && (holder === process.pid ? openedHere.has(storeDir) : await isAlive(holder));
-    if (heldByOther) {
-      throw new StoreUnavailableError(
-        `The data folder ${path.dirname(storeDir)} is already in use by process ${holder} (lock file ${lockPath}). ` +
-          'The embedded store serves one process only: stop the other mailgate, point MAILGATE_DATA_DIR elsewhere, ' +
-          'or set REDIS_URL to run several instances. If process ' + String(holder) + ' is not a mailgate using this folder, delete the lock file.',
-      );
-    }
-    if (await replaceStaleLock(lockPath, holder)) {
-      openedHere.add(storeDir);
-      return lockPath;
-    }
-    await new Promise((r) => setTimeout(r, 20 + Math.random() * 30));
-  }
-  throw new StoreUnavailableError(`Could not take the lock file ${lockPath}; other processes keep taking it over.`);
-}
-
-/**
- * Creates the lock file with our pid if there is none; false when it exists. The pid is written to a private
- * file first and hard-linked into place (atomic, fails if the name exists), so a lock file is never seen empty.
- */
-async function createLockFile(lockPath: string): Promise<boolean> {
-  const mine = `${lockPath}.${process.pid}.${randomBytes(4).toString('hex')}.new`;
-  await writeFile(mine, `${process.pid}\n`, { mode: 0o600 });
-  try {
-    await link(mine, lockPath);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return false;
-  } finally {
-    await removeQuietly(mine);
-  }
-}
-
-async function readHolder(lockPath: string): Promise<number> {
-  return Number.parseInt(await readFile(lockPath, 'utf8').catch(() => ''), 10);
-}
-
-const TAKEOVER_STALE_MS = 10_000;
-
-/**
- * Replaces a stale lock file. Only the holder of a second, short-lived lock (`.lock.takeover`, O_EXCL) may
- * delete the main lock, and only after reading it again under that lock: a lock file is then deleted only
- * while it still names the dead process, so of several processes starting together after a crash exactly one
- * ends up holding the folder. Returns false when another process is taking over or won; the caller retries.
- */
-async function replaceStaleLock(lockPath: string, staleHolder: number): Promise<boolean> {
-  const takeoverPath = `${lockPath}.takeover`;
-  if (!(await createLockFile(takeoverPath))) {
-    // A process that died mid-takeover (a window of a few milliseconds) leaves the file behind.
-    const age = await stat(takeoverPath).then((st) => Date.now() - st.mtimeMs, () => 0);
-    if (age > TAKEOVER_STALE_MS) await removeQuietly(takeoverPath);
-    return false;
-  }
-  try {
-    const holder = await readHolder(lockPath);
-    const unchanged = holder === staleHolder || (Number.isNaN(holder) && Number.isNaN(staleHolder));
-    if (!unchanged) return false;
-    await removeQuietly(lockPath);
-    return await createLockFile(lockPath);
-  } finally {
-    await removeQuietly(takeoverPath);
-  }
-}
-
 export async function createFileStore(dir: string, options: FileStoreOptions = {}): Promise<Store> {
   const storeDir = path.join(path.resolve(dir), 'store');
   await mkdir(storeDir, { recursive: true, mode: 0o700 });
@@ -289,7 +215,7 @@ export async function createFileStore(dir: string, options: FileStoreOptions = {
     await store.load();
     return store;
   } catch (err) {
-    openedHere.delete(storeDir);
+    forgetDirLock(storeDir);
     await removeQuietly(lockPath);
     throw err;
   }
@@ -305,6 +231,9 @@ class FileStore implements Store {
   readonly #logs = new Map<string, LogState>();
   readonly #schedules = new Map<string, ScheduleState>();
   readonly #locks = new Map<string, { owner: string; expiresAt: number }>();
+  /** Kept in memory only: their owners rebuild them from the documents at start (the mail queue does). */
+  readonly #counters = new Map<string, number>();
+  readonly #blobs: BlobFiles;
   readonly #events = new EventEmitter();
   readonly #sessionStores: { stopPruning(): void }[] = [];
   readonly #logger: FileStoreOptions['log'];
@@ -316,6 +245,7 @@ class FileStore implements Store {
     this.#root = root;
     this.#lockPath = lockPath;
     this.#fsync = options.fsync ?? false;
+    this.#blobs = new BlobFiles(path.join(root, 'blobs'), this.#fsync);
     this.#sessionPruneEveryMs = options.sessionPruneEveryMs ?? 60_000;
     this.#logger = options.log;
     this.#events.setMaxListeners(0);
@@ -356,6 +286,7 @@ class FileStore implements Store {
         const line = parsed as JournalLine;
         if (typeof line.id !== 'string') throw new Error(`The journal ${full} has a line without an id; it was changed outside mailgate`);
         if (line.deleted === true) collection.docs.delete(line.id);
+        else if (typeof line.version === 'number' && typeof line.blob === 'string') collection.docs.set(line.id, { version: line.version, json: null, blob: line.blob });
         else if (typeof line.version === 'number' && 'value' in line) collection.docs.set(line.id, { version: line.version, json: JSON.stringify(line.value) });
         else throw new Error(`The journal ${full} has a line for ${JSON.stringify(line.id).slice(0, 60)} that is neither a document nor a deletion`);
       });
@@ -369,6 +300,9 @@ class FileStore implements Store {
     for (const collection of this.#collections.values()) {
       if (needsCompaction(collection.lines, collection.docs.size)) await this.#compactCollection(collection);
     }
+    const live = new Set<string>();
+    for (const collection of this.#collections.values()) for (const doc of collection.docs.values()) if (doc.blob) live.add(doc.blob);
+    await this.#blobs.sweep(live);
   }
 
   /** Loads a collection folder of the earlier layout: one `<encoded id>.json` file per document. */
@@ -498,10 +432,10 @@ class FileStore implements Store {
     return state;
   }
 
-  /** Queues a journal line; resolves once it is written. Rewrites the journal when it is mostly history. */
-  #writeLine(collection: Collection, line: string): Promise<void> {
+  /** Queues a journal line (after `after`); resolves once it is written. Rewrites the journal when it is mostly history. */
+  #writeLine(collection: Collection, line: string, after?: Promise<void>): Promise<void> {
     collection.lines += 1;
-    const written = this.#guard(collection.journal, collection.journal.append(line));
+    const written = this.#guard(collection.journal, collection.journal.append(line, after));
     // Not awaited by the writer: its line is in the rewritten journal anyway (a failure stops the store).
     if (needsCompaction(collection.lines, collection.docs.size)) this.#compactCollection(collection).catch(() => undefined);
     return written;
@@ -518,8 +452,45 @@ class FileStore implements Store {
   async get<T>(collection: string, id: string): Promise<Doc<T> | null> {
     checkCollection(collection);
     this.#assertOpen();
-    const stored = this.#collections.get(collection)?.docs.get(id);
-    return stored ? { id, version: stored.version, value: JSON.parse(stored.json) as T } : null;
+    const docs = this.#collections.get(collection)?.docs;
+    // A blob file can be replaced between looking up its name and reading it: then look again.
+    for (let attempt = 0; ; attempt++) {
+      const stored = docs?.get(id);
+      if (!stored) return null;
+      try {
+        return { id, version: stored.version, value: JSON.parse(await this.#json(stored)) as T };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || docs?.get(id) === stored || attempt > 3) throw err;
+      }
+    }
+  }
+
+  /** A version's JSON, from memory or its blob file. */
+  #json(stored: StoredDoc): Promise<string> | string {
+    return stored.json ?? this.#blobs.read(stored.blob!);
+  }
+
+  /**
+   * Writes a new version's line (for a large value: its blob file first, and a line naming it); once written, a
+   * large value leaves memory and the blob of the version it replaced is deleted.
+   */
+  #writeVersion(col: Collection, collection: string, id: string, stored: StoredDoc, replaced: StoredDoc | undefined): Promise<void> {
+    let written: Promise<void>;
+    if (stored.json !== null && stored.json.length >= BLOB_MIN_CHARS) {
+      stored.blob = BlobFiles.nameOf(collection, id, stored.version);
+      written = this.#writeLine(col, blobLine(id, stored.version, stored.blob), this.#blobs.write(stored.blob, stored.json));
+      void written.then(() => (stored.json = null), () => undefined);
+    } else {
+      written = this.#writeLine(col, putLine(id, stored.version, stored.json!));
+    }
+    return this.#afterReplace(written, replaced);
+  }
+
+  /** Deletes the blob of a version that is no longer current, once the line that replaced it is written. */
+  #afterReplace(written: Promise<void>, replaced: StoredDoc | undefined): Promise<void> {
+    if (!replaced?.blob) return written;
+    const blob = replaced.blob;
+    return written.then(() => this.#blobs.remove(blob));
   }
 
   async put<T>(collection: string, id: string, value: T, options: WriteOptions = {}): Promise<Doc<T>> {
@@ -533,11 +504,13 @@ class FileStore implements Store {
     const current = col.docs.get(id);
     const actual = current?.version ?? 0;
     if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
+    this.#count(options);
     // Memory changes in this tick, so the next compare-and-set already sees this version.
     const version = actual + 1;
-    col.docs.set(id, { version, json });
+    const stored: StoredDoc = { version, json };
+    col.docs.set(id, stored);
     if (!current) col.sortedIds = null;
-    const written = this.#writeLine(col, putLine(id, version, json));
+    const written = this.#writeVersion(col, collection, id, stored, current);
     await Promise.all([written, ...moves.map((move) => this.#applySchedule(move, id, written))]);
     return { id, version, value: JSON.parse(json) as T };
   }
@@ -554,9 +527,10 @@ class FileStore implements Store {
       await Promise.all(moves.map((move) => this.#applySchedule(move, id)));
       return false;
     }
+    this.#count(options);
     col.docs.delete(id);
     col.sortedIds = null;
-    const written = this.#writeLine(col, `{"id":${JSON.stringify(id)},"deleted":true}\n`);
+    const written = this.#afterReplace(this.#writeLine(col, `{"id":${JSON.stringify(id)},"deleted":true}\n`), current);
     await Promise.all([written, ...moves.map((move) => this.#applySchedule(move, id, written))]);
     return true;
   }
@@ -573,8 +547,10 @@ class FileStore implements Store {
     for (let i = prefix ? lowerBound(ids, prefix, compareIds) : 0; i < ids.length; i++) {
       const id = ids[i]!;
       if (!id.startsWith(prefix)) break;
-      const stored = col.docs.get(id)!;
-      out.push({ id, version: stored.version, value: JSON.parse(stored.json) as T });
+      const stored = col.docs.get(id);
+      if (!stored) continue; // deleted while an earlier blob was read
+      const doc = stored.json !== null ? { id, version: stored.version, value: JSON.parse(stored.json) as T } : await this.get<T>(collection, id);
+      if (doc) out.push(doc);
     }
     return out;
   }
@@ -654,6 +630,28 @@ class FileStore implements Store {
       out.push({ id: item.id, entry: JSON.parse(item.json) as T });
     }
     return out;
+  }
+
+  // ---- counters ------------------------------------------------------------------------------
+
+  /** Applies a write's counter changes, or refuses the write (before anything changed) when one passes its max. */
+  #count(options: WriteOptions): void {
+    const changes = checkCounterChanges(options);
+    for (const { counter, delta, max } of changes) {
+      const current = this.#counters.get(counter) ?? 0;
+      if (max !== undefined && delta > 0 && current + delta > max) throw new CounterLimitError(counter, current, max);
+    }
+    for (const { counter, delta } of changes) this.#counters.set(counter, (this.#counters.get(counter) ?? 0) + delta);
+  }
+
+  async counters(names: string[]): Promise<number[]> {
+    this.#assertOpen();
+    return names.map((name) => this.#counters.get(name) ?? 0);
+  }
+
+  async setCounters(values: Record<string, number>): Promise<void> {
+    this.#assertOpen();
+    for (const [name, value] of Object.entries(values)) this.#counters.set(name, value);
   }
 
   // ---- schedules -----------------------------------------------------------------------------
@@ -832,7 +830,7 @@ class FileStore implements Store {
       await Promise.all([...this.#schedules.values()].map((s) => s.file.close()));
       for (const s of this.#sessionStores) s.stopPruning();
       this.#events.removeAllListeners();
-      openedHere.delete(this.#root);
+      forgetDirLock(this.#root);
       await removeQuietly(this.#lockPath);
     }
   }

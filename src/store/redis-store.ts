@@ -5,7 +5,10 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { formatLogId, parseLogId } from './log-ids.js';
+import { CLAIM_DUE_LUA, DELETE_LUA, EXTEND_LOCK_LUA, PUT_LUA, RELEASE_LOCK_LUA } from './redis-scripts.js';
 import {
+  checkCounterChanges,
+  CounterLimitError,
   StoreUnavailableError,
   VersionConflictError,
   type Doc,
@@ -29,6 +32,7 @@ import {
  *   lock:<name>           string owner, PX ttl               locks
  *   log:<name>            stream, field `e` = JSON           append-only logs
  *   sched:<queue>         sorted set id → due time (ms)      schedules
+ *   counters              hash name → integer                counters of the `count` write option
  *   ch:<channel>          pub/sub channel
  *   sess:<sid>, rl:…      sessions (connect-redis), rate limits (rate-limiter-flexible)
  *
@@ -73,59 +77,11 @@ class Script {
   }
 }
 
-/**
- * The `schedule` write option: KEYS[4..] are the schedules, and the arguments from ARGV[first] on give one mode
- * per schedule, in the same order: 'u' (remove) or a due time.
- */
-const APPLY_SCHEDULE = `
-local function apply_schedule(first, id)
-  for i = 4, #KEYS do
-    local mode = ARGV[first + i - 4]
-    if mode == 'u' then redis.call('ZREM', KEYS[i], id)
-    else redis.call('ZADD', KEYS[i], mode, id) end
-  end
-end
-`;
-
-const PUT = new Script(`${APPLY_SCHEDULE}
-local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= v then return {0, v} end
-v = v + 1
-redis.call('HSET', KEYS[1], 'v', v, 'd', ARGV[1])
-if v == 1 then
-  redis.call('ZADD', KEYS[2], 0, ARGV[3])
-  redis.call('SADD', KEYS[3], ARGV[4])
-end
-apply_schedule(5, ARGV[3])
-return {1, v}
-`);
-
-const DELETE = new Script(`${APPLY_SCHEDULE}
-local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= v then return {0, v} end
-apply_schedule(4, ARGV[2])
-if v == 0 then return {1, 0} end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[2])
-if redis.call('ZCARD', KEYS[2]) == 0 then redis.call('SREM', KEYS[3], ARGV[3]) end
-return {1, v}
-`);
-
-const RELEASE_LOCK = new Script(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`);
-
-const EXTEND_LOCK = new Script(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-`);
-
-const CLAIM_DUE = new Script(`
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
-return ids
-`);
+const PUT = new Script(PUT_LUA);
+const DELETE = new Script(DELETE_LUA);
+const RELEASE_LOCK = new Script(RELEASE_LOCK_LUA);
+const EXTEND_LOCK = new Script(EXTEND_LOCK_LUA);
+const CLAIM_DUE = new Script(CLAIM_DUE_LUA);
 
 function checkCollection(collection: string): void {
   if (!COLLECTION_NAME.test(collection)) throw new Error(`invalid collection name "${collection}" (expected [a-z0-9_-]+)`);
@@ -251,6 +207,10 @@ class RedisBackedStore implements Store {
     return `${this.#prefix}collections`;
   }
 
+  get #countersKey(): string {
+    return `${this.#prefix}counters`;
+  }
+
   // ---- documents -----------------------------------------------------------------------------
 
   async get<T>(collection: string, id: string): Promise<Doc<T> | null> {
@@ -266,10 +226,11 @@ class RedisBackedStore implements Store {
     const json = JSON.stringify(value);
     if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
-    const [scheduleKeys, scheduleModes] = this.#scheduleArgs(options);
-    const [ok, version] = (await this.#guard(() =>
-      PUT.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...scheduleKeys], [json, expected, id, collection, ...scheduleModes]),
-    )) as [number, number];
+    const [keys, optionArgs] = this.#optionArgs(options);
+    const [ok, version, refused] = (await this.#guard(() =>
+      PUT.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys], [json, expected, id, collection, ...optionArgs]),
+    )) as [number, number, number?];
+    if (ok === 2) throw limitError(options, refused!, version);
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return { id, version, value: JSON.parse(json) as T };
   }
@@ -277,18 +238,19 @@ class RedisBackedStore implements Store {
   async delete(collection: string, id: string, options: WriteOptions = {}): Promise<boolean> {
     checkCollection(collection);
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
-    const [scheduleKeys, scheduleModes] = this.#scheduleArgs(options);
+    const [keys, optionArgs] = this.#optionArgs(options);
     const [ok, version] = (await this.#guard(() =>
-      DELETE.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...scheduleKeys], [expected, id, collection, ...scheduleModes]),
+      DELETE.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys], [expected, id, collection, ...optionArgs]),
     )) as [number, number];
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return version > 0;
   }
 
-  /** KEYS[4..] and the mode arguments of PUT and DELETE for the `schedule` option, one pair per move. */
-  #scheduleArgs(options: WriteOptions): [string[], string[]] {
-    const keys: string[] = [];
-    const modes: string[] = [];
+  /** KEYS[4..] and the arguments of PUT and DELETE for the `count` and `schedule` options (see APPLY_OPTIONS). */
+  #optionArgs(options: WriteOptions): [string[], string[]] {
+    const keys: string[] = [this.#countersKey];
+    const changes = checkCounterChanges(options);
+    const modes: string[] = [String(changes.length), ...changes.flatMap((c) => [c.counter, String(c.delta), c.max === undefined ? '' : String(c.max)])];
     for (const { queue, dueAt } of scheduleMoves(options)) {
       checkName('queue name', queue);
       if (dueAt !== null && !Number.isFinite(dueAt)) throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
@@ -404,6 +366,17 @@ class RedisBackedStore implements Store {
     return out;
   }
 
+  async counters(names: string[]): Promise<number[]> {
+    if (names.length === 0) return [];
+    const values = await this.#guard(() => this.#client.hmget(this.#countersKey, ...names));
+    return values.map((v) => Number(v ?? 0));
+  }
+
+  async setCounters(values: Record<string, number>): Promise<void> {
+    if (Object.keys(values).length === 0) return;
+    await this.#guard(() => this.#client.hset(this.#countersKey, values));
+  }
+
   async scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }> {
     const key = this.#scheduleKey(queue);
     const [count, first] = await this.#guard(() => Promise.all([this.#client.zcard(key), this.#client.zrange(key, '0', '0', 'WITHSCORES')]));
@@ -515,6 +488,12 @@ class RedisBackedStore implements Store {
     this.#channels.clear();
     await Promise.all([quitOrDisconnect(this.#client), subscriber ? quitOrDisconnect(subscriber) : undefined]);
   }
+}
+
+/** The refusal of PUT: the `index`th counter change would pass its max. */
+function limitError(options: WriteOptions, index: number, current: number): CounterLimitError {
+  const change = checkCounterChanges(options)[index]!;
+  return new CounterLimitError(change.counter, current, change.max!);
 }
 
 /** `1700000000000-3` → `1700000000000-000003`. */

@@ -29,6 +29,31 @@ export interface WriteOptions {
    * disagree, even after a crash, and the whole change costs one round trip.
    */
   schedule?: ScheduleMove | ScheduleMove[];
+  /**
+   * Counter changes made in the same atomic step as the write, and only if it happens. A change with `max` that
+   * would take its counter above `max` refuses the whole write with CounterLimitError: a limit is reserved
+   * together with what it limits, so parallel writers can never overshoot it.
+   */
+  count?: CounterChange[];
+}
+
+/** One counter change of a write; `max` applies to increments only. */
+export interface CounterChange {
+  counter: string;
+  delta: number;
+  max?: number;
+}
+
+/** A write refused because a counter would pass its `max`; nothing was written. */
+export class CounterLimitError extends Error {
+  constructor(
+    readonly counter: string,
+    readonly current: number,
+    readonly max: number,
+  ) {
+    super(`counter ${counter} is at ${current}; the write would pass its limit of ${max}`);
+    this.name = 'CounterLimitError';
+  }
 }
 
 /** One schedule change carried by a write: `dueAt` schedules or moves the id, `null` removes it. */
@@ -41,6 +66,16 @@ export interface ScheduleMove {
 export function scheduleMoves(options: WriteOptions): ScheduleMove[] {
   const moves = options.schedule;
   return moves === undefined ? [] : Array.isArray(moves) ? moves : [moves];
+}
+
+/** The counter changes of a write, checked: names are non-empty, deltas and limits whole numbers. */
+export function checkCounterChanges(options: WriteOptions): CounterChange[] {
+  const changes = options.count ?? [];
+  for (const { counter, delta, max } of changes) {
+    if (counter.length === 0 || counter.includes('\0')) throw new Error(`invalid counter name "${counter}"`);
+    if (!Number.isSafeInteger(delta) || (max !== undefined && !Number.isSafeInteger(max))) throw new Error(`counter ${counter}: delta and max must be whole numbers`);
+  }
+  return changes;
 }
 
 /** An entry of a schedule: an id and its due time. */
@@ -126,6 +161,11 @@ export interface Store {
    * latest first. Lets a schedule serve as an index of ids by time without reading every document.
    */
   scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]>;
+  /** Current values of counters changed by the `count` write option (0 for one never changed). */
+  counters(names: string[]): Promise<number[]>;
+  /** Sets counters outright (rebuilding them from the documents they count). */
+  setCounters(values: Record<string, number>): Promise<void>;
+
   /** Number of scheduled ids and the earliest due time (null when empty). */
   scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }>;
 

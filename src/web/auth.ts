@@ -55,7 +55,7 @@ export function createAuthMiddleware(deps: { apiKeys: ApiKeyService }): AuthMidd
         if (!key.scopes.includes(scope)) {
           throw new AppError('insufficient_scope', { message: `This endpoint needs an API key with the "${scope}" scope.` });
         }
-        res.locals.actor = { type: 'api_key', id: key.id, name: key.name, scopes: key.scopes } satisfies Actor;
+        res.locals.actor = { type: 'api_key', id: key.id, name: key.name, scopes: key.scopes, ...(key.policy ? { policy: key.policy } : {}) } satisfies Actor;
         next();
       };
     },
