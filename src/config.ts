@@ -116,7 +116,7 @@ const schema = z.object({
   // First retry delay in milliseconds; doubles each attempt, with jitter, up to one hour.
   MAILGATE_QUEUE_RETRY_BASE_MS: z.coerce.number().int().min(10).max(3_600_000).default(30_000),
   // How long a claimed message stays with its worker without a heartbeat (extended every third of it): a dead instance's messages are retried after this.
-  MAILGATE_QUEUE_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(30_000),
+  MAILGATE_QUEUE_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(20_000),
   // Run the queue workers and token scheduler in this process (turn off for web-only instances).
   MAILGATE_WORKERS: bool.default(true),
 });

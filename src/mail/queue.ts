@@ -111,7 +111,7 @@ export interface QueueOptions {
   concurrency: number;
   maxAttempts: number;
   retryBaseMs: number;
-  /** How long a claim lasts before another worker may take the message. Default 30 s. */
+  /** How long a claim lasts before another worker may take the message. Default 20 s. */
   leaseMs?: number;
   /** How often running deliveries extend their leases. Default a third of the lease. */
   heartbeatMs?: number;
@@ -238,7 +238,7 @@ function errorOf(d: Diagnosis, now: number, message?: string): MessageError {
 export function createMailQueue(deps: MailQueueDeps): MailQueue {
   const { store, servers, transport, log, metrics } = deps;
   const opts = deps.options;
-  const leaseMs = opts.leaseMs ?? 30_000;
+  const leaseMs = opts.leaseMs ?? 20_000;
   const pollMs = opts.pollMs ?? 200;
   const capMs = opts.maxRetryDelayMs ?? 3_600_000;
   const keepSentMs = opts.keepSentMs ?? 7 * 86_400_000;
