@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { startTestApp, type TestApp } from '../fakes/app.js';
 import { TEST_ACTOR } from '../fakes/mail-services.js';
 
-// With MAILGATE_FSYNC=always (the default) the embedded store answers a write only once it is fsynced, so the
+// With MAILGATE_FSYNC=always (the product's default; test apps turn it off) the embedded store answers a write only once it is fsynced, so the
 // HTTP 202 of POST /api/v1/messages never comes before the message's journal line is on disk. Every fsync of
 // the real file handles is held back here until the test lets it go, and the order of events is recorded.
 
@@ -42,7 +42,7 @@ async function postProbe(env: Record<string, string>) {
 
 describe('acknowledged only once on disk (embedded store)', () => {
   it('MAILGATE_FSYNC=always: the 202 comes after the message line is written and fsynced', async () => {
-    const send = await postProbe({});
+    const send = await postProbe({ MAILGATE_FSYNC: 'always' });
     const proto = await fileHandlePrototype();
     const written = new WeakMap<object, string>();
     const events: string[] = [];
