@@ -221,7 +221,8 @@ async function startMinimalFront(): Promise<{ url: string; close(): Promise<void
 
 // ------------------------------------------------------------------------------------------ app builder for (b) and (c)
 
-async function buildApp(redisUrl: string | null) {
+/** An app on the file store (with MAILGATE_FSYNC as given) or on Redis at `redisUrl`. */
+async function buildApp(redisUrl: string | null, fsync: 'always' | 'off' = 'always') {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-bench-'));
   const config = loadConfig({
     NODE_ENV: 'production',
@@ -231,6 +232,7 @@ async function buildApp(redisUrl: string | null) {
     MAILGATE_LOG_LEVEL: 'warn',
     MAILGATE_WORKERS: 'true',
     MAILGATE_QUEUE_CONCURRENCY: String(QUEUE_CONCURRENCY),
+    MAILGATE_FSYNC: fsync,
     ...(redisUrl ? { REDIS_URL: redisUrl, MAILGATE_REDIS_PREFIX: `bench:${randomBytes(4).toString('hex')}:` } : {}),
   });
   const log = createLogger({ level: config.MAILGATE_LOG_LEVEL });
@@ -372,6 +374,12 @@ async function round(quiet: boolean): Promise<Phase[]> {
   const fileClient = await startClient(fileApp.url, fileApp.key);
   await run('(c) POST /api/v1/messages, file store', () => viaHttp(fileClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`));
   await fileApp.close();
+  // The same with MAILGATE_FSYNC=off: what the fsync of every write batch costs.
+  const noSyncApp = await buildApp(null, 'off');
+  await run('(q) queue only, file store, fsync off', () => viaQueue(noSyncApp));
+  const noSyncClient = await startClient(noSyncApp.url, noSyncApp.key);
+  await run('(c) POST /api/v1/messages, file, fsync off', () => viaHttp(noSyncClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`));
+  await noSyncApp.close();
 
   const redis = await startRedis();
   if (redis) {
@@ -419,7 +427,7 @@ const phases: Phase[] = rounds[0]!.map((p, i) => {
   return m;
 });
 const find = (prefix: string) => phases.filter((p) => p.label.startsWith(prefix));
-const storeOf = (p: Phase) => (p.label.includes('Redis') ? 'Redis' : 'file');
+const storeOf = (p: Phase) => (p.label.includes('Redis') ? 'Redis' : p.label.includes('fsync off') ? 'file (fsync off)' : 'file');
 const raws = find('(a)');
 const baseline = raws.reduce((sum, p) => sum + p.msgsPerSec, 0) / raws.length;
 console.log(`\nmedians of ${ROUNDS} round(s) after ${WARMUP_ROUNDS} warm-up round(s); peak RSS = max of the process running mailgate (the sink and the HTTP clients run in their own processes)`);
@@ -456,6 +464,7 @@ console.log(
   `\nCPU per message summed over every process (mailgate or the raw pool, sink, HTTP client, Redis), on ${cores} core(s): (a) ${raws[0]!.machineCpuMs.toFixed(2)} ms, (m) ${m.machineCpuMs.toFixed(2)} ms, ${cs.map((p) => `(c) ${storeOf(p)} ${p.machineCpuMs.toFixed(2)} ms`).join(', ')}.`,
 );
 console.log(`At full use of ${cores} core(s) that allows at most ${cs.map((p) => `${((cores * 1000) / p.machineCpuMs / baseline).toFixed(2)} of (a) for (c) ${storeOf(p)}`).join(', ')}; the busiest single process (mailgate) allows ${cs.map((p) => `${(1000 / p.cpuMs / baseline).toFixed(2)} ${storeOf(p)}`).join(', ')}.`);
+console.log(`mailgate's own CPU per message (its process alone): ${cs.map((p) => `(c) ${storeOf(p)} ${p.cpuMs.toFixed(2)} ms`).join(', ')}.`);
 // OAuth token refresh counts (bench/oauth-refresh.ts).
 await oauthRefreshBench();
 sinkProcess.disconnect();

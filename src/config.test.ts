@@ -27,6 +27,16 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(config)).toBe(true);
   });
 
+  it('syncs the embedded store and leases claims for 20 s unless told otherwise; names a bad value', () => {
+    const config = loadConfig({});
+    expect(config.MAILGATE_FSYNC).toBe('always');
+    expect(config.MAILGATE_QUEUE_LEASE_MS).toBe(20_000);
+    expect(loadConfig({ MAILGATE_FSYNC: 'off' }).MAILGATE_FSYNC).toBe('off');
+    const problems = problemsOf({ MAILGATE_FSYNC: 'sometimes', MAILGATE_QUEUE_LEASE_MS: '10' }).join('\n');
+    expect(problems).toMatch(/MAILGATE_FSYNC: expected always or off \(got "sometimes"\)/);
+    expect(problems).toMatch(/MAILGATE_QUEUE_LEASE_MS/);
+  });
+
   it('lists every bad variable at once', () => {
     const problems = problemsOf({ PORT: 'eighty', MAILGATE_BASE_URL: 'ftp://x', MAILGATE_SEND_DISABLED: 'maybe', REDIS_URL: 'redis://localhost:6379' });
     expect(problems.join('\n')).toMatch(/PORT/);

@@ -100,6 +100,8 @@ const schema = z.object({
   MAILGATE_BASE_URL: httpUrl.transform((u) => u.replace(/\/+$/, '')).optional(),
   // Folder of the embedded store (documents, key file, session secret) when REDIS_URL is not set.
   MAILGATE_DATA_DIR: z.string().min(1).default('./data'),
+  // `always`: the embedded store answers a write (HTTP 202, a rotated token, a key rotation) only once it is fsynced; `off` trusts the OS page cache.
+  MAILGATE_FSYNC: z.enum(['always', 'off'], { error: 'expected always or off' }).default('always'),
   // Redis connection URL (redis:// or rediss://); when set, Redis holds the store, sessions, locks, queue and rate limits.
   REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'expected redis://[user:password@]host:port[/db] or rediss://…' }).optional(),
   // Prefix for every Redis key, so several deployments or test runs can share one Redis.
@@ -146,6 +148,8 @@ const schema = z.object({
   MAILGATE_QUEUE_MAX_MESSAGES: z.coerce.number().int().min(1).default(100_000),
   // Bytes of messages not yet delivered across all instances; new ones past it get 429.
   MAILGATE_QUEUE_MAX_BYTES: z.coerce.number().int().min(1).default(1024 ** 3),
+  // How long a claimed message stays with its worker without a heartbeat (extended every third of it): a dead instance's messages are retried after this.
+  MAILGATE_QUEUE_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(20_000),
   // Run the queue workers and token scheduler in this process (turn off for web-only instances).
   MAILGATE_WORKERS: bool.default(true),
   // Bearer token /metrics requires when set (16+ characters); unset, /metrics answers anyone.

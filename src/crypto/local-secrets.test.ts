@@ -1,7 +1,8 @@
-import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Keyring } from './keyring.js';
 import { loadOrCreateLocalSecrets, readLocalSecrets, resolveSecrets } from './local-secrets.js';
 
@@ -33,6 +34,27 @@ describe('local secrets of the embedded default', () => {
     // A value sealed after the first start opens after the second.
     const sealed = new Keyring(first.encryptionKeys).seal('pw', { collection: 'smtp_servers', id: '1', field: 'password' });
     expect(new Keyring(second.encryptionKeys).open(sealed, { collection: 'smtp_servers', id: '1', field: 'password' })).toBe('pw');
+  });
+
+  it('syncs the new key file before it takes its name, and the folder after', async () => {
+    const dataDir = path.join(root, 'data');
+    const file = path.join(dataDir, 'secrets.json');
+    const probe = await open(path.join(root, 'probe'), 'w');
+    await probe.close();
+    const proto = Object.getPrototypeOf(probe) as typeof probe;
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    const sync = proto.sync;
+    const named: boolean[] = [];
+    const spy = vi.spyOn(proto, 'sync').mockImplementation(async function (this: typeof probe) {
+      named.push(existsSync(file));
+      await sync.call(this);
+    });
+    try {
+      expect((await loadOrCreateLocalSecrets(dataDir)).created).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(named).toEqual([false, true]);
   });
 
   it('two processes starting at once end up with one key', async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { EncryptionKey } from '../config.js';
 
@@ -82,9 +82,19 @@ export async function loadOrCreateLocalSecrets(dataDir: string): Promise<LocalSe
     // Written completely under another name, then linked into place: link() fails when the file exists,
     // so two processes starting at once never overwrite each other's key, and no reader sees half a file.
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    await writeFile(tmp, `${JSON.stringify(newSecrets(), null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    // Synced before it is linked and the folder after, whatever MAILGATE_FSYNC says: values sealed with this key
+    // may reach the disk right after, and without the key they could never be opened again.
+    const handle = await open(tmp, 'wx', 0o600);
+    try {
+      await handle.writeFile(`${JSON.stringify(newSecrets(), null, 2)}\n`);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     try {
       await link(tmp, file);
+      const folder = await open(dir, 'r');
+      await folder.sync().finally(() => folder.close());
       created = true;
     } catch (linkErr) {
       if ((linkErr as NodeJS.ErrnoException).code !== 'EEXIST') throw linkErr;

@@ -8,6 +8,8 @@ import { composeMessage, recipientsOf, type MessageInput, type RecipientEntry } 
 import { diagnose, type Diagnosis } from './diagnose.js';
 import { iso, toView, type MessageView } from './message-view.js';
 import { buildCountersOnRedis, deleteChanges, messageSize, PlaceTally, placeChanges, queueFullError, readPlaceCounters, saveFileStoreCount, type QueueLimits } from './queue-limits.js';
+import { createLeaseKeeper } from './queue/lease.js';
+import { createOutcomeWriter } from './queue/outcomes.js';
 import { PAUSES, type SmtpServers } from './servers.js';
 import type { MailTransport } from './transport.js';
 
@@ -27,9 +29,11 @@ import type { MailTransport } from './transport.js';
  * retention sweep then read only the messages they are about, never every message (sent ones are kept a week).
  *
  * Delivery is at least once: a worker claims a batch of due ids (atomically, so two workers never hold the
- * same id), sends, then records the outcome. A worker killed mid-send leaves its claim to expire (the lease);
- * another worker (or the restarted one) sends again. Duplicates are therefore possible only for a crash
- * between the server's 250 reply and our status write. Long sends keep their lease with a heartbeat.
+ * same id), sends, then records the outcome. A worker killed mid-send leaves its claim to expire (the lease,
+ * seconds long); another worker (or the restarted one) sends again. Duplicates are therefore possible only for
+ * a crash between the server's 250 reply and our status write. Long sends keep their lease with a heartbeat.
+ * A store outage does not abandon a delivery: its outcome waits in memory (queue/outcomes.ts), the lease is
+ * extended again once the store is back, and a delivery cut off before sending puts its message back at once.
  *
  * Outcomes: sent; temporary failure (4xx, network, timeout) → deferred with exponential backoff and jitter,
  * failed after MAILGATE_QUEUE_MAX_ATTEMPTS; permanent failure (5xx) → failed at once with the reply;
@@ -95,8 +99,10 @@ export interface QueueOptions {
   concurrency: number;
   maxAttempts: number;
   retryBaseMs: number;
-  /** How long a claim lasts before another worker may take the message (must exceed a send's duration). */
+  /** How long a claim lasts before another worker may take the message. Default 20 s. */
   leaseMs?: number;
+  /** How often running deliveries extend their leases. Default a third of the lease. */
+  heartbeatMs?: number;
   /** Idle poll interval (a local enqueue wakes the worker at once). */
   pollMs?: number;
   /** Cap of the exponential backoff. */
@@ -199,7 +205,7 @@ function errorOf(d: Diagnosis, now: number, message?: string): MessageError {
 export function createMailQueue(deps: MailQueueDeps): MailQueue {
   const { store, servers, transport, log, metrics } = deps;
   const opts = deps.options;
-  const leaseMs = opts.leaseMs ?? 5 * 60_000;
+  const leaseMs = opts.leaseMs ?? 20_000;
   const pollMs = opts.pollMs ?? 200;
   const capMs = opts.maxRetryDelayMs ?? 3_600_000;
   const keepSentMs = opts.keepSentMs ?? 7 * 86_400_000;
@@ -208,11 +214,11 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
   let running = false;
   let loop: Promise<void> | null = null;
   const inFlight = new Map<string, Promise<void>>();
-  /** Claimed ids whose lease the heartbeat keeps extending. */
-  const leased = new Set<string>();
+  const lease = createLeaseKeeper({ store, queue: MAIL_QUEUE, log, leaseMs, heartbeatMs: opts.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3)) });
+  const outcomes = createOutcomeWriter({ store, queue: MAIL_QUEUE, lease, log });
   let signal: (() => void) | null = null;
-  let heartbeatTimer: NodeJS.Timeout | null = null;
-  let heartbeat: Promise<void> | null = null;
+  /** Set while claims fail: an outage is logged once, not at every poll. */
+  let claimsFailing = false;
 
   function wake(): void {
     const s = signal;
@@ -291,9 +297,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
 
   async function hold(id: string, doc: Doc<MessageDoc>, reason: HeldReason, lastError?: MessageError, attempts?: number): Promise<void> {
     const now = Date.now();
-    await endLease(id);
     try {
-      await put(id, { ...doc.value, status: 'held', heldReason: reason, nextAttemptAt: null, updatedAt: now, ...(lastError ? { lastError } : {}), ...(attempts !== undefined ? { attempts } : {}) }, doc.version, doc.value.status);
+      await outcomes.write(id, () => put(id, { ...doc.value, status: 'held', heldReason: reason, nextAttemptAt: null, updatedAt: now, ...(lastError ? { lastError } : {}), ...(attempts !== undefined ? { attempts } : {}) }, doc.version, doc.value.status));
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
       return; // changed meanwhile (resent, deleted): leave the schedule for the next claim to re-read
@@ -302,16 +307,6 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     // look again at the stored state, not a cache, and release it if the reason is gone.
     const stillHeld = reason === 'server_paused' ? (await store.get(PAUSES, doc.value.serverId)) !== null : !(await servers.sendingEnabled());
     if (!stillHeld) await release((m) => m.serverId === doc.value.serverId && m.heldReason === reason, [id]);
-  }
-
-  /**
-   * Ends the heartbeat's extension of this message's lease before its schedule entry is changed: a heartbeat
-   * already running finishes first, later ones skip it, so no extension lands after our write. If that write
-   * then fails its compare-and-set, the lease still in the schedule makes the message due again later.
-   */
-  async function endLease(id: string): Promise<void> {
-    leased.delete(id);
-    if (heartbeat) await heartbeat;
   }
 
   /** Held messages matching `filter` (among `only`, or every held one) → queued now. */
@@ -337,7 +332,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     const doc = await store.get<MessageDoc>(MESSAGES, id);
     if (!doc || doc.value.status === 'sent' || doc.value.status === 'failed' || doc.value.status === 'held') {
       // Stale index entry (deleted, finished, held by an admin action): drop it.
-      await endLease(id);
+      await lease.end(id);
       await store.unschedule(MAIL_QUEUE, id);
       return;
     }
@@ -416,9 +411,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
         return;
       }
       const dueAt = at + retryDelay(attempts, opts.retryBaseMs, capMs);
-      await endLease(id);
       try {
-        await put(id, { ...sending.value, status: 'deferred', recipients, lastError: errorOf(d, at), updatedAt: at, nextAttemptAt: dueAt }, sending.version, m.status);
+        await outcomes.write(id, () => put(id, { ...sending.value, status: 'deferred', recipients, lastError: errorOf(d, at), updatedAt: at, nextAttemptAt: dueAt }, sending.version, m.status));
       } catch (e) {
         if (!(e instanceof VersionConflictError)) throw e;
         return;
@@ -429,9 +423,8 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
 
   /** Final state (sent or failed), written together with the move from the queue to the index of that state. */
   async function finish(id: string, doc: Doc<MessageDoc>, from: MessageStatus, value: MessageDoc): Promise<void> {
-    await endLease(id);
     try {
-      await put(id, value, doc.version, from);
+      await outcomes.write(id, () => put(id, value, doc.version, from));
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
     }
@@ -559,23 +552,6 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     return removed;
   }
 
-  function startHeartbeat(): void {
-    const every = Math.max(50, Math.floor(leaseMs / 3));
-    heartbeatTimer = setInterval(() => {
-      if (heartbeat || leased.size === 0) return;
-      const ids = [...leased];
-      const until = Date.now() + leaseMs;
-      heartbeat = (async () => {
-        for (const id of ids) if (leased.has(id)) await store.schedule(MAIL_QUEUE, id, until);
-      })()
-        .catch((err: unknown) => log.warn({ err }, 'extending mail leases failed'))
-        .finally(() => {
-          heartbeat = null;
-        });
-    }, every);
-    heartbeatTimer.unref();
-  }
-
   async function run(): Promise<void> {
     // Claims are batched: with work in flight, claim again only when a quarter of the slots are free, so a
     // busy worker makes one claim round trip per several messages instead of one per message.
@@ -587,16 +563,18 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
         let ids: string[] = [];
         try {
           ids = await store.claimDue(MAIL_QUEUE, Date.now(), leaseMs, free);
+          claimsFailing = false;
         } catch (err) {
-          log.error({ err }, 'claiming due messages failed');
+          if (!claimsFailing) log.error({ err }, 'claiming due messages failed; trying again at every poll');
+          claimsFailing = true;
         }
         claimed = ids.length;
         for (const id of ids) {
-          leased.add(id);
+          lease.hold(id);
           const p = deliver(id)
-            .catch((err: unknown) => log.error({ err, messageId: id }, 'delivering a message failed unexpectedly; its lease will expire and it will be retried'))
+            .catch((err: unknown) => outcomes.failed(id, err))
             .finally(() => {
-              leased.delete(id);
+              void lease.end(id);
               inFlight.delete(id);
               wake();
             });
@@ -761,7 +739,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       if (store.kind === 'file') await reindexOnFileStore();
       else await buildIndexesOnRedis().then(() => buildCountersOnRedis(store, log, [MAIL_QUEUE, HELD_INDEX], MESSAGES));
       running = true;
-      startHeartbeat();
+      lease.start();
       loop = run();
       const sweep = () => void cleanup().catch((err: unknown) => log.warn({ err }, 'cleaning up sent messages failed'));
       cleanupTimer = setInterval(sweep, 3_600_000);
@@ -774,10 +752,9 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       wake();
       await loop;
       loop = null;
+      await outcomes.stop();
       await Promise.allSettled([...inFlight.values()]);
-      if (heartbeatTimer) clearInterval(heartbeatTimer);
-      heartbeatTimer = null;
-      if (heartbeat) await heartbeat;
+      await lease.stop();
       if (cleanupTimer) clearInterval(cleanupTimer);
       cleanupTimer = null;
     },

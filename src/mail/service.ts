@@ -68,6 +68,7 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
       concurrency: config.MAILGATE_QUEUE_CONCURRENCY,
       maxAttempts: config.MAILGATE_QUEUE_MAX_ATTEMPTS,
       retryBaseMs: config.MAILGATE_QUEUE_RETRY_BASE_MS,
+      leaseMs: config.MAILGATE_QUEUE_LEASE_MS,
       ...deps.queue,
     },
   });

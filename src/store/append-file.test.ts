@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AppendFile, forEachJsonLine, readJsonLines } from './append-file.js';
+import { AppendFile, forEachJsonLine, readJsonLines, type AppendFileSystem } from './append-file.js';
 
 describe('JSON-lines files', () => {
   let dir: string;
@@ -110,5 +110,87 @@ describe('JSON-lines files', () => {
 
   it('reads a missing file as empty', async () => {
     expect(await readJsonLines(path.join(dir, 'nope.jsonl'))).toEqual([]);
+  });
+});
+
+/** The real file system, recording each write, sync and rename by file name (the folder's own sync as `dir`). */
+function recordingFs(dir: string, events: string[]): AppendFileSystem {
+  const name = (p: string) => (p === dir ? 'dir' : path.basename(p).replace(/\.\d+\.tmp$/, '.tmp'));
+  return {
+    async open(filePath, flags, mode) {
+      const handle = await open(filePath, flags, mode);
+      const n = name(filePath);
+      return {
+        appendFile: async (data: string | Uint8Array) => {
+          await handle.appendFile(data);
+          events.push(`write ${n} ${String(data)}`);
+        },
+        writeFile: async (data: string | Uint8Array) => {
+          await handle.writeFile(data);
+          events.push(`write ${n} ${String(data)}`);
+        },
+        sync: async () => {
+          await handle.sync();
+          events.push(`fsync ${n}`);
+        },
+        close: () => handle.close(),
+      };
+    },
+    async rename(from, to) {
+      await rename(from, to);
+      events.push(`rename ${name(from)} ${name(to)}`);
+    },
+  };
+}
+
+describe('JSON-lines files on disk, in order', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-jsonl-order-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('with fsync, answers appends only after their batch is written and fsynced: one fsync per batch', async () => {
+    const events: string[] = [];
+    const file = new AppendFile(path.join(dir, 'j.jsonl'), true, recordingFs(dir, events));
+    await Promise.all([
+      file.append('{"a":1}\n').then(() => events.push('answered a')),
+      file.append('{"b":2}\n').then(() => events.push('answered b')),
+    ]);
+    await file.append('{"c":3}\n').then(() => events.push('answered c'));
+    await file.close();
+    expect(events).toEqual([
+      // A new file's name is durable once its folder is synced.
+      'fsync dir',
+      'write j.jsonl {"a":1}\n{"b":2}\n',
+      'fsync j.jsonl',
+      'answered a',
+      'answered b',
+      'write j.jsonl {"c":3}\n',
+      'fsync j.jsonl',
+      'answered c',
+    ]);
+  });
+
+  it('with fsync, a rewrite syncs its temp file before the rename and the folder after it', async () => {
+    const events: string[] = [];
+    const file = new AppendFile(path.join(dir, 'j.jsonl'), true, recordingFs(dir, events));
+    await file.append('{"old":1}\n');
+    events.length = 0;
+    await file.rewrite(() => ['{"new":1}\n']).then(() => events.push('answered'));
+    await file.close();
+    expect(events).toEqual(['write j.jsonl.tmp {"new":1}\n', 'fsync j.jsonl.tmp', 'rename j.jsonl.tmp j.jsonl', 'fsync dir', 'answered']);
+    expect(await readJsonLines(path.join(dir, 'j.jsonl'))).toEqual([{ new: 1 }]);
+  });
+
+  it('without fsync, never syncs', async () => {
+    const events: string[] = [];
+    const file = new AppendFile(path.join(dir, 'j.jsonl'), false, recordingFs(dir, events));
+    await file.append('{"a":1}\n');
+    await file.rewrite(() => ['{"b":1}\n']);
+    await file.close();
+    expect(events.filter((e) => e.startsWith('fsync'))).toEqual([]);
   });
 });

@@ -4,6 +4,14 @@ import path from 'node:path';
 /** A rewrite is written to its temp file in pieces of about this size, so no giant string is ever built. */
 const REWRITE_CHUNK = 1 << 20;
 
+/** The file calls an AppendFile makes: node:fs/promises, or a wrapper (tests record the order of writes and syncs). */
+export interface AppendFileSystem {
+  open(filePath: string, flags: string, mode?: number): Promise<Pick<FileHandle, 'appendFile' | 'writeFile' | 'sync' | 'close'>>;
+  rename(from: string, to: string): Promise<void>;
+}
+
+const nodeFileSystem: AppendFileSystem = { open, rename };
+
 interface Batch {
   lines: string[];
   /** Writes this batch must wait for (another file's lines that have to reach the disk first). */
@@ -26,14 +34,16 @@ interface Batch {
 export class AppendFile {
   readonly path: string;
   readonly #fsync: boolean;
-  #handle: FileHandle | null = null;
+  readonly #fs: AppendFileSystem;
+  #handle: Awaited<ReturnType<AppendFileSystem['open']>> | null = null;
   #tail: Promise<void> = Promise.resolve();
   #batch: Batch | null = null;
   #failure: Error | null = null;
 
-  constructor(filePath: string, fsync: boolean) {
+  constructor(filePath: string, fsync: boolean, fs: AppendFileSystem = nodeFileSystem) {
     this.path = filePath;
     this.#fsync = fsync;
+    this.#fs = fs;
   }
 
   /**
@@ -70,7 +80,7 @@ export class AppendFile {
       await this.#closeHandle();
       const tmp = `${this.path}.${process.pid}.tmp`;
       try {
-        const handle = await open(tmp, 'w', 0o600);
+        const handle = await this.#fs.open(tmp, 'w', 0o600);
         try {
           let chunk = '';
           for (const piece of contents()) {
@@ -85,12 +95,13 @@ export class AppendFile {
         } finally {
           await handle.close();
         }
-        await rename(tmp, this.path);
+        // The temp file's contents are synced above, before the rename makes them the file; the folder after it.
+        await this.#fs.rename(tmp, this.path);
       } catch (err) {
         await removeQuietly(tmp);
         throw err;
       }
-      if (this.#fsync) await syncFolder(path.dirname(this.path));
+      if (this.#fsync) await syncFolder(path.dirname(this.path), this.#fs);
     });
     this.#tail = done.catch(() => undefined);
     return done;
@@ -107,9 +118,9 @@ export class AppendFile {
     try {
       if (!this.#handle) {
         // Private like the document files: the audit log names users and addresses.
-        this.#handle = await open(this.path, 'a', 0o600);
+        this.#handle = await this.#fs.open(this.path, 'a', 0o600);
         // The file may be new: its name is durable only once the folder is synced.
-        if (this.#fsync) await syncFolder(path.dirname(this.path));
+        if (this.#fsync) await syncFolder(path.dirname(this.path), this.#fs);
       }
       await this.#handle.appendFile(text);
       if (this.#fsync) await this.#handle.sync();
@@ -126,8 +137,8 @@ export class AppendFile {
   }
 }
 
-export async function syncFolder(folder: string): Promise<void> {
-  const handle = await open(folder, 'r');
+export async function syncFolder(folder: string, fs: AppendFileSystem = nodeFileSystem): Promise<void> {
+  const handle = await fs.open(folder, 'r');
   try {
     await handle.sync();
   } finally {

@@ -67,14 +67,14 @@ import {
  * migrated at open: the old files are loaded, then the journal if there is one (it is newer: a migration was
  * cut off), the journal is rewritten from memory, and only then are the old files and folder deleted.
  *
- * fsync is off by default: a killed process loses nothing acknowledged (the kernel still holds the written
- * pages), and skipping fsync keeps a put well under a millisecond. Only a power failure or kernel crash can
- * lose the last writes. Pass `{fsync: true}` when the host is not trusted to stay up; every batch of lines is
- * then synced before its writers are answered, and the folder after a file is created or renamed.
+ * The service opens the store with `{fsync: true}` unless MAILGATE_FSYNC=off: every batch of lines is then
+ * synced before its writers are answered, and the folder after a file is created or renamed, so a power failure
+ * loses nothing acknowledged. Without it (the option's default, for tools and tests) a killed process still
+ * loses nothing acknowledged (the kernel holds the written pages); only a power failure or kernel crash can.
  */
 
 export interface FileStoreOptions {
-  /** fsync every write (see above). Default false. */
+  /** fsync every write batch before answering (see above). Default false; MAILGATE_FSYNC=always sets it. */
   fsync?: boolean;
   /** How often the embedded session store drops expired sessions. Default 60 s. */
   sessionPruneEveryMs?: number;

@@ -12,15 +12,16 @@ export interface StoreLog {
 /**
  * The store the configuration asks for: Redis when REDIS_URL is set (shared by every instance), else the
  * embedded file store in MAILGATE_DATA_DIR (one process). Throws StoreUnavailableError when Redis cannot
- * be reached or the data folder is in use by another process.
+ * be reached or the data folder is in use by another process. MAILGATE_FSYNC applies to the embedded store only:
+ * on Redis, durability is the server's AOF setting.
  */
-export async function openStore(config: Pick<Config, 'REDIS_URL' | 'MAILGATE_REDIS_PREFIX' | 'MAILGATE_DATA_DIR'>, log?: StoreLog): Promise<Store> {
+export async function openStore(config: Pick<Config, 'REDIS_URL' | 'MAILGATE_REDIS_PREFIX' | 'MAILGATE_DATA_DIR' | 'MAILGATE_FSYNC'>, log?: StoreLog): Promise<Store> {
   if (config.REDIS_URL) {
     const store = await createRedisStore({ url: config.REDIS_URL, prefix: config.MAILGATE_REDIS_PREFIX, ...(log ? { log } : {}) });
     log?.info({ store: 'redis', prefix: config.MAILGATE_REDIS_PREFIX }, 'store opened on Redis');
     return store;
   }
-  const store = await createFileStore(config.MAILGATE_DATA_DIR, log ? { log } : {});
+  const store = await createFileStore(config.MAILGATE_DATA_DIR, { fsync: config.MAILGATE_FSYNC === 'always', ...(log ? { log } : {}) });
   log?.info({ store: 'file', dir: config.MAILGATE_DATA_DIR }, 'store opened in the data folder (embedded, single process)');
   return store;
 }

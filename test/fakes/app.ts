@@ -156,6 +156,8 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
         MAILGATE_ENCRYPTION_KEYS: `t1:${randomBytes(32).toString('base64')}`,
         MAILGATE_SESSION_SECRETS: randomBytes(32).toString('base64url'),
         MAILGATE_WORKERS: options.workers ? 'true' : 'false',
+        // Power-loss durability costs the suite time and is proven on its own (acknowledged-on-disk.test.ts).
+        MAILGATE_FSYNC: 'off',
       };
   if (!shared) {
     if (kind === 'redis') {

@@ -1,16 +1,17 @@
 /**
- * A mailgate mail worker in its own process, for the kill -9 test: opens the file store in DATA_DIR, optionally
- * creates a server and queues ENQUEUE messages, then delivers until SIGTERM (graceful stop) or SIGKILL.
- * Reports progress as JSON lines on stdout.
+ * A mailgate mail worker in its own process, for the kill -9 tests: opens the file store in DATA_DIR (or Redis at
+ * REDIS_URL with REDIS_PREFIX), optionally creates a server and queues ENQUEUE messages, then delivers until
+ * SIGTERM (graceful stop) or SIGKILL. LEASE_MS overrides the lease (default: the product's). Reports progress as
+ * JSON lines on stdout.
  */
 import { messageInput } from '../../src/mail/compose.js';
 import { startMailHarness } from './mail-services.js';
 
 const env = process.env;
 const h = await startMailHarness({
-  dataDir: env.DATA_DIR!,
+  ...(env.REDIS_URL ? { redis: { url: env.REDIS_URL, prefix: env.REDIS_PREFIX! } } : { dataDir: env.DATA_DIR! }),
   encryptionKey: env.ENCRYPTION_KEY!,
-  queue: { pollMs: 20, retryBaseMs: 50, leaseMs: Number(env.LEASE_MS ?? 1500), maxAttempts: 10 },
+  queue: { pollMs: 20, retryBaseMs: 50, maxAttempts: 10, ...(env.LEASE_MS ? { leaseMs: Number(env.LEASE_MS) } : {}) },
 });
 const count = Number(env.ENQUEUE ?? 0);
 if (count > 0) {

@@ -55,6 +55,8 @@ export interface ReceivedMessage {
   secure: boolean;
   /** The name the client gave in EHLO. */
   ehlo: string;
+  /** A 'drop' cut every connection after this message's data arrived and before it was answered: the client never heard it was accepted. */
+  replyLost: boolean;
 }
 
 export interface TestSmtpOptions {
@@ -114,6 +116,10 @@ export async function startTestSmtp(options: TestSmtpOptions = {}): Promise<Test
   const authAttempts: TestSmtp['authAttempts'] = [];
   const waiters: { count: number; resolve: () => void }[] = [];
   let connections = 0;
+  /** Times a 'drop' cut every connection. */
+  let cuts = 0;
+  /** A cut is scheduled and has not destroyed the connections yet. */
+  let cutPending = false;
   const starttls = options.starttls ?? true;
   const serverOptions: SMTPServerOptions = {
     secure: options.secure ?? false,
@@ -163,15 +169,24 @@ export async function startTestSmtp(options: TestSmtpOptions = {}): Promise<Test
           authUser: (session.user as string | undefined) ?? null,
           secure: session.secure,
           ehlo: String(session.hostNameAppearsAs ?? ''),
+          replyLost: false,
         };
+        // A cut already scheduled when the data ended also takes this message's connection.
+        const cutsBefore = cutPending ? cuts - 1 : cuts;
         const r = options.onData?.(message);
         if (r === 'drop') {
           // Simulates a crash or network cut after the data, before the server answers.
-          setImmediate(() => socketsOf(server).forEach((s) => s.destroy()));
+          cuts++;
+          cutPending = true;
+          setImmediate(() => {
+            cutPending = false;
+            socketsOf(server).forEach((s) => s.destroy());
+          });
           return;
         }
         if (r) return cb(replyError(r));
         const accept = () => {
+          message.replyLost = cuts !== cutsBefore;
           messages.push(message);
           for (const w of [...waiters]) if (messages.length >= w.count) {
             waiters.splice(waiters.indexOf(w), 1);
