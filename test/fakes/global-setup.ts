@@ -80,6 +80,8 @@ export async function setup(project: TestProject): Promise<void> {
   if (skipped.length > 0 && !process.env.MAILGATE_TEST_SKIP_BANNER_SHOWN) {
     banner(['SKIPPING SUITES — this run does not test everything:', ...skipped]);
     process.env.MAILGATE_TEST_SKIP_BANNER_SHOWN = '1';
+    // Read by the summary reporter, so the last lines of the run say it again.
+    process.env.MAILGATE_TEST_MISSING_TOOLS = skipped.join('\n');
   }
   project.provide('redisUrl', redisUrl);
   project.provide('chromiumPath', chromiumPath);
