@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, open, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { toolForTests } from '../../test/fakes/tools.js';
 import { AppendFile, forEachJsonLine, readJsonLines, type AppendFileSystem } from './append-file.js';
 
 describe('JSON-lines files', () => {
@@ -81,9 +81,9 @@ describe('JSON-lines files', () => {
     expect(await readJsonLines(file)).toEqual([{ n: 1 }, { n: 3 }]);
   });
 
-  it.skipIf(!existsSync('/dev/full'))('after a failed write (disk full) every later append fails instead of writing after it', async () => {
+  it.skipIf(!toolForTests('devFull'))('after a failed write (disk full) every later append fails instead of writing after it', async () => {
     const file = path.join(dir, 'full.jsonl');
-    await symlink('/dev/full', file);
+    await symlink(toolForTests('devFull')!, file);
     const appender = new AppendFile(file, false);
     const first = await appender.append('{"n":1}\n').catch((err: unknown) => err);
     expect(first).toMatchObject({ code: 'ENOSPC' });

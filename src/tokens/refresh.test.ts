@@ -27,14 +27,28 @@ describe('needsRefresh', () => {
     expect(needsRefresh(grant(0, 1000, 'needs_reauth'), 5000)).toBe(false);
   });
 
-  it('for any lifetime: fresh right after issue, due before expiry, margin = min(20 %, 5 min)', () => {
+  it.each([
+    [1_000, 200],
+    [60_000, 12_000],
+    [600_000, 120_000],
+    [1_500_000, 300_000],
+    [1_500_001, 300_000],
+    [86_400_000, 300_000],
+  ])('a token living %i ms is refreshed %i ms before it expires', (lifetime, margin) => {
+    const g = grant(1_000_000, lifetime);
+    expect(refreshMarginMs(g.tokens)).toBe(margin);
+    expect(refreshDueAt(g)).toBe(1_000_000 + lifetime - margin);
+  });
+
+  it('for any lifetime: fresh right after issue, due before expiry, a longer life never gets a shorter margin', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 1, max: 7 * 86_400_000 }), (obtainedAt, lifetime) => {
+      fc.property(fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 1, max: 7 * 86_400_000 }), fc.nat(86_400_000), (obtainedAt, lifetime, longer) => {
         const g = grant(obtainedAt, lifetime);
         const margin = refreshMarginMs(g.tokens);
+        expect(margin).toBeGreaterThan(0);
         expect(margin).toBeLessThanOrEqual(300_000);
         expect(margin).toBeLessThanOrEqual(lifetime * 0.2 + 1e-9);
-        expect(margin).toBe(Math.min(lifetime * 0.2, 300_000));
+        expect(refreshMarginMs(grant(obtainedAt, lifetime + longer).tokens)).toBeGreaterThanOrEqual(margin);
         expect(needsRefresh(g, obtainedAt)).toBe(false);
         expect(needsRefresh(g, g.tokens.expiresAt)).toBe(true);
       }),

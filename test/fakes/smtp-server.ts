@@ -81,6 +81,8 @@ export interface TestSmtpOptions {
   dataDelayMs?: number;
   /** Called when a connection opens; a reply rejects it (e.g. 421). */
   onConnect?: () => Reply | undefined;
+  /** Wait this long before the greeting (a slow server). */
+  greetingDelayMs?: number;
 }
 
 export interface TestSmtp {
@@ -135,7 +137,8 @@ export async function startTestSmtp(options: TestSmtpOptions = {}): Promise<Test
     onConnect(_session, cb) {
       connections++;
       const r = options.onConnect?.();
-      cb(r ? replyError(r) : null);
+      if (options.greetingDelayMs) setTimeout(() => cb(r ? replyError(r) : null), options.greetingDelayMs);
+      else cb(r ? replyError(r) : null);
     },
     onAuth(auth: SMTPServerAuthentication, _session: SMTPServerSession, cb) {
       authAttempts.push({ method: auth.method, user: auth.username });

@@ -3,7 +3,7 @@ import type { Reporter, SerializedError, TestModule } from 'vitest/node';
 /**
  * Ends the run with one plain line, `N passed, N failed, N skipped`, that any CI log reader understands.
  * A file that failed outside its tests (a hook, an import) counts as one failure, as does an unhandled error,
- * so the line never says "0 failed" for a red run.
+ * so the line never says "0 failed" for a red run. What the test setup skipped for lack of a tool follows it.
  */
 export default class SummaryReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<SerializedError>): void {
@@ -21,5 +21,8 @@ export default class SummaryReporter implements Reporter {
       failed += failedHere > 0 ? failedHere : module.ok() ? 0 : 1;
     }
     process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
+    // The start-of-run banner has scrolled away by now; a run that could not test everything says so last.
+    const missing = process.env.MAILGATE_TEST_MISSING_TOOLS;
+    if (missing) process.stdout.write(`NOT TESTED on this machine:\n${missing.replace(/^/gm, '  ')}\n`);
   }
 }

@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,6 +10,7 @@ import { createFileStore } from '../../src/store/file-store.js';
 import { createRedisStore } from '../../src/store/redis-store.js';
 import type { Store } from '../../src/store/store.js';
 import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
+import { toolForTests } from '../fakes/tools.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin', 'mailgate.js');
@@ -202,7 +202,7 @@ describe('CLI failures and entry points', () => {
     expect(usage.stdout).toContain('can be stopped with Ctrl-C and run again');
   });
 
-  it.skipIf(!existsSync('/usr/bin/script'))('shows a progress bar with count, rate and time left on a terminal', async () => {
+  it.skipIf(!toolForTests('script'))('shows a progress bar with count, rate and time left on a terminal', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-cli-tty-'));
     try {
       const store = await createFileStore(dir);
@@ -211,7 +211,7 @@ describe('CLI failures and entry points', () => {
       // util-linux `script` runs the CLI on a pseudo-terminal, so stderr.isTTY is true as for a person.
       const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} keys rotate`;
       const run = await new Promise<Run>((resolve) => {
-        const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], {
+        const child = spawn(toolForTests('script')!, ['-qec', command, '/dev/null'], {
           cwd: ROOT,
           env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), TERM: 'xterm', MAILGATE_DATA_DIR: dir, MAILGATE_ENCRYPTION_KEYS: keyList(newKey, oldKey) },
           stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileStore, encodeFileName } from '../../src/store/file-store.js';
 import { StoreUnavailableError } from '../../src/store/store.js';
+import { toolForTests } from '../fakes/tools.js';
 
 const WRITER = path.resolve(import.meta.dirname, '../fakes/file-store-writer.ts');
 
@@ -175,8 +175,8 @@ describe('file store crash safety', () => {
       // A journal that cannot be written: /dev/full (every write fails with ENOSPC, like a full disk) or, where
       // there is none, a folder in its place (EISDIR).
       const journal = path.join(folder, 'store', 'docs', 'broken.jsonl');
-      const devFull = existsSync('/dev/full');
-      if (devFull) await symlink('/dev/full', journal);
+      const devFull = toolForTests('devFull');
+      if (devFull) await symlink(devFull, journal);
       else await mkdir(journal);
       const reason = devFull ? 'ENOSPC' : 'EISDIR';
       const failed = await store.put('broken', 'x', { n: 1 }).catch((err: unknown) => err);

@@ -59,8 +59,10 @@ const PASSWORD = 'correct horse battery staple';
 
 describe('Test connection', () => {
   it('succeeds over STARTTLS with PLAIN and masks the credentials in the transcript', async () => {
-    const s = await smtp({ auth: { user: 'alice', pass: PASSWORD } });
+    const s = await smtp({ auth: { user: 'alice', pass: PASSWORD }, greetingDelayMs: 120 });
+    const started = performance.now();
     const r = await testConnection(transport(s.ca), server({ port: s.port, authMethod: 'basic', username: 'alice', password: PASSWORD }));
+    const elapsed = performance.now() - started;
     expect(r.ok, r.transcript.join('\n')).toBe(true);
     expect(r.transcript.some((l) => l.startsWith('C: STARTTLS'))).toBe(true);
     expect(r.transcript.some((l) => /^C: AUTH PLAIN/.test(l))).toBe(true);
@@ -68,7 +70,10 @@ describe('Test connection', () => {
     expect(all).not.toContain(PASSWORD);
     expect(all).not.toContain(Buffer.from(`\0alice\0${PASSWORD}`).toString('base64'));
     expect(all).not.toContain(Buffer.from(PASSWORD).toString('base64'));
-    expect(r.durationMs).toBeGreaterThanOrEqual(0);
+    // The time of the whole conversation: at least the server's slow greeting, at most the call itself.
+    expect(r.durationMs).toBeGreaterThanOrEqual(120);
+    expect(r.durationMs).toBeLessThanOrEqual(Math.ceil(elapsed));
+    expect(r.summary).toBe(`Succeeded: connected, TLS, authenticated (basic) in ${r.durationMs} ms.`);
     expect(s.authAttempts).toEqual([{ method: 'PLAIN', user: 'alice' }]);
   });
 

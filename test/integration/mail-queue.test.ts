@@ -184,9 +184,27 @@ describe('mail queue', () => {
     const again = await h.mail.queue.resend(id, actor);
     expect(again).toMatchObject({ status: 'queued', attempts: 0 });
     await until(h, id, 'failed');
+    // Flush is for waiting messages: a failed one stays failed until someone resends it.
+    expect(await h.mail.queue.flush(actor)).toBe(0);
+    expect((await h.mail.queue.get(id)).status).toBe('failed');
     await h.mail.queue.remove(id, actor);
     await expect(h.mail.queue.get(id)).rejects.toMatchObject({ code: 'not_found' });
-    expect(await h.mail.queue.flush(actor)).toBe(0);
+  });
+
+  it('flush sends a deferred message now instead of at its next attempt', async () => {
+    let refuse = true;
+    const s = await smtp({ starttls: false, onData: () => (refuse ? { code: 451, message: '4.3.0 try later' } : undefined) });
+    // The first retry would come a minute later: only the flush can bring it within the wait below.
+    const h = await startMailHarness({ queue: { pollMs: 20, retryBaseMs: 60_000, maxAttempts: 4, leaseMs: 5000 } });
+    harnesses.push(h);
+    const serverId = await h.addServer({ host: '127.0.0.1', port: s.port });
+    const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
+    const deferred = await until(h, id, 'deferred');
+    expect(Date.parse(deferred.nextAttemptAt!) - Date.now()).toBeGreaterThan(20_000);
+    refuse = false;
+    expect(await h.mail.queue.flush({ type: 'system', id: 't' })).toBe(1);
+    await until(h, id, 'sent', 5000);
+    expect(s.messages.map((m) => m.to[0])).toEqual(['a@example.net']);
   });
 
   it('graceful stop waits for an in-flight send and records it', async () => {

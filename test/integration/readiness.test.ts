@@ -1,15 +1,15 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../fakes/app.js';
 import { freePort } from '../fakes/net.js';
 import { redisUrlForTests } from '../fakes/redis.js';
 import { spawnRedisServer } from '../fakes/redis-server.js';
+import { toolForTests } from '../fakes/tools.js';
 
 // /readyz is what a load balancer asks: it must turn 503 quickly when Redis goes away, while /healthz
 // (the process is up) stays 200, and turn back to 200 when Redis returns.
 
-const binary = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
+const binary = toolForTests('redisServer');
 let redis: ChildProcess | undefined;
 let app: TestApp | undefined;
 

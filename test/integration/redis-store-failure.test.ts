@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { Keyring, sealedKeyId } from '../../src/crypto/keyring.js';
@@ -9,9 +8,10 @@ import { StoreUnavailableError } from '../../src/store/store.js';
 import { freePort } from '../fakes/net.js';
 import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
 import { spawnRedisServer } from '../fakes/redis-server.js';
+import { toolForTests } from '../fakes/tools.js';
 
 // A private redis-server this test may kill; the shared test Redis must stay up for other suites.
-const binary = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
+const binary = toolForTests('redisServer');
 
 describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down', () => {
   let redis: ChildProcess | undefined;

@@ -353,9 +353,9 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         const flat = claims.flat();
         expect(flat.length).toBe(100);
         expect(new Set(flat).size).toBe(100);
-        expect(await store.claimDue('q3', Date.now(), 200, 100)).toEqual([]);
-        await sleep(250);
-        const again = await store.claimDue('q3', Date.now(), 10_000, 1000);
+        // Time is the caller's `now`: the lease lasts until now + 200, not a millisecond less.
+        expect(await store.claimDue('q3', now + 199, 200, 100)).toEqual([]);
+        const again = await store.claimDue('q3', now + 200, 10_000, 1000);
         expect(again.sort()).toEqual(ids);
       });
     });
