@@ -3,6 +3,7 @@ import type { Eta } from 'eta';
 import { AppError, errorBody, isAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StoreUnavailableError, VersionConflictError } from '../store/store.js';
+import { isApiRequest } from './api-path.js';
 import { renderPage } from './render.js';
 
 /**
@@ -12,7 +13,7 @@ import { renderPage } from './render.js';
  */
 
 export function wantsJson(req: Request): boolean {
-  if (req.path.startsWith('/api/')) return true;
+  if (isApiRequest(req)) return true;
   return req.accepts(['html', 'json']) === 'json';
 }
 

@@ -8,6 +8,7 @@ import type { Actor, Role } from '../admin/types.js';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { isApiRequest } from './api-path.js';
 
 /**
  * Browser sessions and CSRF. express-session keeps the session in the store's session store (Redis via
@@ -80,8 +81,6 @@ export function setFlash(req: Request, kind: 'ok' | 'error', message: string): v
   req.session.flash = { kind, message };
 }
 
-const isApi = (req: Request) => req.path === '/api' || req.path.startsWith('/api/');
-
 /** The handlers to mount before any browser route: session, who is logged in, CSRF. */
 export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
   const { config } = deps;
@@ -104,7 +103,7 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
   });
 
   const withSession: RequestHandler = (req, res, next) => {
-    if (isApi(req)) {
+    if (isApiRequest(req)) {
       next();
       return;
     }
@@ -112,7 +111,7 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
   };
 
   const identify: RequestHandler = async (req, res, next) => {
-    if (isApi(req)) return next();
+    if (isApiRequest(req)) return next();
     // Read (and removed) only when a page is rendered, so a message survives the redirect that precedes it.
     let flash: SessionData['flash'] | null = null;
     Object.defineProperty(res.locals, 'flash', {
@@ -157,7 +156,7 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
   });
 
   const checkCsrf: RequestHandler = (req, res, next) => {
-    if (isApi(req)) return next();
+    if (isApiRequest(req)) return next();
     // Generated lazily, when a template asks for it, so anonymous requests do not create sessions.
     Object.defineProperty(res.locals, 'csrfToken', { enumerable: true, configurable: true, get: () => csrf.generateToken(req) });
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
