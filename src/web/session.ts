@@ -8,6 +8,7 @@ import type { Actor, Role } from '../admin/types.js';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { createAnonymousCsrf } from './anonymous-csrf.js';
 import { isApiRequest } from './api-path.js';
 
 /**
@@ -155,19 +156,24 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
     },
   });
 
+  const anonymousCsrf = createAnonymousCsrf(config, deps.secrets);
+  // Logged-in forms carry the token kept in their session; the forms of visitors who are not logged in carry a
+  // signed double-submit token, so showing them /login or /setup writes nothing to the session store.
+  const loggedIn = (req: Request) => req.session.userId !== undefined;
+
   const checkCsrf: RequestHandler = (req, res, next) => {
     if (isApiRequest(req)) return next();
-    // Generated lazily, when a template asks for it, so anonymous requests do not create sessions.
-    Object.defineProperty(res.locals, 'csrfToken', { enumerable: true, configurable: true, get: () => csrf.generateToken(req) });
+    // Generated lazily, when a template asks for it.
+    Object.defineProperty(res.locals, 'csrfToken', {
+      enumerable: true,
+      configurable: true,
+      get: () => (loggedIn(req) ? csrf.generateToken(req) : anonymousCsrf.token(req, res)),
+    });
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
     // Express 5 leaves req.body undefined when no form was sent; routes read it as an object.
     req.body ??= {};
     const received = csrf.getTokenFromRequest(req);
-    const expected = csrf.getTokenFromState(req);
-    // Byte lengths, not string lengths: timingSafeEqual throws on buffers of different sizes.
-    const receivedBytes = typeof received === 'string' ? Buffer.from(received) : null;
-    const expectedBytes = typeof expected === 'string' ? Buffer.from(expected) : null;
-    const ok = receivedBytes !== null && expectedBytes !== null && receivedBytes.length === expectedBytes.length && timingSafeEqual(receivedBytes, expectedBytes);
+    const ok = loggedIn(req) ? sessionTokenMatches(received, csrf.getTokenFromState(req)) : anonymousCsrf.verify(req, received);
     if (!ok) return next(new AppError('csrf_failed'));
     // Routes parse forms with their own schemas; the token is not part of any of them.
     delete (req.body as Record<string, unknown>)._csrf;
@@ -175,4 +181,11 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
   };
 
   return [withSession, identify, checkCsrf];
+}
+
+function sessionTokenMatches(received: unknown, expected: unknown): boolean {
+  // Byte lengths, not string lengths: timingSafeEqual throws on buffers of different sizes.
+  const receivedBytes = typeof received === 'string' ? Buffer.from(received) : null;
+  const expectedBytes = typeof expected === 'string' ? Buffer.from(expected) : null;
+  return receivedBytes !== null && expectedBytes !== null && receivedBytes.length === expectedBytes.length && timingSafeEqual(receivedBytes, expectedBytes);
 }
