@@ -6,6 +6,7 @@ import type { ApiKeyService } from './admin/api-keys.js';
 import type { AuditLog } from './admin/audit.js';
 import type { FirstAdminSetup } from './admin/first-admin-setup.js';
 import type { SessionGeneration } from './admin/sessions.js';
+import type { LoginGuard } from './admin/login-guard.js';
 import type { UserService } from './admin/users.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
@@ -47,6 +48,8 @@ export interface AppDeps {
   metrics: Metrics;
   readinessChecks?: ReadinessCheck[];
   users: UserService;
+  /** Password checks under the login limits (per address, per account, bounded hashing). */
+  loginGuard: LoginGuard;
   /** First-run setup page (embedded store only; null on Redis). */
   firstAdminSetup: FirstAdminSetup | null;
   apiKeys: ApiKeyService;
