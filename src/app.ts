@@ -14,6 +14,7 @@ import type { Logger } from './log.js';
 import type { MailServices } from './mail/service.js';
 import type { Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
+import { accountRouter } from './web/account.js';
 import { apiKeysRouter } from './web/api-keys.js';
 import { auditRouter } from './web/audit.js';
 import { oauthCallbackRouter, oauthPanelData } from './web/oauth-callback.js';
@@ -129,6 +130,7 @@ export function createApp(deps: AppDeps): Express {
   // The send API first: the busiest route, so its requests do not walk every other router's routes.
   app.use(messagesRouter(web));
   app.use(loginRouter(web));
+  app.use(accountRouter(web));
   if (deps.firstAdminSetup) app.use(setupRouter(web, deps.firstAdminSetup));
   app.use(apiKeysRouter(web));
   app.use(auditRouter(web));

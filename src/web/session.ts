@@ -28,6 +28,8 @@ declare module 'express-session' {
     lastSeenAt?: number;
     /** The session generation at login; a raised generation ends this session. */
     generation?: number;
+    /** The user's session epoch at login; a new password or a disabled account raises it and ends this session. */
+    userEpoch?: number;
     flash?: { kind: 'ok' | 'error'; message: string };
   }
 }
@@ -70,6 +72,7 @@ export async function startUserSession(req: Request, user: User, generation: num
   req.session.loginAt = now;
   req.session.lastSeenAt = now;
   req.session.generation = generation;
+  req.session.userEpoch = user.sessionEpoch;
   await promisify((cb) => req.session.save(cb));
 }
 
@@ -133,7 +136,9 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
     const lastSeenAt = req.session.lastSeenAt ?? 0;
     let expired = t - loginAt >= policy.absoluteTimeoutMs || t - lastSeenAt >= policy.idleTimeoutMs;
     if (!expired) expired = (req.session.generation ?? -1) !== (await deps.sessionGeneration.current());
-    const user = expired ? null : await deps.users.get(userId);
+    const found = expired ? null : await deps.users.get(userId);
+    // Sessions from before per-user epochs existed carry none: they belong to epoch 0.
+    const user = found && !found.disabled && (req.session.userEpoch ?? 0) === found.sessionEpoch ? found : null;
     if (!user) {
       // Start over with an empty session rather than keep a stale login in the store.
       await promisify((cb) => req.session.regenerate(cb));
