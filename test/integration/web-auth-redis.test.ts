@@ -119,14 +119,25 @@ describe('https deployments', () => {
   it('use the __Host- cookie with Secure when MAILGATE_BASE_URL is https', async () => {
     const app = await startTestApp({ env: { MAILGATE_BASE_URL: 'https://mailgate.example', MAILGATE_TRUST_PROXY: '1' } });
     try {
+      const https = { 'x-forwarded-proto': 'https' };
       const s = app.anonymousSession();
-      const res = await s.fetch('/login', { headers: { 'x-forwarded-proto': 'https' } });
+      const res = await s.fetch('/login', { headers: https });
       expect(res.status).toBe(200);
-      const cookie = res.headers.getSetCookie().find((c) => c.startsWith('__Host-mailgate.sid='));
-      expect(cookie).toBeDefined();
-      expect(cookie).toMatch(/; Secure/i);
-      expect(cookie).toMatch(/; Path=\//i);
-      expect(cookie).not.toMatch(/Domain=/i);
+      const token = /name="_csrf" value="([^"]+)"/.exec(await res.text())![1]!;
+      const { email, password } = await app.createUser('admin');
+      const login = await s.fetch('/login', {
+        method: 'POST',
+        headers: { ...https, 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ _csrf: token, email, password }),
+      });
+      expect(login.status).toBe(303);
+      for (const [name, from] of [['__Host-mailgate.csrf=', res], ['__Host-mailgate.sid=', login]] as const) {
+        const cookie = from.headers.getSetCookie().find((c) => c.startsWith(name));
+        expect(cookie).toBeDefined();
+        expect(cookie).toMatch(/; Secure/i);
+        expect(cookie).toMatch(/; Path=\//i);
+        expect(cookie).not.toMatch(/Domain=/i);
+      }
     } finally {
       await app.close();
     }
