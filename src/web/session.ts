@@ -16,8 +16,10 @@ import { isApiRequest } from './api-path.js';
  * connect-redis, or a pruning memory store on the embedded default). The cookie is ours (`mailgate.sid`,
  * `__Host-` and Secure on https), HttpOnly, SameSite=Lax. Signed with every secret of
  * MAILGATE_SESSION_SECRETS: the first signs, all verify, so adding a new secret in front keeps everyone
- * logged in. Timeouts are checked on the server against times kept in the session (idle, absolute), and a
- * store-kept generation number lets one command end every session everywhere.
+ * logged in. Timeouts are checked on the server against times kept in the session (idle, absolute), a
+ * store-kept generation number lets one command end every session everywhere, and the user's own epoch ends
+ * their sessions when their password changes or the account is disabled. Only a login stores a session:
+ * the forms of visitors who are not logged in use a stateless token (anonymous-csrf.ts).
  */
 
 declare module 'express-session' {
