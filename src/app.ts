@@ -7,6 +7,7 @@ import type { AuditLog } from './admin/audit.js';
 import type { KeyRateLimits } from './admin/key-policy.js';
 import type { FirstAdminSetup } from './admin/first-admin-setup.js';
 import type { SessionGeneration } from './admin/sessions.js';
+import type { LoginGuard } from './admin/login-guard.js';
 import type { UserService } from './admin/users.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
@@ -14,6 +15,7 @@ import type { Logger } from './log.js';
 import type { MailServices } from './mail/service.js';
 import type { Metrics } from './metrics.js';
 import type { Store } from './store/store.js';
+import { accountRouter } from './web/account.js';
 import { apiKeysRouter } from './web/api-keys.js';
 import { auditRouter } from './web/audit.js';
 import { oauthCallbackRouter, oauthPanelData } from './web/oauth-callback.js';
@@ -48,6 +50,8 @@ export interface AppDeps {
   metrics: Metrics;
   readinessChecks?: ReadinessCheck[];
   users: UserService;
+  /** Password checks under the login limits (per address, per account, bounded hashing). */
+  loginGuard: LoginGuard;
   /** First-run setup page (embedded store only; null on Redis). */
   firstAdminSetup: FirstAdminSetup | null;
   apiKeys: ApiKeyService;
@@ -129,6 +133,7 @@ export function createApp(deps: AppDeps): Express {
   // The send API first: the busiest route, so its requests do not walk every other router's routes.
   app.use(messagesRouter(web));
   app.use(loginRouter(web));
+  app.use(accountRouter(web));
   if (deps.firstAdminSetup) app.use(setupRouter(web, deps.firstAdminSetup));
   app.use(apiKeysRouter(web));
   app.use(auditRouter(web));

@@ -4,6 +4,7 @@ import { AuditLog } from './admin/audit.js';
 import { KeyRateLimits } from './admin/key-policy.js';
 import { FirstAdminSetup } from './admin/first-admin-setup.js';
 import { SessionGeneration } from './admin/sessions.js';
+import { LoginGuard } from './admin/login-guard.js';
 import { UserService } from './admin/users.js';
 import type { AppDeps } from './app.js';
 import type { Config } from './config.js';
@@ -56,6 +57,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   const clock = base.clock ?? Date.now;
   const audit = new AuditLog(base.store, clock);
   const users = new UserService(base.store, clock);
+  const loginGuard = new LoginGuard(base.store, users);
   const apiKeys = new ApiKeyService(base.store, audit, clock);
   const sessionGeneration = new SessionGeneration(base.store, audit);
   const sessionSecrets = base.config.sessionSecrets ?? base.sessionSecrets;
@@ -101,6 +103,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     metrics,
     audit,
     users,
+    loginGuard,
     firstAdminSetup,
     apiKeys,
     keyRates: new KeyRateLimits(base.store),

@@ -1,11 +1,15 @@
 import { AppError } from '../errors.js';
 import { createDummyVerifier, hashPassword, verifyPassword } from '../crypto/passwords.js';
 import { VersionConflictError, type Store } from '../store/store.js';
+import { HashingGate } from './hashing-gate.js';
 import type { Role } from './types.js';
 
 /**
  * Admin accounts. A user is keyed by the lower-cased email, which makes "create unless it exists" one
- * compare-and-set write on both stores. Only the scrypt hash of the password is stored.
+ * compare-and-set write on both stores. Only the scrypt hash of the password is stored, and every hash goes
+ * through one HashingGate. `sessionEpoch` is copied into a browser session at login and compared on every
+ * request (the user is read anyway): raising it (new password, disabled account) ends that user's other
+ * sessions on every instance.
  */
 
 export const USERS = 'users';
@@ -16,6 +20,9 @@ export interface UserRecord {
   role: Role;
   passwordHash: string;
   createdAt: string;
+  /** Absent on records written before accounts could be disabled. */
+  disabled?: boolean;
+  sessionEpoch?: number;
 }
 
 export interface User {
@@ -23,6 +30,8 @@ export interface User {
   email: string;
   role: Role;
   createdAt: string;
+  disabled: boolean;
+  sessionEpoch: number;
 }
 
 export function normalizeEmail(email: string): string {
@@ -30,7 +39,13 @@ export function normalizeEmail(email: string): string {
 }
 
 function toUser(record: UserRecord): User {
-  return { id: record.email, email: record.email, role: record.role, createdAt: record.createdAt };
+  return { id: record.email, email: record.email, role: record.role, createdAt: record.createdAt, disabled: record.disabled === true, sessionEpoch: record.sessionEpoch ?? 0 };
+}
+
+function checkPasswordLength(password: string): void {
+  if (password.length < MIN_PASSWORD_LENGTH) {
+    throw new AppError('validation_failed', { details: [{ field: 'password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }] });
+  }
 }
 
 export class UserService {
@@ -39,14 +54,19 @@ export class UserService {
   constructor(
     private readonly store: Store,
     private readonly now: () => number = Date.now,
+    private readonly hashing: HashingGate = new HashingGate(),
   ) {}
+
+  /** Password hashes running and waiting in this process now. */
+  get hashingLoad(): { running: number; waiting: number } {
+    return this.hashing.load;
+  }
 
   async create(input: { email: string; password: string; role: Role }): Promise<User> {
     const email = normalizeEmail(input.email);
-    if (input.password.length < MIN_PASSWORD_LENGTH) {
-      throw new AppError('validation_failed', { details: [{ field: 'password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }] });
-    }
-    const record: UserRecord = { email, role: input.role, passwordHash: await hashPassword(input.password), createdAt: new Date(this.now()).toISOString() };
+    checkPasswordLength(input.password);
+    const passwordHash = await this.hashing.run(email, () => hashPassword(input.password));
+    const record: UserRecord = { email, role: input.role, passwordHash, createdAt: new Date(this.now()).toISOString() };
     try {
       await this.store.put(USERS, email, record, { ifVersion: 0 });
     } catch (err) {
@@ -56,13 +76,42 @@ export class UserService {
     return toUser(record);
   }
 
-  async setPassword(email: string, password: string): Promise<void> {
-    if (password.length < MIN_PASSWORD_LENGTH) {
-      throw new AppError('validation_failed', { details: [{ field: 'password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }] });
+  /** A new password; every session of the user ends (the caller may carry its own over with the returned epoch). */
+  async setPassword(email: string, password: string): Promise<User> {
+    checkPasswordLength(password);
+    const id = normalizeEmail(email);
+    const passwordHash = await this.hashing.run(id, () => hashPassword(password));
+    return this.#update(id, (record) => ({ ...record, passwordHash, sessionEpoch: (record.sessionEpoch ?? 0) + 1 }));
+  }
+
+  /**
+   * A disabled user cannot log in and their sessions end at their next request; enabling lets them log in
+   * again (old sessions stay ended). The last enabled sysadmin cannot be disabled: nobody could undo it but the CLI.
+   */
+  async setDisabled(email: string, disabled: boolean): Promise<User> {
+    const id = normalizeEmail(email);
+    if (disabled) {
+      const target = await this.get(id);
+      const otherSysadmins = (await this.list()).filter((u) => u.role === 'sysadmin' && !u.disabled && u.id !== id);
+      if (target?.role === 'sysadmin' && !target.disabled && otherSysadmins.length === 0) {
+        throw new AppError('conflict', { message: 'This is the last enabled sysadmin; enable or create another one first.' });
+      }
     }
-    const doc = await this.store.get<UserRecord>(USERS, normalizeEmail(email));
-    if (!doc) throw new AppError('not_found', { message: 'No such user.' });
-    await this.store.put(USERS, doc.id, { ...doc.value, passwordHash: await hashPassword(password) }, { ifVersion: doc.version });
+    return this.#update(id, (record) => ({ ...record, disabled, sessionEpoch: (record.sessionEpoch ?? 0) + (disabled ? 1 : 0) }));
+  }
+
+  async #update(id: string, change: (record: UserRecord) => UserRecord): Promise<User> {
+    for (;;) {
+      const doc = await this.store.get<UserRecord>(USERS, id);
+      if (!doc) throw new AppError('not_found', { message: 'No such user.' });
+      const record = change(doc.value);
+      try {
+        await this.store.put(USERS, doc.id, record, { ifVersion: doc.version });
+        return toUser(record);
+      } catch (err) {
+        if (!(err instanceof VersionConflictError)) throw err;
+      }
+    }
   }
 
   async get(id: string): Promise<User | null> {
@@ -78,14 +127,19 @@ export class UserService {
     return (await this.store.list<UserRecord>(USERS)).length;
   }
 
-  /** The user when email and password match; null otherwise, in about the same time either way. */
+  /**
+   * The user when email and password match and the account is enabled; null otherwise, in about the same
+   * time either way (a disabled account's password is checked too, so the answer does not reveal it).
+   * Throws HashingBusyError when too many checks are waiting already.
+   */
   async verifyLogin(email: string, password: string): Promise<User | null> {
-    const doc = await this.store.get<UserRecord>(USERS, normalizeEmail(email));
-    if (!doc) {
-      await this.#verifyDummy(password);
-      return null;
-    }
-    return (await verifyPassword(password, doc.value.passwordHash)) ? toUser(doc.value) : null;
+    const id = normalizeEmail(email);
+    const doc = await this.store.get<UserRecord>(USERS, id);
+    return this.hashing.run(id, async () => {
+      if (!doc) return this.#verifyDummy(password).then(() => null);
+      const matches = await verifyPassword(password, doc.value.passwordHash);
+      return matches && doc.value.disabled !== true ? toUser(doc.value) : null;
+    });
   }
 
   /**

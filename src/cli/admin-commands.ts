@@ -13,7 +13,7 @@ import { CliError, EXIT, type CliCommand, type CliIO } from './types.js';
 
 
 /** Every option of these commands takes a string value. */
-function parse(args: string[], names: string[], usage: string): { values: Record<string, string | undefined>; positionals: string[] } {
+export function parse(args: string[], names: string[], usage: string): { values: Record<string, string | undefined>; positionals: string[] } {
   const options = Object.fromEntries(names.map((n) => [n, { type: 'string' as const }]));
   try {
     const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
@@ -24,7 +24,7 @@ function parse(args: string[], names: string[], usage: string): { values: Record
 }
 
 /** Reads a line from the terminal without echoing it. */
-async function promptHidden(io: CliIO, question: string): Promise<string> {
+export async function promptHidden(io: CliIO, question: string): Promise<string> {
   const stdin = process.stdin;
   if (!stdin.isTTY) throw new CliError('no terminal to ask for the password: set MAILGATE_ADMIN_PASSWORD in the environment', EXIT.unusable);
   io.stderr.write(question);

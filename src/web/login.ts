@@ -10,15 +10,10 @@ import { endUserSession, startUserSession } from './session.js';
 import { formText, parseInput } from './validate.js';
 
 /**
- * /login and /logout. Failed logins are limited per account and per client IP (in the store's rate
- * limiter, so on Redis the limit holds across instances); both outcomes are audited. The error message
- * never says whether the email exists.
+ * /login and /logout. Passwords are checked by the LoginGuard (limits per address and per account, counted
+ * before the check, shared across instances on Redis); both outcomes are audited. The error message never
+ * says whether the email exists.
  */
-
-export const LOGIN_LIMITS = {
-  perAccount: { points: 5, durationSec: 15 * 60, blockDurationSec: 15 * 60 },
-  perIp: { points: 20, durationSec: 15 * 60, blockDurationSec: 15 * 60 },
-};
 
 const loginForm = z.object({
   email: formText(z.string().max(254)).optional(),
@@ -32,8 +27,6 @@ const ANONYMOUS: Actor = { type: 'system', id: 'anonymous' };
 export function loginRouter(ctx: WebContext): Router {
   const { deps, eta } = ctx;
   const router = Router();
-  const byAccount = deps.store.createRateLimiter({ keyPrefix: 'login_account', ...LOGIN_LIMITS.perAccount });
-  const byIp = deps.store.createRateLimiter({ keyPrefix: 'login_ip', ...LOGIN_LIMITS.perIp });
   const now = deps.clock ?? Date.now;
 
   function showLogin(res: Response, data: { email?: string; next?: string | null; error?: string }, status = 200): void {
@@ -67,29 +60,20 @@ export function loginRouter(ctx: WebContext): Router {
       return;
     }
 
-    const [accountState, ipState] = await Promise.all([byAccount.get(email), byIp.get(ip)]);
-    const blocked = [
-      { state: accountState, points: LOGIN_LIMITS.perAccount.points },
-      { state: ipState, points: LOGIN_LIMITS.perIp.points },
-    ].filter((l) => l.state !== null && l.state.consumedPoints >= l.points);
-    if (blocked.length > 0) {
-      const retryAfterSec = Math.max(1, Math.ceil(Math.max(...blocked.map((b) => b.state?.msBeforeNext ?? 0)) / 1000));
-      await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: auditTarget, outcome: 'failure', ip, detail: { reason: 'rate_limited' } });
-      res.setHeader('Retry-After', String(retryAfterSec));
-      showLogin(res, { email, next, error: `Too many attempts; wait ${Math.ceil(retryAfterSec / 60)} minute(s) and try again.` }, 429);
+    const check = await deps.loginGuard.check(email, password, ip);
+    if (check.outcome === 'rate_limited') {
+      await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: auditTarget, outcome: 'failure', ip, detail: { reason: 'rate_limited', limit: check.limit } });
+      res.setHeader('Retry-After', String(check.retryAfterSec));
+      showLogin(res, { email, next, error: `Too many attempts; wait ${waitText(check.retryAfterSec)} and try again.` }, 429);
       return;
     }
-
-    const user = await deps.users.verifyLogin(email, password);
-    if (!user) {
-      // consume() rejects once the limit is passed; the next attempt is refused above either way.
-      await Promise.all([byAccount.consume(email).catch(ignoreLimit), byIp.consume(ip).catch(ignoreLimit)]);
+    if (check.outcome === 'invalid_credentials') {
       await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: auditTarget, outcome: 'failure', ip, detail: { reason: 'invalid_credentials' } });
       showLogin(res, { email, next, error: new AppError('invalid_credentials').message }, 401);
       return;
     }
 
-    await byAccount.delete(email);
+    const { user } = check;
     await startUserSession(req, user, await deps.sessionGeneration.current(), now());
     await deps.audit.record({ actor: { type: 'user', id: user.id, email: user.email, role: user.role }, action: 'auth.login', target: `user:${user.email}`, outcome: 'success', ip });
     res.redirect(303, next ?? '/admin/smtp-servers');
@@ -112,7 +96,6 @@ export function loginRouter(ctx: WebContext): Router {
   return router;
 }
 
-/** A rejection with a RateLimiterRes means "limit reached", which the next attempt reports; store errors propagate. */
-function ignoreLimit(err: unknown): void {
-  if (err instanceof Error) throw err;
+function waitText(seconds: number): string {
+  return seconds < 120 ? `${seconds} second(s)` : `${Math.ceil(seconds / 60)} minute(s)`;
 }

@@ -8,14 +8,18 @@ import type { Actor, Role } from '../admin/types.js';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
 import type { Store } from '../store/store.js';
+import { createAnonymousCsrf } from './anonymous-csrf.js';
+import { isApiRequest } from './api-path.js';
 
 /**
  * Browser sessions and CSRF. express-session keeps the session in the store's session store (Redis via
  * connect-redis, or a pruning memory store on the embedded default). The cookie is ours (`mailgate.sid`,
  * `__Host-` and Secure on https), HttpOnly, SameSite=Lax. Signed with every secret of
  * MAILGATE_SESSION_SECRETS: the first signs, all verify, so adding a new secret in front keeps everyone
- * logged in. Timeouts are checked on the server against times kept in the session (idle, absolute), and a
- * store-kept generation number lets one command end every session everywhere.
+ * logged in. Timeouts are checked on the server against times kept in the session (idle, absolute), a
+ * store-kept generation number lets one command end every session everywhere, and the user's own epoch ends
+ * their sessions when their password changes or the account is disabled. Only a login stores a session:
+ * the forms of visitors who are not logged in use a stateless token (anonymous-csrf.ts).
  */
 
 declare module 'express-session' {
@@ -26,6 +30,8 @@ declare module 'express-session' {
     lastSeenAt?: number;
     /** The session generation at login; a raised generation ends this session. */
     generation?: number;
+    /** The user's session epoch at login; a new password or a disabled account raises it and ends this session. */
+    userEpoch?: number;
     flash?: { kind: 'ok' | 'error'; message: string };
   }
 }
@@ -68,6 +74,7 @@ export async function startUserSession(req: Request, user: User, generation: num
   req.session.loginAt = now;
   req.session.lastSeenAt = now;
   req.session.generation = generation;
+  req.session.userEpoch = user.sessionEpoch;
   await promisify((cb) => req.session.save(cb));
 }
 
@@ -79,8 +86,6 @@ export async function endUserSession(req: Request, res: Response, config: Config
 export function setFlash(req: Request, kind: 'ok' | 'error', message: string): void {
   req.session.flash = { kind, message };
 }
-
-const isApi = (req: Request) => req.path === '/api' || req.path.startsWith('/api/');
 
 /** The handlers to mount before any browser route: session, who is logged in, CSRF. */
 export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
@@ -104,7 +109,7 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
   });
 
   const withSession: RequestHandler = (req, res, next) => {
-    if (isApi(req)) {
+    if (isApiRequest(req)) {
       next();
       return;
     }
@@ -112,7 +117,7 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
   };
 
   const identify: RequestHandler = async (req, res, next) => {
-    if (isApi(req)) return next();
+    if (isApiRequest(req)) return next();
     // Read (and removed) only when a page is rendered, so a message survives the redirect that precedes it.
     let flash: SessionData['flash'] | null = null;
     Object.defineProperty(res.locals, 'flash', {
@@ -133,7 +138,9 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
     const lastSeenAt = req.session.lastSeenAt ?? 0;
     let expired = t - loginAt >= policy.absoluteTimeoutMs || t - lastSeenAt >= policy.idleTimeoutMs;
     if (!expired) expired = (req.session.generation ?? -1) !== (await deps.sessionGeneration.current());
-    const user = expired ? null : await deps.users.get(userId);
+    const found = expired ? null : await deps.users.get(userId);
+    // Sessions from before per-user epochs existed carry none: they belong to epoch 0.
+    const user = found && !found.disabled && (req.session.userEpoch ?? 0) === found.sessionEpoch ? found : null;
     if (!user) {
       // Start over with an empty session rather than keep a stale login in the store.
       await promisify((cb) => req.session.regenerate(cb));
@@ -156,19 +163,24 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
     },
   });
 
+  const anonymousCsrf = createAnonymousCsrf(config, deps.secrets);
+  // Logged-in forms carry the token kept in their session; the forms of visitors who are not logged in carry a
+  // signed double-submit token, so showing them /login or /setup writes nothing to the session store.
+  const loggedIn = (req: Request) => req.session.userId !== undefined;
+
   const checkCsrf: RequestHandler = (req, res, next) => {
-    if (isApi(req)) return next();
-    // Generated lazily, when a template asks for it, so anonymous requests do not create sessions.
-    Object.defineProperty(res.locals, 'csrfToken', { enumerable: true, configurable: true, get: () => csrf.generateToken(req) });
+    if (isApiRequest(req)) return next();
+    // Generated lazily, when a template asks for it.
+    Object.defineProperty(res.locals, 'csrfToken', {
+      enumerable: true,
+      configurable: true,
+      get: () => (loggedIn(req) ? csrf.generateToken(req) : anonymousCsrf.token(req, res)),
+    });
     if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
     // Express 5 leaves req.body undefined when no form was sent; routes read it as an object.
     req.body ??= {};
     const received = csrf.getTokenFromRequest(req);
-    const expected = csrf.getTokenFromState(req);
-    // Byte lengths, not string lengths: timingSafeEqual throws on buffers of different sizes.
-    const receivedBytes = typeof received === 'string' ? Buffer.from(received) : null;
-    const expectedBytes = typeof expected === 'string' ? Buffer.from(expected) : null;
-    const ok = receivedBytes !== null && expectedBytes !== null && receivedBytes.length === expectedBytes.length && timingSafeEqual(receivedBytes, expectedBytes);
+    const ok = loggedIn(req) ? sessionTokenMatches(received, csrf.getTokenFromState(req)) : anonymousCsrf.verify(req, received);
     if (!ok) return next(new AppError('csrf_failed'));
     // Routes parse forms with their own schemas; the token is not part of any of them.
     delete (req.body as Record<string, unknown>)._csrf;
@@ -176,4 +188,11 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
   };
 
   return [withSession, identify, checkCsrf];
+}
+
+function sessionTokenMatches(received: unknown, expected: unknown): boolean {
+  // Byte lengths, not string lengths: timingSafeEqual throws on buffers of different sizes.
+  const receivedBytes = typeof received === 'string' ? Buffer.from(received) : null;
+  const expectedBytes = typeof expected === 'string' ? Buffer.from(expected) : null;
+  return receivedBytes !== null && expectedBytes !== null && receivedBytes.length === expectedBytes.length && timingSafeEqual(receivedBytes, expectedBytes);
 }
