@@ -10,7 +10,7 @@ import type { TokenService } from '../tokens/refresh.js';
 import { newAuthorizationSecrets, OAuthProtocolError } from './client.js';
 import { diagnoseOAuthError } from './diagnose.js';
 import type { IntegrationService } from './integrations.js';
-import { authorizationExtras, requestedScopes } from './providers.js';
+import { authorizationExtras, providerOf, requestedScopes } from './providers/index.js';
 
 /**
  * The Authorize redirect (DESIGN.md flow 1). A transaction is kept server-side — integration, server,
@@ -143,7 +143,7 @@ export class AuthorizeService {
     const provider = integration.value.provider;
     const error = query.get('error');
     if (error) {
-      const diagnosis = diagnoseOAuthError(provider, error, query.get('error_description') ?? undefined);
+      const diagnosis = diagnoseOAuthError(integration.value, error, query.get('error_description') ?? undefined);
       await this.auditFailure(params, t, error);
       if (error === 'access_denied') throw new AuthorizationFailure('access_denied', 'Access was denied at the provider, so nothing was changed.', t.serverId, diagnosis.hint);
       throw new AuthorizationFailure('provider_error', `The provider reported an error (${error}).`, t.serverId, diagnosis.hint);
@@ -160,7 +160,7 @@ export class AuthorizeService {
       tokens = await client.exchangeCode(params.callbackUrl, { codeVerifier, state, nonce: t.nonce, redirectUri: this.deps.integrations.redirectUri });
     } catch (err) {
       const e = err instanceof OAuthProtocolError ? err : new OAuthProtocolError('protocol', undefined, String(err));
-      const diagnosis = diagnoseOAuthError(provider, e.oauthError, e.description, { googleInTesting: integration.value.googleInTesting });
+      const diagnosis = diagnoseOAuthError(integration.value, e.oauthError, e.description);
       if (e.kind === 'invalid_client') await this.deps.integrations.markMisconfigured(t.integrationId, diagnosis);
       await this.auditFailure(params, t, e.oauthError ?? e.kind);
       const reason = e.oauthError === 'OAUTH_JSON_ATTRIBUTE_COMPARISON' || /issuer|"iss"/i.test(e.description ?? '') ? 'wrong_issuer' : 'exchange_failed';
@@ -179,7 +179,7 @@ export class AuthorizeService {
     }
     // Without discovery there is no ID token to check: the server's configured user name names the mailbox.
     const fallback = !client.hasIdTokenValidation ? ((await this.deps.servers.get(t.serverId).catch(() => null))?.username ?? undefined) : undefined;
-    const mailbox = claims?.email ?? (provider === 'microsoft' && claims?.preferredUsername?.includes('@') ? claims.preferredUsername : undefined) ?? fallback;
+    const mailbox = claims?.email ?? (claims ? providerOf(provider).mailboxFromClaims?.(claims) : undefined) ?? fallback;
     if (!mailbox) {
       await this.auditFailure(params, t, 'no_email');
       throw new AuthorizationFailure(

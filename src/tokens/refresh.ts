@@ -299,7 +299,7 @@ export class TokenService {
     if (e.kind === 'invalid_grant') return this.markNeedsReauth(doc, e);
     this.deps.metrics?.tokenRefreshes.inc({ outcome: e.kind });
     const integration = await this.deps.integrations.get(doc.value.integrationId).catch(() => null);
-    const diagnosis = diagnoseOAuthError(integration?.value.provider ?? 'custom', e.oauthError, e.description, { googleInTesting: integration?.value.googleInTesting });
+    const diagnosis = diagnoseOAuthError(integration?.value ?? { provider: 'custom' }, e.oauthError, e.description);
     if (e.kind === 'invalid_client') await this.deps.integrations.markMisconfigured(doc.value.integrationId, diagnosis);
     const failures = doc.value.failures + 1;
     const retryAt = Date.now() + backoffMs(failures, this.#backoffBaseMs, this.#backoffMaxMs);
@@ -319,7 +319,7 @@ export class TokenService {
 
   private async markNeedsReauth(doc: Doc<GrantRecord>, e: OAuthProtocolError): Promise<never> {
     const integration = await this.deps.integrations.get(doc.value.integrationId).catch(() => null);
-    const diagnosis = diagnoseOAuthError(integration?.value.provider ?? 'custom', e.oauthError ?? 'invalid_grant', e.description, { googleInTesting: integration?.value.googleInTesting });
+    const diagnosis = diagnoseOAuthError(integration?.value ?? { provider: 'custom' }, e.oauthError ?? 'invalid_grant', e.description);
     const lastError: GrantError = { at: Date.now(), kind: 'invalid_grant', code: diagnosis.code, message: (e.description ?? e.oauthError ?? 'invalid_grant').slice(0, 300), hint: diagnosis.hint };
     let marked = false;
     try {

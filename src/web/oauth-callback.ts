@@ -2,7 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { AppDeps } from '../app.js';
 import { AppError } from '../errors.js';
 import { AuthorizationFailure } from '../oauth/authorize.js';
-import { revocationNote } from '../oauth/providers.js';
+import { revocationNote } from '../oauth/providers/index.js';
 import { disconnectGrant } from '../tokens/revoke.js';
 import { collectOAuthWarnings, type OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
