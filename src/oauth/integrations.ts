@@ -74,6 +74,8 @@ export interface IntegrationServiceDeps {
   egressFetch?: typeof fetch | undefined;
   /** Seconds a provider request may take. */
   requestTimeoutSec?: number | undefined;
+  /** How many authorized mailboxes hold tokens of this integration (the grants live in tokens/). */
+  grantsOf: (integrationId: string) => Promise<number>;
 }
 
 const SECRET_FIELD = 'clientSecret';
@@ -111,6 +113,11 @@ export class IntegrationService {
 
   async list(): Promise<Doc<IntegrationRecord>[]> {
     return this.deps.store.list<IntegrationRecord>(INTEGRATIONS);
+  }
+
+  /** The integration, or null when there is none with this id. */
+  async find(id: string): Promise<Doc<IntegrationRecord> | null> {
+    return this.deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
   }
 
   async get(id: string): Promise<Doc<IntegrationRecord>> {
@@ -180,7 +187,7 @@ export class IntegrationService {
     const changed = Object.keys(record).filter((k) => k !== 'updatedAt' && JSON.stringify(record[k as keyof IntegrationRecord]) !== JSON.stringify(current.value[k as keyof IntegrationRecord]));
     // Refreshes send the stored client secret and refresh tokens to the token endpoint: it moves only with no mailbox authorized.
     const moved = (['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint'] as const).find((f) => changed.includes(f));
-    if (moved && (await this.deps.store.list<{ integrationId: string }>('oauth_grants')).some((g) => g.value.integrationId === id)) {
+    if (moved && (await this.deps.grantsOf(id)) > 0) {
       const message = 'this integration holds authorized mailboxes: press Disconnect on those SMTP servers before changing its endpoints, then Authorize again';
       throw new AppError('validation_failed', { message: `${moved}: ${message}`, details: [{ field: moved, message }] });
     }
@@ -203,9 +210,9 @@ export class IntegrationService {
 
   async delete(id: string, actor: Actor, ip?: string): Promise<void> {
     await this.get(id);
-    const inUse = (await this.deps.store.list<{ integrationId: string }>('oauth_grants')).filter((g) => g.value.integrationId === id);
-    if (inUse.length > 0) {
-      throw new AppError('conflict', { message: `This integration still holds ${inUse.length} authorized mailbox(es): press Disconnect on those SMTP servers first.` });
+    const inUse = await this.deps.grantsOf(id);
+    if (inUse > 0) {
+      throw new AppError('conflict', { message: `This integration still holds ${inUse} authorized mailbox(es): press Disconnect on those SMTP servers first.` });
     }
     await this.deps.store.delete(INTEGRATIONS, id);
     this.#clients.delete(id);

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { isAppError, type ErrorDetail } from '../errors.js';
 import type { IntegrationInput, IntegrationView } from '../oauth/integrations.js';
 import { defaultScopes, MICROSOFT_TENANT_EXPLANATION, PROVIDER_KINDS, revocationNote } from '../oauth/providers/index.js';
-import { rotateClientSecret } from '../oauth/secret-rotation.js';
+import { rotateClientSecret } from '../tokens/secret-rotation.js';
 import { collectOAuthWarnings } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';

@@ -12,7 +12,7 @@ import { AuditLog } from '../../src/admin/audit.js';
 import { loadConfig } from '../../src/config.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { createLogger } from '../../src/log.js';
-import { createOAuthServices } from '../../src/oauth/wiring.js';
+import { createOAuthServices } from '../../src/tokens/wiring.js';
 import { openStore } from '../../src/store/open-store.js';
 
 const grantId = process.env.TOKEN_WORKER_GRANT ?? '';
@@ -41,6 +41,8 @@ const oauth = createOAuthServices({
   keyring,
   log,
   audit,
+  // This process refreshes tokens only: it never authorizes or deletes a server.
+  servers: { get: (id) => Promise.reject(new Error(`no SMTP server lookup in the token worker (${id})`)) },
   oauthTuning: {
     requestTimeoutSec: 1,
     fetch: pausingFetch,

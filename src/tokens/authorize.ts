@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
 import type { Actor, AuditRecorder } from '../admin/types.js';
+import type { Clock } from '../clock.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findEgressDenial } from '../net/egress.js';
 import { type Doc, type Store, VersionConflictError } from '../store/store.js';
-import { GRANTS, sealToken, type GrantRecord } from '../tokens/grants.js';
-import type { TokenService } from '../tokens/refresh.js';
-import { newAuthorizationSecrets, OAuthProtocolError } from './client.js';
-import { diagnoseOAuthError } from './diagnose.js';
-import type { IntegrationService } from './integrations.js';
-import { authorizationExtras, providerOf, requestedScopes } from './providers/index.js';
+import { newAuthorizationSecrets, OAuthProtocolError } from '../oauth/client.js';
+import { diagnoseOAuthError } from '../oauth/diagnose.js';
+import type { IntegrationService } from '../oauth/integrations.js';
+import { authorizationExtras, providerOf, requestedScopes } from '../oauth/providers/index.js';
+import { GRANTS, sealToken, type GrantRecord } from './grants.js';
+import type { TokenService } from './refresh.js';
 
 /**
  * The Authorize redirect (DESIGN.md flow 1). A transaction is kept server-side — integration, server,
@@ -67,6 +68,7 @@ export interface AuthorizeDeps {
   integrations: IntegrationService;
   tokens: TokenService;
   servers: ServerLookup;
+  clock: Clock;
 }
 
 function transactionId(state: string): string {
@@ -101,7 +103,7 @@ export class AuthorizeService {
       nonce: secrets.nonce,
       sessionId: params.sessionId,
       userId: params.actor.id,
-      expiresAt: Date.now() + TRANSACTION_TTL_MS,
+      expiresAt: this.deps.clock.now() + TRANSACTION_TTL_MS,
     };
     await this.deps.store.put(TRANSACTIONS, id, record, { ifVersion: 0 });
     const url = client.authorizationUrl({
@@ -138,7 +140,7 @@ export class AuthorizeService {
       if (err instanceof VersionConflictError) throw new AuthorizationFailure('unknown_state', 'This authorization was already used. Start again with Authorize.');
       throw err;
     }
-    if (Date.now() > t.expiresAt) throw new AuthorizationFailure('expired', 'This authorization expired (more than 10 minutes passed). Press Authorize again.', t.serverId);
+    if (this.deps.clock.now() > t.expiresAt) throw new AuthorizationFailure('expired', 'This authorization expired (more than 10 minutes passed). Press Authorize again.', t.serverId);
     const integration = await this.deps.integrations.get(t.integrationId);
     const provider = integration.value.provider;
     const error = query.get('error');
@@ -192,7 +194,7 @@ export class AuthorizeService {
       this.deps.log.warn({ serverId: t.serverId, provider }, 'the provider issued no refresh token; the grant will need re-authorization when the access token expires');
     }
     const grantId = t.serverId;
-    const now = Date.now();
+    const now = this.deps.clock.now();
     const record: GrantRecord = {
       serverId: t.serverId,
       integrationId: t.integrationId,
@@ -240,7 +242,7 @@ export class AuthorizeService {
   }
 
   /** Drops expired transactions (called by the scheduler). */
-  async sweepExpired(now = Date.now()): Promise<number> {
+  async sweepExpired(now = this.deps.clock.now()): Promise<number> {
     let n = 0;
     for (const doc of await this.deps.store.list<TransactionRecord>(TRANSACTIONS)) {
       if (doc.value.expiresAt < now && (await this.deps.store.delete(TRANSACTIONS, doc.id, { ifVersion: doc.version }).catch(() => false))) n++;
