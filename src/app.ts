@@ -20,7 +20,7 @@ import { apiKeysRouter } from './web/api-keys.js';
 import { auditRouter } from './web/audit.js';
 import { oauthCallbackRouter, oauthPanelData } from './web/oauth-callback.js';
 import { oauthIntegrationsRouter } from './web/oauth-integrations.js';
-import type { AuthorizeService } from './oauth/authorize.js';
+import type { AuthorizeService } from './tokens/authorize.js';
 import type { IntegrationService } from './oauth/integrations.js';
 import type { TokenService } from './tokens/refresh.js';
 import { collectOAuthWarnings } from './tokens/warnings.js';

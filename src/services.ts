@@ -16,7 +16,8 @@ import { systemResolve, type ResolveAll } from './net/connect.js';
 import { createEgressPolicy } from './net/egress.js';
 import { createEgressFetch } from './net/fetch.js';
 import type { Store } from './store/store.js';
-import { createOAuthServices, type OAuthTuning } from './oauth/wiring.js';
+import { createOAuthServices, type OAuthTuning } from './tokens/wiring.js';
+import { clockFrom } from './clock.js';
 
 /**
  * Builds every service from the infrastructure, in dependency order. src/main.ts calls it for the real
@@ -75,7 +76,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   };
 
   // OAuth before mail: the transport gets tokens only from the token service; the authorize flow reads servers lazily.
-  const oauth = createOAuthServices({ ...base, audit, metrics, servers: { get: (id) => mail.servers.get(id) }, egressFetch: createEgressFetch(egress) });
+  const oauth = createOAuthServices({ ...base, clock: clockFrom(base.clock), audit, metrics, servers: { get: (id) => mail.servers.get(id) }, egressFetch: createEgressFetch(egress) });
   // The setup page exists only on the embedded store: on Redis the CLI can create the first admin at any time.
   const firstAdminSetup = base.store.kind === 'file' ? new FirstAdminSetup({ store: base.store, users, codeFile: path.join(base.config.MAILGATE_DATA_DIR, 'first-admin-code.txt'), now: clock }) : null;
 

@@ -1,7 +1,7 @@
 import { AuditLog } from '../admin/audit.js';
 import { createLogger } from '../log.js';
 import { IntegrationService } from '../oauth/integrations.js';
-import { GRANTS, type GrantRecord } from '../tokens/grants.js';
+import { countGrantsOfIntegration, GRANTS, type GrantRecord } from '../tokens/grants.js';
 import { disconnectGrant } from '../tokens/revoke.js';
 import { cliActor, withCliContext } from './context.js';
 import { formatTable } from './table.js';
@@ -34,7 +34,7 @@ const tokensRevoke: CliCommand = {
       if (!ctx.keyring) throw new CliError('No encryption keys found, so no sealed token can exist here; nothing to revoke.', EXIT.failed);
       const log = createLogger({ level: 'silent' });
       const audit = new AuditLog(ctx.store);
-      const integrations = new IntegrationService({ config: ctx.config, store: ctx.store, keyring: ctx.keyring, log, audit });
+      const integrations = new IntegrationService({ config: ctx.config, store: ctx.store, keyring: ctx.keyring, log, audit, grantsOf: (id) => countGrantsOfIntegration(ctx.store, id) });
       const result = await disconnectGrant({ store: ctx.store, keyring: ctx.keyring, log, audit, integrations }, grantId, cliActor());
       io.stdout.write(`Deleted the tokens of ${result.mailbox} (server ${result.serverId}).\n`);
       io.stdout.write(result.revokedAtProvider ? 'The refresh token was revoked at the provider.\n' : `Not revoked at the provider. ${result.note ?? ''}\n`);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { diagnoseOAuthError } from './diagnose.js';
-import { authorizationExtras, issuerFor, requestedScopes } from './providers.js';
+import type { Config } from '../config.js';
+import { authorizationExtras, issuerFor, requestedScopes } from './providers/index.js';
 
 describe('diagnoseOAuthError', () => {
   it.each([
@@ -9,24 +10,24 @@ describe('diagnoseOAuthError', () => {
     ['AADSTS7000222: The provided client secret keys for app are expired.', 'AADSTS7000222', 'Rotate client secret'],
     ['AADSTS54005: OAuth2 Authorization code was already redeemed', 'AADSTS54005', 'Authorize again'],
   ])('maps %s', (description, code, advice) => {
-    const d = diagnoseOAuthError('microsoft', 'invalid_grant', description);
+    const d = diagnoseOAuthError({ provider: 'microsoft' }, 'invalid_grant', description);
     expect(d.code).toBe(code);
     expect(d.hint).toContain(advice);
   });
 
   it('explains Google apps in testing', () => {
-    expect(diagnoseOAuthError('google', 'invalid_grant', 'Token has been expired or revoked.', { googleInTesting: true }).hint).toContain('7 days');
-    expect(diagnoseOAuthError('google', 'invalid_grant', undefined).hint).toContain('myaccount.google.com/permissions');
+    expect(diagnoseOAuthError({ provider: 'google', googleInTesting: true }, 'invalid_grant', 'Token has been expired or revoked.').hint).toContain('7 days');
+    expect(diagnoseOAuthError({ provider: 'google' }, 'invalid_grant', undefined).hint).toContain('myaccount.google.com/permissions');
   });
 
   it('treats outages as temporary and client errors as configuration', () => {
-    expect(diagnoseOAuthError('google', 'timeout', undefined).hint).toContain('retries');
-    expect(diagnoseOAuthError('custom', 'invalid_client', undefined).hint).toContain('client');
+    expect(diagnoseOAuthError({ provider: 'google' }, 'timeout', undefined).hint).toContain('retries');
+    expect(diagnoseOAuthError({ provider: 'custom' }, 'invalid_client', undefined).hint).toContain('client');
   });
 });
 
 describe('provider presets', () => {
-  const config = { MAILGATE_GOOGLE_ISSUER: 'https://accounts.google.com', MAILGATE_MICROSOFT_AUTHORITY: 'https://login.microsoftonline.com' };
+  const config = { MAILGATE_GOOGLE_ISSUER: 'https://accounts.google.com', MAILGATE_MICROSOFT_AUTHORITY: 'https://login.microsoftonline.com' } as Config;
   it('builds issuers and the scope list', () => {
     expect(issuerFor(config, { provider: 'google' })).toBe('https://accounts.google.com');
     expect(issuerFor(config, { provider: 'microsoft', tenant: 'contoso.onmicrosoft.com' })).toBe('https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0');

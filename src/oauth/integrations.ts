@@ -6,11 +6,10 @@ import { AppError, type ErrorDetail } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Doc, Store } from '../store/store.js';
 import { OAuthClient, type ClientOptions } from './client.js';
-import type { OAuthDiagnosis } from './diagnose.js';
-import { defaultScopes, issuerFor, MICROSOFT_MULTI_TENANT_ALIASES, MICROSOFT_TENANT_EXPLANATION, type OAuthProviderKind } from './providers.js';
+import { defaultScopes, issuerFor, providerFields, providerOf, validateProviderSettings, type OAuthDiagnosis, type OAuthProviderKind, type ProviderFields } from './providers/index.js';
 
 /**
- * OAuth 2.0 integrations: one registered app at Google, Microsoft or a custom provider. The client secret
+ * OAuth 2.0 integrations: one registered app at a provider (oauth/providers/). The client secret
  * is write-only (sealed at rest, never returned); everything else is plain configuration.
  */
 
@@ -75,6 +74,8 @@ export interface IntegrationServiceDeps {
   egressFetch?: typeof fetch | undefined;
   /** Seconds a provider request may take. */
   requestTimeoutSec?: number | undefined;
+  /** How many authorized mailboxes hold tokens of this integration (the grants live in tokens/). */
+  grantsOf: (integrationId: string) => Promise<number>;
 }
 
 const SECRET_FIELD = 'clientSecret';
@@ -106,12 +107,17 @@ export class IntegrationService {
       ...rest,
       hasClientSecret: true,
       redirectUri: this.redirectUri,
-      resolvedIssuer: issuerFor(this.deps.config, { provider: rest.provider, tenant: rest.tenant ?? undefined, issuer: rest.issuer ?? undefined }) ?? null,
+      resolvedIssuer: issuerFor(this.deps.config, rest) ?? null,
     };
   }
 
   async list(): Promise<Doc<IntegrationRecord>[]> {
     return this.deps.store.list<IntegrationRecord>(INTEGRATIONS);
+  }
+
+  /** The integration, or null when there is none with this id. */
+  async find(id: string): Promise<Doc<IntegrationRecord> | null> {
+    return this.deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
   }
 
   async get(id: string): Promise<Doc<IntegrationRecord>> {
@@ -128,56 +134,16 @@ export class IntegrationService {
   private check(input: IntegrationInput, creating: boolean): void {
     const details: ErrorDetail[] = [];
     if (creating && !input.clientSecret) details.push({ field: 'clientSecret', message: 'required' });
-    if (input.provider === 'microsoft') {
-      const tenant = input.tenant?.trim();
-      if (!tenant) details.push({ field: 'tenant', message: `required for Microsoft. ${MICROSOFT_TENANT_EXPLANATION}` });
-      else if ((MICROSOFT_MULTI_TENANT_ALIASES as readonly string[]).includes(tenant.toLowerCase())) details.push({ field: 'tenant', message: `"${tenant}" is refused. ${MICROSOFT_TENANT_EXPLANATION}` });
-      else if (!/^[A-Za-z0-9.-]{1,253}$/.test(tenant)) details.push({ field: 'tenant', message: 'expected a tenant ID (GUID) or a domain name' });
-    } else if (input.tenant) {
-      details.push({ field: 'tenant', message: 'only Microsoft integrations have a tenant' });
-    }
-    const urlFields = ['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint'] as const;
-    if (input.provider !== 'custom') {
-      for (const f of urlFields) if (input[f]) details.push({ field: f, message: `only custom integrations set ${f}; the ${input.provider} preset uses its own` });
-    } else {
-      if (!input.issuer && !(input.authorizationEndpoint && input.tokenEndpoint)) {
-        details.push({ field: 'issuer', message: 'give an issuer (discovered through .well-known/openid-configuration) or both authorizationEndpoint and tokenEndpoint' });
-      }
-      if (input.issuer && (input.authorizationEndpoint || input.tokenEndpoint)) {
-        details.push({ field: 'issuer', message: 'give either an issuer or explicit endpoints, not both' });
-      }
-      for (const f of urlFields) {
-        const value = input[f];
-        if (!value) continue;
-        let url: URL;
-        try {
-          url = new URL(value);
-        } catch {
-          details.push({ field: f, message: 'not a URL' });
-          continue;
-        }
-        if (url.protocol === 'http:' && !this.deps.config.MAILGATE_ALLOW_INSECURE_OAUTH) {
-          details.push({ field: f, message: 'plain http is refused; use https (http is allowed only with MAILGATE_ALLOW_INSECURE_OAUTH=true, for local test providers)' });
-        } else if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-          details.push({ field: f, message: 'expected an https:// URL' });
-        }
-        if (url.username || url.password || url.hash) details.push({ field: f, message: 'must not contain credentials or a fragment' });
-      }
-    }
-    if (input.provider !== 'google' && input.googleInTesting) details.push({ field: 'googleInTesting', message: 'only applies to Google integrations' });
+    details.push(...validateProviderSettings(input.provider, input, { allowInsecure: this.deps.config.MAILGATE_ALLOW_INSECURE_OAUTH }));
     if (details.length > 0) {
       throw new AppError('validation_failed', { message: details.map((d) => `${d.field}: ${d.message}`).join('; '), details });
     }
   }
 
-  private preset(input: IntegrationInput): Pick<IntegrationRecord, 'tenant' | 'scopes' | 'issuer' | 'authorizationEndpoint' | 'tokenEndpoint' | 'revocationEndpoint'> {
+  private preset(input: IntegrationInput): ProviderFields & Pick<IntegrationRecord, 'scopes'> {
     return {
-      tenant: input.provider === 'microsoft' ? (input.tenant?.trim() ?? null) : null,
+      ...providerFields(input.provider, input),
       scopes: input.scopes && input.scopes.length > 0 ? [...new Set(input.scopes)] : defaultScopes(input.provider),
-      issuer: input.provider === 'custom' ? (input.issuer?.replace(/\/+$/, '') ?? null) : null,
-      authorizationEndpoint: input.provider === 'custom' ? (input.authorizationEndpoint ?? null) : null,
-      tokenEndpoint: input.provider === 'custom' ? (input.tokenEndpoint ?? null) : null,
-      revocationEndpoint: input.provider === 'custom' ? (input.revocationEndpoint ?? null) : null,
     };
   }
 
@@ -192,7 +158,6 @@ export class IntegrationService {
       clientSecret: this.deps.keyring.seal(input.clientSecret!, { collection: INTEGRATIONS, id, field: SECRET_FIELD }),
       ...this.preset(input),
       secretExpiresAt: input.secretExpiresAt ?? null,
-      googleInTesting: input.provider === 'google' && input.googleInTesting === true,
       misconfigured: null,
       createdAt: now,
       updatedAt: now,
@@ -217,13 +182,12 @@ export class IntegrationService {
       clientId: input.clientId,
       ...this.preset(input),
       secretExpiresAt: input.secretExpiresAt === undefined ? current.value.secretExpiresAt : input.secretExpiresAt,
-      googleInTesting: input.provider === 'google' && input.googleInTesting === true,
       updatedAt: now,
     };
     const changed = Object.keys(record).filter((k) => k !== 'updatedAt' && JSON.stringify(record[k as keyof IntegrationRecord]) !== JSON.stringify(current.value[k as keyof IntegrationRecord]));
     // Refreshes send the stored client secret and refresh tokens to the token endpoint: it moves only with no mailbox authorized.
     const moved = (['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint'] as const).find((f) => changed.includes(f));
-    if (moved && (await this.deps.store.list<{ integrationId: string }>('oauth_grants')).some((g) => g.value.integrationId === id)) {
+    if (moved && (await this.deps.grantsOf(id)) > 0) {
       const message = 'this integration holds authorized mailboxes: press Disconnect on those SMTP servers before changing its endpoints, then Authorize again';
       throw new AppError('validation_failed', { message: `${moved}: ${message}`, details: [{ field: moved, message }] });
     }
@@ -246,9 +210,9 @@ export class IntegrationService {
 
   async delete(id: string, actor: Actor, ip?: string): Promise<void> {
     await this.get(id);
-    const inUse = (await this.deps.store.list<{ integrationId: string }>('oauth_grants')).filter((g) => g.value.integrationId === id);
-    if (inUse.length > 0) {
-      throw new AppError('conflict', { message: `This integration still holds ${inUse.length} authorized mailbox(es): press Disconnect on those SMTP servers first.` });
+    const inUse = await this.deps.grantsOf(id);
+    if (inUse > 0) {
+      throw new AppError('conflict', { message: `This integration still holds ${inUse} authorized mailbox(es): press Disconnect on those SMTP servers first.` });
     }
     await this.deps.store.delete(INTEGRATIONS, id);
     this.#clients.delete(id);
@@ -273,7 +237,7 @@ export class IntegrationService {
     const v = doc.value;
     return OAuthClient.connect(
       {
-        issuer: issuerFor(this.deps.config, { provider: v.provider, tenant: v.tenant ?? undefined, issuer: v.issuer ?? undefined }),
+        issuer: issuerFor(this.deps.config, v),
         authorizationEndpoint: v.authorizationEndpoint ?? undefined,
         tokenEndpoint: v.tokenEndpoint ?? undefined,
         revocationEndpoint: v.revocationEndpoint ?? undefined,
@@ -281,7 +245,7 @@ export class IntegrationService {
         clientSecret,
       },
       // Presets talk to issuers the operator configured; a custom integration's URLs pass the egress policy.
-      v.provider === 'custom' ? { ...this.clientOptions, fetch: this.deps.fetch ?? this.deps.egressFetch } : this.clientOptions,
+      providerOf(v.provider).adminEnteredEndpoints ? { ...this.clientOptions, fetch: this.deps.fetch ?? this.deps.egressFetch } : this.clientOptions,
     );
   }
 

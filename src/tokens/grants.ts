@@ -1,4 +1,5 @@
 import type { Keyring } from '../crypto/keyring.js';
+import type { Lock, Store } from '../store/store.js';
 
 /**
  * A grant: the tokens one mailbox gave mailgate for one SMTP server (one grant per server; its id is the
@@ -40,6 +41,16 @@ export interface GrantRecord {
   retryAt: number | null;
   authorizedAt: number;
   authorizedBy: string;
+}
+
+/** The lock every refresher of a grant takes, in this process and across instances. */
+export function acquireGrantLock(store: Pick<Store, 'acquireLock'>, grantId: string, ttlMs: number): Promise<Lock | null> {
+  return store.acquireLock(`oauth_grant:${grantId}`, ttlMs);
+}
+
+/** How many grants hold tokens issued to this integration's client. */
+export async function countGrantsOfIntegration(store: Pick<Store, 'list'>, integrationId: string): Promise<number> {
+  return (await store.list<GrantRecord>(GRANTS)).filter((g) => g.value.integrationId === integrationId).length;
 }
 
 export function grantIdForServer(serverId: string): string {

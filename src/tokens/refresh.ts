@@ -1,4 +1,5 @@
 import type { Actor, AuditRecorder } from '../admin/types.js';
+import { systemClock, type Clock } from '../clock.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -7,7 +8,7 @@ import { type OAuthClient, OAuthProtocolError } from '../oauth/client.js';
 import { diagnoseOAuthError } from '../oauth/diagnose.js';
 import type { IntegrationService } from '../oauth/integrations.js';
 import { type Doc, type Lock, type Store, VersionConflictError } from '../store/store.js';
-import { GRANTS, openToken, sealToken, type GrantError, type GrantRecord, type GrantView } from './grants.js';
+import { acquireGrantLock, GRANTS, openToken, sealToken, type GrantError, type GrantRecord, type GrantView } from './grants.js';
 
 /**
  * The only refresher of access tokens (DESIGN.md flow 2).
@@ -74,6 +75,10 @@ export interface TokenServiceDeps {
   metrics?: Metrics | undefined;
   backoffBaseMs?: number | undefined;
   backoffMaxMs?: number | undefined;
+  /** The time tokens are issued, expire and back off by (the system clock by default). */
+  clock?: Clock | undefined;
+  /** How much longer than the token request timeout the refresh lock lives (default 5 s). */
+  lockMarginMs?: number | undefined;
   /** Test seam: runs after the lock is taken and the grant re-read, before the token request. */
   afterLock?: ((grantId: string) => Promise<void>) | undefined;
 }
@@ -96,10 +101,12 @@ export class TokenService {
   readonly lockTtlMs: number;
   readonly #backoffBaseMs: number;
   readonly #backoffMaxMs: number;
+  readonly #clock: Clock;
 
   constructor(private readonly deps: TokenServiceDeps) {
     // Longer than the token request may take, so a live holder never loses the lock mid-request.
-    this.lockTtlMs = deps.integrations.requestTimeoutSec * 1000 + 5000;
+    this.lockTtlMs = deps.integrations.requestTimeoutSec * 1000 + (deps.lockMarginMs ?? 5000);
+    this.#clock = deps.clock ?? systemClock;
     this.#backoffBaseMs = deps.backoffBaseMs ?? 2000;
     this.#backoffMaxMs = deps.backoffMaxMs ?? 5 * 60_000;
   }
@@ -144,7 +151,7 @@ export class TokenService {
   async getAccessToken(grantId: string, options: { force?: boolean } = {}): Promise<AccessToken> {
     const force = options.force === true;
     const doc = await this.load(grantId);
-    const now = Date.now();
+    const now = this.#clock.now();
     if (!force && !needsRefresh(doc.value, now)) return this.tokenOf(doc);
     // In backoff after a temporary failure: use the current token while it lasts, else fail fast.
     if (doc.value.retryAt !== null && now < doc.value.retryAt) {
@@ -186,14 +193,15 @@ export class TokenService {
    * whose caller saw its token rejected — a token obtained after the one the caller saw.
    */
   private satisfies(doc: Doc<GrantRecord>, force: boolean, seenObtainedAt: number): boolean {
-    if (force) return doc.value.tokens.obtainedAt !== seenObtainedAt && doc.value.tokens.expiresAt > Date.now() + 1000;
-    return !needsRefresh(doc.value, Date.now());
+    if (force) return doc.value.tokens.obtainedAt !== seenObtainedAt && doc.value.tokens.expiresAt > this.#clock.now() + 1000;
+    return !needsRefresh(doc.value, this.#clock.now());
   }
 
   private async refreshAcrossProcesses(grantId: string, force: boolean, seenObtainedAt: number): Promise<AccessToken> {
+    // Waiting on another holder's lock is real time: the store expires locks by its own clock.
     const deadline = Date.now() + this.lockTtlMs * 2;
     for (;;) {
-      const lock = await this.deps.store.acquireLock(`oauth_grant:${grantId}`, this.lockTtlMs);
+      const lock = await acquireGrantLock(this.deps.store, grantId, this.lockTtlMs);
       if (lock) {
         try {
           return await this.refreshHolding(grantId, force, seenObtainedAt, lock);
@@ -209,8 +217,8 @@ export class TokenService {
       // Another instance holds (or took over) the lock: its write is what we wait for.
       const doc = await this.load(grantId);
       if (this.satisfies(doc, force, seenObtainedAt)) return this.tokenOf(doc);
-      if (doc.value.retryAt !== null && Date.now() < doc.value.retryAt) {
-        if (!force && doc.value.tokens.expiresAt > Date.now() + 1000) return this.tokenOf(doc);
+      if (doc.value.retryAt !== null && this.#clock.now() < doc.value.retryAt) {
+        if (!force && doc.value.tokens.expiresAt > this.#clock.now() + 1000) return this.tokenOf(doc);
         throw this.temporaryError(doc.value.lastError);
       }
       if (Date.now() > deadline) throw this.temporaryError(null);
@@ -262,7 +270,7 @@ export class TokenService {
       }
       return this.onFailure(doc, err);
     }
-    const now = Date.now();
+    const now = this.#clock.now();
     const expiresAt = now + (result.expiresIn ?? 3600) * 1000;
     const record: GrantRecord = {
       ...doc.value,
@@ -299,18 +307,18 @@ export class TokenService {
     if (e.kind === 'invalid_grant') return this.markNeedsReauth(doc, e);
     this.deps.metrics?.tokenRefreshes.inc({ outcome: e.kind });
     const integration = await this.deps.integrations.get(doc.value.integrationId).catch(() => null);
-    const diagnosis = diagnoseOAuthError(integration?.value.provider ?? 'custom', e.oauthError, e.description, { googleInTesting: integration?.value.googleInTesting });
+    const diagnosis = diagnoseOAuthError(integration?.value ?? { provider: 'custom' }, e.oauthError, e.description);
     if (e.kind === 'invalid_client') await this.deps.integrations.markMisconfigured(doc.value.integrationId, diagnosis);
     const failures = doc.value.failures + 1;
-    const retryAt = Date.now() + backoffMs(failures, this.#backoffBaseMs, this.#backoffMaxMs);
-    const lastError: GrantError = { at: Date.now(), kind: e.kind, code: diagnosis.code, message: (e.description ?? e.oauthError ?? e.kind).slice(0, 300), hint: diagnosis.hint };
+    const retryAt = this.#clock.now() + backoffMs(failures, this.#backoffBaseMs, this.#backoffMaxMs);
+    const lastError: GrantError = { at: this.#clock.now(), kind: e.kind, code: diagnosis.code, message: (e.description ?? e.oauthError ?? e.kind).slice(0, 300), hint: diagnosis.hint };
     try {
       await this.deps.store.put(GRANTS, doc.id, { ...doc.value, failures, retryAt, lastError }, { ifVersion: doc.version });
     } catch (writeErr) {
       if (!(writeErr instanceof VersionConflictError)) throw writeErr;
     }
-    this.deps.log.warn({ grantId: doc.id, kind: e.kind, code: diagnosis.code, failures, retryInMs: retryAt - Date.now() }, 'token refresh failed; will retry');
-    if (doc.value.tokens.expiresAt > Date.now() + 1000) {
+    this.deps.log.warn({ grantId: doc.id, kind: e.kind, code: diagnosis.code, failures, retryInMs: retryAt - this.#clock.now() }, 'token refresh failed; will retry');
+    if (doc.value.tokens.expiresAt > this.#clock.now() + 1000) {
       // The current token still works: callers keep sending while we back off.
       throw Object.assign(this.temporaryError(lastError), { usableToken: true });
     }
@@ -319,8 +327,8 @@ export class TokenService {
 
   private async markNeedsReauth(doc: Doc<GrantRecord>, e: OAuthProtocolError): Promise<never> {
     const integration = await this.deps.integrations.get(doc.value.integrationId).catch(() => null);
-    const diagnosis = diagnoseOAuthError(integration?.value.provider ?? 'custom', e.oauthError ?? 'invalid_grant', e.description, { googleInTesting: integration?.value.googleInTesting });
-    const lastError: GrantError = { at: Date.now(), kind: 'invalid_grant', code: diagnosis.code, message: (e.description ?? e.oauthError ?? 'invalid_grant').slice(0, 300), hint: diagnosis.hint };
+    const diagnosis = diagnoseOAuthError(integration?.value ?? { provider: 'custom' }, e.oauthError ?? 'invalid_grant', e.description);
+    const lastError: GrantError = { at: this.#clock.now(), kind: 'invalid_grant', code: diagnosis.code, message: (e.description ?? e.oauthError ?? 'invalid_grant').slice(0, 300), hint: diagnosis.hint };
     let marked = false;
     try {
       await this.deps.store.put(GRANTS, doc.id, { ...doc.value, status: 'needs_reauth', lastError, retryAt: null }, { ifVersion: doc.version });

@@ -4,7 +4,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { OAuthProtocolError } from '../oauth/client.js';
 import type { IntegrationService } from '../oauth/integrations.js';
-import { revocationNote } from '../oauth/providers.js';
+import { revocationNote } from '../oauth/providers/index.js';
 import { VersionConflictError, type Store } from '../store/store.js';
 import { GRANTS, openToken, type GrantRecord } from './grants.js';
 import { REFRESH_QUEUE } from './scheduler.js';

@@ -1,3 +1,4 @@
+import { systemClock, type Clock, type ClockTimer } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { GRANTS, type GrantRecord } from './grants.js';
@@ -17,16 +18,20 @@ export interface TokenSchedulerDeps {
   tokens: TokenService;
   log: Logger;
   pollMs?: number;
+  /** Due times and the poll timer (the system clock by default). */
+  clock?: Clock | undefined;
 }
 
 export class TokenScheduler {
-  #timer: NodeJS.Timeout | undefined;
+  #timer: ClockTimer | undefined;
   #running: Promise<void> | undefined;
   #stopped = true;
   readonly #pollMs: number;
+  readonly #clock: Clock;
 
   constructor(private readonly deps: TokenSchedulerDeps) {
     this.#pollMs = deps.pollMs ?? 1000;
+    this.#clock = deps.clock ?? systemClock;
   }
 
   /** Puts a grant's next refresh in the schedule (or takes it out when it needs re-authorization or is gone). */
@@ -48,20 +53,20 @@ export class TokenScheduler {
         .then(() => undefined)
         .catch((err: unknown) => this.deps.log.error({ err }, 'token scheduler tick failed'))
         .finally(() => {
-          if (!this.#stopped) this.#timer = setTimeout(tick, this.#pollMs);
+          if (!this.#stopped) this.#timer = this.#clock.setTimeout(tick, this.#pollMs);
         });
     };
-    this.#timer = setTimeout(tick, 0);
+    this.#timer = this.#clock.setTimeout(tick, 0);
   }
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    clearTimeout(this.#timer);
+    this.#clock.clearTimeout(this.#timer);
     await this.#running;
   }
 
   /** Refreshes the grants that are due now; returns how many were handled. */
-  async runDue(now = Date.now()): Promise<number> {
+  async runDue(now = this.#clock.now()): Promise<number> {
     const ids = await this.deps.store.claimDue(REFRESH_QUEUE, now, this.deps.tokens.lockTtlMs * 2, 20);
     for (const id of ids) {
       try {

@@ -1,11 +1,13 @@
 import type { IntegrationService } from '../oauth/integrations.js';
+import { providerOf } from '../oauth/providers/index.js';
 import type { Store } from '../store/store.js';
 import { GRANTS, type GrantRecord } from './grants.js';
 
 /** Problems an admin should hear about before mail stops: shown on the server list and in /readyz. */
 
 export interface OAuthWarning {
-  kind: 'needs_reauth' | 'secret_expiring' | 'secret_expired' | 'google_in_testing' | 'integration_misconfigured';
+  /** `needs_reauth`, `secret_expiring`, `secret_expired`, `integration_misconfigured`, or a provider's own (e.g. `google_in_testing`). */
+  kind: string;
   target: string;
   message: string;
 }
@@ -28,9 +30,7 @@ export async function collectOAuthWarnings(deps: { store: Store; integrations: I
       if (expires < now) warnings.push({ kind: 'secret_expired', target, message: `The client secret of "${v.name}" expired on ${v.secretExpiresAt}; rotate it now.` });
       else if (days < SECRET_WARNING_DAYS) warnings.push({ kind: 'secret_expiring', target, message: `The client secret of "${v.name}" expires on ${v.secretExpiresAt} (in ${days} day${days === 1 ? '' : 's'}); rotate it before then.` });
     }
-    if (v.provider === 'google' && v.googleInTesting) {
-      warnings.push({ kind: 'google_in_testing', target, message: `"${v.name}" is a Google app in Testing: its refresh tokens expire after 7 days. Publish the app's consent screen.` });
-    }
+    for (const w of providerOf(v.provider).warnings?.(v) ?? []) warnings.push({ ...w, target });
     if (v.misconfigured) warnings.push({ kind: 'integration_misconfigured', target, message: `"${v.name}": ${v.misconfigured.hint}` });
   }
   return warnings;

@@ -1,8 +1,8 @@
 import { Router, type Request, type Response } from 'express';
 import type { AppDeps } from '../app.js';
 import { AppError } from '../errors.js';
-import { AuthorizationFailure } from '../oauth/authorize.js';
-import { revocationNote } from '../oauth/providers.js';
+import { revocationNote } from '../oauth/providers/index.js';
+import { AuthorizationFailure } from '../tokens/authorize.js';
 import { disconnectGrant } from '../tokens/revoke.js';
 import { collectOAuthWarnings, type OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
@@ -34,11 +34,11 @@ export interface OAuthPanel {
 /** What views/partials/smtp-oauth.eta needs for one server; the server page passes it as `oauth`. */
 export async function oauthPanelData(deps: AppDeps, server: { id: string; oauthIntegrationId: string | null }): Promise<OAuthPanel> {
   const grantDoc = await deps.tokens.get(server.id);
-  const integrationDoc = server.oauthIntegrationId ? await deps.store.get<{ name: string; provider: string; misconfigured: { hint: string } | null }>('oauth_integrations', server.oauthIntegrationId) : null;
+  const integrationDoc = server.oauthIntegrationId ? await deps.oauthIntegrations.find(server.oauthIntegrationId) : null;
   return {
     grant: grantDoc ? deps.tokens.view(grantDoc) : null,
     integration: integrationDoc ? { id: integrationDoc.id, name: integrationDoc.value.name, provider: integrationDoc.value.provider, misconfigured: integrationDoc.value.misconfigured } : null,
-    revocationNote: integrationDoc ? revocationNote(integrationDoc.value.provider as 'google' | 'microsoft' | 'custom') : null,
+    revocationNote: integrationDoc ? revocationNote(integrationDoc.value.provider) : null,
     warnings: integrationDoc
       ? (await collectOAuthWarnings({ store: deps.store, integrations: deps.oauthIntegrations })).filter((w) => w.target === `oauth_integration:${integrationDoc.id}` && w.kind !== 'integration_misconfigured')
       : [],

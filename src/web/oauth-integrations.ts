@@ -2,8 +2,8 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { isAppError, type ErrorDetail } from '../errors.js';
 import type { IntegrationInput, IntegrationView } from '../oauth/integrations.js';
-import { defaultScopes, MICROSOFT_TENANT_EXPLANATION, revocationNote } from '../oauth/providers.js';
-import { rotateClientSecret } from '../oauth/secret-rotation.js';
+import { defaultScopes, MICROSOFT_TENANT_EXPLANATION, PROVIDER_KINDS, revocationNote } from '../oauth/providers/index.js';
+import { rotateClientSecret } from '../tokens/secret-rotation.js';
 import { collectOAuthWarnings } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
@@ -13,7 +13,7 @@ import { formCheckbox, formText, parseId, parseInput } from './validate.js';
 
 /** OAuth 2.0 integrations: /admin/oauth-integrations pages and /api/v1/oauth-integrations. The client secret is write-only. */
 
-const provider = z.enum(['google', 'microsoft', 'custom'], { error: 'choose google, microsoft or custom' });
+const provider = z.enum(PROVIDER_KINDS, { error: `choose ${PROVIDER_KINDS.slice(0, -1).join(', ')} or ${PROVIDER_KINDS.at(-1)}` });
 const name = z.string().trim().min(1, 'enter a name').max(100, 'at most 100 characters');
 const clientId = z.string().trim().min(1, 'enter the client ID').max(512, 'at most 512 characters');
 const clientSecret = z.string().min(1, 'enter the client secret').max(2048, 'at most 2048 characters');
@@ -88,7 +88,8 @@ export function oauthIntegrationsRouter(ctx: WebContext): Router {
         rotateErrors: options.rotateErrors ?? [],
         redirectUri: integrations.redirectUri,
         tenantExplanation: MICROSOFT_TENANT_EXPLANATION,
-        defaultScopes: { google: defaultScopes('google').join(' '), microsoft: defaultScopes('microsoft').join(' ') },
+        providerKinds: PROVIDER_KINDS,
+        defaultScopes: Object.fromEntries(PROVIDER_KINDS.map((kind) => [kind, defaultScopes(kind).join(' ')])),
         allowInsecure: deps.config.MAILGATE_ALLOW_INSECURE_OAUTH,
         warnings,
       },

@@ -2,22 +2,27 @@
  * A separate mailgate process for multi-process token tests: `node --import tsx test/fakes/token-worker.ts`.
  * Environment: the mailgate variables (REDIS_URL, prefix, keys, provider presets) plus
  *   TOKEN_WORKER_GRANT    grant id
- *   TOKEN_WORKER_CALLERS  concurrent getAccessToken calls when "go" arrives on stdin (default 1)
+ *   TOKEN_WORKER_CALLERS  concurrent getAccessToken calls when "go" arrives on stdin (default 1); "go <ms>" first sets
+ *                         how far ahead of the system clock this process's clock runs (the parent's offset)
  *   TOKEN_WORKER_PAUSE    "after-lock": print LOCKED and wait before the token request;
  *                         "after-response": print RESPONDED and wait after the provider answered, before the write
+ *   TOKEN_WORKER_LOCK_MARGIN_MS   refresh lock lifetime beyond the 1 s request timeout (default 5 s)
  * Prints READY, then one RESULT line of JSON: distinct tokens, errors and the token service's counters.
  */
 import { createInterface } from 'node:readline';
 import { AuditLog } from '../../src/admin/audit.js';
+import { clockFrom } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { createLogger } from '../../src/log.js';
-import { createOAuthServices } from '../../src/oauth/wiring.js';
+import { createOAuthServices } from '../../src/tokens/wiring.js';
 import { openStore } from '../../src/store/open-store.js';
 
 const grantId = process.env.TOKEN_WORKER_GRANT ?? '';
 const callers = Number(process.env.TOKEN_WORKER_CALLERS ?? '1');
 const pause = process.env.TOKEN_WORKER_PAUSE ?? '';
+let clockOffsetMs = 0;
+const lockMarginMs = process.env.TOKEN_WORKER_LOCK_MARGIN_MS ? Number(process.env.TOKEN_WORKER_LOCK_MARGIN_MS) : undefined;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const config = loadConfig(process.env);
@@ -41,8 +46,12 @@ const oauth = createOAuthServices({
   keyring,
   log,
   audit,
+  clock: clockFrom(() => Date.now() + clockOffsetMs),
+  // This process refreshes tokens only: it never authorizes or deletes a server.
+  servers: { get: (id) => Promise.reject(new Error(`no SMTP server lookup in the token worker (${id})`)) },
   oauthTuning: {
     requestTimeoutSec: 1,
+    lockMarginMs,
     fetch: pausingFetch,
     ...(pause === 'after-lock'
       ? {
@@ -58,7 +67,9 @@ const oauth = createOAuthServices({
 process.stdout.write('READY\n');
 const lines = createInterface({ input: process.stdin });
 for await (const line of lines) {
-  if (line.trim() !== 'go') continue;
+  const [command, offset] = line.trim().split(' ');
+  if (command !== 'go') continue;
+  clockOffsetMs = Number(offset ?? '0');
   const settled = await Promise.allSettled(Array.from({ length: callers }, () => oauth.tokens.getAccessToken(grantId)));
   const tokens = new Set<string>();
   const errors: string[] = [];

@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TRANSACTIONS } from '../../src/oauth/authorize.js';
+import { TRANSACTIONS } from '../../src/tokens/authorize.js';
 import { GRANTS, openToken, type GrantRecord } from '../../src/tokens/grants.js';
 import { startTestApp, type HttpSession, type TestApp } from '../fakes/app.js';
 import { consentAtProvider } from '../fakes/oauth-flow.js';

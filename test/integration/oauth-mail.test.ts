@@ -38,6 +38,9 @@ const logSink = new Writable({
   },
 });
 
+/** The instances' clock runs this far ahead of the system clock; moving it ages tokens without waiting. */
+let clockOffsetMs = 0;
+
 async function startInstance(env: Record<string, string>): Promise<Instance> {
   const config = loadConfig(env);
   const log = createLogger({ level: 'debug', destination: logSink });
@@ -48,6 +51,7 @@ async function startInstance(env: Record<string, string>): Promise<Instance> {
     store,
     keyring,
     log,
+    clock: () => Date.now() + clockOffsetMs,
     oauthTuning: { requestTimeoutSec: 1, backoffBaseMs: 300, backoffMaxMs: 1500, schedulerPollMs: 200 },
     mail: { queue: { pollMs: 50, maxRetryDelayMs: 1000 } },
   });
@@ -116,10 +120,10 @@ describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', 
     if (g.value.tokens.refreshToken) canaries.push(openToken(instance!.services.keyring, serverId, 'refreshToken', g.value.tokens.refreshToken));
   }
 
-  /** Waits until the stored access token has expired, then drops pooled SMTP sessions so sends need a token again. */
+  /** Moves the clock past the stored access token's expiry, then drops pooled SMTP sessions so sends need a token again. */
   async function untilTokenExpired() {
     const doc = await instance!.store.get<GrantRecord>(GRANTS, serverId);
-    await sleep(Math.max(0, doc!.value.tokens.expiresAt - Date.now() + 100));
+    clockOffsetMs += Math.max(0, doc!.value.tokens.expiresAt - (Date.now() + clockOffsetMs) + 100);
     smtp.dropConnections();
   }
 
@@ -158,7 +162,7 @@ describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', 
     smtp.dropConnections();
     instance = await startInstance(env);
     const before = smtp.messages.length;
-    await sleep(4200); // past the access token's life: the restarted instance must refresh with the stored (rotated) refresh token
+    clockOffsetMs += 4200; // past the access token's life: the restarted instance must refresh with the stored (rotated) refresh token
     const { id } = await instance.services.mail.queue.enqueue(message(serverId, 2));
     await waitUntil('delivery after restart', async () => (await statusOf(id)) === 'sent');
     expect(smtp.messages.length).toBe(before + 1);

@@ -8,13 +8,17 @@ import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js'
 import { redisUrlForTests } from '../fakes/redis.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The workers' refresh lock: 1 s request timeout + this margin; a frozen holder is waited out past it. */
+const WORKER_LOCK_MARGIN_MS = 1000;
+const WORKER_LOCK_TTL_MS = 1000 + WORKER_LOCK_MARGIN_MS;
 const workerScript = path.resolve(import.meta.dirname, '../fakes/token-worker.ts');
 
 interface Worker {
   child: ChildProcess;
   lines: string[];
   waitFor(prefix: string, timeoutMs?: number): Promise<string>;
-  go(): void;
+  /** Starts the callers, with the worker's clock `clockOffsetMs` ahead of the system clock like the parent's. */
+  go(clockOffsetMs: number): void;
 }
 
 function startWorker(env: Record<string, string>): Worker {
@@ -43,8 +47,8 @@ function startWorker(env: Record<string, string>): Worker {
         await sleep(20);
       }
     },
-    go() {
-      child.stdin.write('go\n');
+    go(clockOffsetMs) {
+      child.stdin.write(`go ${clockOffsetMs}\n`);
     },
   };
 }
@@ -63,10 +67,18 @@ describe.skipIf(!redisUrlForTests())('token refresh across processes on one Redi
     let provider: FakeProvider;
     let app: TestApp;
     let serverId: string;
+    // The parent's and the workers' clocks run this far ahead of the system clock; moving it expires tokens.
+    let clockOffsetMs = 0;
+    const workerEnv = (extra: Record<string, string>) => ({
+      ...app.env,
+      TOKEN_WORKER_GRANT: serverId,
+      TOKEN_WORKER_LOCK_MARGIN_MS: String(WORKER_LOCK_MARGIN_MS),
+      ...extra,
+    });
 
     beforeAll(async () => {
       provider = await startFakeProvider({ kind, accessTokenTtlSec: 4 });
-      app = await startTestApp({ store: 'redis', env: providerEnv(provider) });
+      app = await startTestApp({ store: 'redis', env: providerEnv(provider), clock: () => Date.now() + clockOffsetMs });
       ({ serverId } = await createOAuthServer(app.services, provider, 2525));
       await authorizeThroughServices(app.services, serverId);
     });
@@ -75,18 +87,19 @@ describe.skipIf(!redisUrlForTests())('token refresh across processes on one Redi
       await provider?.close();
     });
 
-    async function waitForExpiry() {
+    /** Moves the clocks just past the stored access token's expiry (workers follow on "go"). */
+    async function expireAccessToken() {
       const doc = await app.store.get<GrantRecord>(GRANTS, serverId);
-      await sleep(Math.max(0, doc!.value.tokens.expiresAt - Date.now() + 100));
+      clockOffsetMs += Math.max(0, doc!.value.tokens.expiresAt - (Date.now() + clockOffsetMs) + 100);
     }
 
     it('3 processes × 70 concurrent callers at expiry → exactly 1 refresh request', async () => {
-      const env = { ...app.env, TOKEN_WORKER_GRANT: serverId, TOKEN_WORKER_CALLERS: '70' };
+      const env = workerEnv({ TOKEN_WORKER_CALLERS: '70' });
       for (let i = 0; i < 3; i++) workers.push(startWorker(env));
       await Promise.all(workers.map((w) => w.waitFor('READY')));
-      await waitForExpiry();
+      await expireAccessToken();
       const before = provider.counts.refresh;
-      for (const w of workers) w.go();
+      for (const w of workers) w.go(clockOffsetMs);
       const results = (await Promise.all(workers.map((w) => w.waitFor('RESULT')))).map(resultOf);
       expect(provider.counts.refresh - before).toBe(1);
       expect(results.flatMap((r) => r.errors)).toEqual([]);
@@ -97,16 +110,16 @@ describe.skipIf(!redisUrlForTests())('token refresh across processes on one Redi
 
     if (kind === 'microsoft') {
       it('a lock holder frozen (SIGSTOP) past its TTL: another refreshes, the frozen one spends no refresh token, nothing is lost', async () => {
-        await waitForExpiry();
-        const frozen = startWorker({ ...app.env, TOKEN_WORKER_GRANT: serverId, TOKEN_WORKER_PAUSE: 'after-lock' });
+        await expireAccessToken();
+        const frozen = startWorker(workerEnv({ TOKEN_WORKER_PAUSE: 'after-lock' }));
         workers.push(frozen);
         await frozen.waitFor('READY');
         const before = provider.counts.refresh;
-        frozen.go();
+        frozen.go(clockOffsetMs);
         await frozen.waitFor('LOCKED');
         frozen.child.kill('SIGSTOP');
-        // The worker's lock TTL is 1 s request timeout + 5 s.
-        await sleep(6500);
+        // A frozen process is waited out in real time: its lock expires in the store, not by our clock.
+        await sleep(WORKER_LOCK_TTL_MS + 500);
         const fresh = await app.services.tokens.getAccessToken(serverId);
         expect(provider.counts.refresh - before).toBe(1);
         frozen.child.kill('SIGCONT');
@@ -123,15 +136,15 @@ describe.skipIf(!redisUrlForTests())('token refresh across processes on one Redi
       });
     } else {
       it('a holder frozen after the provider answered: its late write is rejected by the version check, the newer tokens stay', async () => {
-        await waitForExpiry();
-        const frozen = startWorker({ ...app.env, TOKEN_WORKER_GRANT: serverId, TOKEN_WORKER_PAUSE: 'after-response' });
+        await expireAccessToken();
+        const frozen = startWorker(workerEnv({ TOKEN_WORKER_PAUSE: 'after-response' }));
         workers.push(frozen);
         await frozen.waitFor('READY');
         const before = provider.counts.refresh;
-        frozen.go();
+        frozen.go(clockOffsetMs);
         await frozen.waitFor('RESPONDED');
         frozen.child.kill('SIGSTOP');
-        await sleep(6500);
+        await sleep(WORKER_LOCK_TTL_MS + 500);
         const fresh = await app.services.tokens.getAccessToken(serverId);
         const afterParent = await app.store.get<GrantRecord>(GRANTS, serverId);
         frozen.child.kill('SIGCONT');

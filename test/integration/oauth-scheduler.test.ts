@@ -14,7 +14,10 @@ import { collectOAuthWarnings } from '../../src/tokens/warnings.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
 
-/** The scheduler and failure classes, with faults injected through openid-client's fetch hook and the provider. */
+/**
+ * The scheduler and failure classes, with faults injected through openid-client's fetch hook and the provider.
+ * Time is the services' clock, moved by the test; each step runs the scheduler once, as its poll would.
+ */
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -25,6 +28,13 @@ describe('token scheduler and failure handling (Google flavour)', () => {
   let dataDir: string;
   let ids: Awaited<ReturnType<typeof createOAuthServer>>;
   let networkDown = false;
+  let now = Date.now();
+  const advance = async (ms: number, stepMs = 100) => {
+    for (let passed = 0; passed < ms; passed += stepMs) {
+      now += stepMs;
+      await services.tokenScheduler.runDue();
+    }
+  };
 
   beforeAll(async () => {
     provider = await startFakeProvider({ kind: 'google', accessTokenTtlSec: 3 });
@@ -46,7 +56,9 @@ describe('token scheduler and failure handling (Google flavour)', () => {
       store,
       keyring: new Keyring(config.encryptionKeys ?? []),
       log: createLogger({ level: 'silent' }),
-      oauthTuning: { fetch: faultyFetch, requestTimeoutSec: 1, backoffBaseMs: 200, backoffMaxMs: 500, schedulerPollMs: 100 },
+      clock: () => now,
+      // The test runs the scheduler itself after moving the clock; its own poll only ticks once, at start.
+      oauthTuning: { fetch: faultyFetch, requestTimeoutSec: 1, backoffBaseMs: 200, backoffMaxMs: 500, schedulerPollMs: 3_600_000 },
     });
     ids = await createOAuthServer(services, provider, 2525);
     await authorizeThroughServices(services, ids.serverId);
@@ -63,11 +75,10 @@ describe('token scheduler and failure handling (Google flavour)', () => {
 
   it('refreshes ahead of expiry with nobody asking, so the stored token never runs out', async () => {
     const before = provider.counts.refresh;
-    const deadline = Date.now() + 7000;
-    while (Date.now() < deadline) {
+    for (let passed = 0; passed < 7000; passed += 100) {
+      await advance(100);
       const g = await grant();
-      expect(g.tokens.expiresAt).toBeGreaterThan(Date.now() - 300);
-      await sleep(100);
+      expect(g.tokens.expiresAt).toBeGreaterThan(now - 300);
     }
     // 7 s of 3-second tokens: refreshed at ~2.4 s each time.
     expect(provider.counts.refresh - before).toBeGreaterThanOrEqual(2);
@@ -76,14 +87,14 @@ describe('token scheduler and failure handling (Google flavour)', () => {
 
   it('network failures (customFetch) back off with jitter and never kill the grant; recovery clears the error', async () => {
     networkDown = true;
-    await sleep(4000);
+    await advance(4000);
     const during = await grant();
     expect(during.status).toBe('active');
     expect(during.lastError?.kind).toBe('temporary');
     expect(during.failures).toBeGreaterThanOrEqual(2);
     await expect(services.tokens.getAccessToken(ids.serverId)).rejects.toMatchObject({ code: 'provider_unavailable' });
     networkDown = false;
-    await sleep(1500);
+    await advance(1500);
     const after = await grant();
     expect(after.lastError).toBeNull();
     expect(after.failures).toBe(0);
@@ -92,14 +103,14 @@ describe('token scheduler and failure handling (Google flavour)', () => {
 
   it('invalid_client flags the integration as misconfigured without killing the grant; a fixed secret clears it', async () => {
     await provider.changeClientSecret(ids.clientId, 'secret-changed-at-the-provider');
-    await sleep(3500);
+    await advance(3500);
     const integration = await services.oauthIntegrations.get(ids.integrationId);
     expect(integration.value.misconfigured?.code).toBe('invalid_client');
     expect((await grant()).status).toBe('active');
-    const warnings = await collectOAuthWarnings({ store, integrations: services.oauthIntegrations });
+    const warnings = await collectOAuthWarnings({ store, integrations: services.oauthIntegrations }, now);
     expect(warnings.map((w) => w.kind)).toContain('integration_misconfigured');
     await provider.changeClientSecret(ids.clientId, ids.clientSecret);
-    await sleep(2000);
+    await advance(2000);
     expect((await services.oauthIntegrations.get(ids.integrationId)).value.misconfigured).toBeNull();
     expect((await grant()).lastError).toBeNull();
   });

@@ -9,7 +9,7 @@ import { API_KEYS } from '../../src/admin/api-keys.js';
 import { USERS } from '../../src/admin/users.js';
 import { isSealed } from '../../src/crypto/keyring.js';
 import { LOCAL_SECRETS_FILE, resolveSecrets } from '../../src/crypto/local-secrets.js';
-import { TRANSACTIONS } from '../../src/oauth/authorize.js';
+import { TRANSACTIONS } from '../../src/tokens/authorize.js';
 import { INTEGRATIONS } from '../../src/oauth/integrations.js';
 import { SERVERS } from '../../src/mail/servers.js';
 import { GRANTS, openToken, type GrantRecord } from '../../src/tokens/grants.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SEALED_FIELDS } from '../../src/crypto/sealed-fields.js';
 import { SERVERS } from '../../src/mail/servers.js';
-import { TRANSACTIONS } from '../../src/oauth/authorize.js';
+import { TRANSACTIONS } from '../../src/tokens/authorize.js';
 import { INTEGRATIONS } from '../../src/oauth/integrations.js';
 import { GRANTS } from '../../src/tokens/grants.js';
 

@@ -2,10 +2,10 @@ import type { Actor, AuditRecorder } from '../admin/types.js';
 import { AppError } from '../errors.js';
 import { findEgressDenial } from '../net/egress.js';
 import type { Store } from '../store/store.js';
-import { GRANTS, type GrantRecord } from '../tokens/grants.js';
-import type { TokenService } from '../tokens/refresh.js';
-import { OAuthProtocolError, type OAuthClient } from './client.js';
-import type { IntegrationService } from './integrations.js';
+import { OAuthProtocolError, type OAuthClient } from '../oauth/client.js';
+import type { IntegrationService } from '../oauth/integrations.js';
+import { acquireGrantLock, GRANTS, type GrantRecord } from './grants.js';
+import type { TokenService } from './refresh.js';
 
 /**
  * Client secret rotation: the new secret is proven with a real token request before it replaces the old
@@ -57,7 +57,7 @@ export async function rotateClientSecret(
     if (grant) {
       let lock = null;
       for (let i = 0; i < 100 && !lock; i++) {
-        lock = await deps.store.acquireLock(`oauth_grant:${grant.id}`, deps.tokens.lockTtlMs);
+        lock = await acquireGrantLock(deps.store, grant.id, deps.tokens.lockTtlMs);
         if (!lock) await sleep(50);
       }
       if (!lock) return await fail('busy', 'The grant used to test the secret is being refreshed; try again in a moment. The old secret stays in use.');

@@ -1,16 +1,18 @@
 import type { AuditRecorder } from '../admin/types.js';
+import { systemClock, type Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
-import { TokenService } from '../tokens/refresh.js';
-import { disconnectGrant } from '../tokens/revoke.js';
-import { TokenScheduler } from '../tokens/scheduler.js';
-import { collectOAuthWarnings } from '../tokens/warnings.js';
+import { IntegrationService } from '../oauth/integrations.js';
 import { AuthorizeService, type ServerLookup } from './authorize.js';
-import { IntegrationService } from './integrations.js';
+import { countGrantsOfIntegration } from './grants.js';
+import { TokenService } from './refresh.js';
+import { disconnectGrant } from './revoke.js';
+import { TokenScheduler } from './scheduler.js';
+import { collectOAuthWarnings } from './warnings.js';
 
 /** Builds the OAuth area (integrations, token service, scheduler, authorize flow) for createServices. */
 
@@ -21,6 +23,8 @@ export interface OAuthTuning {
   backoffBaseMs?: number;
   backoffMaxMs?: number;
   schedulerPollMs?: number;
+  /** How much longer than the request timeout a refresh lock lives. */
+  lockMarginMs?: number;
   afterLock?: (grantId: string) => Promise<void>;
 }
 
@@ -31,26 +35,18 @@ export interface OAuthBase {
   log: Logger;
   audit: AuditRecorder;
   metrics?: Metrics;
-  /** The SMTP servers (defaults to reading the stored server documents). */
-  servers?: ServerLookup;
+  /** The SMTP servers, as the authorize flow and server deletion need them (the mail area owns them). */
+  servers: ServerLookup;
   oauthTuning?: OAuthTuning;
+  /** The time of the token service, scheduler and authorize flow (the system clock by default). */
+  clock?: Clock | undefined;
   /** fetch under the egress policy, for custom integrations' endpoints. */
   egressFetch?: typeof fetch;
 }
 
-/** Reads the fields the authorize flow needs from the stored SMTP server document. */
-function storedServers(store: Store): ServerLookup {
-  return {
-    async get(id) {
-      const doc = await store.get<{ name: string; authMethod: string; oauthIntegrationId: string | null; username: string | null }>('smtp_servers', id);
-      if (!doc) throw new AppError('not_found', { message: `No SMTP server ${id}.` });
-      return { id, name: doc.value.name, authMethod: doc.value.authMethod, oauthIntegrationId: doc.value.oauthIntegrationId, username: doc.value.username };
-    },
-  };
-}
-
 export function createOAuthServices(base: OAuthBase) {
   const tuning = base.oauthTuning ?? {};
+  const clock = base.clock ?? systemClock;
   const integrations = new IntegrationService({
     config: base.config,
     store: base.store,
@@ -60,6 +56,7 @@ export function createOAuthServices(base: OAuthBase) {
     fetch: tuning.fetch,
     egressFetch: base.egressFetch,
     requestTimeoutSec: tuning.requestTimeoutSec,
+    grantsOf: (integrationId) => countGrantsOfIntegration(base.store, integrationId),
   });
   const tokens = new TokenService({
     store: base.store,
@@ -71,10 +68,12 @@ export function createOAuthServices(base: OAuthBase) {
     backoffBaseMs: tuning.backoffBaseMs,
     backoffMaxMs: tuning.backoffMaxMs,
     afterLock: tuning.afterLock,
+    lockMarginMs: tuning.lockMarginMs,
+    clock,
   });
-  const scheduler = new TokenScheduler({ store: base.store, tokens, log: base.log, pollMs: tuning.schedulerPollMs });
+  const scheduler = new TokenScheduler({ store: base.store, tokens, log: base.log, pollMs: tuning.schedulerPollMs, clock });
   tokens.addListener({ authorized: (g) => scheduler.reschedule(g.grantId), needsReauth: (g) => scheduler.reschedule(g.grantId) });
-  const authorize = new AuthorizeService({ store: base.store, keyring: base.keyring, log: base.log, audit: base.audit, integrations, tokens, servers: base.servers ?? storedServers(base.store) });
+  const authorize = new AuthorizeService({ store: base.store, keyring: base.keyring, log: base.log, audit: base.audit, integrations, tokens, servers: base.servers, clock });
   let sweeper: NodeJS.Timeout | undefined;
   return {
     integrations,
@@ -85,7 +84,7 @@ export function createOAuthServices(base: OAuthBase) {
       name: 'oauth',
       // Warnings never fail readiness: mail still flows for every other server.
       async check() {
-        const warnings = await collectOAuthWarnings({ store: base.store, integrations });
+        const warnings = await collectOAuthWarnings({ store: base.store, integrations }, clock.now());
         // /readyz answers anyone: how many warnings of each kind, never an id, mailbox address, name or hint.
         const perKind = new Map<string, number>();
         for (const { kind } of warnings) perKind.set(kind, (perKind.get(kind) ?? 0) + 1);
@@ -99,8 +98,7 @@ export function createOAuthServices(base: OAuthBase) {
     async forgetIfServerDeleted(serverId: string): Promise<void> {
       const grant = await tokens.get(serverId);
       if (!grant) return;
-      const servers = base.servers ?? storedServers(base.store);
-      const exists = await servers.get(serverId).then(
+      const exists = await base.servers.get(serverId).then(
         () => true,
         (err: unknown) => !(err instanceof AppError && err.code === 'not_found'),
       );

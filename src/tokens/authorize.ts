@@ -1,16 +1,17 @@
 import { createHash } from 'node:crypto';
 import type { Actor, AuditRecorder } from '../admin/types.js';
+import type { Clock } from '../clock.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findEgressDenial } from '../net/egress.js';
 import { type Doc, type Store, VersionConflictError } from '../store/store.js';
-import { GRANTS, sealToken, type GrantRecord } from '../tokens/grants.js';
-import type { TokenService } from '../tokens/refresh.js';
-import { newAuthorizationSecrets, OAuthProtocolError } from './client.js';
-import { diagnoseOAuthError } from './diagnose.js';
-import type { IntegrationService } from './integrations.js';
-import { authorizationExtras, requestedScopes } from './providers.js';
+import { newAuthorizationSecrets, OAuthProtocolError } from '../oauth/client.js';
+import { diagnoseOAuthError } from '../oauth/diagnose.js';
+import type { IntegrationService } from '../oauth/integrations.js';
+import { authorizationExtras, providerOf, requestedScopes } from '../oauth/providers/index.js';
+import { GRANTS, sealToken, type GrantRecord } from './grants.js';
+import type { TokenService } from './refresh.js';
 
 /**
  * The Authorize redirect (DESIGN.md flow 1). A transaction is kept server-side — integration, server,
@@ -67,6 +68,7 @@ export interface AuthorizeDeps {
   integrations: IntegrationService;
   tokens: TokenService;
   servers: ServerLookup;
+  clock: Clock;
 }
 
 function transactionId(state: string): string {
@@ -101,7 +103,7 @@ export class AuthorizeService {
       nonce: secrets.nonce,
       sessionId: params.sessionId,
       userId: params.actor.id,
-      expiresAt: Date.now() + TRANSACTION_TTL_MS,
+      expiresAt: this.deps.clock.now() + TRANSACTION_TTL_MS,
     };
     await this.deps.store.put(TRANSACTIONS, id, record, { ifVersion: 0 });
     const url = client.authorizationUrl({
@@ -138,12 +140,12 @@ export class AuthorizeService {
       if (err instanceof VersionConflictError) throw new AuthorizationFailure('unknown_state', 'This authorization was already used. Start again with Authorize.');
       throw err;
     }
-    if (Date.now() > t.expiresAt) throw new AuthorizationFailure('expired', 'This authorization expired (more than 10 minutes passed). Press Authorize again.', t.serverId);
+    if (this.deps.clock.now() > t.expiresAt) throw new AuthorizationFailure('expired', 'This authorization expired (more than 10 minutes passed). Press Authorize again.', t.serverId);
     const integration = await this.deps.integrations.get(t.integrationId);
     const provider = integration.value.provider;
     const error = query.get('error');
     if (error) {
-      const diagnosis = diagnoseOAuthError(provider, error, query.get('error_description') ?? undefined);
+      const diagnosis = diagnoseOAuthError(integration.value, error, query.get('error_description') ?? undefined);
       await this.auditFailure(params, t, error);
       if (error === 'access_denied') throw new AuthorizationFailure('access_denied', 'Access was denied at the provider, so nothing was changed.', t.serverId, diagnosis.hint);
       throw new AuthorizationFailure('provider_error', `The provider reported an error (${error}).`, t.serverId, diagnosis.hint);
@@ -160,7 +162,7 @@ export class AuthorizeService {
       tokens = await client.exchangeCode(params.callbackUrl, { codeVerifier, state, nonce: t.nonce, redirectUri: this.deps.integrations.redirectUri });
     } catch (err) {
       const e = err instanceof OAuthProtocolError ? err : new OAuthProtocolError('protocol', undefined, String(err));
-      const diagnosis = diagnoseOAuthError(provider, e.oauthError, e.description, { googleInTesting: integration.value.googleInTesting });
+      const diagnosis = diagnoseOAuthError(integration.value, e.oauthError, e.description);
       if (e.kind === 'invalid_client') await this.deps.integrations.markMisconfigured(t.integrationId, diagnosis);
       await this.auditFailure(params, t, e.oauthError ?? e.kind);
       const reason = e.oauthError === 'OAUTH_JSON_ATTRIBUTE_COMPARISON' || /issuer|"iss"/i.test(e.description ?? '') ? 'wrong_issuer' : 'exchange_failed';
@@ -179,7 +181,7 @@ export class AuthorizeService {
     }
     // Without discovery there is no ID token to check: the server's configured user name names the mailbox.
     const fallback = !client.hasIdTokenValidation ? ((await this.deps.servers.get(t.serverId).catch(() => null))?.username ?? undefined) : undefined;
-    const mailbox = claims?.email ?? (provider === 'microsoft' && claims?.preferredUsername?.includes('@') ? claims.preferredUsername : undefined) ?? fallback;
+    const mailbox = claims?.email ?? (claims ? providerOf(provider).mailboxFromClaims?.(claims) : undefined) ?? fallback;
     if (!mailbox) {
       await this.auditFailure(params, t, 'no_email');
       throw new AuthorizationFailure(
@@ -192,7 +194,7 @@ export class AuthorizeService {
       this.deps.log.warn({ serverId: t.serverId, provider }, 'the provider issued no refresh token; the grant will need re-authorization when the access token expires');
     }
     const grantId = t.serverId;
-    const now = Date.now();
+    const now = this.deps.clock.now();
     const record: GrantRecord = {
       serverId: t.serverId,
       integrationId: t.integrationId,
@@ -240,7 +242,7 @@ export class AuthorizeService {
   }
 
   /** Drops expired transactions (called by the scheduler). */
-  async sweepExpired(now = Date.now()): Promise<number> {
+  async sweepExpired(now = this.deps.clock.now()): Promise<number> {
     let n = 0;
     for (const doc of await this.deps.store.list<TransactionRecord>(TRANSACTIONS)) {
       if (doc.value.expiresAt < now && (await this.deps.store.delete(TRANSACTIONS, doc.id, { ifVersion: doc.version }).catch(() => false))) n++;
