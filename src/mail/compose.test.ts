@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { addressProblem, composeMessage, displayName, htmlToText, messageInput, recipientsOf } from './compose.js';
+import { addressProblem, composeMessage, displayName, messageInput, recipientsOf } from './compose.js';
+import { htmlToText } from './html-text.js';
 
 describe('addresses', () => {
   it.each(['a@example.com', 'first.last+tag@sub.example.co', "o'neil@example.org", 'x@[192.168.1.1]'])('accepts %s', (a) => {
