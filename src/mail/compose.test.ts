@@ -68,6 +68,12 @@ describe('composeMessage', () => {
   it('display name format is literal', () => {
     expect(displayName('$& {name} $1', 'X')).toBe('$& X $1');
   });
+  it('a display name never carries an address: a server name with <, >, @ or " loses them', () => {
+    expect(displayName('{name} (mailgate)', 'Bank <ceo@bank.example> "official"')).toBe('Bank ceobank.example official (mailgate)');
+    const m = composeMessage(messageInput.parse({ to: 'a@example.com', subject: 's', text: 't' }), { ...sender, name: 'Ops <ops@corp.example>' }, '{name} (mailgate)');
+    expect(m.from.name).toBe('Ops opscorp.example (mailgate)');
+    expect(messageInput.safeParse({ to: 'a@example.com', subject: 's', text: 't', fromName: 'x@y' }).error?.issues.map((i) => i.path.join('.'))).toEqual(['fromName']);
+  });
   it('recipientsOf keeps to over cc over bcc', () => {
     expect(recipientsOf({ to: ['x@example.com'], cc: ['X@example.com', 'y@example.com'], bcc: ['y@example.com'] })).toEqual([
       { address: 'x@example.com', kind: 'to' },

@@ -58,13 +58,20 @@ export const headerText = (max: number, what: string) =>
     .max(max, `${what} must be at most ${max} characters`)
     .refine((v) => !CONTROL.test(v), `${what} must not contain CR, LF, NUL or other control characters`);
 
+// Mail clients show a display name as it is: with any of these it can pass for an address ("ceo@bank.example"
+// or "Bank <ceo@bank.example>") and hide the real one.
+const ADDRESS_LIKE = /[<>@"]/;
+const ADDRESS_LIKE_ALL = /[<>@"]/g;
+
 const recipientList = z.union([emailAddress, z.array(emailAddress).max(MAX_RECIPIENTS, `at most ${MAX_RECIPIENTS} addresses`)]).transform((v) => (Array.isArray(v) ? v : [v]));
 
 /** Body of POST /api/v1/messages. */
 export const messageInput = z
   .strictObject({
     serverId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid server id').optional(),
-    fromName: headerText(MAX_NAME_LENGTH, 'fromName').optional(),
+    fromName: headerText(MAX_NAME_LENGTH, 'fromName')
+      .refine((v) => !ADDRESS_LIKE.test(v), 'fromName must not contain <, >, @ or "')
+      .optional(),
     to: recipientList.refine((v) => v.length > 0, 'at least one recipient'),
     cc: recipientList.optional(),
     bcc: recipientList.optional(),
@@ -124,9 +131,13 @@ export interface ComposedMessage {
   html: string;
 }
 
-/** `{name} (mailgate)` → `Joe Bloggs (mailgate)`. Replacement is literal (no `$&` surprises). */
+/**
+ * `{name} (mailgate)` → `Joe Bloggs (mailgate)`. Replacement is literal (no `$&` surprises). The format is
+ * checked when the configuration is loaded; a name that did not pass the fromName check (a server's name,
+ * a message accepted before the check) loses its address-like characters here.
+ */
 export function displayName(format: string, name: string): string {
-  return format.split('{name}').join(name);
+  return format.split('{name}').join(name.replace(ADDRESS_LIKE_ALL, ''));
 }
 
 export function prefixedSubject(prefix: string | null | undefined, subject: string): string {
