@@ -17,7 +17,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
  */
 export const SYNC_LIMIT_CHARS = 256 * 1024;
 /** Larger bodies are converted this much at a time, with the event loop free between slices. */
-export const SLICE_CHARS = 128 * 1024;
+export const SLICE_CHARS = 64 * 1024;
 
 const BLOCK_ENDS = new Set(['p', 'div', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'tr', 'table', 'ul', 'ol', 'blockquote', 'pre']);
 // Where the content of elements that are never shown ends (script and style: to the end of the body when
@@ -166,7 +166,7 @@ class HtmlToText {
   private link: { href: string; label: string[] } | null = null;
   /** Searches that found nothing from some position find nothing from any later one either. */
   private readonly missing = new Set<string>();
-  /** Where the next markup starts (the body's length when there is none), once known; -1 before. */
+  /** Where the next markup starts (the body's length when there is none), once known; -1 or behind `pos` before. */
   private nextMarkup = -1;
 
   constructor(private readonly html: string) {}
@@ -219,12 +219,14 @@ class HtmlToText {
   run(limit: number): void {
     const html = this.html;
     while (this.pos < html.length && this.pos < limit) {
-      if (this.nextMarkup < this.pos) {
+      let textEnd = this.nextMarkup;
+      if (textEnd < this.pos) {
+        // Checked up to the slice's end only: a run of `<` that start no markup is long text, not one step.
         let lt = html.indexOf('<', this.pos);
-        while (lt !== -1 && !this.startsMarkup(lt)) lt = html.indexOf('<', lt + 1);
-        this.nextMarkup = lt === -1 ? html.length : lt;
+        while (lt !== -1 && lt < limit && !this.startsMarkup(lt)) lt = html.indexOf('<', lt + 1);
+        textEnd = lt === -1 ? html.length : lt;
+        if (lt < limit) this.nextMarkup = textEnd;
       }
-      const textEnd = this.nextMarkup;
       if (textEnd > this.pos) {
         let end = Math.min(textEnd, Math.max(limit, this.pos + 1));
         if (end < textEnd) {
