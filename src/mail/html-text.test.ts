@@ -15,6 +15,7 @@ describe('htmlToText', () => {
     ['<a href="https://a.example/"></a>', 'https://a.example/'],
     ['<a href="1">one<a href="2">two</a>', 'one (1)two (2)'],
     ['&lt;b&gt; &#65;&#x42; &bogus; &#0;', '<b> AB &bogus; &#0;'],
+    ['&constructor; &toString; &__proto__;', '&constructor; &toString; &__proto__;'],
     ['before <unclosed tag', 'before <unclosed tag'],
     ['x<!-- a > b -->y', 'xy'],
     ['x<script>never closed', 'x'],

@@ -25,7 +25,15 @@ const BLOCK_ENDS = new Set(['p', 'div', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'tr'
 const SCRIPT_END = /<\/script(?![\w:-])/gi;
 const STYLE_END = /<\/style(?![\w:-])/gi;
 const HEAD_END = /<\/head(?![\w:-])|<body(?![\w:-])/gi;
-const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
+// A Map, not an object literal: `&constructor;` must not find Object.prototype.constructor.
+const ENTITIES = new Map([
+  ['amp', '&'],
+  ['lt', '<'],
+  ['gt', '>'],
+  ['quot', '"'],
+  ['apos', "'"],
+  ['nbsp', ' '],
+]);
 /** No entity this converter decodes is longer; a slice boundary never cuts closer than this to an `&`. */
 const MAX_ENTITY_CHARS = 40;
 
@@ -48,7 +56,7 @@ function entityAt(text: string, amp: number): { value: string; end: number } | n
   }
   while (i < limit && isAsciiLetter(text.charCodeAt(i))) i++;
   if (i === amp + 1 || text.charCodeAt(i) !== 59) return null;
-  const value = ENTITIES[text.slice(amp + 1, i).toLowerCase()];
+  const value = ENTITIES.get(text.slice(amp + 1, i).toLowerCase());
   return value === undefined ? null : { value, end: i + 1 };
 }
 
