@@ -76,10 +76,12 @@ describe('htmlToText takes time linear in the input, also on crafted input', () 
   it.each(crafted)('%s: 8× the input takes at most 16× the time', (_name, make) => {
     const small = make(SMALL);
     const large = make(8 * SMALL);
-    // Enough runs that a measurement of the small body takes about 20 ms of CPU.
-    const once = Math.max(cpuMs(small, 1), 0.01);
-    const runs = Math.min(2_000, Math.max(1, Math.ceil(20 / once)));
+    // Compiled first (a cold run is several times slower), then as many runs of the small body as take about
+    // 20 ms of CPU, so that a measurement is far above the clock's granularity.
+    cpuMs(small, 3);
     cpuMs(large, 1);
+    let runs = 0;
+    for (let spent = 0; spent < 20 && runs < 100_000; runs++) spent += cpuMs(small, 1);
     // Side by side in one run, the median of several pairs: the machine's speed drifts, a ratio far less.
     const ratios: number[] = [];
     for (let i = 0; i < 5; i++) {
