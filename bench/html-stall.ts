@@ -76,3 +76,14 @@ export async function htmlStall(target: StallTarget, bodies: Array<[string, stri
   }
   return results;
 }
+
+export function printHtmlStall(stalls: StallResult[]): void {
+  console.log('\nHTML-only messages (text part derived from html), worst event-loop stall of the mailgate process, file store:');
+  console.log(`  ${'body'.padEnd(44)} ${'conversion alone: stall (wall, CPU)'.padStart(36)}   ${'POST to delivery: stall (wall)'.padStart(30)}`);
+  for (const s of stalls) {
+    const conversion = `${s.conversionStallMs.toFixed(1)} ms (${s.conversionMs.toFixed(0)} ms, ${s.conversionCpuMs.toFixed(0)} ms)`;
+    console.log(`  ${`${s.label} (${s.chars} chars)`.padEnd(44)} ${conversion.padStart(36)}   ${`${s.stallMs.toFixed(1)} ms (${s.totalMs.toFixed(0)} ms)`.padStart(30)}`);
+  }
+  const worst = (f: (s: (typeof stalls)[number]) => number) => Math.max(...stalls.map(f)).toFixed(1);
+  console.log(`worst event-loop stall of HTML-only messages: ${worst((s) => s.conversionStallMs)} ms converting the text part, ${worst((s) => s.stallMs)} ms from POST to delivery`);
+}

@@ -27,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
-import { craftedBodies, htmlStall } from './html-stall.js';
+import { craftedBodies, htmlStall, printHtmlStall } from './html-stall.js';
 import { oauthRefreshBench } from './oauth-refresh.js';
 import { onPath } from '../test/fakes/binaries.js';
 import { freePort } from '../test/fakes/net.js';
@@ -475,14 +475,7 @@ const stalls = await htmlStall({ url: stallApp.url, key: stallApp.key, nextDeliv
   ...craftedBodies(HTML_CHARS),
 ]);
 await stallApp.close();
-console.log('\nHTML-only messages (text part derived from html), worst event-loop stall of the mailgate process, file store:');
-console.log(`  ${'body'.padEnd(44)} ${'conversion alone: stall (wall, CPU)'.padStart(36)}   ${'POST to delivery: stall (wall)'.padStart(30)}`);
-for (const s of stalls) {
-  const conversion = `${s.conversionStallMs.toFixed(1)} ms (${s.conversionMs.toFixed(0)} ms, ${s.conversionCpuMs.toFixed(0)} ms)`;
-  console.log(`  ${`${s.label} (${s.chars} chars)`.padEnd(44)} ${conversion.padStart(36)}   ${`${s.stallMs.toFixed(1)} ms (${s.totalMs.toFixed(0)} ms)`.padStart(30)}`);
-}
-const worst = (f: (s: (typeof stalls)[number]) => number) => Math.max(...stalls.map(f)).toFixed(1);
-console.log(`worst event-loop stall of HTML-only messages: ${worst((s) => s.conversionStallMs)} ms converting the text part, ${worst((s) => s.stallMs)} ms from POST to delivery`);
+printHtmlStall(stalls);
 
 // OAuth token refresh counts (bench/oauth-refresh.ts).
 await oauthRefreshBench();
