@@ -16,8 +16,12 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
  * 2-core machine), so longer bodies go in slices and no turn of the event loop takes more than a few ms.
  */
 export const SYNC_LIMIT_CHARS = 256 * 1024;
-/** Larger bodies are converted this much at a time, with the event loop free between slices. */
+/**
+ * Larger bodies are converted this much at a time, with the event loop free between slices; a slice also ends
+ * after SLICE_MS (code not yet compiled by the JIT runs several times slower).
+ */
 export const SLICE_CHARS = 64 * 1024;
+export const SLICE_MS = 8;
 
 const BLOCK_ENDS = new Set(['p', 'div', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'tr', 'table', 'ul', 'ol', 'blockquote', 'pre']);
 // Where the content of elements that are never shown ends (script and style: to the end of the body when
@@ -183,6 +187,10 @@ class HtmlToText {
     return this.pos >= this.html.length;
   }
 
+  get position(): number {
+    return this.pos;
+  }
+
   private emit(text: string): void {
     if (!text) return;
     if (this.link) this.link.label.push(text);
@@ -224,9 +232,11 @@ class HtmlToText {
     return isAsciiLetter(c) || c === 33 || c === 63 || (c === 47 && isAsciiLetter(this.html.charCodeAt(at + 2)));
   }
 
-  run(limit: number): void {
+  /** Handles what starts before `limit`, or stops earlier once `deadline` (performance.now()) has passed. */
+  run(limit: number, deadline = Infinity): void {
     const html = this.html;
-    while (this.pos < html.length && this.pos < limit) {
+    for (let steps = 1; this.pos < html.length && this.pos < limit; steps++) {
+      if (steps % 512 === 0 && performance.now() > deadline) return;
       let textEnd = this.nextMarkup;
       if (textEnd < this.pos) {
         // Checked up to the slice's end only: a run of `<` that start no markup is long text, not one step.
@@ -311,14 +321,14 @@ export function htmlToText(html: string): string {
 
 /**
  * The text part for a message given only as HTML: at once up to SYNC_LIMIT_CHARS, beyond that in slices of
- * SLICE_CHARS with the event loop free in between. Never empty (nodemailer drops an empty part and the
+ * at most SLICE_CHARS and about SLICE_MS with the event loop free in between. Never empty (nodemailer drops an empty part and the
  * message would no longer be multipart/alternative).
  */
 export async function deriveTextPart(html: string): Promise<string> {
   if (html.length <= SYNC_LIMIT_CHARS) return htmlToText(html) || ' ';
   const conversion = new HtmlToText(html);
-  for (let limit = SLICE_CHARS; !conversion.done; limit += SLICE_CHARS) {
-    conversion.run(limit);
+  while (!conversion.done) {
+    conversion.run(conversion.position + SLICE_CHARS, performance.now() + SLICE_MS);
     await nextTurn();
   }
   return conversion.result() || ' ';
