@@ -11,7 +11,9 @@
  * plus (q) the queue without HTTP and (h) the client against a server that only answers 202.
  * Every phase runs once per warm-up round first (not counted): a cold JIT halves nodemailer's throughput.
  * Prints messages per second, the ratios, p50/p99 API latency, peak RSS, and the CPU time per message of every
- * process in the run (mailgate, sink, client, Redis), because they share the machine's cores.
+ * process in the run (mailgate, sink, client, Redis), because they share the machine's cores. Then the worst
+ * event-loop stall: over the throughput rounds, and for HTML-only messages with crafted bodies of up to
+ * --html-chars characters (bench/html-stall.ts).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,8 +24,10 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
+import { craftedBodies, htmlStall, printHtmlStall } from './html-stall.js';
 import { oauthRefreshBench } from './oauth-refresh.js';
 import { onPath } from '../test/fakes/binaries.js';
 import { freePort } from '../test/fakes/net.js';
@@ -44,6 +48,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     rounds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
+    'html-chars': { type: 'string', default: '1000000' },
   },
 });
 const N = Number(values.n);
@@ -52,6 +57,7 @@ const CLIENTS = Number(values.clients);
 const QUEUE_CONCURRENCY = Number(values.concurrency);
 const ROUNDS = Number(values.rounds);
 const WARMUP_ROUNDS = Number(values.warmup);
+const HTML_CHARS = Number(values['html-chars']);
 
 // ------------------------------------------------------------------------------------------ sink
 
@@ -406,10 +412,13 @@ for (let i = 1; i <= WARMUP_ROUNDS; i++) {
 }
 // Several rounds, each phase once per round; the medians are reported (the machine's load varies a lot).
 const rounds: Phase[][] = [];
+const roundsStall = monitorEventLoopDelay({ resolution: 1 });
+roundsStall.enable();
 for (let r = 1; r <= ROUNDS; r++) {
   console.log(`round ${r} of ${ROUNDS}`);
   rounds.push(await round(false));
 }
+roundsStall.disable();
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const phases: Phase[] = rounds[0]!.map((p, i) => {
   const all = rounds.map((r) => r[i]!);
@@ -465,6 +474,18 @@ console.log(
 );
 console.log(`At full use of ${cores} core(s) that allows at most ${cs.map((p) => `${((cores * 1000) / p.machineCpuMs / baseline).toFixed(2)} of (a) for (c) ${storeOf(p)}`).join(', ')}; the busiest single process (mailgate) allows ${cs.map((p) => `${(1000 / p.cpuMs / baseline).toFixed(2)} ${storeOf(p)}`).join(', ')}.`);
 console.log(`mailgate's own CPU per message (its process alone): ${cs.map((p) => `(c) ${storeOf(p)} ${p.cpuMs.toFixed(2)} ms`).join(', ')}.`);
+console.log(`\nworst event-loop stall of the process running mailgate during the rounds: ${(roundsStall.max / 1e6).toFixed(1)} ms`);
+
+// HTML-only messages: the review's 100,000 <, then crafted bodies of the largest size the API accepts.
+const stallApp = await buildApp(null);
+await stallApp.services.start();
+const stalls = await htmlStall({ url: stallApp.url, key: stallApp.key, nextDelivery: () => receivedReaches(received + 1) }, [
+  ['100,000 <', '<'.repeat(100_000)],
+  ...craftedBodies(HTML_CHARS),
+]);
+await stallApp.close();
+printHtmlStall(stalls);
+
 // OAuth token refresh counts (bench/oauth-refresh.ts).
 await oauthRefreshBench();
 sinkProcess.disconnect();

@@ -46,6 +46,13 @@ describe('loadConfig', () => {
     expect(problems.join('\n')).toMatch(/MAILGATE_SESSION_SECRETS: required when REDIS_URL/);
   });
 
+  it('refuses a From display-name format with an address-like character', () => {
+    for (const format of ['{name} <alerts@example.com>', '"{name}"', '{name} at example@corp']) {
+      expect(problemsOf({ MAILGATE_FROM_FORMAT: format }).join('\n'), format).toMatch(/MAILGATE_FROM_FORMAT: must not contain <, >, @ or "/);
+    }
+    expect(loadConfig({ MAILGATE_FROM_FORMAT: '{name} via mailgate' }).MAILGATE_FROM_FORMAT).toBe('{name} via mailgate');
+  });
+
   it('reports each problem of a malformed key list', () => {
     const problems = problemsOf({ MAILGATE_ENCRYPTION_KEYS: `a:${key(1)},a:${key(2)},b:${Buffer.alloc(16).toString('base64')},c:not*base64,nokey` });
     expect(problems).toEqual([

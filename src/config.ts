@@ -130,8 +130,13 @@ const schema = z.object({
   MAILGATE_MAIL_DEBUG: bool.default(false),
   // Hold every message instead of sending it (staging copies never mail real users).
   MAILGATE_SEND_DISABLED: bool.default(false),
-  // Display-name format of the From header; {name} is the sender's display name.
-  MAILGATE_FROM_FORMAT: z.string().includes('{name}', { message: 'must contain {name}' }).default('{name} (mailgate)'),
+  // Display-name format of the From header; {name} is the sender's display name. No <, >, @ or ": mail
+  // clients would show an address inside the name.
+  MAILGATE_FROM_FORMAT: z
+    .string()
+    .includes('{name}', { message: 'must contain {name}' })
+    .refine((v) => !/[<>@"]/.test(v), 'must not contain <, >, @ or "')
+    .default('{name} (mailgate)'),
   // Issuer of the Google preset (tests point it at a local provider).
   MAILGATE_GOOGLE_ISSUER: httpUrl.default('https://accounts.google.com'),
   // Authority of the Microsoft preset; the issuer is `${authority}/${tenant}/v2.0`.

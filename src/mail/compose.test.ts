@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { addressProblem, composeMessage, displayName, htmlToText, messageInput, recipientsOf } from './compose.js';
+import { addressProblem, composeMessage, displayName, messageInput, recipientsOf } from './compose.js';
+import { htmlToText } from './html-text.js';
 
 describe('addresses', () => {
   it.each(['a@example.com', 'first.last+tag@sub.example.co', "o'neil@example.org", 'x@[192.168.1.1]'])('accepts %s', (a) => {
@@ -66,6 +67,12 @@ describe('composeMessage', () => {
   });
   it('display name format is literal', () => {
     expect(displayName('$& {name} $1', 'X')).toBe('$& X $1');
+  });
+  it('a display name never carries an address: a server name with <, >, @ or " loses them', () => {
+    expect(displayName('{name} (mailgate)', 'Bank <ceo@bank.example> "official"')).toBe('Bank ceobank.example official (mailgate)');
+    const m = composeMessage(messageInput.parse({ to: 'a@example.com', subject: 's', text: 't' }), { ...sender, name: 'Ops <ops@corp.example>' }, '{name} (mailgate)');
+    expect(m.from.name).toBe('Ops opscorp.example (mailgate)');
+    expect(messageInput.safeParse({ to: 'a@example.com', subject: 's', text: 't', fromName: 'x@y' }).error?.issues.map((i) => i.path.join('.'))).toEqual(['fromName']);
   });
   it('recipientsOf keeps to over cc over bcc', () => {
     expect(recipientsOf({ to: ['x@example.com'], cc: ['X@example.com', 'y@example.com'], bcc: ['y@example.com'] })).toEqual([

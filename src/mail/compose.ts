@@ -1,10 +1,12 @@
 import { z } from 'zod';
+import { deriveTextPart, htmlToText } from './html-text.js';
 
 /**
  * Turning an API request into exactly one SMTP message. Input is validated strictly and never passed on
  * as headers: the From header is built from the server's address, the subject gets the server's prefix,
  * recipients become an explicit envelope, and there is no way to supply raw or extra headers.
- * Every message is multipart/alternative (text + html); the text part is derived from html if missing.
+ * Every message is multipart/alternative (text + html); the text part is derived from html if missing, once,
+ * when the message is accepted (withTextPart), and stored with it.
  */
 
 export const MAX_RECIPIENTS = 100;
@@ -56,13 +58,20 @@ export const headerText = (max: number, what: string) =>
     .max(max, `${what} must be at most ${max} characters`)
     .refine((v) => !CONTROL.test(v), `${what} must not contain CR, LF, NUL or other control characters`);
 
+// Mail clients show a display name as it is: with any of these it can pass for an address ("ceo@bank.example"
+// or "Bank <ceo@bank.example>") and hide the real one.
+const ADDRESS_LIKE = /[<>@"]/;
+const ADDRESS_LIKE_ALL = /[<>@"]/g;
+
 const recipientList = z.union([emailAddress, z.array(emailAddress).max(MAX_RECIPIENTS, `at most ${MAX_RECIPIENTS} addresses`)]).transform((v) => (Array.isArray(v) ? v : [v]));
 
 /** Body of POST /api/v1/messages. */
 export const messageInput = z
   .strictObject({
     serverId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid server id').optional(),
-    fromName: headerText(MAX_NAME_LENGTH, 'fromName').optional(),
+    fromName: headerText(MAX_NAME_LENGTH, 'fromName')
+      .refine((v) => !ADDRESS_LIKE.test(v), 'fromName must not contain <, >, @ or "')
+      .optional(),
     to: recipientList.refine((v) => v.length > 0, 'at least one recipient'),
     cc: recipientList.optional(),
     bcc: recipientList.optional(),
@@ -122,9 +131,13 @@ export interface ComposedMessage {
   html: string;
 }
 
-/** `{name} (mailgate)` → `Joe Bloggs (mailgate)`. Replacement is literal (no `$&` surprises). */
+/**
+ * `{name} (mailgate)` → `Joe Bloggs (mailgate)`. Replacement is literal (no `$&` surprises). The format is
+ * checked when the configuration is loaded; a name that did not pass the fromName check (a server's name,
+ * a message accepted before the check) loses its address-like characters here.
+ */
 export function displayName(format: string, name: string): string {
-  return format.split('{name}').join(name);
+  return format.split('{name}').join(name.replace(ADDRESS_LIKE_ALL, ''));
 }
 
 export function prefixedSubject(prefix: string | null | undefined, subject: string): string {
@@ -134,7 +147,7 @@ export function prefixedSubject(prefix: string | null | undefined, subject: stri
 export function composeMessage(input: MessageInput, sender: SenderSettings, fromFormat: string): ComposedMessage {
   const recipients = recipientsOf(input);
   const html = input.html ?? textToHtml(input.text ?? '');
-  // A text part is never empty (nodemailer would drop it and the message would no longer be multipart).
+  // Only messages accepted before the text part was stored reach this without one.
   const text = input.text ?? (htmlToText(html) || ' ');
   const composed: ComposedMessage = {
     envelope: { from: sender.fromAddress, to: recipients.map((r) => r.address) },
@@ -149,27 +162,10 @@ export function composeMessage(input: MessageInput, sender: SenderSettings, from
   return composed;
 }
 
-const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
-
-/** A readable plain-text rendering of simple HTML (paragraphs, line breaks, lists, links). */
-export function htmlToText(html: string): string {
-  return html
-    .replace(/<(script|style|head)\b[^>]*>[\s\S]*?<\/\1\s*>/gi, '')
-    .replace(/<br\s*\/?>/gi, '\n')
-    .replace(/<li\b[^>]*>/gi, '\n- ')
-    .replace(/<a\b[^>]*\bhref\s*=\s*"([^"]*)"[^>]*>([\s\S]*?)<\/a\s*>/gi, (_m, href: string, label: string) => (label.trim() && label.trim() !== href ? `${label} (${href})` : href))
-    .replace(/<\/(p|div|h[1-6]|tr|table|ul|ol|blockquote|pre)\s*>/gi, '\n\n')
-    .replace(/<[^>]+>/g, '')
-    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, e: string) => {
-      if (e[0] === '#') {
-        const code = e[1] === 'x' || e[1] === 'X' ? Number.parseInt(e.slice(2), 16) : Number.parseInt(e.slice(1), 10);
-        return Number.isFinite(code) && code > 0 && code < 0x110000 ? String.fromCodePoint(code) : m;
-      }
-      return ENTITIES[e.toLowerCase()] ?? m;
-    })
-    .replace(/[ \t]+\n/g, '\n')
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
+/** The input with its text part, derived from html when only html was given: done once, before storing. */
+export async function withTextPart<T extends Pick<MessageInput, 'text' | 'html'>>(input: T): Promise<T> {
+  if (input.text !== undefined || input.html === undefined) return input;
+  return { ...input, text: await deriveTextPart(input.html) };
 }
 
 export function textToHtml(text: string): string {

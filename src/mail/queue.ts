@@ -4,7 +4,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { VersionConflictError, type Doc, type ScheduleMove, type Store } from '../store/store.js';
-import { composeMessage, recipientsOf, type MessageInput, type RecipientEntry } from './compose.js';
+import { composeMessage, recipientsOf, withTextPart, type MessageInput, type RecipientEntry } from './compose.js';
 import { diagnose, type Diagnosis } from './diagnose.js';
 import { iso, toView, type MessageView } from './message-view.js';
 import { buildCountersOnRedis, deleteChanges, messageSize, PlaceTally, placeChanges, queueFullError, readPlaceCounters, saveFileStoreCount, type QueueLimits } from './queue-limits.js';
@@ -616,7 +616,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
       if (!(await servers.resolve(serverId))) {
         throw new AppError('validation_failed', { message: `serverId: no SMTP server ${serverId}`, details: [{ field: 'serverId', message: 'no such SMTP server' }] });
       }
-      const { serverId: _omit, ...content } = input;
+      const { serverId: _omit, ...content } = await withTextPart(input);
       const apiKeyId = options.apiKeyId ?? null;
       let id = newMessageId();
       if (options.idempotencyKey) {

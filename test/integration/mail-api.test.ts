@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MESSAGES } from '../../src/mail/queue.js';
+import { MESSAGES, type MessageDoc } from '../../src/mail/queue.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
 import { redisUrlForTests } from '../fakes/redis.js';
 import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
@@ -206,6 +206,32 @@ for (const kind of ['file', 'redis'] as const) {
         await waitForStatus(r.body.id as string, 'sent');
         const audit = await app.store.readLog<{ action: string }>('audit', { limit: 50 });
         expect(audit.map((e) => e.entry.action)).toEqual(expect.arrayContaining(['mail.outgoing_disable', 'mail.outgoing_enable', 'smtp_server.create', 'smtp_server.test']));
+      });
+
+      it('fromName with <, >, @ or " is refused: 400 naming fromName, nothing queued', async () => {
+        const before = (await app.store.list(MESSAGES)).length;
+        for (const fromName of ['Bank <ceo@bank.example>', 'ceo@bank.example', '"Bank" security', 'a > b']) {
+          const r = await api('POST', '/api/v1/messages', sendKey, { to: 'a@example.net', fromName, subject: 's', text: 't' });
+          expect(r.status, fromName).toBe(400);
+          const details = (r.body.error as { details: { field: string; message: string }[] }).details;
+          expect(details, r.text).toEqual([{ field: 'fromName', message: expect.stringContaining('must not contain <, >, @ or "') }]);
+        }
+        expect((await app.store.list(MESSAGES)).length).toBe(before);
+      });
+
+      it('an HTML-only message gets its text part once, when accepted: stored with it and sent as stored', async () => {
+        await api('PUT', '/api/v1/outgoing-mail', adminKey, { enabled: false });
+        const r = await api('POST', '/api/v1/messages', sendKey, { to: 'html@example.net', subject: 'html only', html: '<p>Fish &amp; chips</p><p>a < b</p>' });
+        expect(r.status, r.text).toBe(202);
+        const id = r.body.id as string;
+        const stored = (await app.store.get<MessageDoc>(MESSAGES, id))!;
+        expect(stored.value.input.text).toBe('Fish & chips\n\na < b');
+        // Whatever is stored is what goes out: a retry or a restart does not convert the HTML again.
+        await app.store.put(MESSAGES, id, { ...stored.value, input: { ...stored.value.input, text: 'the stored text part' } }, { ifVersion: stored.version });
+        await api('PUT', '/api/v1/outgoing-mail', adminKey, { enabled: true });
+        await waitForStatus(id, 'sent');
+        const got = smtp.messages.find((m) => m.to.includes('html@example.net'))!;
+        expect(got.raw).toMatch(/Content-Type: text\/plain[\s\S]*the stored text part[\s\S]*Content-Type: text\/html/);
       });
 
       it('another key cannot read a message it did not send', async () => {
