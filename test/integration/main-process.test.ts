@@ -126,7 +126,8 @@ describe.skipIf(!redisUrlForTests())('the mailgate process on Redis', () => {
     await waitForHealth(url, running);
     const ready = (await (await fetch(`${url}/readyz`)).json()) as { checks: { store: { detail: { kind: string } } } };
     expect(ready.checks.store.detail.kind).toBe('redis');
-    expect(running.output()).toContain('create-admin');
+    // The hint is logged once the workers have started, after the port answers.
+    await expect.poll(() => running.output(), { timeout: 10_000 }).toContain('create-admin');
     running.child.kill('SIGTERM');
     expect(await running.exited).toBe(0);
   });
