@@ -2,25 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli.js';
-import type { CliIO } from '../../src/cli/types.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
 import { redisUrlForTests } from '../fakes/redis.js';
+import { cliInProcess } from '../fakes/cli.js';
 
 /** create-admin, api-keys, sessions revoke-all and audit export, run in-process through the real dispatcher. */
 
-async function cli(env: Record<string, string>, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
-  out.on('data', (c: Buffer) => chunks.out.push(c));
-  err.on('data', (c: Buffer) => chunks.err.push(c));
-  const io: CliIO = { stdout: out, stderr: err, env, onInterrupt: () => () => {} };
-  const code = await runCli(argv, io);
-  return { code, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
-}
+const cli = cliInProcess;
 
 describe('admin CLI on the embedded store', () => {
   let dir: string;

@@ -1,23 +1,12 @@
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_LOG, type AuditEntry } from '../../src/admin/audit.js';
-import { runCli } from '../../src/cli.js';
-import type { CliIO } from '../../src/cli/types.js';
 import { HttpSession, startTestApp, type TestApp } from '../fakes/app.js';
 import { redisUrlForTests } from '../fakes/redis.js';
+import { cliInProcess } from '../fakes/cli.js';
 
 /** Changing a password (own form, CLI), disabling and enabling users: sessions end on every instance. */
 
-async function cli(env: Record<string, string>, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  const chunks = { out: [] as Buffer[], err: [] as Buffer[] };
-  out.on('data', (c: Buffer) => chunks.out.push(c));
-  err.on('data', (c: Buffer) => chunks.err.push(c));
-  const io: CliIO = { stdout: out, stderr: err, env, onInterrupt: () => () => {} };
-  const code = await runCli(argv, io);
-  return { code, stdout: Buffer.concat(chunks.out).toString('utf8'), stderr: Buffer.concat(chunks.err).toString('utf8') };
-}
+const cli = cliInProcess;
 
 async function auditActions(app: TestApp, target: string): Promise<string[]> {
   const rows = await app.store.readLog<AuditEntry>(AUDIT_LOG, { limit: 1000 });
