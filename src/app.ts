@@ -13,7 +13,7 @@ import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
 import type { MailServices } from './mail/service.js';
 import type { Metrics } from './metrics.js';
-import type { Store } from './store/store.js';
+import type { StoreWithSessions } from './store/sessions.js';
 import { apiKeysRouter } from './web/api-keys.js';
 import { auditRouter } from './web/audit.js';
 import { oauthCallbackRouter, oauthPanelData } from './web/oauth-callback.js';
@@ -42,7 +42,7 @@ import { smtpServersRouter } from './web/smtp-servers.js';
  */
 export interface AppDeps {
   config: Config;
-  store: Store;
+  store: StoreWithSessions;
   keyring: Keyring;
   log: Logger;
   metrics: Metrics;

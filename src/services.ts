@@ -14,7 +14,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { systemResolve, type ResolveAll } from './net/connect.js';
 import { createEgressPolicy } from './net/egress.js';
 import { createEgressFetch } from './net/fetch.js';
-import type { Store } from './store/store.js';
+import type { StoreWithSessions } from './store/sessions.js';
 import { createOAuthServices, type OAuthTuning } from './oauth/wiring.js';
 
 /**
@@ -24,7 +24,7 @@ import { createOAuthServices, type OAuthTuning } from './oauth/wiring.js';
  */
 export interface ServiceBase {
   config: Config;
-  store: Store;
+  store: StoreWithSessions;
   keyring: Keyring;
   log: Logger;
   metrics?: Metrics;
