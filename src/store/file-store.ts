@@ -1,5 +1,7 @@
 import { mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type session from 'express-session';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { removeQuietly } from './append-file.js';
 import { forgetDirLock, takeDirLock } from './dir-lock.js';
 import { FileDocuments } from './file-documents.js';
@@ -45,13 +47,14 @@ export { encodeFileName } from './file-names.js';
  * a crash in between leaves the document changed and its schedules not (or only some of them), as with
  * separate writes (the file-per-document layout had the same window), never a schedule change whose document
  * write was lost. The mail queue closes that window by putting every message back in the schedules of its
- * status at start.
+ * status at start, as the store's traits tell it to (`durableIndexes: false`; counters are rebuilt likewise).
  *
  * A journal is rewritten from memory when it has more than 1000 lines and over twice as many lines as live
  * documents (also at open), and at close when it holds any line that is no longer current, so superseded
  * versions and deleted documents stay in the journal only until the next clean stop or compact() (which an
  * encryption key rotation calls, so old ciphertexts do not stay on disk). Lines queued while a rewrite waits are
- * also appended after it; replaying a line twice changes nothing. Leftover temp files (`*.tmp`) are deleted at open and never read.
+ * also appended after it; replaying a line twice changes nothing. Leftover temp files (`*.tmp`) are deleted at
+ * open and never read.
  *
  * Data folders of the earlier layout (docs/<collection>/<encoded id>.json, one file per document) are
  * migrated at open: the old files are loaded, then the journal if there is one (it is newer: a migration was
@@ -194,11 +197,11 @@ class FileStore implements StoreWithSessions {
     return this.#pubsub.subscribe(channel, handler);
   }
 
-  createSessionStore(sessionModule: Parameters<StoreWithSessions['createSessionStore']>[0]): ReturnType<StoreWithSessions['createSessionStore']> {
+  createSessionStore(sessionModule: typeof session): session.Store {
     return this.#sessions.createSessionStore(sessionModule);
   }
 
-  createRateLimiter(options: RateLimiterOptions): ReturnType<StoreWithSessions['createRateLimiter']> {
+  createRateLimiter(options: RateLimiterOptions): RateLimiterAbstract {
     return this.#sessions.createRateLimiter(options);
   }
 
