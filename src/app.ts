@@ -14,7 +14,7 @@ import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
 import type { MailServices } from './mail/service.js';
 import type { Metrics } from './metrics.js';
-import type { Store } from './store/store.js';
+import type { StoreWithSessions } from './store/sessions.js';
 import { accountRouter } from './web/account.js';
 import { apiKeysRouter } from './web/api-keys.js';
 import { auditRouter } from './web/audit.js';
@@ -44,7 +44,7 @@ import { smtpServersRouter } from './web/smtp-servers.js';
  */
 export interface AppDeps {
   config: Config;
-  store: Store;
+  store: StoreWithSessions;
   keyring: Keyring;
   log: Logger;
   metrics: Metrics;

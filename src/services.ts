@@ -15,7 +15,7 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { systemResolve, type ResolveAll } from './net/connect.js';
 import { createEgressPolicy } from './net/egress.js';
 import { createEgressFetch } from './net/fetch.js';
-import type { Store } from './store/store.js';
+import type { StoreWithSessions } from './store/sessions.js';
 import { createOAuthServices, type OAuthTuning } from './tokens/wiring.js';
 import { clockFrom } from './clock.js';
 
@@ -26,7 +26,7 @@ import { clockFrom } from './clock.js';
  */
 export interface ServiceBase {
   config: Config;
-  store: Store;
+  store: StoreWithSessions;
   keyring: Keyring;
   log: Logger;
   metrics?: Metrics;
@@ -77,8 +77,8 @@ export async function createServices(base: ServiceBase): Promise<Services> {
 
   // OAuth before mail: the transport gets tokens only from the token service; the authorize flow reads servers lazily.
   const oauth = createOAuthServices({ ...base, clock: clockFrom(base.clock), audit, metrics, servers: { get: (id) => mail.servers.get(id) }, egressFetch: createEgressFetch(egress) });
-  // The setup page exists only on the embedded store: on Redis the CLI can create the first admin at any time.
-  const firstAdminSetup = base.store.kind === 'file' ? new FirstAdminSetup({ store: base.store, users, codeFile: path.join(base.config.MAILGATE_DATA_DIR, 'first-admin-code.txt'), now: clock }) : null;
+  // The setup page exists only on an exclusive store (the embedded one): on a shared store the CLI can create the first admin at any time.
+  const firstAdminSetup = base.store.exclusive ? new FirstAdminSetup({ store: base.store, users, codeFile: path.join(base.config.MAILGATE_DATA_DIR, 'first-admin-code.txt'), now: clock }) : null;
 
   const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, oauth: oauth.tokens, egress, ...base.mail });
   oauth.tokens.addListener({

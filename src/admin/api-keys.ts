@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { AppError } from '../errors.js';
-import { VersionConflictError, type Store } from '../store/store.js';
+import { VersionConflictError, type Documents } from '../store/store.js';
 import { normalizePolicy, type KeyPolicy } from './key-policy.js';
 import type { Actor, ApiScope, AuditRecorder } from './types.js';
 
@@ -92,7 +92,7 @@ export class ApiKeyService {
   readonly #keyIdByHash = new Map<string, string>();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Documents,
     /** Every creation, revocation and rotation is audited here, whichever door it came through (page, API, CLI). */
     private readonly audit: AuditRecorder,
     private readonly now: () => number = Date.now,

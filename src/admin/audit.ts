@@ -1,5 +1,5 @@
 import { redact } from '../log.js';
-import type { Store } from '../store/store.js';
+import type { Logs } from '../store/store.js';
 import type { Actor, AuditEventInput, AuditRecorder } from './types.js';
 
 /**
@@ -34,7 +34,7 @@ export const AUDIT_PAGE_MAX = 200;
 
 export class AuditLog implements AuditRecorder {
   constructor(
-    private readonly store: Store,
+    private readonly store: Logs,
     private readonly now: () => number = Date.now,
   ) {}
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { AppError } from '../errors.js';
-import { VersionConflictError, type Store } from '../store/store.js';
+import { VersionConflictError, type Documents } from '../store/store.js';
 import type { User, UserService } from './users.js';
 
 /**
@@ -26,7 +26,7 @@ function hash(code: string): Buffer {
 
 export class FirstAdminSetup {
   constructor(
-    private readonly deps: { store: Store; users: UserService; codeFile: string; now?: () => number },
+    private readonly deps: { store: Documents; users: UserService; codeFile: string; now?: () => number },
   ) {}
 
   private now(): number {

@@ -1,7 +1,7 @@
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { SessionsAndLimits } from '../store/sessions.js';
 
 /**
  * The policy an API key may carry, one set of rules for every door mail comes in by (the JSON API now, the SMTP
@@ -69,7 +69,7 @@ export class KeyRateLimits {
   /** One limiter per distinct limit (a limiter has one number of points); keys are told apart by their id. */
   readonly #limiters = new Map<number, RateLimiterAbstract>();
 
-  constructor(private readonly store: Store) {}
+  constructor(private readonly store: SessionsAndLimits) {}
 
   /** Counts `messages` against the key's limit; 429 with Retry-After when they do not fit in this minute. */
   async consume(keyId: string, policy: KeyPolicy | undefined, messages = 1): Promise<void> {

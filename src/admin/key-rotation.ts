@@ -1,6 +1,6 @@
 import type { Keyring } from '../crypto/keyring.js';
 import { assertAllKeysPresent, MissingEncryptionKeyError, rotateKeys, type RotateOptions, type RotationResult } from '../crypto/rotation.js';
-import type { Store } from '../store/store.js';
+import type { Documents, StoreLifecycle } from '../store/store.js';
 import type { Actor, AuditRecorder } from './types.js';
 
 /**
@@ -9,7 +9,7 @@ import type { Actor, AuditRecorder } from './types.js';
  * (for the embedded store, whose data folder serves one process) both call this.
  */
 export async function rotateEncryptionKeys(
-  deps: { store: Store; keyring: Keyring; audit: AuditRecorder },
+  deps: { store: Documents & Pick<StoreLifecycle, 'compact'>; keyring: Keyring; audit: AuditRecorder },
   actor: Actor,
   options: RotateOptions = {},
 ): Promise<RotationResult> {

@@ -1,5 +1,5 @@
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import type { Store } from '../store/store.js';
+import type { SessionsAndLimits } from '../store/sessions.js';
 import { HashingBusyError } from './hashing-gate.js';
 import { normalizeEmail, type User, type UserService } from './users.js';
 
@@ -54,7 +54,7 @@ export class LoginGuard {
   readonly #spacings: { fromIp: Spacing; account: Spacing };
 
   constructor(
-    store: Store,
+    store: SessionsAndLimits,
     private readonly users: UserService,
   ) {
     const failures = (keyPrefix: string) => store.createRateLimiter({ keyPrefix, points: 1_000_000, durationSec: LOGIN_LIMITS.failureWindowSec });

@@ -1,4 +1,4 @@
-import type { Store } from '../store/store.js';
+import type { Documents } from '../store/store.js';
 import type { Actor, AuditRecorder } from './types.js';
 
 /**
@@ -12,7 +12,7 @@ const GENERATION_ID = 'session_generation';
 
 export class SessionGeneration {
   constructor(
-    private readonly store: Store,
+    private readonly store: Documents,
     private readonly audit: AuditRecorder,
   ) {}
 

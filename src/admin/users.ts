@@ -1,6 +1,6 @@
 import { AppError } from '../errors.js';
 import { createDummyVerifier, hashPassword, verifyPassword } from '../crypto/passwords.js';
-import { VersionConflictError, type Store } from '../store/store.js';
+import { VersionConflictError, type Documents } from '../store/store.js';
 import { HashingGate } from './hashing-gate.js';
 import type { Role } from './types.js';
 
@@ -52,7 +52,7 @@ export class UserService {
   readonly #verifyDummy = createDummyVerifier();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: Documents,
     private readonly now: () => number = Date.now,
     private readonly hashing: HashingGate = new HashingGate(),
   ) {}

@@ -1,4 +1,4 @@
-import { VersionConflictError, type Store } from '../store/store.js';
+import { VersionConflictError, type Documents } from '../store/store.js';
 import { sealedKeyId, type Keyring, type SealContext } from './keyring.js';
 
 /**
@@ -72,13 +72,13 @@ function location(ctx: SealContext): string {
 }
 
 /** The store's collections that have registered sealed fields. */
-async function sealedCollections(store: Store, keyring: Keyring): Promise<string[]> {
+async function sealedCollections(store: Documents, keyring: Keyring): Promise<string[]> {
   const present = new Set(await store.collections());
   return keyring.sealedFields.collections.filter((c) => present.has(c));
 }
 
 /** Counts sealed values per key id across the registered sealed fields of the store. */
-export async function keyUsage(store: Store, keyring: Keyring): Promise<KeyUsage> {
+export async function keyUsage(store: Documents, keyring: Keyring): Promise<KeyUsage> {
   const perKey: Record<string, number> = {};
   for (const kid of keyring.keyIds) perKey[kid] = 0;
   const examples: Record<string, string> = {};
@@ -111,7 +111,7 @@ export class MissingEncryptionKeyError extends Error {
 }
 
 /** Throws MissingEncryptionKeyError naming every key id that some stored value needs but the keyring lacks. */
-export async function assertAllKeysPresent(store: Store, keyring: Keyring): Promise<KeyUsage> {
+export async function assertAllKeysPresent(store: Documents, keyring: Keyring): Promise<KeyUsage> {
   const usage = await keyUsage(store, keyring);
   const missing = Object.entries(usage.perKey)
     .filter(([kid, count]) => count > 0 && !keyring.has(kid))
@@ -122,7 +122,7 @@ export async function assertAllKeysPresent(store: Store, keyring: Keyring): Prom
 
 const MAX_CAS_RETRIES = 20;
 
-export async function rotateKeys(store: Store, keyring: Keyring, options: RotateOptions = {}): Promise<RotationResult> {
+export async function rotateKeys(store: Documents, keyring: Keyring, options: RotateOptions = {}): Promise<RotationResult> {
   const started = Date.now();
   const active = keyring.activeKeyId;
   const failures: RotationFailure[] = [];

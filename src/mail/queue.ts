@@ -736,7 +736,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
 
     async start() {
       if (running) return;
-      if (store.kind === 'file') await reindexOnFileStore();
+      if (!store.durableIndexes) await reindexOnFileStore();
       else await buildIndexesOnRedis().then(() => buildCountersOnRedis(store, log, [MAIL_QUEUE, HELD_INDEX], MESSAGES));
       running = true;
       lease.start();

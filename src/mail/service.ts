@@ -95,7 +95,7 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
       if (options.workers) {
         workers = true;
         await queue.start();
-      } else if (store.kind === 'file') {
+      } else if (!store.durableIndexes) {
         await countPlacesOnFileStore(store, MESSAGES);
       }
     },

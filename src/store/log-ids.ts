@@ -16,3 +16,17 @@ export function parseLogId(id: string): { ms: number; seq: number } | null {
   if (!match) return null;
   return { ms: Number(match[1]), seq: Number(match[2]) };
 }
+
+/** A Redis stream id → a log id: `1700000000000-3` → `1700000000000-000003`. */
+export function logIdOfStreamId(streamId: string): string {
+  const parsed = parseLogId(streamId);
+  if (!parsed) throw new Error(`unexpected stream id ${streamId}`);
+  return formatLogId(parsed.ms, parsed.seq);
+}
+
+/** A log id given by a caller → the stream id Redis understands. */
+export function streamIdOfLogId(logId: string): string {
+  const parsed = parseLogId(logId);
+  if (!parsed) throw new Error(`invalid log id "${logId}" (expected <ms>-<seq>)`);
+  return `${parsed.ms}-${parsed.seq}`;
+}

@@ -1,7 +1,7 @@
 import type { Config } from '../config.js';
 import { createFileStore } from './file-store.js';
 import { createRedisStore } from './redis-store.js';
-import type { Store } from './store.js';
+import type { StoreWithSessions } from './sessions.js';
 
 /** The subset of a pino logger the stores use. */
 export interface StoreLog {
@@ -15,7 +15,7 @@ export interface StoreLog {
  * be reached or the data folder is in use by another process. MAILGATE_FSYNC applies to the embedded store only:
  * on Redis, durability is the server's AOF setting.
  */
-export async function openStore(config: Pick<Config, 'REDIS_URL' | 'MAILGATE_REDIS_PREFIX' | 'MAILGATE_DATA_DIR' | 'MAILGATE_FSYNC'>, log?: StoreLog): Promise<Store> {
+export async function openStore(config: Pick<Config, 'REDIS_URL' | 'MAILGATE_REDIS_PREFIX' | 'MAILGATE_DATA_DIR' | 'MAILGATE_FSYNC'>, log?: StoreLog): Promise<StoreWithSessions> {
   if (config.REDIS_URL) {
     const store = await createRedisStore({ url: config.REDIS_URL, prefix: config.MAILGATE_REDIS_PREFIX, ...(log ? { log } : {}) });
     log?.info({ store: 'redis', prefix: config.MAILGATE_REDIS_PREFIX }, 'store opened on Redis');

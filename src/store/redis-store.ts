@@ -4,8 +4,12 @@ import type session from 'express-session';
 import { Redis, type RedisOptions } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import { formatLogId, parseLogId } from './log-ids.js';
+import { logIdOfStreamId, streamIdOfLogId } from './log-ids.js';
+import { checkCollection, checkName, compareIds } from './names.js';
+import { guard, mapError, quitOrDisconnect, safeUrl, withTimeout } from './redis-errors.js';
+import { RedisPubSub } from './redis-pubsub.js';
 import { CLAIM_DUE_LUA, DELETE_LUA, EXTEND_LOCK_LUA, PUT_LUA, RELEASE_LOCK_LUA } from './redis-scripts.js';
+import type { RateLimiterOptions, StoreWithSessions } from './sessions.js';
 import {
   checkCounterChanges,
   CounterLimitError,
@@ -15,15 +19,13 @@ import {
   type Lock,
   type LogEntry,
   scheduleMoves,
-  type RateLimiterOptions,
   type ScheduledEntry,
-  type Store,
   type WriteOptions,
 } from './store.js';
 
 /**
  * The Redis store: any number of mailgate instances share one Redis. The only module that imports
- * ioredis and connect-redis.
+ * ioredis and connect-redis; pub/sub (redis-pubsub.ts) gets its connection from here.
  *
  * Keys (all under `prefix`):
  *   d:<collection>:<id>   hash {v: version, d: JSON}        documents
@@ -57,7 +59,6 @@ export interface RedisStoreOptions {
   log?: { warn(obj: object, msg: string): void };
 }
 
-const COLLECTION_NAME = /^[a-z0-9_-]+$/;
 const PING_TIMEOUT_MS = 1500;
 
 /** A Lua script run by SHA, loaded on first use (EVALSHA, then EVAL on NOSCRIPT). */
@@ -83,59 +84,7 @@ const RELEASE_LOCK = new Script(RELEASE_LOCK_LUA);
 const EXTEND_LOCK = new Script(EXTEND_LOCK_LUA);
 const CLAIM_DUE = new Script(CLAIM_DUE_LUA);
 
-function checkCollection(collection: string): void {
-  if (!COLLECTION_NAME.test(collection)) throw new Error(`invalid collection name "${collection}" (expected [a-z0-9_-]+)`);
-}
-
-function checkName(kind: string, name: string): void {
-  if (name.length === 0 || name.includes('\0')) throw new Error(`invalid ${kind} "${name}"`);
-}
-
-function compareIds(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** The URL without its password, for messages. */
-function safeUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'the configured REDIS_URL';
-  }
-}
-
-/** Connection-level failures become StoreUnavailableError; Redis replies (script or type errors) stay as they are. */
-function mapError(err: unknown): unknown {
-  if (err instanceof VersionConflictError || err instanceof StoreUnavailableError) return err;
-  if (err instanceof Error && err.name === 'ReplyError') return err;
-  if (err instanceof Error) return new StoreUnavailableError(`Redis is not reachable: ${err.message}`, { cause: err });
-  return err;
-}
-
-/** Rejects with StoreUnavailableError when `promise` takes longer than `ms` (its late outcome is ignored). */
-async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  promise.catch(() => undefined);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreUnavailableError(message)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-async function quitOrDisconnect(client: Redis): Promise<void> {
-  if (client.status === 'end') return;
-  const timer = new Promise<'timeout'>((resolve) => setTimeout(resolve, 1000, 'timeout').unref());
-  const result = await Promise.race([client.quit().catch(() => 'failed' as const), timer]);
-  if (result !== 'OK') client.disconnect();
-}
-
-export async function createRedisStore(options: RedisStoreOptions): Promise<Store> {
+export async function createRedisStore(options: RedisStoreOptions): Promise<StoreWithSessions> {
   const redisOptions: RedisOptions = {
     lazyConnect: true,
     maxRetriesPerRequest: 1,
@@ -166,33 +115,31 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stor
   return new RedisBackedStore(client, redisOptions, options);
 }
 
-class RedisBackedStore implements Store {
+class RedisBackedStore implements StoreWithSessions {
   readonly kind = 'redis' as const;
+  readonly exclusive = false;
+  readonly durableIndexes = true;
   readonly #client: Redis;
-  readonly #redisOptions: RedisOptions;
-  readonly #url: string;
   readonly #prefix: string;
-  readonly #log: RedisStoreOptions['log'];
-  #subscriber: Redis | null = null;
-  #subscriberReady: Promise<Redis> | null = null;
-  readonly #channels = new Map<string, { handlers: Set<(message: string) => void>; ready: Promise<void> }>();
-  readonly #commandTimeoutMs: number;
+  readonly #pubsub: RedisPubSub;
 
   constructor(client: Redis, redisOptions: RedisOptions, options: RedisStoreOptions) {
     this.#client = client;
-    this.#redisOptions = redisOptions;
-    this.#url = options.url;
     this.#prefix = options.prefix;
-    this.#log = options.log;
-    this.#commandTimeoutMs = options.commandTimeoutMs ?? 5000;
-  }
-
-  async #guard<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      throw mapError(err);
-    }
+    // Subscribe mode waits for messages indefinitely: no command timeout, retry forever in the background.
+    const { commandTimeout: _timeout, ...subscriberOptions } = redisOptions;
+    this.#pubsub = new RedisPubSub({
+      prefix: options.prefix,
+      commandTimeoutMs: options.commandTimeoutMs ?? 5000,
+      log: options.log,
+      publish: (channel, message) => client.publish(channel, message),
+      openSubscriber: (onMessage) => {
+        const subscriber = new Redis(options.url, { ...subscriberOptions, maxRetriesPerRequest: null, enableAutoPipelining: false });
+        subscriber.on('error', () => undefined);
+        subscriber.on('message', onMessage);
+        return subscriber;
+      },
+    });
   }
 
   #docKey(collection: string, id: string): string {
@@ -215,7 +162,7 @@ class RedisBackedStore implements Store {
 
   async get<T>(collection: string, id: string): Promise<Doc<T> | null> {
     checkCollection(collection);
-    const [v, d] = await this.#guard(() => this.#client.hmget(this.#docKey(collection, id), 'v', 'd'));
+    const [v, d] = await guard(() => this.#client.hmget(this.#docKey(collection, id), 'v', 'd'));
     if (v == null || d == null) return null;
     return { id, version: Number(v), value: JSON.parse(d) as T };
   }
@@ -227,7 +174,7 @@ class RedisBackedStore implements Store {
     if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
     const [keys, optionArgs] = this.#optionArgs(options);
-    const [ok, version, refused] = (await this.#guard(() =>
+    const [ok, version, refused] = (await guard(() =>
       PUT.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys], [json, expected, id, collection, ...optionArgs]),
     )) as [number, number, number?];
     if (ok === 2) throw limitError(options, refused!, version);
@@ -239,7 +186,7 @@ class RedisBackedStore implements Store {
     checkCollection(collection);
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
     const [keys, optionArgs] = this.#optionArgs(options);
-    const [ok, version] = (await this.#guard(() =>
+    const [ok, version] = (await guard(() =>
       DELETE.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys], [expected, id, collection, ...optionArgs]),
     )) as [number, number];
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
@@ -265,7 +212,7 @@ class RedisBackedStore implements Store {
     const prefix = options.prefix ?? '';
     const index = this.#indexKey(collection);
     // 0xFF never occurs in UTF-8, so "[prefix" .. "(prefix\xFF" is exactly the ids starting with prefix.
-    const ids = await this.#guard(() =>
+    const ids = await guard(() =>
       prefix
         ? this.#client.zrangebylex(index, Buffer.from(`[${prefix}`), Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])]))
         : this.#client.zrangebylex(index, '-', '+'),
@@ -276,7 +223,7 @@ class RedisBackedStore implements Store {
       const slice = ids.slice(i, i + chunk);
       const pipeline = this.#client.pipeline();
       for (const id of slice) pipeline.hmget(this.#docKey(collection, id), 'v', 'd');
-      const results = await this.#guard(() => pipeline.exec());
+      const results = await guard(() => pipeline.exec());
       slice.forEach((id, j) => {
         const [err, fields] = results?.[j] ?? [new Error('missing pipeline reply'), null];
         if (err) throw mapError(err);
@@ -290,7 +237,7 @@ class RedisBackedStore implements Store {
   }
 
   async collections(): Promise<string[]> {
-    const names = await this.#guard(() => this.#client.smembers(this.#collectionsKey));
+    const names = await guard(() => this.#client.smembers(this.#collectionsKey));
     return names.sort(compareIds);
   }
 
@@ -301,10 +248,9 @@ class RedisBackedStore implements Store {
     if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new Error(`lock ${name}: ttlMs must be a positive number, got ${ttlMs}`);
     const key = `${this.#prefix}lock:${name}`;
     const owner = randomBytes(16).toString('hex');
-    const ok = await this.#guard(() => this.#client.set(key, owner, 'PX', Math.max(1, Math.round(ttlMs)), 'NX'));
+    const ok = await guard(() => this.#client.set(key, owner, 'PX', Math.max(1, Math.round(ttlMs)), 'NX'));
     if (ok !== 'OK') return null;
     const client = this.#client;
-    const guard = <T>(op: () => Promise<T>) => this.#guard(op);
     return {
       name,
       owner,
@@ -319,17 +265,17 @@ class RedisBackedStore implements Store {
     checkName('log name', log);
     const json = JSON.stringify(entry);
     if (json === undefined) throw new Error(`cannot append ${typeof entry} to log ${log}: not JSON`);
-    const raw = await this.#guard(() => this.#client.xadd(`${this.#prefix}log:${log}`, '*', 'e', json));
-    return toLogId(raw!);
+    const raw = await guard(() => this.#client.xadd(`${this.#prefix}log:${log}`, '*', 'e', json));
+    return logIdOfStreamId(raw!);
   }
 
   async readLog<T>(log: string, options: { before?: string; after?: string; limit: number }): Promise<LogEntry<T>[]> {
     checkName('log name', log);
     if (options.limit <= 0) return [];
-    const end = options.before === undefined ? '+' : `(${rawStreamId(options.before)}`;
-    const start = options.after === undefined ? '-' : `(${rawStreamId(options.after)}`;
-    const rows = await this.#guard(() => this.#client.xrevrange(`${this.#prefix}log:${log}`, end, start, 'COUNT', options.limit));
-    return rows.map(([id, fields]) => ({ id: toLogId(id), entry: JSON.parse(fields[1] ?? 'null') as T }));
+    const end = options.before === undefined ? '+' : `(${streamIdOfLogId(options.before)}`;
+    const start = options.after === undefined ? '-' : `(${streamIdOfLogId(options.after)}`;
+    const rows = await guard(() => this.#client.xrevrange(`${this.#prefix}log:${log}`, end, start, 'COUNT', options.limit));
+    return rows.map(([id, fields]) => ({ id: logIdOfStreamId(id), entry: JSON.parse(fields[1] ?? 'null') as T }));
   }
 
   // ---- schedules -----------------------------------------------------------------------------
@@ -342,16 +288,16 @@ class RedisBackedStore implements Store {
     checkName('queue name', queue);
     checkName('scheduled id', id);
     if (!Number.isFinite(dueAt)) throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
-    await this.#guard(() => this.#client.zadd(this.#scheduleKey(queue), dueAt, id));
+    await guard(() => this.#client.zadd(this.#scheduleKey(queue), dueAt, id));
   }
 
   async unschedule(queue: string, id: string): Promise<void> {
-    await this.#guard(() => this.#client.zrem(this.#scheduleKey(queue), id));
+    await guard(() => this.#client.zrem(this.#scheduleKey(queue), id));
   }
 
   async claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]> {
     if (limit <= 0) return [];
-    return (await this.#guard(() => CLAIM_DUE.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit]))) as string[];
+    return (await guard(() => CLAIM_DUE.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit]))) as string[];
   }
 
   async scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]> {
@@ -360,7 +306,7 @@ class RedisBackedStore implements Store {
     if (!(limit > 0)) return [];
     const key = this.#scheduleKey(queue);
     const stop = String(limit - 1);
-    const flat = await this.#guard(() => (options.newestFirst ? this.#client.zrevrange(key, '0', stop, 'WITHSCORES') : this.#client.zrange(key, '0', stop, 'WITHSCORES')));
+    const flat = await guard(() => (options.newestFirst ? this.#client.zrevrange(key, '0', stop, 'WITHSCORES') : this.#client.zrange(key, '0', stop, 'WITHSCORES')));
     const out: ScheduledEntry[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i]!, dueAt: Number(flat[i + 1]) });
     return out;
@@ -368,95 +314,30 @@ class RedisBackedStore implements Store {
 
   async counters(names: string[]): Promise<number[]> {
     if (names.length === 0) return [];
-    const values = await this.#guard(() => this.#client.hmget(this.#countersKey, ...names));
+    const values = await guard(() => this.#client.hmget(this.#countersKey, ...names));
     return values.map((v) => Number(v ?? 0));
   }
 
   async setCounters(values: Record<string, number>): Promise<void> {
     if (Object.keys(values).length === 0) return;
-    await this.#guard(() => this.#client.hset(this.#countersKey, values));
+    await guard(() => this.#client.hset(this.#countersKey, values));
   }
 
   async scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }> {
     const key = this.#scheduleKey(queue);
-    const [count, first] = await this.#guard(() => Promise.all([this.#client.zcard(key), this.#client.zrange(key, '0', '0', 'WITHSCORES')]));
+    const [count, first] = await guard(() => Promise.all([this.#client.zcard(key), this.#client.zrange(key, '0', '0', 'WITHSCORES')]));
     return { count, earliestDueAt: first[1] === undefined ? null : Number(first[1]) };
   }
 
   // ---- pub/sub -------------------------------------------------------------------------------
 
-  #channel(channel: string): string {
-    return `${this.#prefix}ch:${channel}`;
+  publish(channel: string, message: string): Promise<void> {
+    return this.#pubsub.publish(channel, message);
   }
 
-  /** The subscriber connection, made on first subscribe (a connection in subscribe mode can do nothing else). */
-  #subscriberConnection(): Promise<Redis> {
-    this.#subscriberReady ??= (async () => {
-      // Subscribe mode waits for messages indefinitely: no command timeout, retry forever in the background.
-      const { commandTimeout: _timeout, ...base } = this.#redisOptions;
-      const subscriber = new Redis(this.#url, { ...base, maxRetriesPerRequest: null, enableAutoPipelining: false });
-      subscriber.on('error', () => undefined);
-      subscriber.on('message', (channel: string, message: string) => {
-        for (const handler of this.#channels.get(channel)?.handlers ?? []) {
-          try {
-            handler(message);
-          } catch (err) {
-            this.#log?.warn({ err, channel }, 'a pub/sub handler threw');
-          }
-        }
-      });
-      this.#subscriber = subscriber;
-      try {
-        await subscriber.connect();
-      } catch (err) {
-        // Let a later subscribe try again with a fresh connection instead of reusing this failure.
-        subscriber.disconnect();
-        this.#subscriber = null;
-        this.#subscriberReady = null;
-        throw err;
-      }
-      return subscriber;
-    })();
-    return this.#subscriberReady;
+  subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
+    return this.#pubsub.subscribe(channel, handler);
   }
-
-  async publish(channel: string, message: string): Promise<void> {
-    await this.#guard(() => this.#client.publish(this.#channel(channel), message));
-  }
-
-  async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
-    const name = this.#channel(channel);
-    let entry = this.#channels.get(name);
-    if (!entry) {
-      // Concurrent subscribers of one channel share one SUBSCRIBE and all wait for its acknowledgement.
-      const ready = (async () => {
-        const subscriber = await this.#subscriberConnection();
-        // The subscriber retries forever in the background and a command on it would wait just as long, so
-        // a reconnecting subscriber gets the command timeout to come back, then the caller gets an error.
-        if (subscriber.status !== 'ready') {
-          const back = new Promise<void>((resolve) => subscriber.once('ready', () => resolve()));
-          await withTimeout(back, this.#commandTimeoutMs, 'Redis is not reachable (subscriber connection down)');
-        }
-        await withTimeout(subscriber.subscribe(name), this.#commandTimeoutMs, `Redis did not acknowledge SUBSCRIBE within ${this.#commandTimeoutMs} ms`);
-      })();
-      const created = { handlers: new Set<(message: string) => void>(), ready };
-      entry = created;
-      this.#channels.set(name, created);
-      ready.catch(() => {
-        if (this.#channels.get(name) === created) this.#channels.delete(name);
-      });
-    }
-    const joined = entry;
-    await this.#guard(() => joined.ready);
-    joined.handlers.add(handler);
-    return async () => {
-      if (!joined.handlers.delete(handler) || joined.handlers.size > 0 || this.#channels.get(name) !== joined) return;
-      this.#channels.delete(name);
-      // Best effort: if Redis is down the channel is simply renewed on reconnect and its messages ignored.
-      await withTimeout(this.#subscriber?.unsubscribe(name) ?? Promise.resolve(), this.#commandTimeoutMs, 'UNSUBSCRIBE timed out').catch(() => undefined);
-    };
-  }
-
 
   // ---- sessions, rate limits, health ---------------------------------------------------------
 
@@ -479,14 +360,11 @@ class RedisBackedStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await withTimeout(this.#guard(() => this.#client.ping()), PING_TIMEOUT_MS, `Redis did not answer PING within ${PING_TIMEOUT_MS} ms`);
+    await withTimeout(guard(() => this.#client.ping()), PING_TIMEOUT_MS, `Redis did not answer PING within ${PING_TIMEOUT_MS} ms`);
   }
 
-
   async close(): Promise<void> {
-    const subscriber = this.#subscriberReady ? await this.#subscriberReady.catch(() => this.#subscriber) : null;
-    this.#channels.clear();
-    await Promise.all([quitOrDisconnect(this.#client), subscriber ? quitOrDisconnect(subscriber) : undefined]);
+    await Promise.all([quitOrDisconnect(this.#client), this.#pubsub.close()]);
   }
 }
 
@@ -494,18 +372,4 @@ class RedisBackedStore implements Store {
 function limitError(options: WriteOptions, index: number, current: number): CounterLimitError {
   const change = checkCounterChanges(options)[index]!;
   return new CounterLimitError(change.counter, current, change.max!);
-}
-
-/** `1700000000000-3` → `1700000000000-000003`. */
-function toLogId(streamId: string): string {
-  const parsed = parseLogId(streamId);
-  if (!parsed) throw new Error(`unexpected stream id ${streamId}`);
-  return formatLogId(parsed.ms, parsed.seq);
-}
-
-/** A log id given by a caller → the stream id Redis understands. */
-function rawStreamId(logId: string): string {
-  const parsed = parseLogId(logId);
-  if (!parsed) throw new Error(`invalid log id "${logId}" (expected <ms>-<seq>)`);
-  return `${parsed.ms}-${parsed.seq}`;
 }

@@ -1,10 +1,9 @@
-import type session from 'express-session';
-import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-
 /**
- * The one storage interface of mailgate. Two implementations pass the same contract tests
- * (test/integration/store-contract.test.ts): the embedded file store (single process, no setup)
- * and the Redis store (any number of instances).
+ * The storage of mailgate, as small capabilities: documents (with counters), schedules, locks, logs, pub/sub,
+ * and the store's traits and lifecycle. A module asks only for the capabilities it uses; `Store` is all of
+ * them, for wiring. Two implementations pass the same contract tests per capability
+ * (test/integration/store-contract.test.ts): the embedded file store (single process, no setup) and the Redis
+ * store (any number of instances). Sessions and rate limits are kept by the same backends (sessions.ts).
  *
  * Values are plain JSON. A store never sees a secret in plaintext: services seal secret fields with
  * the keyring (src/crypto/keyring.ts) before they put a document.
@@ -119,17 +118,8 @@ export interface LogEntry<T> {
   entry: T;
 }
 
-export interface RateLimiterOptions {
-  keyPrefix: string;
-  points: number;
-  durationSec: number;
-  blockDurationSec?: number;
-}
-
-export interface Store {
-  readonly kind: 'file' | 'redis';
-
-  // Documents: collection names are [a-z0-9_-]+; ids are any non-empty string without NUL.
+/** Documents: collection names are [a-z0-9_-]+; ids are any non-empty string without NUL. */
+export interface Documents {
   get<T>(collection: string, id: string): Promise<Doc<T> | null>;
   put<T>(collection: string, id: string, value: T, options?: WriteOptions): Promise<Doc<T>>;
   /** Returns false when there was nothing to delete; throws VersionConflictError on a CAS mismatch. */
@@ -138,16 +128,18 @@ export interface Store {
   list<T>(collection: string, options?: { prefix?: string }): Promise<Doc<T>[]>;
   /** The collection names that hold at least one document (used by key rotation to walk everything). */
   collections(): Promise<string[]>;
+}
 
-  /** Takes the lock when free (SET NX PX semantics); null when another owner holds it. */
-  acquireLock(name: string, ttlMs: number): Promise<Lock | null>;
+/** Counters changed by the `count` option of a document write, read and reset here. */
+export interface Counters {
+  /** Current values (0 for one never changed). */
+  counters(names: string[]): Promise<number[]>;
+  /** Sets counters outright (rebuilding them from the documents they count). */
+  setCounters(values: Record<string, number>): Promise<void>;
+}
 
-  // Append-only logs (the audit log): entries are never changed or deleted by mailgate.
-  append<T>(log: string, entry: T): Promise<string>;
-  /** Newest first. `before` pages backwards (exclusive); `after` reads newer entries (exclusive). */
-  readLog<T>(log: string, options: { before?: string; after?: string; limit: number }): Promise<LogEntry<T>[]>;
-
-  // A due-time index per queue: ids scheduled at a time, claimed atomically by one worker.
+/** A due-time index per queue: ids scheduled at a time, claimed atomically by one worker. */
+export interface Schedules {
   /** Adds or moves `id` to `dueAt` (ms since epoch). */
   schedule(queue: string, id: string, dueAt: number): Promise<void>;
   unschedule(queue: string, id: string): Promise<void>;
@@ -161,31 +153,61 @@ export interface Store {
    * latest first. Lets a schedule serve as an index of ids by time without reading every document.
    */
   scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]>;
-  /** Current values of counters changed by the `count` write option (0 for one never changed). */
-  counters(names: string[]): Promise<number[]>;
-  /** Sets counters outright (rebuilding them from the documents they count). */
-  setCounters(values: Record<string, number>): Promise<void>;
-
   /** Number of scheduled ids and the earliest due time (null when empty). */
   scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }>;
+}
 
-  /** Broadcast to every instance sharing this store (cache invalidation). In-process for the file store. */
+export interface Locks {
+  /** Takes the lock when free (SET NX PX semantics); null when another owner holds it. */
+  acquireLock(name: string, ttlMs: number): Promise<Lock | null>;
+}
+
+/** Append-only logs (the audit log): entries are never changed or deleted by mailgate. */
+export interface Logs {
+  append<T>(log: string, entry: T): Promise<string>;
+  /** Newest first. `before` pages backwards (exclusive); `after` reads newer entries (exclusive). */
+  readLog<T>(log: string, options: { before?: string; after?: string; limit: number }): Promise<LogEntry<T>[]>;
+}
+
+/** Broadcast to every instance sharing this store (cache invalidation). In-process for the file store. */
+export interface PubSub {
   publish(channel: string, message: string): Promise<void>;
   /** Returns an unsubscribe function. */
   subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
+}
 
-  /** Infrastructure this store backs: sessions and rate limits (Redis-backed when the store is). */
-  createSessionStore(sessionModule: typeof session): session.Store;
-  createRateLimiter(options: RateLimiterOptions): RateLimiterAbstract;
+/**
+ * What a backend guarantees beyond its operations. Modules decide by these, never by which backend it is: a
+ * third backend then states its guarantees instead of being mistaken for one of the two.
+ */
+export interface StoreTraits {
+  /** Which backend, for people (logs, /readyz, the CLI's output). */
+  readonly kind: 'file' | 'redis';
+  /**
+   * No other process can use the store while this one has it open, the CLI included (the embedded store locks
+   * its folder). Start-up may then rebuild what it derives from the documents without racing anyone.
+   */
+  readonly exclusive: boolean;
+  /**
+   * A write's counter changes and schedule moves are kept with it through a crash and a restart (Redis: one
+   * script per write). When false (the embedded store keeps counters in memory and writes schedule lines after
+   * the document's), the modules that own them rebuild them from the documents at start; such a store is
+   * exclusive, so the rebuild races nobody.
+   */
+  readonly durableIndexes: boolean;
+}
 
+export interface StoreLifecycle extends StoreTraits {
   /**
    * Removes superseded versions and deleted documents from disk now. The file store's journals keep them until
    * their next rewrite; after re-sealing every secret with a new key, the old ciphertexts must not linger.
    * Nothing to do on Redis, which keeps only the current version.
    */
   compact(): Promise<void>;
-
   /** Throws StoreUnavailableError when the store cannot be reached. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** Every capability: what the composition root opens and hands out piece by piece. */
+export type Store = Documents & Counters & Schedules & Locks & Logs & PubSub & StoreLifecycle;

@@ -7,7 +7,7 @@ import type { User, UserService } from '../admin/users.js';
 import type { Actor, Role } from '../admin/types.js';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { SessionsAndLimits } from '../store/sessions.js';
 import { createAnonymousCsrf } from './anonymous-csrf.js';
 import { isApiRequest } from './api-path.js';
 
@@ -55,7 +55,7 @@ export function sessionCookieName(config: Pick<Config, 'secureCookies'>): string
 
 export interface SessionLayerDeps {
   config: Config;
-  store: Store;
+  store: SessionsAndLimits;
   users: UserService;
   sessionGeneration: SessionGeneration;
   secrets: readonly string[];

@@ -8,7 +8,7 @@ import { Keyring } from '../../src/crypto/keyring.js';
 import { createLogger } from '../../src/log.js';
 import { createServices, type Services } from '../../src/services.js';
 import { openStore } from '../../src/store/open-store.js';
-import type { Store } from '../../src/store/store.js';
+import type { StoreWithSessions } from '../../src/store/sessions.js';
 import { GRANTS, type GrantRecord } from '../../src/tokens/grants.js';
 import { collectOAuthWarnings } from '../../src/tokens/warnings.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
@@ -24,7 +24,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('token scheduler and failure handling (Google flavour)', () => {
   let provider: FakeProvider;
   let services: Services;
-  let store: Store;
+  let store: StoreWithSessions;
   let dataDir: string;
   let ids: Awaited<ReturnType<typeof createOAuthServer>>;
   let networkDown = false;

@@ -4,13 +4,16 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileStore } from '../../src/store/file-store.js';
 import { createRedisStore } from '../../src/store/redis-store.js';
-import { CounterLimitError, VersionConflictError, type Store } from '../../src/store/store.js';
+import { CounterLimitError, VersionConflictError, type Counters, type Documents, type Schedules } from '../../src/store/store.js';
 import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
 
-// The `count` write option on both stores: counters change with the write, atomically, and a limit refuses the
-// whole write (document, schedules and counters untouched).
+// The counters capability and the `count` write option of documents, on both stores: counters change with the
+// write, atomically, and a limit refuses the whole write (document, schedules and counters untouched).
 
-const stores: [string, () => Promise<{ store: Store; close: () => Promise<void> }>][] = [
+/** What these tests see of a store: documents, the counters their writes change, and the schedules a refused write must leave alone. */
+type CountedDocuments = Documents & Counters & Schedules;
+
+const stores: [string, () => Promise<{ store: CountedDocuments; close: () => Promise<void> }>][] = [
   [
     'file',
     async () => {
@@ -28,7 +31,7 @@ if (redisUrl) stores.push(['redis', async () => {
 
 for (const [kind, open] of stores) {
   describe(`store counters (${kind})`, () => {
-    let store: Store;
+    let store: CountedDocuments;
     let close: () => Promise<void>;
     beforeAll(async () => ({ store, close } = await open()));
     afterAll(async () => close());

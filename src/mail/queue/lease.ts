@@ -1,5 +1,5 @@
 import type { Logger } from '../../log.js';
-import type { Store } from '../../store/store.js';
+import type { Schedules } from '../../store/store.js';
 
 /**
  * The leases of the messages this instance is delivering. A claim (`claimDue`) moves a message's due time to
@@ -24,7 +24,7 @@ export interface LeaseKeeper {
 }
 
 export interface LeaseOptions {
-  store: Store;
+  store: Schedules;
   queue: string;
   log: Logger;
   leaseMs: number;

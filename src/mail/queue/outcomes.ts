@@ -1,5 +1,5 @@
 import type { Logger } from '../../log.js';
-import { StoreUnavailableError, type Store } from '../../store/store.js';
+import { StoreUnavailableError, type Schedules } from '../../store/store.js';
 import type { LeaseKeeper } from './lease.js';
 import { createPendingWrites } from './pending-writes.js';
 
@@ -20,7 +20,7 @@ export interface OutcomeWriter {
   stop(): Promise<void>;
 }
 
-export function createOutcomeWriter(deps: { store: Store; queue: string; lease: LeaseKeeper; log: Logger }): OutcomeWriter {
+export function createOutcomeWriter(deps: { store: Schedules; queue: string; lease: LeaseKeeper; log: Logger }): OutcomeWriter {
   const { store, queue, lease, log } = deps;
   const pending = createPendingWrites({ log });
 
