@@ -6,6 +6,7 @@ import { FirstAdminSetup } from './admin/first-admin-setup.js';
 import { SessionGeneration } from './admin/sessions.js';
 import { UserService } from './admin/users.js';
 import type { AppDeps } from './app.js';
+import { clockReading } from './clock.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
@@ -54,9 +55,10 @@ export async function createServices(base: ServiceBase): Promise<Services> {
 
   // Areas add their services here, each after the ones it depends on.
   const clock = base.clock ?? Date.now;
+  const time = clockReading(clock);
   const audit = new AuditLog(base.store, clock);
   const users = new UserService(base.store, clock);
-  const apiKeys = new ApiKeyService(base.store, audit, clock);
+  const apiKeys = new ApiKeyService(base.store, audit, time);
   const sessionGeneration = new SessionGeneration(base.store, audit);
   const sessionSecrets = base.config.sessionSecrets ?? base.sessionSecrets;
   if (!sessionSecrets || sessionSecrets.length === 0) throw new Error('no session secret: set MAILGATE_SESSION_SECRETS (or let the embedded store create one)');
@@ -77,7 +79,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   // The setup page exists only on the embedded store: on Redis the CLI can create the first admin at any time.
   const firstAdminSetup = base.store.kind === 'file' ? new FirstAdminSetup({ store: base.store, users, codeFile: path.join(base.config.MAILGATE_DATA_DIR, 'first-admin-code.txt'), now: clock }) : null;
 
-  const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, oauth: oauth.tokens, egress, ...base.mail });
+  const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, oauth: oauth.tokens, egress, clock: time, ...base.mail });
   oauth.tokens.addListener({
     // invalid_grant: hold the server's mail instead of burning attempts; re-authorization releases it.
     needsReauth: (g) => mail.servers.pause(g.serverId, { reason: 'The mailbox authorization was revoked or expired: press Re-authorize.', code: 'oauth_needs_reauth' }),
