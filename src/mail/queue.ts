@@ -10,10 +10,10 @@ import { createWorkers } from './queue/worker.js';
 
 /**
  * The durable mail queue, on the Store interface so it works the same on the embedded file store and on Redis.
- * Its parts live in queue/: the data and its indexes (model.ts, messages.ts), accepting mail (enqueue.ts), what
- * a delivery comes to (outcome.ts, a pure function), the workers with their leases and outage-proof outcome
- * writes (worker.ts, lease.ts, outcomes.ts), held mail (holds.ts), admin actions (admin.ts) and the upkeep of
- * indexes, counters and retention (maintenance.ts).
+ * Its parts live in queue/: the data and its indexes (model.ts, messages.ts), accepting mail (enqueue.ts),
+ * what a delivery comes to (delivery-outcome.ts, a pure function), the workers with their leases and
+ * outage-proof outcome writes (worker.ts, lease.ts, outcomes.ts), held mail (holds.ts), admin actions
+ * (admin.ts) and the upkeep of indexes, counters and retention (maintenance.ts).
  *
  * Outcomes: sent; temporary failure (4xx, network, timeout) → deferred with exponential backoff and jitter,
  * failed after MAILGATE_QUEUE_MAX_ATTEMPTS; permanent failure (5xx) → failed at once with the reply;

@@ -9,7 +9,7 @@ import type { Holds } from './holds.js';
 import { createLeaseKeeper } from './lease.js';
 import type { Messages } from './messages.js';
 import { DEFAULT_MAX_RETRY_DELAY_MS, MAIL_QUEUE, SENDING_MARK_AFTER_MS, type MessageDoc, type MessageStatus, type QueueOptions } from './model.js';
-import { deliveryOutcome, type DeliveryAttempt, type NextState } from './outcome.js';
+import { deliveryOutcome, type DeliveryAttempt, type NextState } from './delivery-outcome.js';
 import { createOutcomeWriter } from './outcomes.js';
 
 /**

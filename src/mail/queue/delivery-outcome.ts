@@ -5,7 +5,7 @@ import { errorOf, type HeldReason, type MessageDoc, type RecipientResult } from 
 
 /**
  * What one delivery of a message comes to, as a pure function of what happened: no store, no clock, no
- * randomness of its own, so every rule below is checked by a table of cases (outcome.test.ts).
+ * randomness of its own, so every rule below is checked by a table of cases (delivery-outcome.test.ts).
  *
  *   sent                        accepted by the server → sent, per-recipient results, the body dropped
  *   temporary failure           (4xx, network, timeout) → deferred with backoff; failed after maxAttempts

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MessageDoc } from './model.js';
-import { deliveryOutcome, type DeliveryAttempt, type NextState } from './outcome.js';
+import { deliveryOutcome, type DeliveryAttempt, type NextState } from './delivery-outcome.js';
 
 const T0 = Date.parse('2026-03-01T10:00:00Z');
 const AT = T0 + 5_000;
