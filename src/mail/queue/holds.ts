@@ -1,6 +1,6 @@
 import type { Clock } from '../../clock.js';
 import { VersionConflictError, type Store } from '../../store/store.js';
-import { PAUSES, type SmtpServers } from '../servers.js';
+import type { SmtpServers } from '../servers.js';
 import type { Messages } from './messages.js';
 import { ALL, HELD_INDEX, type HeldReason, type MessageDoc } from './model.js';
 
@@ -39,7 +39,7 @@ export function createHolds(deps: { store: Store; servers: SmtpServers; messages
   return {
     release,
     async recheck(id, serverId, reason) {
-      const stillHeld = reason === 'server_paused' ? (await store.get(PAUSES, serverId)) !== null : !(await servers.sendingEnabled());
+      const stillHeld = reason === 'server_paused' ? await servers.isPausedNow(serverId) : !(await servers.sendingEnabled());
       if (!stillHeld) await release((m) => m.serverId === serverId && m.heldReason === reason, [id]);
     },
   };

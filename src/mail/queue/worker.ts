@@ -67,17 +67,20 @@ export function createWorkers(deps: WorkerDeps): Workers {
   async function record(id: string, version: number, from: MessageStatus, next: NextState): Promise<void> {
     const { value } = next;
     if (next.status === 'held' && next.pauseServer) await servers.pause(value.serverId, next.pauseServer);
+    let written = true;
     try {
       await outcomes.write(id, () => messages.put(id, value, version, from));
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
       // Changed meanwhile (resent, deleted): leave the schedule for the next claim to re-read.
-      return;
+      written = false;
     }
     if (next.status !== 'held') {
-      metrics?.messagesTotal.inc({ outcome: next.status });
+      // A send or a failure happened whatever became of its write; a deferral that lost to a change did not.
+      if (written || next.status !== 'deferred') metrics?.messagesTotal.inc({ outcome: next.status });
       return;
     }
+    if (!written) return;
     await holds.recheck(id, value.serverId, next.reason);
     if (next.diagnosis) log.warn({ messageId: id, serverId: value.serverId, code: next.diagnosis.code }, 'credentials rejected; server paused, message held');
   }

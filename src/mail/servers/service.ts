@@ -56,6 +56,8 @@ export interface SmtpServers {
   pause(id: string, pause: { reason: string; code: string }): Promise<void>;
   unpause(id: string): Promise<boolean>;
   pauseOf(id: string): Promise<PauseDoc | null>;
+  /** Whether the server is paused, read from the store (not the cache). */
+  isPausedNow(id: string): Promise<boolean>;
   /** Local listeners: a server's configuration or pause changed (after the write). */
   onChange(listener: (id: string) => void): void;
   /** Local listeners: credentials of a server changed (password, user, method) — held mail may go again. */
@@ -348,6 +350,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
 
     pause: (id, pause) => pauses.pause(id, pause),
     unpause: (id) => pauses.unpause(id),
+    isPausedNow: (id) => pauses.isPausedNow(id),
     pauseOf,
 
     onChange(listener) {

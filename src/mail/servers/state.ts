@@ -49,6 +49,8 @@ export function createMailSettingsState(deps: { store: Store; announce: () => Pr
 export interface ServerPauses {
   /** Cached until forgotten. */
   pauseOf(id: string): Promise<PauseDoc | null>;
+  /** Read from the store, never the cache: for a decision a concurrent resume must not slip past. */
+  isPausedNow(id: string): Promise<boolean>;
   pause(id: string, pause: { reason: string; code: string }): Promise<void>;
   unpause(id: string): Promise<boolean>;
   /** Deletes the pause of a deleted server (the caller announces the deletion). */
@@ -68,6 +70,9 @@ export function createServerPauses(deps: { store: Store; log: Logger; announce: 
         cached.catch(() => cache.delete(id));
       }
       return cached;
+    },
+    async isPausedNow(id) {
+      return (await store.get(PAUSES, id)) !== null;
     },
     async pause(id, pause) {
       const existing = await store.get<PauseDoc>(PAUSES, id);
