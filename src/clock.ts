@@ -1,24 +1,30 @@
 /**
- * The time the token service and its scheduler read, injected so tests can move time instead of waiting
- * for it. Production uses the system clock.
+ * The time, injected: services read it here instead of the wall clock, so tests move time rather than wait
+ * for it. Timers set through a clock are for deadlines measured on that clock.
  */
-
-export type ClockTimer = ReturnType<typeof setTimeout>;
+export interface Timer {
+  cancel(): void;
+}
 
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
-  setTimeout(callback: () => void, ms: number): ClockTimer;
-  clearTimeout(timer: ClockTimer | undefined): void;
+  setTimeout(fn: () => void, ms: number): Timer;
 }
 
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (timer) => clearTimeout(timer),
-};
+function realTimeout(fn: () => void, ms: number): Timer {
+  const handle = setTimeout(fn, ms);
+  return { cancel: () => clearTimeout(handle) };
+}
 
-/** The system clock's timers with another source of the current time (`now` undefined: the system's). */
+export const systemClock: Clock = { now: () => Date.now(), setTimeout: realTimeout };
+
+/** A clock that reads the time from `now` (a test's hand-moved time) and waits in real time. */
+export function clockReading(now: () => number): Clock {
+  return { now, setTimeout: realTimeout };
+}
+
+/** `clockReading(now)`, or the system clock when no source of time is given. */
 export function clockFrom(now: (() => number) | undefined): Clock {
-  return now ? { ...systemClock, now } : systemClock;
+  return now ? clockReading(now) : systemClock;
 }

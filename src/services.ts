@@ -7,6 +7,7 @@ import { SessionGeneration } from './admin/sessions.js';
 import { LoginGuard } from './admin/login-guard.js';
 import { UserService } from './admin/users.js';
 import type { AppDeps } from './app.js';
+import { clockReading } from './clock.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
@@ -17,7 +18,6 @@ import { createEgressPolicy } from './net/egress.js';
 import { createEgressFetch } from './net/fetch.js';
 import type { StoreWithSessions } from './store/sessions.js';
 import { createOAuthServices, type OAuthTuning } from './tokens/wiring.js';
-import { clockFrom } from './clock.js';
 
 /**
  * Builds every service from the infrastructure, in dependency order. src/main.ts calls it for the real
@@ -56,10 +56,11 @@ export async function createServices(base: ServiceBase): Promise<Services> {
 
   // Areas add their services here, each after the ones it depends on.
   const clock = base.clock ?? Date.now;
+  const time = clockReading(clock);
   const audit = new AuditLog(base.store, clock);
   const users = new UserService(base.store, clock);
   const loginGuard = new LoginGuard(base.store, users);
-  const apiKeys = new ApiKeyService(base.store, audit, clock);
+  const apiKeys = new ApiKeyService(base.store, audit, time);
   const sessionGeneration = new SessionGeneration(base.store, audit);
   const sessionSecrets = base.config.sessionSecrets ?? base.sessionSecrets;
   if (!sessionSecrets || sessionSecrets.length === 0) throw new Error('no session secret: set MAILGATE_SESSION_SECRETS (or let the embedded store create one)');
@@ -76,11 +77,11 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   };
 
   // OAuth before mail: the transport gets tokens only from the token service; the authorize flow reads servers lazily.
-  const oauth = createOAuthServices({ ...base, clock: clockFrom(base.clock), audit, metrics, servers: { get: (id) => mail.servers.get(id) }, egressFetch: createEgressFetch(egress) });
+  const oauth = createOAuthServices({ ...base, clock: time, audit, metrics, servers: { get: (id) => mail.servers.get(id) }, egressFetch: createEgressFetch(egress) });
   // The setup page exists only on an exclusive store (the embedded one): on a shared store the CLI can create the first admin at any time.
   const firstAdminSetup = base.store.exclusive ? new FirstAdminSetup({ store: base.store, users, codeFile: path.join(base.config.MAILGATE_DATA_DIR, 'first-admin-code.txt'), now: clock }) : null;
 
-  const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, oauth: oauth.tokens, egress, ...base.mail });
+  const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, oauth: oauth.tokens, egress, clock: time, ...base.mail });
   oauth.tokens.addListener({
     // invalid_grant: hold the server's mail instead of burning attempts; re-authorization releases it.
     needsReauth: (g) => mail.servers.pause(g.serverId, { reason: 'The mailbox authorization was revoked or expired: press Re-authorize.', code: 'oauth_needs_reauth' }),

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { systemClock, type Clock } from '../clock.js';
 import { AppError } from '../errors.js';
 import { VersionConflictError, type Documents } from '../store/store.js';
 import { normalizePolicy, type KeyPolicy } from './key-policy.js';
@@ -95,12 +96,13 @@ export class ApiKeyService {
     private readonly store: Documents,
     /** Every creation, revocation and rotation is audited here, whichever door it came through (page, API, CLI). */
     private readonly audit: AuditRecorder,
-    private readonly now: () => number = Date.now,
+    /** Grace periods of rotated keys and the last-used throttle are measured on it. */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   status(record: ApiKeyRecord): ApiKeyStatus {
     if (record.revokedAt) return 'revoked';
-    if (record.expiresAt) return Date.parse(record.expiresAt) <= this.now() ? 'expired' : 'expiring';
+    if (record.expiresAt) return Date.parse(record.expiresAt) <= this.clock.now() ? 'expired' : 'expiring';
     return 'active';
   }
 
@@ -125,7 +127,7 @@ export class ApiKeyService {
       scopes: [...new Set(input.scopes)].sort(),
       prefix: key.slice(0, DISPLAY_PREFIX_LENGTH),
       hash: hashApiKey(key),
-      createdAt: new Date(this.now()).toISOString(),
+      createdAt: new Date(this.clock.now()).toISOString(),
       createdBy: describeActor(input.actor),
       lastUsedAt: null,
       revokedAt: null,
@@ -163,7 +165,7 @@ export class ApiKeyService {
       const doc = await this.store.get<ApiKeyRecord>(API_KEYS, id);
       if (!doc) throw new AppError('not_found', { message: 'No API key with that id.' });
       if (doc.value.revokedAt) return this.view(doc.value);
-      const next: ApiKeyRecord = { ...doc.value, revokedAt: new Date(this.now()).toISOString(), revokedBy: describeActor(actor) };
+      const next: ApiKeyRecord = { ...doc.value, revokedAt: new Date(this.clock.now()).toISOString(), revokedBy: describeActor(actor) };
       try {
         await this.store.put(API_KEYS, id, next, { ifVersion: doc.version });
         return this.view(next);
@@ -194,7 +196,7 @@ export class ApiKeyService {
     if (status === 'revoked' || status === 'expired') throw new AppError('conflict', { message: 'A revoked or expired key cannot be rotated; create a new one.' });
     if (doc.value.successorId) throw new AppError('conflict', { message: 'This key was already rotated; rotate its successor instead.' });
     const successor = await this.#insert({ name: doc.value.name, scopes: doc.value.scopes, actor, predecessorId: id, policy: doc.value.policy });
-    const expiresAt = new Date(this.now() + graceSeconds * 1000).toISOString();
+    const expiresAt = new Date(this.clock.now() + graceSeconds * 1000).toISOString();
     for (let current = doc; ; ) {
       const next: ApiKeyRecord = { ...current.value, expiresAt, successorId: successor.id };
       try {
@@ -234,7 +236,7 @@ export class ApiKeyService {
   }
 
   async #touch(record: ApiKeyRecord, version: number): Promise<void> {
-    const now = this.now();
+    const now = this.clock.now();
     const stored = record.lastUsedAt ? Date.parse(record.lastUsedAt) : 0;
     const written = this.#lastUsedWritten.get(record.id) ?? 0;
     if (now - Math.max(stored, written) < LAST_USED_RESOLUTION_MS) return;

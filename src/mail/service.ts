@@ -1,4 +1,5 @@
 import type { AuditRecorder } from '../admin/types.js';
+import type { Clock } from '../clock.js';
 import type { Config } from '../config.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Logger } from '../log.js';
@@ -41,6 +42,8 @@ export interface MailServicesDeps {
   maxConnections?: number;
   /** The egress policy for connections to the servers' hosts. */
   egress?: EgressGuard;
+  /** The queue's time (due times, backoff, leases, retention); default the system clock. */
+  clock?: Clock;
 }
 
 export function createMailServices(deps: MailServicesDeps): MailServices {
@@ -64,6 +67,7 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
     fromFormat: config.MAILGATE_FROM_FORMAT,
     limits: { maxMessages: config.MAILGATE_QUEUE_MAX_MESSAGES, maxBytes: config.MAILGATE_QUEUE_MAX_BYTES },
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.clock ? { clock: deps.clock } : {}),
     options: {
       concurrency: config.MAILGATE_QUEUE_CONCURRENCY,
       maxAttempts: config.MAILGATE_QUEUE_MAX_ATTEMPTS,

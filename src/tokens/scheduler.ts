@@ -1,4 +1,4 @@
-import { systemClock, type Clock, type ClockTimer } from '../clock.js';
+import { systemClock, type Clock, type Timer } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { GRANTS, type GrantRecord } from './grants.js';
@@ -23,7 +23,7 @@ export interface TokenSchedulerDeps {
 }
 
 export class TokenScheduler {
-  #timer: ClockTimer | undefined;
+  #timer: Timer | undefined;
   #running: Promise<void> | undefined;
   #stopped = true;
   readonly #pollMs: number;
@@ -61,7 +61,7 @@ export class TokenScheduler {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#clock.clearTimeout(this.#timer);
+    this.#timer?.cancel();
     await this.#running;
   }
 

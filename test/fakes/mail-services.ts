@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AuditLog } from '../../src/admin/audit.js';
 import type { Actor } from '../../src/admin/types.js';
+import type { Clock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { createLogger } from '../../src/log.js';
@@ -31,6 +32,8 @@ export interface MailHarnessOptions {
   queue?: MailServicesDeps['queue'];
   maxConnections?: number;
   workers?: boolean;
+  /** The queue's clock (tests move time instead of waiting for it); default the system clock. */
+  clock?: Clock;
 }
 
 export interface MailHarness {
@@ -67,6 +70,7 @@ export async function startMailHarness(options: MailHarnessOptions = {}): Promis
     ...(options.tlsCa ? { tlsCa: options.tlsCa } : {}),
     ...(options.queue ? { queue: options.queue } : {}),
     ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   await mail.start({ workers: options.workers ?? true });
   return {

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { clockReading, type Clock } from '../../src/clock.js';
 import { messageInput } from '../../src/mail/compose.js';
 import { FAILED_INDEX, HELD_INDEX, MAIL_QUEUE, MESSAGES, SENT_INDEX, type MessageDoc, type MessageStatus, type MessageView } from '../../src/mail/queue.js';
 import { createFileStore } from '../../src/store/file-store.js';
@@ -72,8 +73,8 @@ interface Backing {
 
 function indexTests(name: string, backing: Backing): void {
   describe(name, () => {
-    async function harness(queue: MailHarnessOptions['queue'] = {}, reuse?: MailHarnessOptions): Promise<MailHarness> {
-      const h = await startMailHarness({ ...(await backing.options(reuse)), queue: { pollMs: 20, retryBaseMs: 30, maxAttempts: 2, leaseMs: 5000, ...queue } });
+    async function harness(queue: MailHarnessOptions['queue'] = {}, reuse?: MailHarnessOptions, clock?: Clock): Promise<MailHarness> {
+      const h = await startMailHarness({ ...(await backing.options(reuse)), queue: { pollMs: 20, retryBaseMs: 30, maxAttempts: 2, leaseMs: 5000, ...queue }, ...(clock ? { clock } : {}) });
       harnesses.push(h);
       return h;
     }
@@ -129,14 +130,15 @@ function indexTests(name: string, backing: Backing): void {
 
     it('cleanup deletes a sent message past its retention together with its index entry', async () => {
       const s = await smtp();
-      const h = await harness({ keepSentMs: 100 });
+      let now = Date.now();
+      const h = await harness({ keepSentMs: 100 }, undefined, clockReading(() => now));
       const serverId = await h.addServer({ host: '127.0.0.1', port: s.port });
       const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
       await until(h, id, 'sent');
       expect(await indexed(h.store, SENT_INDEX)).toEqual([id]);
-      await new Promise((r) => setTimeout(r, 150));
+      now += 150;
       // A stale entry (its message deleted some other way) is dropped on the way.
-      await h.store.schedule(SENT_INDEX, 'msg_gone', Date.now() - 1);
+      await h.store.schedule(SENT_INDEX, 'msg_gone', now - 1);
       expect(await h.mail.queue.cleanup()).toBe(1);
       await expect(h.mail.queue.get(id)).rejects.toMatchObject({ code: 'not_found' });
       expect(await h.store.scheduleStats(SENT_INDEX)).toEqual({ count: 0, earliestDueAt: null });

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { clockReading } from '../../src/clock.js';
 import { messageInput } from '../../src/mail/compose.js';
 import { MAIL_QUEUE, MESSAGES, type MessageView } from '../../src/mail/queue.js';
 import { eventually, startMailHarness, type MailHarness } from '../fakes/mail-services.js';
@@ -97,6 +98,25 @@ describe('mail queue', () => {
     expect(deferred.nextAttemptAt).not.toBeNull();
     const sent = await until(h, id, 'sent');
     expect(sent.attempts).toBe(3);
+    expect(s.messages).toHaveLength(1);
+  });
+
+  it('a deferred message is tried again once the queue clock reaches its backoff time', async () => {
+    let calls = 0;
+    const s = await smtp({ starttls: false, onMailFrom: () => (++calls === 1 ? { code: 451, message: '4.3.0 try later' } : undefined) });
+    let now = Date.now();
+    const h = await startMailHarness({ queue: { pollMs: 20, retryBaseMs: 60_000, maxAttempts: 4, leaseMs: 5000 }, clock: clockReading(() => now) });
+    harnesses.push(h);
+    const serverId = await h.addServer({ host: '127.0.0.1', port: s.port });
+    const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
+    const deferred = await until(h, id, 'deferred');
+    // The first retry waits a random point in the upper half of the base delay, measured on the queue clock.
+    const dueAt = Date.parse(deferred.nextAttemptAt!);
+    expect(dueAt).toBeGreaterThanOrEqual(now + 30_000);
+    expect(dueAt).toBeLessThanOrEqual(now + 60_000);
+    now = dueAt;
+    const sent = await until(h, id, 'sent');
+    expect(sent.attempts).toBe(2);
     expect(s.messages).toHaveLength(1);
   });
 
@@ -234,14 +254,15 @@ describe('mail queue', () => {
 describe('retention', () => {
   it('deletes sent messages past the retention, keeps the rest', async () => {
     const s = await smtp({ starttls: false });
-    const h = await startMailHarness({ queue: { pollMs: 20, keepSentMs: 100 } });
+    let now = Date.now();
+    const h = await startMailHarness({ queue: { pollMs: 20, keepSentMs: 100 }, clock: clockReading(() => now) });
     harnesses.push(h);
     const serverId = await h.addServer({ host: '127.0.0.1', port: s.port });
     const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
     await until(h, id, 'sent');
     await h.mail.servers.setOutgoingEnabled(false, { actor: { type: 'system', id: 't' } });
     const held = await h.mail.queue.enqueue({ ...msg('b@example.net'), serverId });
-    await new Promise((r) => setTimeout(r, 150));
+    now += 150;
     expect(await h.mail.queue.cleanup()).toBe(1);
     await expect(h.mail.queue.get(id)).rejects.toMatchObject({ code: 'not_found' });
     expect((await h.mail.queue.get(held.id)).status).toBe('held');

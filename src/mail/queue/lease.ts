@@ -29,10 +29,13 @@ export interface LeaseOptions {
   log: Logger;
   leaseMs: number;
   heartbeatMs: number;
+  /** The queue's clock (leases are due times on it); default the system clock. */
+  now?: () => number;
 }
 
 export function createLeaseKeeper(options: LeaseOptions): LeaseKeeper {
   const { store, queue, log, leaseMs, heartbeatMs } = options;
+  const now = options.now ?? Date.now;
   const leased = new Set<string>();
   let timer: NodeJS.Timeout | null = null;
   let beat: Promise<void> | null = null;
@@ -41,7 +44,7 @@ export function createLeaseKeeper(options: LeaseOptions): LeaseKeeper {
   function extend(): void {
     if (beat || leased.size === 0) return;
     const ids = [...leased];
-    const until = Date.now() + leaseMs;
+    const until = now() + leaseMs;
     beat = (async () => {
       for (const id of ids) if (leased.has(id)) await store.schedule(queue, id, until);
       warned = false;

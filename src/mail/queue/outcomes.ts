@@ -20,8 +20,9 @@ export interface OutcomeWriter {
   stop(): Promise<void>;
 }
 
-export function createOutcomeWriter(deps: { store: Schedules; queue: string; lease: LeaseKeeper; log: Logger }): OutcomeWriter {
+export function createOutcomeWriter(deps: { store: Schedules; queue: string; lease: LeaseKeeper; log: Logger; now?: () => number }): OutcomeWriter {
   const { store, queue, lease, log } = deps;
+  const now = deps.now ?? Date.now;
   const pending = createPendingWrites({ log });
 
   function write<T>(id: string, attempt: () => Promise<T>): Promise<T> {
@@ -43,7 +44,7 @@ export function createOutcomeWriter(deps: { store: Schedules; queue: string; lea
         log.error({ err, messageId: id }, 'delivering a message failed unexpectedly; its lease will expire and it will be retried');
         return;
       }
-      await write(id, () => store.schedule(queue, id, Date.now())).catch((e: unknown) => log.warn({ err: e, messageId: id }, 'a message cut off by a store outage waits for its lease'));
+      await write(id, () => store.schedule(queue, id, now())).catch((e: unknown) => log.warn({ err: e, messageId: id }, 'a message cut off by a store outage waits for its lease'));
     },
     stop: () => pending.stop(),
   };

@@ -1,5 +1,6 @@
 import type { Logger } from '../../log.js';
 import { StoreUnavailableError } from '../../store/store.js';
+import { backoffDelay } from '../backoff.js';
 
 /**
  * Store writes that must not be lost to a store outage: the outcome of a delivery (after an SMTP server accepted
@@ -50,7 +51,7 @@ export function createPendingWrites(options: PendingWritesOptions): PendingWrite
   let giveUpAt = Number.POSITIVE_INFINITY;
 
   async function persist<T>(messageId: string, write: () => Promise<T>): Promise<T> {
-    let delay = minDelayMs;
+    let failures = 0;
     let waiting = false;
     try {
       for (;;) {
@@ -67,8 +68,7 @@ export function createPendingWrites(options: PendingWritesOptions): PendingWrite
             pending++;
             log.warn({ messageId }, 'store unreachable; keeping a delivery outcome in memory until it is back');
           }
-          await sleep(delay);
-          delay = Math.min(maxDelayMs, delay * 2);
+          await sleep(backoffDelay(++failures, { baseMs: minDelayMs, capMs: maxDelayMs, jitter: 0 }));
         }
       }
     } finally {

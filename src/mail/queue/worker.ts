@@ -1,0 +1,200 @@
+import type { Clock, Timer } from '../../clock.js';
+import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics.js';
+import { VersionConflictError, type Store } from '../../store/store.js';
+import { composeMessage } from '../compose.js';
+import type { SmtpServers } from '../servers.js';
+import type { MailTransport } from '../transport.js';
+import type { Holds } from './holds.js';
+import { createLeaseKeeper } from './lease.js';
+import type { Messages } from './messages.js';
+import { DEFAULT_MAX_RETRY_DELAY_MS, MAIL_QUEUE, SENDING_MARK_AFTER_MS, type MessageDoc, type MessageStatus, type QueueOptions } from './model.js';
+import { deliveryOutcome, type DeliveryAttempt, type NextState } from './delivery-outcome.js';
+import { createOutcomeWriter } from './outcomes.js';
+
+/**
+ * The workers of one instance. Delivery is at least once: a worker claims a batch of due ids (atomically, so
+ * two workers never hold the same id), sends, then records the outcome. A worker killed mid-send leaves its
+ * claim to expire (the lease, seconds long); another worker (or the restarted one) sends again. Duplicates are
+ * therefore possible only for a crash between the server's 250 reply and our status write. Long sends keep
+ * their lease with a heartbeat. A store outage does not abandon a delivery: its outcome waits in memory
+ * (outcomes.ts), the lease is extended again once the store is back, and a delivery cut off before sending puts
+ * its message back at once.
+ */
+export interface Workers {
+  /** Wakes the local workers (something became due). */
+  wake(): void;
+  start(): void;
+  /** Stops claiming and waits for in-flight sends to finish and be recorded. */
+  stop(): Promise<void>;
+}
+
+export interface WorkerDeps {
+  store: Store;
+  servers: SmtpServers;
+  transport: MailTransport;
+  log: Logger;
+  metrics?: Metrics | undefined;
+  clock: Clock;
+  messages: Messages;
+  holds: Holds;
+  fromFormat: string;
+  options: QueueOptions;
+}
+
+export function createWorkers(deps: WorkerDeps): Workers {
+  const { store, servers, transport, log, metrics, clock, messages, holds, options: opts } = deps;
+  const leaseMs = opts.leaseMs ?? 20_000;
+  const pollMs = opts.pollMs ?? 200;
+  const backoff = { baseMs: opts.retryBaseMs, capMs: opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS };
+  const now = () => clock.now();
+  const lease = createLeaseKeeper({ store, queue: MAIL_QUEUE, log, leaseMs, heartbeatMs: opts.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3)), now });
+  const outcomes = createOutcomeWriter({ store, queue: MAIL_QUEUE, lease, log, now });
+  const inFlight = new Map<string, Promise<void>>();
+  let running = false;
+  let loop: Promise<void> | null = null;
+  let signal: (() => void) | null = null;
+  /** Set while claims fail: an outage is logged once, not at every poll. */
+  let claimsFailing = false;
+
+  function wake(): void {
+    const s = signal;
+    signal = null;
+    s?.();
+  }
+
+  /** Writes what a delivery came to, moving the message to the index of its new status. */
+  async function record(id: string, version: number, from: MessageStatus, next: NextState): Promise<void> {
+    const { value } = next;
+    if (next.status === 'held' && next.pauseServer) await servers.pause(value.serverId, next.pauseServer);
+    let written = true;
+    try {
+      await outcomes.write(id, () => messages.put(id, value, version, from));
+    } catch (err) {
+      if (!(err instanceof VersionConflictError)) throw err;
+      // Changed meanwhile (resent, deleted): leave the schedule for the next claim to re-read.
+      written = false;
+    }
+    if (next.status !== 'held') {
+      // A send or a failure happened whatever became of its write; a deferral that lost to a change did not.
+      if (written || next.status !== 'deferred') metrics?.messagesTotal.inc({ outcome: next.status });
+      return;
+    }
+    if (!written) return;
+    await holds.recheck(id, value.serverId, next.reason);
+    if (next.diagnosis) log.warn({ messageId: id, serverId: value.serverId, code: next.diagnosis.code }, 'credentials rejected; server paused, message held');
+  }
+
+  async function deliver(id: string): Promise<void> {
+    const doc = await messages.find(id);
+    if (!doc || doc.value.status === 'sent' || doc.value.status === 'failed' || doc.value.status === 'held') {
+      // Stale index entry (deleted, finished, held by an admin action): drop it.
+      await lease.end(id);
+      await store.unschedule(MAIL_QUEUE, id);
+      return;
+    }
+    const m = doc.value;
+    const outcome = (attempt: DeliveryAttempt) => deliveryOutcome(m, attempt, { maxAttempts: opts.maxAttempts, backoff, now: now() });
+    const server = await servers.resolve(m.serverId);
+    if (!server) return record(id, doc.version, m.status, outcome({ kind: 'server_deleted' }));
+    if (!(await servers.sendingEnabled())) return record(id, doc.version, m.status, outcome({ kind: 'sending_disabled' }));
+    if (await servers.pauseOf(server.id)) return record(id, doc.version, m.status, outcome({ kind: 'server_paused' }));
+
+    // `sending` is written only when a delivery takes a while: fast ones go from queued straight to sent,
+    // one store write less per message. The attempt is counted in the final write either way.
+    const sending: MessageDoc = { ...m, status: 'sending', heldReason: null, attempts: m.attempts + 1, updatedAt: now() };
+    let version = doc.version;
+    let marking: Promise<void> | null = null;
+    const markTimer = clock.setTimeout(() => {
+      marking = messages.put(id, { ...sending, updatedAt: now() }, doc.version).then(
+        (d) => {
+          version = d.version;
+        },
+        (err: unknown) => {
+          if (!(err instanceof VersionConflictError)) log.warn({ err, messageId: id }, 'marking a message as sending failed');
+        },
+      );
+    }, SENDING_MARK_AFTER_MS);
+    const settleMark = async () => {
+      markTimer.cancel();
+      if (marking) await marking;
+    };
+    const composed = composeMessage(m.input, server, deps.fromFormat);
+    const fromDomain = server.fromAddress.slice(server.fromAddress.lastIndexOf('@') + 1);
+    let attempt: DeliveryAttempt;
+    try {
+      attempt = { kind: 'accepted', result: await transport.send(server, composed, `<${id}@${fromDomain}>`) };
+    } catch (error) {
+      attempt = { kind: 'failed', error, server: { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls } };
+    }
+    await settleMark();
+    await record(id, version, m.status, outcome(attempt));
+  }
+
+  async function run(): Promise<void> {
+    // Claims are batched: with work in flight, claim again only when a quarter of the slots are free, so a
+    // busy worker makes one claim round trip per several messages instead of one per message.
+    const batch = Math.max(1, Math.floor(opts.concurrency / 4));
+    while (running) {
+      const free = opts.concurrency - inFlight.size;
+      let claimed = 0;
+      if (free >= batch || (free > 0 && inFlight.size === 0)) {
+        let ids: string[] = [];
+        try {
+          ids = await store.claimDue(MAIL_QUEUE, now(), leaseMs, free);
+          claimsFailing = false;
+        } catch (err) {
+          if (!claimsFailing) log.error({ err }, 'claiming due messages failed; trying again at every poll');
+          claimsFailing = true;
+        }
+        claimed = ids.length;
+        for (const id of ids) {
+          lease.hold(id);
+          const p = deliver(id)
+            .catch((err: unknown) => outcomes.failed(id, err))
+            .finally(() => {
+              void lease.end(id);
+              inFlight.delete(id);
+              wake();
+            });
+          inFlight.set(id, p);
+        }
+      }
+      if (!running) break;
+      // Nothing due, or not enough free slots for a batch: wait for a finished send, a local enqueue, or the poll.
+      if (claimed === 0 || opts.concurrency - inFlight.size < batch) {
+        await new Promise<void>((resolve) => {
+          let timer: Timer | null = null;
+          const done = () => {
+            timer?.cancel();
+            resolve();
+          };
+          timer = clock.setTimeout(() => {
+            if (signal === done) signal = null;
+            resolve();
+          }, claimed === 0 ? pollMs : leaseMs);
+          signal = done;
+        });
+      }
+    }
+  }
+
+  return {
+    wake,
+    start() {
+      if (running) return;
+      running = true;
+      lease.start();
+      loop = run();
+    },
+    async stop() {
+      running = false;
+      wake();
+      await loop;
+      loop = null;
+      await outcomes.stop();
+      await Promise.allSettled([...inFlight.values()]);
+      await lease.stop();
+    },
+  };
+}
