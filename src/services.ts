@@ -54,11 +54,11 @@ export interface ServiceBase {
 /** OAuth actions that span integrations, grants and their stored records. */
 export interface OAuthAdmin {
   /** Expiring secrets, grants to re-authorize, Google apps in testing. */
-  warnings(): Promise<OAuthWarning[]>;
+  warnings: () => Promise<OAuthWarning[]>;
   /** Deletes a server's tokens and revokes them at the provider where it can. */
-  disconnect(serverId: string, actor: Actor, ip?: string): Promise<DisconnectResult>;
+  disconnect: (serverId: string, actor: Actor, ip?: string) => Promise<DisconnectResult>;
   /** Proves a new client secret with the provider, then switches the integration to it. */
-  rotateClientSecret(integrationId: string, input: { clientSecret: string; expiresAt: string | null }, actor: Actor, ip?: string): Promise<SecretRotationResult>;
+  rotateClientSecret: (integrationId: string, input: { clientSecret: string; expiresAt: string | null }, actor: Actor, ip?: string) => Promise<SecretRotationResult>;
 }
 
 /** The service graph: what the process runs, whatever serves it (the web app, a test, a benchmark). */
