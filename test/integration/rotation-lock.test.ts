@@ -9,7 +9,7 @@ import { KEY_ROTATION_LOCK, KeyRotationService } from '../../src/admin/key-rotat
 import { Keyring } from '../../src/crypto/keyring.js';
 import { keyUsage } from '../../src/crypto/rotation.js';
 import { createRedisStore } from '../../src/store/redis-store.js';
-import type { Store } from '../../src/store/store.js';
+import type { Lock, Store } from '../../src/store/store.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
 import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
 
@@ -185,6 +185,55 @@ describe.skipIf(!redisUrl)('encryption key rotation lock on Redis', () => {
       await after!.release();
     } finally {
       await other.close();
+      await store.close();
+    }
+  }, 30_000);
+
+  it('stops between documents and reports itself interrupted when it cannot extend its lock', async () => {
+    const prefix = uniquePrefix('rotlost');
+    const store = await createRedisStore({ url: redisUrl!, prefix });
+    try {
+      await seed(store, 20);
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let refused!: () => void;
+      const extensionRefused = new Promise<void>((r) => (refused = r));
+      // The store took the lock away (say Redis was unreachable past its lifetime): every extension answers false.
+      const losingStore = new Proxy(store, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver) as unknown;
+          if (prop === 'acquireLock') {
+            return async (...args: Parameters<Store['acquireLock']>) => {
+              const lock = await target.acquireLock(...args);
+              if (!lock) return lock;
+              return Object.assign(Object.create(lock) as Lock, {
+                release: () => lock.release(),
+                extend: async () => {
+                  refused();
+                  return false;
+                },
+              });
+            };
+          }
+          if (prop === 'put') {
+            return async (...args: Parameters<Store['put']>) => {
+              await gate;
+              return target.put(...args);
+            };
+          }
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const service = new KeyRotationService({ store: losingStore, keyring: new Keyring([newKey, oldKey]), audit: new AuditLog(store), lockTtlMs: 150 });
+      const running = service.rotate({ type: 'system', id: 'test' }, { concurrency: 1 });
+      await extensionRefused;
+      release();
+      const result = await running;
+      expect(result.aborted).toBe(true);
+      // The document in flight is finished whole; nothing after it is touched.
+      expect(result.documentsWritten).toBe(1);
+      expect(result.perKeyAfter).toEqual({ new: 2, old: 38 });
+    } finally {
       await store.close();
     }
   }, 30_000);
