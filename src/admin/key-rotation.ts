@@ -57,9 +57,9 @@ export class KeyRotationService {
   }
 
   /**
-   * Re-seals every value off the active key, under the rotation lock. Throws AppError `conflict` when a
-   * rotation is already running, MissingEncryptionKeyError (audited, nothing changed) when a stored value
-   * needs a key that is not configured. If the lock is lost anyway (the store was unreachable for longer
+   * Re-seals every value off the active key, under the rotation lock. Throws AppError `conflict`, having
+   * changed nothing, when a rotation is already running or when a stored value needs a key that is not
+   * configured (that refusal is audited). If the lock is lost anyway (the store was unreachable for longer
    * than its lifetime) the run stops between documents and reports itself interrupted.
    */
   async rotate(actor: Actor, options: RotateOptions = {}): Promise<RotationResult> {
@@ -70,6 +70,9 @@ export class KeyRotationService {
     try {
       const signal = options.signal ? AbortSignal.any([options.signal, held.lost]) : held.lost;
       return await rotateEncryptionKeys(this.deps, actor, { ...options, signal });
+    } catch (err) {
+      if (err instanceof MissingEncryptionKeyError) throw new AppError('conflict', { message: err.message, cause: err });
+      throw err;
     } finally {
       held.stop();
       await lock.release().catch(() => undefined);

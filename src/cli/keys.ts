@@ -3,7 +3,7 @@ import { AuditLog } from '../admin/audit.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { SEALED_FIELDS, SealedFields } from '../crypto/sealed-fields.js';
 import { KeyRotationService } from '../admin/key-rotation.js';
-import { keyUsage, MissingEncryptionKeyError, type RotationProgress } from '../crypto/rotation.js';
+import { keyUsage, type RotationProgress } from '../crypto/rotation.js';
 import { AppError } from '../errors.js';
 import { cliActor, withCliContext } from './context.js';
 import { formatTable } from './table.js';
@@ -126,7 +126,7 @@ const rotate: CliCommand = {
         result = await new KeyRotationService({ store: ctx.store, keyring, audit }).rotate(actor, { signal: controller.signal, onProgress: (p) => progress.update(p) });
       } catch (err) {
         progress.stop();
-        if (err instanceof MissingEncryptionKeyError) throw new CliError(`${err.message}\nNothing was changed.`, EXIT.failed);
+        // Refused before any write: another rotation holds the lock, or a stored value needs a missing key.
         if (err instanceof AppError && err.code === 'conflict') throw new CliError(`${err.message}\nNothing was changed.`, EXIT.failed);
         throw new CliError(
           `Rotation stopped: ${(err as Error).message}\nEvery document is either fully re-sealed or untouched; run keys rotate again to continue.`,

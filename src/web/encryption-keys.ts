@@ -1,7 +1,5 @@
 import { Router } from 'express';
 import type { KeyRotationService } from '../admin/key-rotation.js';
-import { MissingEncryptionKeyError } from '../crypto/rotation.js';
-import { AppError } from '../errors.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
 
@@ -18,21 +16,16 @@ export function encryptionKeysRouter({ auth }: WebContext, deps: { keyRotation: 
   });
 
   router.post('/api/v1/encryption-keys/rotate', auth.api('admin'), async (_req, res) => {
-    try {
-      const result = await deps.keyRotation.rotate(actorOf(res));
-      res.json({
-        activeKeyId: deps.keyRotation.activeKeyId,
-        scannedDocuments: result.scanned,
-        resealed: result.resealed,
-        documentsWritten: result.documentsWritten,
-        failures: result.failures,
-        valuesPerKey: result.perKeyAfter,
-        durationMs: result.durationMs,
-      });
-    } catch (err) {
-      if (err instanceof MissingEncryptionKeyError) throw new AppError('conflict', { message: err.message, cause: err });
-      throw err;
-    }
+    const result = await deps.keyRotation.rotate(actorOf(res));
+    res.json({
+      activeKeyId: deps.keyRotation.activeKeyId,
+      scannedDocuments: result.scanned,
+      resealed: result.resealed,
+      documentsWritten: result.documentsWritten,
+      failures: result.failures,
+      valuesPerKey: result.perKeyAfter,
+      durationMs: result.durationMs,
+    });
   });
 
   return router;
