@@ -2,22 +2,30 @@ import path from 'node:path';
 import { ApiKeyService } from './admin/api-keys.js';
 import { AuditLog } from './admin/audit.js';
 import { KeyRateLimits } from './admin/key-policy.js';
+import { KeyRotationService } from './admin/key-rotation.js';
 import { FirstAdminSetup } from './admin/first-admin-setup.js';
-import { SessionGeneration } from './admin/sessions.js';
+import { SessionGeneration, type SessionPolicy } from './admin/sessions.js';
 import { LoginGuard } from './admin/login-guard.js';
+import type { Actor } from './admin/types.js';
 import { UserService } from './admin/users.js';
-import type { AppDeps } from './app.js';
 import { clockReading } from './clock.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
 import type { Logger } from './log.js';
-import { createMailServices, type MailServicesDeps } from './mail/service.js';
+import { createMailServices, type MailServices, type MailServicesDeps } from './mail/service.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { systemResolve, type ResolveAll } from './net/connect.js';
 import { createEgressPolicy } from './net/egress.js';
 import { createEgressFetch } from './net/fetch.js';
 import type { StoreWithSessions } from './store/sessions.js';
+import type { AuthorizeService } from './tokens/authorize.js';
+import type { IntegrationService } from './oauth/integrations.js';
+import { rotateClientSecret, type RotationResult as SecretRotationResult } from './tokens/secret-rotation.js';
 import { createOAuthServices, type OAuthTuning } from './tokens/wiring.js';
+import type { TokenService } from './tokens/refresh.js';
+import { disconnectGrant, type DisconnectResult } from './tokens/revoke.js';
+import type { TokenScheduler } from './tokens/scheduler.js';
+import { collectOAuthWarnings, type OAuthWarning } from './tokens/warnings.js';
 
 /**
  * Builds every service from the infrastructure, in dependency order. src/main.ts calls it for the real
@@ -32,7 +40,9 @@ export interface ServiceBase {
   metrics?: Metrics;
   /** Session secrets when config.sessionSecrets is not set (the embedded secret file, read by main). */
   sessionSecrets?: readonly string[];
-  sessionPolicy?: AppDeps['sessionPolicy'];
+  /** Idle and absolute session timeouts; defaults 30 min and 12 h. */
+  sessionPolicy?: SessionPolicy;
+  /** Clock for session timeouts and records (ms since epoch); tests move it. */
   clock?: () => number;
   /** Outgoing-mail test seams: extra SMTP CAs, queue timings (production leaves them unset). */
   mail?: Pick<MailServicesDeps, 'tlsCa' | 'queue' | 'maxConnections'>;
@@ -42,7 +52,41 @@ export interface ServiceBase {
   egressResolve?: ResolveAll;
 }
 
-export interface Services extends AppDeps {
+/** OAuth actions that span integrations, grants and their stored records. */
+export interface OAuthAdmin {
+  /** Expiring secrets, grants to re-authorize, Google apps in testing. */
+  warnings: () => Promise<OAuthWarning[]>;
+  /** Deletes a server's tokens and revokes them at the provider where it can. */
+  disconnect: (serverId: string, actor: Actor, ip?: string) => Promise<DisconnectResult>;
+  /** Proves a new client secret with the provider, then switches the integration to it. */
+  rotateClientSecret: (integrationId: string, input: { clientSecret: string; expiresAt: string | null }, actor: Actor, ip?: string) => Promise<SecretRotationResult>;
+}
+
+/** The service graph: what the process runs, whatever serves it (the web app, a test, a benchmark). */
+export interface Services extends Omit<ServiceBase, 'mail' | 'metrics' | 'sessionSecrets' | 'oauthTuning' | 'egressResolve'> {
+  metrics: Metrics;
+  readinessChecks: Array<{ name: string; check(): Promise<{ ok: boolean; detail?: unknown }> }>;
+  users: UserService;
+  /** Password checks under the login limits (per address, per account, bounded hashing). */
+  loginGuard: LoginGuard;
+  /** First-run setup page (embedded store only; null on Redis). */
+  firstAdminSetup: FirstAdminSetup | null;
+  apiKeys: ApiKeyService;
+  /** rateLimitPerMinute of API keys, shared by every instance on the store. */
+  keyRates: KeyRateLimits;
+  audit: AuditLog;
+  sessionGeneration: SessionGeneration;
+  /** Outgoing mail: SMTP servers, transports, Test connection, the queue (src/mail/service.ts). */
+  mail: MailServices;
+  /** Session signing secrets, first signs: MAILGATE_SESSION_SECRETS or the embedded secret file. */
+  sessionSecrets: readonly string[];
+  /** Encryption key status and rotation, one run at a time across instances and the CLI. */
+  keyRotation: KeyRotationService;
+  oauthIntegrations: IntegrationService;
+  tokens: TokenService;
+  authorize: AuthorizeService;
+  tokenScheduler: TokenScheduler;
+  oauthAdmin: OAuthAdmin;
   /** Starts background work (workers, schedulers, subscriptions). */
   start(): Promise<void>;
   /** Stops background work and waits for in-flight work to finish; does not close the store. */
@@ -94,6 +138,12 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   mail.servers.onChange((id) => void oauth.forgetIfServerDeleted(id));
   starters.push(() => oauth.start());
   stoppers.push(() => oauth.stop());
+  const oauthAdmin: OAuthAdmin = {
+    warnings: () => collectOAuthWarnings({ store: base.store, integrations: oauth.integrations }),
+    disconnect: (serverId, actor, ip) => disconnectGrant({ store: base.store, keyring: base.keyring, log: base.log, audit, integrations: oauth.integrations }, serverId, actor, ip),
+    rotateClientSecret: (integrationId, input, actor, ip) =>
+      rotateClientSecret({ store: base.store, audit, integrations: oauth.integrations, tokens: oauth.tokens }, integrationId, input, actor, ip),
+  };
 
   return {
     ...base,
@@ -102,6 +152,8 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     tokens: oauth.tokens,
     authorize: oauth.authorize,
     tokenScheduler: oauth.scheduler,
+    oauthAdmin,
+    keyRotation: new KeyRotationService({ store: base.store, keyring: base.keyring, audit }),
     metrics,
     audit,
     users,

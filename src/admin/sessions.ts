@@ -7,6 +7,12 @@ import type { Actor, AuditRecorder } from './types.js';
  * both stores, without having to enumerate sessions.
  */
 
+/** Idle and absolute timeouts of a browser session. */
+export interface SessionPolicy {
+  idleTimeoutMs: number;
+  absoluteTimeoutMs: number;
+}
+
 const SETTINGS = 'settings';
 const GENERATION_ID = 'session_generation';
 

@@ -2,8 +2,9 @@ import cliProgress from 'cli-progress';
 import { AuditLog } from '../admin/audit.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { SEALED_FIELDS, SealedFields } from '../crypto/sealed-fields.js';
-import { rotateEncryptionKeys } from '../admin/key-rotation.js';
-import { keyUsage, MissingEncryptionKeyError, type RotationProgress } from '../crypto/rotation.js';
+import { KeyRotationService } from '../admin/key-rotation.js';
+import { keyUsage, type RotationProgress } from '../crypto/rotation.js';
+import { AppError } from '../errors.js';
 import { cliActor, withCliContext } from './context.js';
 import { formatTable } from './table.js';
 import { CliError, EXIT, type CliCommand, type CliIO } from './types.js';
@@ -122,10 +123,11 @@ const rotate: CliCommand = {
       const progress = progressReporter(io);
       let result;
       try {
-        result = await rotateEncryptionKeys({ store: ctx.store, keyring, audit }, actor, { signal: controller.signal, onProgress: (p) => progress.update(p) });
+        result = await new KeyRotationService({ store: ctx.store, keyring, audit }).rotate(actor, { signal: controller.signal, onProgress: (p) => progress.update(p) });
       } catch (err) {
         progress.stop();
-        if (err instanceof MissingEncryptionKeyError) throw new CliError(`${err.message}\nNothing was changed.`, EXIT.failed);
+        // Refused before any write: another rotation holds the lock, or a stored value needs a missing key.
+        if (err instanceof AppError && err.code === 'conflict') throw new CliError(`${err.message}\nNothing was changed.`, EXIT.failed);
         throw new CliError(
           `Rotation stopped: ${(err as Error).message}\nEvery document is either fully re-sealed or untouched; run keys rotate again to continue.`,
           EXIT.failed,

@@ -1,9 +1,13 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
+import type { AuditLog } from '../admin/audit.js';
+import type { LoginGuard } from '../admin/login-guard.js';
+import type { SessionGeneration } from '../admin/sessions.js';
 import type { Actor } from '../admin/types.js';
+import type { UserService } from '../admin/users.js';
 import { MIN_PASSWORD_LENGTH } from '../admin/users.js';
 import { isAppError, type ErrorDetail } from '../errors.js';
-import type { WebContext } from './context.js';
+import type { Clock, WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { setFlash, startUserSession, type SessionUser } from './session.js';
 import { parseInput } from './validate.js';
@@ -22,8 +26,15 @@ const passwordForm = z
   })
   .refine((f) => f.newPassword === f.newPasswordAgain, { path: ['newPasswordAgain'], message: 'does not match the new password' });
 
-export function accountRouter(ctx: WebContext): Router {
-  const { deps, auth, eta } = ctx;
+export interface AccountRouterDeps {
+  audit: Pick<AuditLog, 'record'>;
+  loginGuard: Pick<LoginGuard, 'check'>;
+  users: Pick<UserService, 'setPassword'>;
+  sessionGeneration: Pick<SessionGeneration, 'current'>;
+  clock?: Clock;
+}
+
+export function accountRouter({ auth, eta }: WebContext, deps: AccountRouterDeps): Router {
   const router = Router();
   const now = deps.clock ?? Date.now;
 

@@ -1,6 +1,7 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
-import type { CreatedApiKey } from '../admin/api-keys.js';
+import type { ApiKeyService, CreatedApiKey } from '../admin/api-keys.js';
+import type { MailServices } from '../mail/service.js';
 import { MAX_GRACE_SECONDS } from '../admin/api-keys.js';
 import { keyPolicyFields } from '../admin/key-policy.js';
 import type { ApiScope } from '../admin/types.js';
@@ -36,13 +37,18 @@ const graceHours = z.number().int().min(0).max(MAX_GRACE_SECONDS / 3600, `at mos
 const rotateForm = z.object({ graceHours: formNumber(graceHours.optional()) });
 const rotateBody = z.strictObject({ graceSeconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).default(86_400) });
 
-export function apiKeysRouter(ctx: WebContext): Router {
-  const { deps, auth, eta } = ctx;
+export interface ApiKeysRouterDeps {
+  apiKeys: Pick<ApiKeyService, 'create' | 'get' | 'list' | 'revoke' | 'rotate'>;
+  /** Only to check that a key's SMTP server exists. */
+  servers: Pick<MailServices['servers'], 'resolve'>;
+}
+
+export function apiKeysRouter({ auth, eta }: WebContext, deps: ApiKeysRouterDeps): Router {
   const router = Router();
 
   /** A key bound to a server that does not exist could never send: refused like any other bad field. */
   async function checkServer(serverId: string | undefined): Promise<void> {
-    if (serverId !== undefined && !(await deps.mail.servers.resolve(serverId))) {
+    if (serverId !== undefined && !(await deps.servers.resolve(serverId))) {
       throw new AppError('validation_failed', { message: `serverId: no SMTP server ${serverId}`, details: [{ field: 'serverId', message: 'no such SMTP server' }] });
     }
   }
@@ -67,7 +73,7 @@ export function apiKeysRouter(ctx: WebContext): Router {
     }
     const actor = actorOf(res);
     const { name: keyName, scopes, ...policy } = parsed.data;
-    if (policy.serverId !== undefined && !(await deps.mail.servers.resolve(policy.serverId))) {
+    if (policy.serverId !== undefined && !(await deps.servers.resolve(policy.serverId))) {
       await showPage(res, { errors: [{ field: 'serverId', message: 'no such SMTP server' }], form: { name: keyName, serverId: policy.serverId } }, 400);
       return;
     }

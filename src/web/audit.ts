@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
+import type { AuditLog } from '../admin/audit.js';
 import type { WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { parseInput } from './validate.js';
@@ -11,8 +12,7 @@ const pageQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).optional(),
 });
 
-export function auditRouter(ctx: WebContext): Router {
-  const { deps, auth, eta } = ctx;
+export function auditRouter({ auth, eta }: WebContext, deps: { audit: Pick<AuditLog, 'list'> }): Router {
   const router = Router();
 
   router.get('/admin/audit', auth.page('admin'), async (req, res) => {

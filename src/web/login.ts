@@ -1,10 +1,14 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
+import type { AuditLog } from '../admin/audit.js';
+import type { LoginGuard } from '../admin/login-guard.js';
+import type { SessionGeneration } from '../admin/sessions.js';
 import type { Actor } from '../admin/types.js';
+import type { Config } from '../config.js';
 import { normalizeEmail } from '../admin/users.js';
 import { AppError } from '../errors.js';
 import { safeNextPath } from './auth.js';
-import type { WebContext } from './context.js';
+import type { Clock, WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { endUserSession, startUserSession } from './session.js';
 import { formText, parseInput } from './validate.js';
@@ -24,8 +28,16 @@ const loginForm = z.object({
 /** Who tried to log in, before anyone is authenticated; the entry's `ip` says from where. */
 const ANONYMOUS: Actor = { type: 'system', id: 'anonymous' };
 
-export function loginRouter(ctx: WebContext): Router {
-  const { deps, eta } = ctx;
+export interface LoginRouterDeps {
+  config: Config;
+  audit: Pick<AuditLog, 'record'>;
+  loginGuard: Pick<LoginGuard, 'check'>;
+  sessionGeneration: Pick<SessionGeneration, 'current' | 'revokeAll'>;
+  clock?: Clock;
+}
+
+export function loginRouter(web: WebContext, deps: LoginRouterDeps): Router {
+  const { eta } = web;
   const router = Router();
   const now = deps.clock ?? Date.now;
 
@@ -86,7 +98,7 @@ export function loginRouter(ctx: WebContext): Router {
     res.redirect(303, '/login');
   });
 
-  router.post('/admin/sessions/revoke-all', ctx.auth.page('sysadmin'), async (req, res) => {
+  router.post('/admin/sessions/revoke-all', web.auth.page('sysadmin'), async (req, res) => {
     const actor = (res.locals as { actor: Actor }).actor;
     await deps.sessionGeneration.revokeAll(actor, req.ip);
     await endUserSession(req, res, deps.config);

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { actorOf } from './auth.js';
+import type { MailServices } from '../mail/service.js';
 import type { WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
@@ -16,8 +17,7 @@ function age(ms: number | null): string {
   return `${Math.floor(s / 86_400)} d`;
 }
 
-export function mailQueueRouter(ctx: WebContext): Router {
-  const { deps, auth, eta } = ctx;
+export function mailQueueRouter({ auth, eta }: WebContext, deps: { mail: Pick<MailServices, 'queue' | 'servers'> }): Router {
   const queue = deps.mail.queue;
   const router = Router();
 

@@ -1,7 +1,8 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
-import { fromAllowed, serverForKey } from '../admin/key-policy.js';
+import { fromAllowed, serverForKey, type KeyRateLimits } from '../admin/key-policy.js';
+import type { MailServices } from '../mail/service.js';
 import { messageInput } from '../mail/compose.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
@@ -15,8 +16,12 @@ import { parseId, parseInput } from './validate.js';
 
 const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'expected 1-200 printable ASCII characters');
 
-export function messagesRouter(ctx: WebContext): Router {
-  const { deps, auth } = ctx;
+export interface MessagesRouterDeps {
+  mail: Pick<MailServices, 'queue' | 'servers'>;
+  keyRates: Pick<KeyRateLimits, 'consume'>;
+}
+
+export function messagesRouter({ auth }: WebContext, deps: MessagesRouterDeps): Router {
   const router = Router();
 
   router.post('/api/v1/messages', auth.api('send'), async (req, res) => {

@@ -1,10 +1,14 @@
 import { Router, type Request, type Response } from 'express';
-import type { AppDeps } from '../app.js';
-import { AppError } from '../errors.js';
+import type { Actor } from '../admin/types.js';
+import type { Config } from '../config.js';
+import { AppError, isAppError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { AuthorizationFailure, type AuthorizeService } from '../tokens/authorize.js';
+import type { IntegrationService } from '../oauth/integrations.js';
 import { revocationNote } from '../oauth/providers/index.js';
-import { AuthorizationFailure } from '../tokens/authorize.js';
-import { disconnectGrant } from '../tokens/revoke.js';
-import { collectOAuthWarnings, type OAuthWarning } from '../tokens/warnings.js';
+import type { TokenService } from '../tokens/refresh.js';
+import type { DisconnectResult } from '../tokens/revoke.js';
+import type { OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
 import { renderPage } from './render.js';
@@ -24,23 +28,30 @@ import { parseId } from './validate.js';
  */
 
 export interface OAuthPanel {
-  grant: ReturnType<AppDeps['tokens']['view']> | null;
+  grant: ReturnType<TokenService['view']> | null;
   integration: { id: string; name: string; provider: string; misconfigured: { hint: string } | null } | null;
   revocationNote: string | null;
   /** Expiring client secret, Google app in testing, rejected client credentials: before they break this server. */
   warnings: OAuthWarning[];
 }
 
+export interface OAuthPanelDeps {
+  tokens: Pick<TokenService, 'get' | 'view'>;
+  integrations: Pick<IntegrationService, 'find'>;
+  warnings(): Promise<OAuthWarning[]>;
+}
+
 /** What views/partials/smtp-oauth.eta needs for one server; the server page passes it as `oauth`. */
-export async function oauthPanelData(deps: AppDeps, server: { id: string; oauthIntegrationId: string | null }): Promise<OAuthPanel> {
+export async function oauthPanelData(deps: OAuthPanelDeps, server: { id: string; oauthIntegrationId: string | null }): Promise<OAuthPanel> {
   const grantDoc = await deps.tokens.get(server.id);
-  const integrationDoc = server.oauthIntegrationId ? await deps.oauthIntegrations.find(server.oauthIntegrationId) : null;
+  // A server may still name an integration that was deleted since: the panel then shows none.
+  const integrationDoc = server.oauthIntegrationId ? await deps.integrations.find(server.oauthIntegrationId) : null;
   return {
     grant: grantDoc ? deps.tokens.view(grantDoc) : null,
     integration: integrationDoc ? { id: integrationDoc.id, name: integrationDoc.value.name, provider: integrationDoc.value.provider, misconfigured: integrationDoc.value.misconfigured } : null,
     revocationNote: integrationDoc ? revocationNote(integrationDoc.value.provider) : null,
     warnings: integrationDoc
-      ? (await collectOAuthWarnings({ store: deps.store, integrations: deps.oauthIntegrations })).filter((w) => w.target === `oauth_integration:${integrationDoc.id}` && w.kind !== 'integration_misconfigured')
+      ? (await deps.warnings()).filter((w) => w.target === `oauth_integration:${integrationDoc.id}` && w.kind !== 'integration_misconfigured')
       : [],
   };
 }
@@ -49,8 +60,16 @@ function serverPage(serverId: string): string {
   return `/admin/smtp-servers/${encodeURIComponent(serverId)}`;
 }
 
-export function oauthCallbackRouter(ctx: WebContext): Router {
-  const { deps, auth, eta } = ctx;
+export interface OAuthCallbackRouterDeps {
+  config: Pick<Config, 'MAILGATE_BASE_URL'>;
+  log: Logger;
+  authorize: Pick<AuthorizeService, 'begin' | 'complete'>;
+  tokens: Pick<TokenService, 'get' | 'view'>;
+  /** Deletes the server's tokens and revokes them at the provider where it can. */
+  disconnect(serverId: string, actor: Actor, ip?: string): Promise<DisconnectResult>;
+}
+
+export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallbackRouterDeps): Router {
   const router = Router();
 
   router.post('/admin/smtp-servers/:id/authorize', auth.page('sysadmin'), async (req, res) => {
@@ -93,7 +112,7 @@ export function oauthCallbackRouter(ctx: WebContext): Router {
 
   async function disconnect(req: Request, res: Response) {
     const serverId = parseId(req);
-    return disconnectGrant({ store: deps.store, keyring: deps.keyring, log: deps.log, audit: deps.audit, integrations: deps.oauthIntegrations }, serverId, actorOf(res), req.ip);
+    return deps.disconnect(serverId, actorOf(res), req.ip);
   }
 
   router.post('/admin/smtp-servers/:id/disconnect', auth.page('sysadmin'), async (req, res) => {

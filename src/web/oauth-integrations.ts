@@ -1,10 +1,12 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
+import type { Actor } from '../admin/types.js';
+import type { Config } from '../config.js';
 import { isAppError, type ErrorDetail } from '../errors.js';
-import type { IntegrationInput, IntegrationView } from '../oauth/integrations.js';
+import type { IntegrationInput, IntegrationService, IntegrationView } from '../oauth/integrations.js';
 import { defaultScopes, MICROSOFT_TENANT_EXPLANATION, PROVIDER_KINDS, revocationNote } from '../oauth/providers/index.js';
-import { rotateClientSecret } from '../tokens/secret-rotation.js';
-import { collectOAuthWarnings } from '../tokens/warnings.js';
+import type { RotationResult } from '../tokens/secret-rotation.js';
+import type { OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
 import { renderPage } from './render.js';
@@ -65,9 +67,17 @@ function formErrors(err: unknown): ErrorDetail[] | null {
   return null;
 }
 
-export function oauthIntegrationsRouter(ctx: WebContext): Router {
-  const { deps, auth, eta } = ctx;
-  const integrations = deps.oauthIntegrations;
+export interface OAuthIntegrationsRouterDeps {
+  config: Pick<Config, 'MAILGATE_ALLOW_INSECURE_OAUTH'>;
+  integrations: Pick<IntegrationService, 'redirectUri' | 'list' | 'get' | 'view' | 'create' | 'update' | 'delete'>;
+  /** Expiring secrets, grants to re-authorize, Google apps in testing: over every integration. */
+  warnings(): Promise<OAuthWarning[]>;
+  /** Proves the new client secret with the provider before switching to it. */
+  rotateClientSecret(integrationId: string, input: { clientSecret: string; expiresAt: string | null }, actor: Actor, ip?: string): Promise<RotationResult>;
+}
+
+export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIntegrationsRouterDeps): Router {
+  const integrations = deps.integrations;
   const router = Router();
 
   function viewOf(v: IntegrationView) {
@@ -75,7 +85,7 @@ export function oauthIntegrationsRouter(ctx: WebContext): Router {
   }
 
   async function showForm(res: Response, options: { integration?: IntegrationView; form?: FormValues; errors?: ErrorDetail[]; rotateErrors?: ErrorDetail[] }, status = 200) {
-    const warnings = options.integration ? (await collectOAuthWarnings({ store: deps.store, integrations })).filter((w) => w.target === `oauth_integration:${options.integration!.id}`) : [];
+    const warnings = options.integration ? (await deps.warnings()).filter((w) => w.target === `oauth_integration:${options.integration!.id}`) : [];
     renderPage(
       res,
       eta,
@@ -123,7 +133,7 @@ export function oauthIntegrationsRouter(ctx: WebContext): Router {
 
   router.get('/admin/oauth-integrations', auth.page('admin'), async (_req, res) => {
     const list = (await integrations.list()).map((d) => integrations.view(d));
-    const warnings = await collectOAuthWarnings({ store: deps.store, integrations });
+    const warnings = await deps.warnings();
     renderPage(res, eta, 'oauth-integrations', { title: 'OAuth 2.0 integrations', integrations: list, warnings, redirectUri: integrations.redirectUri });
   });
 
@@ -167,8 +177,7 @@ export function oauthIntegrationsRouter(ctx: WebContext): Router {
     const current = await integrations.get(id);
     try {
       const input = parseInput(rotateForm, req.body);
-      const result = await rotateClientSecret(
-        { store: deps.store, audit: deps.audit, integrations, tokens: deps.tokens },
+      const result = await deps.rotateClientSecret(
         id,
         { clientSecret: input.clientSecret, expiresAt: input.expiresAt ?? null },
         actorOf(res),
@@ -241,7 +250,7 @@ export function oauthIntegrationsRouter(ctx: WebContext): Router {
     const id = parseId(req);
     const body = parseInput(rotateBody, req.body);
     await integrations.get(id);
-    const result = await rotateClientSecret({ store: deps.store, audit: deps.audit, integrations, tokens: deps.tokens }, id, { clientSecret: body.clientSecret, expiresAt: body.expiresAt ?? null }, actorOf(res), req.ip);
+    const result = await deps.rotateClientSecret(id, { clientSecret: body.clientSecret, expiresAt: body.expiresAt ?? null }, actorOf(res), req.ip);
     res.json({ ...result, integration: integrations.view(await integrations.get(id)) });
   });
 

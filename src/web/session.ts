@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import session, { type SessionData } from 'express-session';
 import { csrfSync } from 'csrf-sync';
-import type { SessionGeneration } from '../admin/sessions.js';
+import type { SessionGeneration, SessionPolicy } from '../admin/sessions.js';
 import type { User, UserService } from '../admin/users.js';
 import type { Actor, Role } from '../admin/types.js';
 import type { Config } from '../config.js';
@@ -36,10 +36,7 @@ declare module 'express-session' {
   }
 }
 
-export interface SessionPolicy {
-  idleTimeoutMs: number;
-  absoluteTimeoutMs: number;
-}
+export type { SessionPolicy };
 
 export const DEFAULT_SESSION_POLICY: SessionPolicy = { idleTimeoutMs: 30 * 60_000, absoluteTimeoutMs: 12 * 3600_000 };
 

@@ -1,8 +1,11 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { AuditLog } from '../admin/audit.js';
 import type { FirstAdminSetup } from '../admin/first-admin-setup.js';
+import type { SessionGeneration } from '../admin/sessions.js';
 import { isAppError } from '../errors.js';
-import type { WebContext } from './context.js';
+import type { Clock, WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { startUserSession } from './session.js';
 import { formText, parseInput } from './validate.js';
@@ -14,10 +17,18 @@ const setupForm = z.object({
 });
 
 /** /setup: the first sysadmin, for whoever holds the one-time code in the data folder (embedded store only). */
-export function setupRouter(ctx: WebContext, setup: FirstAdminSetup): Router {
-  const { deps, eta } = ctx;
+export interface SetupRouterDeps {
+  setup: FirstAdminSetup;
+  audit: Pick<AuditLog, 'record'>;
+  sessionGeneration: Pick<SessionGeneration, 'current'>;
+  /** Code attempts per address: 10 per 15 minutes (built by the caller on the store's rate limiter). */
+  attempts: RateLimiterAbstract;
+  clock?: Clock;
+}
+
+export function setupRouter({ eta }: WebContext, deps: SetupRouterDeps): Router {
+  const { setup, attempts } = deps;
   const router = Router();
-  const attempts = deps.store.createRateLimiter({ keyPrefix: 'setup_ip', points: 10, durationSec: 15 * 60, blockDurationSec: 15 * 60 });
 
   function show(res: Response, data: { email?: string; error?: string; details?: { field: string; message: string }[] }, status = 200): void {
     renderPage(res, eta, 'setup', { title: 'Set up mailgate', email: data.email ?? '', error: data.error ?? null, details: data.details ?? [], codeFile: 'first-admin-code.txt' }, status);

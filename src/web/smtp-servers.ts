@@ -1,8 +1,11 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
+import type { AuditLog } from '../admin/audit.js';
 import type { Actor } from '../admin/types.js';
+import type { Config } from '../config.js';
 import { AppError, isAppError, type ErrorDetail } from '../errors.js';
 import { createServerInput, updateServerInput, type SmtpServerView } from '../mail/servers.js';
+import type { MailServices } from '../mail/service.js';
 import type { TestConnectionResult } from '../mail/verify.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
@@ -49,8 +52,13 @@ function validationDetails(err: unknown): ErrorDetail[] | null {
   return isAppError(err) && err.code === 'validation_failed' ? err.details : null;
 }
 
-export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOptions = {}): Router {
-  const { deps, auth, eta } = ctx;
+export interface SmtpServersRouterDeps {
+  config: Pick<Config, 'MAILGATE_SMTP_HOST' | 'MAILGATE_SMTP_LOCALHOST' | 'MAILGATE_SMTP_PORT'>;
+  audit: Pick<AuditLog, 'record'>;
+  mail: Pick<MailServices, 'servers' | 'queue' | 'test'>;
+}
+
+export function smtpServersRouter({ auth, eta }: WebContext, deps: SmtpServersRouterDeps, options: SmtpServersRouterOptions = {}): Router {
   const mail = deps.mail;
   const router = Router();
 

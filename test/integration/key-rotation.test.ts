@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuditLog } from '../../src/admin/audit.js';
-import { rotateEncryptionKeys } from '../../src/admin/key-rotation.js';
+import { KeyRotationService } from '../../src/admin/key-rotation.js';
 import { isSealed, Keyring, sealedKeyId, type SealContext } from '../../src/crypto/keyring.js';
 import { assertAllKeysPresent, keyUsage, MissingEncryptionKeyError, rotateKeys } from '../../src/crypto/rotation.js';
 import { SealedFields } from '../../src/crypto/sealed-fields.js';
@@ -276,7 +276,7 @@ describe('key rotation on the file store, on disk', () => {
       const docsDir = path.join(dir, 'store', 'docs');
       const journals = async () => Promise.all((await readdir(docsDir)).map((f) => readFile(path.join(docsDir, f), 'utf8')));
       expect((await journals()).join('').includes('mg1.old.')).toBe(true);
-      const result = await rotateEncryptionKeys({ store, keyring: during, audit: new AuditLog(store) }, { type: 'system', id: 'test' });
+      const result = await new KeyRotationService({ store, keyring: during, audit: new AuditLog(store) }).rotate({ type: 'system', id: 'test' });
       expect(result.perKeyAfter).toMatchObject({ new: 1200 });
       expect(result.perKeyAfter.old ?? 0).toBe(0);
       // Still running: the journals were rewritten by the rotation itself, not by a clean stop.

@@ -210,7 +210,7 @@ describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', 
     expect(logLines.filter((l) => l.includes('needs re-authorization')).length - alertsBefore).toBe(1);
     const audit = await instance!.services.audit.list({ limit: 200 });
     expect(audit.entries.filter((e) => e.action === 'oauth.grant.needs_reauth').length).toBe(1);
-    const ready = await instance!.services.readinessChecks![0]!.check();
+    const ready = await instance!.services.readinessChecks[0]!.check();
     expect(JSON.stringify(ready.detail)).toContain('needs_reauth');
     expect(smtp.messages.length).toBe(before);
 
