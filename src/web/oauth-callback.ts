@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import type { Actor } from '../admin/types.js';
 import type { Config } from '../config.js';
-import { AppError, isAppError } from '../errors.js';
+import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { AuthorizationFailure, type AuthorizeService } from '../tokens/authorize.js';
 import type { IntegrationService } from '../oauth/integrations.js';
