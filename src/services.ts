@@ -11,6 +11,7 @@ import { UserService } from './admin/users.js';
 import { clockReading } from './clock.js';
 import type { Config } from './config.js';
 import type { Keyring } from './crypto/keyring.js';
+import type { ScryptParams } from './crypto/passwords.js';
 import type { Logger } from './log.js';
 import { createMailServices, type MailServices, type MailServicesDeps } from './mail/service.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -44,6 +45,8 @@ export interface ServiceBase {
   sessionPolicy?: SessionPolicy;
   /** Clock for session timeouts and records (ms since epoch); tests move it. */
   clock?: () => number;
+  /** scrypt cost of new password hashes (default N=2^17); test suites lower it to keep logins cheap. */
+  passwordHashing?: ScryptParams;
   /** Outgoing-mail test seams: extra SMTP CAs, queue timings (production leaves them unset). */
   mail?: Pick<MailServicesDeps, 'tlsCa' | 'queue' | 'maxConnections'>;
   /** OAuth test seams: provider fetch hook (fault injection), request timeout, backoff, scheduler poll. */
@@ -102,7 +105,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   const clock = base.clock ?? Date.now;
   const time = clockReading(clock);
   const audit = new AuditLog(base.store, clock);
-  const users = new UserService(base.store, clock);
+  const users = new UserService(base.store, clock, undefined, base.passwordHashing);
   const loginGuard = new LoginGuard(base.store, users);
   const apiKeys = new ApiKeyService(base.store, audit, time);
   const sessionGeneration = new SessionGeneration(base.store, audit);

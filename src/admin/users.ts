@@ -1,5 +1,5 @@
 import { AppError } from '../errors.js';
-import { createDummyVerifier, hashPassword, verifyPassword } from '../crypto/passwords.js';
+import { createDummyVerifier, DEFAULT_SCRYPT, hashPassword, verifyPassword, type ScryptParams } from '../crypto/passwords.js';
 import { VersionConflictError, type Documents } from '../store/store.js';
 import { HashingGate } from './hashing-gate.js';
 import type { Role } from './types.js';
@@ -49,13 +49,17 @@ function checkPasswordLength(password: string): void {
 }
 
 export class UserService {
-  readonly #verifyDummy = createDummyVerifier();
+  readonly #verifyDummy: (password: string) => Promise<false>;
 
   constructor(
     private readonly store: Documents,
     private readonly now: () => number = Date.now,
     private readonly hashing: HashingGate = new HashingGate(),
-  ) {}
+    /** scrypt cost of new hashes and of the unknown-email check; tests lower it, stored hashes keep their own. */
+    private readonly passwordParams: ScryptParams = DEFAULT_SCRYPT,
+  ) {
+    this.#verifyDummy = createDummyVerifier(passwordParams);
+  }
 
   /** Password hashes running and waiting in this process now. */
   get hashingLoad(): { running: number; waiting: number } {
@@ -65,7 +69,7 @@ export class UserService {
   async create(input: { email: string; password: string; role: Role }): Promise<User> {
     const email = normalizeEmail(input.email);
     checkPasswordLength(input.password);
-    const passwordHash = await this.hashing.run(email, () => hashPassword(input.password));
+    const passwordHash = await this.hashing.run(email, () => hashPassword(input.password, this.passwordParams));
     const record: UserRecord = { email, role: input.role, passwordHash, createdAt: new Date(this.now()).toISOString() };
     try {
       await this.store.put(USERS, email, record, { ifVersion: 0 });
@@ -80,7 +84,7 @@ export class UserService {
   async setPassword(email: string, password: string): Promise<User> {
     checkPasswordLength(password);
     const id = normalizeEmail(email);
-    const passwordHash = await this.hashing.run(id, () => hashPassword(password));
+    const passwordHash = await this.hashing.run(id, () => hashPassword(password, this.passwordParams));
     return this.#update(id, (record) => ({ ...record, passwordHash, sessionEpoch: (record.sessionEpoch ?? 0) + 1 }));
   }
 

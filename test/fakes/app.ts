@@ -30,6 +30,9 @@ import { redisUrlForTests, uniquePrefix } from './redis.js';
  * A second instance on the same data: `startTestApp({ shareWith: app })` (same Redis prefix, keys, secrets).
  */
 
+/** scrypt at N=2^12: a few ms per check instead of a few hundred, same code path. */
+const TEST_SCRYPT = { log2N: 12, r: 8, p: 1 };
+
 export interface TestAppOptions {
   store?: 'file' | 'redis';
   /** Extra environment variables (override the harness defaults). */
@@ -45,6 +48,8 @@ export interface TestAppOptions {
   logDestination?: Writable;
   /** DNS answers for egress-checked connections (a name server that rebinds names at will). */
   egressResolve?: ServiceBase['egressResolve'];
+  /** scrypt cost of the app's password hashes: cheap by default here, since nothing in a test needs it slow. */
+  passwordHashing?: ServiceBase['passwordHashing'];
 }
 
 export interface TestApp {
@@ -179,7 +184,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   const log = createLogger({ level: config.MAILGATE_LOG_LEVEL, ...(options.logDestination ? { destination: options.logDestination } : {}) });
   const keyring = new Keyring(config.encryptionKeys ?? []);
   const store = await openStore(config);
-  const services = await createServices({ config, store, keyring, log, sessionPolicy: options.sessionPolicy, clock: options.clock, ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}) });
+  const services = await createServices({ config, store, keyring, log, sessionPolicy: options.sessionPolicy, clock: options.clock, passwordHashing: options.passwordHashing ?? TEST_SCRYPT, ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}) });
   const app = createApp(services);
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_LOG, type AuditEntry } from '../../src/admin/audit.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
 import { redisUrlForTests } from '../fakes/redis.js';
+import { DEFAULT_SCRYPT } from '../../src/crypto/passwords.js';
 
 /**
  * Login limits: counted before the password check (parallel attempts cannot pass them), growing waits per
@@ -99,7 +100,8 @@ for (const kind of ['file', 'redis'] as const) {
 describe('password hashing under a burst of logins (file store)', () => {
   let app: TestApp;
   beforeAll(async () => {
-    app = await startTestApp({ env: { MAILGATE_TRUST_PROXY: '1' } });
+    // Production's scrypt cost: the burst must really occupy the thread pool.
+    app = await startTestApp({ env: { MAILGATE_TRUST_PROXY: '1' }, passwordHashing: DEFAULT_SCRYPT });
   });
   afterAll(async () => {
     await app?.close();
