@@ -64,7 +64,9 @@ export async function rotateClientSecret(
       try {
         const fresh = await deps.tokens.get(grant.id);
         if (!fresh) return await fail('no_grant', 'The grant used to test the secret disappeared; try again.');
-        await deps.tokens.refreshWith(fresh, candidate, lock, { rethrow: true });
+        const refresh = await deps.tokens.refreshWith(fresh, candidate, lock, { rethrow: true });
+        if (refresh.outcome === 'failed') throw refresh.error;
+        if (refresh.outcome === 'lock_lost') throw new AppError('conflict', { message: 'the grant changed while the new secret was being proven' });
       } finally {
         await lock.release().catch(() => false);
       }
@@ -81,7 +83,7 @@ export async function rotateClientSecret(
     if (err instanceof OAuthProtocolError && !grant) {
       return fail(err.oauthError ?? err.kind, `The new secret could not be proven: the provider does not allow a client_credentials request (${err.oauthError ?? err.kind}). Authorize a server with this integration first; the old secret stays in use.`);
     }
-    const code = err instanceof AppError ? err.code : err instanceof OAuthProtocolError ? (err.oauthError ?? err.kind) : 'error';
+    const code = err instanceof OAuthProtocolError ? (err.oauthError ?? err.kind) : err instanceof AppError ? err.code : 'error';
     return fail(code, `The new secret could not be proven (${code}); the old secret stays in use.`);
   }
   await deps.integrations.storeProvenSecret(integrationId, input.clientSecret, input.expiresAt);
