@@ -13,7 +13,8 @@ const challenge = (status: number, error?: string) =>
     response: response(status),
   });
 const callbackError = (error: string) => new oidc.AuthorizationResponseError('authorization response from the server is an error', { cause: new URLSearchParams({ error }) });
-const clientError = (code: string, cause?: unknown) => new oidc.ClientError('client error', { code, cause });
+// The declared constructor is Error's; the library's own takes `code` with the cause.
+const clientError = (code: string, cause?: unknown) => new (oidc.ClientError as new (message: string, options: { code: string; cause?: unknown }) => oidc.ClientError)('client error', { code, cause });
 
 // Every shape openid-client (and fetch under it) fails with, and the one shape callers read.
 const cases: { name: string; error: unknown; expected: Record<string, unknown> }[] = [
