@@ -1,8 +1,8 @@
 import { toMailTransportFailure } from './transport-failure.js';
 
 /**
- * Error → what to do. Raw SMTP replies and socket errors are mapped onto a short code, a one-line hint an
- * admin can act on, and a class that drives the queue: `temporary` (retry with backoff), `permanent`
+ * Failure → what to do. The transport's MailTransportFailure (SMTP replies, socket, TLS and DNS errors, egress
+ * and token problems, in one shape) is mapped onto a short code, a one-line hint an admin can act on, and a class that drives the queue: `temporary` (retry with backoff), `permanent`
  * (error queue at once), `credentials` (pause the server and hold its messages until the credentials change).
  */
 

@@ -1,7 +1,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import { AppError, isAppError } from '../errors.js';
-import { egressDenied, type EgressPolicy } from './egress.js';
+import { egressDenied, type EgressDeniedError, type EgressPolicy } from './egress.js';
 
 /**
  * The connect-time half of the egress policy: a `lookup` for net.connect and http.request that resolves the
@@ -66,7 +66,7 @@ export function checkedLookup(guard: EgressGuard, host: string): net.LookupFunct
 }
 
 /** The verdict for a host before any connection: metadata names, and IP literals (which skip `lookup`). */
-export function refusalBeforeConnect(guard: EgressGuard, host: string): Error | null {
+export function refusalBeforeConnect(guard: EgressGuard, host: string): EgressDeniedError | null {
   const bare = host.replace(/^\[|\]$/g, '');
   const byName = guard.policy.checkName(bare);
   if (!byName.allowed) return egressDenied(bare, null, byName);
