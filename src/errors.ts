@@ -1,6 +1,12 @@
 /**
  * Every error mailgate reports on purpose, in one table: code → HTTP status and a default message.
  * `expose` says whether the message may be shown to the caller; unknown errors never are.
+ *
+ * The one error protocol: a failure a caller must act on is an `AppError` with a code from this table (and a
+ * `hint` an operator can follow where there is one); an outcome a caller expects (a refused callback, a lost
+ * lock) is a typed result instead. Errors of libraries and sockets are translated once, in the module that
+ * owns the library, into an AppError whose subclass only adds typed, read-only facts (an SMTP reply, a
+ * provider's error code): callers branch on `code` and those fields, never on a library's error shape.
  */
 export const ERROR_CODES = {
   validation_failed: { status: 400, message: 'The request is not valid.' },
@@ -25,6 +31,9 @@ export const ERROR_CODES = {
   provider_unavailable: { status: 502, message: 'The identity provider did not answer correctly.' },
   reauth_required: { status: 409, message: 'The mailbox must be authorized again: press Re-authorize on the SMTP server page.' },
   store_unavailable: { status: 503, message: 'The store is not reachable.' },
+  encryption_keys_missing: { status: 409, message: 'Stored values need encryption keys that are not configured.' },
+  connection_failed: { status: 502, message: 'The remote server could not be reached.' },
+  mail_delivery_failed: { status: 502, message: 'The SMTP server could not be reached or did not accept the message.' },
   crypto_failed: { status: 500, message: 'A sealed value could not be opened.' },
   internal: { status: 500, message: 'Something went wrong on our side.' },
 } as const satisfies Record<string, { status: number; message: string }>;
@@ -45,6 +54,8 @@ export interface AppErrorOptions {
   expose?: boolean;
   /** Extra headers for the response, e.g. Retry-After. */
   headers?: Record<string, string>;
+  /** One line an operator can act on (which setting to change); shown with the message. */
+  hint?: string | undefined;
 }
 
 export class AppError extends Error {
@@ -53,6 +64,7 @@ export class AppError extends Error {
   readonly expose: boolean;
   readonly details: ErrorDetail[];
   readonly headers: Record<string, string>;
+  readonly hint: string | undefined;
 
   constructor(code: ErrorCode, options: AppErrorOptions = {}) {
     const entry = ERROR_CODES[code];
@@ -63,11 +75,22 @@ export class AppError extends Error {
     this.expose = options.expose ?? entry.status < 500;
     this.details = options.details ?? [];
     this.headers = options.headers ?? {};
+    this.hint = options.hint;
   }
 }
 
 export function isAppError(err: unknown): err is AppError {
   return err instanceof AppError;
+}
+
+/** The first AppError with `code` along an error's cause chain (libraries wrap what our callbacks threw). */
+export function findAppError(err: unknown, code: ErrorCode): AppError | undefined {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    if (isAppError(current) && current.code === code) return current;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /** The JSON error body of the API: `{"error": {"code", "message", "details"}}`. */

@@ -1,3 +1,4 @@
+import { AppError } from '../errors.js';
 import { VersionConflictError, type Documents } from '../store/store.js';
 import { sealedKeyId, type Keyring, type SealContext } from './keyring.js';
 
@@ -98,15 +99,14 @@ export async function keyUsage(store: Documents, keyring: Keyring): Promise<KeyU
   return { perKey, documents, sealedValues, examples };
 }
 
-export class MissingEncryptionKeyError extends Error {
+/** `encryption_keys_missing`, naming each key id some stored value needs; `hint` says how to recover. */
+export class MissingEncryptionKeyError extends AppError {
   constructor(readonly missing: { keyId: string; values: number; example: string }[]) {
     const lines = missing.map((m) => `  - key "${m.keyId}" protects ${m.values} stored value${m.values === 1 ? '' : 's'} (for example ${m.example})`);
-    super(
-      `Stored values need encryption keys that are not configured:\n${lines.join('\n')}\n` +
-        'Add each key back to MAILGATE_ENCRYPTION_KEYS (after the active key is fine), start mailgate, run ' +
-        '`npx mailgate keys rotate`, and remove a key only when `npx mailgate keys status` shows it protects 0 values.',
-    );
-    this.name = 'MissingEncryptionKeyError';
+    const hint =
+      'Add each key back to MAILGATE_ENCRYPTION_KEYS (after the active key is fine), start mailgate, run ' +
+      '`npx mailgate keys rotate`, and remove a key only when `npx mailgate keys status` shows it protects 0 values.';
+    super('encryption_keys_missing', { message: `Stored values need encryption keys that are not configured:\n${lines.join('\n')}\n${hint}`, hint });
   }
 }
 

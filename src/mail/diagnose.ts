@@ -1,8 +1,8 @@
-import { findEgressDenial } from '../net/egress.js';
+import { toMailTransportFailure } from './transport-failure.js';
 
 /**
- * Error → what to do. Raw SMTP replies and socket errors are mapped onto a short code, a one-line hint an
- * admin can act on, and a class that drives the queue: `temporary` (retry with backoff), `permanent`
+ * Failure → what to do. The transport's MailTransportFailure (SMTP replies, socket, TLS and DNS errors, egress
+ * and token problems, in one shape) is mapped onto a short code, a one-line hint an admin can act on, and a class that drives the queue: `temporary` (retry with backoff), `permanent`
  * (error queue at once), `credentials` (pause the server and hold its messages until the credentials change).
  */
 
@@ -14,20 +14,6 @@ export interface Diagnosis {
   class: FailureClass;
   message: string;
   responseCode?: number;
-}
-
-/** The parts of a nodemailer (or socket) error we read; everything is optional. */
-export interface MailErrorLike {
-  message?: string;
-  code?: string;
-  originalCode?: string;
-  response?: string;
-  responseCode?: number;
-  command?: string;
-  timeoutType?: string;
-  /** Set by the transport when the token service could not give an access token. */
-  tokenProblem?: 'unavailable' | 'needs_reauth';
-  cause?: unknown;
 }
 
 export interface DiagnoseContext {
@@ -55,13 +41,6 @@ function where(ctx: DiagnoseContext): string {
   return ctx.host ? `${ctx.host}${ctx.port ? `:${ctx.port}` : ''}` : 'the server';
 }
 
-function errorCodes(err: MailErrorLike): string[] {
-  const codes = [err.code, err.originalCode];
-  let cause = err.cause as MailErrorLike | undefined;
-  for (let i = 0; cause && i < 3; i++, cause = cause.cause as MailErrorLike | undefined) codes.push(cause.code, cause.originalCode);
-  return codes.filter((c): c is string => typeof c === 'string');
-}
-
 /**
  * Whether a peer's first line is an SMTP greeting: 220 (ready), or 421 / 554 (an SMTP server refusing service,
  * RFC 5321 sections 3.1 and 4.2). Anything else is another protocol, whose bytes are not repeated.
@@ -70,27 +49,26 @@ export function isSmtpGreeting(line: string): boolean {
   return /^(220|421|554)(?:[ -]|$)/.test(line);
 }
 
+/** Reads the transport's one failure shape; anything else is translated into it first. */
 export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
-  const err = (typeof error === 'object' && error !== null ? error : { message: String(error) }) as MailErrorLike;
-  const message = err.message ?? 'unknown error';
+  const err = toMailTransportFailure(error);
+  const message = err.message;
   const response = err.response ?? '';
-  const rc = typeof err.responseCode === 'number' ? err.responseCode : undefined;
-  const codes = errorCodes(err);
-  const has = (c: string) => codes.includes(c);
+  const rc = err.responseCode;
+  const has = (c: string) => err.codes.includes(c);
   const result = (code: string, cls: FailureClass, hint: string): Diagnosis => ({ code, class: cls, hint, message, ...(rc !== undefined ? { responseCode: rc } : {}) });
 
   // Refused by the egress policy before any byte was sent: retrying cannot help, only a settings change can.
-  const denied = findEgressDenial(error);
-  if (denied) return { code: 'egress_denied', class: 'permanent', hint: denied.hint, message: denied.message };
+  if (err.kind === 'egress_denied') return { code: 'egress_denied', class: 'permanent', hint: err.hint ?? '', message };
   // Whatever answered is not SMTP (an SSH, HTTP or database port…): its bytes are never repeated, so a
   // Test connection cannot be used to read other services' banners.
-  if (err.code === 'EPROTOCOL' && err.command === 'CONN' && /^Invalid greeting/.test(message) && !isSmtpGreeting(response)) {
+  if (err.stage === 'EPROTOCOL' && err.command === 'CONN' && /^Invalid greeting/.test(message) && !isSmtpGreeting(response)) {
     return { code: 'not_smtp', class: 'temporary', message: `${where(ctx)} is not an SMTP server (its greeting is not 220)`, hint: `Check the host and the port: ${where(ctx)} answered, but not as an SMTP server. SMTP servers usually listen on 25, 587 (submission) or 465 (smtps).` };
   }
-  if (err.tokenProblem === 'needs_reauth') {
+  if (err.kind === 'token_needs_reauth') {
     return result('oauth_needs_reauth', 'credentials', 'The mailbox authorization is no longer valid (revoked, expired or password changed): press Re-authorize on the server page.');
   }
-  if (err.tokenProblem === 'unavailable') {
+  if (err.kind === 'token_unavailable') {
     return result('oauth_token_unavailable', 'temporary', 'No access token could be obtained from the identity provider right now; mailgate retries. If it persists, check the OAuth 2.0 integration and the provider status.');
   }
 
@@ -107,7 +85,7 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
   if (rc === 530 && /STARTTLS/i.test(response)) {
     return result('must_starttls', 'permanent', `${where(ctx)} requires STARTTLS before anything else (530): tick TLS, or use protocol smtps if the port expects implicit TLS.`);
   }
-  if (rc === 535 || (err.code === 'EAUTH' && rc !== undefined && rc >= 500)) {
+  if (rc === 535 || (err.stage === 'EAUTH' && rc !== undefined && rc >= 500)) {
     return result('auth_failed', 'credentials', 'The server rejected the user name or password (535): check both; change the password with "Change password" ticked. For Gmail and Microsoft 365 consider OAuth 2.0.');
   }
   if (rc === 530) {
@@ -116,10 +94,10 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
   if ((rc === 550 || rc === 551 || rc === 553 || rc === 554) && /relay|5\.7\.1\b/i.test(response)) {
     return result('relay_denied', 'permanent', 'The server refuses to relay for this sender or recipient: check the host, the user name and password (most servers relay only for authenticated users), and that fromAddress belongs to the account.');
   }
-  if (err.command === 'STARTTLS' || (err.code === 'ECONNECTION' && /STARTTLS/.test(message))) {
+  if (err.command === 'STARTTLS' || (err.stage === 'ECONNECTION' && /STARTTLS/.test(message))) {
     return result('starttls_unavailable', 'temporary', `TLS is on but ${where(ctx)} does not offer STARTTLS${rc ? ` (${rc})` : ''}: mailgate will not send credentials or mail in plaintext. Use the server's submission port with STARTTLS (usually 587), protocol smtps (465), or untick TLS for a trusted local relay without authentication.`);
   }
-  if (err.code === 'EAUTH' && rc === undefined) {
+  if (err.stage === 'EAUTH' && rc === undefined) {
     return result('auth_not_possible', 'credentials', `Authentication could not start: ${message}. Check the authentication method and the credentials, and that the server offers AUTH (it often does only after STARTTLS).`);
   }
   if (rc === 421) {
@@ -133,7 +111,7 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
   }
 
   // Then the transport's own errors.
-  if (codes.some((c) => CERT_ERRORS.has(c)) || /self[- ]signed|unable to verify|certificate/i.test(message)) {
+  if (err.codes.some((c) => CERT_ERRORS.has(c)) || /self[- ]signed|unable to verify|certificate/i.test(message)) {
     return result('tls_untrusted', 'temporary', `The TLS certificate of ${where(ctx)} is not trusted (self-signed, private CA, expired or wrong host name): add the CA to NODE_EXTRA_CA_CERTS and restart mailgate, and make sure the host name matches the certificate.`);
   }
   if (/wrong version number|packet length too long|unknown protocol|EPROTO/i.test(message) || has('EPROTO') || has('ERR_SSL_WRONG_VERSION_NUMBER')) {
@@ -145,19 +123,19 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
   if (has('EHOSTUNREACH') || has('ENETUNREACH') || has('EADDRNOTAVAIL')) {
     return result('host_unreachable', 'temporary', `${where(ctx)} cannot be reached from mailgate's network: check the host, routing and firewalls (outbound SMTP is often blocked by cloud providers).`);
   }
-  if (err.code === 'EDNS' || has('ENOTFOUND') || has('EAI_AGAIN') || has('ENODATA')) {
+  if (err.stage === 'EDNS' || has('ENOTFOUND') || has('EAI_AGAIN') || has('ENODATA')) {
     return result('dns_failed', 'temporary', `The host name ${ctx.host ?? ''} could not be resolved: check its spelling and mailgate's DNS.`.replace('  ', ' '));
   }
-  if (err.code === 'ETIMEDOUT' || has('ETIMEDOUT')) {
-    if (err.timeoutType === 'GREETING_TIMEOUT' || (ctx.noGreeting && err.timeoutType !== 'CONNECT_TIMEOUT')) {
+  if (err.stage === 'ETIMEDOUT' || has('ETIMEDOUT')) {
+    if (err.timeout === 'greeting' || (ctx.noGreeting && err.timeout !== 'connect')) {
       return result('greeting_timeout', 'temporary', `${where(ctx)} accepted the connection but never sent its SMTP greeting: the port may expect ${ctx.protocol === 'smtps' ? 'plain SMTP' : 'implicit TLS (protocol smtps)'}, or the server is overloaded. Raise the timeout if it is just slow.`);
     }
     return result('timeout', 'temporary', `${where(ctx)} did not answer in time: check that the host and port are reachable (firewalls often drop SMTP silently) or raise the timeout.`);
   }
-  if (err.code === 'ECONNECTION' || has('ECONNRESET') || has('EPIPE')) {
+  if (err.stage === 'ECONNECTION' || has('ECONNRESET') || has('EPIPE')) {
     return result('connection_dropped', 'temporary', `${where(ctx)} closed the connection unexpectedly: it may limit connections or need TLS; mailgate retries.`);
   }
-  if (err.code === 'ETLS') {
+  if (err.stage === 'ETLS') {
     return result('tls_failed', 'temporary', `The TLS handshake with ${where(ctx)} failed: check the protocol (smtp + TLS vs smtps) and the server certificate.`);
   }
   return result('send_failed', 'temporary', 'Sending failed for a reason mailgate does not recognize; read the message and the transcript (Test connection).');

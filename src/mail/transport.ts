@@ -2,13 +2,15 @@ import type { Socket } from 'node:net';
 import { format } from 'node:util';
 import nodemailer from 'nodemailer';
 import type { Logger } from '../log.js';
-import { connectChecked, type EgressGuard } from '../net/connect.js';
+import { findAppError } from '../errors.js';
+import { connectChecked, toConnectFailure, type EgressGuard } from '../net/connect.js';
 import { type AccessTokenSource, type GrantSource, type SmtpAuth, isAuthProblem, pickSmtpAuth } from './auth.js';
 import type { ComposedMessage } from './compose.js';
 import { isLoopbackHost, type ResolvedServer } from './servers.js';
+import { forLibrary, MailTransportFailure, toMailTransportFailure } from './transport-failure.js';
 
 /**
- * The only importer of nodemailer. Builds transport options from a server (timeouts, TLS policy, EHLO name,
+ * The only importer of nodemailer, and where its failures become MailTransportFailure (transport-failure.ts). Builds transport options from a server (timeouts, TLS policy, EHLO name,
  * credentials), keeps one pooled transport per server, and rebuilds it when the server's settings change.
  *
  * TLS policy: `protocol: smtps` connects with implicit TLS; `tls` sets requireTLS, so a server that does not
@@ -42,16 +44,9 @@ export interface SendResult {
   response: string;
 }
 
-/** Credential failures carry this so the queue and diagnose can tell them apart. */
-export class CredentialsUnavailableError extends Error {
-  constructor(
-    message: string,
-    readonly tokenProblem: 'unavailable' | 'needs_reauth',
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = 'CredentialsUnavailableError';
-  }
+/** No credentials for a server: its grant is dead (`token_needs_reauth`) or the provider gave no token now. */
+function credentialsFailure(message: string, kind: 'token_needs_reauth' | 'token_unavailable', cause?: unknown): MailTransportFailure {
+  return new MailTransportFailure({ kind, message }, cause);
 }
 
 /** A nodemailer-style logger (bunyan-like `debug(data, fmt, ...args)`). */
@@ -123,10 +118,9 @@ export interface BuildOptions {
   egress?: EgressGuard | undefined;
 }
 
-function tokenProblemOf(err: unknown): 'unavailable' | 'needs_reauth' {
-  const e = err as { code?: unknown; error?: unknown; needsReauth?: unknown; status?: unknown };
-  if (e.needsReauth === true || e.code === 'needs_reauth' || e.code === 'invalid_grant' || e.error === 'invalid_grant' || e.status === 'needs_reauth') return 'needs_reauth';
-  return 'unavailable';
+/** The token service says `reauth_required` when the grant is dead; anything else may pass. */
+function tokenProblemOf(err: unknown): 'token_needs_reauth' | 'token_unavailable' {
+  return findAppError(err, 'reauth_required') ? 'token_needs_reauth' : 'token_unavailable';
 }
 
 function toNodemailerAuth(auth: SmtpAuth, tokens: AccessTokenSource | undefined): NodemailerAuth {
@@ -140,12 +134,12 @@ function toNodemailerAuth(auth: SmtpAuth, tokens: AccessTokenSource | undefined)
     // nodemailer asks here for every token; `renew` (after a rejected token) forces one refresh.
     provisionCallback(_user, renew, cb) {
       if (!tokens) {
-        cb(new CredentialsUnavailableError('OAuth 2.0 is not configured in this mailgate', 'needs_reauth'));
+        cb(forLibrary(credentialsFailure('OAuth 2.0 is not configured in this mailgate', 'token_needs_reauth')));
         return;
       }
       tokens.getAccessToken(grantId, { force: renew }).then(
         (t) => cb(null, t.accessToken, t.expiresAt),
-        (err: unknown) => cb(new CredentialsUnavailableError(`no access token: ${(err as Error).message ?? String(err)}`, tokenProblemOf(err), { cause: err })),
+        (err: unknown) => cb(forLibrary(credentialsFailure(`no access token: ${(err as Error).message ?? String(err)}`, tokenProblemOf(err), err))),
       );
     },
   };
@@ -162,7 +156,7 @@ function egressSocket(guard: EgressGuard, host: string, port: number, timeoutMs:
   return (_options: unknown, callback: SocketCallback) => {
     connectChecked(guard, { host, port, timeoutMs }).then(
       (connection) => callback(null, { connection }),
-      (err: unknown) => callback(err instanceof Error ? err : new Error(String(err))),
+      (err: unknown) => callback(forLibrary(toConnectFailure(err))),
     );
   };
 }
@@ -236,10 +230,7 @@ interface PoolEntry {
   retired: boolean;
 }
 
-export interface VerifyResult {
-  ok: boolean;
-  error?: unknown;
-}
+export type VerifyResult = { ok: true } | { ok: false; error: MailTransportFailure };
 
 export interface MailTransport {
   /** Sends through the server's pooled transport, building or rebuilding it as needed. */
@@ -264,7 +255,7 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
     const grant = server.authMethod === 'oauth2' && deps.grants ? await deps.grants.grantForServer(server.id) : null;
     const picked = pickSmtpAuth(server, grant);
     if (isAuthProblem(picked)) {
-      throw new CredentialsUnavailableError(picked.message, 'needs_reauth');
+      throw credentialsFailure(picked.message, 'token_needs_reauth');
     }
     return picked;
   }
@@ -298,6 +289,8 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
       try {
         const info = (await entry.mailer.sendMail(toNodemailerMessage(message, messageId))) as Parameters<typeof toSendResult>[0];
         return toSendResult(info);
+      } catch (error) {
+        throw toMailTransportFailure(error);
       } finally {
         entry.inFlight--;
         if (entry.retired && entry.inFlight === 0) entry.mailer.close();
@@ -309,7 +302,7 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
       try {
         auth = await authFor(server);
       } catch (error) {
-        return { ok: false, error };
+        return { ok: false, error: toMailTransportFailure(error) };
       }
       const logger = protocolLogger((line, direction) => {
         onLine(line, direction);
@@ -321,7 +314,7 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
         await mailer.verify();
         return { ok: true };
       } catch (error) {
-        return { ok: false, error };
+        return { ok: false, error: toMailTransportFailure(error) };
       } finally {
         mailer.close();
       }

@@ -1,6 +1,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
-import { egressDenied, type EgressPolicy } from './egress.js';
+import { AppError, isAppError } from '../errors.js';
+import { egressDenied, type EgressDeniedError, type EgressPolicy } from './egress.js';
 
 /**
  * The connect-time half of the egress policy: a `lookup` for net.connect and http.request that resolves the
@@ -14,6 +15,28 @@ export interface EgressGuard {
   policy: EgressPolicy;
   /** DNS resolution; tests inject answers here. */
   resolve: ResolveAll;
+}
+
+/**
+ * A connection that could not be opened, as the socket layer's one shape: `systemCode` is the system's code
+ * (ECONNREFUSED, ENOTFOUND, ETIMEDOUT…), `timeout` says which wait ran out when one did.
+ */
+export class ConnectFailure extends AppError {
+  constructor(
+    message: string,
+    readonly systemCode: string | undefined,
+    readonly timeout: 'connect' | undefined = undefined,
+    cause?: unknown,
+  ) {
+    super('connection_failed', { message, expose: false, cause });
+  }
+}
+
+/** What a socket or lookup failed with, as a ConnectFailure; AppErrors (an egress refusal) stay what they are. */
+export function toConnectFailure(err: unknown): AppError {
+  if (isAppError(err)) return err;
+  const systemCode = (err as { code?: unknown } | null)?.code;
+  return new ConnectFailure(err instanceof Error ? err.message : String(err), typeof systemCode === 'string' ? systemCode : undefined, undefined, err);
 }
 
 export const systemResolve: ResolveAll = (hostname, callback) => dns.lookup(hostname, { all: true, verbatim: true }, callback);
@@ -31,7 +54,7 @@ export function checkedLookup(guard: EgressGuard, host: string): net.LookupFunct
       const first = allowed[0];
       if (!first) {
         const refused = candidates[0];
-        if (!refused) return callback(Object.assign(new Error(`no address for ${host}`), { code: 'ENOTFOUND' }), '', 0);
+        if (!refused) return callback(new ConnectFailure(`no address for ${host}`, 'ENOTFOUND'), '', 0);
         const verdict = guard.policy.check(host, refused.address);
         return callback(verdict.allowed ? new Error('unreachable') : egressDenied(host, refused.address, verdict), '', 0);
       }
@@ -43,7 +66,7 @@ export function checkedLookup(guard: EgressGuard, host: string): net.LookupFunct
 }
 
 /** The verdict for a host before any connection: metadata names, and IP literals (which skip `lookup`). */
-export function refusalBeforeConnect(guard: EgressGuard, host: string): Error | null {
+export function refusalBeforeConnect(guard: EgressGuard, host: string): EgressDeniedError | null {
   const bare = host.replace(/^\[|\]$/g, '');
   const byName = guard.policy.checkName(bare);
   if (!byName.allowed) return egressDenied(bare, null, byName);
@@ -52,7 +75,7 @@ export function refusalBeforeConnect(guard: EgressGuard, host: string): Error | 
   return verdict.allowed ? null : egressDenied(bare, bare, verdict);
 }
 
-/** Opens a TCP connection under the policy; rejects with egress_denied, the socket's error or a timeout. */
+/** Opens a TCP connection under the policy; rejects with egress_denied or a ConnectFailure (timeouts included). */
 export function connectChecked(guard: EgressGuard, target: { host: string; port: number; timeoutMs: number }): Promise<net.Socket> {
   const refusal = refusalBeforeConnect(guard, target.host);
   if (refusal) return Promise.reject(refusal);
@@ -61,7 +84,7 @@ export function connectChecked(guard: EgressGuard, target: { host: string; port:
     const socket = net.connect({ host, port: target.port, ...(net.isIP(host) === 0 ? { lookup: checkedLookup(guard, host) } : {}) });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(Object.assign(new Error('Connection timeout'), { code: 'ETIMEDOUT', timeoutType: 'CONNECT_TIMEOUT' }));
+      reject(new ConnectFailure('Connection timeout', 'ETIMEDOUT', 'connect'));
     }, target.timeoutMs);
     let connected = false;
     socket.once('connect', () => {
@@ -76,7 +99,7 @@ export function connectChecked(guard: EgressGuard, target: { host: string; port:
       if (connected) return;
       clearTimeout(timer);
       socket.destroy();
-      reject(err);
+      reject(toConnectFailure(err));
     });
   });
 }

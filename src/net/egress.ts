@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { egressEntryProblem } from '../config.js';
-import { AppError, isAppError } from '../errors.js';
+import { AppError, findAppError } from '../errors.js';
 
 /**
  * The egress policy: which addresses endpoints typed in by admins (SMTP hosts, custom OAuth endpoints) may
@@ -154,7 +154,16 @@ const REASONS: Record<EgressRefusal['reason'], string> = {
   private: 'a private-network address, refused in production unless MAILGATE_EGRESS_ALLOW lists it',
 };
 
-export type EgressDeniedError = AppError & { hint: string; reason: EgressRefusal['reason'] };
+/** A connection the egress policy refused; `refusal` says which rule, `hint` what an operator can do. */
+export class EgressDeniedError extends AppError {
+  constructor(
+    message: string,
+    hint: string,
+    readonly refusal: EgressRefusal['reason'],
+  ) {
+    super('egress_denied', { message, hint });
+  }
+}
 
 /** The refusal as the caller sees it: which host, which address, why, and what an operator can do. */
 export function egressDenied(host: string, address: string | null, verdict: EgressRefusal): EgressDeniedError {
@@ -163,16 +172,10 @@ export function egressDenied(host: string, address: string | null, verdict: Egre
   const hint = fixable
     ? `If this endpoint is meant to be internal, the operator can add the host name, the address or its network (CIDR) to MAILGATE_EGRESS_ALLOW.`
     : 'Use the public address of the server. MAILGATE_EGRESS_ALLOW cannot open link-local, metadata or reserved addresses.';
-  const error = new AppError('egress_denied', { message: `Connection to ${target} refused: it is ${REASONS[verdict.reason]}.` });
-  return Object.assign(error, { hint, reason: verdict.reason });
+  return new EgressDeniedError(`Connection to ${target} refused: it is ${REASONS[verdict.reason]}.`, hint, verdict.reason);
 }
 
 /** The egress refusal somewhere in an error's cause chain (libraries wrap what a socket or fetch threw). */
-export function findEgressDenial(err: unknown): EgressDeniedError | undefined {
-  let current: unknown = err;
-  for (let depth = 0; depth < 5 && current; depth++) {
-    if (isAppError(current) && current.code === 'egress_denied') return current as EgressDeniedError;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return undefined;
+export function findEgressDenial(err: unknown): AppError | undefined {
+  return findAppError(err, 'egress_denied');
 }

@@ -1,9 +1,10 @@
 import * as oidc from 'openid-client';
+import { AppError, type ErrorCode } from '../errors.js';
 import { findEgressDenial } from '../net/egress.js';
 
 /**
  * The only module that talks OAuth on the wire (the only importer of openid-client). Everything else sees
- * plain settings in, plain token sets out, and OAuthProtocolError with a `kind` the callers act on:
+ * plain settings in, plain token sets out, and OAuthProtocolError (an AppError) with a `kind` the callers act on:
  * `invalid_grant` (the refresh token is dead: re-authorize), `invalid_client` (client id/secret wrong),
  * `temporary` (5xx, timeout, network: retry later), `denied` (the user said no) or `protocol` (anything else).
  */
@@ -49,7 +50,19 @@ export interface TokenSet {
 
 export type OAuthErrorKind = 'invalid_grant' | 'invalid_client' | 'temporary' | 'denied' | 'protocol';
 
-export class OAuthProtocolError extends Error {
+const CODE_OF: Record<OAuthErrorKind, ErrorCode> = {
+  invalid_grant: 'reauth_required',
+  invalid_client: 'oauth_failed',
+  temporary: 'provider_unavailable',
+  denied: 'oauth_failed',
+  protocol: 'oauth_failed',
+};
+
+/**
+ * What an OAuth request failed with, as the one shape callers read (openid-client's errors never leave this
+ * module). The message is the provider's and is not shown to API callers.
+ */
+export class OAuthProtocolError extends AppError {
   constructor(
     readonly kind: OAuthErrorKind,
     /** The OAuth `error` code when the provider sent one (`invalid_grant`, `access_denied`, …). */
@@ -58,11 +71,11 @@ export class OAuthProtocolError extends Error {
     readonly description: string | undefined,
     options?: { cause?: unknown; status?: number | undefined },
   ) {
-    super(`${oauthError ?? kind}${description ? `: ${description}` : ''}`, { cause: options?.cause });
-    this.name = 'OAuthProtocolError';
-    this.status = options?.status;
+    super(CODE_OF[kind], { message: `${oauthError ?? kind}${description ? `: ${description}` : ''}`, expose: false, cause: options?.cause });
+    this.httpStatus = options?.status;
   }
-  readonly status: number | undefined;
+  /** The HTTP status of the provider's answer, when there was one. */
+  readonly httpStatus: number | undefined;
 }
 
 export function classifyOAuthError(err: unknown): OAuthProtocolError {

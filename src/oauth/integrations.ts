@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError, type ErrorDetail } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Doc, Store } from '../store/store.js';
+import { VersionConflictError, type Doc, type Store } from '../store/store.js';
 import { OAuthClient, type ClientOptions } from './client.js';
 import { defaultScopes, issuerFor, providerFields, providerOf, validateProviderSettings, type OAuthDiagnosis, type OAuthProviderKind, type ProviderFields } from './providers/index.js';
 
@@ -267,7 +267,7 @@ export class IntegrationService {
         this.#clients.delete(id);
         return doc;
       } catch (err) {
-        if ((err as Error).name !== 'VersionConflictError') throw err;
+        if (!(err instanceof VersionConflictError)) throw err;
       }
     }
   }

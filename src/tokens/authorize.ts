@@ -47,16 +47,17 @@ export interface ServerLookup {
   get(id: string): Promise<AuthorizableServer>;
 }
 
-/** Why a callback was refused, for a clear page; `serverId` when known (never from the query). */
-export class AuthorizationFailure extends Error {
+export type AuthorizationRefusal = 'missing_state' | 'unknown_state' | 'expired' | 'foreign_session' | 'access_denied' | 'provider_error' | 'wrong_issuer' | 'no_email' | 'email_unverified' | 'exchange_failed';
+
+/** Why a callback was refused (`oauth_failed`), for a clear page; `serverId` when known (never from the query). */
+export class AuthorizationFailure extends AppError {
   constructor(
-    readonly reason: 'missing_state' | 'unknown_state' | 'expired' | 'foreign_session' | 'access_denied' | 'provider_error' | 'wrong_issuer' | 'no_email' | 'email_unverified' | 'exchange_failed',
+    readonly reason: AuthorizationRefusal,
     message: string,
     readonly serverId: string | null = null,
-    readonly hint: string | null = null,
+    hint: string | null = null,
   ) {
-    super(message);
-    this.name = 'AuthorizationFailure';
+    super('oauth_failed', { message, hint: hint ?? undefined });
   }
 }
 
@@ -161,7 +162,8 @@ export class AuthorizeService {
     try {
       tokens = await client.exchangeCode(params.callbackUrl, { codeVerifier, state, nonce: t.nonce, redirectUri: this.deps.integrations.redirectUri });
     } catch (err) {
-      const e = err instanceof OAuthProtocolError ? err : new OAuthProtocolError('protocol', undefined, String(err));
+      if (!(err instanceof OAuthProtocolError)) throw err;
+      const e = err;
       const diagnosis = diagnoseOAuthError(integration.value, e.oauthError, e.description);
       if (e.kind === 'invalid_client') await this.deps.integrations.markMisconfigured(t.integrationId, diagnosis);
       await this.auditFailure(params, t, e.oauthError ?? e.kind);

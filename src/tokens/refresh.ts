@@ -83,15 +83,23 @@ export interface TokenServiceDeps {
   afterLock?: ((grantId: string) => Promise<void>) | undefined;
 }
 
-/** The grant is dead until an admin re-authorizes; `needsReauth` lets the transport hold mail instead of retrying. */
+/** The grant is dead until an admin re-authorizes; the code lets the transport hold mail instead of retrying. */
 function reauthError(message?: string, hint?: string): AppError {
-  return Object.assign(new AppError('reauth_required', { ...(message ? { message } : {}), details: hint ? [{ field: '', message: hint }] : [] }), { needsReauth: true });
+  return new AppError('reauth_required', { ...(message ? { message } : {}), hint, details: hint ? [{ field: '', message: hint }] : [] });
 }
+
+/**
+ * What one refresh under the lock came to. `lock_lost`: the lock or the grant changed before the token request,
+ * so another holder's write is what to wait for. `failed`: the error for the caller, and whether the token
+ * stored now still works (a refresh ahead of expiry that failed for a passing reason).
+ */
+export type RefreshOutcome =
+  | { outcome: 'refreshed'; token: AccessToken }
+  | { outcome: 'lock_lost' }
+  | { outcome: 'failed'; error: AppError; tokenStillValid: boolean };
 
 const SYSTEM: Actor = { type: 'system', id: 'token-service' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-class LockLostError extends Error {}
 
 export class TokenService {
   readonly #inflight = new Map<string, Promise<AccessToken>>();
@@ -203,14 +211,14 @@ export class TokenService {
     for (;;) {
       const lock = await acquireGrantLock(this.deps.store, grantId, this.lockTtlMs);
       if (lock) {
+        let token: AccessToken | 'lock_lost';
         try {
-          return await this.refreshHolding(grantId, force, seenObtainedAt, lock);
-        } catch (err) {
-          if (!(err instanceof LockLostError)) throw err;
-          this.stats.lockLost++;
+          token = await this.refreshHolding(grantId, force, seenObtainedAt, lock);
         } finally {
           await lock.release().catch(() => false);
         }
+        if (token !== 'lock_lost') return token;
+        this.stats.lockLost++;
       } else {
         await sleep(40 + Math.random() * 80);
       }
@@ -225,38 +233,38 @@ export class TokenService {
     }
   }
 
-  private async refreshHolding(grantId: string, force: boolean, seenObtainedAt: number, lock: Lock): Promise<AccessToken> {
+  private async refreshHolding(grantId: string, force: boolean, seenObtainedAt: number, lock: Lock): Promise<AccessToken | 'lock_lost'> {
     const doc = await this.load(grantId);
     if (this.satisfies(doc, force, seenObtainedAt)) return this.tokenOf(doc);
     await this.deps.afterLock?.(grantId);
+    let client: OAuthClient | null = null;
+    let result: RefreshOutcome;
     try {
-      let client: OAuthClient;
-      try {
-        client = await this.deps.integrations.client(doc.value.integrationId);
-      } catch (err) {
-        return await this.onFailure(doc, err);
-      }
-      return await this.refreshWith(doc, client, lock);
+      client = await this.deps.integrations.client(doc.value.integrationId);
     } catch (err) {
-      // A refresh ahead of expiry failed for a passing reason: the current token still works, use it.
-      if (!force && (err as { usableToken?: boolean }).usableToken === true) return this.tokenOf(doc);
-      throw err;
+      result = await this.onFailure(doc, err);
     }
+    result ??= await this.refreshWith(doc, client!, lock);
+    if (result.outcome === 'refreshed') return result.token;
+    if (result.outcome === 'lock_lost') return 'lock_lost';
+    // A refresh ahead of expiry failed for a passing reason: the current token still works, use it.
+    if (!force && result.tokenStillValid) return this.tokenOf(doc);
+    throw result.error;
   }
 
   /**
    * One refresh_token request with `client`, under `lock`. Public for secret rotation, which proves a new
    * secret with exactly this request (and must store a rotated refresh token like any refresh).
    */
-  async refreshWith(doc: Doc<GrantRecord>, client: OAuthClient, lock: Lock, options: { rethrow?: boolean } = {}): Promise<AccessToken> {
+  async refreshWith(doc: Doc<GrantRecord>, client: OAuthClient, lock: Lock, options: { rethrow?: boolean } = {}): Promise<RefreshOutcome> {
     const grantId = doc.id;
     if (!doc.value.tokens.refreshToken) {
       return this.markNeedsReauth(doc, new OAuthProtocolError('invalid_grant', 'no_refresh_token', 'the provider issued no refresh token'));
     }
     // Last moment before spending the refresh token: do we still hold the lock, and is the grant unchanged?
-    if (!(await lock.extend(this.lockTtlMs))) throw new LockLostError('lock lost before the token request');
+    if (!(await lock.extend(this.lockTtlMs))) return { outcome: 'lock_lost' };
     const current = await this.deps.store.get<GrantRecord>(GRANTS, grantId);
-    if (!current || current.version !== doc.version) throw new LockLostError('grant changed before the token request');
+    if (!current || current.version !== doc.version) return { outcome: 'lock_lost' };
     const refreshToken = openToken(this.deps.keyring, grantId, 'refreshToken', doc.value.tokens.refreshToken);
     this.stats.refreshRequests++;
     let result;
@@ -264,10 +272,8 @@ export class TokenService {
       result = await client.refresh(refreshToken);
     } catch (err) {
       this.stats.refreshFailures++;
-      if (options.rethrow) {
-        const e = err instanceof OAuthProtocolError ? err : new OAuthProtocolError('protocol', undefined, String(err));
-        if (e.kind === 'invalid_client') throw e;
-      }
+      // Proving a new secret: a rejected client is that secret's fault, not the integration's; nothing is recorded.
+      if (options.rethrow && err instanceof OAuthProtocolError && err.kind === 'invalid_client') return { outcome: 'failed', error: err, tokenStillValid: false };
       return this.onFailure(doc, err);
     }
     const now = this.#clock.now();
@@ -295,14 +301,15 @@ export class TokenService {
       this.stats.staleWritesRejected++;
       this.deps.log.warn({ grantId, expected: err.expected, actual: err.actual }, 'stale token write rejected by the version check; using the newer tokens');
       const newer = await this.load(grantId);
-      return this.tokenOf(newer);
+      return { outcome: 'refreshed', token: this.tokenOf(newer) };
     }
     this.deps.metrics?.tokenRefreshes.inc({ outcome: 'success' });
     if (doc.value.lastError?.kind === 'invalid_client') await this.deps.integrations.clearMisconfigured(doc.value.integrationId);
-    return { accessToken: result.accessToken, expiresAt, mailbox: doc.value.mailbox };
+    return { outcome: 'refreshed', token: { accessToken: result.accessToken, expiresAt, mailbox: doc.value.mailbox } };
   }
 
-  private async onFailure(doc: Doc<GrantRecord>, err: unknown): Promise<never> {
+  /** Records a failed refresh on the grant (backoff, or needs_reauth) and says what the caller gets. */
+  private async onFailure(doc: Doc<GrantRecord>, err: unknown): Promise<RefreshOutcome & { outcome: 'failed' }> {
     const e = err instanceof OAuthProtocolError ? err : err instanceof AppError ? new OAuthProtocolError('temporary', err.code, err.message) : new OAuthProtocolError('temporary', 'error', String(err));
     if (e.kind === 'invalid_grant') return this.markNeedsReauth(doc, e);
     this.deps.metrics?.tokenRefreshes.inc({ outcome: e.kind });
@@ -318,14 +325,11 @@ export class TokenService {
       if (!(writeErr instanceof VersionConflictError)) throw writeErr;
     }
     this.deps.log.warn({ grantId: doc.id, kind: e.kind, code: diagnosis.code, failures, retryInMs: retryAt - this.#clock.now() }, 'token refresh failed; will retry');
-    if (doc.value.tokens.expiresAt > this.#clock.now() + 1000) {
-      // The current token still works: callers keep sending while we back off.
-      throw Object.assign(this.temporaryError(lastError), { usableToken: true });
-    }
-    throw this.temporaryError(lastError);
+    // While the current token still works, callers keep sending during the backoff.
+    return { outcome: 'failed', error: this.temporaryError(lastError), tokenStillValid: doc.value.tokens.expiresAt > this.#clock.now() + 1000 };
   }
 
-  private async markNeedsReauth(doc: Doc<GrantRecord>, e: OAuthProtocolError): Promise<never> {
+  private async markNeedsReauth(doc: Doc<GrantRecord>, e: OAuthProtocolError): Promise<RefreshOutcome & { outcome: 'failed' }> {
     const integration = await this.deps.integrations.get(doc.value.integrationId).catch(() => null);
     const diagnosis = diagnoseOAuthError(integration?.value ?? { provider: 'custom' }, e.oauthError ?? 'invalid_grant', e.description);
     const lastError: GrantError = { at: this.#clock.now(), kind: 'invalid_grant', code: diagnosis.code, message: (e.description ?? e.oauthError ?? 'invalid_grant').slice(0, 300), hint: diagnosis.hint };
@@ -349,7 +353,7 @@ export class TokenService {
       });
       for (const l of this.#listeners) await Promise.resolve(l.needsReauth?.({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox })).catch((err: unknown) => this.deps.log.error({ err }, 'needs_reauth listener failed'));
     }
-    throw reauthError(undefined, diagnosis.hint);
+    return { outcome: 'failed', error: reauthError(undefined, diagnosis.hint), tokenStillValid: false };
   }
 
   /** Called by the authorize flow after it stored a grant. */

@@ -19,6 +19,8 @@ export interface SecretRotationDeps {
   audit: AuditRecorder;
   integrations: IntegrationService;
   tokens: TokenService;
+  /** How often, and how far apart, to try for the lock of a grant being refreshed (default 100 × 50 ms). */
+  lockWait?: { attempts: number; intervalMs: number } | undefined;
 }
 
 export interface RotationResult {
@@ -26,7 +28,56 @@ export interface RotationResult {
   provenWith: 'refresh_token' | 'client_credentials';
 }
 
+/** What proving a new secret came to: proven, or refused with an audit code and a message for the admin. */
+type Proof = { provenWith: RotationResult['provenWith'] } | { refused: string; message: string; cause?: unknown };
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const BUSY = 'The grant used to test the secret is being refreshed; try again in a moment. The old secret stays in use.';
+
+function refusalOf(err: unknown, withGrant: boolean): Proof {
+  if (findEgressDenial(err)) return { refused: 'egress_denied', message: 'The token endpoint is on a network mailgate may not reach.', cause: err };
+  if (err instanceof OAuthProtocolError && err.kind === 'invalid_client') {
+    return { refused: 'invalid_client', message: 'The provider rejected the new client secret (invalid_client). Nothing was changed: the old secret stays in use.' };
+  }
+  if (err instanceof OAuthProtocolError && !withGrant) {
+    const code = err.oauthError ?? err.kind;
+    return { refused: code, message: `The new secret could not be proven: the provider does not allow a client_credentials request (${code}). Authorize a server with this integration first; the old secret stays in use.` };
+  }
+  const code = err instanceof OAuthProtocolError ? (err.oauthError ?? err.kind) : err instanceof AppError ? err.code : 'error';
+  return { refused: code, message: `The new secret could not be proven (${code}); the old secret stays in use.` };
+}
+
+/** One real token request with the candidate client: a refresh of an authorized grant, else client_credentials. */
+async function prove(deps: SecretRotationDeps, integrationId: string, candidate: OAuthClient): Promise<Proof> {
+  const grants = (await deps.store.list<GrantRecord>(GRANTS)).filter((g) => g.value.integrationId === integrationId && g.value.status === 'active' && g.value.tokens.refreshToken);
+  const grant = grants[0];
+  try {
+    if (!grant) {
+      await candidate.clientCredentials();
+      return { provenWith: 'client_credentials' };
+    }
+    const wait = deps.lockWait ?? { attempts: 100, intervalMs: 50 };
+    let lock = null;
+    for (let i = 0; i < wait.attempts && !lock; i++) {
+      lock = await acquireGrantLock(deps.store, grant.id, deps.tokens.lockTtlMs);
+      if (!lock) await sleep(wait.intervalMs);
+    }
+    if (!lock) return { refused: 'busy', message: BUSY };
+    try {
+      const fresh = await deps.tokens.get(grant.id);
+      if (!fresh) return { refused: 'no_grant', message: 'The grant used to test the secret disappeared; try again.' };
+      const refresh = await deps.tokens.refreshWith(fresh, candidate, lock, { rethrow: true });
+      if (refresh.outcome === 'lock_lost') return { refused: 'busy', message: BUSY };
+      if (refresh.outcome === 'failed') return refusalOf(refresh.error, true);
+      return { provenWith: 'refresh_token' };
+    } finally {
+      await lock.release().catch(() => false);
+    }
+  } catch (err) {
+    return refusalOf(err, grant !== undefined);
+  }
+}
 
 export async function rotateClientSecret(
   deps: SecretRotationDeps,
@@ -49,41 +100,9 @@ export async function rotateClientSecret(
   } catch (err) {
     return fail(findEgressDenial(err) ? 'egress_denied' : 'discovery_failed', `The provider could not be reached to test the new secret (${(err as Error).message}); the old secret stays in use.`, err);
   }
-
-  let provenWith: RotationResult['provenWith'];
-  const grants = (await deps.store.list<GrantRecord>(GRANTS)).filter((g) => g.value.integrationId === integrationId && g.value.status === 'active' && g.value.tokens.refreshToken);
-  const grant = grants[0];
-  try {
-    if (grant) {
-      let lock = null;
-      for (let i = 0; i < 100 && !lock; i++) {
-        lock = await acquireGrantLock(deps.store, grant.id, deps.tokens.lockTtlMs);
-        if (!lock) await sleep(50);
-      }
-      if (!lock) return await fail('busy', 'The grant used to test the secret is being refreshed; try again in a moment. The old secret stays in use.');
-      try {
-        const fresh = await deps.tokens.get(grant.id);
-        if (!fresh) return await fail('no_grant', 'The grant used to test the secret disappeared; try again.');
-        await deps.tokens.refreshWith(fresh, candidate, lock, { rethrow: true });
-      } finally {
-        await lock.release().catch(() => false);
-      }
-      provenWith = 'refresh_token';
-    } else {
-      await candidate.clientCredentials();
-      provenWith = 'client_credentials';
-    }
-  } catch (err) {
-    if (findEgressDenial(err)) return fail('egress_denied', 'The token endpoint is on a network mailgate may not reach.', err);
-    if (err instanceof OAuthProtocolError && err.kind === 'invalid_client') {
-      return fail('invalid_client', 'The provider rejected the new client secret (invalid_client). Nothing was changed: the old secret stays in use.');
-    }
-    if (err instanceof OAuthProtocolError && !grant) {
-      return fail(err.oauthError ?? err.kind, `The new secret could not be proven: the provider does not allow a client_credentials request (${err.oauthError ?? err.kind}). Authorize a server with this integration first; the old secret stays in use.`);
-    }
-    const code = err instanceof AppError ? err.code : err instanceof OAuthProtocolError ? (err.oauthError ?? err.kind) : 'error';
-    return fail(code, `The new secret could not be proven (${code}); the old secret stays in use.`);
-  }
+  const proof = await prove(deps, integrationId, candidate);
+  if ('refused' in proof) return fail(proof.refused, proof.message, proof.cause);
+  const { provenWith } = proof;
   await deps.integrations.storeProvenSecret(integrationId, input.clientSecret, input.expiresAt);
   await deps.audit.record({
     actor,

@@ -1,7 +1,8 @@
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli.js';
-import { GRANTS, openToken, type GrantRecord } from '../../src/tokens/grants.js';
+import { acquireGrantLock, GRANTS, openToken, type GrantRecord } from '../../src/tokens/grants.js';
+import { rotateClientSecret } from '../../src/tokens/secret-rotation.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
@@ -64,6 +65,26 @@ describe.skipIf(!redisUrlForTests())('client secret rotation and revocation (Mic
     expect((await app.store.get<GrantRecord>(GRANTS, ids.serverId))?.value.status).toBe('active');
     const audit = await app.services.audit.list({ limit: 50 });
     expect(audit.entries.some((e) => e.action === 'oauth_integration.rotate_secret' && e.outcome === 'failure')).toBe(true);
+  });
+
+  it('a grant busy being refreshed: the refusal says so, is audited once, and nothing changes', async () => {
+    const lock = (await acquireGrantLock(app.store, ids.serverId, 30_000))!;
+    const failures = async () => (await app.services.audit.list({ limit: 200 })).entries.filter((e) => e.action === 'oauth_integration.rotate_secret' && e.outcome === 'failure');
+    const before = (await failures()).length;
+    try {
+      const deps = { store: app.store, audit: app.services.audit, integrations: app.services.oauthIntegrations, tokens: app.services.tokens, lockWait: { attempts: 2, intervalMs: 5 } };
+      await expect(rotateClientSecret(deps, ids.integrationId, { clientSecret: 'a-new-secret' }, { type: 'system', id: 'test' })).rejects.toMatchObject({
+        code: 'validation_failed',
+        message: expect.stringContaining('is being refreshed') as unknown,
+      });
+    } finally {
+      await lock.release();
+    }
+    const after = await failures();
+    expect(after.length - before).toBe(1);
+    expect(after[0]?.detail).toMatchObject({ error: 'busy' });
+    const integration = await app.services.oauthIntegrations.get(ids.integrationId);
+    expect(app.services.oauthIntegrations.openSecret(integration)).toBe(ids.clientSecret);
   });
 
   it('the right new secret is proven with a real refresh, then replaces the old one', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GRANTS, type GrantRecord } from '../../src/tokens/grants.js';
+import { acquireGrantLock, GRANTS, type GrantRecord } from '../../src/tokens/grants.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv } from '../fakes/oauth-setup.js';
@@ -65,5 +65,17 @@ describe.each(['microsoft', 'google'] as const)('token service against a local %
     expect(provider.counts.refreshErrors).toBe(0);
     const doc = await app.store.get<GrantRecord>(GRANTS, serverId);
     expect(doc?.value.status).toBe('active');
+  });
+
+  it('a lock lost before the token request is an outcome, not an error: no refresh token is spent, nothing is written', async () => {
+    const doc = (await app.services.tokens.get(serverId))!;
+    const client = await app.services.oauthIntegrations.client(doc.value.integrationId);
+    const lock = (await acquireGrantLock(app.store, serverId, 5000))!;
+    // Another holder took over meanwhile: this one can no longer extend it.
+    await lock.release();
+    const before = provider.counts.refresh;
+    await expect(app.services.tokens.refreshWith(doc, client, lock)).resolves.toEqual({ outcome: 'lock_lost' });
+    expect(provider.counts.refresh).toBe(before);
+    expect((await app.store.get<GrantRecord>(GRANTS, serverId))?.version).toBe(doc.version);
   });
 });
