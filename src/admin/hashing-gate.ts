@@ -1,3 +1,5 @@
+import { AppError } from '../errors.js';
+
 /**
  * Bounds how many password hashes (scrypt, about 128 MiB and a third of a second each) run at once in this
  * process: `total` across all accounts and `perAccount` for one account; callers beyond that wait their turn,
@@ -14,10 +16,10 @@ export interface HashingGateLimits {
 
 export const DEFAULT_HASHING_LIMITS: HashingGateLimits = { total: 2, perAccount: 1, maxWaiting: 64 };
 
-export class HashingBusyError extends Error {
+/** Too many password hashes queued in this process (a burst of logins): the caller comes back shortly. */
+export class HashingBusyError extends AppError {
   constructor() {
-    super('too many password checks are waiting');
-    this.name = 'HashingBusyError';
+    super('rate_limited', { message: 'The server is busy; try again in a few seconds.', headers: { 'Retry-After': '5' } });
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Documents } from '../store/store.js';
+import { VersionConflictError, type Documents } from '../store/store.js';
 import type { Actor, AuditRecorder } from './types.js';
 
 /**
@@ -42,7 +42,7 @@ export class SessionGeneration {
         await this.store.put(SETTINGS, GENERATION_ID, { generation: next }, { ifVersion: doc?.version ?? 0 });
         return next;
       } catch (err) {
-        if (!(err instanceof Error) || err.name !== 'VersionConflictError') throw err;
+        if (!(err instanceof VersionConflictError)) throw err;
       }
     }
   }

@@ -1,6 +1,5 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import type { Eta } from 'eta';
-import { HashingBusyError } from '../admin/hashing-gate.js';
 import { AppError, errorBody, isAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StoreUnavailableError, VersionConflictError } from '../store/store.js';
@@ -23,8 +22,6 @@ export function toAppError(err: unknown): AppError {
   if (isAppError(err)) return err;
   if (err instanceof VersionConflictError) return new AppError('conflict', { cause: err });
   if (err instanceof StoreUnavailableError) return new AppError('store_unavailable', { cause: err });
-  // Too many password hashes queued in this process (a burst of logins): come back shortly.
-  if (err instanceof HashingBusyError) return new AppError('rate_limited', { message: 'The server is busy; try again in a few seconds.', headers: { 'Retry-After': '5' }, cause: err });
   const e = err as { type?: string; status?: number; statusCode?: number; expose?: boolean };
   // body-parser and friends (http-errors): their types are stable and their messages safe to map.
   if (e.type === 'entity.too.large') return new AppError('payload_too_large', { cause: err });
