@@ -13,7 +13,14 @@ import tseslint from 'typescript-eslint';
  *   main.ts imported by nothing
  * Inside domain: admin (actors, audit) imports no other area; tokens may import oauth, never the reverse.
  */
-const base = ['./src/config.ts', './src/errors.ts', './src/log.ts', './src/metrics.ts', './src/clock.ts', './src/clock'];
+const base = [
+  './src/config.ts',
+  './src/errors.ts',
+  './src/log.ts',
+  './src/metrics.ts',
+  './src/clock.ts',
+  './src/clock',
+];
 const infra = ['./src/store', './src/crypto', './src/net'];
 const domain = ['./src/mail', './src/tokens', './src/oauth', './src/admin', './src/notify'];
 const web = ['./src/web'];
@@ -21,16 +28,53 @@ const wiring = ['./src/app.ts', './src/services.ts', './src/cli', './src/cli.ts'
 const entry = ['./src/main.ts'];
 
 const layerZones = [
-  { target: base, from: [...infra, ...domain, ...web, ...wiring, ...entry], message: 'config, errors, log, metrics and clock are the bottom layer: they import nothing of src/ above them.' },
-  { target: infra, from: [...domain, ...web, ...wiring, ...entry], message: 'store, crypto and net are below the domain: pass what they need in instead.' },
-  { target: domain, from: [...web, ...wiring, ...entry], message: 'Domain code (mail, tokens, oauth, admin) must not import the web layer, the wiring or the CLI.' },
-  { target: web, from: [...wiring, ...entry], message: 'Routers get their services as parameters; they do not import app.ts, services.ts, the CLI or main.ts.' },
-  { target: web, from: './src/crypto', message: 'Routers never touch the keyring or sealed values: a service does that for them.' },
-  { target: web, from: './src/store', except: ['./store.ts', './sessions.ts'], message: 'Routers get services, never a store implementation (the capability interfaces are fine).' },
-  { target: ['./src/cli', './src/cli.ts'], from: web, message: 'The CLI uses services and domain code, never the web layer.' },
-  { target: ['./src/app.ts', './src/services.ts'], from: ['./src/cli', './src/cli.ts'], message: 'The services know nothing of the command line.' },
+  {
+    target: base,
+    from: [...infra, ...domain, ...web, ...wiring, ...entry],
+    message: 'config, errors, log, metrics and clock are the bottom layer: they import nothing of src/ above them.',
+  },
+  {
+    target: infra,
+    from: [...domain, ...web, ...wiring, ...entry],
+    message: 'store, crypto and net are below the domain: pass what they need in instead.',
+  },
+  {
+    target: domain,
+    from: [...web, ...wiring, ...entry],
+    message: 'Domain code (mail, tokens, oauth, admin) must not import the web layer, the wiring or the CLI.',
+  },
+  {
+    target: web,
+    from: [...wiring, ...entry],
+    message: 'Routers get their services as parameters; they do not import app.ts, services.ts, the CLI or main.ts.',
+  },
+  {
+    target: web,
+    from: './src/crypto',
+    message: 'Routers never touch the keyring or sealed values: a service does that for them.',
+  },
+  {
+    target: web,
+    from: './src/store',
+    except: ['./store.ts', './sessions.ts'],
+    message: 'Routers get services, never a store implementation (the capability interfaces are fine).',
+  },
+  {
+    target: ['./src/cli', './src/cli.ts'],
+    from: web,
+    message: 'The CLI uses services and domain code, never the web layer.',
+  },
+  {
+    target: ['./src/app.ts', './src/services.ts'],
+    from: ['./src/cli', './src/cli.ts'],
+    message: 'The services know nothing of the command line.',
+  },
   { target: './src', from: entry, message: 'src/main.ts is the process entry point: nothing imports it.' },
-  { target: './src/admin', from: ['./src/mail', './src/tokens', './src/oauth', './src/notify'], message: 'admin (actors, audit, users) is the lowest domain area: it imports no other area.' },
+  {
+    target: './src/admin',
+    from: ['./src/mail', './src/tokens', './src/oauth', './src/notify'],
+    message: 'admin (actors, audit, users) is the lowest domain area: it imports no other area.',
+  },
   { target: './src/oauth', from: './src/tokens', message: 'tokens may import oauth, never the reverse.' },
 ];
 
@@ -70,7 +114,13 @@ export default tseslint.config(
   },
   // Plain JS (this file, the browser scripts in public/) is outside the TypeScript project.
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
-  { files: ['public/**/*.js'], languageOptions: { sourceType: 'script', globals: { document: 'readonly', window: 'readonly', navigator: 'readonly' } } },
+  {
+    files: ['public/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { document: 'readonly', window: 'readonly', navigator: 'readonly' },
+    },
+  },
   {
     files: ['test/**/*.ts', 'src/**/*.test.ts', 'bench/**/*.ts'],
     rules: {

@@ -41,7 +41,9 @@ export function createApp(deps: AppDeps): Express {
   app.use((req, res, next) => {
     const end = metrics.httpDuration.startTimer({ method: req.method });
     res.on('finish', () => {
-      const route = (req.route as { path?: string } | undefined)?.path ?? (res.statusCode === 404 ? 'unmatched' : req.baseUrl || 'other');
+      const route =
+        (req.route as { path?: string } | undefined)?.path ??
+        (res.statusCode === 404 ? 'unmatched' : req.baseUrl || 'other');
       end({ route });
       metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
     });
@@ -66,7 +68,14 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   // After helmet, so probes, metrics and static files get nosniff and the other headers too.
-  app.use(healthRouter({ store: deps.store, metrics, readinessChecks: deps.readinessChecks, metricsToken: config.MAILGATE_METRICS_TOKEN }));
+  app.use(
+    healthRouter({
+      store: deps.store,
+      metrics,
+      readinessChecks: deps.readinessChecks,
+      metricsToken: config.MAILGATE_METRICS_TOKEN,
+    }),
+  );
   app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
   app.use('/api', express.json({ limit: '2mb', strict: true }));
   app.use(express.urlencoded({ extended: false, limit: '256kb', parameterLimit: 200 }));
@@ -91,23 +100,47 @@ export function createApp(deps: AppDeps): Express {
   app.use(loginRouter(web, { config, audit, loginGuard, sessionGeneration, clock }));
   app.use(accountRouter(web, { audit, loginGuard, users: deps.users, sessionGeneration, clock }));
   if (deps.firstAdminSetup) {
-    const attempts = deps.store.createRateLimiter({ keyPrefix: 'setup_ip', points: 10, durationSec: 15 * 60, blockDurationSec: 15 * 60 });
+    const attempts = deps.store.createRateLimiter({
+      keyPrefix: 'setup_ip',
+      points: 10,
+      durationSec: 15 * 60,
+      blockDurationSec: 15 * 60,
+    });
     app.use(setupRouter(web, { setup: deps.firstAdminSetup, audit, sessionGeneration, attempts, clock }));
   }
   app.use(apiKeysRouter(web, { apiKeys: deps.apiKeys, servers: mail.servers }));
   app.use(auditRouter(web, { audit }));
   app.use(encryptionKeysRouter(web, { keyRotation: deps.keyRotation }));
   app.use(
-    smtpServersRouter(web, { config, audit, mail }, {
-      oauthPanel: (server) => oauthPanelData(panel, server),
-      oauthStatus: async (serverId) => (await deps.tokens.get(serverId))?.value.status ?? null,
-      integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
-      warnings: oauthAdmin.warnings,
-    }),
+    smtpServersRouter(
+      web,
+      { config, audit, mail },
+      {
+        oauthPanel: (server) => oauthPanelData(panel, server),
+        oauthStatus: async (serverId) => (await deps.tokens.get(serverId))?.value.status ?? null,
+        integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
+        warnings: oauthAdmin.warnings,
+      },
+    ),
   );
   app.use(mailQueueRouter(web, { mail }));
-  app.use(oauthIntegrationsRouter(web, { config, integrations: deps.oauthIntegrations, warnings: oauthAdmin.warnings, rotateClientSecret: oauthAdmin.rotateClientSecret }));
-  app.use(oauthCallbackRouter(web, { config, log, authorize: deps.authorize, tokens: deps.tokens, disconnect: oauthAdmin.disconnect }));
+  app.use(
+    oauthIntegrationsRouter(web, {
+      config,
+      integrations: deps.oauthIntegrations,
+      warnings: oauthAdmin.warnings,
+      rotateClientSecret: oauthAdmin.rotateClientSecret,
+    }),
+  );
+  app.use(
+    oauthCallbackRouter(web, {
+      config,
+      log,
+      authorize: deps.authorize,
+      tokens: deps.tokens,
+      disconnect: oauthAdmin.disconnect,
+    }),
+  );
 
   app.use(notFound);
   app.use(createErrorHandler(log, eta));

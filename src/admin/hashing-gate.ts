@@ -19,7 +19,10 @@ export const DEFAULT_HASHING_LIMITS: HashingGateLimits = { total: 2, perAccount:
 /** Too many password hashes queued in this process (a burst of logins): the caller comes back shortly. */
 export class HashingBusyError extends AppError {
   constructor() {
-    super('rate_limited', { message: 'The server is busy; try again in a few seconds.', headers: { 'Retry-After': '5' } });
+    super('rate_limited', {
+      message: 'The server is busy; try again in a few seconds.',
+      headers: { 'Retry-After': '5' },
+    });
   }
 }
 
@@ -70,7 +73,7 @@ export class HashingGate {
     if (left > 0) this.#runningPerAccount.set(account, left);
     else this.#runningPerAccount.delete(account);
     // First come, first served among those whose account has a free slot.
-    for (let i = 0; i < this.#waiting.length && this.#running < this.limits.total; ) {
+    for (let i = 0; i < this.#waiting.length && this.#running < this.limits.total;) {
       const waiter = this.#waiting[i]!;
       if (this.#canStart(waiter.account)) {
         this.#waiting.splice(i, 1);

@@ -1,5 +1,12 @@
 import type { Keyring } from '../crypto/keyring.js';
-import { assertAllKeysPresent, keyUsage, MissingEncryptionKeyError, rotateKeys, type RotateOptions, type RotationResult } from '../crypto/rotation.js';
+import {
+  assertAllKeysPresent,
+  keyUsage,
+  MissingEncryptionKeyError,
+  rotateKeys,
+  type RotateOptions,
+  type RotationResult,
+} from '../crypto/rotation.js';
 import { AppError } from '../errors.js';
 import type { Documents, Lock, Locks, StoreLifecycle } from '../store/store.js';
 import type { Actor, AuditRecorder } from './types.js';
@@ -65,13 +72,18 @@ export class KeyRotationService {
   async rotate(actor: Actor, options: RotateOptions = {}): Promise<RotationResult> {
     const ttlMs = this.deps.lockTtlMs ?? DEFAULT_LOCK_TTL_MS;
     const lock = await this.deps.store.acquireLock(KEY_ROTATION_LOCK, ttlMs);
-    if (!lock) throw new AppError('conflict', { message: 'A key rotation is already running (from the API or mailgate keys rotate); run it again once that one has finished.' });
+    if (!lock)
+      throw new AppError('conflict', {
+        message:
+          'A key rotation is already running (from the API or mailgate keys rotate); run it again once that one has finished.',
+      });
     const held = keepLock(lock, ttlMs);
     try {
       const signal = options.signal ? AbortSignal.any([options.signal, held.lost]) : held.lost;
       return await rotateEncryptionKeys(this.deps, actor, { ...options, signal });
     } catch (err) {
-      if (err instanceof MissingEncryptionKeyError) throw new AppError('conflict', { message: err.message, cause: err });
+      if (err instanceof MissingEncryptionKeyError)
+        throw new AppError('conflict', { message: err.message, cause: err });
       throw err;
     } finally {
       held.stop();
@@ -84,30 +96,41 @@ export class KeyRotationService {
 function keepLock(lock: Lock, ttlMs: number): { lost: AbortSignal; stop(): void } {
   const lost = new AbortController();
   let extending = false;
-  const timer = setInterval(() => {
-    if (extending || lost.signal.aborted) return;
-    extending = true;
-    lock
-      .extend(ttlMs)
-      .then((ok) => {
-        if (!ok) lost.abort();
-      })
-      .catch(() => lost.abort())
-      .finally(() => (extending = false));
-  }, Math.max(1, Math.floor(ttlMs / 3)));
+  const timer = setInterval(
+    () => {
+      if (extending || lost.signal.aborted) return;
+      extending = true;
+      lock
+        .extend(ttlMs)
+        .then((ok) => {
+          if (!ok) lost.abort();
+        })
+        .catch(() => lost.abort())
+        .finally(() => (extending = false));
+    },
+    Math.max(1, Math.floor(ttlMs / 3)),
+  );
   timer.unref();
   return { lost: lost.signal, stop: () => clearInterval(timer) };
 }
 
 /** A rotation run with its audit trail: refused (and audited) when a needed key is missing, audited with its outcome and counts when it ran. */
-async function rotateEncryptionKeys(deps: KeyRotationDeps, actor: Actor, options: RotateOptions): Promise<RotationResult> {
+async function rotateEncryptionKeys(
+  deps: KeyRotationDeps,
+  actor: Actor,
+  options: RotateOptions,
+): Promise<RotationResult> {
   const { store, keyring, audit } = deps;
   const base = { actor, action: 'keys.rotate', target: 'encryption-keys' } as const;
   try {
     await assertAllKeysPresent(store, keyring);
   } catch (err) {
     if (err instanceof MissingEncryptionKeyError) {
-      await audit.record({ ...base, outcome: 'failure', detail: { reason: 'missing_keys', missingKeyIds: err.missing.map((m) => m.keyId) } });
+      await audit.record({
+        ...base,
+        outcome: 'failure',
+        detail: { reason: 'missing_keys', missingKeyIds: err.missing.map((m) => m.keyId) },
+      });
     }
     throw err;
   }
@@ -118,7 +141,11 @@ async function rotateEncryptionKeys(deps: KeyRotationDeps, actor: Actor, options
     await store.compact();
   } catch (err) {
     await audit
-      .record({ ...base, outcome: 'failure', detail: { activeKeyId: keyring.activeKeyId, error: (err as Error).message.slice(0, 300) } })
+      .record({
+        ...base,
+        outcome: 'failure',
+        detail: { activeKeyId: keyring.activeKeyId, error: (err as Error).message.slice(0, 300) },
+      })
       .catch(() => undefined);
     throw err;
   }

@@ -102,11 +102,17 @@ export async function keyUsage(store: Documents, keyring: Keyring): Promise<KeyU
 /** `encryption_keys_missing`, naming each key id some stored value needs; `hint` says how to recover. */
 export class MissingEncryptionKeyError extends AppError {
   constructor(readonly missing: { keyId: string; values: number; example: string }[]) {
-    const lines = missing.map((m) => `  - key "${m.keyId}" protects ${m.values} stored value${m.values === 1 ? '' : 's'} (for example ${m.example})`);
+    const lines = missing.map(
+      (m) =>
+        `  - key "${m.keyId}" protects ${m.values} stored value${m.values === 1 ? '' : 's'} (for example ${m.example})`,
+    );
     const hint =
       'Add each key back to MAILGATE_ENCRYPTION_KEYS (after the active key is fine), start mailgate, run ' +
       '`npx mailgate keys rotate`, and remove a key only when `npx mailgate keys status` shows it protects 0 values.';
-    super('encryption_keys_missing', { message: `Stored values need encryption keys that are not configured:\n${lines.join('\n')}\n${hint}`, hint });
+    super('encryption_keys_missing', {
+      message: `Stored values need encryption keys that are not configured:\n${lines.join('\n')}\n${hint}`,
+      hint,
+    });
   }
 }
 
@@ -122,7 +128,11 @@ export async function assertAllKeysPresent(store: Documents, keyring: Keyring): 
 
 const MAX_CAS_RETRIES = 20;
 
-export async function rotateKeys(store: Documents, keyring: Keyring, options: RotateOptions = {}): Promise<RotationResult> {
+export async function rotateKeys(
+  store: Documents,
+  keyring: Keyring,
+  options: RotateOptions = {},
+): Promise<RotationResult> {
   const started = Date.now();
   const active = keyring.activeKeyId;
   const failures: RotationFailure[] = [];
@@ -216,5 +226,14 @@ export async function rotateKeys(store: Documents, keyring: Keyring, options: Ro
   if (fatal) throw (fatal as { error: unknown }).error;
 
   const after = await keyUsage(store, keyring);
-  return { scanned, resealed, documentsWritten, conflictsRetried, failures, perKeyAfter: after.perKey, aborted, durationMs: Date.now() - started };
+  return {
+    scanned,
+    resealed,
+    documentsWritten,
+    conflictsRetried,
+    failures,
+    perKeyAfter: after.perKey,
+    aborted,
+    durationMs: Date.now() - started,
+  };
 }

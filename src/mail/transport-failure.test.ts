@@ -21,44 +21,81 @@ const reauth = new MailTransportFailure({ kind: 'token_needs_reauth', message: '
 const cases: { name: string; error: unknown; expected: Record<string, unknown> }[] = [
   {
     name: 'an SMTP reply refusing recipients (EENVELOPE)',
-    error: nodemailerError('Can\'t send mail - all recipients were rejected: 550 5.1.1 no such user', {
+    error: nodemailerError("Can't send mail - all recipients were rejected: 550 5.1.1 no such user", {
       code: 'EENVELOPE',
       response: '550 5.1.1 no such user',
       responseCode: 550,
       command: 'RCPT TO',
       rejectedErrors: [{ recipient: 'gone@example.net', responseCode: 550, response: '550 5.1.1 no such user' }],
     }),
-    expected: { kind: 'smtp', code: 'mail_delivery_failed', stage: 'EENVELOPE', responseCode: 550, response: '550 5.1.1 no such user', command: 'RCPT TO', rejectedErrors: [{ recipient: 'gone@example.net', responseCode: 550, response: '550 5.1.1 no such user' }] },
+    expected: {
+      kind: 'smtp',
+      code: 'mail_delivery_failed',
+      stage: 'EENVELOPE',
+      responseCode: 550,
+      response: '550 5.1.1 no such user',
+      command: 'RCPT TO',
+      rejectedErrors: [{ recipient: 'gone@example.net', responseCode: 550, response: '550 5.1.1 no such user' }],
+    },
   },
   {
     name: 'an authentication reply (EAUTH 535)',
-    error: nodemailerError('Invalid login: 535 5.7.8 nope', { code: 'EAUTH', response: '535 5.7.8 nope', responseCode: 535, command: 'AUTH PLAIN' }),
+    error: nodemailerError('Invalid login: 535 5.7.8 nope', {
+      code: 'EAUTH',
+      response: '535 5.7.8 nope',
+      responseCode: 535,
+      command: 'AUTH PLAIN',
+    }),
     expected: { kind: 'smtp', stage: 'EAUTH', responseCode: 535, command: 'AUTH PLAIN', codes: ['EAUTH'] },
   },
   {
     name: 'a socket error nodemailer re-coded (ESOCKET over ECONNREFUSED)',
     error: nodemailerError('connect ECONNREFUSED 127.0.0.1:2525', { code: 'ESOCKET', originalCode: 'ECONNREFUSED' }),
-    expected: { kind: 'smtp', stage: 'ESOCKET', codes: ['ESOCKET', 'ECONNREFUSED'], responseCode: undefined, timeout: undefined },
+    expected: {
+      kind: 'smtp',
+      stage: 'ESOCKET',
+      codes: ['ESOCKET', 'ECONNREFUSED'],
+      responseCode: undefined,
+      timeout: undefined,
+    },
   },
   {
     name: 'a greeting timeout',
-    error: nodemailerError('Greeting never received', { code: 'ETIMEDOUT', timeoutType: 'GREETING_TIMEOUT', command: 'CONN' }),
+    error: nodemailerError('Greeting never received', {
+      code: 'ETIMEDOUT',
+      timeoutType: 'GREETING_TIMEOUT',
+      command: 'CONN',
+    }),
     expected: { kind: 'smtp', stage: 'ETIMEDOUT', timeout: 'greeting', command: 'CONN' },
   },
   {
     name: 'a TLS failure with the certificate error as its cause',
-    error: nodemailerError('self-signed certificate', { code: 'ETLS' }, Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' })),
+    error: nodemailerError(
+      'self-signed certificate',
+      { code: 'ETLS' },
+      Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }),
+    ),
     expected: { kind: 'smtp', stage: 'ETLS', codes: ['ETLS', 'DEPTH_ZERO_SELF_SIGNED_CERT'] },
   },
   {
     name: 'a plain socket error (no nodemailer code)',
-    error: Object.assign(new Error('connect EHOSTUNREACH 10.9.9.9:25'), { code: 'EHOSTUNREACH', errno: -113, syscall: 'connect' }),
+    error: Object.assign(new Error('connect EHOSTUNREACH 10.9.9.9:25'), {
+      code: 'EHOSTUNREACH',
+      errno: -113,
+      syscall: 'connect',
+    }),
     expected: { kind: 'smtp', stage: 'EHOSTUNREACH', codes: ['EHOSTUNREACH'] },
   },
   {
     name: 'our connect timeout, handed to nodemailer by getSocket',
     error: stampedByLibrary(new ConnectFailure('Connection timeout', 'ETIMEDOUT', 'connect'), 'ESOCKET'),
-    expected: { kind: 'smtp', message: 'Connection timeout', stage: 'ESOCKET', timeout: 'connect', codes: ['ESOCKET', 'ETIMEDOUT'] },
+    expected: {
+      kind: 'smtp',
+      message: 'Connection timeout',
+      stage: 'ESOCKET',
+      timeout: 'connect',
+      codes: ['ESOCKET', 'ETIMEDOUT'],
+    },
   },
   {
     name: 'a name that resolves to nothing, from the egress lookup',

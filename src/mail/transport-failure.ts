@@ -91,7 +91,11 @@ const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : un
 
 function chainOf(error: unknown): LibraryErrorShape[] {
   const chain: LibraryErrorShape[] = [];
-  for (let e = error, depth = 0; typeof e === 'object' && e !== null && depth < 5; e = (e as LibraryErrorShape).cause, depth++) {
+  for (
+    let e = error, depth = 0;
+    typeof e === 'object' && e !== null && depth < 5;
+    e = (e as LibraryErrorShape).cause, depth++
+  ) {
     chain.push(e);
   }
   return chain;

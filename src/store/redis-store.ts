@@ -110,7 +110,9 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stor
     await client.ping();
   } catch (cause) {
     client.disconnect();
-    throw new StoreUnavailableError(`Cannot reach Redis at ${safeUrl(options.url)}: ${(cause as Error).message}`, { cause });
+    throw new StoreUnavailableError(`Cannot reach Redis at ${safeUrl(options.url)}: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   return new RedisBackedStore(client, redisOptions, options);
 }
@@ -134,7 +136,11 @@ class RedisBackedStore implements StoreWithSessions {
       log: options.log,
       publish: (channel, message) => client.publish(channel, message),
       openSubscriber: (onMessage) => {
-        const subscriber = new Redis(options.url, { ...subscriberOptions, maxRetriesPerRequest: null, enableAutoPipelining: false });
+        const subscriber = new Redis(options.url, {
+          ...subscriberOptions,
+          maxRetriesPerRequest: null,
+          enableAutoPipelining: false,
+        });
         subscriber.on('error', () => undefined);
         subscriber.on('message', onMessage);
         return subscriber;
@@ -175,7 +181,11 @@ class RedisBackedStore implements StoreWithSessions {
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
     const [keys, optionArgs] = this.#optionArgs(options);
     const [ok, version, refused] = (await guard(() =>
-      PUT.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys], [json, expected, id, collection, ...optionArgs]),
+      PUT.run(
+        this.#client,
+        [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys],
+        [json, expected, id, collection, ...optionArgs],
+      ),
     )) as [number, number, number?];
     if (ok === 2) throw limitError(options, refused!, version);
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
@@ -187,7 +197,11 @@ class RedisBackedStore implements StoreWithSessions {
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
     const [keys, optionArgs] = this.#optionArgs(options);
     const [ok, version] = (await guard(() =>
-      DELETE.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys], [expected, id, collection, ...optionArgs]),
+      DELETE.run(
+        this.#client,
+        [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys],
+        [expected, id, collection, ...optionArgs],
+      ),
     )) as [number, number];
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return version > 0;
@@ -197,10 +211,14 @@ class RedisBackedStore implements StoreWithSessions {
   #optionArgs(options: WriteOptions): [string[], string[]] {
     const keys: string[] = [this.#countersKey];
     const changes = checkCounterChanges(options);
-    const modes: string[] = [String(changes.length), ...changes.flatMap((c) => [c.counter, String(c.delta), c.max === undefined ? '' : String(c.max)])];
+    const modes: string[] = [
+      String(changes.length),
+      ...changes.flatMap((c) => [c.counter, String(c.delta), c.max === undefined ? '' : String(c.max)]),
+    ];
     for (const { queue, dueAt } of scheduleMoves(options)) {
       checkName('queue name', queue);
-      if (dueAt !== null && !Number.isFinite(dueAt)) throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
+      if (dueAt !== null && !Number.isFinite(dueAt))
+        throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
       keys.push(this.#scheduleKey(queue));
       modes.push(dueAt === null ? 'u' : String(dueAt));
     }
@@ -214,7 +232,11 @@ class RedisBackedStore implements StoreWithSessions {
     // 0xFF never occurs in UTF-8, so "[prefix" .. "(prefix\xFF" is exactly the ids starting with prefix.
     const ids = await guard(() =>
       prefix
-        ? this.#client.zrangebylex(index, Buffer.from(`[${prefix}`), Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])]))
+        ? this.#client.zrangebylex(
+            index,
+            Buffer.from(`[${prefix}`),
+            Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])]),
+          )
         : this.#client.zrangebylex(index, '-', '+'),
     );
     const out: Doc<T>[] = [];
@@ -245,7 +267,8 @@ class RedisBackedStore implements StoreWithSessions {
 
   async acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
     checkName('lock name', name);
-    if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new Error(`lock ${name}: ttlMs must be a positive number, got ${ttlMs}`);
+    if (!(ttlMs > 0) || !Number.isFinite(ttlMs))
+      throw new Error(`lock ${name}: ttlMs must be a positive number, got ${ttlMs}`);
     const key = `${this.#prefix}lock:${name}`;
     const owner = randomBytes(16).toString('hex');
     const ok = await guard(() => this.#client.set(key, owner, 'PX', Math.max(1, Math.round(ttlMs)), 'NX'));
@@ -255,7 +278,8 @@ class RedisBackedStore implements StoreWithSessions {
       name,
       owner,
       release: async () => (await guard(() => RELEASE_LOCK.run(client, [key], [owner]))) === 1,
-      extend: async (ms: number) => (await guard(() => EXTEND_LOCK.run(client, [key], [owner, Math.max(1, Math.round(ms))]))) === 1,
+      extend: async (ms: number) =>
+        (await guard(() => EXTEND_LOCK.run(client, [key], [owner, Math.max(1, Math.round(ms))]))) === 1,
     };
   }
 
@@ -274,7 +298,9 @@ class RedisBackedStore implements StoreWithSessions {
     if (options.limit <= 0) return [];
     const end = options.before === undefined ? '+' : `(${streamIdOfLogId(options.before)}`;
     const start = options.after === undefined ? '-' : `(${streamIdOfLogId(options.after)}`;
-    const rows = await guard(() => this.#client.xrevrange(`${this.#prefix}log:${log}`, end, start, 'COUNT', options.limit));
+    const rows = await guard(() =>
+      this.#client.xrevrange(`${this.#prefix}log:${log}`, end, start, 'COUNT', options.limit),
+    );
     return rows.map(([id, fields]) => ({ id: logIdOfStreamId(id), entry: JSON.parse(fields[1] ?? 'null') as T }));
   }
 
@@ -287,7 +313,8 @@ class RedisBackedStore implements StoreWithSessions {
   async schedule(queue: string, id: string, dueAt: number): Promise<void> {
     checkName('queue name', queue);
     checkName('scheduled id', id);
-    if (!Number.isFinite(dueAt)) throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
+    if (!Number.isFinite(dueAt))
+      throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
     await guard(() => this.#client.zadd(this.#scheduleKey(queue), dueAt, id));
   }
 
@@ -297,7 +324,9 @@ class RedisBackedStore implements StoreWithSessions {
 
   async claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]> {
     if (limit <= 0) return [];
-    return (await guard(() => CLAIM_DUE.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit]))) as string[];
+    return (await guard(() =>
+      CLAIM_DUE.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit]),
+    )) as string[];
   }
 
   async scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]> {
@@ -306,7 +335,11 @@ class RedisBackedStore implements StoreWithSessions {
     if (!(limit > 0)) return [];
     const key = this.#scheduleKey(queue);
     const stop = String(limit - 1);
-    const flat = await guard(() => (options.newestFirst ? this.#client.zrevrange(key, '0', stop, 'WITHSCORES') : this.#client.zrange(key, '0', stop, 'WITHSCORES')));
+    const flat = await guard(() =>
+      options.newestFirst
+        ? this.#client.zrevrange(key, '0', stop, 'WITHSCORES')
+        : this.#client.zrange(key, '0', stop, 'WITHSCORES'),
+    );
     const out: ScheduledEntry[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i]!, dueAt: Number(flat[i + 1]) });
     return out;
@@ -325,7 +358,9 @@ class RedisBackedStore implements StoreWithSessions {
 
   async scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }> {
     const key = this.#scheduleKey(queue);
-    const [count, first] = await guard(() => Promise.all([this.#client.zcard(key), this.#client.zrange(key, '0', '0', 'WITHSCORES')]));
+    const [count, first] = await guard(() =>
+      Promise.all([this.#client.zcard(key), this.#client.zrange(key, '0', '0', 'WITHSCORES')]),
+    );
     return { count, earliestDueAt: first[1] === undefined ? null : Number(first[1]) };
   }
 
@@ -360,7 +395,11 @@ class RedisBackedStore implements StoreWithSessions {
   }
 
   async ping(): Promise<void> {
-    await withTimeout(guard(() => this.#client.ping()), PING_TIMEOUT_MS, `Redis did not answer PING within ${PING_TIMEOUT_MS} ms`);
+    await withTimeout(
+      guard(() => this.#client.ping()),
+      PING_TIMEOUT_MS,
+      `Redis did not answer PING within ${PING_TIMEOUT_MS} ms`,
+    );
   }
 
   async close(): Promise<void> {

@@ -33,24 +33,40 @@ type Proof = { provenWith: RotationResult['provenWith'] } | { refused: string; m
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-const BUSY = 'The grant used to test the secret is being refreshed; try again in a moment. The old secret stays in use.';
+const BUSY =
+  'The grant used to test the secret is being refreshed; try again in a moment. The old secret stays in use.';
 
 function refusalOf(err: unknown, withGrant: boolean): Proof {
-  if (findEgressDenial(err)) return { refused: 'egress_denied', message: 'The token endpoint is on a network mailgate may not reach.', cause: err };
+  if (findEgressDenial(err))
+    return {
+      refused: 'egress_denied',
+      message: 'The token endpoint is on a network mailgate may not reach.',
+      cause: err,
+    };
   if (err instanceof OAuthProtocolError && err.kind === 'invalid_client') {
-    return { refused: 'invalid_client', message: 'The provider rejected the new client secret (invalid_client). Nothing was changed: the old secret stays in use.' };
+    return {
+      refused: 'invalid_client',
+      message:
+        'The provider rejected the new client secret (invalid_client). Nothing was changed: the old secret stays in use.',
+    };
   }
   if (err instanceof OAuthProtocolError && !withGrant) {
     const code = err.oauthError ?? err.kind;
-    return { refused: code, message: `The new secret could not be proven: the provider does not allow a client_credentials request (${code}). Authorize a server with this integration first; the old secret stays in use.` };
+    return {
+      refused: code,
+      message: `The new secret could not be proven: the provider does not allow a client_credentials request (${code}). Authorize a server with this integration first; the old secret stays in use.`,
+    };
   }
-  const code = err instanceof OAuthProtocolError ? (err.oauthError ?? err.kind) : err instanceof AppError ? err.code : 'error';
+  const code =
+    err instanceof OAuthProtocolError ? (err.oauthError ?? err.kind) : err instanceof AppError ? err.code : 'error';
   return { refused: code, message: `The new secret could not be proven (${code}); the old secret stays in use.` };
 }
 
 /** One real token request with the candidate client: a refresh of an authorized grant, else client_credentials. */
 async function prove(deps: SecretRotationDeps, integrationId: string, candidate: OAuthClient): Promise<Proof> {
-  const grants = (await deps.store.list<GrantRecord>(GRANTS)).filter((g) => g.value.integrationId === integrationId && g.value.status === 'active' && g.value.tokens.refreshToken);
+  const grants = (await deps.store.list<GrantRecord>(GRANTS)).filter(
+    (g) => g.value.integrationId === integrationId && g.value.status === 'active' && g.value.tokens.refreshToken,
+  );
   const grant = grants[0];
   try {
     if (!grant) {
@@ -88,7 +104,14 @@ export async function rotateClientSecret(
 ): Promise<RotationResult> {
   const integration = await deps.integrations.get(integrationId);
   const fail = async (code: string, message: string, cause?: unknown): Promise<never> => {
-    await deps.audit.record({ actor, action: 'oauth_integration.rotate_secret', target: `oauth_integration:${integrationId}`, outcome: 'failure', ...(ip ? { ip } : {}), detail: { error: code } });
+    await deps.audit.record({
+      actor,
+      action: 'oauth_integration.rotate_secret',
+      target: `oauth_integration:${integrationId}`,
+      outcome: 'failure',
+      ...(ip ? { ip } : {}),
+      detail: { error: code },
+    });
     // A refused endpoint is no fault of the secret: say so with the egress error itself.
     const denied = findEgressDenial(cause);
     if (denied) throw denied;
@@ -98,7 +121,11 @@ export async function rotateClientSecret(
   try {
     candidate = await deps.integrations.clientFor(integration, input.clientSecret);
   } catch (err) {
-    return fail(findEgressDenial(err) ? 'egress_denied' : 'discovery_failed', `The provider could not be reached to test the new secret (${(err as Error).message}); the old secret stays in use.`, err);
+    return fail(
+      findEgressDenial(err) ? 'egress_denied' : 'discovery_failed',
+      `The provider could not be reached to test the new secret (${(err as Error).message}); the old secret stays in use.`,
+      err,
+    );
   }
   const proof = await prove(deps, integrationId, candidate);
   if ('refused' in proof) return fail(proof.refused, proof.message, proof.cause);

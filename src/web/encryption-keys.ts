@@ -8,7 +8,10 @@ import type { WebContext } from './context.js';
  * the way on the embedded store, whose data folder serves only the running process. The rotation service
  * holds a store lock while it runs, so an API rotation and a CLI rotation never overlap.
  */
-export function encryptionKeysRouter({ auth }: WebContext, deps: { keyRotation: Pick<KeyRotationService, 'activeKeyId' | 'status' | 'rotate'> }): Router {
+export function encryptionKeysRouter(
+  { auth }: WebContext,
+  deps: { keyRotation: Pick<KeyRotationService, 'activeKeyId' | 'status' | 'rotate'> },
+): Router {
   const router = Router();
 
   router.get('/api/v1/encryption-keys', auth.api('admin'), async (_req, res) => {

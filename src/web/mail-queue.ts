@@ -17,7 +17,10 @@ function age(ms: number | null): string {
   return `${Math.floor(s / 86_400)} d`;
 }
 
-export function mailQueueRouter({ auth, eta }: WebContext, deps: { mail: Pick<MailServices, 'queue' | 'servers'> }): Router {
+export function mailQueueRouter(
+  { auth, eta }: WebContext,
+  deps: { mail: Pick<MailServices, 'queue' | 'servers'> },
+): Router {
   const queue = deps.mail.queue;
   const router = Router();
 

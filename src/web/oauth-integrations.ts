@@ -4,7 +4,12 @@ import type { Actor } from '../admin/types.js';
 import type { Config } from '../config.js';
 import { isAppError, type ErrorDetail } from '../errors.js';
 import type { IntegrationInput, IntegrationService, IntegrationView } from '../oauth/integrations.js';
-import { defaultScopes, MICROSOFT_TENANT_EXPLANATION, PROVIDER_KINDS, revocationNote } from '../oauth/providers/index.js';
+import {
+  defaultScopes,
+  MICROSOFT_TENANT_EXPLANATION,
+  PROVIDER_KINDS,
+  revocationNote,
+} from '../oauth/providers/index.js';
 import type { RotationResult } from '../tokens/secret-rotation.js';
 import type { OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
@@ -15,13 +20,20 @@ import { formCheckbox, formText, parseId, parseInput } from './validate.js';
 
 /** OAuth 2.0 integrations: /admin/oauth-integrations pages and /api/v1/oauth-integrations. The client secret is write-only. */
 
-const provider = z.enum(PROVIDER_KINDS, { error: `choose ${PROVIDER_KINDS.slice(0, -1).join(', ')} or ${PROVIDER_KINDS.at(-1)}` });
+const provider = z.enum(PROVIDER_KINDS, {
+  error: `choose ${PROVIDER_KINDS.slice(0, -1).join(', ')} or ${PROVIDER_KINDS.at(-1)}`,
+});
 const name = z.string().trim().min(1, 'enter a name').max(100, 'at most 100 characters');
 const clientId = z.string().trim().min(1, 'enter the client ID').max(512, 'at most 512 characters');
 const clientSecret = z.string().min(1, 'enter the client secret').max(2048, 'at most 2048 characters');
-const scope = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,512}$/, 'a scope is printable ASCII without spaces or quotes');
+const scope = z
+  .string()
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,512}$/, 'a scope is printable ASCII without spaces or quotes');
 const url = z.string().trim().max(2048).url({ error: 'expected a URL' });
-const date = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date YYYY-MM-DD').refine((s) => !Number.isNaN(Date.parse(s)), 'not a valid date');
+const date = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date YYYY-MM-DD')
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'not a valid date');
 const tenant = z.string().trim().max(253);
 
 const apiFields = {
@@ -42,7 +54,9 @@ const updateBody = z.strictObject({ ...apiFields, clientSecret: clientSecret.opt
 const patchBody = updateBody.partial();
 const rotateBody = z.strictObject({ clientSecret, expiresAt: date.nullable().optional() });
 
-const scopeList = formText(z.string().max(4000).optional()).transform((s) => (s ? s.split(/[\s,]+/).filter(Boolean) : undefined)).pipe(z.array(scope).max(30).optional());
+const scopeList = formText(z.string().max(4000).optional())
+  .transform((s) => (s ? s.split(/[\s,]+/).filter(Boolean) : undefined))
+  .pipe(z.array(scope).max(30).optional());
 const formFields = {
   name: formText(name),
   provider: formText(provider),
@@ -63,7 +77,8 @@ const rotateForm = z.object({ clientSecret: formText(clientSecret), expiresAt: f
 type FormValues = Partial<Record<keyof typeof formFields, unknown>>;
 
 function formErrors(err: unknown): ErrorDetail[] | null {
-  if (isAppError(err) && err.code === 'validation_failed') return err.details.length ? err.details : [{ field: '', message: err.message }];
+  if (isAppError(err) && err.code === 'validation_failed')
+    return err.details.length ? err.details : [{ field: '', message: err.message }];
   return null;
 }
 
@@ -73,7 +88,12 @@ export interface OAuthIntegrationsRouterDeps {
   /** Expiring secrets, grants to re-authorize, Google apps in testing: over every integration. */
   warnings(): Promise<OAuthWarning[]>;
   /** Proves the new client secret with the provider before switching to it. */
-  rotateClientSecret(integrationId: string, input: { clientSecret: string; expiresAt: string | null }, actor: Actor, ip?: string): Promise<RotationResult>;
+  rotateClientSecret(
+    integrationId: string,
+    input: { clientSecret: string; expiresAt: string | null },
+    actor: Actor,
+    ip?: string,
+  ): Promise<RotationResult>;
 }
 
 export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIntegrationsRouterDeps): Router {
@@ -84,8 +104,14 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
     return { ...v, revocationNote: revocationNote(v.provider) };
   }
 
-  async function showForm(res: Response, options: { integration?: IntegrationView; form?: FormValues; errors?: ErrorDetail[]; rotateErrors?: ErrorDetail[] }, status = 200) {
-    const warnings = options.integration ? (await deps.warnings()).filter((w) => w.target === `oauth_integration:${options.integration!.id}`) : [];
+  async function showForm(
+    res: Response,
+    options: { integration?: IntegrationView; form?: FormValues; errors?: ErrorDetail[]; rotateErrors?: ErrorDetail[] },
+    status = 200,
+  ) {
+    const warnings = options.integration
+      ? (await deps.warnings()).filter((w) => w.target === `oauth_integration:${options.integration!.id}`)
+      : [];
     renderPage(
       res,
       eta,
@@ -93,7 +119,11 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
       {
         title: options.integration ? `OAuth 2.0 integration ${options.integration.name}` : 'New OAuth 2.0 integration',
         integration: options.integration ? viewOf(options.integration) : null,
-        form: options.form ?? (options.integration ? { ...options.integration, scopes: options.integration.scopes.join(' ') } : { provider: 'google' }),
+        form:
+          options.form ??
+          (options.integration
+            ? { ...options.integration, scopes: options.integration.scopes.join(' ') }
+            : { provider: 'google' }),
         errors: options.errors ?? [],
         rotateErrors: options.rotateErrors ?? [],
         redirectUri: integrations.redirectUri,
@@ -134,7 +164,12 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
   router.get('/admin/oauth-integrations', auth.page('admin'), async (_req, res) => {
     const list = (await integrations.list()).map((d) => integrations.view(d));
     const warnings = await deps.warnings();
-    renderPage(res, eta, 'oauth-integrations', { title: 'OAuth 2.0 integrations', integrations: list, warnings, redirectUri: integrations.redirectUri });
+    renderPage(res, eta, 'oauth-integrations', {
+      title: 'OAuth 2.0 integrations',
+      integrations: list,
+      warnings,
+      redirectUri: integrations.redirectUri,
+    });
   });
 
   router.get('/admin/oauth-integrations/new', auth.page('sysadmin'), async (_req, res) => {
@@ -183,7 +218,11 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
         actorOf(res),
         req.ip,
       );
-      setFlash(req, 'ok', `The new client secret was proven with a ${result.provenWith === 'refresh_token' ? 'token refresh' : 'client credentials request'} and is now in use.`);
+      setFlash(
+        req,
+        'ok',
+        `The new client secret was proven with a ${result.provenWith === 'refresh_token' ? 'token refresh' : 'client credentials request'} and is now in use.`,
+      );
       res.redirect(303, `/admin/oauth-integrations/${id}`);
     } catch (err) {
       const errors = formErrors(err);
@@ -250,7 +289,12 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
     const id = parseId(req);
     const body = parseInput(rotateBody, req.body);
     await integrations.get(id);
-    const result = await deps.rotateClientSecret(id, { clientSecret: body.clientSecret, expiresAt: body.expiresAt ?? null }, actorOf(res), req.ip);
+    const result = await deps.rotateClientSecret(
+      id,
+      { clientSecret: body.clientSecret, expiresAt: body.expiresAt ?? null },
+      actorOf(res),
+      req.ip,
+    );
     res.json({ ...result, integration: integrations.view(await integrations.get(id)) });
   });
 

@@ -52,7 +52,9 @@ describe.skipIf(!redisUrlForTests())('client secret rotation and revocation (Mic
     expect(JSON.stringify(await res.json())).toContain('rejected the new client secret');
     // The same through the page's form.
     const admin = await app.browserSession('sysadmin');
-    const page = await admin.postForm(`/admin/oauth-integrations/${ids.integrationId}/rotate-secret`, { clientSecret: 'also-not-the-secret' });
+    const page = await admin.postForm(`/admin/oauth-integrations/${ids.integrationId}/rotate-secret`, {
+      clientSecret: 'also-not-the-secret',
+    });
     expect(page.res.status).toBe(400);
     expect(page.text).toContain('rejected the new client secret');
     expect(page.text).not.toContain('also-not-the-secret');
@@ -64,16 +66,29 @@ describe.skipIf(!redisUrlForTests())('client secret rotation and revocation (Mic
     expect(provider.counts.refresh - before).toBe(1);
     expect((await app.store.get<GrantRecord>(GRANTS, ids.serverId))?.value.status).toBe('active');
     const audit = await app.services.audit.list({ limit: 50 });
-    expect(audit.entries.some((e) => e.action === 'oauth_integration.rotate_secret' && e.outcome === 'failure')).toBe(true);
+    expect(audit.entries.some((e) => e.action === 'oauth_integration.rotate_secret' && e.outcome === 'failure')).toBe(
+      true,
+    );
   });
 
   it('a grant busy being refreshed: the refusal says so, is audited once, and nothing changes', async () => {
     const lock = (await acquireGrantLock(app.store, ids.serverId, 30_000))!;
-    const failures = async () => (await app.services.audit.list({ limit: 200 })).entries.filter((e) => e.action === 'oauth_integration.rotate_secret' && e.outcome === 'failure');
+    const failures = async () =>
+      (await app.services.audit.list({ limit: 200 })).entries.filter(
+        (e) => e.action === 'oauth_integration.rotate_secret' && e.outcome === 'failure',
+      );
     const before = (await failures()).length;
     try {
-      const deps = { store: app.store, audit: app.services.audit, integrations: app.services.oauthIntegrations, tokens: app.services.tokens, lockWait: { attempts: 2, intervalMs: 5 } };
-      await expect(rotateClientSecret(deps, ids.integrationId, { clientSecret: 'a-new-secret' }, { type: 'system', id: 'test' })).rejects.toMatchObject({
+      const deps = {
+        store: app.store,
+        audit: app.services.audit,
+        integrations: app.services.oauthIntegrations,
+        tokens: app.services.tokens,
+        lockWait: { attempts: 2, intervalMs: 5 },
+      };
+      await expect(
+        rotateClientSecret(deps, ids.integrationId, { clientSecret: 'a-new-secret' }, { type: 'system', id: 'test' }),
+      ).rejects.toMatchObject({
         code: 'validation_failed',
         message: expect.stringContaining('is being refreshed') as unknown,
       });
@@ -109,10 +124,18 @@ describe.skipIf(!redisUrlForTests())('client secret rotation and revocation (Mic
 
   it('CLI tokens revoke: local tokens deleted, Microsoft has no revocation endpoint (said so), no token left in the store', async () => {
     const grant = await app.store.get<GrantRecord>(GRANTS, ids.serverId);
-    const secrets = [openToken(app.services.keyring, ids.serverId, 'refreshToken', grant!.value.tokens.refreshToken!), openToken(app.services.keyring, ids.serverId, 'accessToken', grant!.value.tokens.accessToken)];
+    const secrets = [
+      openToken(app.services.keyring, ids.serverId, 'refreshToken', grant!.value.tokens.refreshToken!),
+      openToken(app.services.keyring, ids.serverId, 'accessToken', grant!.value.tokens.accessToken),
+    ];
     const out = sink();
     const err = sink();
-    const code = await runCli(['tokens', 'revoke', ids.serverId], { stdout: out.stream, stderr: err.stream, env: app.env, onInterrupt: () => () => {} });
+    const code = await runCli(['tokens', 'revoke', ids.serverId], {
+      stdout: out.stream,
+      stderr: err.stream,
+      env: app.env,
+      onInterrupt: () => () => {},
+    });
     expect(err.text()).toBe('');
     expect(code).toBe(0);
     expect(out.text()).toContain('Deleted the tokens of alice@example.test');

@@ -22,9 +22,14 @@ const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin', 'mailgate.js');
 const oldKey = { id: 'old', key: randomBytes(32) };
 const newKey = { id: 'new', key: randomBytes(32) };
-const keyList = (...keys: { id: string; key: Buffer }[]) => keys.map((k) => `${k.id}:${k.key.toString('base64')}`).join(',');
+const keyList = (...keys: { id: string; key: Buffer }[]) =>
+  keys.map((k) => `${k.id}:${k.key.toString('base64')}`).join(',');
 const BOTH_KEYS = keyList(newKey, oldKey);
-const grantField = (id: string, field: 'refreshToken' | 'accessToken') => ({ collection: 'oauth_grants', id, field: `tokens.${field}` });
+const grantField = (id: string, field: 'refreshToken' | 'accessToken') => ({
+  collection: 'oauth_grants',
+  id,
+  field: `tokens.${field}`,
+});
 
 interface GrantDoc {
   mailbox: string;
@@ -40,7 +45,10 @@ async function seed(store: Store, documents: number): Promise<void> {
     batch.push(
       store.put<GrantDoc>('oauth_grants', id, {
         mailbox: `user${i}@example.com`,
-        tokens: { refreshToken: keyring.seal(`rt-${i}`, grantField(id, 'refreshToken')), accessToken: keyring.seal(`at-${i}`, grantField(id, 'accessToken')) },
+        tokens: {
+          refreshToken: keyring.seal(`rt-${i}`, grantField(id, 'refreshToken')),
+          accessToken: keyring.seal(`at-${i}`, grantField(id, 'accessToken')),
+        },
       }),
     );
     if (batch.length >= 500) await Promise.all(batch.splice(0));
@@ -82,8 +90,14 @@ function runCli(args: string[], env: Record<string, string>, onStderr?: (text: s
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
 }
 
-async function rotateOverApi(app: TestApp, key: string): Promise<{ status: number; body: { error?: { code: string; message: string } } }> {
-  const res = await fetch(`${app.url}/api/v1/encryption-keys/rotate`, { method: 'POST', headers: { authorization: `Bearer ${key}` } });
+async function rotateOverApi(
+  app: TestApp,
+  key: string,
+): Promise<{ status: number; body: { error?: { code: string; message: string } } }> {
+  const res = await fetch(`${app.url}/api/v1/encryption-keys/rotate`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}` },
+  });
   return { status: res.status, body: (await res.json()) as { error?: { code: string; message: string } } };
 }
 
@@ -96,7 +110,12 @@ describe.skipIf(!redisUrl)('encryption key rotation lock on Redis', () => {
     app = undefined;
   });
 
-  const cliEnv = (a: TestApp) => ({ REDIS_URL: redisUrl!, MAILGATE_REDIS_PREFIX: a.env.MAILGATE_REDIS_PREFIX!, MAILGATE_ENCRYPTION_KEYS: BOTH_KEYS, MAILGATE_SESSION_SECRETS: a.env.MAILGATE_SESSION_SECRETS! });
+  const cliEnv = (a: TestApp) => ({
+    REDIS_URL: redisUrl!,
+    MAILGATE_REDIS_PREFIX: a.env.MAILGATE_REDIS_PREFIX!,
+    MAILGATE_ENCRYPTION_KEYS: BOTH_KEYS,
+    MAILGATE_SESSION_SECRETS: a.env.MAILGATE_SESSION_SECRETS!,
+  });
 
   it('a CLI rotation and an API rotation at the same time: the API one is refused with 409, every value is re-sealed once', async () => {
     app = await startTestApp({ store: 'redis', env: { MAILGATE_ENCRYPTION_KEYS: BOTH_KEYS } });
@@ -115,12 +134,17 @@ describe.skipIf(!redisUrl)('encryption key rotation lock on Redis', () => {
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stdout).toContain(`Done: ${documents * 2} values re-sealed in ${documents} documents`);
     expect(api.status).toBe(409);
-    expect(api.body.error).toMatchObject({ code: 'conflict', message: expect.stringContaining('A key rotation is already running') });
+    expect(api.body.error).toMatchObject({
+      code: 'conflict',
+      message: expect.stringContaining('A key rotation is already running'),
+    });
 
     await expectAllOnNewKey(app.store, documents);
     const usage = await keyUsage(app.store, new Keyring([newKey, oldKey]));
     expect(usage.perKey).toEqual({ new: documents * 2, old: 0 });
-    const rotations = (await app.store.readLog<AuditEntry>('audit', { limit: 20 })).filter((e) => e.entry.action === 'keys.rotate');
+    const rotations = (await app.store.readLog<AuditEntry>('audit', { limit: 20 })).filter(
+      (e) => e.entry.action === 'keys.rotate',
+    );
     expect(rotations.map((e) => [e.entry.actor.type, e.entry.outcome])).toEqual([['cli', 'success']]);
     // The lock went with the CLI: the API rotates now, with nothing left to do.
     expect((await rotateOverApi(app, adminKey)).status).toBe(200);
@@ -170,13 +194,24 @@ describe.skipIf(!redisUrl)('encryption key rotation lock on Redis', () => {
         },
       });
       const lockTtlMs = 300;
-      const service = new KeyRotationService({ store: slowStore, keyring: new Keyring([newKey, oldKey]), audit: new AuditLog(store), lockTtlMs });
+      const service = new KeyRotationService({
+        store: slowStore,
+        keyring: new Keyring([newKey, oldKey]),
+        audit: new AuditLog(store),
+        lockTtlMs,
+      });
       const running = service.rotate({ type: 'system', id: 'test' }, { concurrency: 1 });
       await reachedWrite;
       // Redis expires keys on its own clock: let three lock lifetimes pass there.
       await new Promise((r) => setTimeout(r, lockTtlMs * 3));
       expect(await other.acquireLock(KEY_ROTATION_LOCK, 1000)).toBeNull();
-      await expect(new KeyRotationService({ store: other, keyring: new Keyring([newKey, oldKey]), audit: new AuditLog(other) }).rotate({ type: 'system', id: 'second' })).rejects.toMatchObject({ code: 'conflict' });
+      await expect(
+        new KeyRotationService({
+          store: other,
+          keyring: new Keyring([newKey, oldKey]),
+          audit: new AuditLog(other),
+        }).rotate({ type: 'system', id: 'second' }),
+      ).rejects.toMatchObject({ code: 'conflict' });
       release();
       const result = await running;
       expect(result).toMatchObject({ aborted: false, resealed: 40, documentsWritten: 20 });
@@ -224,7 +259,12 @@ describe.skipIf(!redisUrl)('encryption key rotation lock on Redis', () => {
           return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
         },
       });
-      const service = new KeyRotationService({ store: losingStore, keyring: new Keyring([newKey, oldKey]), audit: new AuditLog(store), lockTtlMs: 150 });
+      const service = new KeyRotationService({
+        store: losingStore,
+        keyring: new Keyring([newKey, oldKey]),
+        audit: new AuditLog(store),
+        lockTtlMs: 150,
+      });
       const running = service.rotate({ type: 'system', id: 'test' }, { concurrency: 1 });
       await extensionRefused;
       release();

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MissingEncryptionKeyError } from '../../src/crypto/rotation.js';
-import type { AppError} from '../../src/errors.js';
+import type { AppError } from '../../src/errors.js';
 import { ERROR_CODES, errorBody, findAppError, isAppError } from '../../src/errors.js';
 import { MailTransportFailure } from '../../src/mail/transport-failure.js';
 import { ConnectFailure } from '../../src/net/connect.js';
@@ -11,15 +11,62 @@ import { AuthorizationFailure } from '../../src/tokens/authorize.js';
 // Every failure the domain raises on purpose is an AppError with a code from the one table: the error handler,
 // the queue and the CLI read `code`, `status`, `expose` and `hint`, whatever area raised it.
 const raised: { name: string; error: unknown; code: keyof typeof ERROR_CODES; expose: boolean; hint?: RegExp }[] = [
-  { name: 'a refused callback', error: new AuthorizationFailure('expired', 'This authorization expired.', 'srv-1', 'Press Authorize again.'), code: 'oauth_failed', expose: true, hint: /Authorize again/ },
-  { name: 'a refused callback without a hint', error: new AuthorizationFailure('unknown_state', 'Unknown.'), code: 'oauth_failed', expose: true },
-  { name: 'a dead refresh token', error: new OAuthProtocolError('invalid_grant', 'invalid_grant', 'revoked'), code: 'reauth_required', expose: false },
-  { name: 'a provider that is down', error: new OAuthProtocolError('temporary', 'timeout', undefined), code: 'provider_unavailable', expose: false },
-  { name: 'a rejected client', error: new OAuthProtocolError('invalid_client', 'invalid_client', 'AADSTS7000215'), code: 'oauth_failed', expose: false },
-  { name: 'an egress refusal', error: egressDenied('169.254.169.254', null, { allowed: false, reason: 'metadata' }), code: 'egress_denied', expose: true, hint: /public address/ },
-  { name: 'a connection that could not be opened', error: new ConnectFailure('Connection timeout', 'ETIMEDOUT', 'connect'), code: 'connection_failed', expose: false },
-  { name: 'a failed delivery', error: new MailTransportFailure({ kind: 'smtp', message: '421 busy', responseCode: 421 }), code: 'mail_delivery_failed', expose: false },
-  { name: 'a grant that needs re-authorization', error: new MailTransportFailure({ kind: 'token_needs_reauth', message: 'no access token' }), code: 'reauth_required', expose: true },
+  {
+    name: 'a refused callback',
+    error: new AuthorizationFailure('expired', 'This authorization expired.', 'srv-1', 'Press Authorize again.'),
+    code: 'oauth_failed',
+    expose: true,
+    hint: /Authorize again/,
+  },
+  {
+    name: 'a refused callback without a hint',
+    error: new AuthorizationFailure('unknown_state', 'Unknown.'),
+    code: 'oauth_failed',
+    expose: true,
+  },
+  {
+    name: 'a dead refresh token',
+    error: new OAuthProtocolError('invalid_grant', 'invalid_grant', 'revoked'),
+    code: 'reauth_required',
+    expose: false,
+  },
+  {
+    name: 'a provider that is down',
+    error: new OAuthProtocolError('temporary', 'timeout', undefined),
+    code: 'provider_unavailable',
+    expose: false,
+  },
+  {
+    name: 'a rejected client',
+    error: new OAuthProtocolError('invalid_client', 'invalid_client', 'AADSTS7000215'),
+    code: 'oauth_failed',
+    expose: false,
+  },
+  {
+    name: 'an egress refusal',
+    error: egressDenied('169.254.169.254', null, { allowed: false, reason: 'metadata' }),
+    code: 'egress_denied',
+    expose: true,
+    hint: /public address/,
+  },
+  {
+    name: 'a connection that could not be opened',
+    error: new ConnectFailure('Connection timeout', 'ETIMEDOUT', 'connect'),
+    code: 'connection_failed',
+    expose: false,
+  },
+  {
+    name: 'a failed delivery',
+    error: new MailTransportFailure({ kind: 'smtp', message: '421 busy', responseCode: 421 }),
+    code: 'mail_delivery_failed',
+    expose: false,
+  },
+  {
+    name: 'a grant that needs re-authorization',
+    error: new MailTransportFailure({ kind: 'token_needs_reauth', message: 'no access token' }),
+    code: 'reauth_required',
+    expose: true,
+  },
   {
     name: 'stored values whose key is missing',
     error: new MissingEncryptionKeyError([{ keyId: 'old', values: 2, example: 'smtp_servers/s1#password' }]),
@@ -44,7 +91,9 @@ describe('one error protocol', () => {
 
   it('finds an AppError of a code along a cause chain, and nothing else', () => {
     const denial = egressDenied('10.0.0.8', '10.0.0.8', { allowed: false, reason: 'private' });
-    expect(findAppError(new Error('outer', { cause: new Error('inner', { cause: denial }) }), 'egress_denied')).toBe(denial);
+    expect(findAppError(new Error('outer', { cause: new Error('inner', { cause: denial }) }), 'egress_denied')).toBe(
+      denial,
+    );
     expect(findAppError(denial, 'reauth_required')).toBeUndefined();
     expect(findAppError('not an error', 'egress_denied')).toBeUndefined();
     expect(findAppError(null, 'egress_denied')).toBeUndefined();
