@@ -19,7 +19,7 @@ const base = [
   './src/log.ts',
   './src/metrics.ts',
   './src/clock.ts',
-  './src/clock',
+  './src/backoff.ts',
 ];
 const infra = ['./src/store', './src/crypto', './src/net'];
 const domain = ['./src/mail', './src/tokens', './src/oauth', './src/admin', './src/notify'];

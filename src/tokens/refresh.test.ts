@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backoffMs, needsRefresh, refreshDueAt, refreshMarginMs } from './refresh.js';
+import { backoffDelay } from '../backoff.js';
+import { needsRefresh, refreshDueAt, refreshMarginMs } from './refresh.js';
 
 const grant = (obtainedAt: number, lifetimeMs: number, status: 'active' | 'needs_reauth' = 'active') => ({
   status,
@@ -61,15 +62,15 @@ describe('needsRefresh', () => {
   });
 });
 
-describe('backoffMs', () => {
+describe('backoffDelay as the token service uses it', () => {
   it('grows exponentially, is capped, and is jittered between 50 % and 100 % of the step', () => {
-    expect(backoffMs(1, 1000, 60_000, () => 1)).toBe(1000);
-    expect(backoffMs(1, 1000, 60_000, () => 0)).toBe(500);
-    expect(backoffMs(3, 1000, 60_000, () => 1)).toBe(4000);
-    expect(backoffMs(30, 1000, 60_000, () => 1)).toBe(60_000);
+    expect(backoffDelay(1, { baseMs: 1000, capMs: 60_000 }, () => 1)).toBe(1000);
+    expect(backoffDelay(1, { baseMs: 1000, capMs: 60_000 }, () => 0)).toBe(500);
+    expect(backoffDelay(3, { baseMs: 1000, capMs: 60_000 }, () => 1)).toBe(4000);
+    expect(backoffDelay(30, { baseMs: 1000, capMs: 60_000 }, () => 1)).toBe(60_000);
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 60 }), fc.double({ min: 0, max: 1, noNaN: true }), (failures, r) => {
-        const ms = backoffMs(failures, 2000, 300_000, () => r);
+        const ms = backoffDelay(failures, { baseMs: 2000, capMs: 300_000 }, () => r);
         expect(ms).toBeGreaterThanOrEqual(1000);
         expect(ms).toBeLessThanOrEqual(300_000);
       }),

@@ -1,13 +1,10 @@
-import type { Actor, AuditRecorder } from '../admin/types.js';
+import type { Actor } from '../admin/types.js';
+import { backoffDelay } from '../backoff.js';
 import { systemClock, type Clock } from '../clock.js';
-import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
 import { type OAuthClient, OAuthProtocolError } from '../oauth/client.js';
 import { diagnoseOAuthError } from '../oauth/diagnose.js';
-import type { IntegrationService } from '../oauth/integrations.js';
-import { type Doc, type Lock, type Store, VersionConflictError } from '../store/store.js';
+import { type Doc, type Lock, VersionConflictError } from '../store/store.js';
 import {
   acquireGrantLock,
   GRANTS,
@@ -17,6 +14,8 @@ import {
   type GrantRecord,
   type GrantView,
 } from './grants.js';
+import { needsRefresh, refreshDueAt } from './refresh-policy.js';
+import type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } from './token-service-types.js';
 
 /**
  * The only refresher of access tokens (DESIGN.md flow 2).
@@ -33,63 +32,14 @@ import {
  *    `needs_reauth` once (log + audit + listeners); `invalid_client` flags the integration.
  */
 
-export const REFRESH_MARGIN_FRACTION = 0.2;
-export const REFRESH_MARGIN_MAX_MS = 5 * 60_000;
-
-/** How long before expiry a token is refreshed: the last 20 % of its lifetime, at most 5 minutes. */
-export function refreshMarginMs(tokens: Pick<GrantRecord['tokens'], 'expiresAt' | 'obtainedAt'>): number {
-  const lifetime = Math.max(0, tokens.expiresAt - tokens.obtainedAt);
-  return Math.min(lifetime * REFRESH_MARGIN_FRACTION, REFRESH_MARGIN_MAX_MS);
-}
-
-/** When the scheduler should refresh this grant. */
-type TokenTimes = Pick<GrantRecord['tokens'], 'expiresAt' | 'obtainedAt'>;
-
-export function refreshDueAt(grant: { tokens: TokenTimes }): number {
-  return grant.tokens.expiresAt - refreshMarginMs(grant.tokens);
-}
-
-/** Pure: does this grant's access token need a refresh at `now`? */
-export function needsRefresh(grant: { status: GrantRecord['status']; tokens: TokenTimes }, now: number): boolean {
-  if (grant.status !== 'active') return false;
-  return now >= refreshDueAt(grant);
-}
-
-/** Backoff after `failures` consecutive temporary failures: exponential, capped, with full jitter in [50 %, 100 %]. */
-export function backoffMs(failures: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, failures - 1));
-  return Math.round(ceiling * (0.5 + random() / 2));
-}
-
-export interface AccessToken {
-  accessToken: string;
-  expiresAt: number;
-  mailbox: string;
-}
-
-export interface TokenListener {
-  /** Called once when a grant becomes `needs_reauth` (the queue holds the server's mail). */
-  needsReauth?(grant: { grantId: string; serverId: string; mailbox: string }): Promise<void> | void;
-  /** Called after an authorization stored fresh tokens (the queue resumes the server). */
-  authorized?(grant: { grantId: string; serverId: string; mailbox: string }): Promise<void> | void;
-}
-
-export interface TokenServiceDeps {
-  store: Store;
-  keyring: Keyring;
-  log: Logger;
-  audit: AuditRecorder;
-  integrations: IntegrationService;
-  metrics?: Metrics | undefined;
-  backoffBaseMs?: number | undefined;
-  backoffMaxMs?: number | undefined;
-  /** The time tokens are issued, expire and back off by (the system clock by default). */
-  clock?: Clock | undefined;
-  /** How much longer than the token request timeout the refresh lock lives (default 5 s). */
-  lockMarginMs?: number | undefined;
-  /** Test seam: runs after the lock is taken and the grant re-read, before the token request. */
-  afterLock?: ((grantId: string) => Promise<void>) | undefined;
-}
+export {
+  needsRefresh,
+  REFRESH_MARGIN_FRACTION,
+  REFRESH_MARGIN_MAX_MS,
+  refreshDueAt,
+  refreshMarginMs,
+} from './refresh-policy.js';
+export type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } from './token-service-types.js';
 
 /** The grant is dead until an admin re-authorizes; the code lets the transport hold mail instead of retrying. */
 function reauthError(message?: string, hint?: string): AppError {
@@ -99,16 +49,6 @@ function reauthError(message?: string, hint?: string): AppError {
     details: hint ? [{ field: '', message: hint }] : [],
   });
 }
-
-/**
- * What one refresh under the lock came to. `lock_lost`: the lock or the grant changed before the token request,
- * so another holder's write is what to wait for. `failed`: the error for the caller, and whether the token
- * stored now still works (a refresh ahead of expiry that failed for a passing reason).
- */
-export type RefreshOutcome =
-  | { outcome: 'refreshed'; token: AccessToken }
-  | { outcome: 'lock_lost' }
-  | { outcome: 'failed'; error: AppError; tokenStillValid: boolean };
 
 const SYSTEM: Actor = { type: 'system', id: 'token-service' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -359,7 +299,8 @@ export class TokenService {
     const diagnosis = diagnoseOAuthError(integration?.value ?? { provider: 'custom' }, e.oauthError, e.description);
     if (e.kind === 'invalid_client') await this.deps.integrations.markMisconfigured(doc.value.integrationId, diagnosis);
     const failures = doc.value.failures + 1;
-    const retryAt = this.#clock.now() + backoffMs(failures, this.#backoffBaseMs, this.#backoffMaxMs);
+    const retryAt =
+      this.#clock.now() + backoffDelay(failures, { baseMs: this.#backoffBaseMs, capMs: this.#backoffMaxMs });
     const lastError: GrantError = {
       at: this.#clock.now(),
       kind: e.kind,

@@ -1,4 +1,4 @@
-import { backoffDelay, type Backoff } from '../backoff.js';
+import { backoffDelay, type Backoff } from '../../backoff.js';
 import { diagnose, type DiagnoseContext, type Diagnosis } from '../diagnose.js';
 import type { SendResult } from '../transport.js';
 import { errorOf, type HeldReason, type MessageDoc, type RecipientResult } from './model.js';

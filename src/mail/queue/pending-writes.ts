@@ -1,6 +1,6 @@
 import type { Logger } from '../../log.js';
 import { StoreUnavailableError } from '../../store/store.js';
-import { backoffDelay } from '../backoff.js';
+import { backoffDelay } from '../../backoff.js';
 
 /**
  * Store writes that must not be lost to a store outage: the outcome of a delivery (after an SMTP server accepted

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Actor, AuditRecorder } from '../../admin/types.js';
+import type { AuditRecorder } from '../../admin/types.js';
 import type { Config } from '../../config.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import { AppError } from '../../errors.js';
@@ -10,7 +10,6 @@ import {
   SERVERS,
   SERVERS_CHANNEL,
   SETTINGS_MESSAGE,
-  type PauseDoc,
   type ResolvedServer,
   type SmtpServerDoc,
   type SmtpServerView,
@@ -18,7 +17,10 @@ import {
 import { PROVIDER_PRESETS } from './presets.js';
 import { effectiveSettings, resolvedServer } from './resolve.js';
 import { createMailSettingsState, createServerPauses } from './state.js';
-import { checkServer, invalid, type CreateServerInput, type UpdateServerInput } from './validation.js';
+import type { AuditContext, SmtpServers } from './service-types.js';
+import { checkServer, invalid } from './validation.js';
+
+export type { AuditContext, MailSettingsView, SmtpServers } from './service-types.js';
 
 /**
  * The SMTP servers service: create, edit and delete stored servers (audited), list them with the file-defined
@@ -33,47 +35,6 @@ export interface SmtpServersDeps {
   audit: AuditRecorder;
   log: Logger;
   env?: Readonly<Record<string, string | undefined>>;
-}
-
-export interface MailSettingsView {
-  outgoingEnabled: boolean;
-  /** MAILGATE_SEND_DISABLED: holds every message whatever the switch says. */
-  disabledByEnvironment: boolean;
-  defaultServerId: string | null;
-}
-
-export interface AuditContext {
-  actor: Actor;
-  ip?: string;
-}
-
-export interface SmtpServers {
-  list(): Promise<SmtpServerView[]>;
-  get(id: string): Promise<SmtpServerView>;
-  create(input: CreateServerInput, ctx: AuditContext): Promise<SmtpServerView>;
-  update(id: string, input: UpdateServerInput, ctx: AuditContext): Promise<SmtpServerView>;
-  remove(id: string, ctx: AuditContext): Promise<void>;
-  /** The server ready for sending (cached; invalidated on every instance when it changes). */
-  resolve(id: string): Promise<ResolvedServer | null>;
-  /** The default server's id: the one marked default, else the only/first server. */
-  defaultServerId(): Promise<string | null>;
-  settings(): Promise<MailSettingsView>;
-  /** Whether messages may be sent now (switch on and not disabled by the environment). */
-  sendingEnabled(): Promise<boolean>;
-  setOutgoingEnabled(enabled: boolean, ctx: AuditContext): Promise<MailSettingsView>;
-  pause(id: string, pause: { reason: string; code: string }): Promise<void>;
-  unpause(id: string): Promise<boolean>;
-  pauseOf(id: string): Promise<PauseDoc | null>;
-  /** Whether the server is paused, read from the store (not the cache). */
-  isPausedNow(id: string): Promise<boolean>;
-  /** Local listeners: a server's configuration or pause changed (after the write). */
-  onChange(listener: (id: string) => void): void;
-  /** Local listeners: credentials of a server changed (password, user, method) — held mail may go again. */
-  onCredentialsChanged(listener: (id: string) => void | Promise<void>): void;
-  /** Local listeners: outgoing mail was switched on. */
-  onSendingEnabled(listener: () => void | Promise<void>): void;
-  start(): Promise<void>;
-  stop(): Promise<void>;
 }
 
 function newServerId(): string {
