@@ -29,6 +29,7 @@ import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { craftedBodies, htmlStall, printHtmlStall } from './html-stall.js';
 import { oauthRefreshBench } from './oauth-refresh.js';
+import { commandsBetween, commandStats } from '../test/fakes/redis-commands.js';
 import { onPath } from '../test/fakes/binaries.js';
 import { freePort } from '../test/fakes/net.js';
 import { spawnRedisServer } from '../test/fakes/redis-server.js';
@@ -239,6 +240,8 @@ async function buildApp(redisUrl: string | null, fsync: 'always' | 'off' = 'alwa
     MAILGATE_WORKERS: 'true',
     MAILGATE_QUEUE_CONCURRENCY: String(QUEUE_CONCURRENCY),
     MAILGATE_FSYNC: fsync,
+    // The sink listens on loopback, which production settings refuse unless allowed.
+    MAILGATE_EGRESS_ALLOW: '127.0.0.1',
     ...(redisUrl ? { REDIS_URL: redisUrl, MAILGATE_REDIS_PREFIX: `bench:${randomBytes(4).toString('hex')}:` } : {}),
   });
   const log = createLogger({ level: config.MAILGATE_LOG_LEVEL });
@@ -364,6 +367,9 @@ async function httpCeiling(client: Client): Promise<PhaseResult> {
 
 console.log(`mailgate bench: ${N} messages per phase, sink 127.0.0.1:${sinkPort}, Node ${process.version}, ${os.cpus().length} CPUs`);
 
+/** Per counted round: the Redis commands of phase (c) on Redis, per command name. */
+const redisCommands: [string, number][][] = [];
+
 /** One round: every phase once, in the same order. */
 async function round(quiet: boolean): Promise<Phase[]> {
   const phases: Phase[] = [];
@@ -392,7 +398,12 @@ async function round(quiet: boolean): Promise<Phase[]> {
     const redisApp = await buildApp(redis.url);
     await run('(q) queue only, Redis', () => viaQueue(redisApp));
     const redisClient = await startClient(redisApp.url, redisApp.key);
+    const before = await commandStats(redis.url);
     await run('(c) POST /api/v1/messages, Redis', () => viaHttp(redisClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`));
+    // The last outcome writes follow the sink's count: stopping the workers waits for them.
+    await redisApp.services.mail.queue.stop();
+    const used = commandsBetween(before, await commandStats(redis.url)).filter(([name]) => name !== 'info');
+    if (!quiet) redisCommands.push(used);
     await redisApp.close();
     await redis.stop();
   } else if (!quiet) {
@@ -474,6 +485,17 @@ console.log(
 );
 console.log(`At full use of ${cores} core(s) that allows at most ${cs.map((p) => `${((cores * 1000) / p.machineCpuMs / baseline).toFixed(2)} of (a) for (c) ${storeOf(p)}`).join(', ')}; the busiest single process (mailgate) allows ${cs.map((p) => `${(1000 / p.cpuMs / baseline).toFixed(2)} ${storeOf(p)}`).join(', ')}.`);
 console.log(`mailgate's own CPU per message (its process alone): ${cs.map((p) => `(c) ${storeOf(p)} ${p.cpuMs.toFixed(2)} ms`).join(', ')}.`);
+if (redisCommands.length > 0) {
+  const perMessage = redisCommands.map((used) => used.reduce((sum, [, calls]) => sum + calls, 0) / N);
+  const last = redisCommands.at(-1)!;
+  console.log(
+    `Redis commands per message, (c) end to end, commands inside scripts included: ${perMessage.map((x) => x.toFixed(1)).join(', ')} (rounds); last round by command: ${last
+      .slice(0, 12)
+      .map(([name, calls]) => `${name} ${(calls / N).toFixed(2)}`)
+      .join(', ')}.`,
+  );
+  console.log(`One Redis at ~100,000 commands/s carries about ${Math.round(100_000 / median(perMessage)).toLocaleString('en')} messages/s for a whole fleet.`);
+}
 console.log(`\nworst event-loop stall of the process running mailgate during the rounds: ${(roundsStall.max / 1e6).toFixed(1)} ms`);
 
 // HTML-only messages: the review's 100,000 <, then crafted bodies of the largest size the API accepts.
