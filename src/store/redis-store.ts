@@ -8,7 +8,8 @@ import { logIdOfStreamId, streamIdOfLogId } from './log-ids.js';
 import { checkCollection, checkName, compareIds } from './names.js';
 import { guard, mapError, quitOrDisconnect, safeUrl, withTimeout } from './redis-errors.js';
 import { RedisPubSub } from './redis-pubsub.js';
-import { CLAIM_DUE_LUA, DELETE_LUA, EXTEND_LOCK_LUA, PUT_LUA, RELEASE_LOCK_LUA } from './redis-scripts.js';
+import { RedisPutBatch } from './redis-put-batch.js';
+import { CLAIM_DUE_LUA, DELETE_LUA, EXTEND_LOCK_LUA, PUT_MANY_LUA, RELEASE_LOCK_LUA } from './redis-scripts.js';
 import type { RateLimiterOptions, StoreWithSessions } from './sessions.js';
 import {
   checkCounterChanges,
@@ -78,7 +79,7 @@ class Script {
   }
 }
 
-const PUT = new Script(PUT_LUA);
+const PUT_MANY = new Script(PUT_MANY_LUA);
 const DELETE = new Script(DELETE_LUA);
 const RELEASE_LOCK = new Script(RELEASE_LOCK_LUA);
 const EXTEND_LOCK = new Script(EXTEND_LOCK_LUA);
@@ -122,10 +123,12 @@ class RedisBackedStore implements StoreWithSessions {
   readonly #client: Redis;
   readonly #prefix: string;
   readonly #pubsub: RedisPubSub;
+  readonly #puts: RedisPutBatch;
 
   constructor(client: Redis, redisOptions: RedisOptions, options: RedisStoreOptions) {
     this.#client = client;
     this.#prefix = options.prefix;
+    this.#puts = new RedisPutBatch((keys, args) => PUT_MANY.run(client, [this.#collectionsKey, this.#countersKey, ...keys], args));
     // Subscribe mode waits for messages indefinitely: no command timeout, retry forever in the background.
     const { commandTimeout: _timeout, ...subscriberOptions } = redisOptions;
     this.#pubsub = new RedisPubSub({
@@ -173,11 +176,10 @@ class RedisBackedStore implements StoreWithSessions {
     const json = JSON.stringify(value);
     if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
-    const [keys, optionArgs] = this.#optionArgs(options);
-    const [ok, version, refused] = (await guard(() =>
-      PUT.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys], [json, expected, id, collection, ...optionArgs]),
-    )) as [number, number, number?];
-    if (ok === 2) throw limitError(options, refused!, version);
+    const counters = checkCounterChanges(options);
+    const moves = this.#moves(options);
+    const [ok, version, refused] = await guard(() => this.#puts.put({ docKey: this.#docKey(collection, id), indexKey: this.#indexKey(collection), id, collection, expected, json, counters, moves }));
+    if (ok === 2) throw limitError(options, refused, version);
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return { id, version, value: JSON.parse(json) as T };
   }
@@ -193,18 +195,21 @@ class RedisBackedStore implements StoreWithSessions {
     return version > 0;
   }
 
-  /** KEYS[4..] and the arguments of PUT and DELETE for the `count` and `schedule` options (see APPLY_OPTIONS). */
+  /** KEYS[4..] and the arguments of DELETE for the `count` and `schedule` options (see APPLY_OPTIONS). */
   #optionArgs(options: WriteOptions): [string[], string[]] {
-    const keys: string[] = [this.#countersKey];
     const changes = checkCounterChanges(options);
+    const moves = this.#moves(options);
     const modes: string[] = [String(changes.length), ...changes.flatMap((c) => [c.counter, String(c.delta), c.max === undefined ? '' : String(c.max)])];
-    for (const { queue, dueAt } of scheduleMoves(options)) {
+    return [[this.#countersKey, ...moves.map(([key]) => key)], [...modes, ...moves.map(([, mode]) => mode)]];
+  }
+
+  /** The `schedule` option, checked: each schedule's key and its mode, 'u' (remove) or the due time. */
+  #moves(options: WriteOptions): [string, string][] {
+    return scheduleMoves(options).map(({ queue, dueAt }) => {
       checkName('queue name', queue);
       if (dueAt !== null && !Number.isFinite(dueAt)) throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
-      keys.push(this.#scheduleKey(queue));
-      modes.push(dueAt === null ? 'u' : String(dueAt));
-    }
-    return [keys, modes];
+      return [this.#scheduleKey(queue), dueAt === null ? 'u' : String(dueAt)];
+    });
   }
 
   async list<T>(collection: string, options: { prefix?: string } = {}): Promise<Doc<T>[]> {
@@ -368,7 +373,7 @@ class RedisBackedStore implements StoreWithSessions {
   }
 }
 
-/** The refusal of PUT: the `index`th counter change would pass its max. */
+/** The refusal of a put: the `index`th counter change would pass its max. */
 function limitError(options: WriteOptions, index: number, current: number): CounterLimitError {
   const change = checkCounterChanges(options)[index]!;
   return new CounterLimitError(change.counter, current, change.max!);
