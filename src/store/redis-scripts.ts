@@ -58,9 +58,19 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 `;
 
+/** Takes up to ARGV[3] ids due by ARGV[1] and moves them all to ARGV[2] with one ZADD. */
 export const CLAIM_DUE_LUA = `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
-for _, id in ipairs(ids) do redis.call('ZADD', KEYS[1], ARGV[2], id) end
+local moves = {}
+for _, id in ipairs(ids) do
+  table.insert(moves, ARGV[2])
+  table.insert(moves, id)
+  if #moves >= 1000 then
+    redis.call('ZADD', KEYS[1], unpack(moves))
+    moves = {}
+  end
+end
+if #moves > 0 then redis.call('ZADD', KEYS[1], unpack(moves)) end
 return ids
 `;
 

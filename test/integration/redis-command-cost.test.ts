@@ -12,13 +12,14 @@ import { commandsBetween, commandStats } from '../fakes/redis-commands.js';
 import { spawnRedisServer } from '../fakes/redis-server.js';
 import { uniquePrefix } from '../fakes/redis.js';
 
+// What the store's hot operations cost Redis, in commands (INFO commandstats, commands inside scripts included).
 // Puts issued together go to Redis as one script call: each keeps its own compare-and-set, counter limit and
-// schedule moves, and what they share (the call, counters, schedules, indexes) is paid once per batch. A Redis of
-// its own, so INFO commandstats counts this test's commands only.
+// schedule moves, and what they share (the call, counters, schedules, indexes) is paid once per batch. A claim
+// costs the same few commands whatever it takes. A Redis of its own, so the counts are this test's only.
 
 const binary = onPath('redis-server');
 
-describe.runIf(binary)('Redis puts in batches', () => {
+describe.runIf(binary)('Redis commands of puts and claims', () => {
   let redis: ChildProcess;
   let dir: string;
   let url: string;
@@ -49,6 +50,20 @@ describe.runIf(binary)('Redis puts in batches', () => {
     expect(await store.scheduleStats('q')).toEqual({ count: 64, earliestDueAt: 0 });
     expect((await store.list('mail')).length).toBe(64);
     expect(await store.collections()).toContain('mail');
+  });
+
+  it('claims a batch of due ids with a fixed number of commands', async () => {
+    await Promise.all(Array.from({ length: 50 }, (_, i) => store.schedule('claims', `id${i}`, i)));
+    // The first use of a script loads it (EVALSHA answered NOSCRIPT, then EVAL): not a cost per claim.
+    await store.claimDue('empty', 100, 1000, 40);
+    const before = await commandStats(url);
+    const claimed = await store.claimDue('claims', 100, 1000, 40);
+    const used = commandsBetween(before, await commandStats(url)).filter(([name]) => name !== 'info');
+    expect(claimed).toEqual(Array.from({ length: 40 }, (_, i) => `id${i}`));
+    expect(used.reduce((sum, [, calls]) => sum + calls, 0)).toBeLessThanOrEqual(3);
+    const leased = (await store.scheduled('claims', { limit: 50 })).filter((e) => e.dueAt === 1100).map((e) => e.id);
+    expect(leased.sort()).toEqual(claimed.sort());
+    expect(await store.claimDue('claims', 100, 1000, 40)).toEqual(Array.from({ length: 10 }, (_, i) => `id${i + 40}`));
   });
 
   it('keeps each put of a batch on its own: versions, conflicts, the last schedule move, exact limits', async () => {
