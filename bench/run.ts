@@ -50,6 +50,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     'html-chars': { type: 'string', default: '1000000' },
+    only: { type: 'string' },
   },
 });
 const N = Number(values.n);
@@ -415,6 +416,27 @@ async function round(quiet: boolean): Promise<Phase[]> {
   await trivial.close();
   await run('(a) raw nodemailer pool, again', rawNodemailer);
   return phases;
+}
+
+/**
+ * --only file|file-nosync|redis: phase (c) of that store alone, warm-up rounds included, nothing else; for a CPU
+ * profile of mailgate under load: node --cpu-prof --import tsx bench/run.ts --only file --n 4000
+ */
+if (values.only) {
+  const only = values.only;
+  if (!['file', 'file-nosync', 'redis'].includes(only)) throw new Error('--only takes file, file-nosync or redis');
+  for (let r = 0; r < WARMUP_ROUNDS + ROUNDS; r++) {
+    const redis = only === 'redis' ? await startRedis() : null;
+    if (only === 'redis' && !redis) throw new Error('no redis-server found');
+    const app = await buildApp(redis?.url ?? null, only === 'file-nosync' ? 'off' : 'always');
+    await app.services.start();
+    const client = await startClient(app.url, app.key);
+    await measure(`(c) ${only}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`, () => viaHttp(client, ''));
+    await app.close();
+    await redis?.stop();
+  }
+  sinkProcess.disconnect();
+  process.exit(0);
 }
 
 for (let i = 1; i <= WARMUP_ROUNDS; i++) {

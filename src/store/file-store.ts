@@ -12,7 +12,7 @@ import { MemoryCounters } from './memory-counters.js';
 import { MemoryLocks } from './memory-locks.js';
 import { MemoryPubSub } from './memory-pubsub.js';
 import { memorySessionsAndLimits, type RateLimiterOptions, type StoreWithSessions } from './sessions.js';
-import { StoreUnavailableError, type Doc, type Lock, type LogEntry, type ScheduledEntry, type WriteOptions } from './store.js';
+import { StoreUnavailableError, type ClaimedDoc, type Doc, type Lock, type LogEntry, type ScheduledEntry, type WriteOptions } from './store.js';
 
 export { encodeFileName } from './file-names.js';
 
@@ -179,6 +179,11 @@ class FileStore implements StoreWithSessions {
 
   claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]> {
     return this.#schedules.claimDue(queue, now, leaseMs, limit);
+  }
+
+  async claimDueDocs<T>(queue: string, collection: string, now: number, leaseMs: number, limit: number): Promise<ClaimedDoc<T>[]> {
+    const ids = await this.#schedules.claimDue(queue, now, leaseMs, limit);
+    return Promise.all(ids.map(async (id) => ({ id, doc: await this.#documents.get<T>(collection, id) })));
   }
 
   scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]> {

@@ -184,3 +184,27 @@ for k, m in pairs(moves) do
 end
 return out
 `;
+
+/**
+ * CLAIM_DUE, then the document of every claimed id: ARGV[4] is the key prefix of the collection's documents
+ * (their keys are known only once the ids are). Returns id, version and JSON for each, false for a missing one.
+ */
+export const CLAIM_DUE_DOCS_LUA = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+local moves = {}
+local out = {}
+for _, id in ipairs(ids) do
+  table.insert(moves, ARGV[2])
+  table.insert(moves, id)
+  if #moves >= 1000 then
+    redis.call('ZADD', KEYS[1], unpack(moves))
+    moves = {}
+  end
+  local doc = redis.call('HMGET', ARGV[4] .. id, 'v', 'd')
+  table.insert(out, id)
+  table.insert(out, doc[1])
+  table.insert(out, doc[2])
+end
+if #moves > 0 then redis.call('ZADD', KEYS[1], unpack(moves)) end
+return out
+`;

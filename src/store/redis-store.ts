@@ -9,10 +9,11 @@ import { checkCollection, checkName, compareIds } from './names.js';
 import { guard, mapError, quitOrDisconnect, safeUrl, withTimeout } from './redis-errors.js';
 import { RedisPubSub } from './redis-pubsub.js';
 import { RedisPutBatch } from './redis-put-batch.js';
-import { CLAIM_DUE_LUA, DELETE_LUA, EXTEND_LOCK_LUA, PUT_MANY_LUA, RELEASE_LOCK_LUA } from './redis-scripts.js';
+import { CLAIM_DUE_DOCS_LUA, CLAIM_DUE_LUA, DELETE_LUA, EXTEND_LOCK_LUA, PUT_MANY_LUA, RELEASE_LOCK_LUA } from './redis-scripts.js';
 import type { RateLimiterOptions, StoreWithSessions } from './sessions.js';
 import {
   checkCounterChanges,
+  type ClaimedDoc,
   CounterLimitError,
   StoreUnavailableError,
   VersionConflictError,
@@ -84,6 +85,7 @@ const DELETE = new Script(DELETE_LUA);
 const RELEASE_LOCK = new Script(RELEASE_LOCK_LUA);
 const EXTEND_LOCK = new Script(EXTEND_LOCK_LUA);
 const CLAIM_DUE = new Script(CLAIM_DUE_LUA);
+const CLAIM_DUE_DOCS = new Script(CLAIM_DUE_DOCS_LUA);
 
 export async function createRedisStore(options: RedisStoreOptions): Promise<StoreWithSessions> {
   const redisOptions: RedisOptions = {
@@ -303,6 +305,18 @@ class RedisBackedStore implements StoreWithSessions {
   async claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]> {
     if (limit <= 0) return [];
     return (await guard(() => CLAIM_DUE.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit]))) as string[];
+  }
+
+  async claimDueDocs<T>(queue: string, collection: string, now: number, leaseMs: number, limit: number): Promise<ClaimedDoc<T>[]> {
+    checkCollection(collection);
+    if (limit <= 0) return [];
+    const flat = (await guard(() => CLAIM_DUE_DOCS.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit, this.#docKey(collection, '')]))) as (string | null)[];
+    const out: ClaimedDoc<T>[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const [id, v, d] = [flat[i]!, flat[i + 1], flat[i + 2]];
+      out.push({ id, doc: v == null || d == null ? null : { id, version: Number(v), value: JSON.parse(d) as T } });
+    }
+    return out;
   }
 
   async scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]> {
