@@ -23,7 +23,13 @@ export default tseslint.config(
   },
   // Plain JS (this file, the browser scripts in public/) is outside the TypeScript project.
   { files: ['**/*.js'], ...tseslint.configs.disableTypeChecked },
-  { files: ['public/**/*.js'], languageOptions: { sourceType: 'script', globals: { document: 'readonly', window: 'readonly', navigator: 'readonly' } } },
+  {
+    files: ['public/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { document: 'readonly', window: 'readonly', navigator: 'readonly' },
+    },
+  },
   {
     files: ['test/**/*.ts', 'src/**/*.test.ts', 'bench/**/*.ts'],
     rules: {

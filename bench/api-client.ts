@@ -25,13 +25,19 @@ function post(body: string): Promise<void> {
         port: target.port,
         path: target.pathname,
         method: 'POST',
-        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        headers: {
+          authorization: `Bearer ${key}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
       },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d: string) => (text += d));
-        res.on('end', () => (res.statusCode === 202 ? resolve() : reject(new Error(`POST answered ${res.statusCode}: ${text}`))));
+        res.on('end', () =>
+          res.statusCode === 202 ? resolve() : reject(new Error(`POST answered ${res.statusCode}: ${text}`)),
+        );
         res.on('error', reject);
       },
     );
@@ -57,5 +63,7 @@ await Promise.all(
   }),
 );
 const cpu = process.cpuUsage(cpuAtStart);
-process.stdout.write(`${JSON.stringify({ latencies, ms: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000 })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ latencies, ms: performance.now() - started, cpuMs: (cpu.user + cpu.system) / 1000 })}\n`,
+);
 process.exit(0);

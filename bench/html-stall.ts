@@ -54,7 +54,10 @@ export function craftedBodies(chars: number): Array<[string, string]> {
     ['unclosed href values', fill('<a href="')],
     ['spaces without a line end', `${' '.repeat(chars - 1)}x`],
     ['unclosed scripts', fill('<script>')],
-    ['newsletter', fill('<p>Hello <b>reader</b> &amp; welcome: <a href="https://example.com/x?a=1&amp;b=2">read more</a></p>\n')],
+    [
+      'newsletter',
+      fill('<p>Hello <b>reader</b> &amp; welcome: <a href="https://example.com/x?a=1&amp;b=2">read more</a></p>\n'),
+    ],
   ];
 }
 
@@ -72,18 +75,34 @@ export async function htmlStall(target: StallTarget, bodies: Array<[string, stri
       if (res.status !== 202) throw new Error(`POST of "${label}" answered ${res.status}: ${await res.text()}`);
       await delivered;
     });
-    results.push({ label, chars: html.length, conversionStallMs: conversion.stallMs, conversionMs: conversion.ms, conversionCpuMs: conversion.cpuMs, stallMs: delivery.stallMs, totalMs: delivery.ms });
+    results.push({
+      label,
+      chars: html.length,
+      conversionStallMs: conversion.stallMs,
+      conversionMs: conversion.ms,
+      conversionCpuMs: conversion.cpuMs,
+      stallMs: delivery.stallMs,
+      totalMs: delivery.ms,
+    });
   }
   return results;
 }
 
 export function printHtmlStall(stalls: StallResult[]): void {
-  console.log('\nHTML-only messages (text part derived from html), worst event-loop stall of the mailgate process, file store:');
-  console.log(`  ${'body'.padEnd(44)} ${'conversion alone: stall (wall, CPU)'.padStart(36)}   ${'POST to delivery: stall (wall)'.padStart(30)}`);
+  console.log(
+    '\nHTML-only messages (text part derived from html), worst event-loop stall of the mailgate process, file store:',
+  );
+  console.log(
+    `  ${'body'.padEnd(44)} ${'conversion alone: stall (wall, CPU)'.padStart(36)}   ${'POST to delivery: stall (wall)'.padStart(30)}`,
+  );
   for (const s of stalls) {
     const conversion = `${s.conversionStallMs.toFixed(1)} ms (${s.conversionMs.toFixed(0)} ms, ${s.conversionCpuMs.toFixed(0)} ms)`;
-    console.log(`  ${`${s.label} (${s.chars} chars)`.padEnd(44)} ${conversion.padStart(36)}   ${`${s.stallMs.toFixed(1)} ms (${s.totalMs.toFixed(0)} ms)`.padStart(30)}`);
+    console.log(
+      `  ${`${s.label} (${s.chars} chars)`.padEnd(44)} ${conversion.padStart(36)}   ${`${s.stallMs.toFixed(1)} ms (${s.totalMs.toFixed(0)} ms)`.padStart(30)}`,
+    );
   }
   const worst = (f: (s: (typeof stalls)[number]) => number) => Math.max(...stalls.map(f)).toFixed(1);
-  console.log(`worst event-loop stall of HTML-only messages: ${worst((s) => s.conversionStallMs)} ms converting the text part, ${worst((s) => s.stallMs)} ms from POST to delivery`);
+  console.log(
+    `worst event-loop stall of HTML-only messages: ${worst((s) => s.conversionStallMs)} ms converting the text part, ${worst((s) => s.stallMs)} ms from POST to delivery`,
+  );
 }

@@ -33,7 +33,12 @@ async function prepareLogin(app: TestApp, email: string, ip: string): Promise<At
 
 async function checked(app: TestApp, since: number): Promise<number> {
   const rows = await app.store.readLog<AuditEntry>(AUDIT_LOG, { limit: 10_000 });
-  return rows.filter((r) => Date.parse(r.entry.at) >= since && r.entry.action === 'auth.login' && r.entry.detail?.reason === 'invalid_credentials').length;
+  return rows.filter(
+    (r) =>
+      Date.parse(r.entry.at) >= since &&
+      r.entry.action === 'auth.login' &&
+      r.entry.detail?.reason === 'invalid_credentials',
+  ).length;
 }
 
 async function shape(app: TestApp, name: string, attempts: Attempt[]): Promise<void> {
@@ -76,8 +81,16 @@ const app = await startTestApp({ store: 'file', env: { MAILGATE_TRUST_PROXY: '1'
 try {
   const victim = await app.createUser('sysadmin');
   const indexes = Array.from({ length: burst }, (_, i) => i);
-  await shape(app, 'one address, one account', await Promise.all(indexes.map(() => prepareLogin(app, victim.email, '10.50.0.1'))));
-  await shape(app, 'one address per attempt, one account per attempt', await Promise.all(indexes.map((i) => prepareLogin(app, `nobody-${i}@example.test`, `10.60.${i >> 8}.${i & 255}`))));
+  await shape(
+    app,
+    'one address, one account',
+    await Promise.all(indexes.map(() => prepareLogin(app, victim.email, '10.50.0.1'))),
+  );
+  await shape(
+    app,
+    'one address per attempt, one account per attempt',
+    await Promise.all(indexes.map((i) => prepareLogin(app, `nobody-${i}@example.test`, `10.60.${i >> 8}.${i & 255}`))),
+  );
 } finally {
   await app.close();
 }

@@ -41,7 +41,12 @@ async function build(provider: FakeProvider, extra: Record<string, string>) {
   };
   const config = loadConfig(env);
   const store = await openStore(config);
-  const services = await createServices({ config, store, keyring: new Keyring(config.encryptionKeys ?? []), log: createLogger({ level: 'silent' }) });
+  const services = await createServices({
+    config,
+    store,
+    keyring: new Keyring(config.encryptionKeys ?? []),
+    log: createLogger({ level: 'silent' }),
+  });
   const { serverId } = await createOAuthServer(services, provider, 2525);
   await authorizeThroughServices(services, serverId);
   return { env, store, services, serverId };
@@ -59,7 +64,11 @@ async function freePort(): Promise<number> {
 async function startRedis(): Promise<{ url: string; stop(): void } | null> {
   if (process.env.MAILGATE_BENCH_REDIS_URL) return { url: process.env.MAILGATE_BENCH_REDIS_URL, stop() {} };
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: 'ignore' },
+  );
   const failed = await new Promise<boolean>((resolve) => {
     child.once('error', () => resolve(true));
     setTimeout(() => resolve(false), 300);
@@ -69,7 +78,10 @@ async function startRedis(): Promise<{ url: string; stop(): void } | null> {
 }
 
 function worker(env: Record<string, string>): { ready: Promise<void>; result: Promise<string>; go(): void } {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '../test/fakes/token-worker.ts')], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, '../test/fakes/token-worker.ts')], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   let out = '';
   let onReady: () => void = () => {};
   let onResult: (s: string) => void = () => {};
@@ -96,9 +108,13 @@ export async function oauthRefreshBench(): Promise<void> {
       await untilExpired(one.services, one.serverId);
       const before = provider.counts.refresh;
       const t0 = performance.now();
-      const tokens = await Promise.all(Array.from({ length: 200 }, () => one.services.tokens.getAccessToken(one.serverId)));
+      const tokens = await Promise.all(
+        Array.from({ length: 200 }, () => one.services.tokens.getAccessToken(one.serverId)),
+      );
       const ms = performance.now() - t0;
-      console.log(`  1 process, 200 concurrent callers at expiry, round ${round}: ${provider.counts.refresh - before} refresh request(s), ${new Set(tokens.map((t) => t.accessToken)).size} distinct token(s), ${ms.toFixed(0)} ms`);
+      console.log(
+        `  1 process, 200 concurrent callers at expiry, round ${round}: ${provider.counts.refresh - before} refresh request(s), ${new Set(tokens.map((t) => t.accessToken)).size} distinct token(s), ${ms.toFixed(0)} ms`,
+      );
     }
     await one.store.close();
 
@@ -108,18 +124,27 @@ export async function oauthRefreshBench(): Promise<void> {
       return;
     }
     try {
-      const shared = await build(provider, { REDIS_URL: redis.url, MAILGATE_REDIS_PREFIX: `bench:${randomBytes(4).toString('hex')}:` });
-      const workers = Array.from({ length: 3 }, () => worker({ ...shared.env, TOKEN_WORKER_GRANT: shared.serverId, TOKEN_WORKER_CALLERS: '70' }));
+      const shared = await build(provider, {
+        REDIS_URL: redis.url,
+        MAILGATE_REDIS_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
+      });
+      const workers = Array.from({ length: 3 }, () =>
+        worker({ ...shared.env, TOKEN_WORKER_GRANT: shared.serverId, TOKEN_WORKER_CALLERS: '70' }),
+      );
       await Promise.all(workers.map((w) => w.ready));
       await untilExpired(shared.services, shared.serverId);
       const before = provider.counts.refresh;
       const t0 = performance.now();
       for (const w of workers) w.go();
-      const results = (await Promise.all(workers.map((w) => w.result))).map((r) => JSON.parse(r) as { fingerprints: string[]; errors: string[] });
+      const results = (await Promise.all(workers.map((w) => w.result))).map(
+        (r) => JSON.parse(r) as { fingerprints: string[]; errors: string[] },
+      );
       const ms = performance.now() - t0;
       const distinct = new Set(results.flatMap((r) => r.fingerprints)).size;
       const errors = results.flatMap((r) => r.errors).length;
-      console.log(`  3 processes × 70 callers on one Redis at expiry: ${provider.counts.refresh - before} refresh request(s), ${distinct} distinct token(s), ${errors} error(s), ${ms.toFixed(0)} ms`);
+      console.log(
+        `  3 processes × 70 callers on one Redis at expiry: ${provider.counts.refresh - before} refresh request(s), ${distinct} distinct token(s), ${errors} error(s), ${ms.toFixed(0)} ms`,
+      );
       await shared.store.close();
     } finally {
       redis.stop();

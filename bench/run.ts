@@ -65,7 +65,9 @@ const HTML_CHARS = Number(values['html-chars']);
 
 let received = 0;
 let waiter: { target: number; resolve: () => void } | null = null;
-const sinkProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./sink.ts', import.meta.url))], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const sinkProcess = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./sink.ts', import.meta.url))], {
+  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+});
 /** Messages the sink reported, plus the requests of the HTTP-ceiling phase (which sends no mail). */
 let sinkCount = 0;
 /** CPU time (ms) the sink process has used, as of its last report. */
@@ -146,7 +148,13 @@ async function measure(label: string, run: () => Promise<PhaseResult>, quiet = f
   peak = Math.max(peak, process.memoryUsage.rss());
   const own = (cpu.user + cpu.system) / 1000;
   const others = sinkCpuMs - sink0 + (r.clientCpuMs ?? 0) + (processCpuMs(redisPid) - redis0);
-  const phase: Phase = { label, msgsPerSec: N / seconds, peakRssMb: peak / 1024 / 1024, cpuMs: own / N, machineCpuMs: (own + others) / N };
+  const phase: Phase = {
+    label,
+    msgsPerSec: N / seconds,
+    peakRssMb: peak / 1024 / 1024,
+    cpuMs: own / N,
+    machineCpuMs: (own + others) / N,
+  };
   if (r.note) phase.note = r.note;
   if (r.latencies?.length) {
     const sorted = [...r.latencies].sort((a, b) => a - b);
@@ -164,7 +172,8 @@ async function measure(label: string, run: () => Promise<PhaseResult>, quiet = f
 const tiny = (i: number) => ({ to: `rcpt${i}@example.net`, subject: `bench ${i}`, text: `message ${i}` });
 
 async function startRedis(): Promise<{ url: string; stop(): Promise<void> } | null> {
-  if (process.env.MAILGATE_BENCH_REDIS_URL) return { url: process.env.MAILGATE_BENCH_REDIS_URL, stop: async () => undefined };
+  if (process.env.MAILGATE_BENCH_REDIS_URL)
+    return { url: process.env.MAILGATE_BENCH_REDIS_URL, stop: async () => undefined };
   const binary = onPath('redis-server');
   if (!binary) return null;
   const port = await freePort();
@@ -184,12 +193,27 @@ async function startRedis(): Promise<{ url: string; stop(): Promise<void> } | nu
 // ------------------------------------------------------------------------------------------ (a) raw nodemailer
 
 function rawPool() {
-  return nodemailer.createTransport({ pool: true, host: '127.0.0.1', port: sinkPort, secure: false, maxConnections: CONNECTIONS, maxMessages: Infinity, logger: false });
+  return nodemailer.createTransport({
+    pool: true,
+    host: '127.0.0.1',
+    port: sinkPort,
+    secure: false,
+    maxConnections: CONNECTIONS,
+    maxMessages: Infinity,
+    logger: false,
+  });
 }
 
 /** The message (a) sends for a request body: what the send module would build, without its checks. */
 function rawMail(m: { to: string; subject: string; text: string }) {
-  return { from: '"Bench (mailgate)" <bench@example.com>', to: m.to, subject: m.subject, text: m.text, html: `<p>${m.text}</p>`, envelope: { from: 'bench@example.com', to: [m.to] } };
+  return {
+    from: '"Bench (mailgate)" <bench@example.com>',
+    to: m.to,
+    subject: m.subject,
+    text: m.text,
+    html: `<p>${m.text}</p>`,
+    envelope: { from: 'bench@example.com', to: [m.to] },
+  };
 }
 
 async function rawNodemailer(): Promise<PhaseResult> {
@@ -249,16 +273,31 @@ async function buildApp(redisUrl: string | null, fsync: 'always' | 'off' = 'alwa
   });
   const log = createLogger({ level: config.MAILGATE_LOG_LEVEL });
   const store = await openStore(config);
-  const services = await createServices({ config, store, keyring: new Keyring(config.encryptionKeys ?? []), log, mail: { maxConnections: CONNECTIONS, queue: { pollMs: 50 } } });
+  const services = await createServices({
+    config,
+    store,
+    keyring: new Keyring(config.encryptionKeys ?? []),
+    log,
+    mail: { maxConnections: CONNECTIONS, queue: { pollMs: 50 } },
+  });
   const server = await services.mail.servers.create(
-    { name: 'Bench sink', fromAddress: 'bench@example.com', host: '127.0.0.1', port: sinkPort, protocol: 'smtp', isDefault: true },
+    {
+      name: 'Bench sink',
+      fromAddress: 'bench@example.com',
+      host: '127.0.0.1',
+      port: sinkPort,
+      protocol: 'smtp',
+      isDefault: true,
+    },
     { actor: { type: 'system', id: 'bench' } },
   );
   const app = createApp(services);
   const httpServer = http.createServer({ keepAliveTimeout: 30_000 }, app);
   await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}`;
-  const key = (await services.apiKeys.create({ name: 'bench', scopes: ['send'], actor: { type: 'system', id: 'bench' } })).key;
+  const key = (
+    await services.apiKeys.create({ name: 'bench', scopes: ['send'], actor: { type: 'system', id: 'bench' } })
+  ).key;
   return {
     services,
     serverId: server.id,
@@ -287,16 +326,27 @@ async function sendModule(app: Awaited<ReturnType<typeof buildApp>>): Promise<Ph
   return { note: 'validate + compose + cached pool' };
 }
 
-
 interface Client {
   go(): Promise<{ latencies: number[]; cpuMs: number }>;
 }
 
 /** Starts the load generator and waits until it is ready; `go()` starts it and resolves with its figures. */
 async function startClient(url: string, key: string): Promise<Client> {
-  const client = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./api-client.ts', import.meta.url)), url, key, String(N), String(CLIENTS)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const client = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      fileURLToPath(new URL('./api-client.ts', import.meta.url)),
+      url,
+      key,
+      String(N),
+      String(CLIENTS),
+    ],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   client.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => client.once('exit', resolve));
@@ -368,7 +418,9 @@ async function httpCeiling(client: Client): Promise<PhaseResult> {
 
 // ------------------------------------------------------------------------------------------ run
 
-console.log(`mailgate bench: ${N} messages per phase, sink 127.0.0.1:${sinkPort}, Node ${process.version}, ${os.cpus().length} CPUs`);
+console.log(
+  `mailgate bench: ${N} messages per phase, sink 127.0.0.1:${sinkPort}, Node ${process.version}, ${os.cpus().length} CPUs`,
+);
 
 /** Per counted round: the Redis commands of phase (c) on Redis, per command name. */
 const redisCommands: [string, number][][] = [];
@@ -383,17 +435,23 @@ async function round(quiet: boolean): Promise<Phase[]> {
   await run('(b) send module', () => sendModule(fileApp));
   const front = await startMinimalFront();
   const frontClient = await startClient(front.url, 'none');
-  await run('(m) minimal HTTP front to the raw pool', () => viaHttp(frontClient, 'no key check, no validation, nothing stored'));
+  await run('(m) minimal HTTP front to the raw pool', () =>
+    viaHttp(frontClient, 'no key check, no validation, nothing stored'),
+  );
   await front.close();
   await run('(q) queue only, file store', () => viaQueue(fileApp));
   const fileClient = await startClient(fileApp.url, fileApp.key);
-  await run('(c) POST /api/v1/messages, file store', () => viaHttp(fileClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`));
+  await run('(c) POST /api/v1/messages, file store', () =>
+    viaHttp(fileClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`),
+  );
   await fileApp.close();
   // The same with MAILGATE_FSYNC=off: what the fsync of every write batch costs.
   const noSyncApp = await buildApp(null, 'off');
   await run('(q) queue only, file store, fsync off', () => viaQueue(noSyncApp));
   const noSyncClient = await startClient(noSyncApp.url, noSyncApp.key);
-  await run('(c) POST /api/v1/messages, file, fsync off', () => viaHttp(noSyncClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`));
+  await run('(c) POST /api/v1/messages, file, fsync off', () =>
+    viaHttp(noSyncClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`),
+  );
   await noSyncApp.close();
 
   const redis = await startRedis();
@@ -402,7 +460,9 @@ async function round(quiet: boolean): Promise<Phase[]> {
     await run('(q) queue only, Redis', () => viaQueue(redisApp));
     const redisClient = await startClient(redisApp.url, redisApp.key);
     const before = await commandStats(redis.url);
-    await run('(c) POST /api/v1/messages, Redis', () => viaHttp(redisClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`));
+    await run('(c) POST /api/v1/messages, Redis', () =>
+      viaHttp(redisClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`),
+    );
     // The last outcome writes follow the sink's count: stopping the workers waits for them.
     await redisApp.services.mail.queue.stop();
     const used = commandsBetween(before, await commandStats(redis.url)).filter(([name]) => name !== 'info');
@@ -410,7 +470,9 @@ async function round(quiet: boolean): Promise<Phase[]> {
     await redisApp.close();
     await redis.stop();
   } else if (!quiet) {
-    console.log('  Redis phases skipped: no redis-server found (apt-get install redis-server, or set MAILGATE_BENCH_REDIS_URL)');
+    console.log(
+      '  Redis phases skipped: no redis-server found (apt-get install redis-server, or set MAILGATE_BENCH_REDIS_URL)',
+    );
   }
   const trivial = await startTrivialServer();
   const trivialClient = await startClient(trivial.url, 'none');
@@ -471,11 +533,16 @@ const phases: Phase[] = rounds[0]!.map((p, i) => {
   return m;
 });
 const find = (prefix: string) => phases.filter((p) => p.label.startsWith(prefix));
-const storeOf = (p: Phase) => (p.label.includes('Redis') ? 'Redis' : p.label.includes('fsync off') ? 'file (fsync off)' : 'file');
+const storeOf = (p: Phase) =>
+  p.label.includes('Redis') ? 'Redis' : p.label.includes('fsync off') ? 'file (fsync off)' : 'file';
 const raws = find('(a)');
 const baseline = raws.reduce((sum, p) => sum + p.msgsPerSec, 0) / raws.length;
-console.log(`\nmedians of ${ROUNDS} round(s) after ${WARMUP_ROUNDS} warm-up round(s); peak RSS = max of the process running mailgate (the sink and the HTTP clients run in their own processes)`);
-console.log('\nphase                                        msgs/s   vs (a)   p50 ms   p99 ms   CPU ms/msg   all processes   peak RSS MB');
+console.log(
+  `\nmedians of ${ROUNDS} round(s) after ${WARMUP_ROUNDS} warm-up round(s); peak RSS = max of the process running mailgate (the sink and the HTTP clients run in their own processes)`,
+);
+console.log(
+  '\nphase                                        msgs/s   vs (a)   p50 ms   p99 ms   CPU ms/msg   all processes   peak RSS MB',
+);
 for (const p of phases) {
   console.log(
     `${p.label.padEnd(44)} ${p.msgsPerSec.toFixed(0).padStart(6)}   ${(p.msgsPerSec / baseline).toFixed(2).padStart(6)}   ${p.p50 === undefined ? '     -' : p.p50.toFixed(1).padStart(6)}   ${p.p99 === undefined ? '     -' : p.p99.toFixed(1).padStart(6)}   ${p.cpuMs.toFixed(2).padStart(10)}   ${p.machineCpuMs.toFixed(2).padStart(13)}   ${p.peakRssMb.toFixed(0).padStart(11)}`,
@@ -498,7 +565,9 @@ const ratio = (p: Phase, to?: Phase) => {
 const b = find('(b)')[0]!;
 const m = find('(m)')[0]!;
 const cs = find('(c)');
-console.log(`\nratios, each the median over rounds of the ratio within a round (against the mean of that round's two raw runs for x/a):`);
+console.log(
+  `\nratios, each the median over rounds of the ratio within a round (against the mean of that round's two raw runs for x/a):`,
+);
 console.log(`  b/a = ${ratio(b)} (target ≥ 0.95)`);
 console.log(`  c/a = ${cs.map((p) => `${ratio(p)} ${storeOf(p)}`).join(', ')} (target ≥ 0.70)`);
 console.log(`  m/a = ${ratio(m)}: the ceiling of any HTTP-fronted sender here (no key check, validation or storage)`);
@@ -507,8 +576,12 @@ const cores = os.cpus().length;
 console.log(
   `\nCPU per message summed over every process (mailgate or the raw pool, sink, HTTP client, Redis), on ${cores} core(s): (a) ${raws[0]!.machineCpuMs.toFixed(2)} ms, (m) ${m.machineCpuMs.toFixed(2)} ms, ${cs.map((p) => `(c) ${storeOf(p)} ${p.machineCpuMs.toFixed(2)} ms`).join(', ')}.`,
 );
-console.log(`At full use of ${cores} core(s) that allows at most ${cs.map((p) => `${((cores * 1000) / p.machineCpuMs / baseline).toFixed(2)} of (a) for (c) ${storeOf(p)}`).join(', ')}; the busiest single process (mailgate) allows ${cs.map((p) => `${(1000 / p.cpuMs / baseline).toFixed(2)} ${storeOf(p)}`).join(', ')}.`);
-console.log(`mailgate's own CPU per message (its process alone): ${cs.map((p) => `(c) ${storeOf(p)} ${p.cpuMs.toFixed(2)} ms`).join(', ')}.`);
+console.log(
+  `At full use of ${cores} core(s) that allows at most ${cs.map((p) => `${((cores * 1000) / p.machineCpuMs / baseline).toFixed(2)} of (a) for (c) ${storeOf(p)}`).join(', ')}; the busiest single process (mailgate) allows ${cs.map((p) => `${(1000 / p.cpuMs / baseline).toFixed(2)} ${storeOf(p)}`).join(', ')}.`,
+);
+console.log(
+  `mailgate's own CPU per message (its process alone): ${cs.map((p) => `(c) ${storeOf(p)} ${p.cpuMs.toFixed(2)} ms`).join(', ')}.`,
+);
 if (redisCommands.length > 0) {
   const perMessage = redisCommands.map((used) => used.reduce((sum, [, calls]) => sum + calls, 0) / N);
   const last = redisCommands.at(-1)!;
@@ -518,17 +591,21 @@ if (redisCommands.length > 0) {
       .map(([name, calls]) => `${name} ${(calls / N).toFixed(2)}`)
       .join(', ')}.`,
   );
-  console.log(`One Redis at ~100,000 commands/s carries about ${Math.round(100_000 / median(perMessage)).toLocaleString('en')} messages/s for a whole fleet.`);
+  console.log(
+    `One Redis at ~100,000 commands/s carries about ${Math.round(100_000 / median(perMessage)).toLocaleString('en')} messages/s for a whole fleet.`,
+  );
 }
-console.log(`\nworst event-loop stall of the process running mailgate during the rounds: ${(roundsStall.max / 1e6).toFixed(1)} ms`);
+console.log(
+  `\nworst event-loop stall of the process running mailgate during the rounds: ${(roundsStall.max / 1e6).toFixed(1)} ms`,
+);
 
 // HTML-only messages: the review's 100,000 <, then crafted bodies of the largest size the API accepts.
 const stallApp = await buildApp(null);
 await stallApp.services.start();
-const stalls = await htmlStall({ url: stallApp.url, key: stallApp.key, nextDelivery: () => receivedReaches(received + 1) }, [
-  ['100,000 <', '<'.repeat(100_000)],
-  ...craftedBodies(HTML_CHARS),
-]);
+const stalls = await htmlStall(
+  { url: stallApp.url, key: stallApp.key, nextDelivery: () => receivedReaches(received + 1) },
+  [['100,000 <', '<'.repeat(100_000)], ...craftedBodies(HTML_CHARS)],
+);
 await stallApp.close();
 printHtmlStall(stalls);
 

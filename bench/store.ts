@@ -10,7 +10,13 @@ import { createRedisStore } from '../src/store/redis-store.js';
 import type { Store } from '../src/store/store.js';
 
 const N = 3000;
-const message = { to: ['someone@example.com'], subject: 'Your report is ready', text: 'x'.repeat(300), status: 'queued', attempts: 0 };
+const message = {
+  to: ['someone@example.com'],
+  subject: 'Your report is ready',
+  text: 'x'.repeat(300),
+  status: 'queued',
+  attempts: 0,
+};
 
 async function measure(label: string, store: Store): Promise<void> {
   const time = async (fn: () => Promise<unknown>) => {
@@ -22,7 +28,10 @@ async function measure(label: string, store: Store): Promise<void> {
     for (let i = 0; i < N; i++) await store.put('messages', `m${i}`, message);
   });
   const putConcurrent = await time(async () => {
-    for (let i = 0; i < N; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => store.put('messages', `m${i + j}`, { ...message, status: 'sending' })));
+    for (let i = 0; i < N; i += 100)
+      await Promise.all(
+        Array.from({ length: 100 }, (_, j) => store.put('messages', `m${i + j}`, { ...message, status: 'sending' })),
+      );
   });
   const cas = await time(async () => {
     for (let i = 0; i < N; i++) {
@@ -42,7 +51,9 @@ async function measure(label: string, store: Store): Promise<void> {
   const append = await time(async () => {
     for (let i = 0; i < N; i++) await store.append('bench-log', { i, action: 'bench' });
   });
-  console.log(`${label} (ms per operation, ${N} ops): put ${put} | put, 100 concurrent ${putConcurrent} | get+CAS put ${cas} | get ${get} | schedule ${schedule} | claimDue(10)/10 ${claim} | append ${append}`);
+  console.log(
+    `${label} (ms per operation, ${N} ops): put ${put} | put, 100 concurrent ${putConcurrent} | get+CAS put ${cas} | get ${get} | schedule ${schedule} | claimDue(10)/10 ${claim} | append ${append}`,
+  );
 }
 
 const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-bench-store-'));

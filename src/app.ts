@@ -87,7 +87,9 @@ export function createApp(deps: AppDeps): Express {
   app.use((req, res, next) => {
     const end = metrics.httpDuration.startTimer({ method: req.method });
     res.on('finish', () => {
-      const route = (req.route as { path?: string } | undefined)?.path ?? (res.statusCode === 404 ? 'unmatched' : req.baseUrl || 'other');
+      const route =
+        (req.route as { path?: string } | undefined)?.path ??
+        (res.statusCode === 404 ? 'unmatched' : req.baseUrl || 'other');
       end({ route });
       metrics.httpRequests.inc({ method: req.method, route, status: String(res.statusCode) });
     });
@@ -112,7 +114,14 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   // After helmet, so probes, metrics and static files get nosniff and the other headers too.
-  app.use(healthRouter({ store: deps.store, metrics, readinessChecks: deps.readinessChecks, metricsToken: config.MAILGATE_METRICS_TOKEN }));
+  app.use(
+    healthRouter({
+      store: deps.store,
+      metrics,
+      readinessChecks: deps.readinessChecks,
+      metricsToken: config.MAILGATE_METRICS_TOKEN,
+    }),
+  );
   app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
   app.use('/api', express.json({ limit: '2mb', strict: true }));
   app.use(express.urlencoded({ extended: false, limit: '256kb', parameterLimit: 200 }));

@@ -23,7 +23,10 @@ function helpText(): string {
   return (
     'Usage: mailgate <command> [options]\n\n' +
     'The CLI reads the same environment as the service (REDIS_URL, MAILGATE_DATA_DIR, MAILGATE_ENCRYPTION_KEYS, …).\n\n' +
-    formatTable(['COMMAND', 'WHAT IT DOES'], [...rows, ['help [command]', 'show this list, or the usage of one command']])
+    formatTable(
+      ['COMMAND', 'WHAT IT DOES'],
+      [...rows, ['help [command]', 'show this list, or the usage of one command']],
+    )
   );
 }
 

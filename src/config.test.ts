@@ -38,7 +38,12 @@ describe('loadConfig', () => {
   });
 
   it('lists every bad variable at once', () => {
-    const problems = problemsOf({ PORT: 'eighty', MAILGATE_BASE_URL: 'ftp://x', MAILGATE_SEND_DISABLED: 'maybe', REDIS_URL: 'redis://localhost:6379' });
+    const problems = problemsOf({
+      PORT: 'eighty',
+      MAILGATE_BASE_URL: 'ftp://x',
+      MAILGATE_SEND_DISABLED: 'maybe',
+      REDIS_URL: 'redis://localhost:6379',
+    });
     expect(problems.join('\n')).toMatch(/PORT/);
     expect(problems.join('\n')).toMatch(/MAILGATE_BASE_URL/);
     expect(problems.join('\n')).toMatch(/MAILGATE_SEND_DISABLED/);
@@ -48,13 +53,19 @@ describe('loadConfig', () => {
 
   it('refuses a From display-name format with an address-like character', () => {
     for (const format of ['{name} <alerts@example.com>', '"{name}"', '{name} at example@corp']) {
-      expect(problemsOf({ MAILGATE_FROM_FORMAT: format }).join('\n'), format).toMatch(/MAILGATE_FROM_FORMAT: must not contain <, >, @ or "/);
+      expect(problemsOf({ MAILGATE_FROM_FORMAT: format }).join('\n'), format).toMatch(
+        /MAILGATE_FROM_FORMAT: must not contain <, >, @ or "/,
+      );
     }
-    expect(loadConfig({ MAILGATE_FROM_FORMAT: '{name} via mailgate' }).MAILGATE_FROM_FORMAT).toBe('{name} via mailgate');
+    expect(loadConfig({ MAILGATE_FROM_FORMAT: '{name} via mailgate' }).MAILGATE_FROM_FORMAT).toBe(
+      '{name} via mailgate',
+    );
   });
 
   it('reports each problem of a malformed key list', () => {
-    const problems = problemsOf({ MAILGATE_ENCRYPTION_KEYS: `a:${key(1)},a:${key(2)},b:${Buffer.alloc(16).toString('base64')},c:not*base64,nokey` });
+    const problems = problemsOf({
+      MAILGATE_ENCRYPTION_KEYS: `a:${key(1)},a:${key(2)},b:${Buffer.alloc(16).toString('base64')},c:not*base64,nokey`,
+    });
     expect(problems).toEqual([
       expect.stringMatching(/entry 2: key id "a" appears more than once/),
       expect.stringMatching(/entry 3 \(b\): key is 16 bytes, expected 32/),
@@ -74,16 +85,22 @@ describe('loadConfig', () => {
     writeFileSync(file, 'a-long-admin-password\n');
     const config = loadConfig({ MAILGATE_ADMIN_EMAIL: 'root@example.com', MAILGATE_ADMIN_PASSWORD_FILE: file });
     expect(config.MAILGATE_ADMIN_PASSWORD).toBe('a-long-admin-password');
-    expect(problemsOf({ MAILGATE_ADMIN_EMAIL: 'root@example.com', MAILGATE_ADMIN_PASSWORD: 'x'.repeat(12), MAILGATE_ADMIN_PASSWORD_FILE: file })).toEqual([
-      expect.stringMatching(/MAILGATE_ADMIN_PASSWORD and MAILGATE_ADMIN_PASSWORD_FILE are both set/),
-    ]);
+    expect(
+      problemsOf({
+        MAILGATE_ADMIN_EMAIL: 'root@example.com',
+        MAILGATE_ADMIN_PASSWORD: 'x'.repeat(12),
+        MAILGATE_ADMIN_PASSWORD_FILE: file,
+      }),
+    ).toEqual([expect.stringMatching(/MAILGATE_ADMIN_PASSWORD and MAILGATE_ADMIN_PASSWORD_FILE are both set/)]);
   });
 
   it('reads MAILGATE_METRICS_TOKEN from a file and refuses a short one without echoing it', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mg-config-'));
     const file = path.join(dir, 'metrics');
     writeFileSync(file, 'a-metrics-token-of-32-characters\n');
-    expect(loadConfig({ MAILGATE_METRICS_TOKEN_FILE: file }).MAILGATE_METRICS_TOKEN).toBe('a-metrics-token-of-32-characters');
+    expect(loadConfig({ MAILGATE_METRICS_TOKEN_FILE: file }).MAILGATE_METRICS_TOKEN).toBe(
+      'a-metrics-token-of-32-characters',
+    );
     const problems = problemsOf({ MAILGATE_METRICS_TOKEN: 'short-canary' });
     expect(problems).toEqual([expect.stringMatching(/^MAILGATE_METRICS_TOKEN: expected at least 16 characters/)]);
     expect(problems.join('\n')).not.toContain('short-canary');
@@ -96,7 +113,12 @@ describe('loadConfig', () => {
   });
 
   it('refuses a plain-http base URL and insecure OAuth in production, listing both with the other problems', () => {
-    const problems = problemsOf({ NODE_ENV: 'production', MAILGATE_BASE_URL: 'http://mail.example.com', MAILGATE_ALLOW_INSECURE_OAUTH: 'true', PORT: 'eighty' });
+    const problems = problemsOf({
+      NODE_ENV: 'production',
+      MAILGATE_BASE_URL: 'http://mail.example.com',
+      MAILGATE_ALLOW_INSECURE_OAUTH: 'true',
+      PORT: 'eighty',
+    });
     expect(problems).toEqual([
       expect.stringMatching(/^PORT:/),
       expect.stringMatching(/^MAILGATE_BASE_URL: plain http is refused with NODE_ENV=production/),
@@ -105,23 +127,40 @@ describe('loadConfig', () => {
   });
 
   it('accepts https and a loopback http base URL in production, and plain http outside it', () => {
-    expect(loadConfig({ NODE_ENV: 'production', MAILGATE_BASE_URL: 'https://mail.example.com' }).MAILGATE_BASE_URL).toBe('https://mail.example.com');
-    for (const local of ['http://localhost:3000', 'http://127.0.0.1:8080', 'http://[::1]:3000', 'http://mailgate.localhost']) {
+    expect(
+      loadConfig({ NODE_ENV: 'production', MAILGATE_BASE_URL: 'https://mail.example.com' }).MAILGATE_BASE_URL,
+    ).toBe('https://mail.example.com');
+    for (const local of [
+      'http://localhost:3000',
+      'http://127.0.0.1:8080',
+      'http://[::1]:3000',
+      'http://mailgate.localhost',
+    ]) {
       expect(problemsOf({ NODE_ENV: 'production', MAILGATE_BASE_URL: local }), local).toEqual([]);
     }
     expect(problemsOf({ NODE_ENV: 'production' })).toEqual([]);
     expect(problemsOf({ NODE_ENV: 'production', MAILGATE_ALLOW_INSECURE_OAUTH: 'false' })).toEqual([]);
-    expect(problemsOf({ NODE_ENV: 'development', MAILGATE_BASE_URL: 'http://mail.example.com', MAILGATE_ALLOW_INSECURE_OAUTH: 'true' })).toEqual([]);
+    expect(
+      problemsOf({
+        NODE_ENV: 'development',
+        MAILGATE_BASE_URL: 'http://mail.example.com',
+        MAILGATE_ALLOW_INSECURE_OAUTH: 'true',
+      }),
+    ).toEqual([]);
   });
 
   it('parses MAILGATE_EGRESS_ALLOW and names every bad entry', () => {
-    expect(loadConfig({ MAILGATE_EGRESS_ALLOW: ' relay.corp.example, 10.20.0.0/16,::1 ,' }).MAILGATE_EGRESS_ALLOW).toEqual(['relay.corp.example', '10.20.0.0/16', '::1']);
+    expect(
+      loadConfig({ MAILGATE_EGRESS_ALLOW: ' relay.corp.example, 10.20.0.0/16,::1 ,' }).MAILGATE_EGRESS_ALLOW,
+    ).toEqual(['relay.corp.example', '10.20.0.0/16', '::1']);
     expect(loadConfig({}).MAILGATE_EGRESS_ALLOW).toEqual([]);
     const problems = problemsOf({ MAILGATE_EGRESS_ALLOW: '10.0.0.0/33,smtp://relay,relay.ok', PORT: 'x' });
     expect(problems).toEqual([
       expect.stringMatching(/^PORT:/),
       expect.stringMatching(/^MAILGATE_EGRESS_ALLOW: "10.0.0.0\/33": the prefix length must be 0-32/),
-      expect.stringMatching(/^MAILGATE_EGRESS_ALLOW: "smtp:\/\/relay": expected a host name, an IP address or a CIDR, not a URL/),
+      expect.stringMatching(
+        /^MAILGATE_EGRESS_ALLOW: "smtp:\/\/relay": expected a host name, an IP address or a CIDR, not a URL/,
+      ),
     ]);
   });
 });

@@ -36,7 +36,10 @@ export function parseEncryptionKeys(raw: string): { keys: EncryptionKey[]; probl
   const problems: string[] = [];
   const keys: EncryptionKey[] = [];
   const seen = new Set<string>();
-  const entries = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const entries = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (entries.length === 0) problems.push('no key given; expected kid:base64 entries separated by commas');
   for (const [index, entry] of entries.entries()) {
     const at = `entry ${index + 1}`;
@@ -56,7 +59,9 @@ export function parseEncryptionKeys(raw: string): { keys: EncryptionKey[]; probl
     }
     const key = Buffer.from(material.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
     if (key.length !== 32) {
-      problems.push(`${at} (${id}): key is ${key.length} bytes, expected 32 (generate one with: openssl rand -base64 32)`);
+      problems.push(
+        `${at} (${id}): key is ${key.length} bytes, expected 32 (generate one with: openssl rand -base64 32)`,
+      );
       continue;
     }
     keys.push({ id, key });
@@ -73,17 +78,24 @@ export function egressEntryProblem(entry: string): string | null {
     const prefix = entry.slice(slash + 1);
     const family = net.isIP(address);
     if (family === 0) return `"${entry.slice(0, 60)}": the part before / is not an IP address`;
-    if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128)) return `"${entry.slice(0, 60)}": the prefix length must be 0-${family === 4 ? 32 : 128}`;
+    if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > (family === 4 ? 32 : 128))
+      return `"${entry.slice(0, 60)}": the prefix length must be 0-${family === 4 ? 32 : 128}`;
     return null;
   }
   if (net.isIP(entry.replace(/^\[|\]$/g, '')) !== 0) return null;
-  if (/^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/.test(entry)) return null;
+  if (/^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$/.test(entry))
+    return null;
   return `"${entry.slice(0, 60)}": expected a host name, an IP address or a CIDR such as 10.0.0.0/8`;
 }
 
 const egressAllow = z
   .string()
-  .transform((raw) => raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0))
+  .transform((raw) =>
+    raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  )
   .superRefine((entries, ctx) => {
     for (const entry of entries) {
       const problem = egressEntryProblem(entry);
@@ -103,9 +115,14 @@ const schema = z.object({
   // `always`: the embedded store answers a write (HTTP 202, a rotated token, a key rotation) only once it is fsynced; `off` trusts the OS page cache.
   MAILGATE_FSYNC: z.enum(['always', 'off'], { error: 'expected always or off' }).default('always'),
   // Redis connection URL (redis:// or rediss://); when set, Redis holds the store, sessions, locks, queue and rate limits.
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'expected redis://[user:password@]host:port[/db] or rediss://…' }).optional(),
+  REDIS_URL: z
+    .url({ protocol: /^rediss?$/, error: 'expected redis://[user:password@]host:port[/db] or rediss://…' })
+    .optional(),
   // Prefix for every Redis key, so several deployments or test runs can share one Redis.
-  MAILGATE_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'expected 1-64 of A-Z a-z 0-9 : _ . -').default('mailgate:'),
+  MAILGATE_REDIS_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_.-]{1,64}$/, 'expected 1-64 of A-Z a-z 0-9 : _ . -')
+    .default('mailgate:'),
   // Encryption keys `kid:base64,...` (32 bytes each); the first seals, all open. Required with Redis.
   MAILGATE_ENCRYPTION_KEYS: z.string().optional(),
   // Session signing secrets, comma-separated; the first signs, all verify. Required with Redis.
@@ -123,7 +140,10 @@ const schema = z.object({
   // Overrides the port of every SMTP server (like -Dmail.smtp.port).
   MAILGATE_SMTP_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   // Host name mailgate announces in EHLO (like -Dmail.smtp.localhost).
-  MAILGATE_SMTP_LOCALHOST: z.string().regex(/^[A-Za-z0-9.-]{1,253}$|^\[[0-9a-fA-F:.]+\]$/, 'expected a host name or [IP literal]').optional(),
+  MAILGATE_SMTP_LOCALHOST: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]{1,253}$|^\[[0-9a-fA-F:.]+\]$/, 'expected a host name or [IP literal]')
+    .optional(),
   // JSON file of SMTP servers defined outside the UI; shown read-only, never exported.
   MAILGATE_SMTP_SERVERS_FILE: z.string().min(1).optional(),
   // Protocol-level SMTP logs (secrets masked).
@@ -140,7 +160,9 @@ const schema = z.object({
   // Issuer of the Google preset (tests point it at a local provider).
   MAILGATE_GOOGLE_ISSUER: httpUrl.default('https://accounts.google.com'),
   // Authority of the Microsoft preset; the issuer is `${authority}/${tenant}/v2.0`.
-  MAILGATE_MICROSOFT_AUTHORITY: httpUrl.default('https://login.microsoftonline.com').transform((u) => u.replace(/\/+$/, '')),
+  MAILGATE_MICROSOFT_AUTHORITY: httpUrl
+    .default('https://login.microsoftonline.com')
+    .transform((u) => u.replace(/\/+$/, '')),
   // Allow plain-http OAuth issuers (local test providers only); refused with NODE_ENV=production.
   MAILGATE_ALLOW_INSECURE_OAUTH: bool.default(false),
   // Delivery attempts before a temporarily failing message goes to the error queue.
@@ -152,7 +174,11 @@ const schema = z.object({
   // Messages not yet delivered (queued, sending, deferred, held) across all instances; new ones past it get 429.
   MAILGATE_QUEUE_MAX_MESSAGES: z.coerce.number().int().min(1).default(100_000),
   // Bytes of messages not yet delivered across all instances; new ones past it get 429.
-  MAILGATE_QUEUE_MAX_BYTES: z.coerce.number().int().min(1).default(1024 ** 3),
+  MAILGATE_QUEUE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .default(1024 ** 3),
   // How long a claimed message stays with its worker without a heartbeat (extended every third of it): a dead instance's messages are retried after this.
   MAILGATE_QUEUE_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(20_000),
   // Run the queue workers and token scheduler in this process (turn off for web-only instances).
@@ -165,7 +191,10 @@ const schema = z.object({
 
 type Env = z.output<typeof schema>;
 
-export interface Config extends Omit<Env, 'MAILGATE_ENCRYPTION_KEYS' | 'MAILGATE_SESSION_SECRETS' | 'MAILGATE_DATA_DIR' | 'MAILGATE_BASE_URL'> {
+export interface Config extends Omit<
+  Env,
+  'MAILGATE_ENCRYPTION_KEYS' | 'MAILGATE_SESSION_SECRETS' | 'MAILGATE_DATA_DIR' | 'MAILGATE_BASE_URL'
+> {
   /** Public URL without a trailing slash. */
   MAILGATE_BASE_URL: string;
   /** Absolute path of the data folder. */
@@ -221,12 +250,16 @@ function productionProblems(resolved: Record<string, string | undefined>): strin
   if (baseUrl !== undefined && URL.canParse(baseUrl)) {
     const url = new URL(baseUrl);
     if (url.protocol === 'http:' && !isLoopbackHostname(url.hostname)) {
-      problems.push(`MAILGATE_BASE_URL: plain http is refused with NODE_ENV=production (session cookies and OAuth codes would travel unencrypted); use https:// (got "${baseUrl.slice(0, 60)}")`);
+      problems.push(
+        `MAILGATE_BASE_URL: plain http is refused with NODE_ENV=production (session cookies and OAuth codes would travel unencrypted); use https:// (got "${baseUrl.slice(0, 60)}")`,
+      );
     }
   }
   const insecure = resolved.MAILGATE_ALLOW_INSECURE_OAUTH;
   if (insecure !== undefined && bool.safeParse(insecure).data === true) {
-    problems.push('MAILGATE_ALLOW_INSECURE_OAUTH: refused with NODE_ENV=production (plain-http OAuth is for local test providers only); remove it');
+    problems.push(
+      'MAILGATE_ALLOW_INSECURE_OAUTH: refused with NODE_ENV=production (plain-http OAuth is for local test providers only); remove it',
+    );
   }
   return problems;
 }
@@ -238,7 +271,10 @@ export function loadConfig(env: EnvSource = process.env): Config {
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const name = issue.path.join('.');
-      const shown = name.endsWith('PASSWORD') || (SECRET_VARIABLES as readonly string[]).includes(name) ? '' : ` (got "${String(resolved[name] ?? '').slice(0, 60)}")`;
+      const shown =
+        name.endsWith('PASSWORD') || (SECRET_VARIABLES as readonly string[]).includes(name)
+          ? ''
+          : ` (got "${String(resolved[name] ?? '').slice(0, 60)}")`;
       problems.push(`${name}: ${issue.message}${shown}`);
     }
   }
@@ -250,14 +286,20 @@ export function loadConfig(env: EnvSource = process.env): Config {
   }
   let sessionSecrets: string[] | undefined;
   if (resolved.MAILGATE_SESSION_SECRETS !== undefined) {
-    sessionSecrets = resolved.MAILGATE_SESSION_SECRETS.split(',').map((s) => s.trim()).filter(Boolean);
-    if (sessionSecrets.some((s) => s.length < 32)) problems.push('MAILGATE_SESSION_SECRETS: each secret must be at least 32 characters');
-    if (new Set(sessionSecrets).size !== sessionSecrets.length) problems.push('MAILGATE_SESSION_SECRETS: a secret appears more than once');
+    sessionSecrets = resolved.MAILGATE_SESSION_SECRETS.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (sessionSecrets.some((s) => s.length < 32))
+      problems.push('MAILGATE_SESSION_SECRETS: each secret must be at least 32 characters');
+    if (new Set(sessionSecrets).size !== sessionSecrets.length)
+      problems.push('MAILGATE_SESSION_SECRETS: a secret appears more than once');
   }
   if (resolved.REDIS_URL !== undefined) {
     // Several instances share Redis, so they must share keys and secrets too: no per-instance files.
-    if (resolved.MAILGATE_ENCRYPTION_KEYS === undefined) problems.push('MAILGATE_ENCRYPTION_KEYS: required when REDIS_URL is set (every instance must share the keys)');
-    if (resolved.MAILGATE_SESSION_SECRETS === undefined) problems.push('MAILGATE_SESSION_SECRETS: required when REDIS_URL is set (every instance must share the secrets)');
+    if (resolved.MAILGATE_ENCRYPTION_KEYS === undefined)
+      problems.push('MAILGATE_ENCRYPTION_KEYS: required when REDIS_URL is set (every instance must share the keys)');
+    if (resolved.MAILGATE_SESSION_SECRETS === undefined)
+      problems.push('MAILGATE_SESSION_SECRETS: required when REDIS_URL is set (every instance must share the secrets)');
   }
   if ((resolved.MAILGATE_ADMIN_EMAIL === undefined) !== (resolved.MAILGATE_ADMIN_PASSWORD === undefined)) {
     problems.push('MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD: set both or neither');

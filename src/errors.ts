@@ -10,8 +10,14 @@ export const ERROR_CODES = {
   invalid_api_key: { status: 401, message: 'The API key is missing, malformed, revoked or unknown.' },
   forbidden: { status: 403, message: 'You do not have permission to do this.' },
   insufficient_scope: { status: 403, message: 'The API key lacks the scope this endpoint needs.' },
-  csrf_failed: { status: 403, message: 'The form has expired or did not come from mailgate. Reload the page and try again.' },
-  egress_denied: { status: 403, message: 'The endpoint is on a network mailgate may not reach (see MAILGATE_EGRESS_ALLOW).' },
+  csrf_failed: {
+    status: 403,
+    message: 'The form has expired or did not come from mailgate. Reload the page and try again.',
+  },
+  egress_denied: {
+    status: 403,
+    message: 'The endpoint is on a network mailgate may not reach (see MAILGATE_EGRESS_ALLOW).',
+  },
   not_found: { status: 404, message: 'Not found.' },
   conflict: { status: 409, message: 'The resource was changed by someone else; reload and try again.' },
   already_exists: { status: 409, message: 'A resource with that identity already exists.' },
@@ -23,7 +29,10 @@ export const ERROR_CODES = {
   sending_disabled: { status: 409, message: 'Outgoing mail is disabled.' },
   oauth_failed: { status: 400, message: 'The authorization did not complete.' },
   provider_unavailable: { status: 502, message: 'The identity provider did not answer correctly.' },
-  reauth_required: { status: 409, message: 'The mailbox must be authorized again: press Re-authorize on the SMTP server page.' },
+  reauth_required: {
+    status: 409,
+    message: 'The mailbox must be authorized again: press Re-authorize on the SMTP server page.',
+  },
   store_unavailable: { status: 503, message: 'The store is not reachable.' },
   crypto_failed: { status: 500, message: 'A sealed value could not be opened.' },
   internal: { status: 500, message: 'Something went wrong on our side.' },

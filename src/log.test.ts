@@ -25,8 +25,17 @@ describe('logger redaction', () => {
   it('masks secrets by key name at any depth and by value shape anywhere', () => {
     const { lines, stream } = capture();
     const log = createLogger({ level: 'info', destination: stream });
-    log.info({ server: { password: canaries.password, nested: [{ clientSecret: canaries.clientSecret }] }, body: { refresh_token: canaries.refresh_token } }, 'saved');
-    log.info({ header: `Bearer ${canaries.refresh_token}`, note: `key ${canaries.apiKey}`, value: canaries.sealed }, 'shapes');
+    log.info(
+      {
+        server: { password: canaries.password, nested: [{ clientSecret: canaries.clientSecret }] },
+        body: { refresh_token: canaries.refresh_token },
+      },
+      'saved',
+    );
+    log.info(
+      { header: `Bearer ${canaries.refresh_token}`, note: `key ${canaries.apiKey}`, value: canaries.sealed },
+      'shapes',
+    );
     log.warn(`interpolated ${canaries.apiKey} and Bearer abc.def`);
     log.error({ err: new Error(`failed with ${canaries.apiKey}`) }, 'boom');
     const all = lines.join('\n');

@@ -8,7 +8,8 @@ export type { Logger };
  * sealed values), so a secret that ends up in an unexpected field is still masked.
  */
 
-const SECRET_KEY = /pass(word)?|secret|token|authorization|cookie|^code$|code_?verifier|api_?key|private|credential|^auth$|^pass$|sealed/i;
+const SECRET_KEY =
+  /pass(word)?|secret|token|authorization|cookie|^code$|code_?verifier|api_?key|private|credential|^auth$|^pass$|sealed/i;
 const SECRET_VALUE = [
   /mgk_[A-Za-z0-9_-]{20,}/g, // mailgate API keys
   /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi,
@@ -36,7 +37,10 @@ export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()):
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1, seen));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean' ? REDACTED : redact(v, depth + 1, seen);
+    out[k] =
+      SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean'
+        ? REDACTED
+        : redact(v, depth + 1, seen);
   }
   return out;
 }

@@ -47,7 +47,10 @@ async function main(): Promise<void> {
     if (err instanceof MissingEncryptionKeyError) {
       // Plain text on stderr as well: this is read by a person at a console, not by a log pipeline.
       console.error(`mailgate cannot start.\n${err.message}`);
-      log.fatal({ missingKeyIds: err.missing.map((m) => m.keyId) }, 'stored values need encryption keys that are not configured');
+      log.fatal(
+        { missingKeyIds: err.missing.map((m) => m.keyId) },
+        'stored values need encryption keys that are not configured',
+      );
       await store.close();
       process.exit(1);
     }
@@ -62,7 +65,10 @@ async function main(): Promise<void> {
   });
   await services.start();
 
-  log.info({ port: config.PORT, store: store.kind, baseUrl: config.MAILGATE_BASE_URL }, `mailgate is listening; log in at ${config.MAILGATE_BASE_URL}/login`);
+  log.info(
+    { port: config.PORT, store: store.kind, baseUrl: config.MAILGATE_BASE_URL },
+    `mailgate is listening; log in at ${config.MAILGATE_BASE_URL}/login`,
+  );
   if (services.firstAdminSetup && (await services.firstAdminSetup.open())) {
     log.warn(
       `No admin exists yet. Open ${config.MAILGATE_BASE_URL}/setup and enter the one-time code from ` +
@@ -70,13 +76,25 @@ async function main(): Promise<void> {
         'or set MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD (12+ characters) and restart.',
     );
   } else if ((await services.users.count()) === 0) {
-    log.warn('No admin exists yet. Create the first sysadmin with `npx mailgate create-admin`, or set MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD (12+ characters) and restart.');
+    log.warn(
+      'No admin exists yet. Create the first sysadmin with `npx mailgate create-admin`, or set MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD (12+ characters) and restart.',
+    );
   }
 
   installShutdown({ server, services, store, log });
 }
 
-function installShutdown({ server, services, store, log }: { server: Server; services: Services; store: Store; log: Logger }): void {
+function installShutdown({
+  server,
+  services,
+  store,
+  log,
+}: {
+  server: Server;
+  services: Services;
+  store: Store;
+  log: Logger;
+}): void {
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {

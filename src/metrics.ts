@@ -18,7 +18,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'mailgate_' });
   return {
     registry,
-    httpRequests: new Counter({ name: 'mailgate_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] }),
+    httpRequests: new Counter({
+      name: 'mailgate_http_requests_total',
+      help: 'HTTP requests by route and status',
+      labelNames: ['method', 'route', 'status'],
+      registers: [registry],
+    }),
     httpDuration: new Histogram({
       name: 'mailgate_http_request_duration_seconds',
       help: 'HTTP request duration',
@@ -26,8 +31,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
-    messagesTotal: new Counter({ name: 'mailgate_messages_total', help: 'Messages by final outcome (sent, failed, deferred)', labelNames: ['outcome'], registers: [registry] }),
-    queueDepth: new Gauge({ name: 'mailgate_queue_messages', help: 'Messages in the queue by state', labelNames: ['state'], registers: [registry] }),
-    tokenRefreshes: new Counter({ name: 'mailgate_token_refreshes_total', help: 'Token refresh requests by outcome', labelNames: ['outcome'], registers: [registry] }),
+    messagesTotal: new Counter({
+      name: 'mailgate_messages_total',
+      help: 'Messages by final outcome (sent, failed, deferred)',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: 'mailgate_queue_messages',
+      help: 'Messages in the queue by state',
+      labelNames: ['state'],
+      registers: [registry],
+    }),
+    tokenRefreshes: new Counter({
+      name: 'mailgate_token_refreshes_total',
+      help: 'Token refresh requests by outcome',
+      labelNames: ['outcome'],
+      registers: [registry],
+    }),
   };
 }

@@ -63,28 +63,70 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   const apiKeys = new ApiKeyService(base.store, audit, time);
   const sessionGeneration = new SessionGeneration(base.store, audit);
   const sessionSecrets = base.config.sessionSecrets ?? base.sessionSecrets;
-  if (!sessionSecrets || sessionSecrets.length === 0) throw new Error('no session secret: set MAILGATE_SESSION_SECRETS (or let the embedded store create one)');
-  const firstAdmin = await users.ensureFirstAdmin(base.config.MAILGATE_ADMIN_EMAIL, base.config.MAILGATE_ADMIN_PASSWORD);
+  if (!sessionSecrets || sessionSecrets.length === 0)
+    throw new Error('no session secret: set MAILGATE_SESSION_SECRETS (or let the embedded store create one)');
+  const firstAdmin = await users.ensureFirstAdmin(
+    base.config.MAILGATE_ADMIN_EMAIL,
+    base.config.MAILGATE_ADMIN_PASSWORD,
+  );
   if (firstAdmin) {
     base.log.info({ email: firstAdmin.email }, 'created the first sysadmin from MAILGATE_ADMIN_EMAIL');
-    await audit.record({ actor: { type: 'system', id: 'startup' }, action: 'user.create', target: `user:${firstAdmin.email}`, outcome: 'success', detail: { role: 'sysadmin', source: 'MAILGATE_ADMIN_EMAIL' } });
+    await audit.record({
+      actor: { type: 'system', id: 'startup' },
+      action: 'user.create',
+      target: `user:${firstAdmin.email}`,
+      outcome: 'success',
+      detail: { role: 'sysadmin', source: 'MAILGATE_ADMIN_EMAIL' },
+    });
   }
 
   // Admin-entered endpoints (SMTP hosts, custom OAuth URLs) connect only where the egress policy allows.
   const egress = {
-    policy: createEgressPolicy({ production: base.config.NODE_ENV === 'production', allow: base.config.MAILGATE_EGRESS_ALLOW }),
+    policy: createEgressPolicy({
+      production: base.config.NODE_ENV === 'production',
+      allow: base.config.MAILGATE_EGRESS_ALLOW,
+    }),
     resolve: base.egressResolve ?? systemResolve,
   };
 
   // OAuth before mail: the transport gets tokens only from the token service; the authorize flow reads servers lazily.
-  const oauth = createOAuthServices({ ...base, clock: time, audit, metrics, servers: { get: (id) => mail.servers.get(id) }, egressFetch: createEgressFetch(egress) });
+  const oauth = createOAuthServices({
+    ...base,
+    clock: time,
+    audit,
+    metrics,
+    servers: { get: (id) => mail.servers.get(id) },
+    egressFetch: createEgressFetch(egress),
+  });
   // The setup page exists only on an exclusive store (the embedded one): on a shared store the CLI can create the first admin at any time.
-  const firstAdminSetup = base.store.exclusive ? new FirstAdminSetup({ store: base.store, users, codeFile: path.join(base.config.MAILGATE_DATA_DIR, 'first-admin-code.txt'), now: clock }) : null;
+  const firstAdminSetup = base.store.exclusive
+    ? new FirstAdminSetup({
+        store: base.store,
+        users,
+        codeFile: path.join(base.config.MAILGATE_DATA_DIR, 'first-admin-code.txt'),
+        now: clock,
+      })
+    : null;
 
-  const mail = createMailServices({ config: base.config, store: base.store, keyring: base.keyring, log: base.log, audit, metrics, oauth: oauth.tokens, egress, clock: time, ...base.mail });
+  const mail = createMailServices({
+    config: base.config,
+    store: base.store,
+    keyring: base.keyring,
+    log: base.log,
+    audit,
+    metrics,
+    oauth: oauth.tokens,
+    egress,
+    clock: time,
+    ...base.mail,
+  });
   oauth.tokens.addListener({
     // invalid_grant: hold the server's mail instead of burning attempts; re-authorization releases it.
-    needsReauth: (g) => mail.servers.pause(g.serverId, { reason: 'The mailbox authorization was revoked or expired: press Re-authorize.', code: 'oauth_needs_reauth' }),
+    needsReauth: (g) =>
+      mail.servers.pause(g.serverId, {
+        reason: 'The mailbox authorization was revoked or expired: press Re-authorize.',
+        code: 'oauth_needs_reauth',
+      }),
     authorized: async (g) => {
       await mail.queue.resumeServer(g.serverId);
     },

@@ -111,13 +111,32 @@ export class ApiKeyService {
     return { ...rest, status: this.status(record) };
   }
 
-  async create(input: { name: string; scopes: ApiScope[]; actor: Actor; ip?: string; policy?: KeyPolicy }): Promise<CreatedApiKey> {
+  async create(input: {
+    name: string;
+    scopes: ApiScope[];
+    actor: Actor;
+    ip?: string;
+    policy?: KeyPolicy;
+  }): Promise<CreatedApiKey> {
     const created = await this.#insert(input);
-    await this.audit.record({ actor: input.actor, action: 'api_key.create', target: `api_key:${created.id}`, outcome: 'success', ...(input.ip ? { ip: input.ip } : {}), detail: { name: created.name, scopes: created.scopes, prefix: created.prefix, ...created.policy } });
+    await this.audit.record({
+      actor: input.actor,
+      action: 'api_key.create',
+      target: `api_key:${created.id}`,
+      outcome: 'success',
+      ...(input.ip ? { ip: input.ip } : {}),
+      detail: { name: created.name, scopes: created.scopes, prefix: created.prefix, ...created.policy },
+    });
     return created;
   }
 
-  async #insert(input: { name: string; scopes: ApiScope[]; actor: Actor; predecessorId?: string; policy?: KeyPolicy | undefined }): Promise<CreatedApiKey> {
+  async #insert(input: {
+    name: string;
+    scopes: ApiScope[];
+    actor: Actor;
+    predecessorId?: string;
+    policy?: KeyPolicy | undefined;
+  }): Promise<CreatedApiKey> {
     const policy = input.policy ? normalizePolicy(input.policy) : {};
     const key = `mgk_${randomBytes(32).toString('base64url')}`;
     const id = `key_${randomBytes(9).toString('base64url')}`;
@@ -156,7 +175,14 @@ export class ApiKeyService {
   /** Revokes at once. Revoking a revoked key is a no-op that returns it unchanged. */
   async revoke(id: string, actor: Actor, ip?: string): Promise<ApiKeyView> {
     const key = await this.#revoke(id, actor);
-    await this.audit.record({ actor, action: 'api_key.revoke', target: `api_key:${id}`, outcome: 'success', ...(ip ? { ip } : {}), detail: { name: key.name, prefix: key.prefix } });
+    await this.audit.record({
+      actor,
+      action: 'api_key.revoke',
+      target: `api_key:${id}`,
+      outcome: 'success',
+      ...(ip ? { ip } : {}),
+      detail: { name: key.name, prefix: key.prefix },
+    });
     return key;
   }
 
@@ -165,7 +191,11 @@ export class ApiKeyService {
       const doc = await this.store.get<ApiKeyRecord>(API_KEYS, id);
       if (!doc) throw new AppError('not_found', { message: 'No API key with that id.' });
       if (doc.value.revokedAt) return this.view(doc.value);
-      const next: ApiKeyRecord = { ...doc.value, revokedAt: new Date(this.clock.now()).toISOString(), revokedBy: describeActor(actor) };
+      const next: ApiKeyRecord = {
+        ...doc.value,
+        revokedAt: new Date(this.clock.now()).toISOString(),
+        revokedBy: describeActor(actor),
+      };
       try {
         await this.store.put(API_KEYS, id, next, { ifVersion: doc.version });
         return this.view(next);
@@ -180,24 +210,50 @@ export class ApiKeyService {
    * Creates a successor with the same name and scopes; the old key stays valid for `graceSeconds`
    * (0 = stops now) and then stops. Returns the new key (shown once) and the old key's new state.
    */
-  async rotate(id: string, graceSeconds: number, actor: Actor, ip?: string): Promise<{ successor: CreatedApiKey; previous: ApiKeyView }> {
+  async rotate(
+    id: string,
+    graceSeconds: number,
+    actor: Actor,
+    ip?: string,
+  ): Promise<{ successor: CreatedApiKey; previous: ApiKeyView }> {
     const rotated = await this.#rotate(id, graceSeconds, actor);
-    await this.audit.record({ actor, action: 'api_key.rotate', target: `api_key:${id}`, outcome: 'success', ...(ip ? { ip } : {}), detail: { successorId: rotated.successor.id, graceSeconds, expiresAt: rotated.previous.expiresAt } });
+    await this.audit.record({
+      actor,
+      action: 'api_key.rotate',
+      target: `api_key:${id}`,
+      outcome: 'success',
+      ...(ip ? { ip } : {}),
+      detail: { successorId: rotated.successor.id, graceSeconds, expiresAt: rotated.previous.expiresAt },
+    });
     return rotated;
   }
 
-  async #rotate(id: string, graceSeconds: number, actor: Actor): Promise<{ successor: CreatedApiKey; previous: ApiKeyView }> {
+  async #rotate(
+    id: string,
+    graceSeconds: number,
+    actor: Actor,
+  ): Promise<{ successor: CreatedApiKey; previous: ApiKeyView }> {
     if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
-      throw new AppError('validation_failed', { details: [{ field: 'graceSeconds', message: `must be a whole number from 0 to ${MAX_GRACE_SECONDS}` }] });
+      throw new AppError('validation_failed', {
+        details: [{ field: 'graceSeconds', message: `must be a whole number from 0 to ${MAX_GRACE_SECONDS}` }],
+      });
     }
     const doc = await this.store.get<ApiKeyRecord>(API_KEYS, id);
     if (!doc) throw new AppError('not_found', { message: 'No API key with that id.' });
     const status = this.status(doc.value);
-    if (status === 'revoked' || status === 'expired') throw new AppError('conflict', { message: 'A revoked or expired key cannot be rotated; create a new one.' });
-    if (doc.value.successorId) throw new AppError('conflict', { message: 'This key was already rotated; rotate its successor instead.' });
-    const successor = await this.#insert({ name: doc.value.name, scopes: doc.value.scopes, actor, predecessorId: id, policy: doc.value.policy });
+    if (status === 'revoked' || status === 'expired')
+      throw new AppError('conflict', { message: 'A revoked or expired key cannot be rotated; create a new one.' });
+    if (doc.value.successorId)
+      throw new AppError('conflict', { message: 'This key was already rotated; rotate its successor instead.' });
+    const successor = await this.#insert({
+      name: doc.value.name,
+      scopes: doc.value.scopes,
+      actor,
+      predecessorId: id,
+      policy: doc.value.policy,
+    });
     const expiresAt = new Date(this.clock.now() + graceSeconds * 1000).toISOString();
-    for (let current = doc; ; ) {
+    for (let current = doc; ;) {
       const next: ApiKeyRecord = { ...current.value, expiresAt, successorId: successor.id };
       try {
         await this.store.put(API_KEYS, id, next, { ifVersion: current.version });
@@ -243,7 +299,12 @@ export class ApiKeyService {
     this.#lastUsedWritten.set(record.id, now);
     try {
       // Compare-and-set: a revocation written meanwhile must never be overwritten by this.
-      await this.store.put(API_KEYS, record.id, { ...record, lastUsedAt: new Date(now).toISOString() }, { ifVersion: version });
+      await this.store.put(
+        API_KEYS,
+        record.id,
+        { ...record, lastUsedAt: new Date(now).toISOString() },
+        { ifVersion: version },
+      );
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
     }

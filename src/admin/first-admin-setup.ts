@@ -25,9 +25,7 @@ function hash(code: string): Buffer {
 }
 
 export class FirstAdminSetup {
-  constructor(
-    private readonly deps: { store: Documents; users: UserService; codeFile: string; now?: () => number },
-  ) {}
+  constructor(private readonly deps: { store: Documents; users: UserService; codeFile: string; now?: () => number }) {}
 
   private now(): number {
     return (this.deps.now ?? Date.now)();
@@ -51,13 +49,17 @@ export class FirstAdminSetup {
 
   async complete(code: string, email: string, password: string): Promise<User> {
     const doc = await this.deps.store.get<SetupRecord>(COLLECTION, DOC_ID);
-    const wrong = () => new AppError('forbidden', { message: 'The setup code is wrong or has expired. Restart mailgate for a new one.' });
+    const wrong = () =>
+      new AppError('forbidden', { message: 'The setup code is wrong or has expired. Restart mailgate for a new one.' });
     if (!doc || doc.value.expiresAt <= this.now() || (await this.deps.users.count()) > 0) throw wrong();
     const expected = Buffer.from(doc.value.codeHash, 'hex');
     const given = hash(code.trim());
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) throw wrong();
     // Validate before consuming the code, so a too-short password does not burn it.
-    if (password.length < 12) throw new AppError('validation_failed', { details: [{ field: 'password', message: 'must be at least 12 characters' }] });
+    if (password.length < 12)
+      throw new AppError('validation_failed', {
+        details: [{ field: 'password', message: 'must be at least 12 characters' }],
+      });
     try {
       await this.deps.store.delete(COLLECTION, DOC_ID, { ifVersion: doc.version });
     } catch (err) {

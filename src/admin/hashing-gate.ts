@@ -68,7 +68,7 @@ export class HashingGate {
     if (left > 0) this.#runningPerAccount.set(account, left);
     else this.#runningPerAccount.delete(account);
     // First come, first served among those whose account has a free slot.
-    for (let i = 0; i < this.#waiting.length && this.#running < this.limits.total; ) {
+    for (let i = 0; i < this.#waiting.length && this.#running < this.limits.total;) {
       const waiter = this.#waiting[i]!;
       if (this.#canStart(waiter.account)) {
         this.#waiting.splice(i, 1);

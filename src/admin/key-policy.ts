@@ -13,7 +13,8 @@ import type { SessionsAndLimits } from '../store/sessions.js';
  */
 
 export const MAX_RATE_PER_MINUTE = 1_000_000;
-const WILDCARD_DOMAIN = /^\*@(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
+const WILDCARD_DOMAIN =
+  /^\*@(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
 
 const fromPattern = z
   .string()
@@ -23,8 +24,17 @@ const fromPattern = z
 
 export const keyPolicyFields = {
   serverId: z.string().trim().min(1, 'expected a server id').max(100).optional(),
-  allowedFrom: z.array(fromPattern).min(1, 'give at least one address or *@domain').max(100, 'at most 100 entries').optional(),
-  rateLimitPerMinute: z.number().int('expected a whole number').min(1, 'at least 1').max(MAX_RATE_PER_MINUTE).optional(),
+  allowedFrom: z
+    .array(fromPattern)
+    .min(1, 'give at least one address or *@domain')
+    .max(100, 'at most 100 entries')
+    .optional(),
+  rateLimitPerMinute: z
+    .number()
+    .int('expected a whole number')
+    .min(1, 'at least 1')
+    .max(MAX_RATE_PER_MINUTE)
+    .optional(),
 };
 
 export const keyPolicy = z.strictObject(keyPolicyFields);
@@ -34,7 +44,9 @@ export type KeyPolicy = z.output<typeof keyPolicy>;
 export function normalizePolicy(policy: KeyPolicy): KeyPolicy {
   return {
     ...(policy.serverId !== undefined ? { serverId: policy.serverId } : {}),
-    ...(policy.allowedFrom !== undefined ? { allowedFrom: [...new Set(policy.allowedFrom.map((p) => p.toLowerCase()))] } : {}),
+    ...(policy.allowedFrom !== undefined
+      ? { allowedFrom: [...new Set(policy.allowedFrom.map((p) => p.toLowerCase()))] }
+      : {}),
     ...(policy.rateLimitPerMinute !== undefined ? { rateLimitPerMinute: policy.rateLimitPerMinute } : {}),
   };
 }
@@ -46,7 +58,10 @@ export function normalizePolicy(policy: KeyPolicy): KeyPolicy {
 export function serverForKey(policy: KeyPolicy | undefined, requested: string | undefined): string | undefined {
   if (!policy?.serverId) return requested;
   if (requested !== undefined && requested !== policy.serverId) {
-    throw new AppError('forbidden', { message: `This API key may send only through server ${policy.serverId}.`, details: [{ field: 'serverId', message: 'not the server of this API key' }] });
+    throw new AppError('forbidden', {
+      message: `This API key may send only through server ${policy.serverId}.`,
+      details: [{ field: 'serverId', message: 'not the server of this API key' }],
+    });
   }
   return policy.serverId;
 }

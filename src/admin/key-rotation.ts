@@ -1,5 +1,11 @@
 import type { Keyring } from '../crypto/keyring.js';
-import { assertAllKeysPresent, MissingEncryptionKeyError, rotateKeys, type RotateOptions, type RotationResult } from '../crypto/rotation.js';
+import {
+  assertAllKeysPresent,
+  MissingEncryptionKeyError,
+  rotateKeys,
+  type RotateOptions,
+  type RotationResult,
+} from '../crypto/rotation.js';
 import type { Documents, StoreLifecycle } from '../store/store.js';
 import type { Actor, AuditRecorder } from './types.js';
 
@@ -19,7 +25,11 @@ export async function rotateEncryptionKeys(
     await assertAllKeysPresent(store, keyring);
   } catch (err) {
     if (err instanceof MissingEncryptionKeyError) {
-      await audit.record({ ...base, outcome: 'failure', detail: { reason: 'missing_keys', missingKeyIds: err.missing.map((m) => m.keyId) } });
+      await audit.record({
+        ...base,
+        outcome: 'failure',
+        detail: { reason: 'missing_keys', missingKeyIds: err.missing.map((m) => m.keyId) },
+      });
     }
     throw err;
   }
@@ -30,7 +40,11 @@ export async function rotateEncryptionKeys(
     await store.compact();
   } catch (err) {
     await audit
-      .record({ ...base, outcome: 'failure', detail: { activeKeyId: keyring.activeKeyId, error: (err as Error).message.slice(0, 300) } })
+      .record({
+        ...base,
+        outcome: 'failure',
+        detail: { activeKeyId: keyring.activeKeyId, error: (err as Error).message.slice(0, 300) },
+      })
       .catch(() => undefined);
     throw err;
   }

@@ -43,7 +43,8 @@ interface Spacing {
 
 function msBeforeNext(rejection: unknown): number {
   // rate-limiter-flexible rejects with a RateLimiterRes for "limit reached"; an Error is a store failure.
-  if (rejection instanceof Error || typeof (rejection as { msBeforeNext?: unknown }).msBeforeNext !== 'number') throw rejection;
+  if (rejection instanceof Error || typeof (rejection as { msBeforeNext?: unknown }).msBeforeNext !== 'number')
+    throw rejection;
   return (rejection as { msBeforeNext: number }).msBeforeNext;
 }
 
@@ -57,12 +58,28 @@ export class LoginGuard {
     store: SessionsAndLimits,
     private readonly users: UserService,
   ) {
-    const failures = (keyPrefix: string) => store.createRateLimiter({ keyPrefix, points: 1_000_000, durationSec: LOGIN_LIMITS.failureWindowSec });
-    const turn = (keyPrefix: string) => store.createRateLimiter({ keyPrefix, points: 1, durationSec: LOGIN_LIMITS.maxWaitSec });
-    this.#perIp = store.createRateLimiter({ keyPrefix: 'login_ip', points: LOGIN_LIMITS.perIp.attempts, durationSec: LOGIN_LIMITS.perIp.windowSec });
+    const failures = (keyPrefix: string) =>
+      store.createRateLimiter({ keyPrefix, points: 1_000_000, durationSec: LOGIN_LIMITS.failureWindowSec });
+    const turn = (keyPrefix: string) =>
+      store.createRateLimiter({ keyPrefix, points: 1, durationSec: LOGIN_LIMITS.maxWaitSec });
+    this.#perIp = store.createRateLimiter({
+      keyPrefix: 'login_ip',
+      points: LOGIN_LIMITS.perIp.attempts,
+      durationSec: LOGIN_LIMITS.perIp.windowSec,
+    });
     this.#spacings = {
-      fromIp: { limit: 'address', failures: failures('login_account_ip_failures'), turn: turn('login_account_ip_turn'), free: LOGIN_LIMITS.perAccountFromIp.freeFailures },
-      account: { limit: 'account', failures: failures('login_account_failures'), turn: turn('login_account_turn'), free: LOGIN_LIMITS.perAccount.freeFailures },
+      fromIp: {
+        limit: 'address',
+        failures: failures('login_account_ip_failures'),
+        turn: turn('login_account_ip_turn'),
+        free: LOGIN_LIMITS.perAccountFromIp.freeFailures,
+      },
+      account: {
+        limit: 'account',
+        failures: failures('login_account_failures'),
+        turn: turn('login_account_turn'),
+        free: LOGIN_LIMITS.perAccount.freeFailures,
+      },
     };
   }
 
@@ -110,7 +127,10 @@ export class LoginGuard {
     // The owner proved the password: their account's failures are forgotten and the address gets its attempt back.
     await Promise.all([
       this.#perIp.reward(ip, 1),
-      ...(['fromIp', 'account'] as const).flatMap((name) => [this.#spacings[name].failures.delete(keys[name]), this.#spacings[name].turn.delete(keys[name])]),
+      ...(['fromIp', 'account'] as const).flatMap((name) => [
+        this.#spacings[name].failures.delete(keys[name]),
+        this.#spacings[name].turn.delete(keys[name]),
+      ]),
     ]);
     return { outcome: 'ok', user };
   }

@@ -24,7 +24,13 @@ export class SessionGeneration {
   /** Raises the generation (audited, whichever door it came through); returns the new value. */
   async revokeAll(actor: Actor, ip?: string): Promise<number> {
     const generation = await this.#raise();
-    await this.audit.record({ actor, action: 'sessions.revoke_all', outcome: 'success', ...(ip ? { ip } : {}), detail: { generation } });
+    await this.audit.record({
+      actor,
+      action: 'sessions.revoke_all',
+      outcome: 'success',
+      ...(ip ? { ip } : {}),
+      detail: { generation },
+    });
     return generation;
   }
 

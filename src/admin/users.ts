@@ -39,12 +39,21 @@ export function normalizeEmail(email: string): string {
 }
 
 function toUser(record: UserRecord): User {
-  return { id: record.email, email: record.email, role: record.role, createdAt: record.createdAt, disabled: record.disabled === true, sessionEpoch: record.sessionEpoch ?? 0 };
+  return {
+    id: record.email,
+    email: record.email,
+    role: record.role,
+    createdAt: record.createdAt,
+    disabled: record.disabled === true,
+    sessionEpoch: record.sessionEpoch ?? 0,
+  };
 }
 
 function checkPasswordLength(password: string): void {
   if (password.length < MIN_PASSWORD_LENGTH) {
-    throw new AppError('validation_failed', { details: [{ field: 'password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }] });
+    throw new AppError('validation_failed', {
+      details: [{ field: 'password', message: `must be at least ${MIN_PASSWORD_LENGTH} characters` }],
+    });
   }
 }
 
@@ -70,7 +79,8 @@ export class UserService {
     try {
       await this.store.put(USERS, email, record, { ifVersion: 0 });
     } catch (err) {
-      if (err instanceof VersionConflictError) throw new AppError('already_exists', { message: `A user with the email ${email} already exists.` });
+      if (err instanceof VersionConflictError)
+        throw new AppError('already_exists', { message: `A user with the email ${email} already exists.` });
       throw err;
     }
     return toUser(record);
@@ -94,10 +104,16 @@ export class UserService {
       const target = await this.get(id);
       const otherSysadmins = (await this.list()).filter((u) => u.role === 'sysadmin' && !u.disabled && u.id !== id);
       if (target?.role === 'sysadmin' && !target.disabled && otherSysadmins.length === 0) {
-        throw new AppError('conflict', { message: 'This is the last enabled sysadmin; enable or create another one first.' });
+        throw new AppError('conflict', {
+          message: 'This is the last enabled sysadmin; enable or create another one first.',
+        });
       }
     }
-    return this.#update(id, (record) => ({ ...record, disabled, sessionEpoch: (record.sessionEpoch ?? 0) + (disabled ? 1 : 0) }));
+    return this.#update(id, (record) => ({
+      ...record,
+      disabled,
+      sessionEpoch: (record.sessionEpoch ?? 0) + (disabled ? 1 : 0),
+    }));
   }
 
   async #update(id: string, change: (record: UserRecord) => UserRecord): Promise<User> {

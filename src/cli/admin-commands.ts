@@ -11,9 +11,12 @@ import { CliError, EXIT, type CliCommand, type CliIO } from './types.js';
 
 /** Accounts, API keys, sessions and the audit export from the command line. Every change is audited as `cli:<os user>`. */
 
-
 /** Every option of these commands takes a string value. */
-export function parse(args: string[], names: string[], usage: string): { values: Record<string, string | undefined>; positionals: string[] } {
+export function parse(
+  args: string[],
+  names: string[],
+  usage: string,
+): { values: Record<string, string | undefined>; positionals: string[] } {
   const options = Object.fromEntries(names.map((n) => [n, { type: 'string' as const }]));
   try {
     const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
@@ -26,7 +29,11 @@ export function parse(args: string[], names: string[], usage: string): { values:
 /** Reads a line from the terminal without echoing it. */
 export async function promptHidden(io: CliIO, question: string): Promise<string> {
   const stdin = process.stdin;
-  if (!stdin.isTTY) throw new CliError('no terminal to ask for the password: set MAILGATE_ADMIN_PASSWORD in the environment', EXIT.unusable);
+  if (!stdin.isTTY)
+    throw new CliError(
+      'no terminal to ask for the password: set MAILGATE_ADMIN_PASSWORD in the environment',
+      EXIT.unusable,
+    );
   io.stderr.write(question);
   stdin.setRawMode(true);
   stdin.resume();
@@ -73,9 +80,14 @@ async function promptLine(io: CliIO, question: string): Promise<string> {
 const createAdmin: CliCommand = {
   name: 'create-admin',
   summary: 'create an admin account (asks for the password, or reads MAILGATE_ADMIN_PASSWORD)',
-  usage: 'mailgate create-admin [--email <address>] [--role sysadmin|admin]\nThe password is never taken from the command line: it is asked for without echo, or read from MAILGATE_ADMIN_PASSWORD.',
+  usage:
+    'mailgate create-admin [--email <address>] [--role sysadmin|admin]\nThe password is never taken from the command line: it is asked for without echo, or read from MAILGATE_ADMIN_PASSWORD.',
   async run(args, io) {
-    const { values } = parse(args, ['email', 'role'], 'mailgate create-admin [--email <address>] [--role sysadmin|admin]');
+    const { values } = parse(
+      args,
+      ['email', 'role'],
+      'mailgate create-admin [--email <address>] [--role sysadmin|admin]',
+    );
     const role = values.role ?? 'sysadmin';
     if (role !== 'sysadmin' && role !== 'admin') throw new CliError('--role must be sysadmin or admin', EXIT.unusable);
     const email = values.email ?? io.env.MAILGATE_ADMIN_EMAIL ?? (await promptLine(io, 'Email: '));
@@ -83,15 +95,26 @@ const createAdmin: CliCommand = {
     let password = io.env.MAILGATE_ADMIN_PASSWORD;
     if (!password) {
       password = await promptHidden(io, `Password (at least ${MIN_PASSWORD_LENGTH} characters): `);
-      if ((await promptHidden(io, 'Repeat the password: ')) !== password) throw new CliError('the passwords differ; nothing was created', EXIT.failed);
+      if ((await promptHidden(io, 'Repeat the password: ')) !== password)
+        throw new CliError('the passwords differ; nothing was created', EXIT.failed);
     }
-    if (password.length < MIN_PASSWORD_LENGTH) throw new CliError(`the password must be at least ${MIN_PASSWORD_LENGTH} characters; nothing was created`, EXIT.failed);
+    if (password.length < MIN_PASSWORD_LENGTH)
+      throw new CliError(
+        `the password must be at least ${MIN_PASSWORD_LENGTH} characters; nothing was created`,
+        EXIT.failed,
+      );
     const pw = password;
     // The config demands MAILGATE_ADMIN_EMAIL and _PASSWORD together; this command takes either alone.
     const { MAILGATE_ADMIN_EMAIL: _e, MAILGATE_ADMIN_PASSWORD: _p, ...env } = io.env;
     return withCliContext({ ...io, env }, async ({ store }) => {
       const user = await new UserService(store).create({ email, password: pw, role });
-      await new AuditLog(store).record({ actor: cliActor(), action: 'user.create', target: `user:${user.email}`, outcome: 'success', detail: { role: user.role } });
+      await new AuditLog(store).record({
+        actor: cliActor(),
+        action: 'user.create',
+        target: `user:${user.email}`,
+        outcome: 'success',
+        detail: { role: user.role },
+      });
       io.stdout.write(`Created ${user.role} ${user.email}. Log in at /login.\n`);
       return EXIT.ok;
     });
@@ -113,12 +136,18 @@ const apiKeysCreate: CliCommand = {
     const { values } = parse(args, ['name', 'scopes'], this.usage!);
     const name = values.name?.trim();
     if (!name || name.length > 100) throw new CliError('--name is required (at most 100 characters)', EXIT.unusable);
-    const scopes = String(values.scopes ?? '').split(',').map((s) => s.trim()).filter(Boolean);
-    if (scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s as ApiScope))) throw new CliError('--scopes must list send and/or admin, e.g. --scopes send', EXIT.unusable);
+    const scopes = String(values.scopes ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+    if (scopes.length === 0 || scopes.some((s) => !SCOPES.includes(s as ApiScope)))
+      throw new CliError('--scopes must list send and/or admin, e.g. --scopes send', EXIT.unusable);
     return withCliContext(io, async ({ store }) => {
       const actor = cliActor();
       const created = await apiKeysOf(store).create({ name, scopes: scopes as ApiScope[], actor });
-      io.stderr.write(`Created API key ${created.id} (${created.scopes.join(', ')}). It is shown only once; store it now:\n`);
+      io.stderr.write(
+        `Created API key ${created.id} (${created.scopes.join(', ')}). It is shown only once; store it now:\n`,
+      );
       io.stdout.write(`${created.key}\n`);
       return EXIT.ok;
     });
@@ -133,7 +162,15 @@ const apiKeysList: CliCommand = {
     parse(args, [], this.usage!);
     return withCliContext(io, async ({ store }) => {
       const keys = await apiKeysOf(store).list();
-      const rows = keys.map((k) => [k.id, k.name, `${k.prefix}…`, k.scopes.join(','), k.status + (k.status === 'expiring' ? ` until ${k.expiresAt}` : ''), k.createdAt, k.lastUsedAt ?? 'never']);
+      const rows = keys.map((k) => [
+        k.id,
+        k.name,
+        `${k.prefix}…`,
+        k.scopes.join(','),
+        k.status + (k.status === 'expiring' ? ` until ${k.expiresAt}` : ''),
+        k.createdAt,
+        k.lastUsedAt ?? 'never',
+      ]);
       io.stdout.write(formatTable(['ID', 'NAME', 'KEY', 'SCOPES', 'STATUS', 'CREATED', 'LAST USED'], rows));
       return EXIT.ok;
     });
@@ -166,11 +203,14 @@ const apiKeysRotate: CliCommand = {
     const id = positionals[0];
     if (!id || positionals.length > 1) throw new CliError(`usage: ${this.usage}`, EXIT.unusable);
     const hours = Number(values['grace-hours'] ?? '24');
-    if (!Number.isInteger(hours) || hours < 0 || hours > 720) throw new CliError('--grace-hours must be a whole number from 0 to 720', EXIT.unusable);
+    if (!Number.isInteger(hours) || hours < 0 || hours > 720)
+      throw new CliError('--grace-hours must be a whole number from 0 to 720', EXIT.unusable);
     return withCliContext(io, async ({ store }) => {
       const actor = cliActor();
       const { successor, previous } = await apiKeysOf(store).rotate(id, hours * 3600, actor);
-      io.stderr.write(`Created ${successor.id} to replace ${id}, which stops at ${previous.expiresAt}. The new key is shown only once; store it now:\n`);
+      io.stderr.write(
+        `Created ${successor.id} to replace ${id}, which stops at ${previous.expiresAt}. The new key is shown only once; store it now:\n`,
+      );
       io.stdout.write(`${successor.key}\n`);
       return EXIT.ok;
     });
@@ -199,7 +239,8 @@ const auditExport: CliCommand = {
     const { values } = parse(args, ['since'], this.usage!);
     const sinceText = values.since;
     const since = sinceText && /^\d{4}-\d{2}-\d{2}/.test(sinceText) ? new Date(sinceText) : null;
-    if (!since || Number.isNaN(since.getTime())) throw new CliError(`--since needs an ISO date\nusage: ${this.usage}`, EXIT.unusable);
+    if (!since || Number.isNaN(since.getTime()))
+      throw new CliError(`--since needs an ISO date\nusage: ${this.usage}`, EXIT.unusable);
     return withCliContext(io, async ({ store }) => {
       let count = 0;
       for await (const entry of new AuditLog(store).exportSince(since)) {
@@ -212,4 +253,12 @@ const auditExport: CliCommand = {
   },
 };
 
-export const adminCommands: CliCommand[] = [createAdmin, apiKeysCreate, apiKeysList, apiKeysRevoke, apiKeysRotate, sessionsRevokeAll, auditExport];
+export const adminCommands: CliCommand[] = [
+  createAdmin,
+  apiKeysCreate,
+  apiKeysList,
+  apiKeysRevoke,
+  apiKeysRotate,
+  sessionsRevokeAll,
+  auditExport,
+];

@@ -5,9 +5,4 @@ import type { CliCommand } from './types.js';
 import { usersCommands } from './users.js';
 
 /** Every CLI command. Add a group with one line: `...myCommands,` (see src/cli/types.ts). */
-export const COMMANDS: readonly CliCommand[] = [
-  ...keysCommands,
-  ...adminCommands,
-  ...usersCommands,
-  ...tokensCommands,
-];
+export const COMMANDS: readonly CliCommand[] = [...keysCommands, ...adminCommands, ...usersCommands, ...tokensCommands];

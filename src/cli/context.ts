@@ -48,14 +48,20 @@ export async function openCliContext(io: CliIO): Promise<CliContext> {
   }
   if (!config.REDIS_URL && !existsSync(config.MAILGATE_DATA_DIR)) {
     // Opening the file store would create an empty one; a typo in MAILGATE_DATA_DIR should not look like success.
-    throw new CliError(`There is no mailgate data folder at ${config.MAILGATE_DATA_DIR} (set MAILGATE_DATA_DIR, or REDIS_URL for Redis).`, EXIT.unusable);
+    throw new CliError(
+      `There is no mailgate data folder at ${config.MAILGATE_DATA_DIR} (set MAILGATE_DATA_DIR, or REDIS_URL for Redis).`,
+      EXIT.unusable,
+    );
   }
   let store: Store;
   try {
     store = await openStore(config);
   } catch (err) {
     const where = config.REDIS_URL ? 'Redis (REDIS_URL)' : `the data folder ${config.MAILGATE_DATA_DIR}`;
-    throw new CliError(`Cannot open the store in ${where}: ${(err as Error).message}\nNothing was changed.`, EXIT.unusable);
+    throw new CliError(
+      `Cannot open the store in ${where}: ${(err as Error).message}\nNothing was changed.`,
+      EXIT.unusable,
+    );
   }
   return { config, store, keyring, keySource };
 }

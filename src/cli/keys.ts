@@ -32,7 +32,8 @@ function usageTable(perKey: Record<string, number>, keyring: Keyring | null): st
 const status: CliCommand = {
   name: 'keys status',
   summary: 'show how many stored values each encryption key protects',
-  usage: 'mailgate keys status\n\nCounts the sealed values per key id in the sealed fields of the store. A key that protects 0 values can be removed.',
+  usage:
+    'mailgate keys status\n\nCounts the sealed values per key id in the sealed fields of the store. A key that protects 0 values can be removed.',
   async run(_args, io) {
     return withCliContext(io, async (ctx) => {
       const usage = await keyUsage(ctx.store, ctx.keyring ?? emptyKeyring());
@@ -47,7 +48,12 @@ const status: CliCommand = {
 
 /** A keyring stand-in for a store with no keys configured at all: counts still work, nothing opens. */
 function emptyKeyring(): Keyring {
-  return { keyIds: [], has: () => false, activeKeyId: '', sealedFields: new SealedFields(SEALED_FIELDS) } as unknown as Keyring;
+  return {
+    keyIds: [],
+    has: () => false,
+    activeKeyId: '',
+    sealedFields: new SealedFields(SEALED_FIELDS),
+  } as unknown as Keyring;
 }
 
 /** Progress on a terminal: a bar with count, rate and time left. Elsewhere: a plain line every few seconds. */
@@ -116,16 +122,21 @@ const rotate: CliCommand = {
 
       const controller = new AbortController();
       const stopListening = io.onInterrupt(() => {
-        if (!controller.signal.aborted) io.stderr.write('\nStopping after the documents in progress (Ctrl-C again to quit at once)…\n');
+        if (!controller.signal.aborted)
+          io.stderr.write('\nStopping after the documents in progress (Ctrl-C again to quit at once)…\n');
         controller.abort();
       });
       const progress = progressReporter(io);
       let result;
       try {
-        result = await rotateEncryptionKeys({ store: ctx.store, keyring, audit }, actor, { signal: controller.signal, onProgress: (p) => progress.update(p) });
+        result = await rotateEncryptionKeys({ store: ctx.store, keyring, audit }, actor, {
+          signal: controller.signal,
+          onProgress: (p) => progress.update(p),
+        });
       } catch (err) {
         progress.stop();
-        if (err instanceof MissingEncryptionKeyError) throw new CliError(`${err.message}\nNothing was changed.`, EXIT.failed);
+        if (err instanceof MissingEncryptionKeyError)
+          throw new CliError(`${err.message}\nNothing was changed.`, EXIT.failed);
         throw new CliError(
           `Rotation stopped: ${(err as Error).message}\nEvery document is either fully re-sealed or untouched; run keys rotate again to continue.`,
           EXIT.failed,
@@ -142,7 +153,9 @@ const rotate: CliCommand = {
       );
       io.stdout.write(usageTable(result.perKeyAfter, keyring));
       if (result.failures.length > 0) {
-        io.stdout.write(`\n${result.failures.length} value(s) could not be opened for their record and were left as they are:\n`);
+        io.stdout.write(
+          `\n${result.failures.length} value(s) could not be opened for their record and were left as they are:\n`,
+        );
         for (const f of result.failures.slice(0, 20)) io.stdout.write(`  - ${f.location}\n`);
       }
       if (result.aborted) {
@@ -153,6 +166,5 @@ const rotate: CliCommand = {
     });
   },
 };
-
 
 export const keysCommands: readonly CliCommand[] = [status, rotate];

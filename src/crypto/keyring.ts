@@ -69,26 +69,35 @@ export class Keyring {
 
   seal(plaintext: string, ctx: SealContext): string {
     // A value outside the registered fields would be invisible to key usage and rotation.
-    if (!this.sealedFields.covers(ctx)) throw new Error(`${ctx.collection}#${ctx.field} is not a registered sealed field (SEALED_FIELDS)`);
+    if (!this.sealedFields.covers(ctx))
+      throw new Error(`${ctx.collection}#${ctx.field} is not a registered sealed field (SEALED_FIELDS)`);
     const key = this.#keys.get(this.activeKeyId)!;
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(associatedData(this.activeKeyId, ctx));
     const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     const tag = cipher.getAuthTag();
-    return [SEALED_PREFIX, this.activeKeyId, iv.toString('base64url'), ciphertext.toString('base64url'), tag.toString('base64url')].join('.');
+    return [
+      SEALED_PREFIX,
+      this.activeKeyId,
+      iv.toString('base64url'),
+      ciphertext.toString('base64url'),
+      tag.toString('base64url'),
+    ].join('.');
   }
 
   open(sealed: string, ctx: SealContext): string {
     const parts = sealed.split('.');
-    if (parts.length !== 5 || parts[0] !== SEALED_PREFIX) throw cryptoError(ctx, 'the value is not in the sealed format');
+    if (parts.length !== 5 || parts[0] !== SEALED_PREFIX)
+      throw cryptoError(ctx, 'the value is not in the sealed format');
     const [, kid = '', ivText = '', ctText = '', tagText = ''] = parts;
     const key = this.#keys.get(kid);
     if (!key) throw cryptoError(ctx, `it was sealed with key "${kid}", which is not in MAILGATE_ENCRYPTION_KEYS`);
     const iv = Buffer.from(ivText, 'base64url');
     const tag = Buffer.from(tagText, 'base64url');
     // GCM accepts truncated tags unless told otherwise; a short tag would weaken authentication.
-    if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw cryptoError(ctx, 'the IV or tag has the wrong length');
+    if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES)
+      throw cryptoError(ctx, 'the IV or tag has the wrong length');
     try {
       const decipher = createDecipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
       decipher.setAAD(associatedData(kid, ctx));

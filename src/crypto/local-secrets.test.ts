@@ -32,8 +32,14 @@ describe('local secrets of the embedded default', () => {
     expect(second.encryptionKeys[0]!.key.equals(first.encryptionKeys[0]!.key)).toBe(true);
     expect(second.sessionSecrets).toEqual(first.sessionSecrets);
     // A value sealed after the first start opens after the second.
-    const sealed = new Keyring(first.encryptionKeys).seal('pw', { collection: 'smtp_servers', id: '1', field: 'password' });
-    expect(new Keyring(second.encryptionKeys).open(sealed, { collection: 'smtp_servers', id: '1', field: 'password' })).toBe('pw');
+    const sealed = new Keyring(first.encryptionKeys).seal('pw', {
+      collection: 'smtp_servers',
+      id: '1',
+      field: 'password',
+    });
+    expect(
+      new Keyring(second.encryptionKeys).open(sealed, { collection: 'smtp_servers', id: '1', field: 'password' }),
+    ).toBe('pw');
   });
 
   it('syncs the new key file before it takes its name, and the folder after', async () => {
@@ -74,8 +80,12 @@ describe('local secrets of the embedded default', () => {
 
   it('refuses a damaged file with a message naming it, and never overwrites it', async () => {
     const file = path.join(root, 'secrets.json');
-    await writeFile(file, JSON.stringify({ encryptionKeys: [{ id: 'k1', key: 'c2hvcnQ=' }], sessionSecrets: [] }), { mode: 0o600 });
-    await expect(loadOrCreateLocalSecrets(root)).rejects.toThrow(new RegExp(`${file}.*\\n.*k1.*5 bytes[\\s\\S]*sessionSecrets`));
+    await writeFile(file, JSON.stringify({ encryptionKeys: [{ id: 'k1', key: 'c2hvcnQ=' }], sessionSecrets: [] }), {
+      mode: 0o600,
+    });
+    await expect(loadOrCreateLocalSecrets(root)).rejects.toThrow(
+      new RegExp(`${file}.*\\n.*k1.*5 bytes[\\s\\S]*sessionSecrets`),
+    );
     await writeFile(file, '{not json');
     await expect(loadOrCreateLocalSecrets(root)).rejects.toThrow(/not valid JSON/);
     expect(await readFile(file, 'utf8')).toBe('{not json');
@@ -93,14 +103,22 @@ describe('resolveSecrets', () => {
 
   it('uses the environment when both are set and writes no file', async () => {
     const keys = [{ id: 'env1', key: Buffer.alloc(32, 1) }];
-    const resolved = await resolveSecrets({ MAILGATE_DATA_DIR: root, encryptionKeys: keys, sessionSecrets: ['s'.repeat(32)] });
+    const resolved = await resolveSecrets({
+      MAILGATE_DATA_DIR: root,
+      encryptionKeys: keys,
+      sessionSecrets: ['s'.repeat(32)],
+    });
     expect(resolved.local).toBeNull();
     expect(resolved.encryptionKeys[0]!.id).toBe('env1');
     expect(await readLocalSecrets(root)).toBeNull();
   });
 
   it('falls back to the file for what the environment lacks', async () => {
-    const resolved = await resolveSecrets({ MAILGATE_DATA_DIR: root, encryptionKeys: undefined, sessionSecrets: ['s'.repeat(32)] });
+    const resolved = await resolveSecrets({
+      MAILGATE_DATA_DIR: root,
+      encryptionKeys: undefined,
+      sessionSecrets: ['s'.repeat(32)],
+    });
     expect(resolved.local?.created).toBe(true);
     expect(resolved.encryptionKeys[0]!.id).toBe('local1');
     expect(resolved.sessionSecrets).toEqual(['s'.repeat(32)]);

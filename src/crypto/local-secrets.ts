@@ -47,24 +47,32 @@ function parse(file: string, text: string): Omit<LocalSecrets, 'path' | 'created
   try {
     raw = JSON.parse(text) as Partial<SecretsFile>;
   } catch {
-    throw new Error(`The secrets file ${file} is not valid JSON. Restore it from a backup; values sealed with its keys cannot be opened without it.`);
+    throw new Error(
+      `The secrets file ${file} is not valid JSON. Restore it from a backup; values sealed with its keys cannot be opened without it.`,
+    );
   }
   const encryptionKeys: EncryptionKey[] = [];
   const seen = new Set<string>();
   for (const [i, entry] of (Array.isArray(raw.encryptionKeys) ? raw.encryptionKeys : []).entries()) {
     const key = typeof entry?.key === 'string' ? Buffer.from(entry.key, 'base64') : Buffer.alloc(0);
-    if (typeof entry?.id !== 'string' || !KEY_ID.test(entry.id)) problems.push(`encryptionKeys[${i}]: id must be 1-32 of A-Z a-z 0-9 _ -`);
+    if (typeof entry?.id !== 'string' || !KEY_ID.test(entry.id))
+      problems.push(`encryptionKeys[${i}]: id must be 1-32 of A-Z a-z 0-9 _ -`);
     else if (seen.has(entry.id)) problems.push(`encryptionKeys[${i}]: id "${entry.id}" appears more than once`);
-    else if (key.length !== 32) problems.push(`encryptionKeys[${i}] (${entry.id}): key is ${key.length} bytes, expected 32 in base64`);
+    else if (key.length !== 32)
+      problems.push(`encryptionKeys[${i}] (${entry.id}): key is ${key.length} bytes, expected 32 in base64`);
     else {
       seen.add(entry.id);
       encryptionKeys.push({ id: entry.id, key });
     }
   }
   if (encryptionKeys.length === 0 && problems.length === 0) problems.push('encryptionKeys: no key');
-  const sessionSecrets = Array.isArray(raw.sessionSecrets) ? raw.sessionSecrets.filter((s): s is string => typeof s === 'string' && s.length >= 32) : [];
-  if (sessionSecrets.length === 0) problems.push('sessionSecrets: expected at least one secret of 32 or more characters');
-  if (problems.length > 0) throw new Error(`The secrets file ${file} is not usable:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  const sessionSecrets = Array.isArray(raw.sessionSecrets)
+    ? raw.sessionSecrets.filter((s): s is string => typeof s === 'string' && s.length >= 32)
+    : [];
+  if (sessionSecrets.length === 0)
+    problems.push('sessionSecrets: expected at least one secret of 32 or more characters');
+  if (problems.length > 0)
+    throw new Error(`The secrets file ${file} is not usable:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   return { encryptionKeys, sessionSecrets };
 }
 

@@ -17,7 +17,13 @@ describe('password hashing (scrypt N=2^17, r=8, p=1)', () => {
   });
 
   it('answers false, never throws, for a damaged or foreign stored hash', async () => {
-    for (const stored of ['', 'plain', '$2b$12$abcdefghijklmnopqrstuv', 'scrypt$17$8$1$c2FsdA$', 'scrypt$99$8$1$c2FsdHNhbHRzYWx0$' + 'A'.repeat(43)]) {
+    for (const stored of [
+      '',
+      'plain',
+      '$2b$12$abcdefghijklmnopqrstuv',
+      'scrypt$17$8$1$c2FsdA$',
+      'scrypt$99$8$1$c2FsdHNhbHRzYWx0$' + 'A'.repeat(43),
+    ]) {
       expect(await verifyPassword('whatever-password', stored)).toBe(false);
     }
   });

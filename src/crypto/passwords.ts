@@ -58,7 +58,8 @@ export async function verifyPassword(password: string, stored: string): Promise<
 const DUMMY_HASH = 'scrypt$17$8$1$9311sHkrCLAkGEVIbMMlPw$7OIdHgdzbgY6RjIoDZosrylM-JNKfdIVx0PLoUmfNOY';
 
 export function createDummyVerifier(params: ScryptParams = DEFAULT_SCRYPT): (password: string) => Promise<false> {
-  const isDefault = params.log2N === DEFAULT_SCRYPT.log2N && params.r === DEFAULT_SCRYPT.r && params.p === DEFAULT_SCRYPT.p;
+  const isDefault =
+    params.log2N === DEFAULT_SCRYPT.log2N && params.r === DEFAULT_SCRYPT.r && params.p === DEFAULT_SCRYPT.p;
   let dummy: Promise<string> | undefined = isDefault ? Promise.resolve(DUMMY_HASH) : undefined;
   return async (password) => {
     dummy ??= hashPassword(randomBytes(24).toString('base64url'), params);

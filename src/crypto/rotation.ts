@@ -100,7 +100,10 @@ export async function keyUsage(store: Documents, keyring: Keyring): Promise<KeyU
 
 export class MissingEncryptionKeyError extends Error {
   constructor(readonly missing: { keyId: string; values: number; example: string }[]) {
-    const lines = missing.map((m) => `  - key "${m.keyId}" protects ${m.values} stored value${m.values === 1 ? '' : 's'} (for example ${m.example})`);
+    const lines = missing.map(
+      (m) =>
+        `  - key "${m.keyId}" protects ${m.values} stored value${m.values === 1 ? '' : 's'} (for example ${m.example})`,
+    );
     super(
       `Stored values need encryption keys that are not configured:\n${lines.join('\n')}\n` +
         'Add each key back to MAILGATE_ENCRYPTION_KEYS (after the active key is fine), start mailgate, run ' +
@@ -122,7 +125,11 @@ export async function assertAllKeysPresent(store: Documents, keyring: Keyring): 
 
 const MAX_CAS_RETRIES = 20;
 
-export async function rotateKeys(store: Documents, keyring: Keyring, options: RotateOptions = {}): Promise<RotationResult> {
+export async function rotateKeys(
+  store: Documents,
+  keyring: Keyring,
+  options: RotateOptions = {},
+): Promise<RotationResult> {
   const started = Date.now();
   const active = keyring.activeKeyId;
   const failures: RotationFailure[] = [];
@@ -216,5 +223,14 @@ export async function rotateKeys(store: Documents, keyring: Keyring, options: Ro
   if (fatal) throw (fatal as { error: unknown }).error;
 
   const after = await keyUsage(store, keyring);
-  return { scanned, resealed, documentsWritten, conflictsRetried, failures, perKeyAfter: after.perKey, aborted, durationMs: Date.now() - started };
+  return {
+    scanned,
+    resealed,
+    documentsWritten,
+    conflictsRetried,
+    failures,
+    perKeyAfter: after.perKey,
+    aborted,
+    durationMs: Date.now() - started,
+  };
 }

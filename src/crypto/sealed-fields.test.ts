@@ -32,7 +32,9 @@ describe('SealedFields', () => {
     fields.forEach('integrations', doc, (_sealed, field) => seen.push(field));
     expect(seen).toEqual(['secrets.0.value', 'secrets.1.value']);
 
-    const mapped = fields.map('integrations', doc, (sealed, field) => (field === 'secrets.1.value' ? `new:${sealed}` : sealed)) as typeof doc;
+    const mapped = fields.map('integrations', doc, (sealed, field) =>
+      field === 'secrets.1.value' ? `new:${sealed}` : sealed,
+    ) as typeof doc;
     expect(mapped.secrets[1]).toEqual({ value: `new:${sealedB}` });
     expect(mapped.secrets[0]).toBe(doc.secrets[0]);
     expect(mapped.untouched).toBe(doc.untouched);
@@ -40,11 +42,17 @@ describe('SealedFields', () => {
     expect(doc.secrets[1]!.value).toBe(sealedB);
     expect(fields.map('integrations', doc, (sealed) => sealed)).toBe(doc);
     // Other collections are never read, whatever they hold.
-    expect(fields.map('messages', { secrets: [{ value: sealedA }] }, () => 'changed')).toEqual({ secrets: [{ value: sealedA }] });
+    expect(fields.map('messages', { secrets: [{ value: sealedA }] }, () => 'changed')).toEqual({
+      secrets: [{ value: sealedA }],
+    });
   });
 
   it('a keyring refuses to seal for a field that is not registered', () => {
-    expect(() => ring.seal('x', { collection: 'messages', id: 'm', field: 'text' })).toThrow(/messages#text is not a registered sealed field/);
-    expect(() => new Keyring([{ id: 'k1', key: randomBytes(32) }]).seal('x', { collection: 'things', id: 't', field: 'secret' })).toThrow(/not a registered sealed field/);
+    expect(() => ring.seal('x', { collection: 'messages', id: 'm', field: 'text' })).toThrow(
+      /messages#text is not a registered sealed field/,
+    );
+    expect(() =>
+      new Keyring([{ id: 'k1', key: randomBytes(32) }]).seal('x', { collection: 'things', id: 't', field: 'secret' }),
+    ).toThrow(/not a registered sealed field/);
   });
 });

@@ -65,7 +65,8 @@ export class SealedFields {
   constructor(fields: readonly SealedField[]) {
     for (const { collection, path } of fields) {
       const segments = path.split('.');
-      if (collection === '' || segments.some((s) => s === '')) throw new Error(`bad sealed field ${collection}#${path}`);
+      if (collection === '' || segments.some((s) => s === ''))
+        throw new Error(`bad sealed field ${collection}#${path}`);
       const list = this.#byCollection.get(collection) ?? [];
       list.push(segments);
       this.#byCollection.set(collection, list);

@@ -12,6 +12,7 @@ export function isSealed(value: unknown): value is string {
 /** The key id a sealed value was written with (no key needed). */
 export function sealedKeyId(sealed: string): string {
   const parts = sealed.split('.');
-  if (parts.length !== 5 || parts[0] !== SEALED_PREFIX || !parts[1]) throw new AppError('crypto_failed', { message: 'not a sealed value' });
+  if (parts.length !== 5 || parts[0] !== SEALED_PREFIX || !parts[1])
+    throw new AppError('crypto_failed', { message: 'not a sealed value' });
   return parts[1];
 }

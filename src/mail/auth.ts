@@ -62,9 +62,16 @@ export function pickSmtpAuth(server: AuthSettings, grant: OAuthGrant | null): Sm
       return { type: 'basic', user: server.username, pass: server.password };
     }
     case 'oauth2': {
-      if (!grant) return { problem: 'not_authorized', message: 'This server uses OAuth 2.0 but no mailbox is authorized yet: press Authorize.' };
+      if (!grant)
+        return {
+          problem: 'not_authorized',
+          message: 'This server uses OAuth 2.0 but no mailbox is authorized yet: press Authorize.',
+        };
       if (grant.status !== 'active') {
-        return { problem: 'needs_reauth', message: 'The OAuth 2.0 authorization of this server is no longer valid: press Re-authorize.' };
+        return {
+          problem: 'needs_reauth',
+          message: 'The OAuth 2.0 authorization of this server is no longer valid: press Re-authorize.',
+        };
       }
       const user = server.username || grant.mailbox;
       const auth: SmtpAuth = { type: 'OAuth2', user, grantId: grant.grantId };

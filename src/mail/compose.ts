@@ -31,10 +31,15 @@ export function addressProblem(address: string): string | null {
   const local = address.slice(0, at);
   const domain = address.slice(at + 1);
   if (local.length > 64) return 'has a local part longer than 64 characters';
-  if (!LOCAL_PART.test(local)) return 'has characters not allowed before the @ (use letters, digits and !#$%&\'*+/=?^_`{|}~.- without leading, trailing or double dots)';
+  if (!LOCAL_PART.test(local))
+    return "has characters not allowed before the @ (use letters, digits and !#$%&'*+/=?^_`{|}~.- without leading, trailing or double dots)";
   if (IPV4_LITERAL.test(domain)) return null;
   const labels = domain.split('.');
-  if (labels.length < 2 || !labels.every((l) => LABEL.test(l)) || !/^[A-Za-z]{2,63}$/.test(labels[labels.length - 1]!)) {
+  if (
+    labels.length < 2 ||
+    !labels.every((l) => LABEL.test(l)) ||
+    !/^[A-Za-z]{2,63}$/.test(labels[labels.length - 1]!)
+  ) {
     return 'has a domain that is not a valid host name (e.g. example.com)';
   }
   return null;
@@ -63,12 +68,17 @@ export const headerText = (max: number, what: string) =>
 const ADDRESS_LIKE = /[<>@"]/;
 const ADDRESS_LIKE_ALL = /[<>@"]/g;
 
-const recipientList = z.union([emailAddress, z.array(emailAddress).max(MAX_RECIPIENTS, `at most ${MAX_RECIPIENTS} addresses`)]).transform((v) => (Array.isArray(v) ? v : [v]));
+const recipientList = z
+  .union([emailAddress, z.array(emailAddress).max(MAX_RECIPIENTS, `at most ${MAX_RECIPIENTS} addresses`)])
+  .transform((v) => (Array.isArray(v) ? v : [v]));
 
 /** Body of POST /api/v1/messages. */
 export const messageInput = z
   .strictObject({
-    serverId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid server id').optional(),
+    serverId: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid server id')
+      .optional(),
     fromName: headerText(MAX_NAME_LENGTH, 'fromName')
       .refine((v) => !ADDRESS_LIKE.test(v), 'fromName must not contain <, >, @ or "')
       .optional(),
@@ -78,13 +88,33 @@ export const messageInput = z
     replyTo: emailAddress.optional(),
     subject: headerText(MAX_SUBJECT_LENGTH, 'subject'),
     // An empty body counts as not given: every message needs a text and an html part to stay multipart.
-    text: z.preprocess((v) => (v === '' ? undefined : v), z.string().max(MAX_BODY_CHARS).refine((v) => !v.includes('\0'), 'text must not contain NUL').optional()),
-    html: z.preprocess((v) => (v === '' ? undefined : v), z.string().max(MAX_BODY_CHARS).refine((v) => !v.includes('\0'), 'html must not contain NUL').optional()),
+    text: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z
+        .string()
+        .max(MAX_BODY_CHARS)
+        .refine((v) => !v.includes('\0'), 'text must not contain NUL')
+        .optional(),
+    ),
+    html: z.preprocess(
+      (v) => (v === '' ? undefined : v),
+      z
+        .string()
+        .max(MAX_BODY_CHARS)
+        .refine((v) => !v.includes('\0'), 'html must not contain NUL')
+        .optional(),
+    ),
   })
   .superRefine((v, ctx) => {
-    if (v.text === undefined && v.html === undefined) ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text, html or both' });
+    if (v.text === undefined && v.html === undefined)
+      ctx.addIssue({ code: 'custom', path: ['text'], message: 'give text, html or both' });
     const total = v.to.length + (v.cc?.length ?? 0) + (v.bcc?.length ?? 0);
-    if (total > MAX_RECIPIENTS) ctx.addIssue({ code: 'custom', path: ['to'], message: `at most ${MAX_RECIPIENTS} recipients in to, cc and bcc together (got ${total})` });
+    if (total > MAX_RECIPIENTS)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['to'],
+        message: `at most ${MAX_RECIPIENTS} recipients in to, cc and bcc together (got ${total})`,
+      });
   });
 
 export type MessageInput = z.output<typeof messageInput>;

@@ -5,11 +5,22 @@ import { diagnose } from './diagnose.js';
 // cannot produce (an unreachable network) and the classification that drives the queue.
 describe('diagnose', () => {
   it('unreachable host', () => {
-    expect(diagnose({ code: 'ESOCKET', originalCode: 'EHOSTUNREACH', message: 'connect EHOSTUNREACH' }, { host: '10.9.9.9', port: 25 })).toMatchObject({ code: 'host_unreachable', class: 'temporary' });
+    expect(
+      diagnose(
+        { code: 'ESOCKET', originalCode: 'EHOSTUNREACH', message: 'connect EHOSTUNREACH' },
+        { host: '10.9.9.9', port: 25 },
+      ),
+    ).toMatchObject({ code: 'host_unreachable', class: 'temporary' });
   });
   it('token problems: needs re-authorization pauses, unavailable retries', () => {
-    expect(diagnose({ code: 'EAUTH', tokenProblem: 'needs_reauth', message: 'x' })).toMatchObject({ code: 'oauth_needs_reauth', class: 'credentials' });
-    expect(diagnose({ code: 'EAUTH', tokenProblem: 'unavailable', message: 'x' })).toMatchObject({ code: 'oauth_token_unavailable', class: 'temporary' });
+    expect(diagnose({ code: 'EAUTH', tokenProblem: 'needs_reauth', message: 'x' })).toMatchObject({
+      code: 'oauth_needs_reauth',
+      class: 'credentials',
+    });
+    expect(diagnose({ code: 'EAUTH', tokenProblem: 'unavailable', message: 'x' })).toMatchObject({
+      code: 'oauth_token_unavailable',
+      class: 'temporary',
+    });
   });
   it('classes: 5xx permanent, 4xx temporary, 503 temporary, 535 credentials', () => {
     expect(diagnose({ responseCode: 552, response: '552 5.3.4 too big', code: 'EMESSAGE' }).class).toBe('permanent');

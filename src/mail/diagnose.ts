@@ -58,7 +58,8 @@ function where(ctx: DiagnoseContext): string {
 function errorCodes(err: MailErrorLike): string[] {
   const codes = [err.code, err.originalCode];
   let cause = err.cause as MailErrorLike | undefined;
-  for (let i = 0; cause && i < 3; i++, cause = cause.cause as MailErrorLike | undefined) codes.push(cause.code, cause.originalCode);
+  for (let i = 0; cause && i < 3; i++, cause = cause.cause as MailErrorLike | undefined)
+    codes.push(cause.code, cause.originalCode);
   return codes.filter((c): c is string => typeof c === 'string');
 }
 
@@ -77,88 +78,207 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
   const rc = typeof err.responseCode === 'number' ? err.responseCode : undefined;
   const codes = errorCodes(err);
   const has = (c: string) => codes.includes(c);
-  const result = (code: string, cls: FailureClass, hint: string): Diagnosis => ({ code, class: cls, hint, message, ...(rc !== undefined ? { responseCode: rc } : {}) });
+  const result = (code: string, cls: FailureClass, hint: string): Diagnosis => ({
+    code,
+    class: cls,
+    hint,
+    message,
+    ...(rc !== undefined ? { responseCode: rc } : {}),
+  });
 
   // Refused by the egress policy before any byte was sent: retrying cannot help, only a settings change can.
   const denied = findEgressDenial(error);
   if (denied) return { code: 'egress_denied', class: 'permanent', hint: denied.hint, message: denied.message };
   // Whatever answered is not SMTP (an SSH, HTTP or database port…): its bytes are never repeated, so a
   // Test connection cannot be used to read other services' banners.
-  if (err.code === 'EPROTOCOL' && err.command === 'CONN' && /^Invalid greeting/.test(message) && !isSmtpGreeting(response)) {
-    return { code: 'not_smtp', class: 'temporary', message: `${where(ctx)} is not an SMTP server (its greeting is not 220)`, hint: `Check the host and the port: ${where(ctx)} answered, but not as an SMTP server. SMTP servers usually listen on 25, 587 (submission) or 465 (smtps).` };
+  if (
+    err.code === 'EPROTOCOL' &&
+    err.command === 'CONN' &&
+    /^Invalid greeting/.test(message) &&
+    !isSmtpGreeting(response)
+  ) {
+    return {
+      code: 'not_smtp',
+      class: 'temporary',
+      message: `${where(ctx)} is not an SMTP server (its greeting is not 220)`,
+      hint: `Check the host and the port: ${where(ctx)} answered, but not as an SMTP server. SMTP servers usually listen on 25, 587 (submission) or 465 (smtps).`,
+    };
   }
   if (err.tokenProblem === 'needs_reauth') {
-    return result('oauth_needs_reauth', 'credentials', 'The mailbox authorization is no longer valid (revoked, expired or password changed): press Re-authorize on the server page.');
+    return result(
+      'oauth_needs_reauth',
+      'credentials',
+      'The mailbox authorization is no longer valid (revoked, expired or password changed): press Re-authorize on the server page.',
+    );
   }
   if (err.tokenProblem === 'unavailable') {
-    return result('oauth_token_unavailable', 'temporary', 'No access token could be obtained from the identity provider right now; mailgate retries. If it persists, check the OAuth 2.0 integration and the provider status.');
+    return result(
+      'oauth_token_unavailable',
+      'temporary',
+      'No access token could be obtained from the identity provider right now; mailgate retries. If it persists, check the OAuth 2.0 integration and the provider status.',
+    );
   }
 
   // Replies first: they say exactly what the server thinks.
   if (/\b5\.7\.139\b/.test(response)) {
-    return result('smtp_auth_disabled', 'credentials', 'Microsoft 365 refuses SMTP AUTH for this tenant or mailbox (5.7.139): enable "Authenticated SMTP" for the mailbox in the Microsoft 365 admin center, or use OAuth 2.0 and check Security Defaults.');
+    return result(
+      'smtp_auth_disabled',
+      'credentials',
+      'Microsoft 365 refuses SMTP AUTH for this tenant or mailbox (5.7.139): enable "Authenticated SMTP" for the mailbox in the Microsoft 365 admin center, or use OAuth 2.0 and check Security Defaults.',
+    );
   }
   if (/\b5\.7\.30\b/.test(response)) {
-    return result('basic_auth_retired', 'credentials', 'The provider no longer accepts basic authentication (5.7.30): switch the authentication method to OAuth 2.0 and press Authorize.');
+    return result(
+      'basic_auth_retired',
+      'credentials',
+      'The provider no longer accepts basic authentication (5.7.30): switch the authentication method to OAuth 2.0 and press Authorize.',
+    );
   }
   if (rc === 534 || /\b5\.7\.9\b/.test(response)) {
-    return result('app_password_required', 'credentials', 'Gmail refuses the account password (534 5.7.9): use an app password (requires 2-Step Verification) or switch to OAuth 2.0.');
+    return result(
+      'app_password_required',
+      'credentials',
+      'Gmail refuses the account password (534 5.7.9): use an app password (requires 2-Step Verification) or switch to OAuth 2.0.',
+    );
   }
   if (rc === 530 && /STARTTLS/i.test(response)) {
-    return result('must_starttls', 'permanent', `${where(ctx)} requires STARTTLS before anything else (530): tick TLS, or use protocol smtps if the port expects implicit TLS.`);
+    return result(
+      'must_starttls',
+      'permanent',
+      `${where(ctx)} requires STARTTLS before anything else (530): tick TLS, or use protocol smtps if the port expects implicit TLS.`,
+    );
   }
   if (rc === 535 || (err.code === 'EAUTH' && rc !== undefined && rc >= 500)) {
-    return result('auth_failed', 'credentials', 'The server rejected the user name or password (535): check both; change the password with "Change password" ticked. For Gmail and Microsoft 365 consider OAuth 2.0.');
+    return result(
+      'auth_failed',
+      'credentials',
+      'The server rejected the user name or password (535): check both; change the password with "Change password" ticked. For Gmail and Microsoft 365 consider OAuth 2.0.',
+    );
   }
   if (rc === 530) {
-    return result('auth_required', 'credentials', `${where(ctx)} requires authentication (530): choose an authentication method and enter credentials.`);
+    return result(
+      'auth_required',
+      'credentials',
+      `${where(ctx)} requires authentication (530): choose an authentication method and enter credentials.`,
+    );
   }
   if ((rc === 550 || rc === 551 || rc === 553 || rc === 554) && /relay|5\.7\.1\b/i.test(response)) {
-    return result('relay_denied', 'permanent', 'The server refuses to relay for this sender or recipient: check the host, the user name and password (most servers relay only for authenticated users), and that fromAddress belongs to the account.');
+    return result(
+      'relay_denied',
+      'permanent',
+      'The server refuses to relay for this sender or recipient: check the host, the user name and password (most servers relay only for authenticated users), and that fromAddress belongs to the account.',
+    );
   }
   if (err.command === 'STARTTLS' || (err.code === 'ECONNECTION' && /STARTTLS/.test(message))) {
-    return result('starttls_unavailable', 'temporary', `TLS is on but ${where(ctx)} does not offer STARTTLS${rc ? ` (${rc})` : ''}: mailgate will not send credentials or mail in plaintext. Use the server's submission port with STARTTLS (usually 587), protocol smtps (465), or untick TLS for a trusted local relay without authentication.`);
+    return result(
+      'starttls_unavailable',
+      'temporary',
+      `TLS is on but ${where(ctx)} does not offer STARTTLS${rc ? ` (${rc})` : ''}: mailgate will not send credentials or mail in plaintext. Use the server's submission port with STARTTLS (usually 587), protocol smtps (465), or untick TLS for a trusted local relay without authentication.`,
+    );
   }
   if (err.code === 'EAUTH' && rc === undefined) {
-    return result('auth_not_possible', 'credentials', `Authentication could not start: ${message}. Check the authentication method and the credentials, and that the server offers AUTH (it often does only after STARTTLS).`);
+    return result(
+      'auth_not_possible',
+      'credentials',
+      `Authentication could not start: ${message}. Check the authentication method and the credentials, and that the server offers AUTH (it often does only after STARTTLS).`,
+    );
   }
   if (rc === 421) {
-    return result('server_busy', 'temporary', `${where(ctx)} is closing the connection for now (421): usually overload or rate limiting; mailgate retries with backoff.`);
+    return result(
+      'server_busy',
+      'temporary',
+      `${where(ctx)} is closing the connection for now (421): usually overload or rate limiting; mailgate retries with backoff.`,
+    );
   }
   if (rc !== undefined && rc >= 400 && rc < 500) {
-    return result('temporary_rejection', 'temporary', `${where(ctx)} asked to try again later (${rc}): greylisting, a full mailbox or a local problem at the server; mailgate retries with backoff.`);
+    return result(
+      'temporary_rejection',
+      'temporary',
+      `${where(ctx)} asked to try again later (${rc}): greylisting, a full mailbox or a local problem at the server; mailgate retries with backoff.`,
+    );
   }
   if (rc !== undefined && rc >= 500) {
-    return result('rejected', rc === 503 ? 'temporary' : 'permanent', `${where(ctx)} rejected the message (${rc}): read the reply; it will not be retried.`);
+    return result(
+      'rejected',
+      rc === 503 ? 'temporary' : 'permanent',
+      `${where(ctx)} rejected the message (${rc}): read the reply; it will not be retried.`,
+    );
   }
 
   // Then the transport's own errors.
   if (codes.some((c) => CERT_ERRORS.has(c)) || /self[- ]signed|unable to verify|certificate/i.test(message)) {
-    return result('tls_untrusted', 'temporary', `The TLS certificate of ${where(ctx)} is not trusted (self-signed, private CA, expired or wrong host name): add the CA to NODE_EXTRA_CA_CERTS and restart mailgate, and make sure the host name matches the certificate.`);
+    return result(
+      'tls_untrusted',
+      'temporary',
+      `The TLS certificate of ${where(ctx)} is not trusted (self-signed, private CA, expired or wrong host name): add the CA to NODE_EXTRA_CA_CERTS and restart mailgate, and make sure the host name matches the certificate.`,
+    );
   }
-  if (/wrong version number|packet length too long|unknown protocol|EPROTO/i.test(message) || has('EPROTO') || has('ERR_SSL_WRONG_VERSION_NUMBER')) {
-    return result('tls_protocol_mismatch', 'temporary', `TLS could not start with ${where(ctx)}: the port probably expects ${ctx.protocol === 'smtps' ? 'plain SMTP with STARTTLS (use protocol smtp with TLS ticked)' : 'implicit TLS (use protocol smtps)'}.`);
+  if (
+    /wrong version number|packet length too long|unknown protocol|EPROTO/i.test(message) ||
+    has('EPROTO') ||
+    has('ERR_SSL_WRONG_VERSION_NUMBER')
+  ) {
+    return result(
+      'tls_protocol_mismatch',
+      'temporary',
+      `TLS could not start with ${where(ctx)}: the port probably expects ${ctx.protocol === 'smtps' ? 'plain SMTP with STARTTLS (use protocol smtp with TLS ticked)' : 'implicit TLS (use protocol smtps)'}.`,
+    );
   }
   if (has('ECONNREFUSED')) {
-    return result('connection_refused', 'temporary', `Nothing accepts connections at ${where(ctx)}: check the host name and port (25, 465 for smtps, 587 for submission) and that the server runs.`);
+    return result(
+      'connection_refused',
+      'temporary',
+      `Nothing accepts connections at ${where(ctx)}: check the host name and port (25, 465 for smtps, 587 for submission) and that the server runs.`,
+    );
   }
   if (has('EHOSTUNREACH') || has('ENETUNREACH') || has('EADDRNOTAVAIL')) {
-    return result('host_unreachable', 'temporary', `${where(ctx)} cannot be reached from mailgate's network: check the host, routing and firewalls (outbound SMTP is often blocked by cloud providers).`);
+    return result(
+      'host_unreachable',
+      'temporary',
+      `${where(ctx)} cannot be reached from mailgate's network: check the host, routing and firewalls (outbound SMTP is often blocked by cloud providers).`,
+    );
   }
   if (err.code === 'EDNS' || has('ENOTFOUND') || has('EAI_AGAIN') || has('ENODATA')) {
-    return result('dns_failed', 'temporary', `The host name ${ctx.host ?? ''} could not be resolved: check its spelling and mailgate's DNS.`.replace('  ', ' '));
+    return result(
+      'dns_failed',
+      'temporary',
+      `The host name ${ctx.host ?? ''} could not be resolved: check its spelling and mailgate's DNS.`.replace(
+        '  ',
+        ' ',
+      ),
+    );
   }
   if (err.code === 'ETIMEDOUT' || has('ETIMEDOUT')) {
     if (err.timeoutType === 'GREETING_TIMEOUT' || (ctx.noGreeting && err.timeoutType !== 'CONNECT_TIMEOUT')) {
-      return result('greeting_timeout', 'temporary', `${where(ctx)} accepted the connection but never sent its SMTP greeting: the port may expect ${ctx.protocol === 'smtps' ? 'plain SMTP' : 'implicit TLS (protocol smtps)'}, or the server is overloaded. Raise the timeout if it is just slow.`);
+      return result(
+        'greeting_timeout',
+        'temporary',
+        `${where(ctx)} accepted the connection but never sent its SMTP greeting: the port may expect ${ctx.protocol === 'smtps' ? 'plain SMTP' : 'implicit TLS (protocol smtps)'}, or the server is overloaded. Raise the timeout if it is just slow.`,
+      );
     }
-    return result('timeout', 'temporary', `${where(ctx)} did not answer in time: check that the host and port are reachable (firewalls often drop SMTP silently) or raise the timeout.`);
+    return result(
+      'timeout',
+      'temporary',
+      `${where(ctx)} did not answer in time: check that the host and port are reachable (firewalls often drop SMTP silently) or raise the timeout.`,
+    );
   }
   if (err.code === 'ECONNECTION' || has('ECONNRESET') || has('EPIPE')) {
-    return result('connection_dropped', 'temporary', `${where(ctx)} closed the connection unexpectedly: it may limit connections or need TLS; mailgate retries.`);
+    return result(
+      'connection_dropped',
+      'temporary',
+      `${where(ctx)} closed the connection unexpectedly: it may limit connections or need TLS; mailgate retries.`,
+    );
   }
   if (err.code === 'ETLS') {
-    return result('tls_failed', 'temporary', `The TLS handshake with ${where(ctx)} failed: check the protocol (smtp + TLS vs smtps) and the server certificate.`);
+    return result(
+      'tls_failed',
+      'temporary',
+      `The TLS handshake with ${where(ctx)} failed: check the protocol (smtp + TLS vs smtps) and the server certificate.`,
+    );
   }
-  return result('send_failed', 'temporary', 'Sending failed for a reason mailgate does not recognize; read the message and the transcript (Test connection).');
+  return result(
+    'send_failed',
+    'temporary',
+    'Sending failed for a reason mailgate does not recognize; read the message and the transcript (Test connection).',
+  );
 }

@@ -28,7 +28,12 @@ describe('htmlToText', () => {
 describe('deriveTextPart', () => {
   it('converts a large body in slices, with the event loop free between them, to the same text', async () => {
     // Entities, links and tags fall on every kind of slice boundary.
-    const html = '<p>Fish &amp; chips &#x263A; <a href="https://x.example/?a=1&amp;b=2">menu</a></p>\n'.repeat(Math.ceil((3 * SLICE_CHARS) / 80)) + 'x'.repeat(SLICE_CHARS) + '&amp;';
+    const html =
+      '<p>Fish &amp; chips &#x263A; <a href="https://x.example/?a=1&amp;b=2">menu</a></p>\n'.repeat(
+        Math.ceil((3 * SLICE_CHARS) / 80),
+      ) +
+      'x'.repeat(SLICE_CHARS) +
+      '&amp;';
     expect(html.length).toBeGreaterThan(SYNC_LIMIT_CHARS);
     let turns = 0;
     let converting = true;

@@ -23,7 +23,22 @@ export const SYNC_LIMIT_CHARS = 256 * 1024;
 export const SLICE_CHARS = 64 * 1024;
 export const SLICE_MS = 8;
 
-const BLOCK_ENDS = new Set(['p', 'div', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'tr', 'table', 'ul', 'ol', 'blockquote', 'pre']);
+const BLOCK_ENDS = new Set([
+  'p',
+  'div',
+  'h1',
+  'h2',
+  'h3',
+  'h4',
+  'h5',
+  'h6',
+  'tr',
+  'table',
+  'ul',
+  'ol',
+  'blockquote',
+  'pre',
+]);
 // Where the content of elements that are never shown ends (script and style: to the end of the body when
 // unclosed). Fixed-length literals and a one-character lookahead: these cannot backtrack.
 const SCRIPT_END = /<\/script(?![\w:-])/gi;

@@ -39,4 +39,3 @@ export function toView(id: string, m: MessageDoc): MessageView {
     recipients: m.recipients,
   };
 }
-

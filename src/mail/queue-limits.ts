@@ -46,7 +46,11 @@ export function placeChanges(from: MessageStatus | null, value: MessageDoc, limi
   const after = holdsPlace(value.status);
   if (before === after) return [];
   const size = value.size ?? 0;
-  if (!after) return [{ counter: WAITING_MESSAGES, delta: -1 }, { counter: WAITING_BYTES, delta: -size }];
+  if (!after)
+    return [
+      { counter: WAITING_MESSAGES, delta: -1 },
+      { counter: WAITING_BYTES, delta: -size },
+    ];
   const capped = from === null && limits !== undefined;
   return [
     { counter: WAITING_MESSAGES, delta: 1, ...(capped ? { max: limits.maxMessages } : {}) },
@@ -56,7 +60,12 @@ export function placeChanges(from: MessageStatus | null, value: MessageDoc, limi
 
 /** The counter changes of deleting a message in this state. */
 export function deleteChanges(value: MessageDoc): CounterChange[] {
-  return holdsPlace(value.status) ? [{ counter: WAITING_MESSAGES, delta: -1 }, { counter: WAITING_BYTES, delta: -(value.size ?? 0) }] : [];
+  return holdsPlace(value.status)
+    ? [
+        { counter: WAITING_MESSAGES, delta: -1 },
+        { counter: WAITING_BYTES, delta: -(value.size ?? 0) },
+      ]
+    : [];
 }
 
 /** A refused reservation as the API error; anything else passes through. */
@@ -88,7 +97,10 @@ export class PlaceTally {
  */
 export async function saveFileStoreCount(store: Store, tally: PlaceTally, before: number[]): Promise<void> {
   const [messages = 0, bytes = 0] = await store.counters([WAITING_MESSAGES, WAITING_BYTES]);
-  await store.setCounters({ [WAITING_MESSAGES]: tally.messages + messages - before[0]!, [WAITING_BYTES]: tally.bytes + bytes - before[1]! });
+  await store.setCounters({
+    [WAITING_MESSAGES]: tally.messages + messages - before[0]!,
+    [WAITING_BYTES]: tally.bytes + bytes - before[1]!,
+  });
 }
 
 export function readPlaceCounters(store: Store): Promise<number[]> {
@@ -108,7 +120,12 @@ export async function countPlacesOnFileStore(store: Store, messages: string): Pr
  * one instance under a lock. They count as 0 bytes, as their place is given back with 0 bytes. Waiting messages
  * are read from their indexes only.
  */
-export async function buildCountersOnRedis(store: Store, log: Logger, waitingIndexes: readonly string[], messages: string): Promise<void> {
+export async function buildCountersOnRedis(
+  store: Store,
+  log: Logger,
+  waitingIndexes: readonly string[],
+  messages: string,
+): Promise<void> {
   if (await store.get(MAIL_META, COUNTERS_MARKER)) return;
   const lock = await store.acquireLock('mail-counters', 60_000);
   if (!lock) return;
@@ -116,19 +133,26 @@ export async function buildCountersOnRedis(store: Store, log: Logger, waitingInd
     if (await store.get(MAIL_META, COUNTERS_MARKER)) return;
     const tally = new PlaceTally();
     const ids = new Set<string>();
-    for (const index of waitingIndexes) for (const e of await store.scheduled(index, { limit: Number.MAX_SAFE_INTEGER })) ids.add(e.id);
+    for (const index of waitingIndexes)
+      for (const e of await store.scheduled(index, { limit: Number.MAX_SAFE_INTEGER })) ids.add(e.id);
     for (const id of ids) {
       const doc = await store.get<MessageDoc>(messages, id);
       if (doc && doc.value.size === undefined) tally.add(doc.value);
     }
     const count = [{ counter: WAITING_MESSAGES, delta: tally.messages }];
     try {
-      await store.put(MAIL_META, COUNTERS_MARKER, { builtAt: Date.now(), messages: tally.messages }, { ifVersion: 0, count });
+      await store.put(
+        MAIL_META,
+        COUNTERS_MARKER,
+        { builtAt: Date.now(), messages: tally.messages },
+        { ifVersion: 0, count },
+      );
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
       return; // counted by another instance
     }
-    if (tally.messages) log.info({ messages: tally.messages }, 'queue counters: waiting messages of the earlier version counted');
+    if (tally.messages)
+      log.info({ messages: tally.messages }, 'queue counters: waiting messages of the earlier version counted');
   } finally {
     await lock.release();
   }

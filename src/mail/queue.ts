@@ -42,7 +42,10 @@ export {
 } from './queue/model.js';
 
 export interface MailQueue extends QueueAdmin {
-  enqueue(input: MessageInput, options?: EnqueueOptions): Promise<{ id: string; status: MessageStatus; created: boolean }>;
+  enqueue(
+    input: MessageInput,
+    options?: EnqueueOptions,
+  ): Promise<{ id: string; status: MessageStatus; created: boolean }>;
   /** Wakes the local workers (something became due). */
   wake(): void;
   /** Deletes sent messages older than the retention (runs hourly while workers run). */
@@ -59,9 +62,31 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
   const messages = createMessages({ store, limits: deps.limits, keepSentMs });
   const wake = () => workers.wake();
   const holds = createHolds({ store, servers, messages, clock, wake });
-  const workers = createWorkers({ store, servers, transport: deps.transport, log, metrics: deps.metrics, clock, messages, holds, fromFormat: deps.fromFormat, options: deps.options });
+  const workers = createWorkers({
+    store,
+    servers,
+    transport: deps.transport,
+    log,
+    metrics: deps.metrics,
+    clock,
+    messages,
+    holds,
+    fromFormat: deps.fromFormat,
+    options: deps.options,
+  });
   const maintenance = createQueueMaintenance({ store, log, clock, keepSentMs });
-  const admin = createQueueAdmin({ store, servers, transport: deps.transport, log, metrics: deps.metrics, audit: deps.audit, clock, messages, holds, wake });
+  const admin = createQueueAdmin({
+    store,
+    servers,
+    transport: deps.transport,
+    log,
+    metrics: deps.metrics,
+    audit: deps.audit,
+    clock,
+    messages,
+    holds,
+    wake,
+  });
   let started = false;
 
   return {

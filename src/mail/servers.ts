@@ -25,5 +25,16 @@ export {
   type SmtpServerView,
 } from './servers/model.js';
 export { PROVIDER_PRESETS } from './servers/presets.js';
-export { createSmtpServers, type AuditContext, type MailSettingsView, type SmtpServers, type SmtpServersDeps } from './servers/service.js';
-export { createServerInput, updateServerInput, type CreateServerInput, type UpdateServerInput } from './servers/validation.js';
+export {
+  createSmtpServers,
+  type AuditContext,
+  type MailSettingsView,
+  type SmtpServers,
+  type SmtpServersDeps,
+} from './servers/service.js';
+export {
+  createServerInput,
+  updateServerInput,
+  type CreateServerInput,
+  type UpdateServerInput,
+} from './servers/validation.js';

@@ -88,19 +88,28 @@ export function createLineMasker(): (direction: 'client' | 'server' | 'info', li
 /** A nodemailer logger that hands each masked protocol line to `sink`. */
 export function protocolLogger(sink: (line: string, direction: 'client' | 'server' | 'info') => void): ProtocolLogger {
   const mask = createLineMasker();
-  const emit = (level: string) => (...args: unknown[]) => {
-    let data: { tnx?: string } = {};
-    if (args.length > 0 && typeof args[0] === 'object' && args[0] !== null) data = args.shift() as { tnx?: string };
-    const message = format(...(args as [unknown, ...unknown[]]));
-    // The egress-checked socket reaches nodemailer as a "proxied" one; that line would only confuse a reader.
-    if (data.tnx === 'proxy') return;
-    const direction = data.tnx === 'client' ? 'client' : data.tnx === 'server' ? 'server' : 'info';
-    for (const raw of message.split(/\r?\n/)) {
-      if (raw === '' || (direction === 'info' && level === 'trace')) continue;
-      sink(mask(direction, raw), direction);
-    }
+  const emit =
+    (level: string) =>
+    (...args: unknown[]) => {
+      let data: { tnx?: string } = {};
+      if (args.length > 0 && typeof args[0] === 'object' && args[0] !== null) data = args.shift() as { tnx?: string };
+      const message = format(...(args as [unknown, ...unknown[]]));
+      // The egress-checked socket reaches nodemailer as a "proxied" one; that line would only confuse a reader.
+      if (data.tnx === 'proxy') return;
+      const direction = data.tnx === 'client' ? 'client' : data.tnx === 'server' ? 'server' : 'info';
+      for (const raw of message.split(/\r?\n/)) {
+        if (raw === '' || (direction === 'info' && level === 'trace')) continue;
+        sink(mask(direction, raw), direction);
+      }
+    };
+  return {
+    trace: emit('trace'),
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    fatal: emit('fatal'),
   };
-  return { trace: emit('trace'), debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error'), fatal: emit('fatal') };
 }
 
 type NodemailerAuth =
@@ -111,7 +120,11 @@ type NodemailerAuth =
       user: string;
       accessToken?: string;
       expires?: number;
-      provisionCallback: (user: string, renew: boolean, cb: (err: Error | null, accessToken?: string, expires?: number) => void) => void;
+      provisionCallback: (
+        user: string,
+        renew: boolean,
+        cb: (err: Error | null, accessToken?: string, expires?: number) => void,
+      ) => void;
     };
 
 export interface BuildOptions {
@@ -125,7 +138,14 @@ export interface BuildOptions {
 
 function tokenProblemOf(err: unknown): 'unavailable' | 'needs_reauth' {
   const e = err as { code?: unknown; error?: unknown; needsReauth?: unknown; status?: unknown };
-  if (e.needsReauth === true || e.code === 'needs_reauth' || e.code === 'invalid_grant' || e.error === 'invalid_grant' || e.status === 'needs_reauth') return 'needs_reauth';
+  if (
+    e.needsReauth === true ||
+    e.code === 'needs_reauth' ||
+    e.code === 'invalid_grant' ||
+    e.error === 'invalid_grant' ||
+    e.status === 'needs_reauth'
+  )
+    return 'needs_reauth';
   return 'unavailable';
 }
 
@@ -145,7 +165,14 @@ function toNodemailerAuth(auth: SmtpAuth, tokens: AccessTokenSource | undefined)
       }
       tokens.getAccessToken(grantId, { force: renew }).then(
         (t) => cb(null, t.accessToken, t.expiresAt),
-        (err: unknown) => cb(new CredentialsUnavailableError(`no access token: ${(err as Error).message ?? String(err)}`, tokenProblemOf(err), { cause: err })),
+        (err: unknown) =>
+          cb(
+            new CredentialsUnavailableError(
+              `no access token: ${(err as Error).message ?? String(err)}`,
+              tokenProblemOf(err),
+              { cause: err },
+            ),
+          ),
       );
     },
   };
@@ -213,7 +240,13 @@ export function toNodemailerMessage(message: ComposedMessage, messageId?: string
   };
 }
 
-function toSendResult(info: { messageId: string; accepted: unknown[]; rejected: unknown[]; rejectedErrors?: unknown[]; response: string }): SendResult {
+function toSendResult(info: {
+  messageId: string;
+  accepted: unknown[];
+  rejected: unknown[];
+  rejectedErrors?: unknown[];
+  response: string;
+}): SendResult {
   const errors = (info.rejectedErrors ?? []) as { recipient?: string; responseCode?: number; response?: string }[];
   return {
     messageId: info.messageId,
@@ -221,7 +254,11 @@ function toSendResult(info: { messageId: string; accepted: unknown[]; rejected: 
     rejected: info.rejected.map((r) => {
       const address = String(r);
       const e = errors.find((x) => x.recipient === address);
-      return { address, ...(e?.responseCode ? { responseCode: e.responseCode } : {}), ...(e?.response ? { response: e.response } : {}) };
+      return {
+        address,
+        ...(e?.responseCode ? { responseCode: e.responseCode } : {}),
+        ...(e?.response ? { response: e.response } : {}),
+      };
     }),
     response: info.response,
   };
@@ -245,7 +282,10 @@ export interface MailTransport {
   /** Sends through the server's pooled transport, building or rebuilding it as needed. */
   send(server: ResolvedServer, message: ComposedMessage, messageId?: string): Promise<SendResult>;
   /** One fresh, unpooled connection: greeting, EHLO, TLS, AUTH; every protocol line goes to `onLine`. */
-  verify(server: ResolvedServer, onLine: (line: string, direction: 'client' | 'server' | 'info') => void): Promise<VerifyResult>;
+  verify(
+    server: ResolvedServer,
+    onLine: (line: string, direction: 'client' | 'server' | 'info') => void,
+  ): Promise<VerifyResult>;
   /** Drops the cached transport of a server (its settings changed); in-flight sends finish first. */
   invalidate(serverId: string): void;
   close(): Promise<void>;
@@ -285,8 +325,20 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
     const current = pools.get(server.id);
     if (current && current.fingerprint === fingerprint) return current;
     if (current) retire(server.id, current);
-    const options = buildTransportOptions(server, auth, { pool: true, maxConnections: deps.maxConnections, tlsCa: deps.tlsCa, logger: debugLogger, tokens: deps.tokens, egress: deps.egress });
-    const entry: PoolEntry = { fingerprint, mailer: nodemailer.createTransport(options as Parameters<typeof nodemailer.createTransport>[0]), inFlight: 0, retired: false };
+    const options = buildTransportOptions(server, auth, {
+      pool: true,
+      maxConnections: deps.maxConnections,
+      tlsCa: deps.tlsCa,
+      logger: debugLogger,
+      tokens: deps.tokens,
+      egress: deps.egress,
+    });
+    const entry: PoolEntry = {
+      fingerprint,
+      mailer: nodemailer.createTransport(options as Parameters<typeof nodemailer.createTransport>[0]),
+      inFlight: 0,
+      retired: false,
+    };
     pools.set(server.id, entry);
     return entry;
   }
@@ -296,7 +348,9 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
       const entry = await poolFor(server);
       entry.inFlight++;
       try {
-        const info = (await entry.mailer.sendMail(toNodemailerMessage(message, messageId))) as Parameters<typeof toSendResult>[0];
+        const info = (await entry.mailer.sendMail(toNodemailerMessage(message, messageId))) as Parameters<
+          typeof toSendResult
+        >[0];
         return toSendResult(info);
       } finally {
         entry.inFlight--;
@@ -315,7 +369,13 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
         onLine(line, direction);
         debugLogger?.debug({ tnx: direction }, line);
       });
-      const options = buildTransportOptions(server, auth, { pool: false, tlsCa: deps.tlsCa, logger, tokens: deps.tokens, egress: deps.egress });
+      const options = buildTransportOptions(server, auth, {
+        pool: false,
+        tlsCa: deps.tlsCa,
+        logger,
+        tokens: deps.tokens,
+        egress: deps.egress,
+      });
       const mailer = nodemailer.createTransport(options as Parameters<typeof nodemailer.createTransport>[0]);
       try {
         await mailer.verify();

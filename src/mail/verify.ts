@@ -22,7 +22,9 @@ export interface TestConnectionResult {
 const MAX_LINES = 200;
 
 export async function testConnection(transport: MailTransport, server: ResolvedServer): Promise<TestConnectionResult> {
-  const transcript: string[] = [`* connecting to ${server.host}:${server.port} (${server.protocol}${server.tls ? ', STARTTLS required' : ''}, auth ${server.authMethod})`];
+  const transcript: string[] = [
+    `* connecting to ${server.host}:${server.port} (${server.protocol}${server.tls ? ', STARTTLS required' : ''}, auth ${server.authMethod})`,
+  ];
   const started = performance.now();
   let connected = false;
   let serverSpoke = false;
@@ -43,12 +45,22 @@ export async function testConnection(transport: MailTransport, server: ResolvedS
   });
   const durationMs = Math.round(performance.now() - started);
   if (result.ok) {
-    const steps = ['connected', ...(server.protocol === 'smtps' || server.tls ? ['TLS'] : []), ...(server.authMethod !== 'none' ? [`authenticated (${server.authMethod})`] : [])];
+    const steps = [
+      'connected',
+      ...(server.protocol === 'smtps' || server.tls ? ['TLS'] : []),
+      ...(server.authMethod !== 'none' ? [`authenticated (${server.authMethod})`] : []),
+    ];
     const summary = `Succeeded: ${steps.join(', ')} in ${durationMs} ms.`;
     transcript.push(`* ${summary}`);
     return { ok: true, durationMs, summary, transcript };
   }
-  const d = diagnose(result.error, { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls, noGreeting: connected && !serverSpoke });
+  const d = diagnose(result.error, {
+    host: server.host,
+    port: server.port,
+    protocol: server.protocol,
+    tls: server.tls,
+    noGreeting: connected && !serverSpoke,
+  });
   transcript.push(`* failed: ${d.message}`);
   return {
     ok: false,

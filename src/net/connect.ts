@@ -8,7 +8,10 @@ import { egressDenied, type EgressPolicy } from './egress.js';
  * connected to (no window for DNS rebinding between a check and the connection).
  */
 
-export type ResolveAll = (hostname: string, callback: (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void) => void;
+export type ResolveAll = (
+  hostname: string,
+  callback: (err: NodeJS.ErrnoException | null, addresses: dns.LookupAddress[]) => void,
+) => void;
 
 export interface EgressGuard {
   policy: EgressPolicy;
@@ -16,9 +19,14 @@ export interface EgressGuard {
   resolve: ResolveAll;
 }
 
-export const systemResolve: ResolveAll = (hostname, callback) => dns.lookup(hostname, { all: true, verbatim: true }, callback);
+export const systemResolve: ResolveAll = (hostname, callback) =>
+  dns.lookup(hostname, { all: true, verbatim: true }, callback);
 
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+type LookupCallback = (
+  err: NodeJS.ErrnoException | null,
+  address: string | dns.LookupAddress[],
+  family?: number,
+) => void;
 
 /** A `lookup` option that answers only with allowed addresses, or fails with the egress_denied AppError. */
 export function checkedLookup(guard: EgressGuard, host: string): net.LookupFunction {
@@ -33,7 +41,11 @@ export function checkedLookup(guard: EgressGuard, host: string): net.LookupFunct
         const refused = candidates[0];
         if (!refused) return callback(Object.assign(new Error(`no address for ${host}`), { code: 'ENOTFOUND' }), '', 0);
         const verdict = guard.policy.check(host, refused.address);
-        return callback(verdict.allowed ? new Error('unreachable') : egressDenied(host, refused.address, verdict), '', 0);
+        return callback(
+          verdict.allowed ? new Error('unreachable') : egressDenied(host, refused.address, verdict),
+          '',
+          0,
+        );
       }
       if (options.all) callback(null, allowed);
       else callback(null, first.address, first.family);
@@ -53,12 +65,19 @@ export function refusalBeforeConnect(guard: EgressGuard, host: string): Error | 
 }
 
 /** Opens a TCP connection under the policy; rejects with egress_denied, the socket's error or a timeout. */
-export function connectChecked(guard: EgressGuard, target: { host: string; port: number; timeoutMs: number }): Promise<net.Socket> {
+export function connectChecked(
+  guard: EgressGuard,
+  target: { host: string; port: number; timeoutMs: number },
+): Promise<net.Socket> {
   const refusal = refusalBeforeConnect(guard, target.host);
   if (refusal) return Promise.reject(refusal);
   const host = target.host.replace(/^\[|\]$/g, '');
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port: target.port, ...(net.isIP(host) === 0 ? { lookup: checkedLookup(guard, host) } : {}) });
+    const socket = net.connect({
+      host,
+      port: target.port,
+      ...(net.isIP(host) === 0 ? { lookup: checkedLookup(guard, host) } : {}),
+    });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(Object.assign(new Error('Connection timeout'), { code: 'ETIMEDOUT', timeoutType: 'CONNECT_TIMEOUT' }));

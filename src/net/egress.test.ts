@@ -4,7 +4,19 @@ import { createEgressPolicy, egressDenied, findEgressDenial, normalizeAddress } 
 
 const production = createEgressPolicy({ production: true, allow: [] });
 const development = createEgressPolicy({ production: false, allow: [] });
-const allowing = createEgressPolicy({ production: true, allow: ['10.1.0.0/16', '127.0.0.1', 'relay.corp.example', 'fd12:3456::/32', ' [::1] ', '169.254.169.254', '169.254.0.0/16', 'metadata.google.internal'] });
+const allowing = createEgressPolicy({
+  production: true,
+  allow: [
+    '10.1.0.0/16',
+    '127.0.0.1',
+    'relay.corp.example',
+    'fd12:3456::/32',
+    ' [::1] ',
+    '169.254.169.254',
+    '169.254.0.0/16',
+    'metadata.google.internal',
+  ],
+});
 
 const verdict = (policy: typeof production, address: string, host = address) => {
   const v = policy.check(host, address);
@@ -90,7 +102,17 @@ describe('egress policy', () => {
   });
 
   it('validates allow-list entries', () => {
-    for (const ok of ['10.0.0.0/8', '127.0.0.1', '::1', '[::1]', 'fd00::/8', 'relay.internal', 'smtp_relay.corp', 'localhost']) expect(egressEntryProblem(ok), ok).toBeNull();
+    for (const ok of [
+      '10.0.0.0/8',
+      '127.0.0.1',
+      '::1',
+      '[::1]',
+      'fd00::/8',
+      'relay.internal',
+      'smtp_relay.corp',
+      'localhost',
+    ])
+      expect(egressEntryProblem(ok), ok).toBeNull();
     expect(egressEntryProblem('10.0.0.0/33')).toMatch(/prefix length must be 0-32/);
     expect(egressEntryProblem('fd00::/129')).toMatch(/prefix length must be 0-128/);
     expect(egressEntryProblem('relay/8')).toMatch(/not an IP address/);

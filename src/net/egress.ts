@@ -15,8 +15,7 @@ import { AppError, isAppError } from '../errors.js';
  */
 
 export type EgressVerdict =
-  | { allowed: true }
-  | { allowed: false; reason: 'metadata' | 'link_local' | 'reserved' | 'loopback' | 'private' };
+  { allowed: true } | { allowed: false; reason: 'metadata' | 'link_local' | 'reserved' | 'loopback' | 'private' };
 
 export type EgressRefusal = Exclude<EgressVerdict, { allowed: true }>;
 
@@ -35,15 +34,41 @@ export interface EgressPolicyOptions {
 }
 
 /** Instance metadata services of the large clouds; most sit in link-local space, some do not. */
-const METADATA_ADDRESSES = ['169.254.169.254', '169.254.170.2', '100.100.100.200', '192.0.0.192', '168.63.129.16', 'fd00:ec2::254'];
-const METADATA_NAMES = new Set(['metadata.google.internal', 'metadata.goog', 'metadata', 'instance-data', 'instance-data.ec2.internal', 'metadata.azure.internal']);
+const METADATA_ADDRESSES = [
+  '169.254.169.254',
+  '169.254.170.2',
+  '100.100.100.200',
+  '192.0.0.192',
+  '168.63.129.16',
+  'fd00:ec2::254',
+];
+const METADATA_NAMES = new Set([
+  'metadata.google.internal',
+  'metadata.goog',
+  'metadata',
+  'instance-data',
+  'instance-data.ec2.internal',
+  'metadata.azure.internal',
+]);
 
 type Subnet = [address: string, prefix: number, family: 'ipv4' | 'ipv6'];
 
-const LINK_LOCAL: Subnet[] = [['169.254.0.0', 16, 'ipv4'], ['fe80::', 10, 'ipv6']];
+const LINK_LOCAL: Subnet[] = [
+  ['169.254.0.0', 16, 'ipv4'],
+  ['fe80::', 10, 'ipv6'],
+];
 /** Where no mail or identity server lives: "this network", multicast, reserved and broadcast. */
-const RESERVED: Subnet[] = [['0.0.0.0', 8, 'ipv4'], ['224.0.0.0', 4, 'ipv4'], ['240.0.0.0', 4, 'ipv4'], ['::', 128, 'ipv6'], ['ff00::', 8, 'ipv6']];
-const LOOPBACK: Subnet[] = [['127.0.0.0', 8, 'ipv4'], ['::1', 128, 'ipv6']];
+const RESERVED: Subnet[] = [
+  ['0.0.0.0', 8, 'ipv4'],
+  ['224.0.0.0', 4, 'ipv4'],
+  ['240.0.0.0', 4, 'ipv4'],
+  ['::', 128, 'ipv6'],
+  ['ff00::', 8, 'ipv6'],
+];
+const LOOPBACK: Subnet[] = [
+  ['127.0.0.0', 8, 'ipv4'],
+  ['::1', 128, 'ipv6'],
+];
 const PRIVATE: Subnet[] = [
   ['10.0.0.0', 8, 'ipv4'],
   ['172.16.0.0', 12, 'ipv4'],
@@ -59,7 +84,6 @@ function blockList(subnets: Subnet[], addresses: string[] = []): net.BlockList {
   for (const address of addresses) list.addAddress(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');
   return list;
 }
-
 
 /** Sixteen bytes of an IPv6 address, or null when it is not one. */
 function ipv6Bytes(address: string): number[] | null {
@@ -97,7 +121,11 @@ export function normalizeAddress(address: string): string {
 }
 
 function normalizeName(host: string): string {
-  return host.trim().toLowerCase().replace(/^\[|\]$/g, '').replace(/\.$/, '');
+  return host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '');
 }
 
 export function createEgressPolicy(options: EgressPolicyOptions): EgressPolicy {
@@ -138,7 +166,11 @@ export function createEgressPolicy(options: EgressPolicyOptions): EgressPolicy {
       if (metadata.check(address, family)) return { allowed: false, reason: 'metadata' };
       if (linkLocal.check(address, family)) return { allowed: false, reason: 'link_local' };
       if (reserved.check(address, family)) return { allowed: false, reason: 'reserved' };
-      const internal = loopback.check(address, family) ? 'loopback' : privateRanges.check(address, family) ? 'private' : null;
+      const internal = loopback.check(address, family)
+        ? 'loopback'
+        : privateRanges.check(address, family)
+          ? 'private'
+          : null;
       if (!internal || !options.production) return { allowed: true };
       if (allowedNames.has(normalizeName(host)) || allowedAddresses.check(address, family)) return { allowed: true };
       return { allowed: false, reason: internal };
@@ -163,7 +195,9 @@ export function egressDenied(host: string, address: string | null, verdict: Egre
   const hint = fixable
     ? `If this endpoint is meant to be internal, the operator can add the host name, the address or its network (CIDR) to MAILGATE_EGRESS_ALLOW.`
     : 'Use the public address of the server. MAILGATE_EGRESS_ALLOW cannot open link-local, metadata or reserved addresses.';
-  const error = new AppError('egress_denied', { message: `Connection to ${target} refused: it is ${REASONS[verdict.reason]}.` });
+  const error = new AppError('egress_denied', {
+    message: `Connection to ${target} refused: it is ${REASONS[verdict.reason]}.`,
+  });
   return Object.assign(error, { hint, reason: verdict.reason });
 }
 

@@ -83,33 +83,54 @@ export function classifyOAuthError(err: unknown): OAuthProtocolError {
     return new OAuthProtocolError(kind, code, err.error_description, { cause: err, status: err.status });
   }
   if (err instanceof oidc.AuthorizationResponseError) {
-    return new OAuthProtocolError(err.error === 'access_denied' ? 'denied' : 'protocol', err.error, err.error_description, { cause: err });
+    return new OAuthProtocolError(
+      err.error === 'access_denied' ? 'denied' : 'protocol',
+      err.error,
+      err.error_description,
+      { cause: err },
+    );
   }
   if (err instanceof oidc.WWWAuthenticateChallengeError) {
     const challenge = err.cause[0];
     const code = challenge?.parameters.error;
-    return new OAuthProtocolError(code === 'invalid_client' || err.status === 401 ? 'invalid_client' : 'protocol', code ?? 'invalid_client', challenge?.parameters.error_description, {
-      cause: err,
-      status: err.status,
-    });
+    return new OAuthProtocolError(
+      code === 'invalid_client' || err.status === 401 ? 'invalid_client' : 'protocol',
+      code ?? 'invalid_client',
+      challenge?.parameters.error_description,
+      {
+        cause: err,
+        status: err.status,
+      },
+    );
   }
   if (err instanceof oidc.ClientError) {
     const code = err.code ?? '';
-    if (code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT') return new OAuthProtocolError('temporary', 'timeout', 'the provider did not answer in time', { cause: err });
+    if (code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT')
+      return new OAuthProtocolError('temporary', 'timeout', 'the provider did not answer in time', { cause: err });
     if (code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || code === 'OAUTH_RESPONSE_IS_NOT_JSON') {
       const status = (err.cause as { status?: number } | undefined)?.status;
       const temporary = status === undefined || status >= 500 || status === 429;
-      return new OAuthProtocolError(temporary ? 'temporary' : 'protocol', 'http_error', `unexpected HTTP response${status ? ` ${status}` : ''}`, { cause: err, status });
+      return new OAuthProtocolError(
+        temporary ? 'temporary' : 'protocol',
+        'http_error',
+        `unexpected HTTP response${status ? ` ${status}` : ''}`,
+        { cause: err, status },
+      );
     }
     return new OAuthProtocolError('protocol', code || 'client_error', err.message, { cause: err });
   }
-  if (err instanceof TypeError || (err instanceof Error && /fetch failed|ECONNREFUSED|ECONNRESET|socket|network/i.test(err.message))) {
+  if (
+    err instanceof TypeError ||
+    (err instanceof Error && /fetch failed|ECONNREFUSED|ECONNRESET|socket|network/i.test(err.message))
+  ) {
     return new OAuthProtocolError('temporary', 'network', 'the provider could not be reached', { cause: err });
   }
   if (err instanceof DOMException && (err.name === 'TimeoutError' || err.name === 'AbortError')) {
     return new OAuthProtocolError('temporary', 'timeout', 'the provider did not answer in time', { cause: err });
   }
-  return new OAuthProtocolError('protocol', undefined, err instanceof Error ? err.message : 'unknown error', { cause: err });
+  return new OAuthProtocolError('protocol', undefined, err instanceof Error ? err.message : 'unknown error', {
+    cause: err,
+  });
 }
 
 /** Some providers send `email_verified` as the string "true"/"false" instead of a boolean. */
@@ -139,7 +160,8 @@ export class OAuthClient {
         });
         discovered = true;
       } else {
-        if (!settings.authorizationEndpoint || !settings.tokenEndpoint) throw new OAuthProtocolError('protocol', 'configuration', 'an issuer or both endpoints are needed');
+        if (!settings.authorizationEndpoint || !settings.tokenEndpoint)
+          throw new OAuthProtocolError('protocol', 'configuration', 'an issuer or both endpoints are needed');
         configuration = new oidc.Configuration(
           {
             issuer: new URL(settings.tokenEndpoint).origin,
@@ -173,7 +195,14 @@ export class OAuthClient {
     return Boolean(this.configuration.serverMetadata().revocation_endpoint);
   }
 
-  authorizationUrl(params: { redirectUri: string; scope: string; state: string; nonce: string; codeChallenge: string; extras: Record<string, string> }): URL {
+  authorizationUrl(params: {
+    redirectUri: string;
+    scope: string;
+    state: string;
+    nonce: string;
+    codeChallenge: string;
+    extras: Record<string, string>;
+  }): URL {
     return oidc.buildAuthorizationUrl(this.configuration, {
       redirect_uri: params.redirectUri,
       scope: params.scope,
@@ -187,7 +216,10 @@ export class OAuthClient {
   }
 
   /** Validates the callback (state, iss), exchanges the code with the PKCE verifier, checks the ID token nonce. */
-  async exchangeCode(callbackUrl: URL, checks: { codeVerifier: string; state: string; nonce: string; redirectUri: string }): Promise<TokenSet> {
+  async exchangeCode(
+    callbackUrl: URL,
+    checks: { codeVerifier: string; state: string; nonce: string; redirectUri: string },
+  ): Promise<TokenSet> {
     try {
       const result = await oidc.authorizationCodeGrant(
         this.configuration,
@@ -224,7 +256,12 @@ export class OAuthClient {
   async refresh(refreshToken: string): Promise<TokenSet> {
     try {
       const result = await oidc.refreshTokenGrant(this.configuration, refreshToken);
-      return { accessToken: result.access_token, refreshToken: result.refresh_token, expiresIn: result.expiresIn(), scope: result.scope };
+      return {
+        accessToken: result.access_token,
+        refreshToken: result.refresh_token,
+        expiresIn: result.expiresIn(),
+        scope: result.scope,
+      };
     } catch (err) {
       throw classifyOAuthError(err);
     }
@@ -252,7 +289,17 @@ export class OAuthClient {
 }
 
 /** Fresh random values for an authorization request. */
-export async function newAuthorizationSecrets(): Promise<{ state: string; nonce: string; codeVerifier: string; codeChallenge: string }> {
+export async function newAuthorizationSecrets(): Promise<{
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+  codeChallenge: string;
+}> {
   const codeVerifier = oidc.randomPKCECodeVerifier();
-  return { state: oidc.randomState(), nonce: oidc.randomNonce(), codeVerifier, codeChallenge: await oidc.calculatePKCECodeChallenge(codeVerifier) };
+  return {
+    state: oidc.randomState(),
+    nonce: oidc.randomNonce(),
+    codeVerifier,
+    codeChallenge: await oidc.calculatePKCECodeChallenge(codeVerifier),
+  };
 }

@@ -16,8 +16,16 @@ describe('diagnoseOAuthError', () => {
   });
 
   it('explains Google apps in testing', () => {
-    expect(diagnoseOAuthError({ provider: 'google', googleInTesting: true }, 'invalid_grant', 'Token has been expired or revoked.').hint).toContain('7 days');
-    expect(diagnoseOAuthError({ provider: 'google' }, 'invalid_grant', undefined).hint).toContain('myaccount.google.com/permissions');
+    expect(
+      diagnoseOAuthError(
+        { provider: 'google', googleInTesting: true },
+        'invalid_grant',
+        'Token has been expired or revoked.',
+      ).hint,
+    ).toContain('7 days');
+    expect(diagnoseOAuthError({ provider: 'google' }, 'invalid_grant', undefined).hint).toContain(
+      'myaccount.google.com/permissions',
+    );
   });
 
   it('treats outages as temporary and client errors as configuration', () => {
@@ -27,11 +35,21 @@ describe('diagnoseOAuthError', () => {
 });
 
 describe('provider presets', () => {
-  const config = { MAILGATE_GOOGLE_ISSUER: 'https://accounts.google.com', MAILGATE_MICROSOFT_AUTHORITY: 'https://login.microsoftonline.com' } as Config;
+  const config = {
+    MAILGATE_GOOGLE_ISSUER: 'https://accounts.google.com',
+    MAILGATE_MICROSOFT_AUTHORITY: 'https://login.microsoftonline.com',
+  } as Config;
   it('builds issuers and the scope list', () => {
     expect(issuerFor(config, { provider: 'google' })).toBe('https://accounts.google.com');
-    expect(issuerFor(config, { provider: 'microsoft', tenant: 'contoso.onmicrosoft.com' })).toBe('https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0');
-    expect(requestedScopes(['https://outlook.office.com/SMTP.Send', 'offline_access', 'email'])).toEqual(['openid', 'email', 'https://outlook.office.com/SMTP.Send', 'offline_access']);
+    expect(issuerFor(config, { provider: 'microsoft', tenant: 'contoso.onmicrosoft.com' })).toBe(
+      'https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0',
+    );
+    expect(requestedScopes(['https://outlook.office.com/SMTP.Send', 'offline_access', 'email'])).toEqual([
+      'openid',
+      'email',
+      'https://outlook.office.com/SMTP.Send',
+      'offline_access',
+    ]);
     expect(authorizationExtras('google')).toEqual({ prompt: 'consent', access_type: 'offline' });
     expect(authorizationExtras('microsoft')).toEqual({ prompt: 'consent' });
   });

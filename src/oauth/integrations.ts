@@ -6,7 +6,16 @@ import { AppError, type ErrorDetail } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Doc, Store } from '../store/store.js';
 import { OAuthClient, type ClientOptions } from './client.js';
-import { defaultScopes, issuerFor, providerFields, providerOf, validateProviderSettings, type OAuthDiagnosis, type OAuthProviderKind, type ProviderFields } from './providers/index.js';
+import {
+  defaultScopes,
+  issuerFor,
+  providerFields,
+  providerOf,
+  validateProviderSettings,
+  type OAuthDiagnosis,
+  type OAuthProviderKind,
+  type ProviderFields,
+} from './providers/index.js';
 
 /**
  * OAuth 2.0 integrations: one registered app at a provider (oauth/providers/). The client secret
@@ -97,7 +106,11 @@ export class IntegrationService {
   }
 
   get clientOptions(): ClientOptions {
-    return { allowInsecure: this.deps.config.MAILGATE_ALLOW_INSECURE_OAUTH, timeoutSec: this.requestTimeoutSec, fetch: this.deps.fetch };
+    return {
+      allowInsecure: this.deps.config.MAILGATE_ALLOW_INSECURE_OAUTH,
+      timeoutSec: this.requestTimeoutSec,
+      fetch: this.deps.fetch,
+    };
   }
 
   view(doc: Doc<IntegrationRecord>): IntegrationView {
@@ -127,16 +140,27 @@ export class IntegrationService {
   }
 
   openSecret(doc: Doc<IntegrationRecord>): string {
-    return this.deps.keyring.open(doc.value.clientSecret, { collection: INTEGRATIONS, id: doc.id, field: SECRET_FIELD });
+    return this.deps.keyring.open(doc.value.clientSecret, {
+      collection: INTEGRATIONS,
+      id: doc.id,
+      field: SECRET_FIELD,
+    });
   }
 
   /** Domain rules the schema cannot express; throws validation_failed naming each field. */
   private check(input: IntegrationInput, creating: boolean): void {
     const details: ErrorDetail[] = [];
     if (creating && !input.clientSecret) details.push({ field: 'clientSecret', message: 'required' });
-    details.push(...validateProviderSettings(input.provider, input, { allowInsecure: this.deps.config.MAILGATE_ALLOW_INSECURE_OAUTH }));
+    details.push(
+      ...validateProviderSettings(input.provider, input, {
+        allowInsecure: this.deps.config.MAILGATE_ALLOW_INSECURE_OAUTH,
+      }),
+    );
     if (details.length > 0) {
-      throw new AppError('validation_failed', { message: details.map((d) => `${d.field}: ${d.message}`).join('; '), details });
+      throw new AppError('validation_failed', {
+        message: details.map((d) => `${d.field}: ${d.message}`).join('; '),
+        details,
+      });
     }
   }
 
@@ -164,15 +188,31 @@ export class IntegrationService {
       secretChangedAt: now,
     };
     const doc = await this.deps.store.put(INTEGRATIONS, id, record, { ifVersion: 0 });
-    await this.deps.audit.record({ actor, action: 'oauth_integration.create', target: `oauth_integration:${id}`, outcome: 'success', ip, detail: { provider: input.provider, name: input.name } });
+    await this.deps.audit.record({
+      actor,
+      action: 'oauth_integration.create',
+      target: `oauth_integration:${id}`,
+      outcome: 'success',
+      ip,
+      detail: { provider: input.provider, name: input.name },
+    });
     return doc;
   }
 
   /** Provider is fixed after creation; the secret changes only when a new one is given. */
-  async update(id: string, input: IntegrationInput, actor: Actor, ip?: string, ifVersion?: number): Promise<Doc<IntegrationRecord>> {
+  async update(
+    id: string,
+    input: IntegrationInput,
+    actor: Actor,
+    ip?: string,
+    ifVersion?: number,
+  ): Promise<Doc<IntegrationRecord>> {
     const current = await this.get(id);
     if (input.provider !== current.value.provider) {
-      throw new AppError('validation_failed', { details: [{ field: 'provider', message: 'the provider cannot change; create another integration' }], message: 'provider: cannot change' });
+      throw new AppError('validation_failed', {
+        details: [{ field: 'provider', message: 'the provider cannot change; create another integration' }],
+        message: 'provider: cannot change',
+      });
     }
     this.check(input, false);
     const now = Date.now();
@@ -184,27 +224,52 @@ export class IntegrationService {
       secretExpiresAt: input.secretExpiresAt === undefined ? current.value.secretExpiresAt : input.secretExpiresAt,
       updatedAt: now,
     };
-    const changed = Object.keys(record).filter((k) => k !== 'updatedAt' && JSON.stringify(record[k as keyof IntegrationRecord]) !== JSON.stringify(current.value[k as keyof IntegrationRecord]));
+    const changed = Object.keys(record).filter(
+      (k) =>
+        k !== 'updatedAt' &&
+        JSON.stringify(record[k as keyof IntegrationRecord]) !==
+          JSON.stringify(current.value[k as keyof IntegrationRecord]),
+    );
     // Refreshes send the stored client secret and refresh tokens to the token endpoint: it moves only with no mailbox authorized.
-    const moved = (['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint'] as const).find((f) => changed.includes(f));
+    const moved = (['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint'] as const).find((f) =>
+      changed.includes(f),
+    );
     if (moved && (await this.deps.grantsOf(id)) > 0) {
-      const message = 'this integration holds authorized mailboxes: press Disconnect on those SMTP servers before changing its endpoints, then Authorize again';
-      throw new AppError('validation_failed', { message: `${moved}: ${message}`, details: [{ field: moved, message }] });
+      const message =
+        'this integration holds authorized mailboxes: press Disconnect on those SMTP servers before changing its endpoints, then Authorize again';
+      throw new AppError('validation_failed', {
+        message: `${moved}: ${message}`,
+        details: [{ field: moved, message }],
+      });
     }
     if (moved && !input.clientSecret) {
       // The stored secret was given for the old endpoints; it goes to a new one only when typed again for it.
       const message = `the ${moved} changed: enter the client secret again, so it is only ever sent where it was given for`;
-      throw new AppError('validation_failed', { message: `clientSecret: ${message}`, details: [{ field: 'clientSecret', message }] });
+      throw new AppError('validation_failed', {
+        message: `clientSecret: ${message}`,
+        details: [{ field: 'clientSecret', message }],
+      });
     }
     if (input.clientSecret) {
-      record.clientSecret = this.deps.keyring.seal(input.clientSecret, { collection: INTEGRATIONS, id, field: SECRET_FIELD });
+      record.clientSecret = this.deps.keyring.seal(input.clientSecret, {
+        collection: INTEGRATIONS,
+        id,
+        field: SECRET_FIELD,
+      });
       record.secretChangedAt = now;
       record.misconfigured = null;
       changed.push('clientSecret');
     }
     const doc = await this.deps.store.put(INTEGRATIONS, id, record, { ifVersion: ifVersion ?? current.version });
     this.#clients.delete(id);
-    await this.deps.audit.record({ actor, action: 'oauth_integration.update', target: `oauth_integration:${id}`, outcome: 'success', ip, detail: { changed } });
+    await this.deps.audit.record({
+      actor,
+      action: 'oauth_integration.update',
+      target: `oauth_integration:${id}`,
+      outcome: 'success',
+      ip,
+      detail: { changed },
+    });
     return doc;
   }
 
@@ -212,11 +277,19 @@ export class IntegrationService {
     await this.get(id);
     const inUse = await this.deps.grantsOf(id);
     if (inUse > 0) {
-      throw new AppError('conflict', { message: `This integration still holds ${inUse} authorized mailbox(es): press Disconnect on those SMTP servers first.` });
+      throw new AppError('conflict', {
+        message: `This integration still holds ${inUse} authorized mailbox(es): press Disconnect on those SMTP servers first.`,
+      });
     }
     await this.deps.store.delete(INTEGRATIONS, id);
     this.#clients.delete(id);
-    await this.deps.audit.record({ actor, action: 'oauth_integration.delete', target: `oauth_integration:${id}`, outcome: 'success', ip });
+    await this.deps.audit.record({
+      actor,
+      action: 'oauth_integration.delete',
+      target: `oauth_integration:${id}`,
+      outcome: 'success',
+      ip,
+    });
   }
 
   /** A ready client for the integration as stored now (discovery cached per stored version). */
@@ -245,12 +318,18 @@ export class IntegrationService {
         clientSecret,
       },
       // Presets talk to issuers the operator configured; a custom integration's URLs pass the egress policy.
-      providerOf(v.provider).adminEnteredEndpoints ? { ...this.clientOptions, fetch: this.deps.fetch ?? this.deps.egressFetch } : this.clientOptions,
+      providerOf(v.provider).adminEnteredEndpoints
+        ? { ...this.clientOptions, fetch: this.deps.fetch ?? this.deps.egressFetch }
+        : this.clientOptions,
     );
   }
 
   /** Replaces the secret after it was proven (see tokens/secret-rotation.ts). */
-  async storeProvenSecret(id: string, clientSecret: string, secretExpiresAt: string | null | undefined): Promise<Doc<IntegrationRecord>> {
+  async storeProvenSecret(
+    id: string,
+    clientSecret: string,
+    secretExpiresAt: string | null | undefined,
+  ): Promise<Doc<IntegrationRecord>> {
     for (;;) {
       const current = await this.get(id);
       const now = Date.now();
@@ -276,8 +355,16 @@ export class IntegrationService {
     const current = await this.deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
     if (!current || current.value.misconfigured?.code === diagnosis.code) return;
     try {
-      await this.deps.store.put(INTEGRATIONS, id, { ...current.value, misconfigured: { at: Date.now(), ...diagnosis } }, { ifVersion: current.version });
-      this.deps.log.error({ integrationId: id, code: diagnosis.code }, 'OAuth integration misconfigured: the provider rejected the client credentials');
+      await this.deps.store.put(
+        INTEGRATIONS,
+        id,
+        { ...current.value, misconfigured: { at: Date.now(), ...diagnosis } },
+        { ifVersion: current.version },
+      );
+      this.deps.log.error(
+        { integrationId: id, code: diagnosis.code },
+        'OAuth integration misconfigured: the provider rejected the client credentials',
+      );
     } catch {
       // Another instance recorded it first.
     }
@@ -287,7 +374,12 @@ export class IntegrationService {
     const current = await this.deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
     if (!current?.value.misconfigured) return;
     try {
-      await this.deps.store.put(INTEGRATIONS, id, { ...current.value, misconfigured: null }, { ifVersion: current.version });
+      await this.deps.store.put(
+        INTEGRATIONS,
+        id,
+        { ...current.value, misconfigured: null },
+        { ifVersion: current.version },
+      );
     } catch {
       // Changed meanwhile; the next success clears it.
     }

@@ -60,7 +60,10 @@ describe('JSON-lines files', () => {
     const replayed = new Map<number, string>();
     for (const { i, v } of lines) replayed.set(i, v);
     expect(replayed).toEqual(state);
-    expect(lines.slice(-2)).toEqual([{ i: 1, v: 'after' }, { i: 0, v: 'last' }]);
+    expect(lines.slice(-2)).toEqual([
+      { i: 1, v: 'after' },
+      { i: 0, v: 'last' },
+    ]);
     expect((await readdir(dir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
@@ -75,22 +78,27 @@ describe('JSON-lines files', () => {
     release();
     await waiting;
     expect(await readJsonLines(file)).toEqual([{ n: 1 }]);
-    await expect(appender.append('{"n":2}\n', Promise.reject(new Error('the other write failed')))).rejects.toThrow('the other write failed');
+    await expect(appender.append('{"n":2}\n', Promise.reject(new Error('the other write failed')))).rejects.toThrow(
+      'the other write failed',
+    );
     await appender.append('{"n":3}\n');
     await appender.close();
     expect(await readJsonLines(file)).toEqual([{ n: 1 }, { n: 3 }]);
   });
 
-  it.skipIf(!toolForTests('devFull'))('after a failed write (disk full) every later append fails instead of writing after it', async () => {
-    const file = path.join(dir, 'full.jsonl');
-    await symlink(toolForTests('devFull')!, file);
-    const appender = new AppendFile(file, false);
-    const first = await appender.append('{"n":1}\n').catch((err: unknown) => err);
-    expect(first).toMatchObject({ code: 'ENOSPC' });
-    // The same error, without trying the disk again.
-    await expect(appender.append('{"n":2}\n')).rejects.toBe(first);
-    await appender.close();
-  });
+  it.skipIf(!toolForTests('devFull'))(
+    'after a failed write (disk full) every later append fails instead of writing after it',
+    async () => {
+      const file = path.join(dir, 'full.jsonl');
+      await symlink(toolForTests('devFull')!, file);
+      const appender = new AppendFile(file, false);
+      const first = await appender.append('{"n":1}\n').catch((err: unknown) => err);
+      expect(first).toMatchObject({ code: 'ENOSPC' });
+      // The same error, without trying the disk again.
+      await expect(appender.append('{"n":2}\n')).rejects.toBe(first);
+      await appender.close();
+    },
+  );
 
   it('reads a file of several pieces, multi-byte characters across their edges, and cuts a torn tail at the right byte', async () => {
     const file = path.join(dir, 'big.jsonl');
@@ -102,9 +110,11 @@ describe('JSON-lines files', () => {
     expect(await readJsonLines(file)).toEqual(lines);
     expect(await readFile(file, 'utf8')).toBe(whole);
     // An error thrown by the reader of a line is not taken for a torn line: it stops the read and nothing is cut.
-    await expect(forEachJsonLine(file, () => {
-      throw new Error('not a document');
-    })).rejects.toThrow('not a document');
+    await expect(
+      forEachJsonLine(file, () => {
+        throw new Error('not a document');
+      }),
+    ).rejects.toThrow('not a document');
     expect(await readFile(file, 'utf8')).toBe(whole);
   });
 
@@ -181,7 +191,13 @@ describe('JSON-lines files on disk, in order', () => {
     events.length = 0;
     await file.rewrite(() => ['{"new":1}\n']).then(() => events.push('answered'));
     await file.close();
-    expect(events).toEqual(['write j.jsonl.tmp {"new":1}\n', 'fsync j.jsonl.tmp', 'rename j.jsonl.tmp j.jsonl', 'fsync dir', 'answered']);
+    expect(events).toEqual([
+      'write j.jsonl.tmp {"new":1}\n',
+      'fsync j.jsonl.tmp',
+      'rename j.jsonl.tmp j.jsonl',
+      'fsync dir',
+      'answered',
+    ]);
     expect(await readJsonLines(path.join(dir, 'j.jsonl'))).toEqual([{ new: 1 }]);
   });
 

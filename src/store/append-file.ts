@@ -6,7 +6,11 @@ const REWRITE_CHUNK = 1 << 20;
 
 /** The file calls an AppendFile makes: node:fs/promises, or a wrapper (tests record the order of writes and syncs). */
 export interface AppendFileSystem {
-  open(filePath: string, flags: string, mode?: number): Promise<Pick<FileHandle, 'appendFile' | 'writeFile' | 'sync' | 'close'>>;
+  open(
+    filePath: string,
+    flags: string,
+    mode?: number,
+  ): Promise<Pick<FileHandle, 'appendFile' | 'writeFile' | 'sync' | 'close'>>;
   rename(from: string, to: string): Promise<void>;
 }
 
@@ -46,7 +50,12 @@ export class AppendFile {
    * before its rename and the folder after it. `syncAppends: false` keeps the rewrites' syncs but not the appends':
    * for a file whose content its users rebuild after a power loss, where an fsync per batch buys nothing.
    */
-  constructor(filePath: string, fsync: boolean, fs: AppendFileSystem = nodeFileSystem, options: { syncAppends?: boolean } = {}) {
+  constructor(
+    filePath: string,
+    fsync: boolean,
+    fs: AppendFileSystem = nodeFileSystem,
+    options: { syncAppends?: boolean } = {},
+  ) {
     this.path = filePath;
     this.#fsync = fsync;
     this.#syncAppends = fsync && options.syncAppends !== false;
@@ -181,7 +190,8 @@ export async function forEachJsonLine(filePath: string, onLine: (value: unknown)
       const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
       if (bytesRead === 0) break;
       position += bytesRead;
-      const data = rest.length > 0 ? Buffer.concat([rest, buffer.subarray(0, bytesRead)]) : buffer.subarray(0, bytesRead);
+      const data =
+        rest.length > 0 ? Buffer.concat([rest, buffer.subarray(0, bytesRead)]) : buffer.subarray(0, bytesRead);
       let start = 0;
       for (;;) {
         // A newline byte never occurs inside a multi-byte UTF-8 character, so lines split cleanly on it.

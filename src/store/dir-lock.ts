@@ -37,12 +37,17 @@ export async function takeDirLock(storeDir: string): Promise<string> {
     const holder = await readHolder(lockPath);
     // Our own pid counts as stale unless this process really opened the folder: in a container every
     // restart is pid 1, so the file left by a killed predecessor would otherwise look alive.
-    const heldByOther = Number.isInteger(holder) && holder > 0 && (holder === process.pid ? openedHere.has(storeDir) : await isAlive(holder));
+    const heldByOther =
+      Number.isInteger(holder) &&
+      holder > 0 &&
+      (holder === process.pid ? openedHere.has(storeDir) : await isAlive(holder));
     if (heldByOther) {
       throw new StoreUnavailableError(
         `The data folder ${path.dirname(storeDir)} is already in use by process ${holder} (lock file ${lockPath}). ` +
           'The embedded store serves one process only: stop the other mailgate, point MAILGATE_DATA_DIR elsewhere, ' +
-          'or set REDIS_URL to run several instances. If process ' + String(holder) + ' is not a mailgate using this folder, delete the lock file.',
+          'or set REDIS_URL to run several instances. If process ' +
+          String(holder) +
+          ' is not a mailgate using this folder, delete the lock file.',
       );
     }
     if (await replaceStaleLock(lockPath, holder)) {
@@ -88,7 +93,10 @@ async function replaceStaleLock(lockPath: string, staleHolder: number): Promise<
   const takeoverPath = `${lockPath}.takeover`;
   if (!(await createLockFile(takeoverPath))) {
     // A process that died mid-takeover (a window of a few milliseconds) leaves the file behind.
-    const age = await stat(takeoverPath).then((st) => Date.now() - st.mtimeMs, () => 0);
+    const age = await stat(takeoverPath).then(
+      (st) => Date.now() - st.mtimeMs,
+      () => 0,
+    );
     if (age > TAKEOVER_STALE_MS) await removeQuietly(takeoverPath);
     return false;
   }
@@ -102,4 +110,3 @@ async function replaceStaleLock(lockPath: string, staleHolder: number): Promise<
     await removeQuietly(takeoverPath);
   }
 }
-

@@ -54,7 +54,8 @@ export function deleteLine(id: string): string {
 
 /** A version whose blob file may not be written yet is rewritten in full: a rewritten line never waits for a file. */
 export function* journalLines(docs: Map<string, StoredDoc>): Generator<string> {
-  for (const [id, doc] of docs) yield doc.json !== null ? putLine(id, doc.version, doc.json) : blobLine(id, doc.version, doc.blob!);
+  for (const [id, doc] of docs)
+    yield doc.json !== null ? putLine(id, doc.version, doc.json) : blobLine(id, doc.version, doc.blob!);
 }
 
 export function needsCompaction(lines: number, live: number): boolean {
@@ -65,11 +66,17 @@ export function needsCompaction(lines: number, live: number): boolean {
 export async function readJournal(collection: Collection, file: string): Promise<void> {
   collection.lines += await forEachJsonLine(file, (parsed) => {
     const line = parsed as JournalLine;
-    if (typeof line.id !== 'string') throw new Error(`The journal ${file} has a line without an id; it was changed outside mailgate`);
+    if (typeof line.id !== 'string')
+      throw new Error(`The journal ${file} has a line without an id; it was changed outside mailgate`);
     if (line.deleted === true) collection.docs.delete(line.id);
-    else if (typeof line.version === 'number' && typeof line.blob === 'string') collection.docs.set(line.id, { version: line.version, json: null, blob: line.blob });
-    else if (typeof line.version === 'number' && 'value' in line) collection.docs.set(line.id, { version: line.version, json: JSON.stringify(line.value) });
-    else throw new Error(`The journal ${file} has a line for ${JSON.stringify(line.id).slice(0, 60)} that is neither a document nor a deletion`);
+    else if (typeof line.version === 'number' && typeof line.blob === 'string')
+      collection.docs.set(line.id, { version: line.version, json: null, blob: line.blob });
+    else if (typeof line.version === 'number' && 'value' in line)
+      collection.docs.set(line.id, { version: line.version, json: JSON.stringify(line.value) });
+    else
+      throw new Error(
+        `The journal ${file} has a line for ${JSON.stringify(line.id).slice(0, 60)} that is neither a document nor a deletion`,
+      );
   });
 }
 
@@ -88,7 +95,10 @@ export async function readOldLayout(collection: Collection, dir: string): Promis
         try {
           parsed = JSON.parse(text) as typeof parsed;
         } catch (cause) {
-          throw new Error(`The document file ${full} is not valid JSON (${text.length} bytes); it was changed outside mailgate or the disk lost data`, { cause });
+          throw new Error(
+            `The document file ${full} is not valid JSON (${text.length} bytes); it was changed outside mailgate or the disk lost data`,
+            { cause },
+          );
         }
         if (typeof parsed.id !== 'string' || typeof parsed.version !== 'number' || !('value' in parsed)) {
           throw new Error(`The document file ${full} is not a mailgate document`);

@@ -34,7 +34,11 @@ export class FileDocuments implements Documents {
   readonly #blobs: BlobFiles;
   readonly #collections = new Map<string, Collection>();
 
-  constructor(root: string, fsync: boolean, parts: { state: FileStoreState; schedules: FileSchedules; counters: MemoryCounters }) {
+  constructor(
+    root: string,
+    fsync: boolean,
+    parts: { state: FileStoreState; schedules: FileSchedules; counters: MemoryCounters },
+  ) {
     this.#dir = path.join(root, 'docs');
     this.#fsync = fsync;
     this.#state = parts.state;
@@ -78,7 +82,8 @@ export class FileDocuments implements Documents {
       if (needsCompaction(collection.lines, collection.docs.size)) await this.#compact(collection);
     }
     const live = new Set<string>();
-    for (const collection of this.#collections.values()) for (const doc of collection.docs.values()) if (doc.blob) live.add(doc.blob);
+    for (const collection of this.#collections.values())
+      for (const doc of collection.docs.values()) if (doc.blob) live.add(doc.blob);
     await this.#blobs.sweep(live);
   }
 
@@ -108,7 +113,8 @@ export class FileDocuments implements Documents {
     const col = this.#collection(collection);
     const current = col.docs.get(id);
     const actual = current?.version ?? 0;
-    if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
+    if (options.ifVersion !== undefined && options.ifVersion !== actual)
+      throw new VersionConflictError(collection, id, options.ifVersion, actual);
     this.#counters.apply(options);
     // Memory changes in this tick, so the next compare-and-set already sees this version.
     const version = actual + 1;
@@ -127,7 +133,8 @@ export class FileDocuments implements Documents {
     const col = this.#collections.get(collection);
     const current = col?.docs.get(id);
     const actual = current?.version ?? 0;
-    if (options.ifVersion !== undefined && options.ifVersion !== actual) throw new VersionConflictError(collection, id, options.ifVersion, actual);
+    if (options.ifVersion !== undefined && options.ifVersion !== actual)
+      throw new VersionConflictError(collection, id, options.ifVersion, actual);
     if (!col || !current) {
       await Promise.all(moves.map((move) => this.#schedules.applyMove(move, id)));
       return false;
@@ -154,7 +161,10 @@ export class FileDocuments implements Documents {
       if (!id.startsWith(prefix)) break;
       const stored = col.docs.get(id);
       if (!stored) continue; // deleted while an earlier blob was read
-      const doc = stored.json !== null ? { id, version: stored.version, value: JSON.parse(stored.json) as T } : await this.get<T>(collection, id);
+      const doc =
+        stored.json !== null
+          ? { id, version: stored.version, value: JSON.parse(stored.json) as T }
+          : await this.get<T>(collection, id);
       if (doc) out.push(doc);
     }
     return out;
@@ -162,7 +172,10 @@ export class FileDocuments implements Documents {
 
   async collections(): Promise<string[]> {
     this.#state.assertOpen();
-    return [...this.#collections].filter(([, c]) => c.docs.size > 0).map(([name]) => name).sort(compareIds);
+    return [...this.#collections]
+      .filter(([, c]) => c.docs.size > 0)
+      .map(([name]) => name)
+      .sort(compareIds);
   }
 
   /** Rewrites every journal that holds a line no longer current. */
@@ -195,12 +208,25 @@ export class FileDocuments implements Documents {
    * Writes a new version's line (for a large value: its blob file first, and a line naming it); once written, a
    * large value leaves memory and the blob of the version it replaced is deleted.
    */
-  #writeVersion(col: Collection, collection: string, id: string, stored: StoredDoc, replaced: StoredDoc | undefined): Promise<void> {
+  #writeVersion(
+    col: Collection,
+    collection: string,
+    id: string,
+    stored: StoredDoc,
+    replaced: StoredDoc | undefined,
+  ): Promise<void> {
     let written: Promise<void>;
     if (stored.json !== null && stored.json.length >= BLOB_MIN_CHARS) {
       stored.blob = BlobFiles.nameOf(collection, id, stored.version);
-      written = this.#writeLine(col, blobLine(id, stored.version, stored.blob), this.#blobs.write(stored.blob, stored.json));
-      void written.then(() => (stored.json = null), () => undefined);
+      written = this.#writeLine(
+        col,
+        blobLine(id, stored.version, stored.blob),
+        this.#blobs.write(stored.blob, stored.json),
+      );
+      void written.then(
+        () => (stored.json = null),
+        () => undefined,
+      );
     } else {
       written = this.#writeLine(col, putLine(id, stored.version, stored.json!));
     }
@@ -226,6 +252,9 @@ export class FileDocuments implements Documents {
   /** Rewrites the journal from memory, after the lines already queued; lines queued later follow it. */
   #compact(collection: Collection): Promise<void> {
     collection.lines = collection.docs.size;
-    return this.#state.guard(collection.journal, collection.journal.rewrite(() => journalLines(collection.docs)));
+    return this.#state.guard(
+      collection.journal,
+      collection.journal.rewrite(() => journalLines(collection.docs)),
+    );
   }
 }

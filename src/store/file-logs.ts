@@ -73,8 +73,10 @@ export class FileLogs implements Logs {
     const entries = this.#logs.get(log)?.entries ?? [];
     const byId = (a: { id: string }, b: { id: string }): number => compareIds(a.id, b.id);
     // Exclusive bounds: [after+1, before-1].
-    let end = options.before === undefined ? entries.length : lowerBound(entries, { id: options.before, json: '' }, byId);
-    const start = options.after === undefined ? 0 : lowerBound(entries, { id: `${options.after}\u0000`, json: '' }, byId);
+    let end =
+      options.before === undefined ? entries.length : lowerBound(entries, { id: options.before, json: '' }, byId);
+    const start =
+      options.after === undefined ? 0 : lowerBound(entries, { id: `${options.after}\u0000`, json: '' }, byId);
     const out: LogEntry<T>[] = [];
     while (end > start && out.length < options.limit) {
       const item = entries[--end]!;

@@ -12,7 +12,10 @@ export function encodeFileName(id: string): string {
   let out = '';
   for (const byte of Buffer.from(id, 'utf8')) {
     const c = String.fromCharCode(byte);
-    out += /[a-z0-9_-]/.test(c) || (c === '.' && out.length > 0) ? c : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    out +=
+      /[a-z0-9_-]/.test(c) || (c === '.' && out.length > 0)
+        ? c
+        : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   // Long ids get a hashed name; the id itself is inside the file, which is what counts when loading.
   return out.length <= MAX_FILE_NAME ? out : `~${createHash('sha256').update(id).digest('hex')}`;

@@ -24,7 +24,8 @@ export function checkScheduleOption(options: WriteOptions): ScheduleMove[] {
   const moves = scheduleMoves(options);
   for (const { queue, dueAt } of moves) {
     checkFileBackedName('queue name', queue);
-    if (dueAt !== null && !Number.isFinite(dueAt)) throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
+    if (dueAt !== null && !Number.isFinite(dueAt))
+      throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
   }
   return moves;
 }
@@ -78,7 +79,8 @@ export class FileSchedules implements Schedules {
   async schedule(queue: string, id: string, dueAt: number): Promise<void> {
     checkFileBackedName('queue name', queue);
     checkName('scheduled id', id);
-    if (!Number.isFinite(dueAt)) throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
+    if (!Number.isFinite(dueAt))
+      throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
     this.#state.assertOpen();
     const state = this.#schedule(queue);
     this.#setDue(state, id, dueAt);
@@ -104,7 +106,10 @@ export class FileSchedules implements Schedules {
     for (const id of claimed) state.due.delete(id);
     const leaseEnd = now + leaseMs;
     for (const id of claimed) this.#setDue(state, id, leaseEnd);
-    await this.#record(state, claimed.map((id) => ['s', id, leaseEnd]));
+    await this.#record(
+      state,
+      claimed.map((id) => ['s', id, leaseEnd]),
+    );
     return claimed;
   }
 
@@ -133,7 +138,9 @@ export class FileSchedules implements Schedules {
       // Not synced per batch: the store's traits say schedules are rebuilt from the documents at start
       // (`durableIndexes: false`), and what a power loss takes from this file is rebuilt with them. A process crash
       // takes nothing written, and a rewrite is still synced before its rename.
-      const file = new AppendFile(path.join(this.#dir, `${encodeFileName(name)}.jsonl`), this.#fsync, undefined, { syncAppends: false });
+      const file = new AppendFile(path.join(this.#dir, `${encodeFileName(name)}.jsonl`), this.#fsync, undefined, {
+        syncAppends: false,
+      });
       state = { due: new Map(), order: [], lines: 0, file };
       this.#schedules.set(name, state);
     }
@@ -158,7 +165,10 @@ export class FileSchedules implements Schedules {
   /** Queues schedule operations; with `after`, they are written only once that (document) write is. */
   #record(state: ScheduleState, ops: unknown[], after?: Promise<void>): Promise<void> {
     state.lines += ops.length;
-    const written = this.#state.guard(state.file, state.file.append(ops.map((op) => `${JSON.stringify(op)}\n`).join(''), after));
+    const written = this.#state.guard(
+      state.file,
+      state.file.append(ops.map((op) => `${JSON.stringify(op)}\n`).join(''), after),
+    );
     // The operation file only grows; rewrite it from memory once it is mostly history.
     if (state.lines > 1000 && state.lines > 4 * state.due.size) this.#compact(state).catch(() => undefined);
     return written;

@@ -12,7 +12,15 @@ import { MemoryCounters } from './memory-counters.js';
 import { MemoryLocks } from './memory-locks.js';
 import { MemoryPubSub } from './memory-pubsub.js';
 import { memorySessionsAndLimits, type RateLimiterOptions, type StoreWithSessions } from './sessions.js';
-import { StoreUnavailableError, type ClaimedDoc, type Doc, type Lock, type LogEntry, type ScheduledEntry, type WriteOptions } from './store.js';
+import {
+  StoreUnavailableError,
+  type ClaimedDoc,
+  type Doc,
+  type Lock,
+  type LogEntry,
+  type ScheduledEntry,
+  type WriteOptions,
+} from './store.js';
 
 export { encodeFileName } from './file-names.js';
 
@@ -82,7 +90,8 @@ export async function createFileStore(dir: string, options: FileStoreOptions = {
   await mkdir(storeDir, { recursive: true, mode: 0o700 });
   const lockPath = await takeDirLock(storeDir);
   try {
-    for (const sub of ['docs', 'logs', 'schedules']) await mkdir(path.join(storeDir, sub), { recursive: true, mode: 0o700 });
+    for (const sub of ['docs', 'logs', 'schedules'])
+      await mkdir(path.join(storeDir, sub), { recursive: true, mode: 0o700 });
     const store = new FileStore(storeDir, lockPath, options);
     await store.load();
     return store;
@@ -118,11 +127,17 @@ class FileStore implements StoreWithSessions {
     this.#state = new FileStoreState(options.log);
     this.#schedules = new FileSchedules(path.join(root, 'schedules'), fsync, this.#state);
     this.#counters = new MemoryCounters(assertOpen);
-    this.#documents = new FileDocuments(root, fsync, { state: this.#state, schedules: this.#schedules, counters: this.#counters });
+    this.#documents = new FileDocuments(root, fsync, {
+      state: this.#state,
+      schedules: this.#schedules,
+      counters: this.#counters,
+    });
     this.#logs = new FileLogs(path.join(root, 'logs'), fsync, this.#state);
     this.#locks = new MemoryLocks(assertOpen);
     this.#pubsub = new MemoryPubSub(assertOpen, options.log);
-    this.#sessions = memorySessionsAndLimits({ ...(options.sessionPruneEveryMs !== undefined ? { sessionPruneEveryMs: options.sessionPruneEveryMs } : {}) });
+    this.#sessions = memorySessionsAndLimits({
+      ...(options.sessionPruneEveryMs !== undefined ? { sessionPruneEveryMs: options.sessionPruneEveryMs } : {}),
+    });
   }
 
   async load(): Promise<void> {
@@ -183,7 +198,13 @@ class FileStore implements StoreWithSessions {
     return this.#schedules.claimDue(queue, now, leaseMs, limit);
   }
 
-  async claimDueDocs<T>(queue: string, collection: string, now: number, leaseMs: number, limit: number): Promise<ClaimedDoc<T>[]> {
+  async claimDueDocs<T>(
+    queue: string,
+    collection: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<ClaimedDoc<T>[]> {
     const ids = await this.#schedules.claimDue(queue, now, leaseMs, limit);
     return Promise.all(ids.map(async (id) => ({ id, doc: await this.#documents.get<T>(collection, id) })));
   }
@@ -232,7 +253,10 @@ class FileStore implements StoreWithSessions {
       // Superseded versions and deleted documents leave the disk with the process (see the top of this file).
       if (!this.#state.failed) await this.#documents.compactStale();
     } catch (err) {
-      this.#logger?.warn({ err }, 'rewriting a journal at close failed; it is complete and is read as it is at the next start');
+      this.#logger?.warn(
+        { err },
+        'rewriting a journal at close failed; it is complete and is read as it is at the next start',
+      );
     } finally {
       await this.#documents.close();
       await this.#logs.close();

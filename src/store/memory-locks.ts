@@ -13,13 +13,15 @@ export class MemoryLocks implements Locks {
 
   async acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
     checkName('lock name', name);
-    if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new Error(`lock ${name}: ttlMs must be a positive number, got ${ttlMs}`);
+    if (!(ttlMs > 0) || !Number.isFinite(ttlMs))
+      throw new Error(`lock ${name}: ttlMs must be a positive number, got ${ttlMs}`);
     this.#assertOpen();
     const now = Date.now();
     const held = this.#locks.get(name);
     if (held && held.expiresAt > now) return null;
     // Expired locks are only overwritten on re-acquire; drop them now and then so unique names do not pile up.
-    if (this.#locks.size > 1000) for (const [key, lock] of this.#locks) if (lock.expiresAt <= now) this.#locks.delete(key);
+    if (this.#locks.size > 1000)
+      for (const [key, lock] of this.#locks) if (lock.expiresAt <= now) this.#locks.delete(key);
     const owner = randomBytes(16).toString('hex');
     this.#locks.set(name, { owner, expiresAt: now + ttlMs });
     const locks = this.#locks;

@@ -15,13 +15,26 @@ export interface StoreLog {
  * be reached or the data folder is in use by another process. MAILGATE_FSYNC applies to the embedded store only:
  * on Redis, durability is the server's AOF setting.
  */
-export async function openStore(config: Pick<Config, 'REDIS_URL' | 'MAILGATE_REDIS_PREFIX' | 'MAILGATE_DATA_DIR' | 'MAILGATE_FSYNC'>, log?: StoreLog): Promise<StoreWithSessions> {
+export async function openStore(
+  config: Pick<Config, 'REDIS_URL' | 'MAILGATE_REDIS_PREFIX' | 'MAILGATE_DATA_DIR' | 'MAILGATE_FSYNC'>,
+  log?: StoreLog,
+): Promise<StoreWithSessions> {
   if (config.REDIS_URL) {
-    const store = await createRedisStore({ url: config.REDIS_URL, prefix: config.MAILGATE_REDIS_PREFIX, ...(log ? { log } : {}) });
+    const store = await createRedisStore({
+      url: config.REDIS_URL,
+      prefix: config.MAILGATE_REDIS_PREFIX,
+      ...(log ? { log } : {}),
+    });
     log?.info({ store: 'redis', prefix: config.MAILGATE_REDIS_PREFIX }, 'store opened on Redis');
     return store;
   }
-  const store = await createFileStore(config.MAILGATE_DATA_DIR, { fsync: config.MAILGATE_FSYNC === 'always', ...(log ? { log } : {}) });
-  log?.info({ store: 'file', dir: config.MAILGATE_DATA_DIR }, 'store opened in the data folder (embedded, single process)');
+  const store = await createFileStore(config.MAILGATE_DATA_DIR, {
+    fsync: config.MAILGATE_FSYNC === 'always',
+    ...(log ? { log } : {}),
+  });
+  log?.info(
+    { store: 'file', dir: config.MAILGATE_DATA_DIR },
+    'store opened in the data folder (embedded, single process)',
+  );
   return store;
 }

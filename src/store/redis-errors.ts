@@ -45,7 +45,11 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, message: s
 }
 
 /** Closes a connection politely (QUIT), or cuts it when Redis does not answer within a second. */
-export async function quitOrDisconnect(client: { readonly status: string; quit(): Promise<unknown>; disconnect(): void }): Promise<void> {
+export async function quitOrDisconnect(client: {
+  readonly status: string;
+  quit(): Promise<unknown>;
+  disconnect(): void;
+}): Promise<void> {
   if (client.status === 'end') return;
   const timer = new Promise<'timeout'>((resolve) => setTimeout(resolve, 1000, 'timeout').unref());
   const result = await Promise.race([client.quit().catch(() => 'failed' as const), timer]);

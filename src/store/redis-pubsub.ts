@@ -54,7 +54,11 @@ export class RedisPubSub implements PubSub {
           const back = new Promise<void>((resolve) => subscriber.once('ready', () => resolve()));
           await withTimeout(back, timeoutMs, 'Redis is not reachable (subscriber connection down)');
         }
-        await withTimeout(subscriber.subscribe(name), timeoutMs, `Redis did not acknowledge SUBSCRIBE within ${timeoutMs} ms`);
+        await withTimeout(
+          subscriber.subscribe(name),
+          timeoutMs,
+          `Redis did not acknowledge SUBSCRIBE within ${timeoutMs} ms`,
+        );
       })();
       const created = { handlers: new Set<(message: string) => void>(), ready };
       entry = created;
@@ -70,7 +74,11 @@ export class RedisPubSub implements PubSub {
       if (!joined.handlers.delete(handler) || joined.handlers.size > 0 || this.#channels.get(name) !== joined) return;
       this.#channels.delete(name);
       // Best effort: if Redis is down the channel is simply renewed on reconnect and its messages ignored.
-      await withTimeout(this.#subscriber?.unsubscribe(name) ?? Promise.resolve(), timeoutMs, 'UNSUBSCRIBE timed out').catch(() => undefined);
+      await withTimeout(
+        this.#subscriber?.unsubscribe(name) ?? Promise.resolve(),
+        timeoutMs,
+        'UNSUBSCRIBE timed out',
+      ).catch(() => undefined);
     };
   }
 

@@ -9,7 +9,14 @@ import { checkCollection, checkName, compareIds } from './names.js';
 import { guard, mapError, quitOrDisconnect, safeUrl, withTimeout } from './redis-errors.js';
 import { RedisPubSub } from './redis-pubsub.js';
 import { RedisPutBatch } from './redis-put-batch.js';
-import { CLAIM_DUE_DOCS_LUA, CLAIM_DUE_LUA, DELETE_LUA, EXTEND_LOCK_LUA, PUT_MANY_LUA, RELEASE_LOCK_LUA } from './redis-scripts.js';
+import {
+  CLAIM_DUE_DOCS_LUA,
+  CLAIM_DUE_LUA,
+  DELETE_LUA,
+  EXTEND_LOCK_LUA,
+  PUT_MANY_LUA,
+  RELEASE_LOCK_LUA,
+} from './redis-scripts.js';
 import type { RateLimiterOptions, StoreWithSessions } from './sessions.js';
 import {
   checkCounterChanges,
@@ -113,7 +120,9 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Stor
     await client.ping();
   } catch (cause) {
     client.disconnect();
-    throw new StoreUnavailableError(`Cannot reach Redis at ${safeUrl(options.url)}: ${(cause as Error).message}`, { cause });
+    throw new StoreUnavailableError(`Cannot reach Redis at ${safeUrl(options.url)}: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   return new RedisBackedStore(client, redisOptions, options);
 }
@@ -130,7 +139,9 @@ class RedisBackedStore implements StoreWithSessions {
   constructor(client: Redis, redisOptions: RedisOptions, options: RedisStoreOptions) {
     this.#client = client;
     this.#prefix = options.prefix;
-    this.#puts = new RedisPutBatch((keys, args) => PUT_MANY.run(client, [this.#collectionsKey, this.#countersKey, ...keys], args));
+    this.#puts = new RedisPutBatch((keys, args) =>
+      PUT_MANY.run(client, [this.#collectionsKey, this.#countersKey, ...keys], args),
+    );
     // Subscribe mode waits for messages indefinitely: no command timeout, retry forever in the background.
     const { commandTimeout: _timeout, ...subscriberOptions } = redisOptions;
     this.#pubsub = new RedisPubSub({
@@ -139,7 +150,11 @@ class RedisBackedStore implements StoreWithSessions {
       log: options.log,
       publish: (channel, message) => client.publish(channel, message),
       openSubscriber: (onMessage) => {
-        const subscriber = new Redis(options.url, { ...subscriberOptions, maxRetriesPerRequest: null, enableAutoPipelining: false });
+        const subscriber = new Redis(options.url, {
+          ...subscriberOptions,
+          maxRetriesPerRequest: null,
+          enableAutoPipelining: false,
+        });
         subscriber.on('error', () => undefined);
         subscriber.on('message', onMessage);
         return subscriber;
@@ -180,7 +195,18 @@ class RedisBackedStore implements StoreWithSessions {
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
     const counters = checkCounterChanges(options);
     const moves = this.#moves(options);
-    const [ok, version, refused] = await guard(() => this.#puts.put({ docKey: this.#docKey(collection, id), indexKey: this.#indexKey(collection), id, collection, expected, json, counters, moves }));
+    const [ok, version, refused] = await guard(() =>
+      this.#puts.put({
+        docKey: this.#docKey(collection, id),
+        indexKey: this.#indexKey(collection),
+        id,
+        collection,
+        expected,
+        json,
+        counters,
+        moves,
+      }),
+    );
     if (ok === 2) throw limitError(options, refused, version);
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return { id, version, value: JSON.parse(json) as T };
@@ -191,7 +217,11 @@ class RedisBackedStore implements StoreWithSessions {
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
     const [keys, optionArgs] = this.#optionArgs(options);
     const [ok, version] = (await guard(() =>
-      DELETE.run(this.#client, [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys], [expected, id, collection, ...optionArgs]),
+      DELETE.run(
+        this.#client,
+        [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys],
+        [expected, id, collection, ...optionArgs],
+      ),
     )) as [number, number];
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return version > 0;
@@ -201,15 +231,22 @@ class RedisBackedStore implements StoreWithSessions {
   #optionArgs(options: WriteOptions): [string[], string[]] {
     const changes = checkCounterChanges(options);
     const moves = this.#moves(options);
-    const modes: string[] = [String(changes.length), ...changes.flatMap((c) => [c.counter, String(c.delta), c.max === undefined ? '' : String(c.max)])];
-    return [[this.#countersKey, ...moves.map(([key]) => key)], [...modes, ...moves.map(([, mode]) => mode)]];
+    const modes: string[] = [
+      String(changes.length),
+      ...changes.flatMap((c) => [c.counter, String(c.delta), c.max === undefined ? '' : String(c.max)]),
+    ];
+    return [
+      [this.#countersKey, ...moves.map(([key]) => key)],
+      [...modes, ...moves.map(([, mode]) => mode)],
+    ];
   }
 
   /** The `schedule` option, checked: each schedule's key and its mode, 'u' (remove) or the due time. */
   #moves(options: WriteOptions): [string, string][] {
     return scheduleMoves(options).map(({ queue, dueAt }) => {
       checkName('queue name', queue);
-      if (dueAt !== null && !Number.isFinite(dueAt)) throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
+      if (dueAt !== null && !Number.isFinite(dueAt))
+        throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
       return [this.#scheduleKey(queue), dueAt === null ? 'u' : String(dueAt)];
     });
   }
@@ -221,7 +258,11 @@ class RedisBackedStore implements StoreWithSessions {
     // 0xFF never occurs in UTF-8, so "[prefix" .. "(prefix\xFF" is exactly the ids starting with prefix.
     const ids = await guard(() =>
       prefix
-        ? this.#client.zrangebylex(index, Buffer.from(`[${prefix}`), Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])]))
+        ? this.#client.zrangebylex(
+            index,
+            Buffer.from(`[${prefix}`),
+            Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])]),
+          )
         : this.#client.zrangebylex(index, '-', '+'),
     );
     const out: Doc<T>[] = [];
@@ -252,7 +293,8 @@ class RedisBackedStore implements StoreWithSessions {
 
   async acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
     checkName('lock name', name);
-    if (!(ttlMs > 0) || !Number.isFinite(ttlMs)) throw new Error(`lock ${name}: ttlMs must be a positive number, got ${ttlMs}`);
+    if (!(ttlMs > 0) || !Number.isFinite(ttlMs))
+      throw new Error(`lock ${name}: ttlMs must be a positive number, got ${ttlMs}`);
     const key = `${this.#prefix}lock:${name}`;
     const owner = randomBytes(16).toString('hex');
     const ok = await guard(() => this.#client.set(key, owner, 'PX', Math.max(1, Math.round(ttlMs)), 'NX'));
@@ -262,7 +304,8 @@ class RedisBackedStore implements StoreWithSessions {
       name,
       owner,
       release: async () => (await guard(() => RELEASE_LOCK.run(client, [key], [owner]))) === 1,
-      extend: async (ms: number) => (await guard(() => EXTEND_LOCK.run(client, [key], [owner, Math.max(1, Math.round(ms))]))) === 1,
+      extend: async (ms: number) =>
+        (await guard(() => EXTEND_LOCK.run(client, [key], [owner, Math.max(1, Math.round(ms))]))) === 1,
     };
   }
 
@@ -281,7 +324,9 @@ class RedisBackedStore implements StoreWithSessions {
     if (options.limit <= 0) return [];
     const end = options.before === undefined ? '+' : `(${streamIdOfLogId(options.before)}`;
     const start = options.after === undefined ? '-' : `(${streamIdOfLogId(options.after)}`;
-    const rows = await guard(() => this.#client.xrevrange(`${this.#prefix}log:${log}`, end, start, 'COUNT', options.limit));
+    const rows = await guard(() =>
+      this.#client.xrevrange(`${this.#prefix}log:${log}`, end, start, 'COUNT', options.limit),
+    );
     return rows.map(([id, fields]) => ({ id: logIdOfStreamId(id), entry: JSON.parse(fields[1] ?? 'null') as T }));
   }
 
@@ -294,7 +339,8 @@ class RedisBackedStore implements StoreWithSessions {
   async schedule(queue: string, id: string, dueAt: number): Promise<void> {
     checkName('queue name', queue);
     checkName('scheduled id', id);
-    if (!Number.isFinite(dueAt)) throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
+    if (!Number.isFinite(dueAt))
+      throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
     await guard(() => this.#client.zadd(this.#scheduleKey(queue), dueAt, id));
   }
 
@@ -304,13 +350,27 @@ class RedisBackedStore implements StoreWithSessions {
 
   async claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]> {
     if (limit <= 0) return [];
-    return (await guard(() => CLAIM_DUE.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit]))) as string[];
+    return (await guard(() =>
+      CLAIM_DUE.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit]),
+    )) as string[];
   }
 
-  async claimDueDocs<T>(queue: string, collection: string, now: number, leaseMs: number, limit: number): Promise<ClaimedDoc<T>[]> {
+  async claimDueDocs<T>(
+    queue: string,
+    collection: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<ClaimedDoc<T>[]> {
     checkCollection(collection);
     if (limit <= 0) return [];
-    const flat = (await guard(() => CLAIM_DUE_DOCS.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit, this.#docKey(collection, '')]))) as (string | null)[];
+    const flat = (await guard(() =>
+      CLAIM_DUE_DOCS.run(
+        this.#client,
+        [this.#scheduleKey(queue)],
+        [now, now + leaseMs, limit, this.#docKey(collection, '')],
+      ),
+    )) as (string | null)[];
     const out: ClaimedDoc<T>[] = [];
     for (let i = 0; i + 2 < flat.length; i += 3) {
       const [id, v, d] = [flat[i]!, flat[i + 1], flat[i + 2]];
@@ -325,7 +385,11 @@ class RedisBackedStore implements StoreWithSessions {
     if (!(limit > 0)) return [];
     const key = this.#scheduleKey(queue);
     const stop = String(limit - 1);
-    const flat = await guard(() => (options.newestFirst ? this.#client.zrevrange(key, '0', stop, 'WITHSCORES') : this.#client.zrange(key, '0', stop, 'WITHSCORES')));
+    const flat = await guard(() =>
+      options.newestFirst
+        ? this.#client.zrevrange(key, '0', stop, 'WITHSCORES')
+        : this.#client.zrange(key, '0', stop, 'WITHSCORES'),
+    );
     const out: ScheduledEntry[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i]!, dueAt: Number(flat[i + 1]) });
     return out;
@@ -344,7 +408,9 @@ class RedisBackedStore implements StoreWithSessions {
 
   async scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }> {
     const key = this.#scheduleKey(queue);
-    const [count, first] = await guard(() => Promise.all([this.#client.zcard(key), this.#client.zrange(key, '0', '0', 'WITHSCORES')]));
+    const [count, first] = await guard(() =>
+      Promise.all([this.#client.zcard(key), this.#client.zrange(key, '0', '0', 'WITHSCORES')]),
+    );
     return { count, earliestDueAt: first[1] === undefined ? null : Number(first[1]) };
   }
 
@@ -379,7 +445,11 @@ class RedisBackedStore implements StoreWithSessions {
   }
 
   async ping(): Promise<void> {
-    await withTimeout(guard(() => this.#client.ping()), PING_TIMEOUT_MS, `Redis did not answer PING within ${PING_TIMEOUT_MS} ms`);
+    await withTimeout(
+      guard(() => this.#client.ping()),
+      PING_TIMEOUT_MS,
+      `Redis did not answer PING within ${PING_TIMEOUT_MS} ms`,
+    );
   }
 
   async close(): Promise<void> {

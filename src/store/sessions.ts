@@ -29,7 +29,9 @@ export interface SessionsAndLimits {
 export type StoreWithSessions = Store & SessionsAndLimits;
 
 /** Sessions and rate limits in this process's memory; `close` stops pruning expired sessions. */
-export function memorySessionsAndLimits(options: { sessionPruneEveryMs?: number } = {}): SessionsAndLimits & { close(): void } {
+export function memorySessionsAndLimits(
+  options: { sessionPruneEveryMs?: number } = {},
+): SessionsAndLimits & { close(): void } {
   const sessionStores: { stopPruning(): void }[] = [];
   return {
     createSessionStore(sessionModule) {

@@ -72,7 +72,8 @@ export function checkCounterChanges(options: WriteOptions): CounterChange[] {
   const changes = options.count ?? [];
   for (const { counter, delta, max } of changes) {
     if (counter.length === 0 || counter.includes('\0')) throw new Error(`invalid counter name "${counter}"`);
-    if (!Number.isSafeInteger(delta) || (max !== undefined && !Number.isSafeInteger(max))) throw new Error(`counter ${counter}: delta and max must be whole numbers`);
+    if (!Number.isSafeInteger(delta) || (max !== undefined && !Number.isSafeInteger(max)))
+      throw new Error(`counter ${counter}: delta and max must be whole numbers`);
   }
   return changes;
 }
@@ -169,7 +170,13 @@ export interface ClaimedDoc<T> {
  */
 export interface Claims {
   /** claimDue on `queue`, then each id's document in `collection`, as they are right after the claim. */
-  claimDueDocs<T>(queue: string, collection: string, now: number, leaseMs: number, limit: number): Promise<ClaimedDoc<T>[]>;
+  claimDueDocs<T>(
+    queue: string,
+    collection: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<ClaimedDoc<T>[]>;
 }
 
 export interface Locks {

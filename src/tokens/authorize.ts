@@ -50,7 +50,17 @@ export interface ServerLookup {
 /** Why a callback was refused, for a clear page; `serverId` when known (never from the query). */
 export class AuthorizationFailure extends Error {
   constructor(
-    readonly reason: 'missing_state' | 'unknown_state' | 'expired' | 'foreign_session' | 'access_denied' | 'provider_error' | 'wrong_issuer' | 'no_email' | 'email_unverified' | 'exchange_failed',
+    readonly reason:
+      | 'missing_state'
+      | 'unknown_state'
+      | 'expired'
+      | 'foreign_session'
+      | 'access_denied'
+      | 'provider_error'
+      | 'wrong_issuer'
+      | 'no_email'
+      | 'email_unverified'
+      | 'exchange_failed',
     message: string,
     readonly serverId: string | null = null,
     readonly hint: string | null = null,
@@ -79,10 +89,17 @@ export class AuthorizeService {
   constructor(private readonly deps: AuthorizeDeps) {}
 
   /** Starts an authorization for `serverId`; returns the provider URL to send the browser to. */
-  async begin(params: { serverId: string; sessionId: string; actor: Actor }): Promise<{ url: string; providerOrigin: string }> {
+  async begin(params: {
+    serverId: string;
+    sessionId: string;
+    actor: Actor;
+  }): Promise<{ url: string; providerOrigin: string }> {
     const server = await this.deps.servers.get(params.serverId);
     if (server.authMethod !== 'oauth2' || !server.oauthIntegrationId) {
-      throw new AppError('bad_request', { message: 'This server does not use OAuth 2.0: set its authentication to OAuth 2.0 and choose an integration first.' });
+      throw new AppError('bad_request', {
+        message:
+          'This server does not use OAuth 2.0: set its authentication to OAuth 2.0 and choose an integration first.',
+      });
     }
     const integration = await this.deps.integrations.get(server.oauthIntegrationId);
     let client;
@@ -92,14 +109,22 @@ export class AuthorizeService {
       const denied = findEgressDenial(err);
       if (denied) throw denied;
       const e = err instanceof OAuthProtocolError ? err : null;
-      throw new AppError('provider_unavailable', { message: `The provider's configuration could not be read (${e?.description ?? 'discovery failed'}). Check the integration's issuer or tenant.`, expose: true, cause: err });
+      throw new AppError('provider_unavailable', {
+        message: `The provider's configuration could not be read (${e?.description ?? 'discovery failed'}). Check the integration's issuer or tenant.`,
+        expose: true,
+        cause: err,
+      });
     }
     const secrets = await newAuthorizationSecrets();
     const id = transactionId(secrets.state);
     const record: TransactionRecord = {
       integrationId: integration.id,
       serverId: server.id,
-      codeVerifier: this.deps.keyring.seal(secrets.codeVerifier, { collection: TRANSACTIONS, id, field: 'codeVerifier' }),
+      codeVerifier: this.deps.keyring.seal(secrets.codeVerifier, {
+        collection: TRANSACTIONS,
+        id,
+        field: 'codeVerifier',
+      }),
       nonce: secrets.nonce,
       sessionId: params.sessionId,
       userId: params.actor.id,
@@ -121,52 +146,114 @@ export class AuthorizeService {
    * Completes the callback. `callbackUrl` is the full URL the browser came back to; the session must be
    * the one that started the transaction.
    */
-  async complete(params: { callbackUrl: URL; sessionId: string; actor: Actor; ip?: string | undefined }): Promise<{ serverId: string; mailbox: string }> {
+  async complete(params: {
+    callbackUrl: URL;
+    sessionId: string;
+    actor: Actor;
+    ip?: string | undefined;
+  }): Promise<{ serverId: string; mailbox: string }> {
     const query = params.callbackUrl.searchParams;
     const state = query.get('state');
-    if (!state) throw new AuthorizationFailure('missing_state', 'The provider sent no state: this page was not reached through Authorize. Start again from the SMTP server page.');
+    if (!state)
+      throw new AuthorizationFailure(
+        'missing_state',
+        'The provider sent no state: this page was not reached through Authorize. Start again from the SMTP server page.',
+      );
     const id = transactionId(state);
     const tx = await this.deps.store.get<TransactionRecord>(TRANSACTIONS, id);
-    if (!tx) throw new AuthorizationFailure('unknown_state', 'This authorization is unknown or was already used (a reloaded or replayed callback). Start again with Authorize on the SMTP server page.');
+    if (!tx)
+      throw new AuthorizationFailure(
+        'unknown_state',
+        'This authorization is unknown or was already used (a reloaded or replayed callback). Start again with Authorize on the SMTP server page.',
+      );
     const t = tx.value;
     if (t.sessionId !== params.sessionId || t.userId !== params.actor.id) {
-      throw new AuthorizationFailure('foreign_session', 'This authorization was started in another browser session. Press Authorize again from your own session.', null);
+      throw new AuthorizationFailure(
+        'foreign_session',
+        'This authorization was started in another browser session. Press Authorize again from your own session.',
+        null,
+      );
     }
     // Single use: whoever deletes it first (CAS on the version) completes it; everyone else is a replay.
     try {
       const deleted = await this.deps.store.delete(TRANSACTIONS, id, { ifVersion: tx.version });
-      if (!deleted) throw new AuthorizationFailure('unknown_state', 'This authorization was already used. Start again with Authorize.');
+      if (!deleted)
+        throw new AuthorizationFailure(
+          'unknown_state',
+          'This authorization was already used. Start again with Authorize.',
+        );
     } catch (err) {
-      if (err instanceof VersionConflictError) throw new AuthorizationFailure('unknown_state', 'This authorization was already used. Start again with Authorize.');
+      if (err instanceof VersionConflictError)
+        throw new AuthorizationFailure(
+          'unknown_state',
+          'This authorization was already used. Start again with Authorize.',
+        );
       throw err;
     }
-    if (this.deps.clock.now() > t.expiresAt) throw new AuthorizationFailure('expired', 'This authorization expired (more than 10 minutes passed). Press Authorize again.', t.serverId);
+    if (this.deps.clock.now() > t.expiresAt)
+      throw new AuthorizationFailure(
+        'expired',
+        'This authorization expired (more than 10 minutes passed). Press Authorize again.',
+        t.serverId,
+      );
     const integration = await this.deps.integrations.get(t.integrationId);
     const provider = integration.value.provider;
     const error = query.get('error');
     if (error) {
       const diagnosis = diagnoseOAuthError(integration.value, error, query.get('error_description') ?? undefined);
       await this.auditFailure(params, t, error);
-      if (error === 'access_denied') throw new AuthorizationFailure('access_denied', 'Access was denied at the provider, so nothing was changed.', t.serverId, diagnosis.hint);
-      throw new AuthorizationFailure('provider_error', `The provider reported an error (${error}).`, t.serverId, diagnosis.hint);
+      if (error === 'access_denied')
+        throw new AuthorizationFailure(
+          'access_denied',
+          'Access was denied at the provider, so nothing was changed.',
+          t.serverId,
+          diagnosis.hint,
+        );
+      throw new AuthorizationFailure(
+        'provider_error',
+        `The provider reported an error (${error}).`,
+        t.serverId,
+        diagnosis.hint,
+      );
     }
     const client = await this.deps.integrations.client(t.integrationId);
     const iss = query.get('iss');
     if (iss !== null && iss !== client.issuer) {
       await this.auditFailure(params, t, 'wrong_issuer');
-      throw new AuthorizationFailure('wrong_issuer', 'The response claims to come from another issuer than the integration\'s; it was refused.', t.serverId);
+      throw new AuthorizationFailure(
+        'wrong_issuer',
+        "The response claims to come from another issuer than the integration's; it was refused.",
+        t.serverId,
+      );
     }
-    const codeVerifier = this.deps.keyring.open(t.codeVerifier, { collection: TRANSACTIONS, id, field: 'codeVerifier' });
+    const codeVerifier = this.deps.keyring.open(t.codeVerifier, {
+      collection: TRANSACTIONS,
+      id,
+      field: 'codeVerifier',
+    });
     let tokens;
     try {
-      tokens = await client.exchangeCode(params.callbackUrl, { codeVerifier, state, nonce: t.nonce, redirectUri: this.deps.integrations.redirectUri });
+      tokens = await client.exchangeCode(params.callbackUrl, {
+        codeVerifier,
+        state,
+        nonce: t.nonce,
+        redirectUri: this.deps.integrations.redirectUri,
+      });
     } catch (err) {
       const e = err instanceof OAuthProtocolError ? err : new OAuthProtocolError('protocol', undefined, String(err));
       const diagnosis = diagnoseOAuthError(integration.value, e.oauthError, e.description);
       if (e.kind === 'invalid_client') await this.deps.integrations.markMisconfigured(t.integrationId, diagnosis);
       await this.auditFailure(params, t, e.oauthError ?? e.kind);
-      const reason = e.oauthError === 'OAUTH_JSON_ATTRIBUTE_COMPARISON' || /issuer|"iss"/i.test(e.description ?? '') ? 'wrong_issuer' : 'exchange_failed';
-      throw new AuthorizationFailure(reason, `The provider did not accept the authorization (${e.oauthError ?? e.kind}).`, t.serverId, diagnosis.hint);
+      const reason =
+        e.oauthError === 'OAUTH_JSON_ATTRIBUTE_COMPARISON' || /issuer|"iss"/i.test(e.description ?? '')
+          ? 'wrong_issuer'
+          : 'exchange_failed';
+      throw new AuthorizationFailure(
+        reason,
+        `The provider did not accept the authorization (${e.oauthError ?? e.kind}).`,
+        t.serverId,
+        diagnosis.hint,
+      );
     }
     const claims = tokens.claims;
     // An unverified address may belong to someone else (any user can type it at some providers): refuse it
@@ -180,8 +267,11 @@ export class AuthorizeService {
       );
     }
     // Without discovery there is no ID token to check: the server's configured user name names the mailbox.
-    const fallback = !client.hasIdTokenValidation ? ((await this.deps.servers.get(t.serverId).catch(() => null))?.username ?? undefined) : undefined;
-    const mailbox = claims?.email ?? (claims ? providerOf(provider).mailboxFromClaims?.(claims) : undefined) ?? fallback;
+    const fallback = !client.hasIdTokenValidation
+      ? ((await this.deps.servers.get(t.serverId).catch(() => null))?.username ?? undefined)
+      : undefined;
+    const mailbox =
+      claims?.email ?? (claims ? providerOf(provider).mailboxFromClaims?.(claims) : undefined) ?? fallback;
     if (!mailbox) {
       await this.auditFailure(params, t, 'no_email');
       throw new AuthorizationFailure(
@@ -191,7 +281,10 @@ export class AuthorizeService {
       );
     }
     if (!tokens.refreshToken) {
-      this.deps.log.warn({ serverId: t.serverId, provider }, 'the provider issued no refresh token; the grant will need re-authorization when the access token expires');
+      this.deps.log.warn(
+        { serverId: t.serverId, provider },
+        'the provider issued no refresh token; the grant will need re-authorization when the access token expires',
+      );
     }
     const grantId = t.serverId;
     const now = this.deps.clock.now();
@@ -204,7 +297,9 @@ export class AuthorizeService {
       status: 'active',
       tokens: {
         accessToken: sealToken(this.deps.keyring, grantId, 'accessToken', tokens.accessToken),
-        refreshToken: tokens.refreshToken ? sealToken(this.deps.keyring, grantId, 'refreshToken', tokens.refreshToken) : null,
+        refreshToken: tokens.refreshToken
+          ? sealToken(this.deps.keyring, grantId, 'refreshToken', tokens.refreshToken)
+          : null,
         expiresAt: now + (tokens.expiresIn ?? 3600) * 1000,
         obtainedAt: now,
       },
@@ -230,7 +325,11 @@ export class AuthorizeService {
     return { serverId: t.serverId, mailbox };
   }
 
-  private async auditFailure(params: { actor: Actor; ip?: string | undefined }, t: TransactionRecord, code: string): Promise<void> {
+  private async auditFailure(
+    params: { actor: Actor; ip?: string | undefined },
+    t: TransactionRecord,
+    code: string,
+  ): Promise<void> {
     await this.deps.audit.record({
       actor: params.actor,
       action: 'oauth.authorize',
@@ -245,7 +344,11 @@ export class AuthorizeService {
   async sweepExpired(now = this.deps.clock.now()): Promise<number> {
     let n = 0;
     for (const doc of await this.deps.store.list<TransactionRecord>(TRANSACTIONS)) {
-      if (doc.value.expiresAt < now && (await this.deps.store.delete(TRANSACTIONS, doc.id, { ifVersion: doc.version }).catch(() => false))) n++;
+      if (
+        doc.value.expiresAt < now &&
+        (await this.deps.store.delete(TRANSACTIONS, doc.id, { ifVersion: doc.version }).catch(() => false))
+      )
+        n++;
     }
     return n;
   }

@@ -44,7 +44,11 @@ export interface GrantRecord {
 }
 
 /** The lock every refresher of a grant takes, in this process and across instances. */
-export function acquireGrantLock(store: Pick<Store, 'acquireLock'>, grantId: string, ttlMs: number): Promise<Lock | null> {
+export function acquireGrantLock(
+  store: Pick<Store, 'acquireLock'>,
+  grantId: string,
+  ttlMs: number,
+): Promise<Lock | null> {
   return store.acquireLock(`oauth_grant:${grantId}`, ttlMs);
 }
 
@@ -57,11 +61,21 @@ export function grantIdForServer(serverId: string): string {
   return serverId;
 }
 
-export function sealToken(keyring: Keyring, grantId: string, field: 'accessToken' | 'refreshToken', value: string): string {
+export function sealToken(
+  keyring: Keyring,
+  grantId: string,
+  field: 'accessToken' | 'refreshToken',
+  value: string,
+): string {
   return keyring.seal(value, { collection: GRANTS, id: grantId, field: `tokens.${field}` });
 }
 
-export function openToken(keyring: Keyring, grantId: string, field: 'accessToken' | 'refreshToken', sealed: string): string {
+export function openToken(
+  keyring: Keyring,
+  grantId: string,
+  field: 'accessToken' | 'refreshToken',
+  sealed: string,
+): string {
   return keyring.open(sealed, { collection: GRANTS, id: grantId, field: `tokens.${field}` });
 }
 

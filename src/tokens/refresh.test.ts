@@ -42,16 +42,21 @@ describe('needsRefresh', () => {
 
   it('for any lifetime: fresh right after issue, due before expiry, a longer life never gets a shorter margin', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 1, max: 7 * 86_400_000 }), fc.nat(86_400_000), (obtainedAt, lifetime, longer) => {
-        const g = grant(obtainedAt, lifetime);
-        const margin = refreshMarginMs(g.tokens);
-        expect(margin).toBeGreaterThan(0);
-        expect(margin).toBeLessThanOrEqual(300_000);
-        expect(margin).toBeLessThanOrEqual(lifetime * 0.2 + 1e-9);
-        expect(refreshMarginMs(grant(obtainedAt, lifetime + longer).tokens)).toBeGreaterThanOrEqual(margin);
-        expect(needsRefresh(g, obtainedAt)).toBe(false);
-        expect(needsRefresh(g, g.tokens.expiresAt)).toBe(true);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        fc.integer({ min: 1, max: 7 * 86_400_000 }),
+        fc.nat(86_400_000),
+        (obtainedAt, lifetime, longer) => {
+          const g = grant(obtainedAt, lifetime);
+          const margin = refreshMarginMs(g.tokens);
+          expect(margin).toBeGreaterThan(0);
+          expect(margin).toBeLessThanOrEqual(300_000);
+          expect(margin).toBeLessThanOrEqual(lifetime * 0.2 + 1e-9);
+          expect(refreshMarginMs(grant(obtainedAt, lifetime + longer).tokens)).toBeGreaterThanOrEqual(margin);
+          expect(needsRefresh(g, obtainedAt)).toBe(false);
+          expect(needsRefresh(g, g.tokens.expiresAt)).toBe(true);
+        },
+      ),
     );
   });
 });

@@ -8,7 +8,15 @@ import { type OAuthClient, OAuthProtocolError } from '../oauth/client.js';
 import { diagnoseOAuthError } from '../oauth/diagnose.js';
 import type { IntegrationService } from '../oauth/integrations.js';
 import { type Doc, type Lock, type Store, VersionConflictError } from '../store/store.js';
-import { acquireGrantLock, GRANTS, openToken, sealToken, type GrantError, type GrantRecord, type GrantView } from './grants.js';
+import {
+  acquireGrantLock,
+  GRANTS,
+  openToken,
+  sealToken,
+  type GrantError,
+  type GrantRecord,
+  type GrantView,
+} from './grants.js';
 
 /**
  * The only refresher of access tokens (DESIGN.md flow 2).
@@ -85,7 +93,13 @@ export interface TokenServiceDeps {
 
 /** The grant is dead until an admin re-authorizes; `needsReauth` lets the transport hold mail instead of retrying. */
 function reauthError(message?: string, hint?: string): AppError {
-  return Object.assign(new AppError('reauth_required', { ...(message ? { message } : {}), details: hint ? [{ field: '', message: hint }] : [] }), { needsReauth: true });
+  return Object.assign(
+    new AppError('reauth_required', {
+      ...(message ? { message } : {}),
+      details: hint ? [{ field: '', message: hint }] : [],
+    }),
+    { needsReauth: true },
+  );
 }
 
 const SYSTEM: Actor = { type: 'system', id: 'token-service' };
@@ -160,7 +174,9 @@ export class TokenService {
     }
     const running = this.#inflight.get(grantId);
     if (running) return running;
-    const refresh = this.refreshAcrossProcesses(grantId, force, doc.value.tokens.obtainedAt).finally(() => this.#inflight.delete(grantId));
+    const refresh = this.refreshAcrossProcesses(grantId, force, doc.value.tokens.obtainedAt).finally(() =>
+      this.#inflight.delete(grantId),
+    );
     this.#inflight.set(grantId, refresh);
     return refresh;
   }
@@ -182,7 +198,9 @@ export class TokenService {
 
   private temporaryError(lastError: GrantError | null): AppError {
     return new AppError('provider_unavailable', {
-      message: lastError ? `The identity provider is unavailable (${lastError.code}); mailgate retries with backoff.` : 'The identity provider is unavailable; mailgate retries with backoff.',
+      message: lastError
+        ? `The identity provider is unavailable (${lastError.code}); mailgate retries with backoff.`
+        : 'The identity provider is unavailable; mailgate retries with backoff.',
       expose: true,
       details: lastError ? [{ field: '', message: lastError.hint }] : [],
     });
@@ -193,7 +211,8 @@ export class TokenService {
    * whose caller saw its token rejected — a token obtained after the one the caller saw.
    */
   private satisfies(doc: Doc<GrantRecord>, force: boolean, seenObtainedAt: number): boolean {
-    if (force) return doc.value.tokens.obtainedAt !== seenObtainedAt && doc.value.tokens.expiresAt > this.#clock.now() + 1000;
+    if (force)
+      return doc.value.tokens.obtainedAt !== seenObtainedAt && doc.value.tokens.expiresAt > this.#clock.now() + 1000;
     return !needsRefresh(doc.value, this.#clock.now());
   }
 
@@ -225,7 +244,12 @@ export class TokenService {
     }
   }
 
-  private async refreshHolding(grantId: string, force: boolean, seenObtainedAt: number, lock: Lock): Promise<AccessToken> {
+  private async refreshHolding(
+    grantId: string,
+    force: boolean,
+    seenObtainedAt: number,
+    lock: Lock,
+  ): Promise<AccessToken> {
     const doc = await this.load(grantId);
     if (this.satisfies(doc, force, seenObtainedAt)) return this.tokenOf(doc);
     await this.deps.afterLock?.(grantId);
@@ -248,10 +272,18 @@ export class TokenService {
    * One refresh_token request with `client`, under `lock`. Public for secret rotation, which proves a new
    * secret with exactly this request (and must store a rotated refresh token like any refresh).
    */
-  async refreshWith(doc: Doc<GrantRecord>, client: OAuthClient, lock: Lock, options: { rethrow?: boolean } = {}): Promise<AccessToken> {
+  async refreshWith(
+    doc: Doc<GrantRecord>,
+    client: OAuthClient,
+    lock: Lock,
+    options: { rethrow?: boolean } = {},
+  ): Promise<AccessToken> {
     const grantId = doc.id;
     if (!doc.value.tokens.refreshToken) {
-      return this.markNeedsReauth(doc, new OAuthProtocolError('invalid_grant', 'no_refresh_token', 'the provider issued no refresh token'));
+      return this.markNeedsReauth(
+        doc,
+        new OAuthProtocolError('invalid_grant', 'no_refresh_token', 'the provider issued no refresh token'),
+      );
     }
     // Last moment before spending the refresh token: do we still hold the lock, and is the grant unchanged?
     if (!(await lock.extend(this.lockTtlMs))) throw new LockLostError('lock lost before the token request');
@@ -278,7 +310,9 @@ export class TokenService {
       tokens: {
         accessToken: sealToken(this.deps.keyring, grantId, 'accessToken', result.accessToken),
         // Providers that do not rotate send no refresh token: keep the one we have.
-        refreshToken: result.refreshToken ? sealToken(this.deps.keyring, grantId, 'refreshToken', result.refreshToken) : doc.value.tokens.refreshToken,
+        refreshToken: result.refreshToken
+          ? sealToken(this.deps.keyring, grantId, 'refreshToken', result.refreshToken)
+          : doc.value.tokens.refreshToken,
         expiresAt,
         obtainedAt: now,
       },
@@ -293,17 +327,26 @@ export class TokenService {
       if (!(err instanceof VersionConflictError)) throw err;
       // We stalled and someone else wrote newer tokens: theirs win, ours are dropped.
       this.stats.staleWritesRejected++;
-      this.deps.log.warn({ grantId, expected: err.expected, actual: err.actual }, 'stale token write rejected by the version check; using the newer tokens');
+      this.deps.log.warn(
+        { grantId, expected: err.expected, actual: err.actual },
+        'stale token write rejected by the version check; using the newer tokens',
+      );
       const newer = await this.load(grantId);
       return this.tokenOf(newer);
     }
     this.deps.metrics?.tokenRefreshes.inc({ outcome: 'success' });
-    if (doc.value.lastError?.kind === 'invalid_client') await this.deps.integrations.clearMisconfigured(doc.value.integrationId);
+    if (doc.value.lastError?.kind === 'invalid_client')
+      await this.deps.integrations.clearMisconfigured(doc.value.integrationId);
     return { accessToken: result.accessToken, expiresAt, mailbox: doc.value.mailbox };
   }
 
   private async onFailure(doc: Doc<GrantRecord>, err: unknown): Promise<never> {
-    const e = err instanceof OAuthProtocolError ? err : err instanceof AppError ? new OAuthProtocolError('temporary', err.code, err.message) : new OAuthProtocolError('temporary', 'error', String(err));
+    const e =
+      err instanceof OAuthProtocolError
+        ? err
+        : err instanceof AppError
+          ? new OAuthProtocolError('temporary', err.code, err.message)
+          : new OAuthProtocolError('temporary', 'error', String(err));
     if (e.kind === 'invalid_grant') return this.markNeedsReauth(doc, e);
     this.deps.metrics?.tokenRefreshes.inc({ outcome: e.kind });
     const integration = await this.deps.integrations.get(doc.value.integrationId).catch(() => null);
@@ -311,13 +354,27 @@ export class TokenService {
     if (e.kind === 'invalid_client') await this.deps.integrations.markMisconfigured(doc.value.integrationId, diagnosis);
     const failures = doc.value.failures + 1;
     const retryAt = this.#clock.now() + backoffMs(failures, this.#backoffBaseMs, this.#backoffMaxMs);
-    const lastError: GrantError = { at: this.#clock.now(), kind: e.kind, code: diagnosis.code, message: (e.description ?? e.oauthError ?? e.kind).slice(0, 300), hint: diagnosis.hint };
+    const lastError: GrantError = {
+      at: this.#clock.now(),
+      kind: e.kind,
+      code: diagnosis.code,
+      message: (e.description ?? e.oauthError ?? e.kind).slice(0, 300),
+      hint: diagnosis.hint,
+    };
     try {
-      await this.deps.store.put(GRANTS, doc.id, { ...doc.value, failures, retryAt, lastError }, { ifVersion: doc.version });
+      await this.deps.store.put(
+        GRANTS,
+        doc.id,
+        { ...doc.value, failures, retryAt, lastError },
+        { ifVersion: doc.version },
+      );
     } catch (writeErr) {
       if (!(writeErr instanceof VersionConflictError)) throw writeErr;
     }
-    this.deps.log.warn({ grantId: doc.id, kind: e.kind, code: diagnosis.code, failures, retryInMs: retryAt - this.#clock.now() }, 'token refresh failed; will retry');
+    this.deps.log.warn(
+      { grantId: doc.id, kind: e.kind, code: diagnosis.code, failures, retryInMs: retryAt - this.#clock.now() },
+      'token refresh failed; will retry',
+    );
     if (doc.value.tokens.expiresAt > this.#clock.now() + 1000) {
       // The current token still works: callers keep sending while we back off.
       throw Object.assign(this.temporaryError(lastError), { usableToken: true });
@@ -327,11 +384,26 @@ export class TokenService {
 
   private async markNeedsReauth(doc: Doc<GrantRecord>, e: OAuthProtocolError): Promise<never> {
     const integration = await this.deps.integrations.get(doc.value.integrationId).catch(() => null);
-    const diagnosis = diagnoseOAuthError(integration?.value ?? { provider: 'custom' }, e.oauthError ?? 'invalid_grant', e.description);
-    const lastError: GrantError = { at: this.#clock.now(), kind: 'invalid_grant', code: diagnosis.code, message: (e.description ?? e.oauthError ?? 'invalid_grant').slice(0, 300), hint: diagnosis.hint };
+    const diagnosis = diagnoseOAuthError(
+      integration?.value ?? { provider: 'custom' },
+      e.oauthError ?? 'invalid_grant',
+      e.description,
+    );
+    const lastError: GrantError = {
+      at: this.#clock.now(),
+      kind: 'invalid_grant',
+      code: diagnosis.code,
+      message: (e.description ?? e.oauthError ?? 'invalid_grant').slice(0, 300),
+      hint: diagnosis.hint,
+    };
     let marked = false;
     try {
-      await this.deps.store.put(GRANTS, doc.id, { ...doc.value, status: 'needs_reauth', lastError, retryAt: null }, { ifVersion: doc.version });
+      await this.deps.store.put(
+        GRANTS,
+        doc.id,
+        { ...doc.value, status: 'needs_reauth', lastError, retryAt: null },
+        { ifVersion: doc.version },
+      );
       marked = true;
     } catch (writeErr) {
       if (!(writeErr instanceof VersionConflictError)) throw writeErr;
@@ -339,7 +411,10 @@ export class TokenService {
     this.deps.metrics?.tokenRefreshes.inc({ outcome: 'invalid_grant' });
     if (marked) {
       // Exactly one alert per transition: only the writer that flipped the status reports it.
-      this.deps.log.error({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox, code: diagnosis.code }, 'OAuth grant needs re-authorization: the provider rejected the refresh token');
+      this.deps.log.error(
+        { grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox, code: diagnosis.code },
+        'OAuth grant needs re-authorization: the provider rejected the refresh token',
+      );
       await this.deps.audit.record({
         actor: SYSTEM,
         action: 'oauth.grant.needs_reauth',
@@ -347,7 +422,10 @@ export class TokenService {
         outcome: 'failure',
         detail: { mailbox: doc.value.mailbox, code: diagnosis.code },
       });
-      for (const l of this.#listeners) await Promise.resolve(l.needsReauth?.({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox })).catch((err: unknown) => this.deps.log.error({ err }, 'needs_reauth listener failed'));
+      for (const l of this.#listeners)
+        await Promise.resolve(
+          l.needsReauth?.({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox }),
+        ).catch((err: unknown) => this.deps.log.error({ err }, 'needs_reauth listener failed'));
     }
     throw reauthError(undefined, diagnosis.hint);
   }
@@ -355,7 +433,9 @@ export class TokenService {
   /** Called by the authorize flow after it stored a grant. */
   async notifyAuthorized(doc: Doc<GrantRecord>): Promise<void> {
     for (const l of this.#listeners) {
-      await Promise.resolve(l.authorized?.({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox })).catch((err: unknown) => this.deps.log.error({ err }, 'authorized listener failed'));
+      await Promise.resolve(
+        l.authorized?.({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox }),
+      ).catch((err: unknown) => this.deps.log.error({ err }, 'authorized listener failed'));
     }
   }
 }

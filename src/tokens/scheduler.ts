@@ -74,7 +74,9 @@ export class TokenScheduler {
       } catch {
         // Recorded on the grant (lastError, backoff or needs_reauth); the schedule below follows it.
       }
-      await this.reschedule(id).catch((err: unknown) => this.deps.log.error({ err, grantId: id }, 'cannot reschedule token refresh'));
+      await this.reschedule(id).catch((err: unknown) =>
+        this.deps.log.error({ err, grantId: id }, 'cannot reschedule token refresh'),
+      );
     }
     return ids.length;
   }

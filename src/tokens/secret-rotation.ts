@@ -37,7 +37,14 @@ export async function rotateClientSecret(
 ): Promise<RotationResult> {
   const integration = await deps.integrations.get(integrationId);
   const fail = async (code: string, message: string, cause?: unknown): Promise<never> => {
-    await deps.audit.record({ actor, action: 'oauth_integration.rotate_secret', target: `oauth_integration:${integrationId}`, outcome: 'failure', ...(ip ? { ip } : {}), detail: { error: code } });
+    await deps.audit.record({
+      actor,
+      action: 'oauth_integration.rotate_secret',
+      target: `oauth_integration:${integrationId}`,
+      outcome: 'failure',
+      ...(ip ? { ip } : {}),
+      detail: { error: code },
+    });
     // A refused endpoint is no fault of the secret: say so with the egress error itself.
     const denied = findEgressDenial(cause);
     if (denied) throw denied;
@@ -47,11 +54,17 @@ export async function rotateClientSecret(
   try {
     candidate = await deps.integrations.clientFor(integration, input.clientSecret);
   } catch (err) {
-    return fail(findEgressDenial(err) ? 'egress_denied' : 'discovery_failed', `The provider could not be reached to test the new secret (${(err as Error).message}); the old secret stays in use.`, err);
+    return fail(
+      findEgressDenial(err) ? 'egress_denied' : 'discovery_failed',
+      `The provider could not be reached to test the new secret (${(err as Error).message}); the old secret stays in use.`,
+      err,
+    );
   }
 
   let provenWith: RotationResult['provenWith'];
-  const grants = (await deps.store.list<GrantRecord>(GRANTS)).filter((g) => g.value.integrationId === integrationId && g.value.status === 'active' && g.value.tokens.refreshToken);
+  const grants = (await deps.store.list<GrantRecord>(GRANTS)).filter(
+    (g) => g.value.integrationId === integrationId && g.value.status === 'active' && g.value.tokens.refreshToken,
+  );
   const grant = grants[0];
   try {
     if (grant) {
@@ -60,7 +73,11 @@ export async function rotateClientSecret(
         lock = await acquireGrantLock(deps.store, grant.id, deps.tokens.lockTtlMs);
         if (!lock) await sleep(50);
       }
-      if (!lock) return await fail('busy', 'The grant used to test the secret is being refreshed; try again in a moment. The old secret stays in use.');
+      if (!lock)
+        return await fail(
+          'busy',
+          'The grant used to test the secret is being refreshed; try again in a moment. The old secret stays in use.',
+        );
       try {
         const fresh = await deps.tokens.get(grant.id);
         if (!fresh) return await fail('no_grant', 'The grant used to test the secret disappeared; try again.');
@@ -74,14 +91,22 @@ export async function rotateClientSecret(
       provenWith = 'client_credentials';
     }
   } catch (err) {
-    if (findEgressDenial(err)) return fail('egress_denied', 'The token endpoint is on a network mailgate may not reach.', err);
+    if (findEgressDenial(err))
+      return fail('egress_denied', 'The token endpoint is on a network mailgate may not reach.', err);
     if (err instanceof OAuthProtocolError && err.kind === 'invalid_client') {
-      return fail('invalid_client', 'The provider rejected the new client secret (invalid_client). Nothing was changed: the old secret stays in use.');
+      return fail(
+        'invalid_client',
+        'The provider rejected the new client secret (invalid_client). Nothing was changed: the old secret stays in use.',
+      );
     }
     if (err instanceof OAuthProtocolError && !grant) {
-      return fail(err.oauthError ?? err.kind, `The new secret could not be proven: the provider does not allow a client_credentials request (${err.oauthError ?? err.kind}). Authorize a server with this integration first; the old secret stays in use.`);
+      return fail(
+        err.oauthError ?? err.kind,
+        `The new secret could not be proven: the provider does not allow a client_credentials request (${err.oauthError ?? err.kind}). Authorize a server with this integration first; the old secret stays in use.`,
+      );
     }
-    const code = err instanceof AppError ? err.code : err instanceof OAuthProtocolError ? (err.oauthError ?? err.kind) : 'error';
+    const code =
+      err instanceof AppError ? err.code : err instanceof OAuthProtocolError ? (err.oauthError ?? err.kind) : 'error';
     return fail(code, `The new secret could not be proven (${code}); the old secret stays in use.`);
   }
   await deps.integrations.storeProvenSecret(integrationId, input.clientSecret, input.expiresAt);

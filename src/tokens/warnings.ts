@@ -14,11 +14,18 @@ export interface OAuthWarning {
 
 export const SECRET_WARNING_DAYS = 14;
 
-export async function collectOAuthWarnings(deps: { store: Store; integrations: IntegrationService }, now = Date.now()): Promise<OAuthWarning[]> {
+export async function collectOAuthWarnings(
+  deps: { store: Store; integrations: IntegrationService },
+  now = Date.now(),
+): Promise<OAuthWarning[]> {
   const warnings: OAuthWarning[] = [];
   for (const g of await deps.store.list<GrantRecord>(GRANTS)) {
     if (g.value.status === 'needs_reauth') {
-      warnings.push({ kind: 'needs_reauth', target: `smtp_server:${g.value.serverId}`, message: `${g.value.mailbox} needs re-authorization: ${g.value.lastError?.hint ?? 'press Re-authorize on the server page.'}` });
+      warnings.push({
+        kind: 'needs_reauth',
+        target: `smtp_server:${g.value.serverId}`,
+        message: `${g.value.mailbox} needs re-authorization: ${g.value.lastError?.hint ?? 'press Re-authorize on the server page.'}`,
+      });
     }
   }
   for (const i of await deps.integrations.list()) {
@@ -27,11 +34,22 @@ export async function collectOAuthWarnings(deps: { store: Store; integrations: I
     if (v.secretExpiresAt) {
       const expires = Date.parse(`${v.secretExpiresAt}T23:59:59Z`);
       const days = Math.floor((expires - now) / 86_400_000);
-      if (expires < now) warnings.push({ kind: 'secret_expired', target, message: `The client secret of "${v.name}" expired on ${v.secretExpiresAt}; rotate it now.` });
-      else if (days < SECRET_WARNING_DAYS) warnings.push({ kind: 'secret_expiring', target, message: `The client secret of "${v.name}" expires on ${v.secretExpiresAt} (in ${days} day${days === 1 ? '' : 's'}); rotate it before then.` });
+      if (expires < now)
+        warnings.push({
+          kind: 'secret_expired',
+          target,
+          message: `The client secret of "${v.name}" expired on ${v.secretExpiresAt}; rotate it now.`,
+        });
+      else if (days < SECRET_WARNING_DAYS)
+        warnings.push({
+          kind: 'secret_expiring',
+          target,
+          message: `The client secret of "${v.name}" expires on ${v.secretExpiresAt} (in ${days} day${days === 1 ? '' : 's'}); rotate it before then.`,
+        });
     }
     for (const w of providerOf(v.provider).warnings?.(v) ?? []) warnings.push({ ...w, target });
-    if (v.misconfigured) warnings.push({ kind: 'integration_misconfigured', target, message: `"${v.name}": ${v.misconfigured.hint}` });
+    if (v.misconfigured)
+      warnings.push({ kind: 'integration_misconfigured', target, message: `"${v.name}": ${v.misconfigured.hint}` });
   }
   return warnings;
 }

@@ -71,9 +71,27 @@ export function createOAuthServices(base: OAuthBase) {
     lockMarginMs: tuning.lockMarginMs,
     clock,
   });
-  const scheduler = new TokenScheduler({ store: base.store, tokens, log: base.log, pollMs: tuning.schedulerPollMs, clock });
-  tokens.addListener({ authorized: (g) => scheduler.reschedule(g.grantId), needsReauth: (g) => scheduler.reschedule(g.grantId) });
-  const authorize = new AuthorizeService({ store: base.store, keyring: base.keyring, log: base.log, audit: base.audit, integrations, tokens, servers: base.servers, clock });
+  const scheduler = new TokenScheduler({
+    store: base.store,
+    tokens,
+    log: base.log,
+    pollMs: tuning.schedulerPollMs,
+    clock,
+  });
+  tokens.addListener({
+    authorized: (g) => scheduler.reschedule(g.grantId),
+    needsReauth: (g) => scheduler.reschedule(g.grantId),
+  });
+  const authorize = new AuthorizeService({
+    store: base.store,
+    keyring: base.keyring,
+    log: base.log,
+    audit: base.audit,
+    integrations,
+    tokens,
+    servers: base.servers,
+    clock,
+  });
   let sweeper: NodeJS.Timeout | undefined;
   return {
     integrations,
@@ -103,8 +121,13 @@ export function createOAuthServices(base: OAuthBase) {
         (err: unknown) => !(err instanceof AppError && err.code === 'not_found'),
       );
       if (exists) return;
-      await disconnectGrant({ store: base.store, keyring: base.keyring, log: base.log, audit: base.audit, integrations }, serverId, { type: 'system', id: 'smtp-server-deleted' }).catch((err: unknown) => {
-        if (!(err instanceof AppError && err.code === 'not_found')) base.log.error({ err, serverId }, 'cannot drop the grant of a deleted SMTP server');
+      await disconnectGrant(
+        { store: base.store, keyring: base.keyring, log: base.log, audit: base.audit, integrations },
+        serverId,
+        { type: 'system', id: 'smtp-server-deleted' },
+      ).catch((err: unknown) => {
+        if (!(err instanceof AppError && err.code === 'not_found'))
+          base.log.error({ err, serverId }, 'cannot drop the grant of a deleted SMTP server');
       });
     },
     async start() {

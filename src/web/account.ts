@@ -17,10 +17,16 @@ import { parseInput } from './validate.js';
 const passwordForm = z
   .object({
     currentPassword: z.string({ error: 'enter your current password' }).min(1, 'enter your current password').max(1024),
-    newPassword: z.string({ error: 'enter a new password' }).min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`).max(1024),
+    newPassword: z
+      .string({ error: 'enter a new password' })
+      .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
+      .max(1024),
     newPasswordAgain: z.string({ error: 'repeat the new password' }).max(1024),
   })
-  .refine((f) => f.newPassword === f.newPasswordAgain, { path: ['newPasswordAgain'], message: 'does not match the new password' });
+  .refine((f) => f.newPassword === f.newPasswordAgain, {
+    path: ['newPasswordAgain'],
+    message: 'does not match the new password',
+  });
 
 export function accountRouter(ctx: WebContext): Router {
   const { deps, auth, eta } = ctx;
@@ -28,7 +34,13 @@ export function accountRouter(ctx: WebContext): Router {
   const now = deps.clock ?? Date.now;
 
   function show(res: Response, errors: ErrorDetail[] = [], status = 200): void {
-    renderPage(res, eta, 'account-password', { title: 'Change password', errors, minLength: MIN_PASSWORD_LENGTH }, status);
+    renderPage(
+      res,
+      eta,
+      'account-password',
+      { title: 'Change password', errors, minLength: MIN_PASSWORD_LENGTH },
+      status,
+    );
   }
 
   router.get('/account/password', auth.page('admin'), (_req, res) => {
@@ -40,7 +52,14 @@ export function accountRouter(ctx: WebContext): Router {
     const actor = (res.locals as { actor: Actor }).actor;
     const ip = req.ip ?? 'unknown';
     const audit = (outcome: 'success' | 'failure', reason?: string) =>
-      deps.audit.record({ actor, action: 'user.password_change', target: `user:${me.email}`, outcome, ip, ...(reason ? { detail: { reason } } : {}) });
+      deps.audit.record({
+        actor,
+        action: 'user.password_change',
+        target: `user:${me.email}`,
+        outcome,
+        ip,
+        ...(reason ? { detail: { reason } } : {}),
+      });
     let form: z.output<typeof passwordForm>;
     try {
       form = parseInput(passwordForm, req.body);
@@ -53,7 +72,11 @@ export function accountRouter(ctx: WebContext): Router {
     if (check.outcome === 'rate_limited') {
       await audit('failure', 'rate_limited');
       res.setHeader('Retry-After', String(check.retryAfterSec));
-      show(res, [{ field: 'currentPassword', message: `too many attempts; wait ${check.retryAfterSec} second(s)` }], 429);
+      show(
+        res,
+        [{ field: 'currentPassword', message: `too many attempts; wait ${check.retryAfterSec} second(s)` }],
+        429,
+      );
       return;
     }
     if (check.outcome !== 'ok') {

@@ -27,7 +27,9 @@ function readCookie(req: Request, name: string): string | null {
 }
 
 function mac(secret: string, nonce: string): Buffer {
-  return createHmac('sha256', secret).update(PURPOSE + nonce).digest();
+  return createHmac('sha256', secret)
+    .update(PURPOSE + nonce)
+    .digest();
 }
 
 export interface AnonymousCsrf {

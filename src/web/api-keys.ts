@@ -28,11 +28,19 @@ const createForm = z.object({
   }, keyPolicyFields.allowedFrom),
   rateLimitPerMinute: formNumber(keyPolicyFields.rateLimitPerMinute),
 });
-const createBody = z.strictObject({ name, scopes: z.array(scope).min(1, 'give at least one scope'), ...keyPolicyFields });
+const createBody = z.strictObject({
+  name,
+  scopes: z.array(scope).min(1, 'give at least one scope'),
+  ...keyPolicyFields,
+});
 
 type FormValues = { name?: string; serverId?: string; allowedFrom?: string; rateLimitPerMinute?: string };
 
-const graceHours = z.number().int().min(0).max(MAX_GRACE_SECONDS / 3600, `at most ${MAX_GRACE_SECONDS / 3600} hours`);
+const graceHours = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_GRACE_SECONDS / 3600, `at most ${MAX_GRACE_SECONDS / 3600} hours`);
 const rotateForm = z.object({ graceHours: formNumber(graceHours.optional()) });
 const rotateBody = z.strictObject({ graceSeconds: z.number().int().min(0).max(MAX_GRACE_SECONDS).default(86_400) });
 
@@ -43,12 +51,35 @@ export function apiKeysRouter(ctx: WebContext): Router {
   /** A key bound to a server that does not exist could never send: refused like any other bad field. */
   async function checkServer(serverId: string | undefined): Promise<void> {
     if (serverId !== undefined && !(await deps.mail.servers.resolve(serverId))) {
-      throw new AppError('validation_failed', { message: `serverId: no SMTP server ${serverId}`, details: [{ field: 'serverId', message: 'no such SMTP server' }] });
+      throw new AppError('validation_failed', {
+        message: `serverId: no SMTP server ${serverId}`,
+        details: [{ field: 'serverId', message: 'no such SMTP server' }],
+      });
     }
   }
 
-  async function showPage(res: Response, extra: { created?: CreatedApiKey; errors?: { field: string; message: string }[]; form?: FormValues & { scopes?: ApiScope[] } } = {}, status = 200) {
-    renderPage(res, eta, 'api-keys', { title: 'API keys', keys: await deps.apiKeys.list(), created: extra.created ?? null, errors: extra.errors ?? [], form: extra.form ?? {} }, status);
+  async function showPage(
+    res: Response,
+    extra: {
+      created?: CreatedApiKey;
+      errors?: { field: string; message: string }[];
+      form?: FormValues & { scopes?: ApiScope[] };
+    } = {},
+    status = 200,
+  ) {
+    renderPage(
+      res,
+      eta,
+      'api-keys',
+      {
+        title: 'API keys',
+        keys: await deps.apiKeys.list(),
+        created: extra.created ?? null,
+        errors: extra.errors ?? [],
+        form: extra.form ?? {},
+      },
+      status,
+    );
   }
 
   router.get('/admin/api-keys', auth.page('sysadmin'), async (_req, res) => {
@@ -61,17 +92,31 @@ export function apiKeysRouter(ctx: WebContext): Router {
       const body = req.body as Record<string, unknown>;
       const errors = parsed.error.issues.map((i) => ({ field: String(i.path[0] ?? ''), message: i.message }));
       const form: FormValues = {};
-      for (const field of ['name', 'serverId', 'allowedFrom', 'rateLimitPerMinute'] as const) if (typeof body[field] === 'string') form[field] = body[field];
+      for (const field of ['name', 'serverId', 'allowedFrom', 'rateLimitPerMinute'] as const)
+        if (typeof body[field] === 'string') form[field] = body[field];
       await showPage(res, { errors, form }, 400);
       return;
     }
     const actor = actorOf(res);
     const { name: keyName, scopes, ...policy } = parsed.data;
     if (policy.serverId !== undefined && !(await deps.mail.servers.resolve(policy.serverId))) {
-      await showPage(res, { errors: [{ field: 'serverId', message: 'no such SMTP server' }], form: { name: keyName, serverId: policy.serverId } }, 400);
+      await showPage(
+        res,
+        {
+          errors: [{ field: 'serverId', message: 'no such SMTP server' }],
+          form: { name: keyName, serverId: policy.serverId },
+        },
+        400,
+      );
       return;
     }
-    const created = await deps.apiKeys.create({ name: keyName, scopes, policy, actor, ...(req.ip ? { ip: req.ip } : {}) });
+    const created = await deps.apiKeys.create({
+      name: keyName,
+      scopes,
+      policy,
+      actor,
+      ...(req.ip ? { ip: req.ip } : {}),
+    });
     res.setHeader('Cache-Control', 'no-store');
     await showPage(res, { created }, 201);
   });
@@ -97,7 +142,13 @@ export function apiKeysRouter(ctx: WebContext): Router {
     const { name: keyName, scopes, ...policy } = parseInput(createBody, req.body);
     await checkServer(policy.serverId);
     const actor = actorOf(res);
-    const created = await deps.apiKeys.create({ name: keyName, scopes, policy, actor, ...(req.ip ? { ip: req.ip } : {}) });
+    const created = await deps.apiKeys.create({
+      name: keyName,
+      scopes,
+      policy,
+      actor,
+      ...(req.ip ? { ip: req.ip } : {}),
+    });
     res.setHeader('Cache-Control', 'no-store');
     res.status(201).json(created);
   });

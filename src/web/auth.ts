@@ -42,7 +42,8 @@ export function createAuthMiddleware(deps: { apiKeys: ApiKeyService }): AuthMidd
           }
           throw new AppError('unauthenticated');
         }
-        if (role === 'sysadmin' && actor.role !== 'sysadmin') throw new AppError('forbidden', { message: 'Only a sysadmin may do this.' });
+        if (role === 'sysadmin' && actor.role !== 'sysadmin')
+          throw new AppError('forbidden', { message: 'Only a sysadmin may do this.' });
         next();
       };
     },
@@ -53,9 +54,17 @@ export function createAuthMiddleware(deps: { apiKeys: ApiKeyService }): AuthMidd
         const key = await deps.apiKeys.authenticate(match[1]);
         if (!key) throw new AppError('invalid_api_key', { headers: API_CHALLENGE });
         if (!key.scopes.includes(scope)) {
-          throw new AppError('insufficient_scope', { message: `This endpoint needs an API key with the "${scope}" scope.` });
+          throw new AppError('insufficient_scope', {
+            message: `This endpoint needs an API key with the "${scope}" scope.`,
+          });
         }
-        res.locals.actor = { type: 'api_key', id: key.id, name: key.name, scopes: key.scopes, ...(key.policy ? { policy: key.policy } : {}) } satisfies Actor;
+        res.locals.actor = {
+          type: 'api_key',
+          id: key.id,
+          name: key.name,
+          scopes: key.scopes,
+          ...(key.policy ? { policy: key.policy } : {}),
+        } satisfies Actor;
         next();
       };
     },

@@ -47,7 +47,8 @@ export function encryptionKeysRouter({ deps, auth }: WebContext): Router {
         durationMs: result.durationMs,
       });
     } catch (err) {
-      if (err instanceof MissingEncryptionKeyError) throw new AppError('conflict', { message: err.message, cause: err });
+      if (err instanceof MissingEncryptionKeyError)
+        throw new AppError('conflict', { message: err.message, cause: err });
       throw err;
     } finally {
       await lock.release();

@@ -24,20 +24,29 @@ export function toAppError(err: unknown): AppError {
   if (err instanceof VersionConflictError) return new AppError('conflict', { cause: err });
   if (err instanceof StoreUnavailableError) return new AppError('store_unavailable', { cause: err });
   // Too many password hashes queued in this process (a burst of logins): come back shortly.
-  if (err instanceof HashingBusyError) return new AppError('rate_limited', { message: 'The server is busy; try again in a few seconds.', headers: { 'Retry-After': '5' }, cause: err });
+  if (err instanceof HashingBusyError)
+    return new AppError('rate_limited', {
+      message: 'The server is busy; try again in a few seconds.',
+      headers: { 'Retry-After': '5' },
+      cause: err,
+    });
   const e = err as { type?: string; status?: number; statusCode?: number; expose?: boolean };
   // body-parser and friends (http-errors): their types are stable and their messages safe to map.
   if (e.type === 'entity.too.large') return new AppError('payload_too_large', { cause: err });
-  if (e.type === 'entity.parse.failed') return new AppError('bad_request', { message: 'The body is not valid JSON.', cause: err });
-  if (e.type === 'charset.unsupported' || e.type === 'encoding.unsupported') return new AppError('unsupported_media_type', { cause: err });
-  if (e.type === 'parameters.too.many') return new AppError('payload_too_large', { message: 'Too many form fields.', cause: err });
+  if (e.type === 'entity.parse.failed')
+    return new AppError('bad_request', { message: 'The body is not valid JSON.', cause: err });
+  if (e.type === 'charset.unsupported' || e.type === 'encoding.unsupported')
+    return new AppError('unsupported_media_type', { cause: err });
+  if (e.type === 'parameters.too.many')
+    return new AppError('payload_too_large', { message: 'Too many form fields.', cause: err });
   return new AppError('internal', { cause: err });
 }
 
 export function createErrorHandler(log: Logger, eta: Eta): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
     const appError = toAppError(err);
-    if (appError.status >= 500) log.error({ err: appError.cause ?? appError, method: req.method, path: req.path }, 'request failed');
+    if (appError.status >= 500)
+      log.error({ err: appError.cause ?? appError, method: req.method, path: req.path }, 'request failed');
     else log.debug({ code: appError.code, method: req.method, path: req.path }, 'request refused');
     if (res.headersSent) {
       res.end();
@@ -49,7 +58,13 @@ export function createErrorHandler(log: Logger, eta: Eta): ErrorRequestHandler {
       return;
     }
     const body = errorBody(appError).error;
-    renderPage(res, eta, 'error', { title: 'Error', status: appError.status, code: body.code, message: body.message, details: body.details }, appError.status);
+    renderPage(
+      res,
+      eta,
+      'error',
+      { title: 'Error', status: appError.status, code: body.code, message: body.message, details: body.details },
+      appError.status,
+    );
   };
 }
 

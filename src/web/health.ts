@@ -13,7 +13,12 @@ export interface ReadinessCheck {
  * /healthz: the process answers. /readyz: the store answers (and other checks report). /metrics: Prometheus,
  * behind MAILGATE_METRICS_TOKEN when it is set. The probes answer anyone, so they name no record.
  */
-export function healthRouter(deps: { store: Store; metrics: Metrics; readinessChecks?: ReadinessCheck[]; metricsToken?: string }): Router {
+export function healthRouter(deps: {
+  store: Store;
+  metrics: Metrics;
+  readinessChecks?: ReadinessCheck[];
+  metricsToken?: string;
+}): Router {
   const router = Router();
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -29,8 +29,18 @@ export function loginRouter(ctx: WebContext): Router {
   const router = Router();
   const now = deps.clock ?? Date.now;
 
-  function showLogin(res: Response, data: { email?: string; next?: string | null; error?: string }, status = 200): void {
-    renderPage(res, eta, 'login', { title: 'Log in', email: data.email ?? '', next: data.next ?? '', error: data.error ?? null }, status);
+  function showLogin(
+    res: Response,
+    data: { email?: string; next?: string | null; error?: string },
+    status = 200,
+  ): void {
+    renderPage(
+      res,
+      eta,
+      'login',
+      { title: 'Log in', email: data.email ?? '', next: data.next ?? '', error: data.error ?? null },
+      status,
+    );
   }
 
   router.get('/', (_req, res) => {
@@ -62,26 +72,57 @@ export function loginRouter(ctx: WebContext): Router {
 
     const check = await deps.loginGuard.check(email, password, ip);
     if (check.outcome === 'rate_limited') {
-      await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: auditTarget, outcome: 'failure', ip, detail: { reason: 'rate_limited', limit: check.limit } });
+      await deps.audit.record({
+        actor: ANONYMOUS,
+        action: 'auth.login',
+        target: auditTarget,
+        outcome: 'failure',
+        ip,
+        detail: { reason: 'rate_limited', limit: check.limit },
+      });
       res.setHeader('Retry-After', String(check.retryAfterSec));
-      showLogin(res, { email, next, error: `Too many attempts; wait ${waitText(check.retryAfterSec)} and try again.` }, 429);
+      showLogin(
+        res,
+        { email, next, error: `Too many attempts; wait ${waitText(check.retryAfterSec)} and try again.` },
+        429,
+      );
       return;
     }
     if (check.outcome === 'invalid_credentials') {
-      await deps.audit.record({ actor: ANONYMOUS, action: 'auth.login', target: auditTarget, outcome: 'failure', ip, detail: { reason: 'invalid_credentials' } });
+      await deps.audit.record({
+        actor: ANONYMOUS,
+        action: 'auth.login',
+        target: auditTarget,
+        outcome: 'failure',
+        ip,
+        detail: { reason: 'invalid_credentials' },
+      });
       showLogin(res, { email, next, error: new AppError('invalid_credentials').message }, 401);
       return;
     }
 
     const { user } = check;
     await startUserSession(req, user, await deps.sessionGeneration.current(), now());
-    await deps.audit.record({ actor: { type: 'user', id: user.id, email: user.email, role: user.role }, action: 'auth.login', target: `user:${user.email}`, outcome: 'success', ip });
+    await deps.audit.record({
+      actor: { type: 'user', id: user.id, email: user.email, role: user.role },
+      action: 'auth.login',
+      target: `user:${user.email}`,
+      outcome: 'success',
+      ip,
+    });
     res.redirect(303, next ?? '/admin/smtp-servers');
   });
 
   router.post('/logout', async (req, res) => {
     const actor = (res.locals as { actor?: Actor }).actor;
-    if (actor) await deps.audit.record({ actor, action: 'auth.logout', target: `user:${actor.type === 'user' ? actor.email : actor.id}`, outcome: 'success', ip: req.ip });
+    if (actor)
+      await deps.audit.record({
+        actor,
+        action: 'auth.logout',
+        target: `user:${actor.type === 'user' ? actor.email : actor.id}`,
+        outcome: 'success',
+        ip: req.ip,
+      });
     await endUserSession(req, res, deps.config);
     res.redirect(303, '/login');
   });

@@ -31,7 +31,10 @@ export function messagesRouter(ctx: WebContext): Router {
       // The header From of the JSON API is always the server's fromAddress.
       const server = await deps.mail.servers.resolve(serverId ?? (await deps.mail.servers.defaultServerId()) ?? '');
       if (server && !fromAllowed(policy, server.fromAddress)) {
-        throw new AppError('forbidden', { message: `This API key may not send as ${server.fromAddress}.`, details: [{ field: 'serverId', message: 'the server sends as an address the key may not use' }] });
+        throw new AppError('forbidden', {
+          message: `This API key may not send as ${server.fromAddress}.`,
+          details: [{ field: 'serverId', message: 'the server sends as an address the key may not use' }],
+        });
       }
     }
     await deps.keyRates.consume(actor.id, policy);
@@ -45,7 +48,8 @@ export function messagesRouter(ctx: WebContext): Router {
     const message = await deps.mail.queue.get(parseId(req));
     // A send-only key sees its own messages; an admin key sees all.
     const admin = actor.type === 'api_key' && actor.scopes.includes('admin');
-    if (!admin && message.apiKeyId !== actor.id) throw new AppError('not_found', { message: `No message ${message.id}.` });
+    if (!admin && message.apiKeyId !== actor.id)
+      throw new AppError('not_found', { message: `No message ${message.id}.` });
     res.json(message);
   });
 

@@ -20,6 +20,11 @@ export function metricsAccess(token: string | undefined): RequestHandler {
   return (req, _res, next) => {
     const match = /^Bearer ([^\s]+)$/i.exec(req.get('authorization') ?? '');
     if (match?.[1] !== undefined && timingSafeEqual(digest(match[1]), expected)) return next();
-    next(new AppError('unauthenticated', { message: 'Send the metrics token: Authorization: Bearer <MAILGATE_METRICS_TOKEN>.', headers: CHALLENGE }));
+    next(
+      new AppError('unauthenticated', {
+        message: 'Send the metrics token: Authorization: Bearer <MAILGATE_METRICS_TOKEN>.',
+        headers: CHALLENGE,
+      }),
+    );
   };
 }

@@ -32,15 +32,29 @@ export interface OAuthPanel {
 }
 
 /** What views/partials/smtp-oauth.eta needs for one server; the server page passes it as `oauth`. */
-export async function oauthPanelData(deps: AppDeps, server: { id: string; oauthIntegrationId: string | null }): Promise<OAuthPanel> {
+export async function oauthPanelData(
+  deps: AppDeps,
+  server: { id: string; oauthIntegrationId: string | null },
+): Promise<OAuthPanel> {
   const grantDoc = await deps.tokens.get(server.id);
-  const integrationDoc = server.oauthIntegrationId ? await deps.oauthIntegrations.find(server.oauthIntegrationId) : null;
+  const integrationDoc = server.oauthIntegrationId
+    ? await deps.oauthIntegrations.find(server.oauthIntegrationId)
+    : null;
   return {
     grant: grantDoc ? deps.tokens.view(grantDoc) : null,
-    integration: integrationDoc ? { id: integrationDoc.id, name: integrationDoc.value.name, provider: integrationDoc.value.provider, misconfigured: integrationDoc.value.misconfigured } : null,
+    integration: integrationDoc
+      ? {
+          id: integrationDoc.id,
+          name: integrationDoc.value.name,
+          provider: integrationDoc.value.provider,
+          misconfigured: integrationDoc.value.misconfigured,
+        }
+      : null,
     revocationNote: integrationDoc ? revocationNote(integrationDoc.value.provider) : null,
     warnings: integrationDoc
-      ? (await collectOAuthWarnings({ store: deps.store, integrations: deps.oauthIntegrations })).filter((w) => w.target === `oauth_integration:${integrationDoc.id}` && w.kind !== 'integration_misconfigured')
+      ? (await collectOAuthWarnings({ store: deps.store, integrations: deps.oauthIntegrations })).filter(
+          (w) => w.target === `oauth_integration:${integrationDoc.id}` && w.kind !== 'integration_misconfigured',
+        )
       : [],
   };
 }
@@ -55,7 +69,11 @@ export function oauthCallbackRouter(ctx: WebContext): Router {
 
   router.post('/admin/smtp-servers/:id/authorize', auth.page('sysadmin'), async (req, res) => {
     const serverId = parseId(req);
-    const { url, providerOrigin } = await deps.authorize.begin({ serverId, sessionId: req.sessionID, actor: actorOf(res) });
+    const { url, providerOrigin } = await deps.authorize.begin({
+      serverId,
+      sessionId: req.sessionID,
+      actor: actorOf(res),
+    });
     const target = new URL(url);
     const csp = String(res.getHeader('Content-Security-Policy') ?? '');
     res.setHeader('Content-Security-Policy', csp.replace(/form-action [^;]*/, `form-action 'self' ${providerOrigin}`));
@@ -75,31 +93,57 @@ export function oauthCallbackRouter(ctx: WebContext): Router {
     res.setHeader('Cache-Control', 'no-store');
     const callbackUrl = new URL(req.originalUrl, deps.config.MAILGATE_BASE_URL);
     try {
-      const { serverId, mailbox } = await deps.authorize.complete({ callbackUrl, sessionId: req.sessionID, actor: actorOf(res), ip: req.ip });
+      const { serverId, mailbox } = await deps.authorize.complete({
+        callbackUrl,
+        sessionId: req.sessionID,
+        actor: actorOf(res),
+        ip: req.ip,
+      });
       setFlash(req, 'ok', `Authorized: mail from this server is now sent as ${mailbox}.`);
       res.redirect(303, serverPage(serverId));
     } catch (err) {
       if (!(err instanceof AuthorizationFailure)) throw err;
       deps.log.info({ reason: err.reason }, 'OAuth callback refused');
-      renderPage(res, eta, 'oauth-callback-error', {
-        title: 'Authorization not completed',
-        reason: err.reason,
-        message: err.message,
-        hint: err.hint,
-        back: err.serverId ? serverPage(err.serverId) : '/admin/smtp-servers',
-      }, err.reason === 'foreign_session' ? 403 : 400);
+      renderPage(
+        res,
+        eta,
+        'oauth-callback-error',
+        {
+          title: 'Authorization not completed',
+          reason: err.reason,
+          message: err.message,
+          hint: err.hint,
+          back: err.serverId ? serverPage(err.serverId) : '/admin/smtp-servers',
+        },
+        err.reason === 'foreign_session' ? 403 : 400,
+      );
     }
   });
 
   async function disconnect(req: Request, res: Response) {
     const serverId = parseId(req);
-    return disconnectGrant({ store: deps.store, keyring: deps.keyring, log: deps.log, audit: deps.audit, integrations: deps.oauthIntegrations }, serverId, actorOf(res), req.ip);
+    return disconnectGrant(
+      {
+        store: deps.store,
+        keyring: deps.keyring,
+        log: deps.log,
+        audit: deps.audit,
+        integrations: deps.oauthIntegrations,
+      },
+      serverId,
+      actorOf(res),
+      req.ip,
+    );
   }
 
   router.post('/admin/smtp-servers/:id/disconnect', auth.page('sysadmin'), async (req, res) => {
     const result = await disconnect(req, res);
     const where = result.revokedAtProvider ? 'and revoked at the provider' : 'locally';
-    setFlash(req, 'ok', `Disconnected ${result.mailbox}: tokens deleted ${where}.${result.note ? ` ${result.note}` : ''} Queued mail for this server stays held until someone authorizes again.`);
+    setFlash(
+      req,
+      'ok',
+      `Disconnected ${result.mailbox}: tokens deleted ${where}.${result.note ? ` ${result.note}` : ''} Queued mail for this server stays held until someone authorizes again.`,
+    );
     res.redirect(303, serverPage(result.serverId));
   });
 

@@ -2,7 +2,12 @@ import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { isAppError, type ErrorDetail } from '../errors.js';
 import type { IntegrationInput, IntegrationView } from '../oauth/integrations.js';
-import { defaultScopes, MICROSOFT_TENANT_EXPLANATION, PROVIDER_KINDS, revocationNote } from '../oauth/providers/index.js';
+import {
+  defaultScopes,
+  MICROSOFT_TENANT_EXPLANATION,
+  PROVIDER_KINDS,
+  revocationNote,
+} from '../oauth/providers/index.js';
 import { rotateClientSecret } from '../tokens/secret-rotation.js';
 import { collectOAuthWarnings } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
@@ -13,13 +18,20 @@ import { formCheckbox, formText, parseId, parseInput } from './validate.js';
 
 /** OAuth 2.0 integrations: /admin/oauth-integrations pages and /api/v1/oauth-integrations. The client secret is write-only. */
 
-const provider = z.enum(PROVIDER_KINDS, { error: `choose ${PROVIDER_KINDS.slice(0, -1).join(', ')} or ${PROVIDER_KINDS.at(-1)}` });
+const provider = z.enum(PROVIDER_KINDS, {
+  error: `choose ${PROVIDER_KINDS.slice(0, -1).join(', ')} or ${PROVIDER_KINDS.at(-1)}`,
+});
 const name = z.string().trim().min(1, 'enter a name').max(100, 'at most 100 characters');
 const clientId = z.string().trim().min(1, 'enter the client ID').max(512, 'at most 512 characters');
 const clientSecret = z.string().min(1, 'enter the client secret').max(2048, 'at most 2048 characters');
-const scope = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,512}$/, 'a scope is printable ASCII without spaces or quotes');
+const scope = z
+  .string()
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,512}$/, 'a scope is printable ASCII without spaces or quotes');
 const url = z.string().trim().max(2048).url({ error: 'expected a URL' });
-const date = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date YYYY-MM-DD').refine((s) => !Number.isNaN(Date.parse(s)), 'not a valid date');
+const date = z
+  .string()
+  .regex(/^\d{4}-\d{2}-\d{2}$/, 'expected a date YYYY-MM-DD')
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'not a valid date');
 const tenant = z.string().trim().max(253);
 
 const apiFields = {
@@ -40,7 +52,9 @@ const updateBody = z.strictObject({ ...apiFields, clientSecret: clientSecret.opt
 const patchBody = updateBody.partial();
 const rotateBody = z.strictObject({ clientSecret, expiresAt: date.nullable().optional() });
 
-const scopeList = formText(z.string().max(4000).optional()).transform((s) => (s ? s.split(/[\s,]+/).filter(Boolean) : undefined)).pipe(z.array(scope).max(30).optional());
+const scopeList = formText(z.string().max(4000).optional())
+  .transform((s) => (s ? s.split(/[\s,]+/).filter(Boolean) : undefined))
+  .pipe(z.array(scope).max(30).optional());
 const formFields = {
   name: formText(name),
   provider: formText(provider),
@@ -61,7 +75,8 @@ const rotateForm = z.object({ clientSecret: formText(clientSecret), expiresAt: f
 type FormValues = Partial<Record<keyof typeof formFields, unknown>>;
 
 function formErrors(err: unknown): ErrorDetail[] | null {
-  if (isAppError(err) && err.code === 'validation_failed') return err.details.length ? err.details : [{ field: '', message: err.message }];
+  if (isAppError(err) && err.code === 'validation_failed')
+    return err.details.length ? err.details : [{ field: '', message: err.message }];
   return null;
 }
 
@@ -74,8 +89,16 @@ export function oauthIntegrationsRouter(ctx: WebContext): Router {
     return { ...v, revocationNote: revocationNote(v.provider) };
   }
 
-  async function showForm(res: Response, options: { integration?: IntegrationView; form?: FormValues; errors?: ErrorDetail[]; rotateErrors?: ErrorDetail[] }, status = 200) {
-    const warnings = options.integration ? (await collectOAuthWarnings({ store: deps.store, integrations })).filter((w) => w.target === `oauth_integration:${options.integration!.id}`) : [];
+  async function showForm(
+    res: Response,
+    options: { integration?: IntegrationView; form?: FormValues; errors?: ErrorDetail[]; rotateErrors?: ErrorDetail[] },
+    status = 200,
+  ) {
+    const warnings = options.integration
+      ? (await collectOAuthWarnings({ store: deps.store, integrations })).filter(
+          (w) => w.target === `oauth_integration:${options.integration!.id}`,
+        )
+      : [];
     renderPage(
       res,
       eta,
@@ -83,7 +106,11 @@ export function oauthIntegrationsRouter(ctx: WebContext): Router {
       {
         title: options.integration ? `OAuth 2.0 integration ${options.integration.name}` : 'New OAuth 2.0 integration',
         integration: options.integration ? viewOf(options.integration) : null,
-        form: options.form ?? (options.integration ? { ...options.integration, scopes: options.integration.scopes.join(' ') } : { provider: 'google' }),
+        form:
+          options.form ??
+          (options.integration
+            ? { ...options.integration, scopes: options.integration.scopes.join(' ') }
+            : { provider: 'google' }),
         errors: options.errors ?? [],
         rotateErrors: options.rotateErrors ?? [],
         redirectUri: integrations.redirectUri,
@@ -124,7 +151,12 @@ export function oauthIntegrationsRouter(ctx: WebContext): Router {
   router.get('/admin/oauth-integrations', auth.page('admin'), async (_req, res) => {
     const list = (await integrations.list()).map((d) => integrations.view(d));
     const warnings = await collectOAuthWarnings({ store: deps.store, integrations });
-    renderPage(res, eta, 'oauth-integrations', { title: 'OAuth 2.0 integrations', integrations: list, warnings, redirectUri: integrations.redirectUri });
+    renderPage(res, eta, 'oauth-integrations', {
+      title: 'OAuth 2.0 integrations',
+      integrations: list,
+      warnings,
+      redirectUri: integrations.redirectUri,
+    });
   });
 
   router.get('/admin/oauth-integrations/new', auth.page('sysadmin'), async (_req, res) => {
@@ -174,7 +206,11 @@ export function oauthIntegrationsRouter(ctx: WebContext): Router {
         actorOf(res),
         req.ip,
       );
-      setFlash(req, 'ok', `The new client secret was proven with a ${result.provenWith === 'refresh_token' ? 'token refresh' : 'client credentials request'} and is now in use.`);
+      setFlash(
+        req,
+        'ok',
+        `The new client secret was proven with a ${result.provenWith === 'refresh_token' ? 'token refresh' : 'client credentials request'} and is now in use.`,
+      );
       res.redirect(303, `/admin/oauth-integrations/${id}`);
     } catch (err) {
       const errors = formErrors(err);
@@ -241,7 +277,13 @@ export function oauthIntegrationsRouter(ctx: WebContext): Router {
     const id = parseId(req);
     const body = parseInput(rotateBody, req.body);
     await integrations.get(id);
-    const result = await rotateClientSecret({ store: deps.store, audit: deps.audit, integrations, tokens: deps.tokens }, id, { clientSecret: body.clientSecret, expiresAt: body.expiresAt ?? null }, actorOf(res), req.ip);
+    const result = await rotateClientSecret(
+      { store: deps.store, audit: deps.audit, integrations, tokens: deps.tokens },
+      id,
+      { clientSecret: body.clientSecret, expiresAt: body.expiresAt ?? null },
+      actorOf(res),
+      req.ip,
+    );
     res.json({ ...result, integration: integrations.view(await integrations.get(id)) });
   });
 

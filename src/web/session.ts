@@ -64,7 +64,11 @@ export interface SessionLayerDeps {
 }
 
 function promisify(fn: (cb: (err?: unknown) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => fn((err) => (err ? reject(err instanceof Error ? err : new Error('session store error', { cause: err })) : resolve())));
+  return new Promise((resolve, reject) =>
+    fn((err) =>
+      err ? reject(err instanceof Error ? err : new Error('session store error', { cause: err })) : resolve(),
+    ),
+  );
 }
 
 /** New session id at login (no session fixation), then the login facts. */
@@ -80,7 +84,12 @@ export async function startUserSession(req: Request, user: User, generation: num
 
 export async function endUserSession(req: Request, res: Response, config: Config): Promise<void> {
   await promisify((cb) => req.session.destroy(cb));
-  res.clearCookie(sessionCookieName(config), { path: '/', httpOnly: true, sameSite: 'lax', secure: config.secureCookies });
+  res.clearCookie(sessionCookieName(config), {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'lax',
+    secure: config.secureCookies,
+  });
 }
 
 export function setFlash(req: Request, kind: 'ok' | 'error', message: string): void {
@@ -180,7 +189,9 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
     // Express 5 leaves req.body undefined when no form was sent; routes read it as an object.
     req.body ??= {};
     const received = csrf.getTokenFromRequest(req);
-    const ok = loggedIn(req) ? sessionTokenMatches(received, csrf.getTokenFromState(req)) : anonymousCsrf.verify(req, received);
+    const ok = loggedIn(req)
+      ? sessionTokenMatches(received, csrf.getTokenFromState(req))
+      : anonymousCsrf.verify(req, received);
     if (!ok) return next(new AppError('csrf_failed'));
     // Routes parse forms with their own schemas; the token is not part of any of them.
     delete (req.body as Record<string, unknown>)._csrf;
@@ -194,5 +205,10 @@ function sessionTokenMatches(received: unknown, expected: unknown): boolean {
   // Byte lengths, not string lengths: timingSafeEqual throws on buffers of different sizes.
   const receivedBytes = typeof received === 'string' ? Buffer.from(received) : null;
   const expectedBytes = typeof expected === 'string' ? Buffer.from(expected) : null;
-  return receivedBytes !== null && expectedBytes !== null && receivedBytes.length === expectedBytes.length && timingSafeEqual(receivedBytes, expectedBytes);
+  return (
+    receivedBytes !== null &&
+    expectedBytes !== null &&
+    receivedBytes.length === expectedBytes.length &&
+    timingSafeEqual(receivedBytes, expectedBytes)
+  );
 }

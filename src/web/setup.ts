@@ -17,10 +17,31 @@ const setupForm = z.object({
 export function setupRouter(ctx: WebContext, setup: FirstAdminSetup): Router {
   const { deps, eta } = ctx;
   const router = Router();
-  const attempts = deps.store.createRateLimiter({ keyPrefix: 'setup_ip', points: 10, durationSec: 15 * 60, blockDurationSec: 15 * 60 });
+  const attempts = deps.store.createRateLimiter({
+    keyPrefix: 'setup_ip',
+    points: 10,
+    durationSec: 15 * 60,
+    blockDurationSec: 15 * 60,
+  });
 
-  function show(res: Response, data: { email?: string; error?: string; details?: { field: string; message: string }[] }, status = 200): void {
-    renderPage(res, eta, 'setup', { title: 'Set up mailgate', email: data.email ?? '', error: data.error ?? null, details: data.details ?? [], codeFile: 'first-admin-code.txt' }, status);
+  function show(
+    res: Response,
+    data: { email?: string; error?: string; details?: { field: string; message: string }[] },
+    status = 200,
+  ): void {
+    renderPage(
+      res,
+      eta,
+      'setup',
+      {
+        title: 'Set up mailgate',
+        email: data.email ?? '',
+        error: data.error ?? null,
+        details: data.details ?? [],
+        codeFile: 'first-admin-code.txt',
+      },
+      status,
+    );
   }
 
   router.get('/setup', async (_req, res) => {
@@ -49,17 +70,35 @@ export function setupRouter(ctx: WebContext, setup: FirstAdminSetup): Router {
       form = parseInput(setupForm, req.body);
     } catch (err) {
       if (!isAppError(err)) throw err;
-      show(res, { email: typeof raw.email === 'string' ? raw.email : '', error: 'Fix the fields below.', details: err.details }, 400);
+      show(
+        res,
+        { email: typeof raw.email === 'string' ? raw.email : '', error: 'Fix the fields below.', details: err.details },
+        400,
+      );
       return;
     }
     try {
       const user = await setup.complete(form.code ?? '', form.email, form.password);
-      await deps.audit.record({ actor: { type: 'system', id: 'setup' }, action: 'user.create', target: `user:${user.email}`, outcome: 'success', ip: req.ip, detail: { role: 'sysadmin', source: 'setup page' } });
+      await deps.audit.record({
+        actor: { type: 'system', id: 'setup' },
+        action: 'user.create',
+        target: `user:${user.email}`,
+        outcome: 'success',
+        ip: req.ip,
+        detail: { role: 'sysadmin', source: 'setup page' },
+      });
       await startUserSession(req, user, await deps.sessionGeneration.current(), (deps.clock ?? Date.now)());
       res.redirect(303, '/admin/smtp-servers');
     } catch (err) {
       if (!isAppError(err)) throw err;
-      await deps.audit.record({ actor: { type: 'system', id: 'setup' }, action: 'user.create', target: `user:${form.email}`, outcome: 'failure', ip: req.ip, detail: { reason: err.code } });
+      await deps.audit.record({
+        actor: { type: 'system', id: 'setup' },
+        action: 'user.create',
+        target: `user:${form.email}`,
+        outcome: 'failure',
+        ip: req.ip,
+        detail: { reason: err.code },
+      });
       show(res, { email: form.email, error: err.message, details: err.details }, err.status);
     }
   });

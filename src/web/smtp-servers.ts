@@ -27,7 +27,10 @@ export interface SmtpServersRouterOptions {
   warnings?: () => Promise<{ kind: string; target: string; message: string }[]>;
 }
 
-const switchForm = z.object({ enabled: z.enum(['true', 'false'], 'expected true or false'), _csrf: z.string().optional() });
+const switchForm = z.object({
+  enabled: z.enum(['true', 'false'], 'expected true or false'),
+  _csrf: z.string().optional(),
+});
 
 function withoutCsrf(body: unknown): Record<string, unknown> {
   const { _csrf: _ignored, ...rest } = (body ?? {}) as Record<string, unknown>;
@@ -42,7 +45,11 @@ function formUpdateBody(body: unknown): Record<string, unknown> {
 
 function formValues(body: Record<string, unknown>): Record<string, unknown> {
   const { password: _p, ...rest } = body;
-  return { ...rest, tls: rest.tls === 'on' || rest.tls === true, isDefault: rest.isDefault === 'on' || rest.isDefault === true };
+  return {
+    ...rest,
+    tls: rest.tls === 'on' || rest.tls === true,
+    isDefault: rest.isDefault === 'on' || rest.isDefault === true,
+  };
 }
 
 function validationDetails(err: unknown): ErrorDetail[] | null {
@@ -64,12 +71,19 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
   async function refuseHostChangeWhileAuthorized(id: string, host: string | undefined): Promise<void> {
     if (host === undefined || !options.oauthStatus) return;
     if (host === (await mail.servers.get(id)).host || (await options.oauthStatus(id)) === null) return;
-    const message = 'this server holds an authorized mailbox: press Disconnect before changing the host, then Authorize again (its tokens never go to another host)';
+    const message =
+      'this server holds an authorized mailbox: press Disconnect before changing the host, then Authorize again (its tokens never go to another host)';
     throw new AppError('validation_failed', { message: `host: ${message}`, details: [{ field: 'host', message }] });
   }
 
-  async function showServer(res: Response, server: SmtpServerView | null, extra: { form?: Record<string, unknown>; errors?: ErrorDetail[]; test?: TestConnectionResult } = {}, status = 200) {
-    const form = extra.form ?? (server ? { ...server } : { protocol: 'smtp', authMethod: 'none', serviceProvider: 'custom' });
+  async function showServer(
+    res: Response,
+    server: SmtpServerView | null,
+    extra: { form?: Record<string, unknown>; errors?: ErrorDetail[]; test?: TestConnectionResult } = {},
+    status = 200,
+  ) {
+    const form =
+      extra.form ?? (server ? { ...server } : { protocol: 'smtp', authMethod: 'none', serviceProvider: 'custom' });
     renderPage(
       res,
       eta,
@@ -94,13 +108,21 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
   router.get('/admin/smtp-servers', auth.page('admin'), async (_req, res) => {
     const servers = await mail.servers.list();
     const withState = await Promise.all(
-      servers.map(async (s) => ({ ...s, needsReauth: s.authMethod === 'oauth2' && options.oauthStatus ? (await options.oauthStatus(s.id)) === 'needs_reauth' : false })),
+      servers.map(async (s) => ({
+        ...s,
+        needsReauth:
+          s.authMethod === 'oauth2' && options.oauthStatus
+            ? (await options.oauthStatus(s.id)) === 'needs_reauth'
+            : false,
+      })),
     );
     const config = deps.config;
     const overrides = [
       ...(config.MAILGATE_SMTP_HOST ? [{ name: 'MAILGATE_SMTP_HOST', value: config.MAILGATE_SMTP_HOST }] : []),
       ...(config.MAILGATE_SMTP_PORT ? [{ name: 'MAILGATE_SMTP_PORT', value: String(config.MAILGATE_SMTP_PORT) }] : []),
-      ...(config.MAILGATE_SMTP_LOCALHOST ? [{ name: 'MAILGATE_SMTP_LOCALHOST', value: config.MAILGATE_SMTP_LOCALHOST }] : []),
+      ...(config.MAILGATE_SMTP_LOCALHOST
+        ? [{ name: 'MAILGATE_SMTP_LOCALHOST', value: config.MAILGATE_SMTP_LOCALHOST }]
+        : []),
     ];
     const settings = await mail.servers.settings();
     renderPage(res, eta, 'smtp-servers', {
@@ -117,7 +139,11 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
   router.post('/admin/smtp-servers/outgoing', auth.page('admin'), async (req, res) => {
     const { enabled } = parseInput(switchForm, req.body);
     await mail.servers.setOutgoingEnabled(enabled === 'true', auditCtx(req, res));
-    setFlash(req, 'ok', enabled === 'true' ? 'Outgoing mail is enabled.' : 'Outgoing mail is disabled: new and queued messages are held.');
+    setFlash(
+      req,
+      'ok',
+      enabled === 'true' ? 'Outgoing mail is enabled.' : 'Outgoing mail is disabled: new and queued messages are held.',
+    );
     res.redirect(303, '/admin/smtp-servers');
   });
 
@@ -168,7 +194,14 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
   /** Releases a paused server's held mail; audited the same way from the page and the API. */
   async function resume(req: Request, res: Response, id: string): Promise<number> {
     const released = await mail.queue.resumeServer(id);
-    await deps.audit.record({ actor: actorOf(res), action: 'smtp_server.resume', target: `smtp_server:${id}`, outcome: 'success', ...(req.ip ? { ip: req.ip } : {}), detail: { released } });
+    await deps.audit.record({
+      actor: actorOf(res),
+      action: 'smtp_server.resume',
+      target: `smtp_server:${id}`,
+      outcome: 'success',
+      ...(req.ip ? { ip: req.ip } : {}),
+      detail: { released },
+    });
     return released;
   }
 
@@ -232,7 +265,14 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
     const id = parseId(req);
     await mail.servers.get(id);
     const r = await runTest(req, res, id);
-    res.json({ ok: r.ok, durationMs: r.durationMs, transcript: r.transcript, ...(r.ok ? {} : { error: r.error, code: r.code, hint: r.hint, ...(r.responseCode ? { responseCode: r.responseCode } : {}) }) });
+    res.json({
+      ok: r.ok,
+      durationMs: r.durationMs,
+      transcript: r.transcript,
+      ...(r.ok
+        ? {}
+        : { error: r.error, code: r.code, hint: r.hint, ...(r.responseCode ? { responseCode: r.responseCode } : {}) }),
+    });
   });
 
   router.post('/api/v1/smtp-servers/:id/resume', auth.api('admin'), async (req, res) => {
@@ -253,4 +293,3 @@ export function smtpServersRouter(ctx: WebContext, options: SmtpServersRouterOpt
 
   return router;
 }
-

@@ -48,4 +48,7 @@ export const formNumber = <S extends z.ZodType>(inner: S) =>
 
 /** A multi-value field (checkbox group, repeated inputs): a lone string becomes a one-element list. */
 export const formList = <S extends z.ZodType>(inner: S) =>
-  z.preprocess((v): unknown[] => (v === undefined || v === '' ? [] : Array.isArray(v) ? (v as unknown[]) : [v]), z.array(inner));
+  z.preprocess(
+    (v): unknown[] => (v === undefined || v === '' ? [] : Array.isArray(v) ? (v as unknown[]) : [v]),
+    z.array(inner),
+  );

@@ -40,7 +40,10 @@ describe.skipIf(!chromiumPathForTests())('admin login in a real browser', () => 
     expect(new URL(page.url()).pathname).toBe('/login');
     await page.getByLabel('Email').fill(user.email);
     await page.getByLabel('Password').fill(user.password);
-    await Promise.all([page.waitForURL(`${app.url}/admin/audit`), page.getByRole('button', { name: 'Log in' }).click()]);
+    await Promise.all([
+      page.waitForURL(`${app.url}/admin/audit`),
+      page.getByRole('button', { name: 'Log in' }).click(),
+    ]);
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Audit log');
     expect(await page.locator('.who').textContent()).toContain(user.email);
     const cookies = await context.cookies(app.url);
@@ -76,7 +79,10 @@ describe.skipIf(!chromiumPathForTests())('admin login in a real browser', () => 
 
   it('logs out: the admin pages ask for a login again', async () => {
     await page.goto(`${app.url}/admin/api-keys`);
-    await Promise.all([page.waitForURL(`${app.url}/login`), page.getByRole('button', { name: 'Log out', exact: true }).click()]);
+    await Promise.all([
+      page.waitForURL(`${app.url}/login`),
+      page.getByRole('button', { name: 'Log out', exact: true }).click(),
+    ]);
     await page.goto(`${app.url}/admin/api-keys`);
     expect(new URL(page.url()).pathname).toBe('/login');
     expect(consoleErrors).toEqual([]);

@@ -40,9 +40,16 @@ describe.skipIf(!chromiumPathForTests())('Authorize in a real browser (Microsoft
     });
     await new Promise<void>((resolve) => forwarder.listen(0, '127.0.0.1', resolve));
     baseUrl = `http://127.0.0.1:${(forwarder.address() as AddressInfo).port}`;
-    app = await startTestApp({ workers: true, env: { ...providerEnv(provider), MAILGATE_BASE_URL: baseUrl, MAILGATE_QUEUE_RETRY_BASE_MS: '100' } });
+    app = await startTestApp({
+      workers: true,
+      env: { ...providerEnv(provider), MAILGATE_BASE_URL: baseUrl, MAILGATE_QUEUE_RETRY_BASE_MS: '100' },
+    });
     appPort = Number(new URL(app.url).port);
-    await provider.registerClient({ clientId, clientSecret, redirectUris: [`${app.config.MAILGATE_BASE_URL}/oauth/callback`] });
+    await provider.registerClient({
+      clientId,
+      clientSecret,
+      redirectUris: [`${app.config.MAILGATE_BASE_URL}/oauth/callback`],
+    });
     const user = await app.createUser('sysadmin');
     browser = await openTestBrowser(consoleErrors);
     ({ page } = browser);
@@ -73,12 +80,23 @@ describe.skipIf(!chromiumPathForTests())('Authorize in a real browser (Microsoft
     expect(await page.content()).not.toContain(clientSecret);
     await page.locator('#clientSecret').fill(clientSecret);
     await page.locator('#tenant').fill(provider.tenant);
-    await Promise.all([page.waitForURL(/\/admin\/oauth-integrations\/oi_/), page.getByRole('button', { name: 'Add' }).click()]);
+    await Promise.all([
+      page.waitForURL(/\/admin\/oauth-integrations\/oi_/),
+      page.getByRole('button', { name: 'Add' }).click(),
+    ]);
     expect(await page.getByRole('status').first().textContent()).toContain('added');
     expect(await page.content()).not.toContain(clientSecret);
     const integrationId = page.url().split('/').pop()!;
     const server = await app.services.mail.servers.create(
-      { name: 'Microsoft mailbox', fromAddress: 'alice@example.test', host: '127.0.0.1', port: smtp.port, protocol: 'smtp', authMethod: 'oauth2', oauthIntegrationId: integrationId },
+      {
+        name: 'Microsoft mailbox',
+        fromAddress: 'alice@example.test',
+        host: '127.0.0.1',
+        port: smtp.port,
+        protocol: 'smtp',
+        authMethod: 'oauth2',
+        oauthIntegrationId: integrationId,
+      },
       { actor: TEST_ACTOR },
     );
     serverId = server.id;
@@ -86,11 +104,17 @@ describe.skipIf(!chromiumPathForTests())('Authorize in a real browser (Microsoft
 
   it('Authorize → sign in → consent → back on the server page with the mailbox shown', async () => {
     await page.goto(`${baseUrl}/admin/smtp-servers/${serverId}`);
-    await Promise.all([page.waitForURL(`${provider.authority}/**`), page.getByRole('button', { name: 'Authorize' }).click()]);
+    await Promise.all([
+      page.waitForURL(`${provider.authority}/**`),
+      page.getByRole('button', { name: 'Authorize' }).click(),
+    ]);
     await page.locator('input[name="login"]').fill('alice@example.test');
     await page.locator('input[name="password"]').fill('any password');
     await page.getByRole('button', { name: 'Sign-in' }).click();
-    await Promise.all([page.waitForURL(`${baseUrl}/admin/smtp-servers/${serverId}`, { timeout: 15_000 }), page.getByRole('button', { name: 'Continue' }).click()]);
+    await Promise.all([
+      page.waitForURL(`${baseUrl}/admin/smtp-servers/${serverId}`, { timeout: 15_000 }),
+      page.getByRole('button', { name: 'Continue' }).click(),
+    ]);
     expect(await page.locator('#oauth-mailbox').textContent()).toBe('alice@example.test');
     expect(await page.getByRole('status').first().textContent()).toContain('alice@example.test');
     // With a grant the panel offers Re-authorize instead of Authorize (exact names: one contains the other).
@@ -116,7 +140,10 @@ describe.skipIf(!chromiumPathForTests())('Authorize in a real browser (Microsoft
 
   it('Disconnect deletes the tokens and says Microsoft has no revocation endpoint', async () => {
     await page.goto(`${baseUrl}/admin/smtp-servers/${serverId}`);
-    await Promise.all([page.waitForURL(`${baseUrl}/admin/smtp-servers/${serverId}`), page.getByRole('button', { name: 'Disconnect' }).click()]);
+    await Promise.all([
+      page.waitForURL(`${baseUrl}/admin/smtp-servers/${serverId}`),
+      page.getByRole('button', { name: 'Disconnect' }).click(),
+    ]);
     const flash = await page.getByRole('status').first().textContent();
     expect(flash).toContain('Disconnected alice@example.test');
     expect(flash).toContain('Microsoft has no token revocation endpoint');

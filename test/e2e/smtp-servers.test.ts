@@ -25,7 +25,10 @@ describe.skipIf(!chromiumPathForTests())('SMTP servers in a real browser', () =>
     await page.goto(`${app.url}/admin/smtp-servers`);
     await page.getByLabel('Email').fill(user.email);
     await page.getByLabel('Password').fill(user.password);
-    await Promise.all([page.waitForURL(`${app.url}/admin/smtp-servers`), page.getByRole('button', { name: 'Log in' }).click()]);
+    await Promise.all([
+      page.waitForURL(`${app.url}/admin/smtp-servers`),
+      page.getByRole('button', { name: 'Log in' }).click(),
+    ]);
   });
 
   afterAll(async () => {
@@ -45,7 +48,10 @@ describe.skipIf(!chromiumPathForTests())('SMTP servers in a real browser', () =>
     await page.locator('#authMethod').selectOption('basic');
     await page.locator('#username').fill('relay');
     await page.locator('#password').fill(PASSWORD);
-    await Promise.all([page.waitForURL(/\/admin\/smtp-servers\/srv_/), page.getByRole('button', { name: 'Add' }).click()]);
+    await Promise.all([
+      page.waitForURL(/\/admin\/smtp-servers\/srv_/),
+      page.getByRole('button', { name: 'Add' }).click(),
+    ]);
     serverUrl = page.url();
     expect(await page.getByRole('status').textContent()).toContain('added');
     expect(await page.locator('#name').inputValue()).toBe('Browser relay');

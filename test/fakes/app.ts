@@ -87,7 +87,9 @@ export class HttpSession {
       const eq = pair.indexOf('=');
       const name = pair.slice(0, eq);
       const value = pair.slice(eq + 1);
-      const expired = attrs.some((a) => /^max-age=(0|-)/i.test(a) || (/^expires=/i.test(a) && Date.parse(a.slice(8)) <= Date.now()));
+      const expired = attrs.some(
+        (a) => /^max-age=(0|-)/i.test(a) || (/^expires=/i.test(a) && Date.parse(a.slice(8)) <= Date.now()),
+      );
       if (expired || value === '') this.cookies.delete(name);
       else this.cookies.set(name, value);
     }
@@ -117,7 +119,11 @@ export class HttpSession {
    * Posts an urlencoded form. The CSRF token is filled in unless `csrf` says otherwise (false = none,
    * a string = that token). Arrays become repeated fields (checkbox groups).
    */
-  async postForm(pathname: string, fields: Record<string, string | string[] | undefined> = {}, options: { csrf?: string | false } = {}): Promise<{ res: Response; text: string }> {
+  async postForm(
+    pathname: string,
+    fields: Record<string, string | string[] | undefined> = {},
+    options: { csrf?: string | false } = {},
+  ): Promise<{ res: Response; text: string }> {
     const body = new URLSearchParams();
     const token = options.csrf === undefined ? (this.csrf ?? (await this.refreshCsrf())) : options.csrf;
     if (token !== false) body.append('_csrf', token);
@@ -125,7 +131,11 @@ export class HttpSession {
       if (v === undefined) continue;
       for (const item of Array.isArray(v) ? v : [v]) body.append(k, item);
     }
-    const res = await this.fetch(pathname, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const res = await this.fetch(pathname, {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     const text = await res.text();
     const next = CSRF_INPUT.exec(text)?.[1];
     if (next) this.csrf = next;
@@ -146,7 +156,7 @@ export class HttpSession {
 
 export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const shared = options.shareWith;
-  const kind = options.store ?? (shared ? shared.config.REDIS_URL ? 'redis' : 'file' : 'file');
+  const kind = options.store ?? (shared ? (shared.config.REDIS_URL ? 'redis' : 'file') : 'file');
   let tmpDir: string | undefined;
   const env: Record<string, string> = shared
     ? { ...shared.env }
@@ -176,10 +186,21 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
   if (options.workers !== undefined) env.MAILGATE_WORKERS = options.workers ? 'true' : 'false';
 
   const config = loadConfig(env);
-  const log = createLogger({ level: config.MAILGATE_LOG_LEVEL, ...(options.logDestination ? { destination: options.logDestination } : {}) });
+  const log = createLogger({
+    level: config.MAILGATE_LOG_LEVEL,
+    ...(options.logDestination ? { destination: options.logDestination } : {}),
+  });
   const keyring = new Keyring(config.encryptionKeys ?? []);
   const store = await openStore(config);
-  const services = await createServices({ config, store, keyring, log, sessionPolicy: options.sessionPolicy, clock: options.clock, ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}) });
+  const services = await createServices({
+    config,
+    store,
+    keyring,
+    log,
+    sessionPolicy: options.sessionPolicy,
+    clock: options.clock,
+    ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}),
+  });
   const app = createApp(services);
   const server = http.createServer(app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -34,7 +34,11 @@ export interface TestBrowser {
  */
 export async function openTestBrowser(consoleErrors: string[]): Promise<TestBrowser> {
   const profile = await mkdtemp(path.join(os.tmpdir(), 'mailgate-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, { executablePath: chromiumPathForTests()!, args: CHROMIUM_ARGS, headless: true });
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: chromiumPathForTests()!,
+    args: CHROMIUM_ARGS,
+    headless: true,
+  });
   const page = context.pages()[0] ?? (await context.newPage());
   page.on('pageerror', (err) => consoleErrors.push(err.message));
   page.on('console', (msg) => {

@@ -16,7 +16,13 @@ const [dir, mode] = process.argv.slice(2);
 if (!dir) throw new Error('usage: file-store-writer.ts <dir> write|compact|open|hold');
 
 /** A compare-and-set write of the next version; reported once acknowledged. */
-async function bump(store: Store, collection: string, id: string, payload: string, extra: object = {}): Promise<number> {
+async function bump(
+  store: Store,
+  collection: string,
+  id: string,
+  payload: string,
+  extra: object = {},
+): Promise<number> {
   const current = await store.get<{ atVersion: number }>(collection, id);
   const version = (current?.version ?? 0) + 1;
   try {
@@ -54,7 +60,8 @@ try {
     for (let i = 0; ; i++) {
       const id = `doc-${lane}-${i % 40}`;
       const version = await bump(store, 'crash', id, 'p'.repeat(200 + (i % 3000)), { lane });
-      if (i % 5 === 0) process.stdout.write(`L ${await store.append('crash-log', { lane, i, text: 'l'.repeat(i % 500) })}\n`);
+      if (i % 5 === 0)
+        process.stdout.write(`L ${await store.append('crash-log', { lane, i, text: 'l'.repeat(i % 500) })}\n`);
       if (i % 7 === 0) {
         await store.schedule('crash-q', id, version);
         process.stdout.write(`S ${id}\n`);

@@ -57,16 +57,23 @@ export async function setup(project: TestProject): Promise<void> {
     if (!tools[name]) skipped.push(`Tests that need ${TOOL_NEEDS[name]}`);
   }
   const chromiumPath = process.env.MAILGATE_TEST_CHROMIUM ?? onPath('chromium') ?? onPath('chromium-browser');
-  if (!chromiumPath) skipped.push('Browser suites: chromium not found on PATH (apt-get install chromium, or set MAILGATE_TEST_CHROMIUM)');
+  if (!chromiumPath)
+    skipped.push(
+      'Browser suites: chromium not found on PATH (apt-get install chromium, or set MAILGATE_TEST_CHROMIUM)',
+    );
 
   let redisUrl: string | null = process.env.MAILGATE_TEST_REDIS_URL ?? null;
   if (!redisUrl && !tools.redisServer) {
-    skipped.push('Redis-backed suites: redis-server not found on PATH (apt-get install redis-server, or set MAILGATE_TEST_REDIS_URL)');
+    skipped.push(
+      'Redis-backed suites: redis-server not found on PATH (apt-get install redis-server, or set MAILGATE_TEST_REDIS_URL)',
+    );
   }
 
   // In CI nothing may be skipped: every missing tool is named at once and the run fails before any test.
   if (inCI && skipped.length > 0) {
-    throw new Error(`CI=true but this machine lacks what some tests need (.ci/run installs it):\n  ${skipped.join('\n  ')}`);
+    throw new Error(
+      `CI=true but this machine lacks what some tests need (.ci/run installs it):\n  ${skipped.join('\n  ')}`,
+    );
   }
 
   if (!redisUrl && tools.redisServer) {

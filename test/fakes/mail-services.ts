@@ -58,7 +58,9 @@ export async function startMailHarness(options: MailHarnessOptions = {}): Promis
     ...(options.redis ? { REDIS_URL: options.redis.url, MAILGATE_REDIS_PREFIX: options.redis.prefix } : {}),
     ...options.env,
   });
-  const store = options.redis ? await createRedisStore({ url: options.redis.url, prefix: options.redis.prefix }) : await createFileStore(dataDir);
+  const store = options.redis
+    ? await createRedisStore({ url: options.redis.url, prefix: options.redis.prefix })
+    : await createFileStore(dataDir);
   const keyring = new Keyring(config.encryptionKeys ?? []);
   const log = createLogger({ level: config.MAILGATE_LOG_LEVEL });
   const mail = createMailServices({
@@ -79,7 +81,10 @@ export async function startMailHarness(options: MailHarnessOptions = {}): Promis
     config,
     encryptionKey,
     async addServer(input) {
-      const view = await mail.servers.create({ name: `srv ${input.port}`, fromAddress: 'notify@example.com', ...input }, { actor: TEST_ACTOR });
+      const view = await mail.servers.create(
+        { name: `srv ${input.port}`, fromAddress: 'notify@example.com', ...input },
+        { actor: TEST_ACTOR },
+      );
       return view.id;
     },
     async close() {
@@ -91,12 +96,18 @@ export async function startMailHarness(options: MailHarnessOptions = {}): Promis
 }
 
 /** Polls until `check` holds (or throws with the last value). */
-export async function eventually<T>(read: () => Promise<T>, check: (value: T) => boolean, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  read: () => Promise<T>,
+  check: (value: T) => boolean,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await read();
     if (check(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(value)}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

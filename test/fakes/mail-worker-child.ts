@@ -16,7 +16,11 @@ const h = await startMailHarness({
 const count = Number(env.ENQUEUE ?? 0);
 if (count > 0) {
   const serverId = await h.addServer({ host: '127.0.0.1', port: Number(env.SMTP_PORT) });
-  for (let i = 0; i < count; i++) await h.mail.queue.enqueue({ ...messageInput.parse({ to: `r${i}@example.net`, subject: `m${i}`, text: 'x' }), serverId });
+  for (let i = 0; i < count; i++)
+    await h.mail.queue.enqueue({
+      ...messageInput.parse({ to: `r${i}@example.net`, subject: `m${i}`, text: 'x' }),
+      serverId,
+    });
 }
 process.stdout.write(`${JSON.stringify({ ready: true, enqueued: count })}\n`);
 process.on('SIGTERM', () => {

@@ -13,14 +13,21 @@ interface Cookie {
   path: string;
 }
 
-export async function consentAtProvider(authorizationUrl: string, login: string, options: { deny?: boolean } = {}): Promise<URL> {
+export async function consentAtProvider(
+  authorizationUrl: string,
+  login: string,
+  options: { deny?: boolean } = {},
+): Promise<URL> {
   const jar = new Map<string, Cookie>();
   const start = new URL(authorizationUrl);
   const providerOrigin = start.origin;
   let url = start;
   let init: RequestInit = { method: 'GET' };
   for (let hop = 0; hop < 25; hop++) {
-    const cookie = [...jar].filter(([, c]) => url.pathname.startsWith(c.path)).map(([k, c]) => `${k}=${c.value}`).join('; ');
+    const cookie = [...jar]
+      .filter(([, c]) => url.pathname.startsWith(c.path))
+      .map(([k, c]) => `${k}=${c.value}`)
+      .join('; ');
     const headers = new Headers(init.headers);
     if (cookie) headers.set('cookie', cookie);
     const res = await fetch(url, { ...init, headers, redirect: 'manual' });
@@ -28,7 +35,9 @@ export async function consentAtProvider(authorizationUrl: string, login: string,
       const [pair = '', ...attrs] = line.split(';').map((s) => s.trim());
       const eq = pair.indexOf('=');
       const path = attrs.find((a) => /^path=/i.test(a))?.slice(5) ?? '/';
-      const expired = attrs.some((a) => /^expires=/i.test(a) && Date.parse(a.slice(8)) <= Date.now()) || attrs.some((a) => /^max-age=0/i.test(a));
+      const expired =
+        attrs.some((a) => /^expires=/i.test(a) && Date.parse(a.slice(8)) <= Date.now()) ||
+        attrs.some((a) => /^max-age=0/i.test(a));
       if (expired) jar.delete(pair.slice(0, eq));
       else jar.set(pair.slice(0, eq), { value: pair.slice(eq + 1), path });
     }
@@ -41,7 +50,8 @@ export async function consentAtProvider(authorizationUrl: string, login: string,
       continue;
     }
     const html = await res.text();
-    if (res.status !== 200) throw new Error(`provider answered ${res.status} at ${url.pathname}: ${html.slice(0, 300)}`);
+    if (res.status !== 200)
+      throw new Error(`provider answered ${res.status} at ${url.pathname}: ${html.slice(0, 300)}`);
     const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1];
     if (!action) throw new Error(`no form at ${url.pathname}: ${html.slice(0, 300)}`);
     if (options.deny) {
@@ -50,7 +60,10 @@ export async function consentAtProvider(authorizationUrl: string, login: string,
       continue;
     }
     const prompt = /name="prompt" value="(\w+)"/.exec(html)?.[1];
-    const body = prompt === 'login' ? new URLSearchParams({ prompt, login, password: 'any' }) : new URLSearchParams({ prompt: prompt ?? 'consent' });
+    const body =
+      prompt === 'login'
+        ? new URLSearchParams({ prompt, login, password: 'any' })
+        : new URLSearchParams({ prompt: prompt ?? 'consent' });
     url = new URL(action, url);
     init = { method: 'POST', body: body.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } };
   }
@@ -122,7 +135,8 @@ export async function startOAuthSmtp(provider: FakeProvider): Promise<OAuthSmtp>
       }
     },
     dropConnections() {
-      for (const connection of (server as unknown as { connections: Set<{ close(): void }> }).connections) connection.close();
+      for (const connection of (server as unknown as { connections: Set<{ close(): void }> }).connections)
+        connection.close();
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

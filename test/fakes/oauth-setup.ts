@@ -14,23 +14,51 @@ export function providerEnv(provider: FakeProvider): Record<string, string> {
 export const TEST_ACTOR: Actor = { type: 'user', id: 'u_test', email: 'admin@example.test', role: 'sysadmin' };
 
 /** Creates an integration (registered at the provider) and an OAuth SMTP server pointing at `smtpPort`. */
-export async function createOAuthServer(services: Services, provider: FakeProvider, smtpPort: number, options: { clientSecret?: string } = {}) {
+export async function createOAuthServer(
+  services: Services,
+  provider: FakeProvider,
+  smtpPort: number,
+  options: { clientSecret?: string } = {},
+) {
   const clientId = `mailgate-${randomBytes(4).toString('hex')}`;
   const clientSecret = options.clientSecret ?? `secret-${randomBytes(16).toString('hex')}`;
-  await provider.registerClient({ clientId, clientSecret, redirectUris: [`${services.config.MAILGATE_BASE_URL}/oauth/callback`] });
+  await provider.registerClient({
+    clientId,
+    clientSecret,
+    redirectUris: [`${services.config.MAILGATE_BASE_URL}/oauth/callback`],
+  });
   const integration = await services.oauthIntegrations.create(
-    { name: `${provider.kind} test`, provider: provider.kind, clientId, clientSecret, ...(provider.kind === 'microsoft' ? { tenant: provider.tenant } : {}) },
+    {
+      name: `${provider.kind} test`,
+      provider: provider.kind,
+      clientId,
+      clientSecret,
+      ...(provider.kind === 'microsoft' ? { tenant: provider.tenant } : {}),
+    },
     TEST_ACTOR,
   );
   const server = await services.mail.servers.create(
-    { name: `oauth ${provider.kind}`, fromAddress: 'alice@example.test', host: '127.0.0.1', port: smtpPort, protocol: 'smtp', authMethod: 'oauth2', oauthIntegrationId: integration.id, timeoutMs: 5000 },
+    {
+      name: `oauth ${provider.kind}`,
+      fromAddress: 'alice@example.test',
+      host: '127.0.0.1',
+      port: smtpPort,
+      protocol: 'smtp',
+      authMethod: 'oauth2',
+      oauthIntegrationId: integration.id,
+      timeoutMs: 5000,
+    },
     { actor: TEST_ACTOR },
   );
   return { integrationId: integration.id, serverId: server.id, clientId, clientSecret };
 }
 
 /** Runs Authorize → provider consent → callback through the services (no HTTP), as `login`. */
-export async function authorizeThroughServices(services: Services, serverId: string, login = 'alice@example.test'): Promise<{ mailbox: string; code: string }> {
+export async function authorizeThroughServices(
+  services: Services,
+  serverId: string,
+  login = 'alice@example.test',
+): Promise<{ mailbox: string; code: string }> {
   const sessionId = `sess-${randomBytes(6).toString('hex')}`;
   const { url } = await services.authorize.begin({ serverId, sessionId, actor: TEST_ACTOR });
   const callback = await consentAtProvider(url, login);

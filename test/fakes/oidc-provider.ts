@@ -43,7 +43,14 @@ export interface FakeProvider {
   tenant: string;
   port: number;
   /** Token requests that reached the provider, by grant type (faulted ones are not counted). */
-  counts: { refresh: number; authorizationCode: number; clientCredentials: number; revocations: number; refreshErrors: number; introspections: number };
+  counts: {
+    refresh: number;
+    authorizationCode: number;
+    clientCredentials: number;
+    revocations: number;
+    refreshErrors: number;
+    introspections: number;
+  };
   /** Token requests seen at the HTTP edge, including faulted ones. */
   edgeTokenRequests: number;
   setTokenFault(fault: TokenFault): void;
@@ -58,7 +65,10 @@ export interface FakeProvider {
   close(): Promise<void>;
 }
 
-export const SMTP_RESOURCE_SERVER = { clientId: 'smtp-resource-server', clientSecret: 'smtp-resource-server-secret-0123456789' };
+export const SMTP_RESOURCE_SERVER = {
+  clientId: 'smtp-resource-server',
+  clientSecret: 'smtp-resource-server-secret-0123456789',
+};
 
 export async function startFakeProvider(options: FakeProviderOptions): Promise<FakeProvider> {
   const kind = options.kind;
@@ -96,9 +106,19 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
       resourceIndicators: { enabled: false },
       clientCredentials: { enabled: true },
     },
-    ttl: { AccessToken: ttl, ClientCredentials: ttl, IdToken: 3600, Interaction: 600, Session: 3600, Grant: 86400, RefreshToken: 86400, AuthorizationCode: 60 },
+    ttl: {
+      AccessToken: ttl,
+      ClientCredentials: ttl,
+      IdToken: 3600,
+      Interaction: 600,
+      Session: 3600,
+      Grant: 86400,
+      RefreshToken: 86400,
+      AuthorizationCode: 60,
+    },
     // Google issues refresh tokens on access_type=offline (no offline_access scope); Microsoft on offline_access.
-    issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && (kind === 'google' || code.scopes.has('offline_access')),
+    issueRefreshToken: async (_ctx, client, code) =>
+      client.grantTypeAllowed('refresh_token') && (kind === 'google' || code.scopes.has('offline_access')),
     rotateRefreshToken: kind === 'microsoft',
     extraParams: ['access_type'],
     pkce: { required: () => true },
@@ -115,7 +135,14 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
   });
   provider.proxy = false;
 
-  const counts = { refresh: 0, authorizationCode: 0, clientCredentials: 0, revocations: 0, refreshErrors: 0, introspections: 0 };
+  const counts = {
+    refresh: 0,
+    authorizationCode: 0,
+    clientCredentials: 0,
+    revocations: 0,
+    refreshErrors: 0,
+    introspections: 0,
+  };
   provider.on('grant.success', (ctx) => {
     const gt = (ctx.oidc.params as { grant_type?: string } | undefined)?.grant_type;
     if (gt === 'refresh_token') counts.refresh++;
@@ -140,7 +167,11 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
       fault = f;
     },
     async registerClient(c) {
-      const adapter = (provider.Client as unknown as { adapter: { upsert(id: string, payload: object, expiresIn?: number): Promise<void> } }).adapter;
+      const adapter = (
+        provider.Client as unknown as {
+          adapter: { upsert(id: string, payload: object, expiresIn?: number): Promise<void> };
+        }
+      ).adapter;
       await adapter.upsert(c.clientId, {
         client_id: c.clientId,
         client_secret: c.clientSecret,
@@ -151,7 +182,14 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
       });
     },
     async changeClientSecret(clientId, secret) {
-      const adapter = (provider.Client as unknown as { adapter: { find(id: string): Promise<Record<string, unknown> | undefined>; upsert(id: string, payload: object): Promise<void> } }).adapter;
+      const adapter = (
+        provider.Client as unknown as {
+          adapter: {
+            find(id: string): Promise<Record<string, unknown> | undefined>;
+            upsert(id: string, payload: object): Promise<void>;
+          };
+        }
+      ).adapter;
       const current = await adapter.find(clientId);
       if (!current) throw new Error(`no client ${clientId}`);
       await adapter.upsert(clientId, { ...current, client_secret: secret });

@@ -29,8 +29,23 @@ export function testCertificate(): Promise<TestCert> {
       const key = path.join(dir, 'key.pem');
       const cert = path.join(dir, 'cert.pem');
       await run('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '30',
-        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', cert,
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '30',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout',
+        key,
+        '-out',
+        cert,
       ]);
       return { key: await readFile(key, 'utf8'), cert: await readFile(cert, 'utf8') };
     } finally {
@@ -132,7 +147,10 @@ export async function startTestSmtp(options: TestSmtpOptions = {}): Promise<Test
     authOptional: !options.auth && !options.tokens,
     authMethods: options.authMethods ?? ['PLAIN', 'LOGIN', 'XOAUTH2'],
     allowInsecureAuth: options.allowInsecureAuth ?? false,
-    disabledCommands: [...(starttls || options.secure ? [] : ['STARTTLS']), ...(options.auth || options.tokens ? [] : ['AUTH'])],
+    disabledCommands: [
+      ...(starttls || options.secure ? [] : ['STARTTLS']),
+      ...(options.auth || options.tokens ? [] : ['AUTH']),
+    ],
     size: 10 * 1024 * 1024,
     onConnect(_session, cb) {
       connections++;
@@ -148,7 +166,8 @@ export async function startTestSmtp(options: TestSmtpOptions = {}): Promise<Test
         if (options.tokens?.get(auth.username ?? '') === auth.accessToken) return cb(null, { user: auth.username });
         return cb(null, { data: { status: '401', schemes: 'bearer', scope: 'https://mail.google.com/' } });
       }
-      if (options.auth && auth.username === options.auth.user && auth.password === options.auth.pass) return cb(null, { user: auth.username });
+      if (options.auth && auth.username === options.auth.user && auth.password === options.auth.pass)
+        return cb(null, { user: auth.username });
       return cb(Object.assign(new Error('Authentication credentials invalid'), { responseCode: 535 }));
     },
     onMailFrom(address, _session, cb) {
@@ -191,10 +210,11 @@ export async function startTestSmtp(options: TestSmtpOptions = {}): Promise<Test
         const accept = () => {
           message.replyLost = cuts !== cutsBefore;
           messages.push(message);
-          for (const w of [...waiters]) if (messages.length >= w.count) {
-            waiters.splice(waiters.indexOf(w), 1);
-            w.resolve();
-          }
+          for (const w of [...waiters])
+            if (messages.length >= w.count) {
+              waiters.splice(waiters.indexOf(w), 1);
+              w.resolve();
+            }
           cb(null, `Ok: queued as ${messages.length}`);
         };
         if (options.dataDelayMs) setTimeout(accept, options.dataDelayMs);
@@ -229,7 +249,10 @@ export async function startTestSmtp(options: TestSmtpOptions = {}): Promise<Test
     waitFor(count, timeoutMs = 20_000) {
       if (messages.length >= count) return Promise.resolve();
       return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`only ${messages.length} of ${count} messages arrived within ${timeoutMs} ms`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`only ${messages.length} of ${count} messages arrived within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
         waiters.push({
           count,
           resolve: () => {

@@ -22,7 +22,9 @@ const grantId = process.env.TOKEN_WORKER_GRANT ?? '';
 const callers = Number(process.env.TOKEN_WORKER_CALLERS ?? '1');
 const pause = process.env.TOKEN_WORKER_PAUSE ?? '';
 let clockOffsetMs = 0;
-const lockMarginMs = process.env.TOKEN_WORKER_LOCK_MARGIN_MS ? Number(process.env.TOKEN_WORKER_LOCK_MARGIN_MS) : undefined;
+const lockMarginMs = process.env.TOKEN_WORKER_LOCK_MARGIN_MS
+  ? Number(process.env.TOKEN_WORKER_LOCK_MARGIN_MS)
+  : undefined;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const config = loadConfig(process.env);

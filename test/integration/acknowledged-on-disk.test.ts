@@ -30,7 +30,10 @@ afterEach(async () => {
 
 async function postProbe(env: Record<string, string>) {
   app = await startTestApp({ store: 'file', env });
-  const server = await app.services.mail.servers.create({ name: 'relay', fromAddress: 'notify@example.com', host: '127.0.0.1', port: 2525 }, { actor: TEST_ACTOR });
+  const server = await app.services.mail.servers.create(
+    { name: 'relay', fromAddress: 'notify@example.com', host: '127.0.0.1', port: 2525 },
+    { actor: TEST_ACTOR },
+  );
   const key = await app.apiKey(['send']);
   return () =>
     fetch(`${app!.url}/api/v1/messages`, {
@@ -51,7 +54,10 @@ describe('acknowledged only once on disk (embedded store)', () => {
     // Kept to call on the real handle (`this`) from inside the wrappers.
     // eslint-disable-next-line @typescript-eslint/unbound-method
     const { appendFile, sync } = proto;
-    vi.spyOn(proto, 'appendFile').mockImplementation(async function (this: Handle, ...args: Parameters<Handle['appendFile']>) {
+    vi.spyOn(proto, 'appendFile').mockImplementation(async function (
+      this: Handle,
+      ...args: Parameters<Handle['appendFile']>
+    ) {
       await appendFile.apply(this, args);
       const text = String(args[0]);
       written.set(this, text);

@@ -24,7 +24,11 @@ describe('the API under another spelling of /api (file store)', () => {
       });
       expect(created.status).toBe(201);
       expect(created.headers.getSetCookie()).toEqual([]);
-      const anonymous = await fetch(`${app.url}${prefix}/api-keys`, { method: 'POST', headers: json, body: JSON.stringify({ name: 'x', scopes: ['send'] }) });
+      const anonymous = await fetch(`${app.url}${prefix}/api-keys`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ name: 'x', scopes: ['send'] }),
+      });
       expect(anonymous.status).toBe(401);
       expect(((await anonymous.json()) as { error: { code: string } }).error.code).toBe('invalid_api_key');
     }
@@ -47,7 +51,7 @@ describe('the API under another spelling of /api (file store)', () => {
     expect(read.headers.get('content-type')).toMatch(/json/);
   });
 
-  it('answers errors in the API\'s JSON shape', async () => {
+  it("answers errors in the API's JSON shape", async () => {
     const res = await fetch(`${app.url}/API/v1/no-such-thing`);
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('not_found');

@@ -29,7 +29,12 @@ describe('admin CLI on the embedded store', () => {
   });
 
   it('creates an admin, a key; both work in the service; revokes; exports the audit trail without secrets', async () => {
-    const made = await cli({ ...env, MAILGATE_ADMIN_PASSWORD: password }, 'create-admin', '--email', 'Ops@Example.test');
+    const made = await cli(
+      { ...env, MAILGATE_ADMIN_PASSWORD: password },
+      'create-admin',
+      '--email',
+      'Ops@Example.test',
+    );
     expect(made.code).toBe(0);
     expect(made.stdout).toContain('Created sysadmin ops@example.test');
     expect(made.stdout + made.stderr).not.toContain(password);
@@ -57,7 +62,9 @@ describe('admin CLI on the embedded store', () => {
       const session = app.anonymousSession();
       await session.login('ops@example.test', password);
       expect((await session.fetch('/admin/api-keys')).status).toBe(200);
-      expect((await fetch(`${app.url}/api/v1/audit`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+      expect((await fetch(`${app.url}/api/v1/audit`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(
+        200,
+      );
     } finally {
       await app.close();
     }
@@ -75,8 +82,13 @@ describe('admin CLI on the embedded store', () => {
 
     const exported = await cli(env, 'audit', 'export', '--since', new Date(Date.now() - 3600_000).toISOString());
     expect(exported.code).toBe(0);
-    const lines = exported.stdout.trim().split('\n').map((l) => JSON.parse(l) as { action: string; at: string; actor: { type: string } });
-    expect(lines.map((l) => l.action)).toEqual(expect.arrayContaining(['user.create', 'api_key.create', 'auth.login', 'api_key.revoke']));
+    const lines = exported.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { action: string; at: string; actor: { type: string } });
+    expect(lines.map((l) => l.action)).toEqual(
+      expect.arrayContaining(['user.create', 'api_key.create', 'auth.login', 'api_key.revoke']),
+    );
     const times = lines.map((l) => l.at);
     expect([...times].sort()).toEqual(times);
     expect(lines.find((l) => l.action === 'api_key.revoke')?.actor.type).toBe('cli');

@@ -17,7 +17,8 @@ const BIN = path.join(ROOT, 'bin', 'mailgate.js');
 
 const oldKey = { id: 'old', key: randomBytes(32) };
 const newKey = { id: 'new', key: randomBytes(32) };
-const keyList = (...keys: { id: string; key: Buffer }[]) => keys.map((k) => `${k.id}:${k.key.toString('base64')}`).join(',');
+const keyList = (...keys: { id: string; key: Buffer }[]) =>
+  keys.map((k) => `${k.id}:${k.key.toString('base64')}`).join(',');
 const sessionSecret = randomBytes(32).toString('hex');
 
 interface Run {
@@ -28,7 +29,11 @@ interface Run {
 }
 
 /** Runs the real CLI in a child process with only the given environment (plus PATH and HOME). */
-function runCli(args: string[], env: Record<string, string>, options: { cwd?: string; bin?: string; onStderr?: (text: string, kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<Run> {
+function runCli(
+  args: string[],
+  env: Record<string, string>,
+  options: { cwd?: string; bin?: string; onStderr?: (text: string, kill: (s: NodeJS.Signals) => void) => void } = {},
+): Promise<Run> {
   const started = Date.now();
   const child = spawn(process.execPath, [options.bin ?? BIN, ...args], {
     cwd: options.cwd ?? ROOT,
@@ -42,7 +47,9 @@ function runCli(args: string[], env: Record<string, string>, options: { cwd?: st
     stderr += d.toString();
     options.onStderr?.(stderr, (s) => child.kill(s));
   });
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started })));
+  return new Promise((resolve) =>
+    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started })),
+  );
 }
 
 async function seed(store: Store, documents: number): Promise<void> {
@@ -64,7 +71,10 @@ async function seed(store: Store, documents: number): Promise<void> {
   await Promise.all(batch);
 }
 
-function cliSuite(name: string, setup: () => Promise<{ env: Record<string, string>; open: () => Promise<Store>; cleanup: () => Promise<void> }>) {
+function cliSuite(
+  name: string,
+  setup: () => Promise<{ env: Record<string, string>; open: () => Promise<Store>; cleanup: () => Promise<void> }>,
+) {
   describe(name, () => {
     let env: Record<string, string>;
     let open: () => Promise<Store>;
@@ -128,12 +138,21 @@ function cliSuite(name: string, setup: () => Promise<{ env: Record<string, strin
       const store = await open();
       try {
         const doc = await store.get<{ tokens: { refreshToken: string } }>('oauth_grants', 'srv-7');
-        expect(new Keyring([newKey]).open(doc!.value.tokens.refreshToken, { collection: 'oauth_grants', id: 'srv-7', field: 'tokens.refreshToken' })).toBe('rt-7');
+        expect(
+          new Keyring([newKey]).open(doc!.value.tokens.refreshToken, {
+            collection: 'oauth_grants',
+            id: 'srv-7',
+            field: 'tokens.refreshToken',
+          }),
+        ).toBe('rt-7');
         const audit = await store.readLog<AuditEntry>('audit', { limit: 10 });
         const rotations = audit.filter((e) => e.entry.action === 'keys.rotate');
         expect(rotations.map((e) => e.entry.outcome)).toEqual(['success', 'success', 'failure', 'failure']);
         expect(rotations[0]!.entry.actor.type).toBe('cli');
-        expect(rotations[1]!.entry.detail).toMatchObject({ activeKeyId: 'new', valuesPerKeyAfter: ['new=6000', 'old=0'] });
+        expect(rotations[1]!.entry.detail).toMatchObject({
+          activeKeyId: 'new',
+          valuesPerKeyAfter: ['new=6000', 'old=0'],
+        });
         expect(rotations[2]!.entry.detail).toMatchObject({ interrupted: true });
         expect(rotations[3]!.entry.detail).toMatchObject({ reason: 'missing_keys', missingKeyIds: ['old'] });
       } finally {
@@ -172,7 +191,9 @@ describe('CLI failures and entry points', () => {
       MAILGATE_SESSION_SECRETS: sessionSecret,
     });
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/Cannot open the store in Redis \(REDIS_URL\): Cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+    expect(run.stderr).toMatch(
+      /Cannot open the store in Redis \(REDIS_URL\): Cannot reach Redis at redis:\/\/127\.0\.0\.1:1/,
+    );
     expect(run.stderr).toContain('Nothing was changed.');
     expect(run.ms).toBeLessThan(8_000);
   });
@@ -213,7 +234,13 @@ describe('CLI failures and entry points', () => {
       const run = await new Promise<Run>((resolve) => {
         const child = spawn(toolForTests('script')!, ['-qec', command, '/dev/null'], {
           cwd: ROOT,
-          env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), TERM: 'xterm', MAILGATE_DATA_DIR: dir, MAILGATE_ENCRYPTION_KEYS: keyList(newKey, oldKey) },
+          env: {
+            PATH: process.env.PATH ?? '',
+            HOME: process.env.HOME ?? os.tmpdir(),
+            TERM: 'xterm',
+            MAILGATE_DATA_DIR: dir,
+            MAILGATE_ENCRYPTION_KEYS: keyList(newKey, oldKey),
+          },
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         let stdout = '';
@@ -255,7 +282,17 @@ describe('CLI failures and entry points', () => {
       await copyFile(path.join(ROOT, 'package.json'), path.join(copy, 'package.json'));
       await symlink(path.join(ROOT, 'node_modules'), path.join(copy, 'node_modules'));
       const tsc = await new Promise<number | null>((resolve) => {
-        const child = spawn(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(copy, 'dist')], { stdio: 'ignore' });
+        const child = spawn(
+          process.execPath,
+          [
+            path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
+            '-p',
+            path.join(ROOT, 'tsconfig.build.json'),
+            '--outDir',
+            path.join(copy, 'dist'),
+          ],
+          { stdio: 'ignore' },
+        );
         child.on('close', resolve);
       });
       // Files of other areas may not typecheck mid-change; tsc still emits, and the CLI must be there.

@@ -36,14 +36,30 @@ interface ApiAnswer {
   headers: Headers;
 }
 
-async function api(method: string, path: string, key: string | null, body?: unknown, headers: Record<string, string> = {}, on: TestApp = app): Promise<ApiAnswer> {
+async function api(
+  method: string,
+  path: string,
+  key: string | null,
+  body?: unknown,
+  headers: Record<string, string> = {},
+  on: TestApp = app,
+): Promise<ApiAnswer> {
   const res = await fetch(`${on.url}${path}`, {
     method,
-    headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    headers: {
+      ...(key ? { authorization: `Bearer ${key}` } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {}, text, headers: res.headers };
+  return {
+    status: res.status,
+    body: text ? (JSON.parse(text) as Record<string, unknown>) : {},
+    text,
+    headers: res.headers,
+  };
 }
 
 /** The error shape of DESIGN.md, exactly: `{"error": {"code", "message", "details": [...]}}` and nothing else. */
@@ -64,12 +80,19 @@ async function expectAdminRoute(method: string, path: string): Promise<void> {
   expectError(r, 403, 'insufficient_scope');
 }
 
-async function waitForStatus(id: string, status: string, timeoutMs = 10_000, on: TestApp = app, key = sendKey): Promise<Record<string, unknown>> {
+async function waitForStatus(
+  id: string,
+  status: string,
+  timeoutMs = 10_000,
+  on: TestApp = app,
+  key = sendKey,
+): Promise<Record<string, unknown>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await api('GET', `/api/v1/messages/${id}`, key, undefined, {}, on);
     if (r.body.status === status) return r.body;
-    if (Date.now() > deadline) throw new Error(`message ${id} is ${String(r.body.status)}, expected ${status}: ${r.text}`);
+    if (Date.now() > deadline)
+      throw new Error(`message ${id} is ${String(r.body.status)}, expected ${status}: ${r.text}`);
     await new Promise((resolve) => setTimeout(resolve, 40));
   }
 }
@@ -117,7 +140,8 @@ function routesOf(on: TestApp): [string, string][] {
   const routes: [string, string][] = [];
   const walk = (stack: RouteLayer[]) => {
     for (const layer of stack) {
-      if (layer.route) for (const method of Object.keys(layer.route.methods)) routes.push([method.toUpperCase(), layer.route.path]);
+      if (layer.route)
+        for (const method of Object.keys(layer.route.methods)) routes.push([method.toUpperCase(), layer.route.path]);
       else if (layer.handle?.stack) walk(layer.handle.stack);
     }
   };
@@ -126,7 +150,12 @@ function routesOf(on: TestApp): [string, string][] {
 }
 
 function unescapeHtml(s: string): string {
-  return s.replace(/&#39;/g, "'").replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  return s
+    .replace(/&#39;/g, "'")
+    .replace(/&quot;/g, '"')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
 }
 
 // ------------------------------------------------------------------------------------------ setup
@@ -145,8 +174,16 @@ beforeAll(async () => {
   // The Google preset points at a local OpenID provider (MAILGATE_GOOGLE_ISSUER).
   provider = await startFakeProvider({ kind: 'google' });
   // A long retry base keeps a deferred message deferred while the test reads it.
-  app = await startTestApp({ workers: true, env: { ...providerEnv(provider), MAILGATE_BASE_URL: BASE_URL, MAILGATE_QUEUE_RETRY_BASE_MS: '600000' } });
-  [adminKey, sendKey, sysadmin, admin] = await Promise.all([app.apiKey(['admin']), app.apiKey(['send']), app.browserSession('sysadmin'), app.browserSession('admin')]);
+  app = await startTestApp({
+    workers: true,
+    env: { ...providerEnv(provider), MAILGATE_BASE_URL: BASE_URL, MAILGATE_QUEUE_RETRY_BASE_MS: '600000' },
+  });
+  [adminKey, sendKey, sysadmin, admin] = await Promise.all([
+    app.apiKey(['admin']),
+    app.apiKey(['send']),
+    app.browserSession('sysadmin'),
+    app.browserSession('admin'),
+  ]);
   const created = await api('POST', '/api/v1/smtp-servers', adminKey, {
     name: 'Loopback relay',
     fromAddress: 'notify@example.com',
@@ -213,15 +250,20 @@ describe('HTTP surface: /login and /logout', () => {
 });
 
 describe('HTTP surface: admin pages exist', () => {
-  it.each(['/admin/smtp-servers', '/admin/smtp-servers/new', '/admin/api-keys', '/admin/oauth-integrations', '/admin/oauth-integrations/new', '/admin/mail-queue', '/admin/audit'])(
-    'GET %s answers 200 to a sysadmin and sends an anonymous visitor to /login',
-    async (path) => {
-      expect((await sysadmin.get(path)).res.status).toBe(200);
-      const anonymous = await app.anonymousSession().get(path);
-      expect(anonymous.res.status).toBe(303);
-      expect(anonymous.res.headers.get('location')).toMatch(/^\/login/);
-    },
-  );
+  it.each([
+    '/admin/smtp-servers',
+    '/admin/smtp-servers/new',
+    '/admin/api-keys',
+    '/admin/oauth-integrations',
+    '/admin/oauth-integrations/new',
+    '/admin/mail-queue',
+    '/admin/audit',
+  ])('GET %s answers 200 to a sysadmin and sends an anonymous visitor to /login', async (path) => {
+    expect((await sysadmin.get(path)).res.status).toBe(200);
+    const anonymous = await app.anonymousSession().get(path);
+    expect(anonymous.res.status).toBe(303);
+    expect(anonymous.res.headers.get('location')).toMatch(/^\/login/);
+  });
 
   it('GET /admin/smtp-servers/:id answers 200 for a server', async () => {
     expect((await sysadmin.get(`/admin/smtp-servers/${relayId}`)).res.status).toBe(200);
@@ -236,7 +278,21 @@ describe('HTTP surface: admin pages exist', () => {
 });
 
 describe('SMTP server form: input names equal the JSON field names', () => {
-  const DESIGN_FIELDS = ['name', 'description', 'fromAddress', 'emailPrefix', 'protocol', 'host', 'port', 'timeoutMs', 'tls', 'authMethod', 'oauthIntegrationId', 'username', 'password'];
+  const DESIGN_FIELDS = [
+    'name',
+    'description',
+    'fromAddress',
+    'emailPrefix',
+    'protocol',
+    'host',
+    'port',
+    'timeoutMs',
+    'tls',
+    'authMethod',
+    'oauthIntegrationId',
+    'username',
+    'password',
+  ];
 
   it('/admin/smtp-servers/new: every field, serviceProvider (custom, gmail, yahoo, microsoft), submit button Add, no changePassword', async () => {
     const page = await sysadmin.get('/admin/smtp-servers/new');
@@ -283,26 +339,65 @@ describe('SMTP server form: input names equal the JSON field names', () => {
     const id = /^\/admin\/smtp-servers\/([A-Za-z0-9_-]+)$/.exec(add.res.headers.get('location') ?? '')?.[1];
     expect(id).toBeTruthy();
     const json = await api('GET', `/api/v1/smtp-servers/${id}`, adminKey);
-    expect(json.body).toMatchObject({ id, name: 'Form server', description: 'made by the form', fromAddress: 'form@example.com', emailPrefix: '[form]', protocol: 'smtp', host: '127.0.0.1', port: smtp.port, timeoutMs: null, tls: false, authMethod: 'basic', username: 'relay' });
+    expect(json.body).toMatchObject({
+      id,
+      name: 'Form server',
+      description: 'made by the form',
+      fromAddress: 'form@example.com',
+      emailPrefix: '[form]',
+      protocol: 'smtp',
+      host: '127.0.0.1',
+      port: smtp.port,
+      timeoutMs: null,
+      tls: false,
+      authMethod: 'basic',
+      username: 'relay',
+    });
     const sealedBefore = (await app.store.get<{ password: string }>('smtp_servers', id!))?.value.password;
 
     await sysadmin.get(`/admin/smtp-servers/${id}`);
     const update = await sysadmin.postForm(`/admin/smtp-servers/${id}`, {
-      name: 'Form server renamed', description: '', fromAddress: 'form@example.com', emailPrefix: '', protocol: 'smtp', host: '127.0.0.1', port: String(smtp.port),
-      timeoutMs: '5000', authMethod: 'basic', oauthIntegrationId: '', username: 'relay', password: '',
+      name: 'Form server renamed',
+      description: '',
+      fromAddress: 'form@example.com',
+      emailPrefix: '',
+      protocol: 'smtp',
+      host: '127.0.0.1',
+      port: String(smtp.port),
+      timeoutMs: '5000',
+      authMethod: 'basic',
+      oauthIntegrationId: '',
+      username: 'relay',
+      password: '',
     });
     expect(update.res.status, update.text).toBe(303);
     const after = await api('GET', `/api/v1/smtp-servers/${id}`, adminKey);
     expect(after.body).toMatchObject({ name: 'Form server renamed', timeoutMs: 5000, hasPassword: true });
     expect((await app.store.get<{ password: string }>('smtp_servers', id!))?.value.password).toBe(sealedBefore);
     // A typed password without changePassword never changes the stored one (mailgate refuses the form rather than drop it silently).
-    const unticked = await sysadmin.postForm(`/admin/smtp-servers/${id}`, { name: 'Form server renamed', fromAddress: 'form@example.com', host: '127.0.0.1', port: String(smtp.port), authMethod: 'basic', username: 'relay', password: 'typed but not ticked' });
+    const unticked = await sysadmin.postForm(`/admin/smtp-servers/${id}`, {
+      name: 'Form server renamed',
+      fromAddress: 'form@example.com',
+      host: '127.0.0.1',
+      port: String(smtp.port),
+      authMethod: 'basic',
+      username: 'relay',
+      password: 'typed but not ticked',
+    });
     expect([303, 400]).toContain(unticked.res.status);
     expect(unticked.text).not.toContain('typed but not ticked');
     expect((await app.store.get<{ password: string }>('smtp_servers', id!))?.value.password).toBe(sealedBefore);
 
     const changed = await sysadmin.postForm(`/admin/smtp-servers/${id}`, {
-      name: 'Form server renamed', fromAddress: 'form@example.com', protocol: 'smtp', host: '127.0.0.1', port: String(smtp.port), authMethod: 'basic', username: 'relay', password: 'a new password', changePassword: 'on',
+      name: 'Form server renamed',
+      fromAddress: 'form@example.com',
+      protocol: 'smtp',
+      host: '127.0.0.1',
+      port: String(smtp.port),
+      authMethod: 'basic',
+      username: 'relay',
+      password: 'a new password',
+      changePassword: 'on',
     });
     expect(changed.res.status, changed.text).toBe(303);
     expect((await app.store.get<{ password: string }>('smtp_servers', id!))?.value.password).not.toBe(sealedBefore);
@@ -311,27 +406,55 @@ describe('SMTP server form: input names equal the JSON field names', () => {
 
   it('a bad form value answers 400 naming the field, and stores nothing', async () => {
     const before = (await api('GET', '/api/v1/smtp-servers', adminKey)).body.items as unknown[];
-    const r = await sysadmin.postForm('/admin/smtp-servers', { name: 'Bad port', fromAddress: 'x@example.com', host: '127.0.0.1', port: 'seventy', authMethod: 'none' });
+    const r = await sysadmin.postForm('/admin/smtp-servers', {
+      name: 'Bad port',
+      fromAddress: 'x@example.com',
+      host: '127.0.0.1',
+      port: 'seventy',
+      authMethod: 'none',
+    });
     expect(r.res.status).toBe(400);
     expect(r.text).toContain('<code>port</code>');
     expect((await api('GET', '/api/v1/smtp-servers', adminKey)).body.items).toHaveLength(before.length);
   });
 
   it('serviceProvider presets fill host/port/protocol/TLS; blank port means 25 for smtp and 465 for smtps; blank timeoutMs means 10000', async () => {
-    const gmail = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Gmail preset', fromAddress: 'me@example.com', serviceProvider: 'gmail', authMethod: 'none' });
+    const gmail = await api('POST', '/api/v1/smtp-servers', adminKey, {
+      name: 'Gmail preset',
+      fromAddress: 'me@example.com',
+      serviceProvider: 'gmail',
+      authMethod: 'none',
+    });
     expect(gmail.status, gmail.text).toBe(201);
-    expect(gmail.body).toMatchObject({ host: 'smtp.gmail.com', protocol: 'smtps', effective: { port: 465, timeoutMs: 10000 } });
-    const plain = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Plain', fromAddress: 'me@example.com', protocol: 'smtp', host: 'relay.example.net' });
+    expect(gmail.body).toMatchObject({
+      host: 'smtp.gmail.com',
+      protocol: 'smtps',
+      effective: { port: 465, timeoutMs: 10000 },
+    });
+    const plain = await api('POST', '/api/v1/smtp-servers', adminKey, {
+      name: 'Plain',
+      fromAddress: 'me@example.com',
+      protocol: 'smtp',
+      host: 'relay.example.net',
+    });
     expect(plain.status, plain.text).toBe(201);
     expect(plain.body).toMatchObject({ port: null, effective: { port: 25 } });
-    const onUpdate = await api('PATCH', `/api/v1/smtp-servers/${plain.body.id as string}`, adminKey, { serviceProvider: 'gmail' });
+    const onUpdate = await api('PATCH', `/api/v1/smtp-servers/${plain.body.id as string}`, adminKey, {
+      serviceProvider: 'gmail',
+    });
     expectError(onUpdate, 400, 'validation_failed');
-    for (const id of [gmail.body.id, plain.body.id]) await api('DELETE', `/api/v1/smtp-servers/${id as string}`, adminKey);
+    for (const id of [gmail.body.id, plain.body.id])
+      await api('DELETE', `/api/v1/smtp-servers/${id as string}`, adminKey);
   });
 
   it('timeoutMs 0 or negative is accepted (wait forever)', async () => {
     for (const timeoutMs of [0, -1]) {
-      const r = await api('POST', '/api/v1/smtp-servers', adminKey, { name: `Forever ${timeoutMs}`, fromAddress: 'me@example.com', host: 'relay.example.net', timeoutMs });
+      const r = await api('POST', '/api/v1/smtp-servers', adminKey, {
+        name: `Forever ${timeoutMs}`,
+        fromAddress: 'me@example.com',
+        host: 'relay.example.net',
+        timeoutMs,
+      });
       expect(r.status, r.text).toBe(201);
       expect(r.body.timeoutMs).toBe(timeoutMs);
       await api('DELETE', `/api/v1/smtp-servers/${r.body.id as string}`, adminKey);
@@ -339,7 +462,16 @@ describe('SMTP server form: input names equal the JSON field names', () => {
   });
 
   it('tls requires STARTTLS: against a server that offers none, Test connection fails instead of going on in plaintext', async () => {
-    const r = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Needs TLS', fromAddress: 'me@example.com', host: '127.0.0.1', port: smtp.port, tls: true, authMethod: 'basic', username: 'relay', password: RELAY_PASSWORD });
+    const r = await api('POST', '/api/v1/smtp-servers', adminKey, {
+      name: 'Needs TLS',
+      fromAddress: 'me@example.com',
+      host: '127.0.0.1',
+      port: smtp.port,
+      tls: true,
+      authMethod: 'basic',
+      username: 'relay',
+      password: RELAY_PASSWORD,
+    });
     expect(r.status, r.text).toBe(201);
     const before = smtp.authAttempts.length;
     const test = await api('POST', `/api/v1/smtp-servers/${r.body.id as string}/test`, adminKey);
@@ -356,26 +488,74 @@ describe('OAuth 2.0 integrations', () => {
     const page = await sysadmin.get('/admin/oauth-integrations/new');
     const form = formWithAction(page.text, '/admin/oauth-integrations');
     const names = fieldNames(form);
-    for (const f of ['name', 'provider', 'clientId', 'clientSecret', 'tenant', 'scopes', 'issuer', 'authorizationEndpoint', 'tokenEndpoint']) expect(names, f).toContain(f);
+    for (const f of [
+      'name',
+      'provider',
+      'clientId',
+      'clientSecret',
+      'tenant',
+      'scopes',
+      'issuer',
+      'authorizationEndpoint',
+      'tokenEndpoint',
+    ])
+      expect(names, f).toContain(f);
     expect(selectOptions(form, 'provider')).toEqual(['google', 'microsoft', 'custom']);
     expect(buttonTexts(form)).toContain('Add');
     expect(unescapeHtml(page.text)).toContain(`${BASE_URL}/oauth/callback`);
   });
 
   it('POST /api/v1/oauth-integrations answers 201 with id at the top level, default scopes, the redirect URI, and no client secret', async () => {
-    const r = await api('POST', '/api/v1/oauth-integrations', adminKey, { name: 'Google mailbox', provider: 'google', clientId: 'google-client', clientSecret: CLIENT_SECRET });
+    const r = await api('POST', '/api/v1/oauth-integrations', adminKey, {
+      name: 'Google mailbox',
+      provider: 'google',
+      clientId: 'google-client',
+      clientSecret: CLIENT_SECRET,
+    });
     expect(r.status, r.text).toBe(201);
     expect(typeof r.body.id).toBe('string');
-    expect(r.body).toMatchObject({ name: 'Google mailbox', provider: 'google', clientId: 'google-client', redirectUri: `${BASE_URL}/oauth/callback` });
+    expect(r.body).toMatchObject({
+      name: 'Google mailbox',
+      provider: 'google',
+      clientId: 'google-client',
+      redirectUri: `${BASE_URL}/oauth/callback`,
+    });
     expect(r.body.scopes).toContain('https://mail.google.com/');
     expect(r.text).not.toContain(CLIENT_SECRET);
     googleId = r.body.id as string;
   });
 
   it('microsoft needs a tenant (not common) and defaults to SMTP.Send offline_access', async () => {
-    expectError(await api('POST', '/api/v1/oauth-integrations', adminKey, { name: 'MS', provider: 'microsoft', clientId: 'c', clientSecret: CLIENT_SECRET }), 400, 'validation_failed', 'tenant');
-    expectError(await api('POST', '/api/v1/oauth-integrations', adminKey, { name: 'MS', provider: 'microsoft', clientId: 'c', clientSecret: CLIENT_SECRET, tenant: 'common' }), 400, 'validation_failed', 'tenant');
-    const ok = await api('POST', '/api/v1/oauth-integrations', adminKey, { name: 'MS', provider: 'microsoft', clientId: 'c', clientSecret: CLIENT_SECRET, tenant: 'contoso.onmicrosoft.com' });
+    expectError(
+      await api('POST', '/api/v1/oauth-integrations', adminKey, {
+        name: 'MS',
+        provider: 'microsoft',
+        clientId: 'c',
+        clientSecret: CLIENT_SECRET,
+      }),
+      400,
+      'validation_failed',
+      'tenant',
+    );
+    expectError(
+      await api('POST', '/api/v1/oauth-integrations', adminKey, {
+        name: 'MS',
+        provider: 'microsoft',
+        clientId: 'c',
+        clientSecret: CLIENT_SECRET,
+        tenant: 'common',
+      }),
+      400,
+      'validation_failed',
+      'tenant',
+    );
+    const ok = await api('POST', '/api/v1/oauth-integrations', adminKey, {
+      name: 'MS',
+      provider: 'microsoft',
+      clientId: 'c',
+      clientSecret: CLIENT_SECRET,
+      tenant: 'contoso.onmicrosoft.com',
+    });
     expect(ok.status, ok.text).toBe(201);
     expect(ok.body.scopes).toEqual(expect.arrayContaining(['https://outlook.office.com/SMTP.Send', 'offline_access']));
     expect(ok.body.tenant).toBe('contoso.onmicrosoft.com');
@@ -384,42 +564,115 @@ describe('OAuth 2.0 integrations', () => {
   });
 
   it('custom takes an issuer or authorizationEndpoint + tokenEndpoint; CRUD through GET, PATCH, PUT, DELETE', async () => {
-    expectError(await api('POST', '/api/v1/oauth-integrations', adminKey, { name: 'Custom', provider: 'custom', clientId: 'c', clientSecret: CLIENT_SECRET }), 400, 'validation_failed', 'issuer');
-    const byIssuer = await api('POST', '/api/v1/oauth-integrations', adminKey, { name: 'Custom issuer', provider: 'custom', clientId: 'c', clientSecret: CLIENT_SECRET, issuer: 'https://idp.example.test' });
+    expectError(
+      await api('POST', '/api/v1/oauth-integrations', adminKey, {
+        name: 'Custom',
+        provider: 'custom',
+        clientId: 'c',
+        clientSecret: CLIENT_SECRET,
+      }),
+      400,
+      'validation_failed',
+      'issuer',
+    );
+    const byIssuer = await api('POST', '/api/v1/oauth-integrations', adminKey, {
+      name: 'Custom issuer',
+      provider: 'custom',
+      clientId: 'c',
+      clientSecret: CLIENT_SECRET,
+      issuer: 'https://idp.example.test',
+    });
     expect(byIssuer.status, byIssuer.text).toBe(201);
     expect(byIssuer.body.issuer).toBe('https://idp.example.test');
     const byEndpoints = await api('POST', '/api/v1/oauth-integrations', adminKey, {
-      name: 'Custom endpoints', provider: 'custom', clientId: 'c', clientSecret: CLIENT_SECRET, authorizationEndpoint: 'https://idp.example.test/authorize', tokenEndpoint: 'https://idp.example.test/token', scopes: ['mail.send'],
+      name: 'Custom endpoints',
+      provider: 'custom',
+      clientId: 'c',
+      clientSecret: CLIENT_SECRET,
+      authorizationEndpoint: 'https://idp.example.test/authorize',
+      tokenEndpoint: 'https://idp.example.test/token',
+      scopes: ['mail.send'],
     });
     expect(byEndpoints.status, byEndpoints.text).toBe(201);
-    expect(byEndpoints.body).toMatchObject({ authorizationEndpoint: 'https://idp.example.test/authorize', tokenEndpoint: 'https://idp.example.test/token' });
+    expect(byEndpoints.body).toMatchObject({
+      authorizationEndpoint: 'https://idp.example.test/authorize',
+      tokenEndpoint: 'https://idp.example.test/token',
+    });
     const id = byEndpoints.body.id as string;
 
     const list = await api('GET', '/api/v1/oauth-integrations', adminKey);
-    expect((list.body.items as { id: string }[]).map((i) => i.id)).toEqual(expect.arrayContaining([id, byIssuer.body.id]));
-    expect((await api('GET', `/api/v1/oauth-integrations/${id}`, adminKey)).body).toMatchObject({ id, name: 'Custom endpoints' });
-    expect((await api('PATCH', `/api/v1/oauth-integrations/${id}`, adminKey, { name: 'Renamed' })).body).toMatchObject({ id, name: 'Renamed' });
+    expect((list.body.items as { id: string }[]).map((i) => i.id)).toEqual(
+      expect.arrayContaining([id, byIssuer.body.id]),
+    );
+    expect((await api('GET', `/api/v1/oauth-integrations/${id}`, adminKey)).body).toMatchObject({
+      id,
+      name: 'Custom endpoints',
+    });
+    expect((await api('PATCH', `/api/v1/oauth-integrations/${id}`, adminKey, { name: 'Renamed' })).body).toMatchObject({
+      id,
+      name: 'Renamed',
+    });
     // Moving the endpoints takes the client secret again: the stored one never goes where it was not given for.
-    expectError(await api('PUT', `/api/v1/oauth-integrations/${id}`, adminKey, { name: 'Put', provider: 'custom', clientId: 'c2', issuer: 'https://other.example.test' }), 400, 'validation_failed', 'clientSecret');
-    const put = await api('PUT', `/api/v1/oauth-integrations/${id}`, adminKey, { name: 'Put', provider: 'custom', clientId: 'c2', clientSecret: CLIENT_SECRET, issuer: 'https://other.example.test' });
+    expectError(
+      await api('PUT', `/api/v1/oauth-integrations/${id}`, adminKey, {
+        name: 'Put',
+        provider: 'custom',
+        clientId: 'c2',
+        issuer: 'https://other.example.test',
+      }),
+      400,
+      'validation_failed',
+      'clientSecret',
+    );
+    const put = await api('PUT', `/api/v1/oauth-integrations/${id}`, adminKey, {
+      name: 'Put',
+      provider: 'custom',
+      clientId: 'c2',
+      clientSecret: CLIENT_SECRET,
+      issuer: 'https://other.example.test',
+    });
     expect(put.status, put.text).toBe(200);
     expect(put.body).toMatchObject({ id, name: 'Put', clientId: 'c2' });
     expect(list.text + put.text).not.toContain(CLIENT_SECRET);
-    for (const gone of [id, byIssuer.body.id as string]) expect((await api('DELETE', `/api/v1/oauth-integrations/${gone}`, adminKey)).status).toBe(204);
+    for (const gone of [id, byIssuer.body.id as string])
+      expect((await api('DELETE', `/api/v1/oauth-integrations/${gone}`, adminKey)).status).toBe(204);
     expectError(await api('GET', `/api/v1/oauth-integrations/${id}`, adminKey), 404, 'not_found');
   });
 
   it('the integration form posts with the JSON names: Add creates, Update edits, a blank clientSecret keeps the stored one', async () => {
     await sysadmin.get('/admin/oauth-integrations/new');
-    const add = await sysadmin.postForm('/admin/oauth-integrations', { name: 'Form integration', provider: 'custom', clientId: 'form-client', clientSecret: CLIENT_SECRET, tenant: '', scopes: 'mail.send offline_access', issuer: '', authorizationEndpoint: 'https://idp.example.test/authorize', tokenEndpoint: 'https://idp.example.test/token' });
+    const add = await sysadmin.postForm('/admin/oauth-integrations', {
+      name: 'Form integration',
+      provider: 'custom',
+      clientId: 'form-client',
+      clientSecret: CLIENT_SECRET,
+      tenant: '',
+      scopes: 'mail.send offline_access',
+      issuer: '',
+      authorizationEndpoint: 'https://idp.example.test/authorize',
+      tokenEndpoint: 'https://idp.example.test/token',
+    });
     expect(add.res.status, add.text).toBe(303);
     const id = /^\/admin\/oauth-integrations\/([A-Za-z0-9_-]+)$/.exec(add.res.headers.get('location') ?? '')?.[1];
     expect(id).toBeTruthy();
-    expect((await api('GET', `/api/v1/oauth-integrations/${id}`, adminKey)).body).toMatchObject({ name: 'Form integration', provider: 'custom', clientId: 'form-client', scopes: expect.arrayContaining(['mail.send', 'offline_access']), tokenEndpoint: 'https://idp.example.test/token' });
+    expect((await api('GET', `/api/v1/oauth-integrations/${id}`, adminKey)).body).toMatchObject({
+      name: 'Form integration',
+      provider: 'custom',
+      clientId: 'form-client',
+      scopes: expect.arrayContaining(['mail.send', 'offline_access']),
+      tokenEndpoint: 'https://idp.example.test/token',
+    });
     const sealed = (await app.store.get<{ clientSecret: string }>('oauth_integrations', id!))?.value.clientSecret;
     expect(sealed).toBeTruthy();
     await sysadmin.get(`/admin/oauth-integrations/${id}`);
-    const update = await sysadmin.postForm(`/admin/oauth-integrations/${id}`, { name: 'Form integration 2', provider: 'custom', clientId: 'form-client', clientSecret: '', authorizationEndpoint: 'https://idp.example.test/authorize', tokenEndpoint: 'https://idp.example.test/token' });
+    const update = await sysadmin.postForm(`/admin/oauth-integrations/${id}`, {
+      name: 'Form integration 2',
+      provider: 'custom',
+      clientId: 'form-client',
+      clientSecret: '',
+      authorizationEndpoint: 'https://idp.example.test/authorize',
+      tokenEndpoint: 'https://idp.example.test/token',
+    });
     expect(update.res.status, update.text).toBe(303);
     expect((await api('GET', `/api/v1/oauth-integrations/${id}`, adminKey)).body.name).toBe('Form integration 2');
     expect((await app.store.get<{ clientSecret: string }>('oauth_integrations', id!))?.value.clientSecret).toBe(sealed);
@@ -437,24 +690,50 @@ describe('OAuth 2.0 integrations', () => {
   it('POST /api/v1/oauth-integrations/:id/rotate-secret takes {clientSecret}: validated, unknown fields refused, the secret never echoed', async () => {
     const port = await closedPort();
     const custom = await api('POST', '/api/v1/oauth-integrations', adminKey, {
-      name: 'Unreachable', provider: 'custom', clientId: 'c', clientSecret: CLIENT_SECRET, authorizationEndpoint: `http://127.0.0.1:${port}/authorize`, tokenEndpoint: `http://127.0.0.1:${port}/token`,
+      name: 'Unreachable',
+      provider: 'custom',
+      clientId: 'c',
+      clientSecret: CLIENT_SECRET,
+      authorizationEndpoint: `http://127.0.0.1:${port}/authorize`,
+      tokenEndpoint: `http://127.0.0.1:${port}/token`,
     });
     expect(custom.status, custom.text).toBe(201);
     const id = custom.body.id as string;
-    expectError(await api('POST', `/api/v1/oauth-integrations/${id}/rotate-secret`, adminKey, {}), 400, 'validation_failed', 'clientSecret');
-    expectError(await api('POST', `/api/v1/oauth-integrations/${id}/rotate-secret`, adminKey, { secret: 'x' }), 400, 'validation_failed');
+    expectError(
+      await api('POST', `/api/v1/oauth-integrations/${id}/rotate-secret`, adminKey, {}),
+      400,
+      'validation_failed',
+      'clientSecret',
+    );
+    expectError(
+      await api('POST', `/api/v1/oauth-integrations/${id}/rotate-secret`, adminKey, { secret: 'x' }),
+      400,
+      'validation_failed',
+    );
     const newSecret = 'new-secret-never-echoed-987654321';
-    const r = await api('POST', `/api/v1/oauth-integrations/${id}/rotate-secret`, adminKey, { clientSecret: newSecret });
+    const r = await api('POST', `/api/v1/oauth-integrations/${id}/rotate-secret`, adminKey, {
+      clientSecret: newSecret,
+    });
     // The provider cannot prove the new secret here: the answer is an error, not a missing route.
     expect(r.status).not.toBe(404);
     expect(r.text).not.toContain(newSecret);
     expect(r.text).not.toContain(CLIENT_SECRET);
-    expectError(await api('POST', '/api/v1/oauth-integrations/no-such-id/rotate-secret', adminKey, { clientSecret: newSecret }), 404, 'not_found');
+    expectError(
+      await api('POST', '/api/v1/oauth-integrations/no-such-id/rotate-secret', adminKey, { clientSecret: newSecret }),
+      404,
+      'not_found',
+    );
     await api('DELETE', `/api/v1/oauth-integrations/${id}`, adminKey);
   });
 
   it('an SMTP server with authMethod oauth2 shows Authorize before authorization (not Re-authorize, not Disconnect)', async () => {
-    const server = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Gmail OAuth', fromAddress: 'me@example.com', serviceProvider: 'gmail', authMethod: 'oauth2', oauthIntegrationId: googleId });
+    const server = await api('POST', '/api/v1/smtp-servers', adminKey, {
+      name: 'Gmail OAuth',
+      fromAddress: 'me@example.com',
+      serviceProvider: 'gmail',
+      authMethod: 'oauth2',
+      oauthIntegrationId: googleId,
+    });
     expect(server.status, server.text).toBe(201);
     const id = server.body.id as string;
     const page = await sysadmin.get(`/admin/smtp-servers/${id}`);
@@ -479,10 +758,26 @@ describe('OAuth 2.0 integrations', () => {
 
   it('Authorize → provider consent → GET /oauth/callback: the page shows the mailbox, Re-authorize and Disconnect; POST :id/disconnect removes the grant', async () => {
     const clientId = 'contract-flow-client';
-    await provider.registerClient({ clientId, clientSecret: CLIENT_SECRET, redirectUris: [`${BASE_URL}/oauth/callback`] });
-    const integration = await api('POST', '/api/v1/oauth-integrations', adminKey, { name: 'Flow', provider: 'google', clientId, clientSecret: CLIENT_SECRET });
+    await provider.registerClient({
+      clientId,
+      clientSecret: CLIENT_SECRET,
+      redirectUris: [`${BASE_URL}/oauth/callback`],
+    });
+    const integration = await api('POST', '/api/v1/oauth-integrations', adminKey, {
+      name: 'Flow',
+      provider: 'google',
+      clientId,
+      clientSecret: CLIENT_SECRET,
+    });
     expect(integration.status, integration.text).toBe(201);
-    const server = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'OAuth flow', fromAddress: 'alice@example.test', host: '127.0.0.1', port: smtp.port, authMethod: 'oauth2', oauthIntegrationId: integration.body.id });
+    const server = await api('POST', '/api/v1/smtp-servers', adminKey, {
+      name: 'OAuth flow',
+      fromAddress: 'alice@example.test',
+      host: '127.0.0.1',
+      port: smtp.port,
+      authMethod: 'oauth2',
+      oauthIntegrationId: integration.body.id,
+    });
     expect(server.status, server.text).toBe(201);
     const id = server.body.id as string;
 
@@ -492,13 +787,18 @@ describe('OAuth 2.0 integrations', () => {
     const action = /<form id="oauth-redirect" method="get" action="([^"]+)"/.exec(redirect.text)?.[1];
     expect(action).toBeTruthy();
     const authorizationUrl = new URL(unescapeHtml(action!));
-    for (const m of formWithAction(redirect.text, action!).matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)) authorizationUrl.searchParams.set(unescapeHtml(m[1]!), unescapeHtml(m[2]!));
+    for (const m of formWithAction(redirect.text, action!).matchAll(
+      /<input type="hidden" name="([^"]+)" value="([^"]*)"/g,
+    ))
+      authorizationUrl.searchParams.set(unescapeHtml(m[1]!), unescapeHtml(m[2]!));
     expect(authorizationUrl.searchParams.get('redirect_uri')).toBe(`${BASE_URL}/oauth/callback`);
     expect(authorizationUrl.searchParams.get('prompt')).toBe('consent');
     expect(authorizationUrl.searchParams.get('access_type')).toBe('offline');
     expect(authorizationUrl.searchParams.get('code_challenge_method')).toBe('S256');
 
-    expect(authorizationUrl.searchParams.get('scope')?.split(' ')).toEqual(expect.arrayContaining(['https://mail.google.com/', 'openid', 'email']));
+    expect(authorizationUrl.searchParams.get('scope')?.split(' ')).toEqual(
+      expect.arrayContaining(['https://mail.google.com/', 'openid', 'email']),
+    );
 
     const callback = await consentAtProvider(authorizationUrl.toString(), 'alice@example.test');
     expect(`${callback.origin}${callback.pathname}`).toBe(`${BASE_URL}/oauth/callback`);
@@ -527,7 +827,12 @@ describe('OAuth 2.0 integrations', () => {
     const grant = await api('GET', `/api/v1/smtp-servers/${id}/oauth`, adminKey);
     expect(grant.body).toMatchObject({ mailbox: 'alice@example.test', status: 'active' });
     const audit = await api('GET', '/api/v1/audit', adminKey);
-    for (const r of [grant.text, audit.text, page.text, (await api('GET', `/api/v1/smtp-servers/${id}`, adminKey)).text]) {
+    for (const r of [
+      grant.text,
+      audit.text,
+      page.text,
+      (await api('GET', `/api/v1/smtp-servers/${id}`, adminKey)).text,
+    ]) {
       expect(r).not.toContain(accessToken);
       expect(r).not.toContain(CLIENT_SECRET);
     }
@@ -566,11 +871,24 @@ describe('API keys', () => {
     const list = await api('GET', '/api/v1/api-keys', adminKey);
     expect((list.body.items as { id: string }[]).map((k) => k.id)).toContain(created.body.id);
     expect(list.text).not.toContain(key);
-    expect((await api('POST', '/api/v1/messages', key, { to: 'a@example.net', subject: 's', text: 't', serverId: 'no-such-server' })).status).not.toBe(401);
+    expect(
+      (
+        await api('POST', '/api/v1/messages', key, {
+          to: 'a@example.net',
+          subject: 's',
+          text: 't',
+          serverId: 'no-such-server',
+        })
+      ).status,
+    ).not.toBe(401);
     const del = await api('DELETE', `/api/v1/api-keys/${created.body.id as string}`, adminKey);
     expect(del.status).toBe(200);
     expect(del.text).not.toContain(key);
-    expectError(await api('POST', '/api/v1/messages', key, { to: 'a@example.net', subject: 's', text: 't' }), 401, 'invalid_api_key');
+    expectError(
+      await api('POST', '/api/v1/messages', key, { to: 'a@example.net', subject: 's', text: 't' }),
+      401,
+      'invalid_api_key',
+    );
     expectError(await api('DELETE', '/api/v1/api-keys/no-such-key', adminKey), 404, 'not_found');
   });
 
@@ -609,11 +927,19 @@ describe('JSON API: routes, 201 with id, error shape', () => {
     expectError(none, 401, 'invalid_api_key');
     expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
     expectError(await api('GET', '/api/v1/smtp-servers', 'mgk_wrong'), 401, 'invalid_api_key');
-    expectError(await api('POST', '/api/v1/messages', null, { to: 'a@example.net', subject: 's', text: 't' }), 401, 'invalid_api_key');
+    expectError(
+      await api('POST', '/api/v1/messages', null, { to: 'a@example.net', subject: 's', text: 't' }),
+      401,
+      'invalid_api_key',
+    );
   });
 
   it('403 for a key without the scope: an admin key cannot send', async () => {
-    expectError(await api('POST', '/api/v1/messages', adminKey, { to: 'a@example.net', subject: 's', text: 't' }), 403, 'insufficient_scope');
+    expectError(
+      await api('POST', '/api/v1/messages', adminKey, { to: 'a@example.net', subject: 's', text: 't' }),
+      403,
+      'insufficient_scope',
+    );
   });
 
   it('404 for an unknown id', async () => {
@@ -624,24 +950,98 @@ describe('JSON API: routes, 201 with id, error shape', () => {
   });
 
   it('400 naming the field: missing, malformed and unknown fields', async () => {
-    expectError(await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'No from', host: 'relay.example.net' }), 400, 'validation_failed', 'fromAddress');
-    expectError(await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Bad port', fromAddress: 'a@example.com', host: 'relay.example.net', port: 70000 }), 400, 'validation_failed', 'port');
-    expectError(await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Bad protocol', fromAddress: 'a@example.com', host: 'relay.example.net', protocol: 'pop3' }), 400, 'validation_failed', 'protocol');
-    expectError(await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Bad auth', fromAddress: 'a@example.com', host: 'relay.example.net', authMethod: 'ntlm' }), 400, 'validation_failed', 'authMethod');
-    expectError(await api('POST', '/api/v1/oauth-integrations', adminKey, { name: 'x', provider: 'yahoo', clientId: 'c', clientSecret: 's' }), 400, 'validation_failed', 'provider');
-    expectError(await api('POST', '/api/v1/api-keys', adminKey, { name: 'x', scopes: ['root'] }), 400, 'validation_failed');
-    expectError(await api('POST', '/api/v1/messages', sendKey, { subject: 's', text: 't' }), 400, 'validation_failed', 'to');
-    const unknown = await api('POST', '/api/v1/messages', sendKey, { to: 'a@example.net', subject: 's', text: 't', from: 'evil@example.net' });
+    expectError(
+      await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'No from', host: 'relay.example.net' }),
+      400,
+      'validation_failed',
+      'fromAddress',
+    );
+    expectError(
+      await api('POST', '/api/v1/smtp-servers', adminKey, {
+        name: 'Bad port',
+        fromAddress: 'a@example.com',
+        host: 'relay.example.net',
+        port: 70000,
+      }),
+      400,
+      'validation_failed',
+      'port',
+    );
+    expectError(
+      await api('POST', '/api/v1/smtp-servers', adminKey, {
+        name: 'Bad protocol',
+        fromAddress: 'a@example.com',
+        host: 'relay.example.net',
+        protocol: 'pop3',
+      }),
+      400,
+      'validation_failed',
+      'protocol',
+    );
+    expectError(
+      await api('POST', '/api/v1/smtp-servers', adminKey, {
+        name: 'Bad auth',
+        fromAddress: 'a@example.com',
+        host: 'relay.example.net',
+        authMethod: 'ntlm',
+      }),
+      400,
+      'validation_failed',
+      'authMethod',
+    );
+    expectError(
+      await api('POST', '/api/v1/oauth-integrations', adminKey, {
+        name: 'x',
+        provider: 'yahoo',
+        clientId: 'c',
+        clientSecret: 's',
+      }),
+      400,
+      'validation_failed',
+      'provider',
+    );
+    expectError(
+      await api('POST', '/api/v1/api-keys', adminKey, { name: 'x', scopes: ['root'] }),
+      400,
+      'validation_failed',
+    );
+    expectError(
+      await api('POST', '/api/v1/messages', sendKey, { subject: 's', text: 't' }),
+      400,
+      'validation_failed',
+      'to',
+    );
+    const unknown = await api('POST', '/api/v1/messages', sendKey, {
+      to: 'a@example.net',
+      subject: 's',
+      text: 't',
+      from: 'evil@example.net',
+    });
     expectError(unknown, 400, 'validation_failed');
     expect(unknown.text).toContain('from');
   });
 
   it('smtp-servers CRUD: 201 with id at the top level, list, get, PATCH, DELETE 204, then 404; never the password', async () => {
-    const created = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'CRUD', fromAddress: 'crud@example.com', host: 'relay.example.net', authMethod: 'basic', username: 'u', password: RELAY_PASSWORD, tls: true });
+    const created = await api('POST', '/api/v1/smtp-servers', adminKey, {
+      name: 'CRUD',
+      fromAddress: 'crud@example.com',
+      host: 'relay.example.net',
+      authMethod: 'basic',
+      username: 'u',
+      password: RELAY_PASSWORD,
+      tls: true,
+    });
     expect(created.status, created.text).toBe(201);
     const id = created.body.id as string;
     expect(typeof id).toBe('string');
-    expect(created.body).toMatchObject({ name: 'CRUD', fromAddress: 'crud@example.com', host: 'relay.example.net', tls: true, authMethod: 'basic', username: 'u' });
+    expect(created.body).toMatchObject({
+      name: 'CRUD',
+      fromAddress: 'crud@example.com',
+      host: 'relay.example.net',
+      tls: true,
+      authMethod: 'basic',
+      username: 'u',
+    });
     const list = await api('GET', '/api/v1/smtp-servers', adminKey);
     expect((list.body.items as { id: string }[]).map((s) => s.id)).toContain(id);
     const one = await api('GET', `/api/v1/smtp-servers/${id}`, adminKey);
@@ -671,10 +1071,22 @@ describe('JSON API: routes, 201 with id, error shape', () => {
     expect(ok.text).not.toContain(Buffer.from(RELAY_PASSWORD).toString('base64'));
 
     const port = await closedPort();
-    const dead = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Dead', fromAddress: 'dead@example.com', host: '127.0.0.1', port, timeoutMs: 2000 });
+    const dead = await api('POST', '/api/v1/smtp-servers', adminKey, {
+      name: 'Dead',
+      fromAddress: 'dead@example.com',
+      host: '127.0.0.1',
+      port,
+      timeoutMs: 2000,
+    });
     const failed = await api('POST', `/api/v1/smtp-servers/${dead.body.id as string}/test`, adminKey);
     expect(failed.status, failed.text).toBe(200);
-    expect(failed.body).toMatchObject({ ok: false, durationMs: expect.any(Number), transcript: expect.any(Array), error: expect.any(String), hint: expect.any(String) });
+    expect(failed.body).toMatchObject({
+      ok: false,
+      durationMs: expect.any(Number),
+      transcript: expect.any(Array),
+      error: expect.any(String),
+      hint: expect.any(String),
+    });
     await api('DELETE', `/api/v1/smtp-servers/${dead.body.id as string}`, adminKey);
   });
 
@@ -690,7 +1102,9 @@ describe('JSON API: routes, 201 with id, error shape', () => {
   it('GET /api/v1/audit lists what was done, without secrets', async () => {
     const r = await api('GET', '/api/v1/audit', adminKey);
     expect(r.status).toBe(200);
-    const actions = (r.body.items as { action?: string; entry?: { action: string } }[]).map((e) => e.entry?.action ?? e.action);
+    const actions = (r.body.items as { action?: string; entry?: { action: string } }[]).map(
+      (e) => e.entry?.action ?? e.action,
+    );
     expect(actions).toEqual(expect.arrayContaining(['smtp_server.create', 'api_key.create']));
     expect(r.text).not.toContain(RELAY_PASSWORD);
     expect(r.text).not.toContain(CLIENT_SECRET);
@@ -699,7 +1113,13 @@ describe('JSON API: routes, 201 with id, error shape', () => {
 
 describe('messages: POST 202 with id; every status spelled as in DESIGN.md', () => {
   it('POST /api/v1/messages answers 202 with id and reaches sent on a real SMTP server (multipart, From from fromAddress, emailPrefix on the subject)', async () => {
-    const r = await api('POST', '/api/v1/messages', sendKey, { fromName: 'Alice', to: 'bob@example.net', subject: 'Hello', text: 'plain', html: '<p>html</p>' });
+    const r = await api('POST', '/api/v1/messages', sendKey, {
+      fromName: 'Alice',
+      to: 'bob@example.net',
+      subject: 'Hello',
+      text: 'plain',
+      html: '<p>html</p>',
+    });
     expect(r.status, r.text).toBe(202);
     expect(typeof r.body.id).toBe('string');
     expect(MESSAGE_STATUSES).toContain(r.body.status);
@@ -713,7 +1133,11 @@ describe('messages: POST 202 with id; every status spelled as in DESIGN.md', () 
   });
 
   it('a 5xx reply ends in failed with attempts and a lastError that has a hint', async () => {
-    const r = await api('POST', '/api/v1/messages', sendKey, { to: 'gone@example.net', subject: 'Permanent', text: 't' });
+    const r = await api('POST', '/api/v1/messages', sendKey, {
+      to: 'gone@example.net',
+      subject: 'Permanent',
+      text: 't',
+    });
     expect(r.status).toBe(202);
     const failed = await waitForStatus(r.body.id as string, 'failed');
     expect(failed.attempts).toBe(1);
@@ -722,7 +1146,11 @@ describe('messages: POST 202 with id; every status spelled as in DESIGN.md', () 
   });
 
   it('a 4xx reply ends in deferred (will retry) with a lastError that has a hint', async () => {
-    const r = await api('POST', '/api/v1/messages', sendKey, { to: 'busy@example.net', subject: 'Temporary', text: 't' });
+    const r = await api('POST', '/api/v1/messages', sendKey, {
+      to: 'busy@example.net',
+      subject: 'Temporary',
+      text: 't',
+    });
     expect(r.status).toBe(202);
     const deferred = await waitForStatus(r.body.id as string, 'deferred');
     expect(deferred.attempts).toBe(1);
@@ -730,7 +1158,13 @@ describe('messages: POST 202 with id; every status spelled as in DESIGN.md', () 
   });
 
   it('to, cc and bcc take an address or a list; serverId defaults to the default server; Bcc never shows in the headers', async () => {
-    const r = await api('POST', '/api/v1/messages', sendKey, { to: ['t1@example.net', 't2@example.net'], cc: 'c1@example.net', bcc: ['b1@example.net'], subject: 'Lists', text: 't' });
+    const r = await api('POST', '/api/v1/messages', sendKey, {
+      to: ['t1@example.net', 't2@example.net'],
+      cc: 'c1@example.net',
+      bcc: ['b1@example.net'],
+      subject: 'Lists',
+      text: 't',
+    });
     expect(r.status, r.text).toBe(202);
     const sent = await waitForStatus(r.body.id as string, 'sent');
     expect(sent.serverId).toBe(relayId);
@@ -740,15 +1174,35 @@ describe('messages: POST 202 with id; every status spelled as in DESIGN.md', () 
   });
 
   it('held also means the server is paused: rejected credentials pause the server instead of burning attempts', async () => {
-    const wrong = await api('POST', '/api/v1/smtp-servers', adminKey, { name: 'Wrong password', fromAddress: 'w@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'basic', username: 'relay', password: 'not the password' });
+    const wrong = await api('POST', '/api/v1/smtp-servers', adminKey, {
+      name: 'Wrong password',
+      fromAddress: 'w@example.com',
+      host: '127.0.0.1',
+      port: smtp.port,
+      authMethod: 'basic',
+      username: 'relay',
+      password: 'not the password',
+    });
     expect(wrong.status, wrong.text).toBe(201);
     const serverId = wrong.body.id as string;
-    const first = await api('POST', '/api/v1/messages', sendKey, { serverId, to: 'p1@example.net', subject: 'Paused', text: 't' });
+    const first = await api('POST', '/api/v1/messages', sendKey, {
+      serverId,
+      to: 'p1@example.net',
+      subject: 'Paused',
+      text: 't',
+    });
     const held = await waitForStatus(first.body.id as string, 'held');
     expect(held.lastError).toMatchObject({ hint: expect.any(String) });
-    const second = await api('POST', '/api/v1/messages', sendKey, { serverId, to: 'p2@example.net', subject: 'Paused', text: 't' });
+    const second = await api('POST', '/api/v1/messages', sendKey, {
+      serverId,
+      to: 'p2@example.net',
+      subject: 'Paused',
+      text: 't',
+    });
     expect(second.body.status).toBe('held');
-    expect((await api('GET', `/api/v1/smtp-servers/${serverId}`, adminKey)).body.paused).toMatchObject({ reason: expect.any(String) });
+    expect((await api('GET', `/api/v1/smtp-servers/${serverId}`, adminKey)).body.paused).toMatchObject({
+      reason: expect.any(String),
+    });
   });
 
   it('an Idempotency-Key never yields two messages', async () => {
@@ -762,20 +1216,31 @@ describe('messages: POST 202 with id; every status spelled as in DESIGN.md', () 
 
 describe('roles: sysadmin configures, admin only switches outgoing mail and reads status', () => {
   it('admin reads the status pages', async () => {
-    for (const path of ['/admin/smtp-servers', `/admin/smtp-servers/${relayId}`, '/admin/oauth-integrations', '/admin/mail-queue', '/admin/audit']) {
+    for (const path of [
+      '/admin/smtp-servers',
+      `/admin/smtp-servers/${relayId}`,
+      '/admin/oauth-integrations',
+      '/admin/mail-queue',
+      '/admin/audit',
+    ]) {
       expect((await admin.get(path)).res.status, path).toBe(200);
     }
   });
 
   it('admin gets 403 on every configuring page and post, and nothing changes', async () => {
     const serversBefore = ((await api('GET', '/api/v1/smtp-servers', adminKey)).body.items as unknown[]).length;
-    const integrationsBefore = ((await api('GET', '/api/v1/oauth-integrations', adminKey)).body.items as unknown[]).length;
+    const integrationsBefore = ((await api('GET', '/api/v1/oauth-integrations', adminKey)).body.items as unknown[])
+      .length;
     await admin.refreshCsrf();
     const attempts: [string, 'GET' | 'POST', Record<string, string>][] = [
       ['/admin/smtp-servers/new', 'GET', {}],
       ['/admin/oauth-integrations/new', 'GET', {}],
       ['/admin/api-keys', 'GET', {}],
-      ['/admin/smtp-servers', 'POST', { name: 'By admin', fromAddress: 'a@example.com', host: '127.0.0.1', authMethod: 'none' }],
+      [
+        '/admin/smtp-servers',
+        'POST',
+        { name: 'By admin', fromAddress: 'a@example.com', host: '127.0.0.1', authMethod: 'none' },
+      ],
       [`/admin/smtp-servers/${relayId}`, 'POST', { name: 'Renamed by admin' }],
       [`/admin/smtp-servers/${relayId}/test`, 'POST', {}],
       [`/admin/smtp-servers/${relayId}/delete`, 'POST', {}],
@@ -787,13 +1252,22 @@ describe('roles: sysadmin configures, admin only switches outgoing mail and read
       expect(r.res.status, `${method} ${path}`).toBe(403);
     }
     expect(((await api('GET', '/api/v1/smtp-servers', adminKey)).body.items as unknown[]).length).toBe(serversBefore);
-    expect(((await api('GET', '/api/v1/oauth-integrations', adminKey)).body.items as unknown[]).length).toBe(integrationsBefore);
+    expect(((await api('GET', '/api/v1/oauth-integrations', adminKey)).body.items as unknown[]).length).toBe(
+      integrationsBefore,
+    );
     expect((await api('GET', `/api/v1/smtp-servers/${relayId}`, adminKey)).body.name).toBe('Loopback relay');
   });
 
   it('every state-changing /admin route but the outgoing-mail switch answers 403 to admin (all routes the app has)', async () => {
     const posts = routesOf(app).filter(([method, path]) => method === 'POST' && path.startsWith('/admin/'));
-    expect(posts.map(([, path]) => path)).toEqual(expect.arrayContaining(['/admin/smtp-servers', '/admin/smtp-servers/outgoing', '/admin/oauth-integrations', '/admin/api-keys']));
+    expect(posts.map(([, path]) => path)).toEqual(
+      expect.arrayContaining([
+        '/admin/smtp-servers',
+        '/admin/smtp-servers/outgoing',
+        '/admin/oauth-integrations',
+        '/admin/api-keys',
+      ]),
+    );
     await admin.refreshCsrf();
     for (const [, path] of posts) {
       if (path === '/admin/smtp-servers/outgoing') continue;
@@ -803,7 +1277,9 @@ describe('roles: sysadmin configures, admin only switches outgoing mail and read
   });
 
   it('every /api/v1 route but the send API needs the admin scope (all routes the app has)', async () => {
-    const apiRoutes = routesOf(app).filter(([, path]) => path.startsWith('/api/v1/') && !path.startsWith('/api/v1/messages'));
+    const apiRoutes = routesOf(app).filter(
+      ([, path]) => path.startsWith('/api/v1/') && !path.startsWith('/api/v1/messages'),
+    );
     expect(apiRoutes.length).toBeGreaterThan(15);
     for (const [method, path] of apiRoutes) await expectAdminRoute(method, path.replace(/:\w+/g, 'x1'));
   });
@@ -849,11 +1325,28 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
     await writeFile(path.join(secretsDir, 'relay-password'), RELAY_PASSWORD, { mode: 0o600 });
     await writeFile(
       path.join(secretsDir, 'servers.json'),
-      JSON.stringify([{ id: 'corporate', name: 'Corporate relay', fromAddress: 'corp@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'basic', username: 'relay', passwordFile: path.join(secretsDir, 'relay-password') }]),
+      JSON.stringify([
+        {
+          id: 'corporate',
+          name: 'Corporate relay',
+          fromAddress: 'corp@example.com',
+          host: '127.0.0.1',
+          port: smtp.port,
+          authMethod: 'basic',
+          username: 'relay',
+          passwordFile: path.join(secretsDir, 'relay-password'),
+        },
+      ]),
     );
     staging = await startTestApp({
       workers: true,
-      env: { MAILGATE_SEND_DISABLED: 'true', MAILGATE_SMTP_HOST: '127.0.0.1', MAILGATE_SMTP_PORT: String(smtp.port), MAILGATE_SMTP_LOCALHOST: 'mailgate.example.org', MAILGATE_SMTP_SERVERS_FILE: path.join(secretsDir, 'servers.json') },
+      env: {
+        MAILGATE_SEND_DISABLED: 'true',
+        MAILGATE_SMTP_HOST: '127.0.0.1',
+        MAILGATE_SMTP_PORT: String(smtp.port),
+        MAILGATE_SMTP_LOCALHOST: 'mailgate.example.org',
+        MAILGATE_SMTP_SERVERS_FILE: path.join(secretsDir, 'servers.json'),
+      },
     });
     [stagingKey, stagingSend] = await Promise.all([staging.apiKey(['admin']), staging.apiKey(['send'])]);
   }, 20_000);
@@ -869,8 +1362,16 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
     expect(one.body).toMatchObject({ id: 'corporate', readOnly: true, hasPassword: true });
     const list = await api('GET', '/api/v1/smtp-servers', stagingKey, undefined, {}, staging);
     expect(list.text).toContain('corporate');
-    expectError(await api('PATCH', '/api/v1/smtp-servers/corporate', stagingKey, { name: 'changed' }, {}, staging), 409, 'read_only');
-    expectError(await api('DELETE', '/api/v1/smtp-servers/corporate', stagingKey, undefined, {}, staging), 409, 'read_only');
+    expectError(
+      await api('PATCH', '/api/v1/smtp-servers/corporate', stagingKey, { name: 'changed' }, {}, staging),
+      409,
+      'read_only',
+    );
+    expectError(
+      await api('DELETE', '/api/v1/smtp-servers/corporate', stagingKey, undefined, {}, staging),
+      409,
+      'read_only',
+    );
     const test = await api('POST', '/api/v1/smtp-servers/corporate/test', stagingKey, undefined, {}, staging);
     expect(test.body.ok, test.text).toBe(true);
     const session = await staging.browserSession('sysadmin');
@@ -881,21 +1382,65 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
   });
 
   it('presets default to https://accounts.google.com; plain http issuers are refused without MAILGATE_ALLOW_INSECURE_OAUTH', async () => {
-    const google = await api('POST', '/api/v1/oauth-integrations', stagingKey, { name: 'G', provider: 'google', clientId: 'c', clientSecret: CLIENT_SECRET }, {}, staging);
+    const google = await api(
+      'POST',
+      '/api/v1/oauth-integrations',
+      stagingKey,
+      { name: 'G', provider: 'google', clientId: 'c', clientSecret: CLIENT_SECRET },
+      {},
+      staging,
+    );
     expect(google.status, google.text).toBe(201);
     expect(google.body.resolvedIssuer).toBe('https://accounts.google.com');
-    expectError(await api('POST', '/api/v1/oauth-integrations', stagingKey, { name: 'H', provider: 'custom', clientId: 'c', clientSecret: CLIENT_SECRET, issuer: 'http://idp.example.test' }, {}, staging), 400, 'validation_failed', 'issuer');
+    expectError(
+      await api(
+        'POST',
+        '/api/v1/oauth-integrations',
+        stagingKey,
+        {
+          name: 'H',
+          provider: 'custom',
+          clientId: 'c',
+          clientSecret: CLIENT_SECRET,
+          issuer: 'http://idp.example.test',
+        },
+        {},
+        staging,
+      ),
+      400,
+      'validation_failed',
+      'issuer',
+    );
   });
 
   it('MAILGATE_BASE_URL defaults to http://localhost:3000, and the redirect URI is built from it', async () => {
     const session = await staging.browserSession('sysadmin');
-    expect(unescapeHtml((await session.get('/admin/oauth-integrations/new')).text)).toContain('http://localhost:3000/oauth/callback');
+    expect(unescapeHtml((await session.get('/admin/oauth-integrations/new')).text)).toContain(
+      'http://localhost:3000/oauth/callback',
+    );
   });
 
   it('MAILGATE_SMTP_HOST/PORT/LOCALHOST win over the form, and the pages say so', async () => {
-    const created = await api('POST', '/api/v1/smtp-servers', stagingKey, { name: 'Production relay', fromAddress: 'prod@example.com', host: 'smtp.production.example', port: 2525, isDefault: true }, {}, staging);
+    const created = await api(
+      'POST',
+      '/api/v1/smtp-servers',
+      stagingKey,
+      {
+        name: 'Production relay',
+        fromAddress: 'prod@example.com',
+        host: 'smtp.production.example',
+        port: 2525,
+        isDefault: true,
+      },
+      {},
+      staging,
+    );
     expect(created.status, created.text).toBe(201);
-    expect(created.body).toMatchObject({ host: 'smtp.production.example', port: 2525, effective: { host: '127.0.0.1', port: smtp.port } });
+    expect(created.body).toMatchObject({
+      host: 'smtp.production.example',
+      port: 2525,
+      effective: { host: '127.0.0.1', port: smtp.port },
+    });
     const id = created.body.id as string;
     const test = await api('POST', `/api/v1/smtp-servers/${id}/test`, stagingKey, undefined, {}, staging);
     expect(test.body.ok, test.text).toBe(true);
@@ -915,11 +1460,20 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
 
   it('MAILGATE_SEND_DISABLED=true holds every message, whatever the switch says, and the page says so', async () => {
     const before = smtp.messages.length;
-    const r = await api('POST', '/api/v1/messages', stagingSend, { to: 'real-user@example.net', subject: 'Staging', text: 't' }, {}, staging);
+    const r = await api(
+      'POST',
+      '/api/v1/messages',
+      stagingSend,
+      { to: 'real-user@example.net', subject: 'Staging', text: 't' },
+      {},
+      staging,
+    );
     expect(r.status, r.text).toBe(202);
     expect(r.body.status).toBe('held');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect((await api('GET', `/api/v1/messages/${r.body.id as string}`, stagingSend, undefined, {}, staging)).body.status).toBe('held');
+    expect(
+      (await api('GET', `/api/v1/messages/${r.body.id as string}`, stagingSend, undefined, {}, staging)).body.status,
+    ).toBe('held');
     expect(smtp.messages.length).toBe(before);
     const session = await staging.browserSession('admin');
     const list = await session.get('/admin/smtp-servers');
@@ -927,10 +1481,19 @@ describe('variables: MAILGATE_SEND_DISABLED and MAILGATE_SMTP_HOST/PORT', () => 
     expect(list.text).toContain('id="outgoing-state">disabled<');
     // The switch cannot override the variable: switched on, a new message is still held.
     expect((await session.postForm('/admin/smtp-servers/outgoing', { enabled: 'true' })).res.status).toBe(303);
-    const still = await api('POST', '/api/v1/messages', stagingSend, { to: 'real-user-2@example.net', subject: 'Staging', text: 't' }, {}, staging);
+    const still = await api(
+      'POST',
+      '/api/v1/messages',
+      stagingSend,
+      { to: 'real-user-2@example.net', subject: 'Staging', text: 't' },
+      {},
+      staging,
+    );
     expect(still.body.status).toBe('held');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect((await api('GET', `/api/v1/messages/${r.body.id as string}`, stagingSend, undefined, {}, staging)).body.status).toBe('held');
+    expect(
+      (await api('GET', `/api/v1/messages/${r.body.id as string}`, stagingSend, undefined, {}, staging)).body.status,
+    ).toBe('held');
     expect(smtp.messages.length).toBe(before);
   });
 });
@@ -956,35 +1519,68 @@ describe('storage: secrets never in plaintext on disk, API keys only as hashes',
   });
 });
 
-describe.skipIf(!redisUrlForTests())('Redis: instances behind a load balancer share sessions, keys, the queue and the switch', () => {
-  let a: TestApp;
-  let b: TestApp;
+describe.skipIf(!redisUrlForTests())(
+  'Redis: instances behind a load balancer share sessions, keys, the queue and the switch',
+  () => {
+    let a: TestApp;
+    let b: TestApp;
 
-  beforeAll(async () => {
-    a = await startTestApp({ store: 'redis', workers: false });
-    b = await startTestApp({ shareWith: a, workers: true });
-  }, 30_000);
+    beforeAll(async () => {
+      a = await startTestApp({ store: 'redis', workers: false });
+      b = await startTestApp({ shareWith: a, workers: true });
+    }, 30_000);
 
-  afterAll(async () => {
-    await b?.close();
-    await a?.close();
-  });
+    afterAll(async () => {
+      await b?.close();
+      await a?.close();
+    });
 
-  it('a login on one instance is a session on the other; a message queued on one is sent by the other; the switch holds on both', async () => {
-    const onA = await a.browserSession('admin');
-    const onB = new HttpSession(b.url);
-    for (const [k, v] of onA.cookies) onB.cookies.set(k, v);
-    expect((await onB.get('/admin/mail-queue')).res.status).toBe(200);
+    it('a login on one instance is a session on the other; a message queued on one is sent by the other; the switch holds on both', async () => {
+      const onA = await a.browserSession('admin');
+      const onB = new HttpSession(b.url);
+      for (const [k, v] of onA.cookies) onB.cookies.set(k, v);
+      expect((await onB.get('/admin/mail-queue')).res.status).toBe(200);
 
-    const key = await a.apiKey(['admin', 'send']);
-    const server = await api('POST', '/api/v1/smtp-servers', key, { name: 'Shared relay', fromAddress: 'shared@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'basic', username: 'relay', password: RELAY_PASSWORD, isDefault: true }, {}, b);
-    expect(server.status, server.text).toBe(201);
-    const queued = await api('POST', '/api/v1/messages', key, { to: 'shared@example.net', subject: 'Across instances', text: 't' }, {}, a);
-    expect(queued.status).toBe(202);
-    await waitForStatus(queued.body.id as string, 'sent', 10_000, a, key);
+      const key = await a.apiKey(['admin', 'send']);
+      const server = await api(
+        'POST',
+        '/api/v1/smtp-servers',
+        key,
+        {
+          name: 'Shared relay',
+          fromAddress: 'shared@example.com',
+          host: '127.0.0.1',
+          port: smtp.port,
+          authMethod: 'basic',
+          username: 'relay',
+          password: RELAY_PASSWORD,
+          isDefault: true,
+        },
+        {},
+        b,
+      );
+      expect(server.status, server.text).toBe(201);
+      const queued = await api(
+        'POST',
+        '/api/v1/messages',
+        key,
+        { to: 'shared@example.net', subject: 'Across instances', text: 't' },
+        {},
+        a,
+      );
+      expect(queued.status).toBe(202);
+      await waitForStatus(queued.body.id as string, 'sent', 10_000, a, key);
 
-    expect((await onA.postForm('/admin/smtp-servers/outgoing', { enabled: 'false' })).res.status).toBe(303);
-    const held = await api('POST', '/api/v1/messages', key, { to: 'shared-held@example.net', subject: 'Held across instances', text: 't' }, {}, b);
-    expect(held.body.status).toBe('held');
-  });
-});
+      expect((await onA.postForm('/admin/smtp-servers/outgoing', { enabled: 'false' })).res.status).toBe(303);
+      const held = await api(
+        'POST',
+        '/api/v1/messages',
+        key,
+        { to: 'shared-held@example.net', subject: 'Held across instances', text: 't' },
+        {},
+        b,
+      );
+      expect(held.body.status).toBe('held');
+    });
+  },
+);

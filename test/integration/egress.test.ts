@@ -38,7 +38,14 @@ async function api(app: TestApp, key: string, method: string, path: string, body
 }
 
 async function addServer(app: TestApp, key: string, host: string, port: number): Promise<string> {
-  const created = await api(app, key, 'POST', '/api/v1/smtp-servers', { name: `${host}:${port}`, fromAddress: 'notify@example.com', host, port, tls: false, authMethod: 'none' });
+  const created = await api(app, key, 'POST', '/api/v1/smtp-servers', {
+    name: `${host}:${port}`,
+    fromAddress: 'notify@example.com',
+    host,
+    port,
+    tls: false,
+    authMethod: 'none',
+  });
   expect(created.status, created.text).toBe(201);
   return created.body.id as string;
 }
@@ -55,7 +62,8 @@ async function waitForStatus(app: TestApp, key: string, id: string, status: stri
   for (;;) {
     const r = await api(app, key, 'GET', `/api/v1/messages/${id}`);
     if (r.body.status === status) return r.body;
-    if (Date.now() > deadline) throw new Error(`message ${id} is ${String(r.body.status)}, expected ${status}: ${r.text}`);
+    if (Date.now() > deadline)
+      throw new Error(`message ${id} is ${String(r.body.status)}, expected ${status}: ${r.text}`);
     await new Promise((res) => setTimeout(res, 50));
   }
 }
@@ -73,7 +81,11 @@ describe('NODE_ENV=production without MAILGATE_EGRESS_ALLOW', () => {
   let sender: string;
 
   beforeAll(async () => {
-    app = await startTestApp({ env: { NODE_ENV: 'production', MAILGATE_QUEUE_RETRY_BASE_MS: '50' }, workers: true, egressResolve: resolve });
+    app = await startTestApp({
+      env: { NODE_ENV: 'production', MAILGATE_QUEUE_RETRY_BASE_MS: '50' },
+      workers: true,
+      egressResolve: resolve,
+    });
     admin = await app.apiKey(['admin']);
     sender = await app.apiKey(['send']);
   });
@@ -109,7 +121,12 @@ describe('NODE_ENV=production without MAILGATE_EGRESS_ALLOW', () => {
 
   it('a message to a refused host fails permanently at once with egress_denied', async () => {
     const serverId = await addServer(app, admin, '169.254.169.254', 25);
-    const sent = await api(app, sender, 'POST', '/api/v1/messages', { serverId, to: 'someone@example.net', subject: 'metadata', text: 'hi' });
+    const sent = await api(app, sender, 'POST', '/api/v1/messages', {
+      serverId,
+      to: 'someone@example.net',
+      subject: 'metadata',
+      text: 'hi',
+    });
     expect(sent.status, sent.text).toBe(202);
     const failed = await waitForStatus(app, sender, sent.body.id as string, 'failed');
     expect(failed).toMatchObject({ attempts: 1, lastError: { code: 'egress_denied' } });
@@ -125,9 +142,21 @@ describe('NODE_ENV=production without MAILGATE_EGRESS_ALLOW', () => {
     await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
     try {
       const port = (idp.address() as AddressInfo).port;
-      const viaIssuer = await api(app, admin, 'POST', '/api/v1/oauth-integrations', { name: 'loopback idp', provider: 'custom', clientId: 'c', clientSecret: 's', issuer: `https://127.0.0.1:${port}` });
+      const viaIssuer = await api(app, admin, 'POST', '/api/v1/oauth-integrations', {
+        name: 'loopback idp',
+        provider: 'custom',
+        clientId: 'c',
+        clientSecret: 's',
+        issuer: `https://127.0.0.1:${port}`,
+      });
       expect(viaIssuer.status, viaIssuer.text).toBe(201);
-      const discovery = await api(app, admin, 'POST', `/api/v1/oauth-integrations/${viaIssuer.body.id as string}/rotate-secret`, { clientSecret: 'new secret' });
+      const discovery = await api(
+        app,
+        admin,
+        'POST',
+        `/api/v1/oauth-integrations/${viaIssuer.body.id as string}/rotate-secret`,
+        { clientSecret: 'new secret' },
+      );
       expect(discovery.status, discovery.text).toBe(403);
       expect(discovery.body.error).toMatchObject({ code: 'egress_denied' });
       expect((discovery.body.error as { message: string }).message).toMatch(/127\.0\.0\.1.*MAILGATE_EGRESS_ALLOW/);
@@ -141,14 +170,29 @@ describe('NODE_ENV=production without MAILGATE_EGRESS_ALLOW', () => {
         tokenEndpoint: 'https://169.254.169.254/latest/api/token',
       });
       expect(viaEndpoints.status, viaEndpoints.text).toBe(201);
-      const token = await api(app, admin, 'POST', `/api/v1/oauth-integrations/${viaEndpoints.body.id as string}/rotate-secret`, { clientSecret: 'new secret' });
+      const token = await api(
+        app,
+        admin,
+        'POST',
+        `/api/v1/oauth-integrations/${viaEndpoints.body.id as string}/rotate-secret`,
+        { clientSecret: 'new secret' },
+      );
       expect(token.status, token.text).toBe(403);
       expect(token.body.error).toMatchObject({ code: 'egress_denied' });
       expect((token.body.error as { message: string }).message).toMatch(/169\.254\.169\.254.*metadata/);
 
       // Authorize on the server page discovers the issuer first: refused with a page that says why.
       const server = await app.services.mail.servers.create(
-        { name: 'oauth via loopback idp', fromAddress: 'alice@example.com', host: 'smtp.example.com', port: 587, protocol: 'smtp', tls: true, authMethod: 'oauth2', oauthIntegrationId: viaIssuer.body.id as string },
+        {
+          name: 'oauth via loopback idp',
+          fromAddress: 'alice@example.com',
+          host: 'smtp.example.com',
+          port: 587,
+          protocol: 'smtp',
+          tls: true,
+          authMethod: 'oauth2',
+          oauthIntegrationId: viaIssuer.body.id as string,
+        },
         { actor: { type: 'system', id: 'test' } },
       );
       const browser = await app.browserSession('sysadmin');
@@ -169,7 +213,11 @@ describe('NODE_ENV=production with MAILGATE_EGRESS_ALLOW', () => {
   let sender: string;
 
   beforeAll(async () => {
-    app = await startTestApp({ env: { NODE_ENV: 'production', MAILGATE_EGRESS_ALLOW: '127.0.0.1, relay.corp.test, 169.254.169.254' }, workers: true, egressResolve: resolve });
+    app = await startTestApp({
+      env: { NODE_ENV: 'production', MAILGATE_EGRESS_ALLOW: '127.0.0.1, relay.corp.test, 169.254.169.254' },
+      workers: true,
+      egressResolve: resolve,
+    });
     admin = await app.apiKey(['admin']);
     sender = await app.apiKey(['send']);
   });
@@ -182,7 +230,12 @@ describe('NODE_ENV=production with MAILGATE_EGRESS_ALLOW', () => {
     expect(test.body, test.text).toMatchObject({ ok: true });
     const serverId = await addServer(app, admin, '127.0.0.1', smtp.port);
     const delivered = smtp.messages.length;
-    const sent = await api(app, sender, 'POST', '/api/v1/messages', { serverId, to: 'someone@example.net', subject: 'allowed', text: 'hi' });
+    const sent = await api(app, sender, 'POST', '/api/v1/messages', {
+      serverId,
+      to: 'someone@example.net',
+      subject: 'allowed',
+      text: 'hi',
+    });
     await waitForStatus(app, sender, sent.body.id as string, 'sent');
     expect(smtp.messages.length).toBe(delivered + 1);
   });
@@ -203,7 +256,10 @@ describe('NODE_ENV=production with MAILGATE_EGRESS_ALLOW', () => {
     const listed = await testConnection(app, admin, 'relay.corp.test', smtp.port);
     expect(listed.body).toMatchObject({ ok: false, code: 'connection_refused' });
     answers.set('other.corp.test', '127.0.0.2');
-    expect((await testConnection(app, admin, 'other.corp.test', smtp.port)).body).toMatchObject({ ok: false, code: 'egress_denied' });
+    expect((await testConnection(app, admin, 'other.corp.test', smtp.port)).body).toMatchObject({
+      ok: false,
+      code: 'egress_denied',
+    });
     const metadata = await testConnection(app, admin, '169.254.169.254', 80);
     expect(metadata.body).toMatchObject({ ok: false, code: 'egress_denied' });
   });
@@ -235,7 +291,10 @@ describe('Test connection to a peer that is not SMTP (development)', () => {
 
   it('loopback is allowed outside production; metadata addresses are not', async () => {
     expect((await testConnection(app, admin, '127.0.0.1', smtp.port)).body).toMatchObject({ ok: true });
-    expect((await testConnection(app, admin, '169.254.169.254', 80)).body).toMatchObject({ ok: false, code: 'egress_denied' });
+    expect((await testConnection(app, admin, '169.254.169.254', 80)).body).toMatchObject({
+      ok: false,
+      code: 'egress_denied',
+    });
   });
 });
 
@@ -251,7 +310,10 @@ describe('the egress-checked fetch of custom OAuth endpoints', () => {
       req.on('end', () => {
         seen.push({ method: req.method ?? '', body, type: req.headers['content-type'] });
         if (req.url === '/slow') return;
-        res.writeHead(req.url === '/moved' ? 302 : 200, { 'content-type': 'application/json', ...(req.url === '/moved' ? { location: 'http://169.254.169.254/' } : {}) });
+        res.writeHead(req.url === '/moved' ? 302 : 200, {
+          'content-type': 'application/json',
+          ...(req.url === '/moved' ? { location: 'http://169.254.169.254/' } : {}),
+        });
         res.end(JSON.stringify({ ok: true }));
       });
     });
@@ -263,7 +325,8 @@ describe('the egress-checked fetch of custom OAuth endpoints', () => {
     await new Promise<void>((r) => server.close(() => r()));
   });
 
-  const fetchWith = (allow: string[]) => createEgressFetch({ policy: createEgressPolicy({ production: true, allow }), resolve });
+  const fetchWith = (allow: string[]) =>
+    createEgressFetch({ policy: createEgressPolicy({ production: true, allow }), resolve });
 
   it('refuses a loopback endpoint in production before any request, and reaches it once listed', async () => {
     const count = seen.length;
@@ -271,10 +334,17 @@ describe('the egress-checked fetch of custom OAuth endpoints', () => {
     expect(isAppError(refused) && refused.code).toBe('egress_denied');
     expect(seen.length).toBe(count);
 
-    const allowed = await fetchWith(['127.0.0.0/8'])(`http://127.0.0.1:${port}/token`, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token' }) });
+    const allowed = await fetchWith(['127.0.0.0/8'])(`http://127.0.0.1:${port}/token`, {
+      method: 'POST',
+      body: new URLSearchParams({ grant_type: 'refresh_token' }),
+    });
     expect(allowed.status).toBe(200);
     expect(await allowed.json()).toEqual({ ok: true });
-    expect(seen.at(-1)).toEqual({ method: 'POST', body: 'grant_type=refresh_token', type: 'application/x-www-form-urlencoded;charset=UTF-8' });
+    expect(seen.at(-1)).toEqual({
+      method: 'POST',
+      body: 'grant_type=refresh_token',
+      type: 'application/x-www-form-urlencoded;charset=UTF-8',
+    });
   });
 
   it('checks the resolved address of every request (rebinding) and never follows a redirect', async () => {
@@ -282,14 +352,18 @@ describe('the egress-checked fetch of custom OAuth endpoints', () => {
     answers.set('idp.rebind.test', '127.0.0.1');
     expect((await guarded(`http://idp.rebind.test:${port}/.well-known/openid-configuration`)).status).toBe(200);
     answers.set('idp.rebind.test', '10.9.9.9');
-    const rebound = await guarded(`http://idp.rebind.test:${port}/.well-known/openid-configuration`).catch((e: unknown) => e);
+    const rebound = await guarded(`http://idp.rebind.test:${port}/.well-known/openid-configuration`).catch(
+      (e: unknown) => e,
+    );
     expect(isAppError(rebound) && rebound.message).toMatch(/idp\.rebind\.test \(10\.9\.9\.9\).*private/);
     const moved = await guarded(`http://127.0.0.1:${port}/moved`, { redirect: 'manual' });
     expect(moved.status).toBe(302);
   });
 
   it('ends a request when its signal fires, with the signal reason', async () => {
-    const slow = await fetchWith(['127.0.0.1'])(`http://127.0.0.1:${port}/slow`, { signal: AbortSignal.timeout(50) }).catch((e: unknown) => e);
+    const slow = await fetchWith(['127.0.0.1'])(`http://127.0.0.1:${port}/slow`, {
+      signal: AbortSignal.timeout(50),
+    }).catch((e: unknown) => e);
     expect((slow as Error).name).toBe('TimeoutError');
   });
 });
@@ -326,13 +400,23 @@ describe('TLS over the egress-checked socket', () => {
   });
 
   it('STARTTLS and implicit TLS still verify the certificate against the host name as entered', async () => {
-    const transport = createMailTransport({ log: createLogger({ level: 'silent' }), tlsCa: [starttls.ca, implicit.ca], egress: { policy: createEgressPolicy({ production: true, allow: ['127.0.0.1'] }), resolve } });
+    const transport = createMailTransport({
+      log: createLogger({ level: 'silent' }),
+      tlsCa: [starttls.ca, implicit.ca],
+      egress: { policy: createEgressPolicy({ production: true, allow: ['127.0.0.1'] }), resolve },
+    });
     try {
       // The name resolves to the right address, but the certificate is not for it: refused as before.
       answers.set('imposter.rebind.test', '127.0.0.1');
-      const wrongName = await verifyServer(transport, server({ host: 'imposter.rebind.test', port: implicit.port, protocol: 'smtps', tls: false }));
+      const wrongName = await verifyServer(
+        transport,
+        server({ host: 'imposter.rebind.test', port: implicit.port, protocol: 'smtps', tls: false }),
+      );
       expect(wrongName).toMatchObject({ ok: false, code: 'tls_untrusted' });
-      const viaSmtps = await verifyServer(transport, server({ host: '127.0.0.1', port: implicit.port, protocol: 'smtps', tls: false }));
+      const viaSmtps = await verifyServer(
+        transport,
+        server({ host: '127.0.0.1', port: implicit.port, protocol: 'smtps', tls: false }),
+      );
       expect(viaSmtps.ok, viaSmtps.transcript.join('\n')).toBe(true);
       const viaStarttls = await verifyServer(transport, server({ host: '127.0.0.1', port: starttls.port }));
       expect(viaStarttls.ok, viaStarttls.transcript.join('\n')).toBe(true);

@@ -40,7 +40,14 @@ describe('message bodies on the embedded store', () => {
     cleanups.push(() => app.close());
     const key = await app.apiKey(['send']);
     await app.services.mail.servers.create(
-      createServerInput.parse({ name: 'Relay', fromAddress: 'notify@example.com', host: '127.0.0.1', port: 2525, authMethod: 'none', isDefault: true }),
+      createServerInput.parse({
+        name: 'Relay',
+        fromAddress: 'notify@example.com',
+        host: '127.0.0.1',
+        port: 2525,
+        authMethod: 'none',
+        isDefault: true,
+      }),
       { actor: { type: 'system', id: 'test' } },
     );
     const count = 50;

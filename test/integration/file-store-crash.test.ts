@@ -15,7 +15,9 @@ function startWriter(dir: string, mode: 'write' | 'compact' | 'open' | 'hold') {
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
   const ready = async (): Promise<void> => {
     while (!stdout.includes('ready')) {
       if (child.exitCode !== null) throw new Error(`writer exited early: ${stderr}`);
@@ -96,9 +98,15 @@ describe('file store crash safety', () => {
         expect((await readFile(path.join(docsDir, 'crash.jsonl'), 'utf8')).endsWith('\n')).toBe(true);
         const log = await store.readLog<{ lane: number; i: number }>('crash-log', { limit: 1_000_000 });
         expect(log.length).toBeGreaterThan(0);
-        expect(log.map((e) => e.id)).toEqual(log.map((e) => e.id).sort().reverse());
+        expect(log.map((e) => e.id)).toEqual(
+          log
+            .map((e) => e.id)
+            .sort()
+            .reverse(),
+        );
         // Nothing acknowledged was lost: documents at least at the acknowledged version, log entries, schedules.
-        for (const [id, version] of acked.docs) expect((await store.get('crash', id))?.version ?? 0).toBeGreaterThanOrEqual(version);
+        for (const [id, version] of acked.docs)
+          expect((await store.get('crash', id))?.version ?? 0).toBeGreaterThanOrEqual(version);
         const logIds = new Set(log.map((e) => e.id));
         for (const id of acked.logIds) expect(logIds.has(id)).toBe(true);
         const stats = await store.scheduleStats('crash-q');
@@ -123,7 +131,9 @@ describe('file store crash safety', () => {
     }
     // The writer continued across rounds, so documents went through many versions.
     expect(maxVersion).toBeGreaterThan(6);
-    console.log(`crash rounds done; torn journal tails found right after kill -9: ${tornTails}; highest version ${maxVersion}; acknowledged writes checked: ${ackedTotal}`);
+    console.log(
+      `crash rounds done; torn journal tails found right after kill -9: ${tornTails}; highest version ${maxVersion}; acknowledged writes checked: ${ackedTotal}`,
+    );
   }, 90_000);
 
   it('survives kill -9 in the middle of a journal rewrite: the old journal stays whole and the temp file is never read', async () => {
@@ -154,7 +164,8 @@ describe('file store crash safety', () => {
           const docs = await store.list<{ atVersion: number }>('bulk');
           expect(docs).toHaveLength(3000);
           for (const doc of docs) expect(doc.value.atVersion).toBe(doc.version);
-          for (const [id, version] of acked.docs) expect((await store.get('bulk', id))?.version ?? 0).toBeGreaterThanOrEqual(version);
+          for (const [id, version] of acked.docs)
+            expect((await store.get('bulk', id))?.version ?? 0).toBeGreaterThanOrEqual(version);
           expect((await readdir(docsDir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
         } finally {
           await store.close();
@@ -213,7 +224,8 @@ describe('file store crash safety', () => {
       const ids = Array.from({ length: 40_000 }, (_, i) => `message-with-a-longish-id-${String(i).padStart(6, '0')}`);
       await Promise.all(ids.map((id, i) => store.schedule('q', id, 1_000 + i)));
       // Claims add a line per id; past four lines per entry the file is rewritten (over 1 MB: several pieces).
-      for (let round = 0; round < 3; round++) expect(await store.claimDue('q', 1e12 + 10 * round, 1, ids.length)).toHaveLength(ids.length);
+      for (let round = 0; round < 3; round++)
+        expect(await store.claimDue('q', 1e12 + 10 * round, 1, ids.length)).toHaveLength(ids.length);
       const expected = new Set(ids);
       let moving = true;
       let moves = 0;
@@ -253,16 +265,27 @@ describe('file store crash safety', () => {
     const folder = await mkdtemp(path.join(os.tmpdir(), 'mailgate-migrate-'));
     try {
       const docsDir = path.join(folder, 'store', 'docs');
-      const oldFile = async (collection: string, id: string, version: number, value: unknown, name = `${encodeFileName(id)}.json`) => {
+      const oldFile = async (
+        collection: string,
+        id: string,
+        version: number,
+        value: unknown,
+        name = `${encodeFileName(id)}.json`,
+      ) => {
         await mkdir(path.join(docsDir, collection), { recursive: true, mode: 0o700 });
-        await writeFile(path.join(docsDir, collection, name), `${JSON.stringify({ id, version, value })}\n`, { mode: 0o600 });
+        await writeFile(path.join(docsDir, collection, name), `${JSON.stringify({ id, version, value })}\n`, {
+          mode: 0o600,
+        });
       };
       const longId = 'L'.repeat(300);
       await oldFile('things', 'a/b', 3, { n: 'slash' });
       await oldFile('things', 'CAPS', 1, { n: 'caps' });
       await oldFile('things', longId, 2, { n: 'long' });
       // A temp file of a write killed before its rename is not a document.
-      await writeFile(path.join(docsDir, 'things', `.${encodeFileName('ghost')}.json.123.4.tmp`), '{"id":"ghost","version":1,"value":{}}\n');
+      await writeFile(
+        path.join(docsDir, 'things', `.${encodeFileName('ghost')}.json.123.4.tmp`),
+        '{"id":"ghost","version":1,"value":{}}\n',
+      );
       // A migration cut off after its journal was written: old files and journal both there, the journal is newer.
       await oldFile('half', 'x', 1, { n: 'old x' });
       await oldFile('half', 'y', 4, { n: 'y' });
@@ -297,7 +320,8 @@ describe('file store crash safety', () => {
           await store.close();
         }
         expect((await readdir(docsDir)).sort()).toEqual(['half.jsonl', 'things.jsonl']);
-        for (const file of ['half.jsonl', 'things.jsonl']) expect((await stat(path.join(docsDir, file))).mode & 0o777).toBe(0o600);
+        for (const file of ['half.jsonl', 'things.jsonl'])
+          expect((await stat(path.join(docsDir, file))).mode & 0o777).toBe(0o600);
       };
       await expectMigrated();
       expect((await readFile(path.join(docsDir, 'half.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(2);
@@ -353,7 +377,8 @@ describe('file store crash safety', () => {
       const racers = Array.from({ length: 6 }, () => startWriter(folder, 'hold'));
       const results = await Promise.all(racers.map((r) => r.exited));
       expect(results.filter((r) => r.code === 0)).toHaveLength(1);
-      for (const [i, r] of results.entries()) if (r.code !== 0) expect(racers[i]!.output().stderr).toContain('is already in use by process');
+      for (const [i, r] of results.entries())
+        if (r.code !== 0) expect(racers[i]!.output().stderr).toContain('is already in use by process');
     } finally {
       await rm(folder, { recursive: true, force: true });
     }

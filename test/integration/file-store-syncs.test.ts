@@ -36,11 +36,22 @@ describe('fsyncs per message on the embedded store', () => {
     smtp = await startTestSmtp({ starttls: false });
     app = await startTestApp({ store: 'file', workers: true, env: { MAILGATE_FSYNC: 'always' } });
     const queue = app.services.mail.queue;
-    const server = await app.services.mail.servers.create({ name: 'relay', fromAddress: 'notify@example.com', host: '127.0.0.1', port: smtp.port, tls: false }, { actor: TEST_ACTOR });
+    const server = await app.services.mail.servers.create(
+      { name: 'relay', fromAddress: 'notify@example.com', host: '127.0.0.1', port: smtp.port, tls: false },
+      { actor: TEST_ACTOR },
+    );
     const send = async (i: number) => {
       // One at a time, so no two messages share a group commit and every sync is counted for one message.
-      const { id } = await queue.enqueue({ ...messageInput.parse({ to: `r${i}@example.net`, subject: 's', text: 't' }), serverId: server.id });
-      await eventually(() => queue.get(id), (m) => m.status === 'sent', 10_000, `message ${i} sent`);
+      const { id } = await queue.enqueue({
+        ...messageInput.parse({ to: `r${i}@example.net`, subject: 's', text: 't' }),
+        serverId: server.id,
+      });
+      await eventually(
+        () => queue.get(id),
+        (m) => m.status === 'sent',
+        10_000,
+        `message ${i} sent`,
+      );
     };
     // The first message creates the files (and syncs their folder once): not a cost per message.
     await send(0);

@@ -27,7 +27,11 @@ describe('first-run setup on the embedded store', () => {
     expect(page.text).toContain('first-admin-code.txt');
     expect(page.text).not.toContain(code);
 
-    const wrong = await browser.postForm('/setup', { code: 'not-the-code', email: 'root@example.com', password: 'a-long-password-1' });
+    const wrong = await browser.postForm('/setup', {
+      code: 'not-the-code',
+      email: 'root@example.com',
+      password: 'a-long-password-1',
+    });
     expect(wrong.res.status).toBe(403);
     expect(await app.services.users.count()).toBe(0);
 
@@ -36,7 +40,11 @@ describe('first-run setup on the embedded store', () => {
     expect(weak.text).toContain('password');
     expect(await app.services.users.count()).toBe(0);
 
-    const noCsrf = await browser.postForm('/setup', { code, email: 'root@example.com', password: 'a-long-password-1' }, { csrf: false });
+    const noCsrf = await browser.postForm(
+      '/setup',
+      { code, email: 'root@example.com', password: 'a-long-password-1' },
+      { csrf: false },
+    );
     expect(noCsrf.res.status).toBe(403);
     expect(await app.services.users.count()).toBe(0);
 

@@ -21,10 +21,19 @@ async function call(app: TestApp, method: string, path: string, key: string, bod
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: text ? (JSON.parse(text) as Answer['body']) : {} };
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    body: text ? (JSON.parse(text) as Answer['body']) : {},
+  };
 }
 
-const message = (extra: Record<string, unknown> = {}) => ({ to: 'a@example.net', subject: 'policy', text: 'hello', ...extra });
+const message = (extra: Record<string, unknown> = {}) => ({
+  to: 'a@example.net',
+  subject: 'policy',
+  text: 'hello',
+  ...extra,
+});
 
 for (const kind of ['file', 'redis'] as const) {
   describe.skipIf(kind === 'redis' && !redisUrlForTests())(`API key policy on the ${kind} store`, () => {
@@ -34,7 +43,11 @@ for (const kind of ['file', 'redis'] as const) {
     let otherServer: string;
 
     async function createKey(policy: Record<string, unknown>): Promise<{ key: string; id: string }> {
-      const r = await call(app, 'POST', '/api/v1/api-keys', adminKey, { name: 'policy key', scopes: ['send'], ...policy });
+      const r = await call(app, 'POST', '/api/v1/api-keys', adminKey, {
+        name: 'policy key',
+        scopes: ['send'],
+        ...policy,
+      });
       expect(r.status, JSON.stringify(r.body)).toBe(201);
       return { key: r.body.key as string, id: r.body.id as string };
     }
@@ -43,7 +56,10 @@ for (const kind of ['file', 'redis'] as const) {
       app = await startTestApp({ store: kind });
       adminKey = await app.apiKey(['admin']);
       const server = (name: string, fromAddress: string, isDefault: boolean) =>
-        app.services.mail.servers.create(createServerInput.parse({ name, fromAddress, host: '127.0.0.1', port: 2525, authMethod: 'none', isDefault }), system);
+        app.services.mail.servers.create(
+          createServerInput.parse({ name, fromAddress, host: '127.0.0.1', port: 2525, authMethod: 'none', isDefault }),
+          system,
+        );
       mainServer = (await server('Main', 'notify@example.com', true)).id;
       otherServer = (await server('Other', 'alerts@other.example', false)).id;
     });
@@ -53,11 +69,22 @@ for (const kind of ['file', 'redis'] as const) {
     });
 
     it('stores the policy given to POST /api/v1/api-keys, shows it in GET and audits it', async () => {
-      const { id } = await createKey({ serverId: mainServer, allowedFrom: ['Notify@Example.com', '*@example.org'], rateLimitPerMinute: 10 });
+      const { id } = await createKey({
+        serverId: mainServer,
+        allowedFrom: ['Notify@Example.com', '*@example.org'],
+        rateLimitPerMinute: 10,
+      });
       const listed = await call(app, 'GET', '/api/v1/api-keys', adminKey);
       const item = (listed.body.items as { id: string; policy?: unknown }[]).find((k) => k.id === id);
-      expect(item?.policy).toEqual({ serverId: mainServer, allowedFrom: ['notify@example.com', '*@example.org'], rateLimitPerMinute: 10 });
-      const audit = await app.store.readLog<{ action: string; target: string; detail?: Record<string, unknown> }>('audit', { limit: 50 });
+      expect(item?.policy).toEqual({
+        serverId: mainServer,
+        allowedFrom: ['notify@example.com', '*@example.org'],
+        rateLimitPerMinute: 10,
+      });
+      const audit = await app.store.readLog<{ action: string; target: string; detail?: Record<string, unknown> }>(
+        'audit',
+        { limit: 50 },
+      );
       const created = audit.find((e) => e.entry.action === 'api_key.create' && e.entry.target === `api_key:${id}`);
       expect(created?.entry.detail).toMatchObject({ serverId: mainServer, rateLimitPerMinute: 10 });
     });
@@ -68,7 +95,9 @@ for (const kind of ['file', 'redis'] as const) {
       expect(rotated.status).toBe(201);
       expect(rotated.body.policy).toEqual({ rateLimitPerMinute: 2, serverId: otherServer });
       const successor = rotated.body.key as string;
-      expect((await call(app, 'POST', '/api/v1/messages', successor, message({ serverId: mainServer }))).status).toBe(403);
+      expect((await call(app, 'POST', '/api/v1/messages', successor, message({ serverId: mainServer }))).status).toBe(
+        403,
+      );
     });
 
     it('refuses a bad policy with 400 naming the field and creates no key', async () => {
@@ -117,14 +146,31 @@ for (const kind of ['file', 'redis'] as const) {
 
     it('the /admin/api-keys form sets a policy and the page shows it', async () => {
       const admin = await app.browserSession('sysadmin');
-      const bad = await admin.postForm('/admin/api-keys', { name: 'form key', scopes: ['send'], rateLimitPerMinute: '-2' });
+      const bad = await admin.postForm('/admin/api-keys', {
+        name: 'form key',
+        scopes: ['send'],
+        rateLimitPerMinute: '-2',
+      });
       expect(bad.res.status).toBe(400);
       expect(bad.text).toContain('rateLimitPerMinute');
-      const { res, text } = await admin.postForm('/admin/api-keys', { name: 'form key', scopes: ['send'], serverId: mainServer, allowedFrom: 'a@example.com, *@example.net', rateLimitPerMinute: '7' });
+      const { res, text } = await admin.postForm('/admin/api-keys', {
+        name: 'form key',
+        scopes: ['send'],
+        serverId: mainServer,
+        allowedFrom: 'a@example.com, *@example.net',
+        rateLimitPerMinute: '7',
+      });
       expect(res.status).toBe(201);
       expect(text).toContain('7/min');
-      const listed = (await call(app, 'GET', '/api/v1/api-keys', adminKey)).body.items as { name: string; policy?: unknown }[];
-      expect(listed.find((k) => k.name === 'form key')?.policy).toEqual({ serverId: mainServer, allowedFrom: ['a@example.com', '*@example.net'], rateLimitPerMinute: 7 });
+      const listed = (await call(app, 'GET', '/api/v1/api-keys', adminKey)).body.items as {
+        name: string;
+        policy?: unknown;
+      }[];
+      expect(listed.find((k) => k.name === 'form key')?.policy).toEqual({
+        serverId: mainServer,
+        allowedFrom: ['a@example.com', '*@example.net'],
+        rateLimitPerMinute: 7,
+      });
     });
   });
 }
@@ -137,7 +183,14 @@ describe.skipIf(!redisUrlForTests())('API key rateLimitPerMinute across instance
     first = await startTestApp({ store: 'redis' });
     second = await startTestApp({ shareWith: first });
     await first.services.mail.servers.create(
-      createServerInput.parse({ name: 'Main', fromAddress: 'notify@example.com', host: '127.0.0.1', port: 2525, authMethod: 'none', isDefault: true }),
+      createServerInput.parse({
+        name: 'Main',
+        fromAddress: 'notify@example.com',
+        host: '127.0.0.1',
+        port: 2525,
+        authMethod: 'none',
+        isDefault: true,
+      }),
       system,
     );
   });
@@ -149,10 +202,15 @@ describe.skipIf(!redisUrlForTests())('API key rateLimitPerMinute across instance
 
   it('counts the messages of one key on every instance together', async () => {
     const adminKey = await first.apiKey(['admin']);
-    const created = await call(first, 'POST', '/api/v1/api-keys', adminKey, { name: 'shared', scopes: ['send'], rateLimitPerMinute: 4 });
+    const created = await call(first, 'POST', '/api/v1/api-keys', adminKey, {
+      name: 'shared',
+      scopes: ['send'],
+      rateLimitPerMinute: 4,
+    });
     const key = created.body.key as string;
     const statuses: number[] = [];
-    for (let i = 0; i < 8; i++) statuses.push((await call(i % 2 === 0 ? first : second, 'POST', '/api/v1/messages', key, message())).status);
+    for (let i = 0; i < 8; i++)
+      statuses.push((await call(i % 2 === 0 ? first : second, 'POST', '/api/v1/messages', key, message())).status);
     expect(statuses.filter((s) => s === 202)).toHaveLength(4);
     expect(statuses.slice(4)).toEqual([429, 429, 429, 429]);
   });

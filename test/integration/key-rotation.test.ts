@@ -47,7 +47,14 @@ async function seed(store: Store): Promise<Seeded> {
   const puts: Promise<unknown>[] = [];
   for (let i = 0; i < 200; i++) {
     const s = `srv-${i}`;
-    puts.push(store.put('smtp_servers', s, { name: `server ${i}`, host: 'smtp.example.com', password: seal(`pw-${i}`, { collection: 'smtp_servers', id: s, field: 'password' }), counter: 0 }));
+    puts.push(
+      store.put('smtp_servers', s, {
+        name: `server ${i}`,
+        host: 'smtp.example.com',
+        password: seal(`pw-${i}`, { collection: 'smtp_servers', id: s, field: 'password' }),
+        counter: 0,
+      }),
+    );
     const g = `grant-${i}`;
     puts.push(
       store.put('grants', g, {
@@ -65,8 +72,14 @@ async function seed(store: Store): Promise<Seeded> {
         provider: 'google',
         clientSecret: seal(`cs-${i}`, { collection: 'oauth_integrations', id: n, field: 'clientSecret' }),
         secrets: [
-          { value: seal(`s0-${i}`, { collection: 'oauth_integrations', id: n, field: 'secrets.0.value' }), note: 'current' },
-          { value: seal(`s1-${i}`, { collection: 'oauth_integrations', id: n, field: 'secrets.1.value' }), note: 'previous' },
+          {
+            value: seal(`s0-${i}`, { collection: 'oauth_integrations', id: n, field: 'secrets.0.value' }),
+            note: 'current',
+          },
+          {
+            value: seal(`s1-${i}`, { collection: 'oauth_integrations', id: n, field: 'secrets.1.value' }),
+            note: 'previous',
+          },
         ],
       }),
     );
@@ -105,10 +118,17 @@ function startConcurrentWriter(store: Store, expected: Map<string, string>) {
     for (let round = 0; !stop; round++) {
       const id = `grant-${round % 200}`;
       for (;;) {
-        const doc = await store.get<{ tokens: { refreshToken: string; accessToken: string }; counter: number }>('grants', id);
+        const doc = await store.get<{ tokens: { refreshToken: string; accessToken: string }; counter: number }>(
+          'grants',
+          id,
+        );
         const ctx = { collection: 'grants', id, field: 'tokens.accessToken' };
         const plain = `at-${id}-r${round}`;
-        const value = { ...doc!.value, counter: doc!.value.counter + 1, tokens: { ...doc!.value.tokens, accessToken: during.seal(plain, ctx) } };
+        const value = {
+          ...doc!.value,
+          counter: doc!.value.counter + 1,
+          tokens: { ...doc!.value.tokens, accessToken: during.seal(plain, ctx) },
+        };
         try {
           await store.put('grants', id, value, { ifVersion: doc!.version });
           expected.set(key(ctx), plain);
@@ -154,7 +174,9 @@ function rotationSuite(name: string, open: () => Promise<{ store: Store; cleanup
       // The service refuses to start without the old key, naming it and how many values need it.
       const refusal = await assertAllKeysPresent(store, after).catch((e: unknown) => e);
       expect(refusal).toBeInstanceOf(MissingEncryptionKeyError);
-      expect((refusal as Error).message).toMatch(/key "old" protects 1200 stored values \(for example [a-z_]+\/[^#]+#[a-zA-Z.0-9]+\)/);
+      expect((refusal as Error).message).toMatch(
+        /key "old" protects 1200 stored values \(for example [a-z_]+\/[^#]+#[a-zA-Z.0-9]+\)/,
+      );
       expect((refusal as Error).message).not.toMatch(/pw-|rt-|at-|cs-/);
       await expect(assertAllKeysPresent(store, during)).resolves.toMatchObject({ sealedValues: 1200 });
 
@@ -189,7 +211,9 @@ function rotationSuite(name: string, open: () => Promise<{ store: Store; cleanup
 
       // A ciphertext moved to another record does not open: the AAD was the record's own identity.
       const a = await store.get<{ password: string }>('smtp_servers', 'srv-1');
-      expect(() => after.open(a!.value.password, { collection: 'smtp_servers', id: 'srv-2', field: 'password' })).toThrow(/another record|altered/);
+      expect(() =>
+        after.open(a!.value.password, { collection: 'smtp_servers', id: 'srv-2', field: 'password' }),
+      ).toThrow(/another record|altered/);
 
       // Run 3 is a no-op: nothing re-sealed, no document rewritten.
       const versions = new Map((await store.list('grants')).map((d) => [d.id, d.version]));
@@ -204,19 +228,36 @@ function rotationSuite(name: string, open: () => Promise<{ store: Store; cleanup
       );
     }, 60_000);
 
-    it('re-reads a document a service changed between the read and the write, keeping the service\'s change', async () => {
+    it("re-reads a document a service changed between the read and the write, keeping the service's change", async () => {
       const opened = await open();
       cleanup = opened.cleanup;
       const inner = opened.store;
       const ctx = (field: string) => ({ collection: 'grants', id: 'g1', field });
-      await inner.put('grants', 'g1', { counter: 0, tokens: { refreshToken: before.seal('rt', ctx('tokens.refreshToken')), accessToken: before.seal('at', ctx('tokens.accessToken')) } });
+      await inner.put('grants', 'g1', {
+        counter: 0,
+        tokens: {
+          refreshToken: before.seal('rt', ctx('tokens.refreshToken')),
+          accessToken: before.seal('at', ctx('tokens.accessToken')),
+        },
+      });
       // The service's write lands just before rotation's first write of g1 (a real write to the real store).
       let interfered = false;
       const racingPut: Store['put'] = async (collection, id, value, options) => {
         if (!interfered && collection === 'grants' && id === 'g1') {
           interfered = true;
           const doc = await inner.get<{ tokens: { refreshToken: string } }>('grants', 'g1');
-          await inner.put('grants', 'g1', { counter: 1, tokens: { refreshToken: doc!.value.tokens.refreshToken, accessToken: during.seal('at-2', ctx('tokens.accessToken')) } }, { ifVersion: doc!.version });
+          await inner.put(
+            'grants',
+            'g1',
+            {
+              counter: 1,
+              tokens: {
+                refreshToken: doc!.value.tokens.refreshToken,
+                accessToken: during.seal('at-2', ctx('tokens.accessToken')),
+              },
+            },
+            { ifVersion: doc!.version },
+          );
         }
         return inner.put(collection, id, value, options);
       };
@@ -231,7 +272,10 @@ function rotationSuite(name: string, open: () => Promise<{ store: Store; cleanup
       expect(interfered).toBe(true);
       expect(result.conflictsRetried).toBe(1);
       expect(result.perKeyAfter).toEqual({ new: 2, old: 0 });
-      const doc = await inner.get<{ counter: number; tokens: { refreshToken: string; accessToken: string } }>('grants', 'g1');
+      const doc = await inner.get<{ counter: number; tokens: { refreshToken: string; accessToken: string } }>(
+        'grants',
+        'g1',
+      );
       expect(doc!.value.counter).toBe(1);
       expect(doc!.version).toBe(3);
       expect(after.open(doc!.value.tokens.accessToken, ctx('tokens.accessToken'))).toBe('at-2');
@@ -274,9 +318,13 @@ describe('key rotation on the file store, on disk', () => {
     try {
       const { expected } = await seed(store);
       const docsDir = path.join(dir, 'store', 'docs');
-      const journals = async () => Promise.all((await readdir(docsDir)).map((f) => readFile(path.join(docsDir, f), 'utf8')));
+      const journals = async () =>
+        Promise.all((await readdir(docsDir)).map((f) => readFile(path.join(docsDir, f), 'utf8')));
       expect((await journals()).join('').includes('mg1.old.')).toBe(true);
-      const result = await rotateEncryptionKeys({ store, keyring: during, audit: new AuditLog(store) }, { type: 'system', id: 'test' });
+      const result = await rotateEncryptionKeys(
+        { store, keyring: during, audit: new AuditLog(store) },
+        { type: 'system', id: 'test' },
+      );
       expect(result.perKeyAfter).toMatchObject({ new: 1200 });
       expect(result.perKeyAfter.old ?? 0).toBe(0);
       // Still running: the journals were rewritten by the rotation itself, not by a clean stop.

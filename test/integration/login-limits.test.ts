@@ -12,7 +12,12 @@ import { redisUrlForTests } from '../fakes/redis.js';
 
 async function checkedPasswords(app: TestApp, email: string): Promise<number> {
   const rows = await app.store.readLog<AuditEntry>(AUDIT_LOG, { limit: 1000 });
-  return rows.filter((r) => r.entry.action === 'auth.login' && r.entry.target === `user:${email}` && r.entry.detail?.reason === 'invalid_credentials').length;
+  return rows.filter(
+    (r) =>
+      r.entry.action === 'auth.login' &&
+      r.entry.target === `user:${email}` &&
+      r.entry.detail?.reason === 'invalid_credentials',
+  ).length;
 }
 
 for (const kind of ['file', 'redis'] as const) {
@@ -44,7 +49,9 @@ for (const kind of ['file', 'redis'] as const) {
     it('20 parallel wrong passwords from one address: only 5 free failures and one spaced attempt are checked', async () => {
       const { email } = await app.createUser('admin');
       const ip = address();
-      const statuses = await Promise.all(Array.from({ length: 20 }, (_, i) => login(email, `wrong-password-${i}`, ip).then((r) => r.status)));
+      const statuses = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => login(email, `wrong-password-${i}`, ip).then((r) => r.status)),
+      );
       expect(statuses.filter((s) => s === 401)).toHaveLength(6);
       expect(statuses.filter((s) => s === 429)).toHaveLength(14);
       expect(await checkedPasswords(app, email)).toBe(6);
@@ -68,7 +75,9 @@ for (const kind of ['file', 'redis'] as const) {
       const second = await login(email, password, attacker);
       expect(second.status).toBe(429);
       // A 4 s turn, minus the time the 7th check took.
-      expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(4 - Math.floor((Date.now() - started) / 1000));
+      expect(Number(second.headers.get('retry-after'))).toBeGreaterThanOrEqual(
+        4 - Math.floor((Date.now() - started) / 1000),
+      );
       expect(Number(second.headers.get('retry-after'))).toBeLessThanOrEqual(4);
       // The owner, from another address, is not locked out by that attacker.
       expect((await login(email, password, address())).status).toBe(303);
@@ -77,7 +86,13 @@ for (const kind of ['file', 'redis'] as const) {
     it('one address gets 20 checked attempts across accounts, even in parallel; other addresses are unaffected', async () => {
       const { email, password } = await app.createUser('admin');
       const ip = address();
-      const statuses = await Promise.all(Array.from({ length: 25 }, (_, i) => login(`nobody-${i}-${randomBytes(3).toString('hex')}@example.test`, 'wrong-password-x', ip).then((r) => r.status)));
+      const statuses = await Promise.all(
+        Array.from({ length: 25 }, (_, i) =>
+          login(`nobody-${i}-${randomBytes(3).toString('hex')}@example.test`, 'wrong-password-x', ip).then(
+            (r) => r.status,
+          ),
+        ),
+      );
       expect(statuses.filter((s) => s === 401)).toHaveLength(20);
       expect(statuses.filter((s) => s === 429)).toHaveLength(5);
       expect((await login(email, password, ip)).status).toBe(429);
@@ -114,13 +129,23 @@ describe('password hashing under a burst of logins (file store)', () => {
       Array.from({ length: 24 }, (_, i) =>
         fetch(`${app.url}/login`, {
           method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': `10.77.0.${i + 1}`, cookie: s.cookieHeader() },
-          body: new URLSearchParams({ _csrf: s.csrf!, email: `nobody-${i}@example.test`, password: 'wrong-password-x' }),
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            'x-forwarded-for': `10.77.0.${i + 1}`,
+            cookie: s.cookieHeader(),
+          },
+          body: new URLSearchParams({
+            _csrf: s.csrf!,
+            email: `nobody-${i}@example.test`,
+            password: 'wrong-password-x',
+          }),
         }).then((r) => r.status),
       ),
     );
     // Wait until the checks are under way, then time a request that writes to the store.
-    await expect.poll(() => app.services.users.hashingLoad.running, { interval: 5, timeout: 10_000 }).toBeGreaterThan(0);
+    await expect
+      .poll(() => app.services.users.hashingLoad.running, { interval: 5, timeout: 10_000 })
+      .toBeGreaterThan(0);
     expect(app.services.users.hashingLoad.running).toBeLessThanOrEqual(2);
     const apiStart = performance.now();
     const res = await fetch(`${app.url}/api/v1/api-keys`, {

@@ -35,8 +35,27 @@ describe('servers file', () => {
       file,
       JSON.stringify({
         servers: [
-          { id: 'relay', name: 'Env relay', fromAddress: 'file@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'basic', username: 'filer', passwordEnv: 'TEST_RELAY_PASSWORD', isDefault: true },
-          { id: 'relay2', name: 'File relay', fromAddress: 'file@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'basic', username: 'filer', passwordFile: secretFile },
+          {
+            id: 'relay',
+            name: 'Env relay',
+            fromAddress: 'file@example.com',
+            host: '127.0.0.1',
+            port: smtp.port,
+            authMethod: 'basic',
+            username: 'filer',
+            passwordEnv: 'TEST_RELAY_PASSWORD',
+            isDefault: true,
+          },
+          {
+            id: 'relay2',
+            name: 'File relay',
+            fromAddress: 'file@example.com',
+            host: '127.0.0.1',
+            port: smtp.port,
+            authMethod: 'basic',
+            username: 'filer',
+            passwordFile: secretFile,
+          },
         ],
       }),
     );
@@ -49,12 +68,18 @@ describe('servers file', () => {
         ['relay2', 'file', true, true],
       ]);
       expect(JSON.stringify(list)).not.toContain(SECRET);
-      await expect(h.mail.servers.update('relay', { name: 'x' }, { actor: TEST_ACTOR })).rejects.toMatchObject({ code: 'read_only' });
+      await expect(h.mail.servers.update('relay', { name: 'x' }, { actor: TEST_ACTOR })).rejects.toMatchObject({
+        code: 'read_only',
+      });
       await expect(h.mail.servers.remove('relay', { actor: TEST_ACTOR })).rejects.toMatchObject({ code: 'read_only' });
       expect(await h.mail.servers.defaultServerId()).toBe('relay');
       expect((await h.mail.test('relay2')).ok).toBe(true);
       const { id } = await h.mail.queue.enqueue(messageInput.parse({ to: 'x@example.net', subject: 's', text: 't' }));
-      await eventually(() => h.mail.queue.get(id), (m) => m.status === 'sent', 5000);
+      await eventually(
+        () => h.mail.queue.get(id),
+        (m) => m.status === 'sent',
+        5000,
+      );
       expect(smtp.messages.at(-1)).toMatchObject({ authUser: 'filer', from: 'file@example.com' });
       expect(await h.store.list('smtp_servers')).toEqual([]);
     } finally {
@@ -65,16 +90,50 @@ describe('servers file', () => {
 
   it('reports every problem of a bad file at once', async () => {
     const file = path.join(dir, 'bad.json');
-    await writeFile(file, JSON.stringify([{ id: 'a', name: 'A', fromAddress: 'a@example.com', host: 'smtp.example.com', authMethod: 'basic', username: 'u', passwordEnv: 'NOT_SET_ANYWHERE_X' }]));
-    await expect(startMailHarness({ env: { MAILGATE_SMTP_SERVERS_FILE: file } })).rejects.toThrow(/NOT_SET_ANYWHERE_X is not set[\s\S]*authentication needs TLS/);
+    await writeFile(
+      file,
+      JSON.stringify([
+        {
+          id: 'a',
+          name: 'A',
+          fromAddress: 'a@example.com',
+          host: 'smtp.example.com',
+          authMethod: 'basic',
+          username: 'u',
+          passwordEnv: 'NOT_SET_ANYWHERE_X',
+        },
+      ]),
+    );
+    await expect(startMailHarness({ env: { MAILGATE_SMTP_SERVERS_FILE: file } })).rejects.toThrow(
+      /NOT_SET_ANYWHERE_X is not set[\s\S]*authentication needs TLS/,
+    );
   });
 });
 
 describe('environment overrides', () => {
   it('MAILGATE_SMTP_HOST/PORT win over the form and MAILGATE_SMTP_LOCALHOST names EHLO', async () => {
-    const h = await startMailHarness({ env: { MAILGATE_SMTP_HOST: '127.0.0.1', MAILGATE_SMTP_PORT: String(smtp.port), MAILGATE_SMTP_LOCALHOST: 'mailgate.example.org' }, queue: { pollMs: 20 } });
+    const h = await startMailHarness({
+      env: {
+        MAILGATE_SMTP_HOST: '127.0.0.1',
+        MAILGATE_SMTP_PORT: String(smtp.port),
+        MAILGATE_SMTP_LOCALHOST: 'mailgate.example.org',
+      },
+      queue: { pollMs: 20 },
+    });
     try {
-      const view = await h.mail.servers.create({ name: 'Form', fromAddress: 'form@example.com', host: 'smtp.unreachable.example', port: 2525, authMethod: 'basic', username: 'filer', password: SECRET, tls: true }, { actor: TEST_ACTOR });
+      const view = await h.mail.servers.create(
+        {
+          name: 'Form',
+          fromAddress: 'form@example.com',
+          host: 'smtp.unreachable.example',
+          port: 2525,
+          authMethod: 'basic',
+          username: 'filer',
+          password: SECRET,
+          tls: true,
+        },
+        { actor: TEST_ACTOR },
+      );
       expect(view.overrides).toEqual(['MAILGATE_SMTP_HOST', 'MAILGATE_SMTP_PORT', 'MAILGATE_SMTP_LOCALHOST']);
       expect(view.effective).toMatchObject({ host: '127.0.0.1', port: smtp.port, ehloName: 'mailgate.example.org' });
       expect(view.host).toBe('smtp.unreachable.example');
@@ -92,9 +151,18 @@ describe('MAILGATE_SEND_DISABLED', () => {
   it('holds every message even with the switch on', async () => {
     const h = await startMailHarness({ env: { MAILGATE_SEND_DISABLED: 'true' }, queue: { pollMs: 20 } });
     try {
-      const serverId = await h.addServer({ host: '127.0.0.1', port: smtp.port, authMethod: 'basic', username: 'filer', password: SECRET });
+      const serverId = await h.addServer({
+        host: '127.0.0.1',
+        port: smtp.port,
+        authMethod: 'basic',
+        username: 'filer',
+        password: SECRET,
+      });
       const before = smtp.messages.length;
-      const r = await h.mail.queue.enqueue({ ...messageInput.parse({ to: 'x@example.net', subject: 's', text: 't' }), serverId });
+      const r = await h.mail.queue.enqueue({
+        ...messageInput.parse({ to: 'x@example.net', subject: 's', text: 't' }),
+        serverId,
+      });
       expect(r.status).toBe('held');
       await h.mail.servers.setOutgoingEnabled(true, { actor: TEST_ACTOR });
       await new Promise((res) => setTimeout(res, 200));
@@ -114,11 +182,34 @@ describe('MAILGATE_MAIL_DEBUG', () => {
     stream.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
     const transport = createMailTransport({ log: createLogger({ level: 'debug', destination: stream }), debug: true });
     const server: ResolvedServer = {
-      id: 'dbg', version: 1, source: 'ui', name: 'Debug', fromAddress: 'd@example.com', emailPrefix: null, protocol: 'smtp', host: '127.0.0.1', port: smtp.port,
-      timeoutMs: 5000, tls: false, authMethod: 'basic', oauthIntegrationId: null, username: 'filer', password: SECRET, passwordVersion: 1, ehloName: null,
+      id: 'dbg',
+      version: 1,
+      source: 'ui',
+      name: 'Debug',
+      fromAddress: 'd@example.com',
+      emailPrefix: null,
+      protocol: 'smtp',
+      host: '127.0.0.1',
+      port: smtp.port,
+      timeoutMs: 5000,
+      tls: false,
+      authMethod: 'basic',
+      oauthIntegrationId: null,
+      username: 'filer',
+      password: SECRET,
+      passwordVersion: 1,
+      ehloName: null,
     };
     try {
-      await transport.send(server, { envelope: { from: 'd@example.com', to: ['x@example.net'] }, from: { name: 'D', address: 'd@example.com' }, to: ['x@example.net'], cc: [], subject: 's', text: 't', html: '<p>t</p>' });
+      await transport.send(server, {
+        envelope: { from: 'd@example.com', to: ['x@example.net'] },
+        from: { name: 'D', address: 'd@example.com' },
+        to: ['x@example.net'],
+        cc: [],
+        subject: 's',
+        text: 't',
+        html: '<p>t</p>',
+      });
     } finally {
       await transport.close();
     }

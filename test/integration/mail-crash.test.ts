@@ -18,8 +18,15 @@ afterAll(() => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
 });
 
-function startChild(env: Record<string, string>): { proc: ChildProcess; ready: Promise<void>; exited: Promise<number | null> } {
-  const proc = spawn(process.execPath, ['--import', 'tsx', child], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+function startChild(env: Record<string, string>): {
+  proc: ChildProcess;
+  ready: Promise<void>;
+  exited: Promise<number | null>;
+} {
+  const proc = spawn(process.execPath, ['--import', 'tsx', child], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   children.push(proc);
   const ready = new Promise<void>((resolve, reject) => {
     let buf = '';
@@ -38,7 +45,13 @@ describe('kill -9 mid-send', () => {
     const N = 60;
     const sink = await startTestSmtp({ starttls: false, dataDelayMs: 40 });
     const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-crash-'));
-    const env = { DATA_DIR: dir, ENCRYPTION_KEY: randomBytes(32).toString('base64'), SMTP_PORT: String(sink.port), LEASE_MS: '1500', MAILGATE_LOG_LEVEL: 'silent' };
+    const env = {
+      DATA_DIR: dir,
+      ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+      SMTP_PORT: String(sink.port),
+      LEASE_MS: '1500',
+      MAILGATE_LOG_LEVEL: 'silent',
+    };
     try {
       const first = startChild({ ...env, ENQUEUE: String(N) });
       await first.ready;

@@ -5,7 +5,13 @@ import type { ResolvedServer } from '../../src/mail/servers.js';
 import { createMailTransport, type MailTransport } from '../../src/mail/transport.js';
 import { testConnection } from '../../src/mail/verify.js';
 import { composeMessage, messageInput } from '../../src/mail/compose.js';
-import { closedPort, startSilentServer, startTestSmtp, type TestSmtp, type TestSmtpOptions } from '../fakes/smtp-server.js';
+import {
+  closedPort,
+  startSilentServer,
+  startTestSmtp,
+  type TestSmtp,
+  type TestSmtpOptions,
+} from '../fakes/smtp-server.js';
 
 // Every diagnosis is produced for real: a real smtp-server scripted to fail, a silent port, a closed port,
 // a self-signed certificate without its CA.
@@ -61,7 +67,10 @@ describe('Test connection', () => {
   it('succeeds over STARTTLS with PLAIN and masks the credentials in the transcript', async () => {
     const s = await smtp({ auth: { user: 'alice', pass: PASSWORD }, greetingDelayMs: 120 });
     const started = performance.now();
-    const r = await testConnection(transport(s.ca), server({ port: s.port, authMethod: 'basic', username: 'alice', password: PASSWORD }));
+    const r = await testConnection(
+      transport(s.ca),
+      server({ port: s.port, authMethod: 'basic', username: 'alice', password: PASSWORD }),
+    );
     const elapsed = performance.now() - started;
     expect(r.ok, r.transcript.join('\n')).toBe(true);
     expect(r.transcript.some((l) => l.startsWith('C: STARTTLS'))).toBe(true);
@@ -79,7 +88,10 @@ describe('Test connection', () => {
 
   it('succeeds with LOGIN and masks the password step', async () => {
     const s = await smtp({ auth: { user: 'bob', pass: PASSWORD }, authMethods: ['LOGIN'] });
-    const r = await testConnection(transport(s.ca), server({ port: s.port, authMethod: 'basic', username: 'bob', password: PASSWORD }));
+    const r = await testConnection(
+      transport(s.ca),
+      server({ port: s.port, authMethod: 'basic', username: 'bob', password: PASSWORD }),
+    );
     expect(r.ok, r.transcript.join('\n')).toBe(true);
     expect(s.authAttempts[0]?.method).toBe('LOGIN');
     const all = r.transcript.join('\n');
@@ -90,7 +102,17 @@ describe('Test connection', () => {
 
   it('succeeds with implicit TLS (smtps)', async () => {
     const s = await smtp({ secure: true, auth: { user: 'alice', pass: PASSWORD } });
-    const r = await testConnection(transport(s.ca), server({ port: s.port, protocol: 'smtps', tls: false, authMethod: 'basic', username: 'alice', password: PASSWORD }));
+    const r = await testConnection(
+      transport(s.ca),
+      server({
+        port: s.port,
+        protocol: 'smtps',
+        tls: false,
+        authMethod: 'basic',
+        username: 'alice',
+        password: PASSWORD,
+      }),
+    );
     expect(r.ok, r.transcript.join('\n')).toBe(true);
   });
 
@@ -118,7 +140,10 @@ describe('Test connection', () => {
 
   it('STARTTLS not offered while tls is on: fails hard, never continues in plaintext', async () => {
     const s = await smtp({ starttls: false, auth: { user: 'alice', pass: PASSWORD }, allowInsecureAuth: true });
-    const r = await testConnection(transport(s.ca), server({ port: s.port, tls: true, authMethod: 'basic', username: 'alice', password: PASSWORD }));
+    const r = await testConnection(
+      transport(s.ca),
+      server({ port: s.port, tls: true, authMethod: 'basic', username: 'alice', password: PASSWORD }),
+    );
     expect(r).toMatchObject({ ok: false, code: 'starttls_unavailable' });
     expect(s.authAttempts).toEqual([]);
     expect(r.transcript.join('\n')).not.toMatch(/C: AUTH/);
@@ -126,23 +151,57 @@ describe('Test connection', () => {
 
   it('smtps against a plain SMTP port: protocol mismatch', async () => {
     const s = await smtp();
-    const r = await testConnection(transport(s.ca), server({ port: s.port, protocol: 'smtps', tls: false, timeoutMs: 2000 }));
+    const r = await testConnection(
+      transport(s.ca),
+      server({ port: s.port, protocol: 'smtps', tls: false, timeoutMs: 2000 }),
+    );
     expect(r.ok).toBe(false);
     expect(['tls_protocol_mismatch', 'greeting_timeout', 'tls_failed']).toContain(r.code);
   });
 
   const replies: Array<[string, { code: number; message: string }, string, RegExp]> = [
-    ['535 bad credentials', { code: 535, message: '5.7.8 Authentication credentials invalid' }, 'auth_failed', /user name or password/],
-    ['Microsoft 5.7.139', { code: 535, message: '5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant' }, 'smtp_auth_disabled', /Authenticated SMTP/],
-    ['Microsoft 5.7.30', { code: 535, message: '5.7.30 Basic authentication is not supported for Client Submission' }, 'basic_auth_retired', /OAuth 2\.0/],
-    ['Gmail 534 5.7.9', { code: 534, message: '5.7.9 Application-specific password required' }, 'app_password_required', /app password/],
-    ['530 must STARTTLS', { code: 530, message: '5.7.0 Must issue a STARTTLS command first' }, 'must_starttls', /STARTTLS/],
+    [
+      '535 bad credentials',
+      { code: 535, message: '5.7.8 Authentication credentials invalid' },
+      'auth_failed',
+      /user name or password/,
+    ],
+    [
+      'Microsoft 5.7.139',
+      {
+        code: 535,
+        message: '5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant',
+      },
+      'smtp_auth_disabled',
+      /Authenticated SMTP/,
+    ],
+    [
+      'Microsoft 5.7.30',
+      { code: 535, message: '5.7.30 Basic authentication is not supported for Client Submission' },
+      'basic_auth_retired',
+      /OAuth 2\.0/,
+    ],
+    [
+      'Gmail 534 5.7.9',
+      { code: 534, message: '5.7.9 Application-specific password required' },
+      'app_password_required',
+      /app password/,
+    ],
+    [
+      '530 must STARTTLS',
+      { code: 530, message: '5.7.0 Must issue a STARTTLS command first' },
+      'must_starttls',
+      /STARTTLS/,
+    ],
     ['421 busy', { code: 421, message: '4.7.0 Try again later, closing connection' }, 'server_busy', /retries/],
   ];
   for (const [label, reply, code, hint] of replies) {
     it(`AUTH answered ${label} → ${code}`, async () => {
       const s = await smtp({ auth: { user: 'alice', pass: PASSWORD }, onAuth: () => reply });
-      const r = await testConnection(transport(s.ca), server({ port: s.port, authMethod: 'basic', username: 'alice', password: PASSWORD }));
+      const r = await testConnection(
+        transport(s.ca),
+        server({ port: s.port, authMethod: 'basic', username: 'alice', password: PASSWORD }),
+      );
       expect(r).toMatchObject({ ok: false, code, responseCode: reply.code });
       expect(r.hint).toMatch(hint);
       expect(r.transcript.join('\n')).not.toContain(PASSWORD);
@@ -163,7 +222,11 @@ describe('Test connection', () => {
 });
 
 describe('sending errors are diagnosed', () => {
-  const message = composeMessage(messageInput.parse({ to: 'rcpt@example.net', subject: 'hi', text: 'hello' }), { name: 'T', fromAddress: 'notify@example.com' }, '{name}');
+  const message = composeMessage(
+    messageInput.parse({ to: 'rcpt@example.net', subject: 'hi', text: 'hello' }),
+    { name: 'T', fromAddress: 'notify@example.com' },
+    '{name}',
+  );
 
   async function sendError(options: TestSmtpOptions): Promise<unknown> {
     const s = await smtp(options);
@@ -182,12 +245,16 @@ describe('sending errors are diagnosed', () => {
   });
 
   it('554 relay access denied → relay_denied', async () => {
-    const d = diagnose(await sendError({ onRcptTo: () => ({ code: 554, message: '5.7.1 <rcpt@example.net>: Relay access denied' }) }));
+    const d = diagnose(
+      await sendError({ onRcptTo: () => ({ code: 554, message: '5.7.1 <rcpt@example.net>: Relay access denied' }) }),
+    );
     expect(d.code).toBe('relay_denied');
   });
 
   it('451 → temporary', async () => {
-    const d = diagnose(await sendError({ onMailFrom: () => ({ code: 451, message: '4.3.0 Local error in processing' }) }));
+    const d = diagnose(
+      await sendError({ onMailFrom: () => ({ code: 451, message: '4.3.0 Local error in processing' }) }),
+    );
     expect(d).toMatchObject({ code: 'temporary_rejection', class: 'temporary', responseCode: 451 });
   });
 

@@ -13,8 +13,23 @@ import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
 let sink: TestSmtp;
 let transport: MailTransport;
 const server: ResolvedServer = {
-  id: 'srv_prop', version: 1, source: 'ui', name: 'Prop', fromAddress: 'notify@example.com', emailPrefix: '[p]', protocol: 'smtp', host: '127.0.0.1', port: 0,
-  timeoutMs: 5000, tls: false, authMethod: 'none', oauthIntegrationId: null, username: null, password: null, passwordVersion: 1, ehloName: null,
+  id: 'srv_prop',
+  version: 1,
+  source: 'ui',
+  name: 'Prop',
+  fromAddress: 'notify@example.com',
+  emailPrefix: '[p]',
+  protocol: 'smtp',
+  host: '127.0.0.1',
+  port: 0,
+  timeoutMs: 5000,
+  tls: false,
+  authMethod: 'none',
+  oauthIntegrationId: null,
+  username: null,
+  password: null,
+  passwordVersion: 1,
+  ehloName: null,
 };
 
 beforeAll(async () => {
@@ -27,19 +42,67 @@ afterAll(async () => {
   await sink.close();
 });
 
-const nasty = fc.constantFrom('\r\n', '\n', '\r', '\0', 'Bcc: evil@example.org', '\r\nX-Injected: 1', ' ', ':', '<', '>', ',', '"', 'é', '日本');
+const nasty = fc.constantFrom(
+  '\r\n',
+  '\n',
+  '\r',
+  '\0',
+  'Bcc: evil@example.org',
+  '\r\nX-Injected: 1',
+  ' ',
+  ':',
+  '<',
+  '>',
+  ',',
+  '"',
+  'é',
+  '日本',
+);
 const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?$/);
-const local = fc.oneof({ weight: 9, arbitrary: fc.stringMatching(/^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,12}(\.[A-Za-z0-9_+-]{1,6})?$/) }, { weight: 1, arbitrary: fc.string({ maxLength: 8 }) });
-const validAddress = fc.tuple(local, label, fc.constantFrom('com', 'net', 'org', 'io')).map(([l, d, t]) => `${l}@${d}.${t}`);
-const address = fc.oneof({ weight: 15, arbitrary: validAddress }, { weight: 1, arbitrary: fc.tuple(validAddress, nasty).map(([a, n]) => a + n) });
-const text = fc.oneof({ weight: 8, arbitrary: fc.string({ maxLength: 40 }) }, { weight: 1, arbitrary: fc.tuple(fc.string({ maxLength: 10 }), nasty, fc.string({ maxLength: 10 })).map((p) => p.join('')) });
+const local = fc.oneof(
+  { weight: 9, arbitrary: fc.stringMatching(/^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,12}(\.[A-Za-z0-9_+-]{1,6})?$/) },
+  { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
+);
+const validAddress = fc
+  .tuple(local, label, fc.constantFrom('com', 'net', 'org', 'io'))
+  .map(([l, d, t]) => `${l}@${d}.${t}`);
+const address = fc.oneof(
+  { weight: 15, arbitrary: validAddress },
+  { weight: 1, arbitrary: fc.tuple(validAddress, nasty).map(([a, n]) => a + n) },
+);
+const text = fc.oneof(
+  { weight: 8, arbitrary: fc.string({ maxLength: 40 }) },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(fc.string({ maxLength: 10 }), nasty, fc.string({ maxLength: 10 })).map((p) => p.join('')),
+  },
+);
 const list = fc.oneof(address, fc.array(address, { minLength: 0, maxLength: 4 }));
 const input = fc.record(
-  { to: list, cc: list, bcc: list, subject: text, fromName: text, replyTo: address, text: fc.string({ minLength: 1, maxLength: 60 }), html: fc.constantFrom('<p>hi</p>', '<b>x</b>\r\nBcc: a@b.com') },
+  {
+    to: list,
+    cc: list,
+    bcc: list,
+    subject: text,
+    fromName: text,
+    replyTo: address,
+    text: fc.string({ minLength: 1, maxLength: 60 }),
+    html: fc.constantFrom('<p>hi</p>', '<b>x</b>\r\nBcc: a@b.com'),
+  },
   { requiredKeys: ['to', 'subject'] },
 );
 
-const EXPECTED_HEADERS = new Set(['from', 'to', 'cc', 'reply-to', 'subject', 'message-id', 'date', 'mime-version', 'content-type']);
+const EXPECTED_HEADERS = new Set([
+  'from',
+  'to',
+  'cc',
+  'reply-to',
+  'subject',
+  'message-id',
+  'date',
+  'mime-version',
+  'content-type',
+]);
 
 describe('property: the wire matches the validated input', () => {
   it('RCPT TO = validated recipients; no header beyond those mailgate builds', async () => {
@@ -54,7 +117,9 @@ describe('property: the wire matches the validated input', () => {
         await transport.send(server, composed);
         const got = sink.messages[before]!;
         // Worked out here, not with the code under test: every To, Cc and Bcc address, each once whatever its case.
-        const wanted = [...parsed.data.to, ...(parsed.data.cc ?? []), ...(parsed.data.bcc ?? [])].map((a) => a.toLowerCase());
+        const wanted = [...parsed.data.to, ...(parsed.data.cc ?? []), ...(parsed.data.bcc ?? [])].map((a) =>
+          a.toLowerCase(),
+        );
         const rcpt = got.to.map((a) => a.toLowerCase());
         expect(new Set(rcpt).size, 'an address given twice gets one copy').toBe(rcpt.length);
         expect([...rcpt].sort()).toEqual([...new Set(wanted)].sort());

@@ -4,11 +4,26 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { clockReading, type Clock } from '../../src/clock.js';
 import { messageInput } from '../../src/mail/compose.js';
-import { FAILED_INDEX, HELD_INDEX, MAIL_QUEUE, MESSAGES, SENT_INDEX, type MessageDoc, type MessageStatus, type MessageView } from '../../src/mail/queue.js';
+import {
+  FAILED_INDEX,
+  HELD_INDEX,
+  MAIL_QUEUE,
+  MESSAGES,
+  SENT_INDEX,
+  type MessageDoc,
+  type MessageStatus,
+  type MessageView,
+} from '../../src/mail/queue.js';
 import { createFileStore } from '../../src/store/file-store.js';
 import { createRedisStore } from '../../src/store/redis-store.js';
 import type { Store } from '../../src/store/store.js';
-import { eventually, startMailHarness, TEST_ACTOR, type MailHarness, type MailHarnessOptions } from '../fakes/mail-services.js';
+import {
+  eventually,
+  startMailHarness,
+  TEST_ACTOR,
+  type MailHarness,
+  type MailHarnessOptions,
+} from '../fakes/mail-services.js';
 import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
 import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
 
@@ -38,7 +53,12 @@ async function smtp(options: Parameters<typeof startTestSmtp>[0] = {}): Promise<
 const msg = (to: string) => messageInput.parse({ to, subject: `to ${to}`, text: 'hello' });
 
 async function until(h: MailHarness, id: string, status: MessageView['status']): Promise<MessageView> {
-  return eventually(() => h.mail.queue.get(id), (m) => m.status === status, 10_000, `message ${id} ${status}`);
+  return eventually(
+    () => h.mail.queue.get(id),
+    (m) => m.status === status,
+    10_000,
+    `message ${id} ${status}`,
+  );
 }
 
 async function indexed(store: Store, queue: string): Promise<string[]> {
@@ -56,7 +76,8 @@ function oldMessage(status: MessageStatus, at: number): MessageDoc {
     updatedAt: at,
     nextAttemptAt: null,
     sentAt: status === 'sent' ? at : null,
-    lastError: status === 'failed' ? { code: 'rejected', message: '550 no such user', hint: 'Check the address.', at } : null,
+    lastError:
+      status === 'failed' ? { code: 'rejected', message: '550 no such user', hint: 'Check the address.', at } : null,
     recipients: [{ address: 'old@example.net', kind: 'to', status: status === 'sent' ? 'accepted' : 'pending' }],
     input: messageInput.parse({ to: 'old@example.net', subject: `old ${status}`, text: 'x' }),
     apiKeyId: null,
@@ -73,8 +94,16 @@ interface Backing {
 
 function indexTests(name: string, backing: Backing): void {
   describe(name, () => {
-    async function harness(queue: MailHarnessOptions['queue'] = {}, reuse?: MailHarnessOptions, clock?: Clock): Promise<MailHarness> {
-      const h = await startMailHarness({ ...(await backing.options(reuse)), queue: { pollMs: 20, retryBaseMs: 30, maxAttempts: 2, leaseMs: 5000, ...queue }, ...(clock ? { clock } : {}) });
+    async function harness(
+      queue: MailHarnessOptions['queue'] = {},
+      reuse?: MailHarnessOptions,
+      clock?: Clock,
+    ): Promise<MailHarness> {
+      const h = await startMailHarness({
+        ...(await backing.options(reuse)),
+        queue: { pollMs: 20, retryBaseMs: 30, maxAttempts: 2, leaseMs: 5000, ...queue },
+        ...(clock ? { clock } : {}),
+      });
       harnesses.push(h);
       return h;
     }
@@ -125,13 +154,24 @@ function indexTests(name: string, backing: Backing): void {
       expect(await indexed(h.store, FAILED_INDEX)).toEqual([failed]);
       await h.mail.queue.remove(failed, TEST_ACTOR);
       for (const queue of [MAIL_QUEUE, HELD_INDEX, FAILED_INDEX]) expect(await indexed(h.store, queue)).toEqual([]);
-      expect((await h.mail.queue.overview()).counts).toEqual({ queued: 0, sending: 0, deferred: 0, held: 0, failed: 0, sent: 2 });
+      expect((await h.mail.queue.overview()).counts).toEqual({
+        queued: 0,
+        sending: 0,
+        deferred: 0,
+        held: 0,
+        failed: 0,
+        sent: 2,
+      });
     });
 
     it('cleanup deletes a sent message past its retention together with its index entry', async () => {
       const s = await smtp();
       let now = Date.now();
-      const h = await harness({ keepSentMs: 100 }, undefined, clockReading(() => now));
+      const h = await harness(
+        { keepSentMs: 100 },
+        undefined,
+        clockReading(() => now),
+      );
       const serverId = await h.addServer({ host: '127.0.0.1', port: s.port });
       const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
       await until(h, id, 'sent');
@@ -157,22 +197,32 @@ function indexTests(name: string, backing: Backing): void {
       };
       const store = await backing.open(options);
       for (const [id, doc] of Object.entries(old)) await store.put(MESSAGES, `msg_${id}`, doc);
-      for (const queue of [MAIL_QUEUE, HELD_INDEX, FAILED_INDEX, SENT_INDEX]) expect(await store.scheduleStats(queue)).toEqual({ count: 0, earliestDueAt: null });
+      for (const queue of [MAIL_QUEUE, HELD_INDEX, FAILED_INDEX, SENT_INDEX])
+        expect(await store.scheduleStats(queue)).toEqual({ count: 0, earliestDueAt: null });
       await store.close();
 
       const h = await harness({}, options);
-      await eventually(() => h.store.get(MESSAGES, 'msg_sentExpired'), (d) => d === null, 5000, 'expired sent message deleted');
+      await eventually(
+        () => h.store.get(MESSAGES, 'msg_sentExpired'),
+        (d) => d === null,
+        5000,
+        'expired sent message deleted',
+      );
       const overview = await h.mail.queue.overview();
       expect(overview.counts).toEqual({ queued: 0, sending: 0, deferred: 0, held: 1, failed: 2, sent: 1 });
       expect(overview.queue.map((m) => m.id)).toEqual(['msg_held']);
       expect(overview.oldestAgeMs).toBeGreaterThanOrEqual(3 * DAY);
       expect(overview.errors.map((m) => m.id)).toEqual(['msg_failedLater', 'msg_failedEarlier']);
-      expect(await h.store.scheduled(SENT_INDEX, { limit: 10 })).toEqual([{ id: 'msg_sentFresh', dueAt: now - DAY + 7 * DAY }]);
+      expect(await h.store.scheduled(SENT_INDEX, { limit: 10 })).toEqual([
+        { id: 'msg_sentFresh', dueAt: now - DAY + 7 * DAY },
+      ]);
       expect(await h.store.scheduled(HELD_INDEX, { limit: 10 })).toEqual([{ id: 'msg_held', dueAt: now - 3 * DAY }]);
       expect(await h.mail.queue.overview(1)).toMatchObject({ errors: [{ id: 'msg_failedLater' }] });
       // Redis records that the indexes are built, so later starts skip the walk; the file store walks at every
       // start anyway (it repairs the window between a document line and its schedule lines) and needs no marker.
-      expect(await h.store.get('mail_meta', 'indexes-v1')).toEqual(h.store.kind === 'redis' ? expect.objectContaining({ version: 1 }) : null);
+      expect(await h.store.get('mail_meta', 'indexes-v1')).toEqual(
+        h.store.kind === 'redis' ? expect.objectContaining({ version: 1 }) : null,
+      );
     });
   });
 }
@@ -194,9 +244,16 @@ describe('status indexes on the file store after a kill between a document line 
     const store = await createFileStore(dataDir);
     const now = Date.now();
     // Failed, but its move out of the queue was lost: still due in `mail`, absent from `mail-failed`.
-    await store.put(MESSAGES, 'msg_failed', oldMessage('failed', now - 1000), { schedule: { queue: MAIL_QUEUE, dueAt: now + 60_000 } });
+    await store.put(MESSAGES, 'msg_failed', oldMessage('failed', now - 1000), {
+      schedule: { queue: MAIL_QUEUE, dueAt: now + 60_000 },
+    });
     // Sent, and also (wrongly) still in the held index.
-    await store.put(MESSAGES, 'msg_sent', oldMessage('sent', now - 1000), { schedule: [{ queue: HELD_INDEX, dueAt: now - 5000 }, { queue: SENT_INDEX, dueAt: now - 1000 + 7 * DAY }] });
+    await store.put(MESSAGES, 'msg_sent', oldMessage('sent', now - 1000), {
+      schedule: [
+        { queue: HELD_INDEX, dueAt: now - 5000 },
+        { queue: SENT_INDEX, dueAt: now - 1000 + 7 * DAY },
+      ],
+    });
     await store.schedule(FAILED_INDEX, 'msg_deleted', now - 10);
     await store.close();
 
@@ -206,7 +263,14 @@ describe('status indexes on the file store after a kill between a document line 
     expect(await indexed(h.store, HELD_INDEX)).toEqual([]);
     expect(await h.store.scheduled(FAILED_INDEX, { limit: 10 })).toEqual([{ id: 'msg_failed', dueAt: now - 1000 }]);
     expect(await indexed(h.store, SENT_INDEX)).toEqual(['msg_sent']);
-    expect((await h.mail.queue.overview()).counts).toEqual({ queued: 0, sending: 0, deferred: 0, held: 0, failed: 1, sent: 1 });
+    expect((await h.mail.queue.overview()).counts).toEqual({
+      queued: 0,
+      sending: 0,
+      deferred: 0,
+      held: 0,
+      failed: 1,
+      sent: 1,
+    });
   });
 });
 

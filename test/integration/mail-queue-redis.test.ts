@@ -23,21 +23,35 @@ describe.skipIf(!redisUrl)('mail queue on Redis, two instances', () => {
     const prefix = uniquePrefix('mailq');
     const key = randomBytes(32).toString('base64');
     const queue = { pollMs: 20, retryBaseMs: 50, leaseMs: 10_000 };
-    const one: MailHarness = await startMailHarness({ redis: { url: redisUrl!, prefix }, encryptionKey: key, queue, env: { MAILGATE_SMTP_LOCALHOST: 'one.test' } });
-    const two: MailHarness = await startMailHarness({ redis: { url: redisUrl!, prefix }, encryptionKey: key, queue, env: { MAILGATE_SMTP_LOCALHOST: 'two.test' } });
+    const one: MailHarness = await startMailHarness({
+      redis: { url: redisUrl!, prefix },
+      encryptionKey: key,
+      queue,
+      env: { MAILGATE_SMTP_LOCALHOST: 'one.test' },
+    });
+    const two: MailHarness = await startMailHarness({
+      redis: { url: redisUrl!, prefix },
+      encryptionKey: key,
+      queue,
+      env: { MAILGATE_SMTP_LOCALHOST: 'two.test' },
+    });
     cleanup.push(one, two);
     const serverId = await one.addServer({ host: '127.0.0.1', port: sink.port });
 
     const ids: string[] = [];
     const input = (i: number) => messageInput.parse({ to: `r${i}@example.net`, subject: `m${i}`, text: 'x' });
-    for (let i = 0; i < 200; i++) ids.push((await (i % 2 ? two : one).mail.queue.enqueue({ ...input(i), serverId })).id);
+    for (let i = 0; i < 200; i++)
+      ids.push((await (i % 2 ? two : one).mail.queue.enqueue({ ...input(i), serverId })).id);
     await sink.waitFor(200, 30_000);
     await new Promise((r) => setTimeout(r, 500));
 
     const messageIds = sink.messages.map((m) => m.headers.find((h) => h.startsWith('Message-ID:'))!);
     expect(messageIds).toHaveLength(200);
     expect(new Set(messageIds).size).toBe(200);
-    const byInstance = { one: sink.messages.filter((m) => m.ehlo === 'one.test').length, two: sink.messages.filter((m) => m.ehlo === 'two.test').length };
+    const byInstance = {
+      one: sink.messages.filter((m) => m.ehlo === 'one.test').length,
+      two: sink.messages.filter((m) => m.ehlo === 'two.test').length,
+    };
     expect(byInstance.one + byInstance.two).toBe(200);
     expect(byInstance.one).toBeGreaterThan(0);
     expect(byInstance.two).toBeGreaterThan(0);
@@ -48,7 +62,12 @@ describe.skipIf(!redisUrl)('mail queue on Redis, two instances', () => {
 
     // Change the server on instance one; instance two must drop its cached server and pool.
     await one.mail.servers.update(serverId, { port: sink2.port }, { actor: TEST_ACTOR });
-    await eventually(async () => (await two.mail.servers.resolve(serverId))?.port, (p) => p === sink2.port, 5000, 'invalidation on instance two');
+    await eventually(
+      async () => (await two.mail.servers.resolve(serverId))?.port,
+      (p) => p === sink2.port,
+      5000,
+      'invalidation on instance two',
+    );
     for (let i = 0; i < 20; i++) await two.mail.queue.enqueue({ ...input(1000 + i), serverId });
     await sink2.waitFor(20, 10_000);
     expect(sink.messages).toHaveLength(200);

@@ -34,17 +34,35 @@ async function harness(ca: string[] = [], maxAttempts = 4): Promise<MailHarness>
   return h;
 }
 
-const msg = (to: string, extra: Record<string, unknown> = {}) => messageInput.parse({ to, subject: `to ${to}`, text: 'hello', ...extra });
+const msg = (to: string, extra: Record<string, unknown> = {}) =>
+  messageInput.parse({ to, subject: `to ${to}`, text: 'hello', ...extra });
 
-async function until(h: MailHarness, id: string, status: MessageView['status'], timeoutMs = 10_000): Promise<MessageView> {
-  return eventually(() => h.mail.queue.get(id), (m) => m.status === status, timeoutMs, `message ${id} ${status}`);
+async function until(
+  h: MailHarness,
+  id: string,
+  status: MessageView['status'],
+  timeoutMs = 10_000,
+): Promise<MessageView> {
+  return eventually(
+    () => h.mail.queue.get(id),
+    (m) => m.status === status,
+    timeoutMs,
+    `message ${id} ${status}`,
+  );
 }
 
 describe('mail queue', () => {
   it('delivers over STARTTLS (tls on) with the test CA', async () => {
     const s = await smtp({ auth: { user: 'u', pass: PASSWORD } });
     const h = await harness([s.ca]);
-    const serverId = await h.addServer({ host: '127.0.0.1', port: s.port, tls: true, authMethod: 'basic', username: 'u', password: PASSWORD });
+    const serverId = await h.addServer({
+      host: '127.0.0.1',
+      port: s.port,
+      tls: true,
+      authMethod: 'basic',
+      username: 'u',
+      password: PASSWORD,
+    });
     const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
     await until(h, id, 'sent');
     expect(s.messages[0]).toMatchObject({ secure: true, authUser: 'u', to: ['a@example.net'] });
@@ -68,7 +86,11 @@ describe('mail queue', () => {
       expect(await first.store.scheduleStats(MAIL_QUEUE)).toEqual({ count: 0, earliestDueAt: null });
       await first.close();
 
-      const second = await startMailHarness({ dataDir, tlsCa: [s.ca], queue: { pollMs: 20, retryBaseMs: 30, maxAttempts: 4 } });
+      const second = await startMailHarness({
+        dataDir,
+        tlsCa: [s.ca],
+        queue: { pollMs: 20, retryBaseMs: 30, maxAttempts: 4 },
+      });
       harnesses.push(second);
       await until(second, id, 'sent');
       expect(s.messages.map((m) => m.to)).toEqual([['lost@example.net']]);
@@ -81,7 +103,14 @@ describe('mail queue', () => {
   it('delivers over implicit TLS (smtps)', async () => {
     const s = await smtp({ secure: true, auth: { user: 'u', pass: PASSWORD } });
     const h = await harness([s.ca]);
-    const serverId = await h.addServer({ host: '127.0.0.1', port: s.port, protocol: 'smtps', authMethod: 'basic', username: 'u', password: PASSWORD });
+    const serverId = await h.addServer({
+      host: '127.0.0.1',
+      port: s.port,
+      protocol: 'smtps',
+      authMethod: 'basic',
+      username: 'u',
+      password: PASSWORD,
+    });
     const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
     await until(h, id, 'sent');
     expect(s.messages[0]!.secure).toBe(true);
@@ -89,7 +118,10 @@ describe('mail queue', () => {
 
   it('451 twice, then accepted: deferred with backoff, sent on the third attempt', async () => {
     let calls = 0;
-    const s = await smtp({ starttls: false, onMailFrom: () => (++calls <= 2 ? { code: 451, message: '4.3.0 try later' } : undefined) });
+    const s = await smtp({
+      starttls: false,
+      onMailFrom: () => (++calls <= 2 ? { code: 451, message: '4.3.0 try later' } : undefined),
+    });
     const h = await harness();
     const serverId = await h.addServer({ host: '127.0.0.1', port: s.port });
     const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
@@ -103,9 +135,15 @@ describe('mail queue', () => {
 
   it('a deferred message is tried again once the queue clock reaches its backoff time', async () => {
     let calls = 0;
-    const s = await smtp({ starttls: false, onMailFrom: () => (++calls === 1 ? { code: 451, message: '4.3.0 try later' } : undefined) });
+    const s = await smtp({
+      starttls: false,
+      onMailFrom: () => (++calls === 1 ? { code: 451, message: '4.3.0 try later' } : undefined),
+    });
     let now = Date.now();
-    const h = await startMailHarness({ queue: { pollMs: 20, retryBaseMs: 60_000, maxAttempts: 4, leaseMs: 5000 }, clock: clockReading(() => now) });
+    const h = await startMailHarness({
+      queue: { pollMs: 20, retryBaseMs: 60_000, maxAttempts: 4, leaseMs: 5000 },
+      clock: clockReading(() => now),
+    });
     harnesses.push(h);
     const serverId = await h.addServer({ host: '127.0.0.1', port: s.port });
     const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
@@ -123,7 +161,11 @@ describe('mail queue', () => {
   it('421 at connect and a dropped connection are retried', async () => {
     let connects = 0;
     let datas = 0;
-    const s = await smtp({ starttls: false, onConnect: () => (++connects === 1 ? { code: 421, message: 'busy' } : undefined), onData: () => (++datas === 1 ? 'drop' : undefined) });
+    const s = await smtp({
+      starttls: false,
+      onConnect: () => (++connects === 1 ? { code: 421, message: 'busy' } : undefined),
+      onData: () => (++datas === 1 ? 'drop' : undefined),
+    });
     const h = await harness();
     const serverId = await h.addServer({ host: '127.0.0.1', port: s.port });
     const { id } = await h.mail.queue.enqueue({ ...msg('a@example.net'), serverId });
@@ -159,12 +201,20 @@ describe('mail queue', () => {
     const bad = await smtp({ starttls: false, allowInsecureAuth: true, auth: { user: 'u', pass: 'the real one' } });
     const good = await smtp({ starttls: false });
     const h = await harness();
-    const badId = await h.addServer({ host: '127.0.0.1', port: bad.port, authMethod: 'basic', username: 'u', password: 'wrong' });
+    const badId = await h.addServer({
+      host: '127.0.0.1',
+      port: bad.port,
+      authMethod: 'basic',
+      username: 'u',
+      password: 'wrong',
+    });
     const goodId = await h.addServer({ host: '127.0.0.1', port: good.port });
     const held = [];
-    for (let i = 0; i < 6; i++) held.push((await h.mail.queue.enqueue({ ...msg(`b${i}@example.net`), serverId: badId })).id);
+    for (let i = 0; i < 6; i++)
+      held.push((await h.mail.queue.enqueue({ ...msg(`b${i}@example.net`), serverId: badId })).id);
     const flowing = [];
-    for (let i = 0; i < 6; i++) flowing.push((await h.mail.queue.enqueue({ ...msg(`g${i}@example.net`), serverId: goodId })).id);
+    for (let i = 0; i < 6; i++)
+      flowing.push((await h.mail.queue.enqueue({ ...msg(`g${i}@example.net`), serverId: goodId })).id);
     for (const id of flowing) await until(h, id, 'sent');
     for (const id of held) {
       const m = await until(h, id, 'held');
@@ -177,7 +227,11 @@ describe('mail queue', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(bad.authAttempts.length).toBe(attemptsBefore);
 
-    await h.mail.servers.update(badId, { changePassword: true, password: 'the real one' }, { actor: { type: 'system', id: 't' } });
+    await h.mail.servers.update(
+      badId,
+      { changePassword: true, password: 'the real one' },
+      { actor: { type: 'system', id: 't' } },
+    );
     for (const id of held) await until(h, id, 'sent');
     expect((await h.mail.servers.get(badId)).paused).toBeNull();
     expect(bad.messages).toHaveLength(6);
@@ -213,7 +267,10 @@ describe('mail queue', () => {
 
   it('flush sends a deferred message now instead of at its next attempt', async () => {
     let refuse = true;
-    const s = await smtp({ starttls: false, onData: () => (refuse ? { code: 451, message: '4.3.0 try later' } : undefined) });
+    const s = await smtp({
+      starttls: false,
+      onData: () => (refuse ? { code: 451, message: '4.3.0 try later' } : undefined),
+    });
     // The first retry would come a minute later: only the flush can bring it within the wait below.
     const h = await startMailHarness({ queue: { pollMs: 20, retryBaseMs: 60_000, maxAttempts: 4, leaseMs: 5000 } });
     harnesses.push(h);

@@ -26,8 +26,14 @@ interface Running {
 
 function run(env: Record<string, string>): Running {
   // Only what a newcomer's shell would have: no MAILGATE_* variables leak in from the test run.
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MAILGATE_') && k !== 'REDIS_URL' && k !== 'PORT'));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: root, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const base = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('MAILGATE_') && k !== 'REDIS_URL' && k !== 'PORT'),
+  );
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: root,
+    env: { ...base, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
@@ -39,7 +45,8 @@ function run(env: Record<string, string>): Running {
 async function waitForHealth(url: string, running: Running, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (running.child.exitCode !== null) throw new Error(`mailgate exited with ${running.child.exitCode}:\n${running.output()}`);
+    if (running.child.exitCode !== null)
+      throw new Error(`mailgate exited with ${running.child.exitCode}:\n${running.output()}`);
     try {
       const res = await fetch(`${url}/healthz`);
       if (res.status === 200) return;
@@ -79,7 +86,12 @@ describe('the mailgate process', () => {
 
   it('refuses to start with every bad variable listed, before touching anything', async () => {
     const dataDir = path.join(os.tmpdir(), `mailgate-never-${randomBytes(4).toString('hex')}`);
-    const running = run({ PORT: 'eighty', MAILGATE_DATA_DIR: dataDir, MAILGATE_ENCRYPTION_KEYS: 'k1:short', MAILGATE_SEND_DISABLED: 'perhaps' });
+    const running = run({
+      PORT: 'eighty',
+      MAILGATE_DATA_DIR: dataDir,
+      MAILGATE_ENCRYPTION_KEYS: 'k1:short',
+      MAILGATE_SEND_DISABLED: 'perhaps',
+    });
     expect(await running.exited).toBe(1);
     const out = running.output();
     expect(out).toContain('PORT');
@@ -95,12 +107,32 @@ describe('the mailgate process', () => {
     const old = `old:${randomBytes(32).toString('base64')}`;
     const fresh = `fresh:${randomBytes(32).toString('base64')}`;
     const port = await freePort();
-    const first = run({ PORT: String(port), MAILGATE_DATA_DIR: dataDir, MAILGATE_ENCRYPTION_KEYS: old, MAILGATE_ADMIN_EMAIL: 'root@example.com', MAILGATE_ADMIN_PASSWORD: 'a-long-password-1' });
+    const first = run({
+      PORT: String(port),
+      MAILGATE_DATA_DIR: dataDir,
+      MAILGATE_ENCRYPTION_KEYS: old,
+      MAILGATE_ADMIN_EMAIL: 'root@example.com',
+      MAILGATE_ADMIN_PASSWORD: 'a-long-password-1',
+    });
     await waitForHealth(`http://127.0.0.1:${port}`, first);
     // Something sealed: an SMTP server password, through the API with a key made by the CLI-equivalent service path.
     const jar = await loginCookie(`http://127.0.0.1:${port}`);
-    const form = new URLSearchParams({ _csrf: jar.csrf, name: 'relay', fromAddress: 'a@example.com', host: 'smtp.example.com', tls: 'on', authMethod: 'basic', username: 'u', password: 'p-secret-value' });
-    const created = await fetch(`http://127.0.0.1:${port}/admin/smtp-servers`, { method: 'POST', body: form, headers: { cookie: jar.cookie, 'content-type': 'application/x-www-form-urlencoded' }, redirect: 'manual' });
+    const form = new URLSearchParams({
+      _csrf: jar.csrf,
+      name: 'relay',
+      fromAddress: 'a@example.com',
+      host: 'smtp.example.com',
+      tls: 'on',
+      authMethod: 'basic',
+      username: 'u',
+      password: 'p-secret-value',
+    });
+    const created = await fetch(`http://127.0.0.1:${port}/admin/smtp-servers`, {
+      method: 'POST',
+      body: form,
+      headers: { cookie: jar.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      redirect: 'manual',
+    });
     expect(created.status).toBe(303);
     first.child.kill('SIGTERM');
     expect(await first.exited).toBe(0);
@@ -138,8 +170,17 @@ async function loginCookie(url: string): Promise<{ cookie: string; csrf: string 
   const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)?.[1] ?? '';
   const page = await fetch(`${url}/login`);
   let cookie = (page.headers.getSetCookie()[0] ?? '').split(';')[0]!;
-  const body = new URLSearchParams({ _csrf: csrfOf(await page.text()), email: 'root@example.com', password: 'a-long-password-1' });
-  const res = await fetch(`${url}/login`, { method: 'POST', body, headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, redirect: 'manual' });
+  const body = new URLSearchParams({
+    _csrf: csrfOf(await page.text()),
+    email: 'root@example.com',
+    password: 'a-long-password-1',
+  });
+  const res = await fetch(`${url}/login`, {
+    method: 'POST',
+    body,
+    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    redirect: 'manual',
+  });
   expect(res.status).toBe(303);
   cookie = (res.headers.getSetCookie()[0] ?? cookie).split(';')[0]!;
   const admin = await fetch(`${url}/admin/smtp-servers/new`, { headers: { cookie } });

@@ -9,14 +9,24 @@ import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } 
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
 
 /** Presses Authorize through HTTP and returns the provider URL the interstitial page submits to, plus the page's CSP. */
-async function pressAuthorize(session: HttpSession, serverId: string): Promise<{ providerUrl: string; csp: string; status: number }> {
+async function pressAuthorize(
+  session: HttpSession,
+  serverId: string,
+): Promise<{ providerUrl: string; csp: string; status: number }> {
   const { res, text } = await session.postForm(`/admin/smtp-servers/${serverId}/authorize`);
   const csp = res.headers.get('content-security-policy') ?? '';
   const action = /<form id="oauth-redirect" method="get" action="([^"]+)"/.exec(text)?.[1];
   if (!action) return { providerUrl: '', csp, status: res.status };
   const url = new URL(action.replace(/&amp;/g, '&'));
   for (const m of text.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
-    if (m[1] !== '_csrf') url.searchParams.set(m[1]!, m[2]!.replace(/&amp;/g, '&').replace(/&#39;/g, "'").replace(/&quot;/g, '"'));
+    if (m[1] !== '_csrf')
+      url.searchParams.set(
+        m[1]!,
+        m[2]!
+          .replace(/&amp;/g, '&')
+          .replace(/&#39;/g, "'")
+          .replace(/&quot;/g, '"'),
+      );
   }
   return { providerUrl: url.href, csp, status: res.status };
 }
@@ -75,7 +85,9 @@ describe('Authorize and callback over HTTP (Google flavour)', () => {
     expect(text).toContain('not verified');
     expect(await grantOf(app, serverId)).toBeNull();
     const audit = await app.services.audit.list({ limit: 20 });
-    const event = audit.entries.find((e) => e.action === 'oauth.authorize' && e.outcome === 'failure' && e.target === `smtp_server:${serverId}`);
+    const event = audit.entries.find(
+      (e) => e.action === 'oauth.authorize' && e.outcome === 'failure' && e.target === `smtp_server:${serverId}`,
+    );
     expect(event?.detail).toMatchObject({ error: 'email_unverified' });
   });
 
@@ -168,9 +180,15 @@ describe('Authorize and callback over HTTP (Google flavour)', () => {
     // Marked as a Google app in testing (PATCH keeps everything else, the secret included).
     const integrationId = grant!.value.integrationId;
     const key = await app.apiKey(['admin']);
-    const patched = await fetch(`${app.url}/api/v1/oauth-integrations/${integrationId}`, { method: 'PATCH', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ googleInTesting: true }) });
+    const patched = await fetch(`${app.url}/api/v1/oauth-integrations/${integrationId}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ googleInTesting: true }),
+    });
     expect(patched.status).toBe(200);
-    expect(app.services.oauthIntegrations.openSecret(await app.services.oauthIntegrations.get(integrationId))).toBe(clientSecret);
+    expect(app.services.oauthIntegrations.openSecret(await app.services.oauthIntegrations.get(integrationId))).toBe(
+      clientSecret,
+    );
 
     // The server page shows the mailbox, the grant state, the buttons and the warning.
     const page = await admin.get(`/admin/smtp-servers/${serverId}`);
@@ -205,7 +223,10 @@ describe('Authorize and callback over HTTP (Google flavour)', () => {
     expect((await provider.introspect(refreshToken)).active).toBe(true);
     const revocations = provider.counts.revocations;
     const key = await app.apiKey(['admin']);
-    const res = await fetch(`${app.url}/api/v1/smtp-servers/${serverId}/disconnect`, { method: 'POST', headers: { authorization: `Bearer ${key}` } });
+    const res = await fetch(`${app.url}/api/v1/smtp-servers/${serverId}/disconnect`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}` },
+    });
     expect(res.status).toBe(200);
     const body = (await res.json()) as { revokedAtProvider: boolean; localTokensDeleted: boolean };
     expect(body).toMatchObject({ revokedAtProvider: true, localTokensDeleted: true });
@@ -233,7 +254,11 @@ describe('custom provider with explicit endpoints (no discovery)', () => {
     const key = await app.apiKey(['admin']);
     const clientId = 'custom-client';
     const clientSecret = 'custom-client-secret-0123456789';
-    await provider.registerClient({ clientId, clientSecret, redirectUris: [`${app.config.MAILGATE_BASE_URL}/oauth/callback`] });
+    await provider.registerClient({
+      clientId,
+      clientSecret,
+      redirectUris: [`${app.config.MAILGATE_BASE_URL}/oauth/callback`],
+    });
     const res = await fetch(`${app.url}/api/v1/oauth-integrations`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -252,7 +277,16 @@ describe('custom provider with explicit endpoints (no discovery)', () => {
     const integration = (await res.json()) as { id: string; resolvedIssuer: string | null };
     expect(integration.resolvedIssuer).toBeNull();
     const server = await app.services.mail.servers.create(
-      { name: 'custom', fromAddress: 'alice@example.test', host: '127.0.0.1', port: 2525, protocol: 'smtp', authMethod: 'oauth2', oauthIntegrationId: integration.id, username: 'alice@example.test' },
+      {
+        name: 'custom',
+        fromAddress: 'alice@example.test',
+        host: '127.0.0.1',
+        port: 2525,
+        protocol: 'smtp',
+        authMethod: 'oauth2',
+        oauthIntegrationId: integration.id,
+        username: 'alice@example.test',
+      },
       { actor: TEST_ACTOR },
     );
     const readOnlyAdmin = await app.browserSession('admin');
@@ -264,7 +298,10 @@ describe('custom provider with explicit endpoints (no discovery)', () => {
     const before = provider.counts.refresh;
     await app.services.tokens.getAccessToken(server.id, { force: true });
     expect(provider.counts.refresh - before).toBe(1);
-    const disconnected = await fetch(`${app.url}/api/v1/smtp-servers/${server.id}/disconnect`, { method: 'POST', headers: { authorization: `Bearer ${key}` } });
+    const disconnected = await fetch(`${app.url}/api/v1/smtp-servers/${server.id}/disconnect`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}` },
+    });
     expect(((await disconnected.json()) as { revokedAtProvider: boolean }).revokedAtProvider).toBe(true);
   });
 });
@@ -280,10 +317,21 @@ describe('bad integration input', () => {
     await app?.close();
   });
 
-  const post = (body: unknown) => fetch(`${app.url}/api/v1/oauth-integrations`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const post = (body: unknown) =>
+    fetch(`${app.url}/api/v1/oauth-integrations`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
 
   it('refuses an http issuer without MAILGATE_ALLOW_INSECURE_OAUTH, a multi-tenant alias, unknown fields; stores nothing', async () => {
-    const http = await post({ name: 'x', provider: 'custom', clientId: 'c', clientSecret: 's', issuer: 'http://idp.example' });
+    const http = await post({
+      name: 'x',
+      provider: 'custom',
+      clientId: 'c',
+      clientSecret: 's',
+      issuer: 'http://idp.example',
+    });
     expect(http.status).toBe(400);
     expect(JSON.stringify(await http.json())).toContain('MAILGATE_ALLOW_INSECURE_OAUTH');
     const common = await post({ name: 'x', provider: 'microsoft', clientId: 'c', clientSecret: 's', tenant: 'common' });
@@ -297,12 +345,24 @@ describe('bad integration input', () => {
 
   it('never returns the client secret; warns in /readyz about expiring secrets and Google apps in testing', async () => {
     const soon = new Date(Date.now() + 5 * 86_400_000).toISOString().slice(0, 10);
-    const res = await post({ name: 'g', provider: 'google', clientId: 'c', clientSecret: 'very-secret-value', secretExpiresAt: soon, googleInTesting: true });
+    const res = await post({
+      name: 'g',
+      provider: 'google',
+      clientId: 'c',
+      clientSecret: 'very-secret-value',
+      secretExpiresAt: soon,
+      googleInTesting: true,
+    });
     expect(res.status).toBe(201);
     const text = await res.text();
     expect(text).not.toContain('very-secret-value');
-    expect(JSON.parse(text)).toMatchObject({ hasClientSecret: true, redirectUri: `${app.config.MAILGATE_BASE_URL}/oauth/callback` });
-    const ready = (await (await fetch(`${app.url}/readyz`)).json()) as { checks: { oauth: { detail: { warnings: { kind: string }[] } } } };
+    expect(JSON.parse(text)).toMatchObject({
+      hasClientSecret: true,
+      redirectUri: `${app.config.MAILGATE_BASE_URL}/oauth/callback`,
+    });
+    const ready = (await (await fetch(`${app.url}/readyz`)).json()) as {
+      checks: { oauth: { detail: { warnings: { kind: string }[] } } };
+    };
     const kinds = ready.checks.oauth.detail.warnings.map((w) => w.kind);
     expect(kinds).toEqual(expect.arrayContaining(['secret_expiring', 'google_in_testing']));
     // The server list, where admins look every day, says the same before mail stops.
@@ -316,15 +376,34 @@ describe('bad integration input', () => {
 
   it('pages: Add and Update through the form keep the secret write-only; the list shows warnings and the redirect URI', async () => {
     const admin = await app.browserSession('sysadmin');
-    const bad = await admin.postForm('/admin/oauth-integrations', { name: 'ms', provider: 'microsoft', clientId: 'cid', clientSecret: 'form-secret-value-1', tenant: 'organizations' });
+    const bad = await admin.postForm('/admin/oauth-integrations', {
+      name: 'ms',
+      provider: 'microsoft',
+      clientId: 'cid',
+      clientSecret: 'form-secret-value-1',
+      tenant: 'organizations',
+    });
     expect(bad.res.status).toBe(400);
     expect(bad.text).toContain('issuer template');
     expect(bad.text).not.toContain('form-secret-value-1');
-    const added = await admin.postForm('/admin/oauth-integrations', { name: 'ms', provider: 'microsoft', clientId: 'cid', clientSecret: 'form-secret-value-1', tenant: 'contoso.onmicrosoft.com' });
+    const added = await admin.postForm('/admin/oauth-integrations', {
+      name: 'ms',
+      provider: 'microsoft',
+      clientId: 'cid',
+      clientSecret: 'form-secret-value-1',
+      tenant: 'contoso.onmicrosoft.com',
+    });
     expect(added.res.status).toBe(303);
     const location = added.res.headers.get('location')!;
     const id = location.split('/').pop()!;
-    const updated = await admin.postForm(location, { name: 'ms renamed', provider: 'microsoft', clientId: 'cid', clientSecret: '', tenant: 'contoso.onmicrosoft.com', scopes: 'https://outlook.office.com/SMTP.Send offline_access' });
+    const updated = await admin.postForm(location, {
+      name: 'ms renamed',
+      provider: 'microsoft',
+      clientId: 'cid',
+      clientSecret: '',
+      tenant: 'contoso.onmicrosoft.com',
+      scopes: 'https://outlook.office.com/SMTP.Send offline_access',
+    });
     expect(updated.res.status).toBe(303);
     const doc = await app.services.oauthIntegrations.get(id);
     expect(doc.value.name).toBe('ms renamed');

@@ -74,7 +74,12 @@ async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs 
   }
 }
 
-const message = (serverId: string, n: number) => ({ serverId, to: ['bob@example.test'], subject: `hello ${n}`, text: `message ${n}` });
+const message = (serverId: string, n: number) => ({
+  serverId,
+  to: ['bob@example.test'],
+  subject: `hello ${n}`,
+  text: `message ${n}`,
+});
 
 describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', (kind) => {
   let provider: FakeProvider;
@@ -117,7 +122,8 @@ describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', 
     const g = await instance!.store.get<GrantRecord>(GRANTS, serverId);
     if (!g) return;
     canaries.push(openToken(instance!.services.keyring, serverId, 'accessToken', g.value.tokens.accessToken));
-    if (g.value.tokens.refreshToken) canaries.push(openToken(instance!.services.keyring, serverId, 'refreshToken', g.value.tokens.refreshToken));
+    if (g.value.tokens.refreshToken)
+      canaries.push(openToken(instance!.services.keyring, serverId, 'refreshToken', g.value.tokens.refreshToken));
   }
 
   /** Moves the clock past the stored access token's expiry, then drops pooled SMTP sessions so sends need a token again. */
@@ -145,12 +151,16 @@ describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', 
     const transcript = result.transcript.join('\n');
     expect(transcript).toContain('AUTH XOAUTH2');
     const g = await instance!.store.get<GrantRecord>(GRANTS, serverId);
-    expect(transcript).not.toContain(openToken(instance!.services.keyring, serverId, 'accessToken', g!.value.tokens.accessToken));
+    expect(transcript).not.toContain(
+      openToken(instance!.services.keyring, serverId, 'accessToken', g!.value.tokens.accessToken),
+    );
   });
 
   it('an integration with an authorized mailbox cannot be deleted', async () => {
     const grant = await instance!.store.get<GrantRecord>(GRANTS, serverId);
-    await expect(instance!.services.oauthIntegrations.delete(grant!.value.integrationId, { type: 'system', id: 't' })).rejects.toMatchObject({ code: 'conflict' });
+    await expect(
+      instance!.services.oauthIntegrations.delete(grant!.value.integrationId, { type: 'system', id: 't' }),
+    ).rejects.toMatchObject({ code: 'conflict' });
   });
 
   it('restart after several rotations continues without re-authorization', async () => {
@@ -187,8 +197,14 @@ describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', 
     expect(grantDuring?.value.lastError?.kind).toBe('temporary');
     provider.setTokenFault('none');
     const recovered = Date.now();
-    await waitUntil('delivery after recovery', async () => (await Promise.all(ids.map(statusOf))).every((s) => s === 'sent'), 60_000);
-    console.info(`[figures] ${kind}: provider down 12 s (3 lifetimes) → 10/10 messages delivered ${((Date.now() - recovered) / 1000).toFixed(1)} s after recovery, 0 failed`);
+    await waitUntil(
+      'delivery after recovery',
+      async () => (await Promise.all(ids.map(statusOf))).every((s) => s === 'sent'),
+      60_000,
+    );
+    console.info(
+      `[figures] ${kind}: provider down 12 s (3 lifetimes) → 10/10 messages delivered ${((Date.now() - recovered) / 1000).toFixed(1)} s after recovery, 0 failed`,
+    );
     expect(smtp.messages.length).toBe(before + 10);
     expect((await instance!.store.get<GrantRecord>(GRANTS, serverId))?.value.lastError).toBeNull();
     await remember();
@@ -217,7 +233,9 @@ describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', 
     provider.enableAccount('alice@example.test');
     const { code } = await authorizeThroughServices(instance!.services, serverId);
     canaries.push(code);
-    await waitUntil('held mail delivered', async () => (await Promise.all(ids.map(statusOf))).every((s) => s === 'sent'));
+    await waitUntil('held mail delivered', async () =>
+      (await Promise.all(ids.map(statusOf))).every((s) => s === 'sent'),
+    );
     expect(smtp.messages.length).toBe(before + 3);
     await remember();
   }, 90_000);
@@ -225,7 +243,11 @@ describe.each(['microsoft', 'google'] as const)('XOAUTH2 mail with a local %s', 
   it('after Disconnect, mail for the server is held (not failed, not sent) until someone authorizes again', async () => {
     const before = smtp.messages.length;
     const s = instance!.services;
-    await disconnectGrant({ store: s.store, keyring: s.keyring, log: s.log, audit: s.audit, integrations: s.oauthIntegrations }, serverId, { type: 'system', id: 'test' });
+    await disconnectGrant(
+      { store: s.store, keyring: s.keyring, log: s.log, audit: s.audit, integrations: s.oauthIntegrations },
+      serverId,
+      { type: 'system', id: 'test' },
+    );
     smtp.dropConnections();
     const ids: string[] = [];
     for (let i = 0; i < 2; i++) ids.push((await s.mail.queue.enqueue(message(serverId, 40 + i))).id);

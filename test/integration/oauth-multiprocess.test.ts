@@ -22,7 +22,10 @@ interface Worker {
 }
 
 function startWorker(env: Record<string, string>): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', workerScript], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', workerScript], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   const lines: string[] = [];
   let buffer = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -43,7 +46,8 @@ function startWorker(env: Record<string, string>): Worker {
       for (;;) {
         const line = lines.find((l) => l.startsWith(prefix));
         if (line) return line;
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`worker: no ${prefix} (exit ${child.exitCode}); stderr: ${stderr.slice(-800)}`);
+        if (Date.now() > deadline || child.exitCode !== null)
+          throw new Error(`worker: no ${prefix} (exit ${child.exitCode}); stderr: ${stderr.slice(-800)}`);
         await sleep(20);
       }
     },
@@ -53,8 +57,12 @@ function startWorker(env: Record<string, string>): Worker {
   };
 }
 
-function resultOf(line: string): { fingerprints: string[]; errors: string[]; stats: { refreshRequests: number; lockLost: number; staleWritesRejected: number } } {
-  return JSON.parse(line.slice("RESULT ".length)) as ReturnType<typeof resultOf>;
+function resultOf(line: string): {
+  fingerprints: string[];
+  errors: string[];
+  stats: { refreshRequests: number; lockLost: number; staleWritesRejected: number };
+} {
+  return JSON.parse(line.slice('RESULT '.length)) as ReturnType<typeof resultOf>;
 }
 
 const workers: Worker[] = [];
@@ -105,7 +113,9 @@ describe.skipIf(!redisUrlForTests())('token refresh across processes on one Redi
       expect(results.flatMap((r) => r.errors)).toEqual([]);
       expect(new Set(results.flatMap((r) => r.fingerprints)).size).toBe(1);
       expect(results.reduce((n, r) => n + r.stats.refreshRequests, 0)).toBe(1);
-      console.info(`[figures] ${kind}: 3 processes × 70 callers at expiry → ${provider.counts.refresh - before} refresh request(s)`);
+      console.info(
+        `[figures] ${kind}: 3 processes × 70 callers at expiry → ${provider.counts.refresh - before} refresh request(s)`,
+      );
     });
 
     if (kind === 'microsoft') {

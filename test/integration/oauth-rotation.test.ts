@@ -51,7 +51,9 @@ describe.skipIf(!redisUrlForTests())('client secret rotation and revocation (Mic
     expect(JSON.stringify(await res.json())).toContain('rejected the new client secret');
     // The same through the page's form.
     const admin = await app.browserSession('sysadmin');
-    const page = await admin.postForm(`/admin/oauth-integrations/${ids.integrationId}/rotate-secret`, { clientSecret: 'also-not-the-secret' });
+    const page = await admin.postForm(`/admin/oauth-integrations/${ids.integrationId}/rotate-secret`, {
+      clientSecret: 'also-not-the-secret',
+    });
     expect(page.res.status).toBe(400);
     expect(page.text).toContain('rejected the new client secret');
     expect(page.text).not.toContain('also-not-the-secret');
@@ -63,7 +65,9 @@ describe.skipIf(!redisUrlForTests())('client secret rotation and revocation (Mic
     expect(provider.counts.refresh - before).toBe(1);
     expect((await app.store.get<GrantRecord>(GRANTS, ids.serverId))?.value.status).toBe('active');
     const audit = await app.services.audit.list({ limit: 50 });
-    expect(audit.entries.some((e) => e.action === 'oauth_integration.rotate_secret' && e.outcome === 'failure')).toBe(true);
+    expect(audit.entries.some((e) => e.action === 'oauth_integration.rotate_secret' && e.outcome === 'failure')).toBe(
+      true,
+    );
   });
 
   it('the right new secret is proven with a real refresh, then replaces the old one', async () => {
@@ -88,10 +92,18 @@ describe.skipIf(!redisUrlForTests())('client secret rotation and revocation (Mic
 
   it('CLI tokens revoke: local tokens deleted, Microsoft has no revocation endpoint (said so), no token left in the store', async () => {
     const grant = await app.store.get<GrantRecord>(GRANTS, ids.serverId);
-    const secrets = [openToken(app.services.keyring, ids.serverId, 'refreshToken', grant!.value.tokens.refreshToken!), openToken(app.services.keyring, ids.serverId, 'accessToken', grant!.value.tokens.accessToken)];
+    const secrets = [
+      openToken(app.services.keyring, ids.serverId, 'refreshToken', grant!.value.tokens.refreshToken!),
+      openToken(app.services.keyring, ids.serverId, 'accessToken', grant!.value.tokens.accessToken),
+    ];
     const out = sink();
     const err = sink();
-    const code = await runCli(['tokens', 'revoke', ids.serverId], { stdout: out.stream, stderr: err.stream, env: app.env, onInterrupt: () => () => {} });
+    const code = await runCli(['tokens', 'revoke', ids.serverId], {
+      stdout: out.stream,
+      stderr: err.stream,
+      env: app.env,
+      onInterrupt: () => () => {},
+    });
     expect(err.text()).toBe('');
     expect(code).toBe(0);
     expect(out.text()).toContain('Deleted the tokens of alice@example.test');

@@ -48,7 +48,8 @@ describe('token scheduler and failure handling (Google flavour)', () => {
     });
     store = await openStore(config);
     const faultyFetch: typeof fetch = async (input, init) => {
-      if (networkDown && String(input instanceof Request ? input.url : input).endsWith('/token')) throw new TypeError('fetch failed');
+      if (networkDown && String(input instanceof Request ? input.url : input).endsWith('/token'))
+        throw new TypeError('fetch failed');
       return fetch(input, init);
     };
     services = await createServices({
@@ -58,7 +59,13 @@ describe('token scheduler and failure handling (Google flavour)', () => {
       log: createLogger({ level: 'silent' }),
       clock: () => now,
       // The test runs the scheduler itself after moving the clock; its own poll only ticks once, at start.
-      oauthTuning: { fetch: faultyFetch, requestTimeoutSec: 1, backoffBaseMs: 200, backoffMaxMs: 500, schedulerPollMs: 3_600_000 },
+      oauthTuning: {
+        fetch: faultyFetch,
+        requestTimeoutSec: 1,
+        backoffBaseMs: 200,
+        backoffMaxMs: 500,
+        schedulerPollMs: 3_600_000,
+      },
     });
     ids = await createOAuthServer(services, provider, 2525);
     await authorizeThroughServices(services, ids.serverId);
@@ -127,7 +134,11 @@ describe('token scheduler and failure handling (Google flavour)', () => {
     for (let i = 0; i < 50 && provider.counts.revocations === revocations; i++) await sleep(50);
     await sleep(300);
     expect(provider.counts.revocations - revocations).toBe(1);
-    expect((await services.audit.list({ limit: 20 })).entries.filter((e) => e.action === 'oauth.grant.disconnect' && e.target === `smtp_server:${other.serverId}`)).toHaveLength(1);
+    expect(
+      (await services.audit.list({ limit: 20 })).entries.filter(
+        (e) => e.action === 'oauth.grant.disconnect' && e.target === `smtp_server:${other.serverId}`,
+      ),
+    ).toHaveLength(1);
     expect(await store.get(GRANTS, ids.serverId)).not.toBeNull();
   });
 });

@@ -47,7 +47,9 @@ describe.each(['microsoft', 'google'] as const)('token service against a local %
     expect(provider.edgeTokenRequests - edgeBefore).toBe(1);
     expect(new Set(results.map((r) => r.accessToken)).size).toBe(1);
     expect((await provider.introspect(results[0]!.accessToken)).active).toBe(true);
-    console.info(`[figures] ${kind}: 200 concurrent getAccessToken at expiry → ${provider.counts.refresh - before} refresh request(s) in ${elapsed.toFixed(0)} ms`);
+    console.info(
+      `[figures] ${kind}: 200 concurrent getAccessToken at expiry → ${provider.counts.refresh - before} refresh request(s) in ${elapsed.toFixed(0)} ms`,
+    );
   });
 
   it('force (nodemailer renew) refreshes once even with many concurrent renewals', async () => {

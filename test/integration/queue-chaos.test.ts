@@ -52,7 +52,12 @@ async function seed(options: MailHarnessOptions, sink: TestSmtp, n: number): Pro
     const serverId = await h.addServer({ host: '127.0.0.1', port: sink.port });
     for (let i = 0; i < n; i += 50) {
       await Promise.all(
-        Array.from({ length: Math.min(50, n - i) }, (_, j) => h.mail.queue.enqueue({ ...messageInput.parse({ to: `r${i + j}@example.net`, subject: `m${i + j}`, text: 'x' }), serverId })),
+        Array.from({ length: Math.min(50, n - i) }, (_, j) =>
+          h.mail.queue.enqueue({
+            ...messageInput.parse({ to: `r${i + j}@example.net`, subject: `m${i + j}`, text: 'x' }),
+            serverId,
+          }),
+        ),
       );
     }
   } finally {
@@ -63,7 +68,10 @@ async function seed(options: MailHarnessOptions, sink: TestSmtp, n: number): Pro
 async function workers(options: MailHarnessOptions, count: number): Promise<MailHarness[]> {
   const out: MailHarness[] = [];
   for (let i = 0; i < count; i++) {
-    const h = await startMailHarness({ ...options, queue: { pollMs: 50, retryBaseMs: 100, maxAttempts: 20, ...options.queue } });
+    const h = await startMailHarness({
+      ...options,
+      queue: { pollMs: 50, retryBaseMs: 100, maxAttempts: 20, ...options.queue },
+    });
     cleanups.push(() => h.close());
     out.push(h);
   }
@@ -74,19 +82,34 @@ async function workers(options: MailHarnessOptions, count: number): Promise<Mail
 async function allDelivered(sink: TestSmtp, n: number, faultEndedAt: number): Promise<number> {
   const deadline = faultEndedAt + AFTER_FAULT_MS;
   while (messageIdsOf(sink).size < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-  expect(messageIdsOf(sink).size, `distinct messages received within ${AFTER_FAULT_MS} ms of the fault ending (${sink.messages.length} in all)`).toBe(n);
+  expect(
+    messageIdsOf(sink).size,
+    `distinct messages received within ${AFTER_FAULT_MS} ms of the fault ending (${sink.messages.length} in all)`,
+  ).toBe(n);
   return Date.now() - faultEndedAt;
 }
 
 async function expectAllSent(h: MailHarness, n: number): Promise<void> {
   await expect
-    .poll(async () => (await h.store.list<MessageDoc>(MESSAGES)).filter((d) => d.value.status !== 'sent').map((d) => `${d.id} ${d.value.status}`), { timeout: 15_000, interval: 200 })
+    .poll(
+      async () =>
+        (await h.store.list<MessageDoc>(MESSAGES))
+          .filter((d) => d.value.status !== 'sent')
+          .map((d) => `${d.id} ${d.value.status}`),
+      { timeout: 15_000, interval: 200 },
+    )
     .toEqual([]);
   expect(await h.store.list(MESSAGES)).toHaveLength(n);
 }
 
 /** A private Redis that keeps every acknowledged write (AOF, fsync always), restartable on the same port and folder. */
-async function startRedis(): Promise<{ url: string; port: number; dir: string; proc: () => ChildProcess; restart(): Promise<void> }> {
+async function startRedis(): Promise<{
+  url: string;
+  port: number;
+  dir: string;
+  proc: () => ChildProcess;
+  restart(): Promise<void>;
+}> {
   const port = await freePort();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-chaos-redis-'));
   const args = ['--appendonly', 'yes', '--appendfsync', 'always'];
@@ -118,105 +141,143 @@ async function readiness(h: MailHarness): Promise<() => Promise<number>> {
 }
 
 describe.skipIf(!redisBinary)('queue chaos on Redis (two instances)', () => {
-  it('Redis SHUTDOWN for 2 s mid-drain: nothing lost or sent twice, the rest delivered within 30 s', { timeout: 90_000 }, async () => {
-    const N = 300;
-    const redis = await startRedis();
-    const sink = await startSink();
-    const options: MailHarnessOptions = { redis: { url: redis.url, prefix: uniquePrefix('chaos') }, encryptionKey: randomBytes(32).toString('base64') };
-    await seed(options, sink, N);
-    const [a] = await workers(options, 2);
-    const ready = await readiness(a!);
-    expect(await ready()).toBe(200);
-
-    await sink.waitFor(N / 4, 30_000);
-    const admin = new Redis(redis.url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
-    const exited = new Promise((resolve) => redis.proc().once('exit', resolve));
-    await admin.call('SHUTDOWN').catch(() => undefined);
-    admin.disconnect();
-    await exited;
-    const shutdownAt = Date.now();
-    expect(sink.messages.length, 'the fault came after the drain had ended').toBeLessThan(N);
-    expect(await ready(), '/readyz while Redis is down').toBe(503);
-    await new Promise((r) => setTimeout(r, 2000 - (Date.now() - shutdownAt)));
-    await redis.restart();
-    const faultEnded = Date.now();
-
-    const after = await allDelivered(sink, N, faultEnded);
-    await expect.poll(ready, { timeout: 10_000, interval: 100 }).toBe(200);
-    await expectAllSent(a!, N);
-    console.log(`Redis SHUTDOWN 2 s: last message ${after} ms after Redis was back; ${sink.messages.length - N} duplicates`);
-    expect(sink.messages.length - N, 'messages sent twice').toBe(0);
-  });
-
-  it('CLIENT PAUSE for 10 s mid-drain: nothing lost or sent twice, the rest delivered within 30 s', { timeout: 90_000 }, async () => {
-    const N = 300;
-    const redis = await startRedis();
-    const sink = await startSink();
-    const options: MailHarnessOptions = { redis: { url: redis.url, prefix: uniquePrefix('chaos') }, encryptionKey: randomBytes(32).toString('base64') };
-    await seed(options, sink, N);
-    const [a] = await workers(options, 2);
-    const ready = await readiness(a!);
-
-    await sink.waitFor(N / 4, 30_000);
-    const admin = new Redis(redis.url);
-    cleanups.push(() => admin.quit());
-    await admin.call('CLIENT', 'PAUSE', '10000', 'ALL');
-    const faultEnded = Date.now() + 10_000;
-    expect(sink.messages.length, 'the fault came after the drain had ended').toBeLessThan(N);
-    expect(await ready(), '/readyz while Redis is paused').toBe(503);
-
-    const after = await allDelivered(sink, N, faultEnded);
-    await expect.poll(ready, { timeout: 10_000, interval: 100 }).toBe(200);
-    await expectAllSent(a!, N);
-    console.log(`CLIENT PAUSE 10 s: last message ${after} ms after the pause ended; ${sink.messages.length - N} duplicates`);
-    expect(sink.messages.length - N, 'messages sent twice').toBe(0);
-  });
-
-  it('kill -9 of one instance mid-drain: the survivor delivers its messages within 30 s', { timeout: 90_000 }, async () => {
-    const N = 300;
-    const redis = await startRedis();
-    const sink = await startSink();
-    const prefix = uniquePrefix('chaos');
-    const encryptionKey = randomBytes(32).toString('base64');
-    await seed({ redis: { url: redis.url, prefix }, encryptionKey }, sink, N);
-    // Both instances in their own process, with the product's lease (MAILGATE_QUEUE_LEASE_MS default).
-    const env = { REDIS_URL: redis.url, REDIS_PREFIX: prefix, ENCRYPTION_KEY: encryptionKey, MAILGATE_LOG_LEVEL: 'silent' };
-    const [victim] = await Promise.all([startChild(env), startChild(env)]);
-
-    await sink.waitFor(N / 4, 30_000);
-    victim.kill('SIGKILL');
-    const faultEnded = Date.now();
-    expect(sink.messages.length, 'the kill came after the drain had ended').toBeLessThan(N);
-
-    const after = await allDelivered(sink, N, faultEnded);
-    const [check] = await workers({ redis: { url: redis.url, prefix }, encryptionKey, workers: false }, 1);
-    await expectAllSent(check!, N);
-    const duplicates = sink.messages.length - N;
-    console.log(`kill -9 of one of two instances: last message ${after} ms after the kill; ${duplicates} duplicates`);
-    // Only the sends in flight at the kill (at most one instance's concurrency) may repeat.
-    expect(duplicates).toBeLessThanOrEqual(8);
-  });
-
-  it('the SMTP server dropping connections: every message delivered; again only when its reply was cut off', { timeout: 60_000 }, async () => {
-    await dropScenario(async (sink) => {
+  it(
+    'Redis SHUTDOWN for 2 s mid-drain: nothing lost or sent twice, the rest delivered within 30 s',
+    { timeout: 90_000 },
+    async () => {
+      const N = 300;
       const redis = await startRedis();
-      const options: MailHarnessOptions = { redis: { url: redis.url, prefix: uniquePrefix('chaos') }, encryptionKey: randomBytes(32).toString('base64') };
-      await seed(options, sink, 200);
-      return workers(options, 2);
-    });
-  });
+      const sink = await startSink();
+      const options: MailHarnessOptions = {
+        redis: { url: redis.url, prefix: uniquePrefix('chaos') },
+        encryptionKey: randomBytes(32).toString('base64'),
+      };
+      await seed(options, sink, N);
+      const [a] = await workers(options, 2);
+      const ready = await readiness(a!);
+      expect(await ready()).toBe(200);
+
+      await sink.waitFor(N / 4, 30_000);
+      const admin = new Redis(redis.url, { maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const exited = new Promise((resolve) => redis.proc().once('exit', resolve));
+      await admin.call('SHUTDOWN').catch(() => undefined);
+      admin.disconnect();
+      await exited;
+      const shutdownAt = Date.now();
+      expect(sink.messages.length, 'the fault came after the drain had ended').toBeLessThan(N);
+      expect(await ready(), '/readyz while Redis is down').toBe(503);
+      await new Promise((r) => setTimeout(r, 2000 - (Date.now() - shutdownAt)));
+      await redis.restart();
+      const faultEnded = Date.now();
+
+      const after = await allDelivered(sink, N, faultEnded);
+      await expect.poll(ready, { timeout: 10_000, interval: 100 }).toBe(200);
+      await expectAllSent(a!, N);
+      console.log(
+        `Redis SHUTDOWN 2 s: last message ${after} ms after Redis was back; ${sink.messages.length - N} duplicates`,
+      );
+      expect(sink.messages.length - N, 'messages sent twice').toBe(0);
+    },
+  );
+
+  it(
+    'CLIENT PAUSE for 10 s mid-drain: nothing lost or sent twice, the rest delivered within 30 s',
+    { timeout: 90_000 },
+    async () => {
+      const N = 300;
+      const redis = await startRedis();
+      const sink = await startSink();
+      const options: MailHarnessOptions = {
+        redis: { url: redis.url, prefix: uniquePrefix('chaos') },
+        encryptionKey: randomBytes(32).toString('base64'),
+      };
+      await seed(options, sink, N);
+      const [a] = await workers(options, 2);
+      const ready = await readiness(a!);
+
+      await sink.waitFor(N / 4, 30_000);
+      const admin = new Redis(redis.url);
+      cleanups.push(() => admin.quit());
+      await admin.call('CLIENT', 'PAUSE', '10000', 'ALL');
+      const faultEnded = Date.now() + 10_000;
+      expect(sink.messages.length, 'the fault came after the drain had ended').toBeLessThan(N);
+      expect(await ready(), '/readyz while Redis is paused').toBe(503);
+
+      const after = await allDelivered(sink, N, faultEnded);
+      await expect.poll(ready, { timeout: 10_000, interval: 100 }).toBe(200);
+      await expectAllSent(a!, N);
+      console.log(
+        `CLIENT PAUSE 10 s: last message ${after} ms after the pause ended; ${sink.messages.length - N} duplicates`,
+      );
+      expect(sink.messages.length - N, 'messages sent twice').toBe(0);
+    },
+  );
+
+  it(
+    'kill -9 of one instance mid-drain: the survivor delivers its messages within 30 s',
+    { timeout: 90_000 },
+    async () => {
+      const N = 300;
+      const redis = await startRedis();
+      const sink = await startSink();
+      const prefix = uniquePrefix('chaos');
+      const encryptionKey = randomBytes(32).toString('base64');
+      await seed({ redis: { url: redis.url, prefix }, encryptionKey }, sink, N);
+      // Both instances in their own process, with the product's lease (MAILGATE_QUEUE_LEASE_MS default).
+      const env = {
+        REDIS_URL: redis.url,
+        REDIS_PREFIX: prefix,
+        ENCRYPTION_KEY: encryptionKey,
+        MAILGATE_LOG_LEVEL: 'silent',
+      };
+      const [victim] = await Promise.all([startChild(env), startChild(env)]);
+
+      await sink.waitFor(N / 4, 30_000);
+      victim.kill('SIGKILL');
+      const faultEnded = Date.now();
+      expect(sink.messages.length, 'the kill came after the drain had ended').toBeLessThan(N);
+
+      const after = await allDelivered(sink, N, faultEnded);
+      const [check] = await workers({ redis: { url: redis.url, prefix }, encryptionKey, workers: false }, 1);
+      await expectAllSent(check!, N);
+      const duplicates = sink.messages.length - N;
+      console.log(`kill -9 of one of two instances: last message ${after} ms after the kill; ${duplicates} duplicates`);
+      // Only the sends in flight at the kill (at most one instance's concurrency) may repeat.
+      expect(duplicates).toBeLessThanOrEqual(8);
+    },
+  );
+
+  it(
+    'the SMTP server dropping connections: every message delivered; again only when its reply was cut off',
+    { timeout: 60_000 },
+    async () => {
+      await dropScenario(async (sink) => {
+        const redis = await startRedis();
+        const options: MailHarnessOptions = {
+          redis: { url: redis.url, prefix: uniquePrefix('chaos') },
+          encryptionKey: randomBytes(32).toString('base64'),
+        };
+        await seed(options, sink, 200);
+        return workers(options, 2);
+      });
+    },
+  );
 });
 
 describe('queue chaos on the embedded store', () => {
-  it('the SMTP server dropping connections: every message delivered; again only when its reply was cut off', { timeout: 60_000 }, async () => {
-    await dropScenario(async (sink) => {
-      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-chaos-'));
-      cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
-      const options: MailHarnessOptions = { dataDir, encryptionKey: randomBytes(32).toString('base64') };
-      await seed(options, sink, 200);
-      return workers(options, 1);
-    });
-  });
+  it(
+    'the SMTP server dropping connections: every message delivered; again only when its reply was cut off',
+    { timeout: 60_000 },
+    async () => {
+      await dropScenario(async (sink) => {
+        const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-chaos-'));
+        cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+        const options: MailHarnessOptions = { dataDir, encryptionKey: randomBytes(32).toString('base64') };
+        await seed(options, sink, 200);
+        return workers(options, 1);
+      });
+    },
+  );
 });
 
 /**
@@ -243,7 +304,9 @@ async function dropScenario(start: (sink: TestSmtp) => Promise<MailHarness[]>): 
 
   const after = await allDelivered(sink, N, faultEnded);
   await expectAllSent(a!, N);
-  console.log(`SMTP drops (${drops} cuts): last message ${after} ms after the fault ended; ${sink.messages.length - N} duplicates`);
+  console.log(
+    `SMTP drops (${drops} cuts): last message ${after} ms after the fault ended; ${sink.messages.length - N} duplicates`,
+  );
   // A cut connection loses the replies of messages the server accepted on it: those, and only those, come again.
   const copies = new Map<string | undefined, boolean[]>();
   for (const m of sink.messages) {
@@ -255,7 +318,10 @@ async function dropScenario(start: (sink: TestSmtp) => Promise<MailHarness[]>): 
 }
 
 function startChild(env: Record<string, string>): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', workerChild], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, ['--import', 'tsx', workerChild], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   cleanups.push(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });

@@ -29,7 +29,11 @@ for (const kind of ['file', 'redis'] as const) {
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
         body: JSON.stringify({ to: 'a@example.net', subject: 'limits', text: 'hello', ...body }),
       });
-      return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { id?: string; error?: { code: string; message: string } } };
+      return {
+        status: res.status,
+        retryAfter: res.headers.get('retry-after'),
+        body: (await res.json()) as { id?: string; error?: { code: string; message: string } },
+      };
     }
 
     async function waiting(): Promise<{ messages: number; bytes: number }> {
@@ -48,11 +52,22 @@ for (const kind of ['file', 'redis'] as const) {
       app = await startTestApp({
         store: kind,
         workers: true,
-        env: { MAILGATE_QUEUE_MAX_MESSAGES: String(MAX_MESSAGES), MAILGATE_QUEUE_MAX_BYTES: String(MAX_BYTES), MAILGATE_QUEUE_RETRY_BASE_MS: '50' },
+        env: {
+          MAILGATE_QUEUE_MAX_MESSAGES: String(MAX_MESSAGES),
+          MAILGATE_QUEUE_MAX_BYTES: String(MAX_BYTES),
+          MAILGATE_QUEUE_RETRY_BASE_MS: '50',
+        },
       });
       key = await app.apiKey(['send']);
       await app.services.mail.servers.create(
-        createServerInput.parse({ name: 'Loopback', fromAddress: 'notify@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'none', isDefault: true }),
+        createServerInput.parse({
+          name: 'Loopback',
+          fromAddress: 'notify@example.com',
+          host: '127.0.0.1',
+          port: smtp.port,
+          authMethod: 'none',
+          isDefault: true,
+        }),
         system,
       );
       await app.services.mail.servers.setOutgoingEnabled(false, system);
@@ -73,7 +88,9 @@ for (const kind of ['file', 'redis'] as const) {
     });
 
     it('lets parallel requests take exactly MAILGATE_QUEUE_MAX_MESSAGES places, no more', async () => {
-      const results = await Promise.all(Array.from({ length: 4 * MAX_MESSAGES }, (_, i) => send({ subject: `parallel ${i}` })));
+      const results = await Promise.all(
+        Array.from({ length: 4 * MAX_MESSAGES }, (_, i) => send({ subject: `parallel ${i}` })),
+      );
       const accepted = results.filter((r) => r.status === 202);
       const refused = results.filter((r) => r.status === 429);
       expect(accepted).toHaveLength(MAX_MESSAGES);
@@ -116,13 +133,34 @@ for (const kind of ['file', 'redis'] as const) {
 describe('queue limits across a restart of the embedded store', () => {
   it('counts the waiting messages again at start, with or without workers, so the limit still holds', async () => {
     const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-limits-restart-'));
-    const env = { MAILGATE_DATA_DIR: dataDir, MAILGATE_QUEUE_MAX_MESSAGES: '3', MAILGATE_SEND_DISABLED: 'true', MAILGATE_ENCRYPTION_KEYS: `t1:${randomBytes(32).toString('base64')}` };
+    const env = {
+      MAILGATE_DATA_DIR: dataDir,
+      MAILGATE_QUEUE_MAX_MESSAGES: '3',
+      MAILGATE_SEND_DISABLED: 'true',
+      MAILGATE_ENCRYPTION_KEYS: `t1:${randomBytes(32).toString('base64')}`,
+    };
     const post = async (app: TestApp, key: string) =>
-      (await fetch(`${app.url}/api/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ to: 'a@example.net', subject: 'kept', text: 'hi' }) })).status;
+      (
+        await fetch(`${app.url}/api/v1/messages`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ to: 'a@example.net', subject: 'kept', text: 'hi' }),
+        })
+      ).status;
     try {
       const first = await startTestApp({ store: 'file', workers: true, env });
       const key = await first.apiKey(['send']);
-      await first.services.mail.servers.create(createServerInput.parse({ name: 'Relay', fromAddress: 'notify@example.com', host: '127.0.0.1', port: 2525, authMethod: 'none', isDefault: true }), system);
+      await first.services.mail.servers.create(
+        createServerInput.parse({
+          name: 'Relay',
+          fromAddress: 'notify@example.com',
+          host: '127.0.0.1',
+          port: 2525,
+          authMethod: 'none',
+          isDefault: true,
+        }),
+        system,
+      );
       expect([await post(first, key), await post(first, key)]).toEqual([202, 202]);
       await first.close();
 
@@ -150,10 +188,34 @@ describe.skipIf(!redisUrlForTests())('queue limits on Redis with messages of an 
     const web = await startTestApp({ store: 'redis', workers: false, env: { MAILGATE_SEND_DISABLED: 'true' } });
     let workers: TestApp | undefined;
     try {
-      const server = await web.services.mail.servers.create(createServerInput.parse({ name: 'Relay', fromAddress: 'notify@example.com', host: '127.0.0.1', port: 2525, authMethod: 'none', isDefault: true }), system);
+      const server = await web.services.mail.servers.create(
+        createServerInput.parse({
+          name: 'Relay',
+          fromAddress: 'notify@example.com',
+          host: '127.0.0.1',
+          port: 2525,
+          authMethod: 'none',
+          isDefault: true,
+        }),
+        system,
+      );
       const now = Date.now();
       // As an earlier version stored it: no size, already in the held index.
-      const old = { serverId: server.id, status: 'held', heldReason: 'sending_disabled', attempts: 0, createdAt: now, updatedAt: now, nextAttemptAt: null, sentAt: null, lastError: null, recipients: [{ address: 'a@example.net', kind: 'to', status: 'pending' }], input: { to: ['a@example.net'], subject: 'old', text: 'hi' }, apiKeyId: null, smtpResponse: null };
+      const old = {
+        serverId: server.id,
+        status: 'held',
+        heldReason: 'sending_disabled',
+        attempts: 0,
+        createdAt: now,
+        updatedAt: now,
+        nextAttemptAt: null,
+        sentAt: null,
+        lastError: null,
+        recipients: [{ address: 'a@example.net', kind: 'to', status: 'pending' }],
+        input: { to: ['a@example.net'], subject: 'old', text: 'hi' },
+        apiKeyId: null,
+        smtpResponse: null,
+      };
       await web.store.put(MESSAGES, 'msg_old', old, { ifVersion: 0, schedule: { queue: HELD_INDEX, dueAt: now } });
       expect(await web.store.counters([WAITING_MESSAGES])).toEqual([0]);
 

@@ -37,6 +37,8 @@ describe.skipIf(!redisUrlForTests() || !binary)('readiness on Redis', () => {
     expect((await fetch(`${app.url}/healthz`)).status).toBe(200);
 
     redis = await spawnRedisServer(binary!, port);
-    await expect.poll(async () => (await fetch(`${app!.url}/readyz`)).status, { timeout: 15_000, interval: 200 }).toBe(200);
+    await expect
+      .poll(async () => (await fetch(`${app!.url}/readyz`)).status, { timeout: 15_000, interval: 200 })
+      .toBe(200);
   });
 });

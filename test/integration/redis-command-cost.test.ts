@@ -40,8 +40,15 @@ describe.runIf(binary)('Redis commands of puts and claims', () => {
 
   it('costs Redis few commands per put when puts with counters and schedule moves come together', async () => {
     const before = await commandStats(url);
-    const count = [{ counter: 'n', delta: 1, max: 1000 }, { counter: 'bytes', delta: 10, max: 100_000 }];
-    await Promise.all(Array.from({ length: 64 }, (_, i) => store.put('mail', `m${i}`, { i }, { ifVersion: 0, count, schedule: { queue: 'q', dueAt: i } })));
+    const count = [
+      { counter: 'n', delta: 1, max: 1000 },
+      { counter: 'bytes', delta: 10, max: 100_000 },
+    ];
+    await Promise.all(
+      Array.from({ length: 64 }, (_, i) =>
+        store.put('mail', `m${i}`, { i }, { ifVersion: 0, count, schedule: { queue: 'q', dueAt: i } }),
+      ),
+    );
     const used = commandsBetween(before, await commandStats(url)).filter(([name]) => name !== 'info');
     const perPut = used.reduce((sum, [, calls]) => sum + calls, 0) / 64;
     // Its own document costs a put two commands (the version read and the write); the rest is shared.
@@ -69,7 +76,18 @@ describe.runIf(binary)('Redis commands of puts and claims', () => {
   it('keeps each put of a batch on its own: versions, conflicts, the last schedule move, exact limits', async () => {
     const [first, second, stale] = await Promise.allSettled([
       store.put('docs', 'a', { n: 1 }, { ifVersion: 0, schedule: { queue: 'waiting', dueAt: 5 } }),
-      store.put('docs', 'a', { n: 2 }, { ifVersion: 1, schedule: [{ queue: 'waiting', dueAt: null }, { queue: 'done', dueAt: 7 }] }),
+      store.put(
+        'docs',
+        'a',
+        { n: 2 },
+        {
+          ifVersion: 1,
+          schedule: [
+            { queue: 'waiting', dueAt: null },
+            { queue: 'done', dueAt: 7 },
+          ],
+        },
+      ),
       store.put('docs', 'a', { n: 3 }, { ifVersion: 0 }),
     ]);
     expect(first).toMatchObject({ status: 'fulfilled', value: { version: 1 } });
@@ -80,7 +98,14 @@ describe.runIf(binary)('Redis commands of puts and claims', () => {
     expect(await store.scheduled('done', { limit: 10 })).toEqual([{ id: 'a', dueAt: 7 }]);
 
     const results = await Promise.allSettled(
-      Array.from({ length: 5 }, (_, i) => store.put('capped', `c${i}`, { i }, { count: [{ counter: 'places', delta: 1, max: 3 }], schedule: { queue: 'capped', dueAt: i } })),
+      Array.from({ length: 5 }, (_, i) =>
+        store.put(
+          'capped',
+          `c${i}`,
+          { i },
+          { count: [{ counter: 'places', delta: 1, max: 3 }], schedule: { queue: 'capped', dueAt: i } },
+        ),
+      ),
     );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3);
     expect(results.filter((r) => r.status === 'rejected' && r.reason instanceof CounterLimitError)).toHaveLength(2);

@@ -22,7 +22,10 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
   it('refuses to open quickly with StoreUnavailableError naming the URL without its password', async () => {
     const port = await freePort();
     const started = Date.now();
-    const error = await createRedisStore({ url: `redis://:hunter2secret@127.0.0.1:${port}`, prefix: uniquePrefix() }).catch((e: unknown) => e);
+    const error = await createRedisStore({
+      url: `redis://:hunter2secret@127.0.0.1:${port}`,
+      prefix: uniquePrefix(),
+    }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StoreUnavailableError);
     expect((error as Error).message).toContain(`127.0.0.1:${port}`);
     expect((error as Error).message).not.toContain('hunter2secret');
@@ -51,7 +54,16 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
       await expect(store.subscribe('during-outage', () => undefined)).rejects.toBeInstanceOf(StoreUnavailableError);
 
       redis = await spawnRedisServer(binary!, port);
-      await expect.poll(() => store.ping().then(() => 'up', () => 'down'), { timeout: 10_000, interval: 200 }).toBe('up');
+      await expect
+        .poll(
+          () =>
+            store.ping().then(
+              () => 'up',
+              () => 'down',
+            ),
+          { timeout: 10_000, interval: 200 },
+        )
+        .toBe('up');
       // Fresh Redis (no persistence): the store works again.
       await store.put('things', 'c', { back: true });
       expect((await store.get('things', 'c'))?.value).toEqual({ back: true });
@@ -92,7 +104,11 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
   it('a key rotation cut off by a frozen Redis leaves every document whole; a rerun finishes it', async () => {
     const port = await freePort();
     redis = await spawnRedisServer(binary!, port);
-    const store = await createRedisStore({ url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix(), commandTimeoutMs: 500 });
+    const store = await createRedisStore({
+      url: `redis://127.0.0.1:${port}`,
+      prefix: uniquePrefix(),
+      commandTimeoutMs: 500,
+    });
     const oldKey = { id: 'old', key: randomBytes(32) };
     const newKey = { id: 'new', key: randomBytes(32) };
     const before = new Keyring([oldKey]);
@@ -103,7 +119,9 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
           Array.from({ length: 200 }, (_, j) => {
             const id = `g${i + j}`;
             const seal = (field: string) => before.seal(`${field}-${id}`, { collection: 'oauth_grants', id, field });
-            return store.put('oauth_grants', id, { tokens: { refreshToken: seal('tokens.refreshToken'), accessToken: seal('tokens.accessToken') } });
+            return store.put('oauth_grants', id, {
+              tokens: { refreshToken: seal('tokens.refreshToken'), accessToken: seal('tokens.accessToken') },
+            });
           }),
         );
       }
@@ -119,7 +137,16 @@ describe.skipIf(!redisUrlForTests() || !binary)('redis store when Redis is down'
       expect(frozen).toBe(true);
       expect(outcome).toBeInstanceOf(StoreUnavailableError);
       redis.kill('SIGCONT');
-      await expect.poll(() => store.ping().then(() => 'up', () => 'down'), { timeout: 10_000, interval: 100 }).toBe('up');
+      await expect
+        .poll(
+          () =>
+            store.ping().then(
+              () => 'up',
+              () => 'down',
+            ),
+          { timeout: 10_000, interval: 100 },
+        )
+        .toBe('up');
 
       let rotatedDocs = 0;
       for (const doc of await store.list<{ tokens: { refreshToken: string; accessToken: string } }>('oauth_grants')) {

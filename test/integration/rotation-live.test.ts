@@ -35,7 +35,11 @@ afterAll(async () => {
 });
 
 async function start(options: Parameters<typeof startTestApp>[0]): Promise<TestApp> {
-  const app = await startTestApp({ workers: true, ...options, env: { MAILGATE_QUEUE_RETRY_BASE_MS: '50', ...options?.env } });
+  const app = await startTestApp({
+    workers: true,
+    ...options,
+    env: { MAILGATE_QUEUE_RETRY_BASE_MS: '50', ...options?.env },
+  });
   apps.push(app);
   return app;
 }
@@ -59,14 +63,31 @@ async function api(app: TestApp, key: string, method: string, pathname: string, 
 async function seedServers(app: TestApp): Promise<string> {
   const actor = { actor: { type: 'system' as const, id: 'test' } };
   const relay = await app.services.mail.servers.create(
-    createServerInput.parse({ name: 'relay', fromAddress: 'notify@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'basic', username: 'relay', password: PASSWORD, isDefault: true }),
+    createServerInput.parse({
+      name: 'relay',
+      fromAddress: 'notify@example.com',
+      host: '127.0.0.1',
+      port: smtp.port,
+      authMethod: 'basic',
+      username: 'relay',
+      password: PASSWORD,
+      isDefault: true,
+    }),
     actor,
   );
   for (let i = 0; i < FILLER_SERVERS; i += 50) {
     await Promise.all(
       Array.from({ length: 50 }, (_, j) =>
         app.services.mail.servers.create(
-          createServerInput.parse({ name: `filler ${i + j}`, fromAddress: 'filler@example.com', host: 'smtp.invalid', tls: true, authMethod: 'basic', username: `u${i + j}`, password: `filler-password-${i + j}` }),
+          createServerInput.parse({
+            name: `filler ${i + j}`,
+            fromAddress: 'filler@example.com',
+            host: 'smtp.invalid',
+            tls: true,
+            authMethod: 'basic',
+            username: `u${i + j}`,
+            password: `filler-password-${i + j}`,
+          }),
           actor,
         ),
       ),
@@ -76,14 +97,22 @@ async function seedServers(app: TestApp): Promise<string> {
 }
 
 /** Sends `count` messages round-robin through the given instances while `during` runs; returns their ids. */
-async function sendWhile(instances: { app: TestApp; key: string }[], during: () => Promise<unknown>, atLeast = 20): Promise<string[]> {
+async function sendWhile(
+  instances: { app: TestApp; key: string }[],
+  during: () => Promise<unknown>,
+  atLeast = 20,
+): Promise<string[]> {
   const ids: string[] = [];
   let done = false;
   const sender = (async () => {
     let i = 0;
     while (!done || ids.length < atLeast) {
       const target = instances[i++ % instances.length]!;
-      const res = await api(target.app, target.key, 'POST', '/api/v1/messages', { to: `user${i}@example.net`, subject: `rotation ${i}`, text: 'hello' });
+      const res = await api(target.app, target.key, 'POST', '/api/v1/messages', {
+        to: `user${i}@example.net`,
+        subject: `rotation ${i}`,
+        text: 'hello',
+      });
       expect(res.status, res.text).toBe(202);
       ids.push(res.body.id as string);
     }
@@ -193,14 +222,34 @@ describe.skipIf(!redisUrlForTests())('encryption key rotation on Redis, a mixed 
 
     // (a) B has the new key appended; A has not been rolled yet. Both write with the old key.
     const b = await start({ shareWith: a, env: { MAILGATE_ENCRYPTION_KEYS: STEP_A } });
-    const stepA = await sendWhile([{ app: a, key: sendKey }, { app: b, key: sendKey }], () => new Promise((r) => setTimeout(r, 300)));
+    const stepA = await sendWhile(
+      [
+        { app: a, key: sendKey },
+        { app: b, key: sendKey },
+      ],
+      () => new Promise((r) => setTimeout(r, 300)),
+    );
     await expectAllSent(b, sendKey, stepA);
     await stop(a);
 
     // (b) C writes with the new key while B still writes with the old one; each opens what the other wrote.
     const c = await start({ shareWith: b, env: { MAILGATE_ENCRYPTION_KEYS: STEP_B } });
-    await api(c, adminKey, 'POST', '/api/v1/smtp-servers', { name: 'written by C', fromAddress: 'c@example.com', host: '127.0.0.1', port: smtp.port, authMethod: 'basic', username: 'relay', password: PASSWORD });
-    const stepB = await sendWhile([{ app: b, key: sendKey }, { app: c, key: sendKey }], () => new Promise((r) => setTimeout(r, 300)));
+    await api(c, adminKey, 'POST', '/api/v1/smtp-servers', {
+      name: 'written by C',
+      fromAddress: 'c@example.com',
+      host: '127.0.0.1',
+      port: smtp.port,
+      authMethod: 'basic',
+      username: 'relay',
+      password: PASSWORD,
+    });
+    const stepB = await sendWhile(
+      [
+        { app: b, key: sendKey },
+        { app: c, key: sendKey },
+      ],
+      () => new Promise((r) => setTimeout(r, 300)),
+    );
     await expectAllSent(c, sendKey, stepB);
     const bView = await api(b, adminKey, 'GET', '/api/v1/smtp-servers');
     expect(bView.status, bView.text).toBe(200);
@@ -211,16 +260,22 @@ describe.skipIf(!redisUrlForTests())('encryption key rotation on Redis, a mixed 
     const keyring = c.services.keyring;
     let firstRun: Awaited<ReturnType<typeof rotateKeys>> | undefined;
     let secondRun: Awaited<ReturnType<typeof rotateKeys>> | undefined;
-    const during = await sendWhile([{ app: c, key: sendKey }, { app: d, key: sendKey }], async () => {
-      const controller = new AbortController();
-      firstRun = await rotateKeys(c.store, keyring, {
-        signal: controller.signal,
-        onProgress: (p) => {
-          if (p.resealed >= 300) controller.abort();
-        },
-      });
-      secondRun = await rotateKeys(c.store, keyring);
-    });
+    const during = await sendWhile(
+      [
+        { app: c, key: sendKey },
+        { app: d, key: sendKey },
+      ],
+      async () => {
+        const controller = new AbortController();
+        firstRun = await rotateKeys(c.store, keyring, {
+          signal: controller.signal,
+          onProgress: (p) => {
+            if (p.resealed >= 300) controller.abort();
+          },
+        });
+        secondRun = await rotateKeys(c.store, keyring);
+      },
+    );
     expect(firstRun?.aborted).toBe(true);
     expect(firstRun!.resealed).toBeGreaterThanOrEqual(300);
     expect(secondRun?.aborted).toBe(false);
@@ -233,7 +288,13 @@ describe.skipIf(!redisUrlForTests())('encryption key rotation on Redis, a mixed 
 
     // (d) an instance without the old key starts beside the others and sends.
     const e = await start({ shareWith: c, env: { MAILGATE_ENCRYPTION_KEYS: NEW } });
-    const stepD = await sendWhile([{ app: e, key: sendKey }, { app: d, key: sendKey }], () => new Promise((r) => setTimeout(r, 300)));
+    const stepD = await sendWhile(
+      [
+        { app: e, key: sendKey },
+        { app: d, key: sendKey },
+      ],
+      () => new Promise((r) => setTimeout(r, 300)),
+    );
     await expectAllSent(e, sendKey, stepD);
     const listed = await api(e, adminKey, 'GET', '/api/v1/smtp-servers');
     expect(listed.status, listed.text).toBe(200);

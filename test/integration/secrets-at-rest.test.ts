@@ -127,11 +127,19 @@ async function readAtRest(app: TestApp, dataDir: string | null): Promise<Haystac
 }
 
 /** The stored JSON value of a document as the store wrote it (file or Redis hash), not through the Store API. */
-async function rawDoc(app: TestApp, dataDir: string | null, collection: string, id: string): Promise<Record<string, unknown>> {
+async function rawDoc(
+  app: TestApp,
+  dataDir: string | null,
+  collection: string,
+  id: string,
+): Promise<Record<string, unknown>> {
   if (!app.config.REDIS_URL) {
     // The collection's journal: the last line of the id is its current state.
     const text = await readFile(path.join(dataDir!, 'store', 'docs', `${collection}.jsonl`), 'utf8');
-    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; value?: Record<string, unknown>; deleted?: boolean });
+    const lines = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { id: string; value?: Record<string, unknown>; deleted?: boolean });
     const last = lines.findLast((l) => l.id === id);
     if (!last?.value) throw new Error(`${collection}/${id} is not in the journal`);
     return last.value;
@@ -154,7 +162,14 @@ async function pressAuthorize(session: HttpSession, serverId: string): Promise<{
   if (!action) throw new Error('no provider form on the Authorize page');
   const url = new URL(action.replace(/&amp;/g, '&'));
   for (const m of text.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
-    if (m[1] !== '_csrf') url.searchParams.set(m[1]!, m[2]!.replace(/&amp;/g, '&').replace(/&#39;/g, "'").replace(/&quot;/g, '"'));
+    if (m[1] !== '_csrf')
+      url.searchParams.set(
+        m[1]!,
+        m[2]!
+          .replace(/&amp;/g, '&')
+          .replace(/&#39;/g, "'")
+          .replace(/&quot;/g, '"'),
+      );
   }
   return { url: url.href, page: text };
 }
@@ -169,7 +184,14 @@ interface Scenario {
   logLines: string[];
   /** What was kept while the grant still existed (just before Disconnect). */
   atRestBeforeDisconnect: Haystack[];
-  ids: { relayServer: string; loginServer: string; oauthServer: string; integration: string; adminEmail: string; sendKeyId: string };
+  ids: {
+    relayServer: string;
+    loginServer: string;
+    oauthServer: string;
+    integration: string;
+    adminEmail: string;
+    sendKeyId: string;
+  };
   final: { relayPassword: string; loginPassword: string; clientSecret: string };
   startedAt: number;
 }
@@ -192,7 +214,21 @@ interface Fixtures {
   cleanup: { apps: TestApp[]; dirs: string[] };
 }
 
-async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth, loginRelay, loginAuth, fileRelay, fileRelayAuth, oauthSmtp, seenAccessTokens, cleanup }: Fixtures): Promise<Scenario> {
+async function runScenario(
+  kind: 'file' | 'redis',
+  {
+    provider,
+    relay,
+    relayAuth,
+    loginRelay,
+    loginAuth,
+    fileRelay,
+    fileRelayAuth,
+    oauthSmtp,
+    seenAccessTokens,
+    cleanup,
+  }: Fixtures,
+): Promise<Scenario> {
   const startedAt = Date.now();
   const secrets: Secret[] = [];
   const responses: Haystack[] = [];
@@ -224,10 +260,25 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
   cleanup.dirs.push(configDir);
   add('SMTP password of the file-defined server', fileRelayAuth.pass);
   await writeFile(path.join(configDir, 'relay-password'), `${fileRelayAuth.pass}\n`, { mode: 0o600 });
-  await writeFile(path.join(configDir, 'servers.json'), JSON.stringify({ servers: [{
-    id: 'file-relay', name: 'file relay', fromAddress: 'notify@example.test', host: '127.0.0.1', port: fileRelay.port, protocol: 'smtp', timeoutMs: 5000,
-    authMethod: 'basic', username: fileRelayAuth.user, passwordFile: path.join(configDir, 'relay-password'),
-  }] }));
+  await writeFile(
+    path.join(configDir, 'servers.json'),
+    JSON.stringify({
+      servers: [
+        {
+          id: 'file-relay',
+          name: 'file relay',
+          fromAddress: 'notify@example.test',
+          host: '127.0.0.1',
+          port: fileRelay.port,
+          protocol: 'smtp',
+          timeoutMs: 5000,
+          authMethod: 'basic',
+          username: fileRelayAuth.user,
+          passwordFile: path.join(configDir, 'relay-password'),
+        },
+      ],
+    }),
+  );
   env.MAILGATE_SMTP_SERVERS_FILE = path.join(configDir, 'servers.json');
   let dataDir: string | null = null;
   if (kind === 'file') {
@@ -235,7 +286,11 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
     const parent = await mkdtemp(path.join(os.tmpdir(), 'mailgate-secrets-'));
     cleanup.dirs.push(parent);
     dataDir = path.join(parent, 'data');
-    const resolved = await resolveSecrets({ MAILGATE_DATA_DIR: dataDir, encryptionKeys: undefined, sessionSecrets: undefined });
+    const resolved = await resolveSecrets({
+      MAILGATE_DATA_DIR: dataDir,
+      encryptionKeys: undefined,
+      sessionSecrets: undefined,
+    });
     expect(resolved.local?.created).toBe(true);
     env.MAILGATE_DATA_DIR = dataDir;
     env.MAILGATE_ENCRYPTION_KEYS = resolved.encryptionKeys.map((k) => `${k.id}:${k.key.toString('base64')}`).join(',');
@@ -244,7 +299,8 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
   const app = await startTestApp({ store: kind, workers: true, env, logDestination: logSink });
   cleanup.apps.push(app);
   // The key material itself: only the embedded secrets file may hold it.
-  for (const k of app.env.MAILGATE_ENCRYPTION_KEYS!.split(',')) add('encryption key', k.slice(k.indexOf(':') + 1), LOCAL_SECRETS_FILE);
+  for (const k of app.env.MAILGATE_ENCRYPTION_KEYS!.split(','))
+    add('encryption key', k.slice(k.indexOf(':') + 1), LOCAL_SECRETS_FILE);
   for (const secret of app.env.MAILGATE_SESSION_SECRETS!.split(',')) add('session secret', secret, LOCAL_SECRETS_FILE);
 
   const admin = app.anonymousSession();
@@ -261,10 +317,20 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
     return { res, text };
   }
   let bearer = '';
-  async function api<T = Record<string, unknown>>(where: string, method: string, p: string, body: unknown, status: number, key = bearer): Promise<T> {
+  async function api<T = Record<string, unknown>>(
+    where: string,
+    method: string,
+    p: string,
+    body: unknown,
+    status: number,
+    key = bearer,
+  ): Promise<T> {
     const res = await fetch(`${app.url}${p}`, {
       method,
-      headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await res.text();
@@ -280,76 +346,210 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
   await admin.login(adminEmail, adminPassword);
 
   // --- API keys: one from the page (shown once there), then the canary key created through the API with it.
-  const created = await form('API key page (creation)', '/admin/api-keys', { name: 'bootstrap', scopes: ['admin', 'send'] }, 201);
-  const pageKey = add('API key created on the page', /id="new-api-key"[^>]*value="(mgk_[^"]+)"/.exec(created.text)![1]!, 'API key page (creation)');
-  const made = await api<{ id: string; key: string }>('API key creation', 'POST', '/api/v1/api-keys', { name: 'canary key', scopes: ['admin', 'send'] }, 201, pageKey);
+  const created = await form(
+    'API key page (creation)',
+    '/admin/api-keys',
+    { name: 'bootstrap', scopes: ['admin', 'send'] },
+    201,
+  );
+  const pageKey = add(
+    'API key created on the page',
+    /id="new-api-key"[^>]*value="(mgk_[^"]+)"/.exec(created.text)![1]!,
+    'API key page (creation)',
+  );
+  const made = await api<{ id: string; key: string }>(
+    'API key creation',
+    'POST',
+    '/api/v1/api-keys',
+    { name: 'canary key', scopes: ['admin', 'send'] },
+    201,
+    pageKey,
+  );
   bearer = add('API key created through the API', made.key, 'API key creation');
 
   // --- OAuth 2.0 integration (API), plus a form post with a bad field that must not echo its secret.
   const clientId = `mailgate-${randomBytes(4).toString('hex')}`;
   const clientSecret1 = add('client secret', canary('client-secret'));
-  await provider.registerClient({ clientId, clientSecret: clientSecret1, redirectUris: [`${app.config.MAILGATE_BASE_URL}/oauth/callback`] });
-  const integration = await api<{ id: string }>('integration creation', 'POST', '/api/v1/oauth-integrations', { name: 'Google', provider: 'google', clientId, clientSecret: clientSecret1 }, 201);
+  await provider.registerClient({
+    clientId,
+    clientSecret: clientSecret1,
+    redirectUris: [`${app.config.MAILGATE_BASE_URL}/oauth/callback`],
+  });
+  const integration = await api<{ id: string }>(
+    'integration creation',
+    'POST',
+    '/api/v1/oauth-integrations',
+    { name: 'Google', provider: 'google', clientId, clientSecret: clientSecret1 },
+    201,
+  );
   const rejectedSecret = add('client secret of a rejected form', canary('rejected-client-secret'));
-  await form('integration form with an error', '/admin/oauth-integrations', { name: '', provider: 'google', clientId: 'x', clientSecret: rejectedSecret }, 400);
+  await form(
+    'integration form with an error',
+    '/admin/oauth-integrations',
+    { name: '', provider: 'google', clientId: 'x', clientSecret: rejectedSecret },
+    400,
+  );
 
   // --- SMTP server with basic auth over the JSON API, password changed through the HTML form.
   const relayPassword1 = add('SMTP password (API)', canary('smtp-password-api'));
-  const relayServer = await api<{ id: string }>('server creation', 'POST', '/api/v1/smtp-servers', {
-    name: 'relay', fromAddress: 'notify@example.test', host: '127.0.0.1', port: relay.port, protocol: 'smtp', authMethod: 'basic', username: relayAuth.user, password: relayPassword1, timeoutMs: 5000,
-  }, 201);
+  const relayServer = await api<{ id: string }>(
+    'server creation',
+    'POST',
+    '/api/v1/smtp-servers',
+    {
+      name: 'relay',
+      fromAddress: 'notify@example.test',
+      host: '127.0.0.1',
+      port: relay.port,
+      protocol: 'smtp',
+      authMethod: 'basic',
+      username: relayAuth.user,
+      password: relayPassword1,
+      timeoutMs: 5000,
+    },
+    201,
+  );
   relayAuth.pass = relayPassword1;
   await page('server page', `/admin/smtp-servers/${relayServer.id}`);
   const relayPassword2 = add('SMTP password (form, changePassword)', canary('smtp-password-form'));
-  const serverFields = { name: 'relay', fromAddress: 'notify@example.test', protocol: 'smtp', host: '127.0.0.1', port: String(relay.port), timeoutMs: '5000', authMethod: 'basic', username: relayAuth.user };
-  await form('server form (changePassword)', `/admin/smtp-servers/${relayServer.id}`, { ...serverFields, password: relayPassword2, changePassword: 'on' }, 303);
+  const serverFields = {
+    name: 'relay',
+    fromAddress: 'notify@example.test',
+    protocol: 'smtp',
+    host: '127.0.0.1',
+    port: String(relay.port),
+    timeoutMs: '5000',
+    authMethod: 'basic',
+    username: relayAuth.user,
+  };
+  await form(
+    'server form (changePassword)',
+    `/admin/smtp-servers/${relayServer.id}`,
+    { ...serverFields, password: relayPassword2, changePassword: 'on' },
+    303,
+  );
   relayAuth.pass = relayPassword2;
   const unticked = add('SMTP password typed without changePassword', canary('smtp-password-unticked'));
-  await form('server form (password without changePassword)', `/admin/smtp-servers/${relayServer.id}`, { ...serverFields, password: unticked }, 400);
+  await form(
+    'server form (password without changePassword)',
+    `/admin/smtp-servers/${relayServer.id}`,
+    { ...serverFields, password: unticked },
+    400,
+  );
   const invalidPassword = add('SMTP password of a rejected form', canary('smtp-password-rejected'));
-  await form('server form with an error', `/admin/smtp-servers/${relayServer.id}`, { ...serverFields, port: 'not-a-port', password: invalidPassword, changePassword: 'on' }, 400);
+  await form(
+    'server form with an error',
+    `/admin/smtp-servers/${relayServer.id}`,
+    { ...serverFields, port: 'not-a-port', password: invalidPassword, changePassword: 'on' },
+    400,
+  );
 
   // --- a second basic-auth server created through the HTML form; its relay speaks AUTH LOGIN only.
   const loginPassword = add('SMTP password (create form)', canary('smtp-password-login'));
   loginAuth.pass = loginPassword;
-  const createdByForm = await form('server create form', '/admin/smtp-servers', {
-    name: 'login relay', fromAddress: 'notify@example.test', serviceProvider: 'custom', protocol: 'smtp', host: '127.0.0.1', port: String(loginRelay.port), timeoutMs: '5000', authMethod: 'basic', username: loginAuth.user, password: loginPassword,
-  }, 303);
-  const loginServer = decodeURIComponent(/\/admin\/smtp-servers\/([^/?]+)$/.exec(createdByForm.res.headers.get('location') ?? '')![1]!);
+  const createdByForm = await form(
+    'server create form',
+    '/admin/smtp-servers',
+    {
+      name: 'login relay',
+      fromAddress: 'notify@example.test',
+      serviceProvider: 'custom',
+      protocol: 'smtp',
+      host: '127.0.0.1',
+      port: String(loginRelay.port),
+      timeoutMs: '5000',
+      authMethod: 'basic',
+      username: loginAuth.user,
+      password: loginPassword,
+    },
+    303,
+  );
+  const loginServer = decodeURIComponent(
+    /\/admin\/smtp-servers\/([^/?]+)$/.exec(createdByForm.res.headers.get('location') ?? '')![1]!,
+  );
 
   // --- Test connection with the debug transcript: HTML (AUTH PLAIN) and API (AUTH LOGIN).
   const testPage = await form('Test connection page (PLAIN)', `/admin/smtp-servers/${relayServer.id}/test`, {}, 200);
   expect(testPage.text).toContain('AUTH PLAIN');
   expect(testPage.text).toContain('authenticated (basic)');
-  const loginTest = await api<{ ok: boolean; transcript: string[] }>('Test connection API (LOGIN)', 'POST', `/api/v1/smtp-servers/${loginServer}/test`, undefined, 200);
+  const loginTest = await api<{ ok: boolean; transcript: string[] }>(
+    'Test connection API (LOGIN)',
+    'POST',
+    `/api/v1/smtp-servers/${loginServer}/test`,
+    undefined,
+    200,
+  );
   expect(loginTest.ok, loginTest.transcript.join('\n')).toBe(true);
   expect(loginTest.transcript.join('\n')).toContain('AUTH LOGIN');
 
-  const fileTest = await api<{ ok: boolean; transcript: string[] }>('Test connection API (file-defined server)', 'POST', '/api/v1/smtp-servers/file-relay/test', undefined, 200);
+  const fileTest = await api<{ ok: boolean; transcript: string[] }>(
+    'Test connection API (file-defined server)',
+    'POST',
+    '/api/v1/smtp-servers/file-relay/test',
+    undefined,
+    200,
+  );
   expect(fileTest.ok, fileTest.transcript.join('\n')).toBe(true);
 
   // --- messages through the queue over basic auth.
   const sentBasic = [
-    await api<{ id: string }>('message (file-defined server)', 'POST', '/api/v1/messages', { serverId: 'file-relay', to: 'bob@example.test', subject: 'file', text: 'hello' }, 202),
-    await api<{ id: string }>('message (PLAIN)', 'POST', '/api/v1/messages', { serverId: relayServer.id, to: 'bob@example.test', subject: 'plain', text: 'hello' }, 202),
-    await api<{ id: string }>('message (LOGIN)', 'POST', '/api/v1/messages', { serverId: loginServer, to: 'bob@example.test', subject: 'login', text: 'hello' }, 202),
+    await api<{ id: string }>(
+      'message (file-defined server)',
+      'POST',
+      '/api/v1/messages',
+      { serverId: 'file-relay', to: 'bob@example.test', subject: 'file', text: 'hello' },
+      202,
+    ),
+    await api<{ id: string }>(
+      'message (PLAIN)',
+      'POST',
+      '/api/v1/messages',
+      { serverId: relayServer.id, to: 'bob@example.test', subject: 'plain', text: 'hello' },
+      202,
+    ),
+    await api<{ id: string }>(
+      'message (LOGIN)',
+      'POST',
+      '/api/v1/messages',
+      { serverId: loginServer, to: 'bob@example.test', subject: 'login', text: 'hello' },
+      202,
+    ),
   ];
 
   // --- OAuth 2.0 server, Authorize through the provider (PKCE verifier, code, access and refresh tokens).
-  const oauthServer = await api<{ id: string }>('OAuth server creation', 'POST', '/api/v1/smtp-servers', {
-    name: 'google mailbox', fromAddress: 'alice@example.test', host: '127.0.0.1', port: oauthSmtp.port, protocol: 'smtp', authMethod: 'oauth2', oauthIntegrationId: integration.id, timeoutMs: 5000,
-  }, 201);
+  const oauthServer = await api<{ id: string }>(
+    'OAuth server creation',
+    'POST',
+    '/api/v1/smtp-servers',
+    {
+      name: 'google mailbox',
+      fromAddress: 'alice@example.test',
+      host: '127.0.0.1',
+      port: oauthSmtp.port,
+      protocol: 'smtp',
+      authMethod: 'oauth2',
+      oauthIntegrationId: integration.id,
+      timeoutMs: 5000,
+    },
+    201,
+  );
   const authorize = await pressAuthorize(admin, oauthServer.id);
   responses.push({ where: 'Authorize page', text: authorize.page });
   const transactions = await app.store.list<{ codeVerifier: string }>(TRANSACTIONS);
   expect(transactions.length).toBe(1);
   const tx = transactions[0]!;
   expect(isSealed(tx.value.codeVerifier), 'the PKCE verifier is sealed').toBe(true);
-  add('PKCE code verifier', app.services.keyring.open(tx.value.codeVerifier, { collection: TRANSACTIONS, id: tx.id, field: 'codeVerifier' }));
+  add(
+    'PKCE code verifier',
+    app.services.keyring.open(tx.value.codeVerifier, { collection: TRANSACTIONS, id: tx.id, field: 'codeVerifier' }),
+  );
   const callback = await consentAtProvider(authorize.url, 'alice@example.test');
   add('authorization code', callback.searchParams.get('code')!);
   const back = await admin.get(`${callback.pathname}${callback.search}`);
-  responses.push({ where: 'OAuth callback', text: `${[...back.res.headers].map(([k, v]) => `${k}: ${v}`).join('\n')}\n\n${back.text}` });
+  responses.push({
+    where: 'OAuth callback',
+    text: `${[...back.res.headers].map(([k, v]) => `${k}: ${v}`).join('\n')}\n\n${back.text}`,
+  });
   expect(back.res.status, back.text.slice(0, 300)).toBe(303);
 
   const rememberGrant = async (when: string) => {
@@ -357,40 +557,76 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
     expect(isSealed(g.tokens.accessToken), `access token sealed ${when}`).toBe(true);
     expect(isSealed(g.tokens.refreshToken), `refresh token sealed ${when}`).toBe(true);
     add(`access token (${when})`, openToken(app.services.keyring, oauthServer.id, 'accessToken', g.tokens.accessToken));
-    add(`refresh token (${when})`, openToken(app.services.keyring, oauthServer.id, 'refreshToken', g.tokens.refreshToken!));
+    add(
+      `refresh token (${when})`,
+      openToken(app.services.keyring, oauthServer.id, 'refreshToken', g.tokens.refreshToken!),
+    );
   };
   await rememberGrant('after Authorize');
   await page('OAuth server page', `/admin/smtp-servers/${oauthServer.id}`);
   await api('grant API', 'GET', `/api/v1/smtp-servers/${oauthServer.id}/oauth`, undefined, 200);
 
   // --- XOAUTH2: Test connection (HTML transcript) and a queued message.
-  const xoauthTest = await form('Test connection page (XOAUTH2)', `/admin/smtp-servers/${oauthServer.id}/test`, {}, 200);
+  const xoauthTest = await form(
+    'Test connection page (XOAUTH2)',
+    `/admin/smtp-servers/${oauthServer.id}/test`,
+    {},
+    200,
+  );
   expect(xoauthTest.text).toContain('AUTH XOAUTH2');
   expect(xoauthTest.text).toContain('authenticated (oauth2)');
   const waitSent = async (id: string) => {
     const deadline = Date.now() + 15_000;
     for (;;) {
-      const status = (await api<{ status: string }>('message status', 'GET', `/api/v1/messages/${id}`, undefined, 200)).status;
+      const status = (await api<{ status: string }>('message status', 'GET', `/api/v1/messages/${id}`, undefined, 200))
+        .status;
       if (status === 'sent') return;
       if (Date.now() > deadline || status === 'failed') throw new Error(`message ${id} is ${status}`);
       await sleep(50);
     }
   };
-  const sentOAuth = [await api<{ id: string }>('message (XOAUTH2)', 'POST', '/api/v1/messages', { serverId: oauthServer.id, to: 'bob@example.test', subject: 'oauth', text: 'hello' }, 202)];
+  const sentOAuth = [
+    await api<{ id: string }>(
+      'message (XOAUTH2)',
+      'POST',
+      '/api/v1/messages',
+      { serverId: oauthServer.id, to: 'bob@example.test', subject: 'oauth', text: 'hello' },
+      202,
+    ),
+  ];
   // Sent with the first access token before the rotation below brings a second one.
   await waitSent(sentOAuth[0]!.id);
 
   // --- client secret rotation: a wrong secret through the form (refused), then the real one through the API
   // (proven with a refresh, which stores a new access token).
   const wrongSecret = add('wrong rotated client secret', canary('wrong-client-secret'));
-  await form('rotate-secret form (refused)', `/admin/oauth-integrations/${integration.id}/rotate-secret`, { clientSecret: wrongSecret }, 400);
+  await form(
+    'rotate-secret form (refused)',
+    `/admin/oauth-integrations/${integration.id}/rotate-secret`,
+    { clientSecret: wrongSecret },
+    400,
+  );
   const clientSecret2 = add('rotated client secret', canary('rotated-client-secret'));
   await provider.changeClientSecret(clientId, clientSecret2);
-  const rotated = await api<{ provenWith: string }>('rotate-secret API', 'POST', `/api/v1/oauth-integrations/${integration.id}/rotate-secret`, { clientSecret: clientSecret2 }, 200);
+  const rotated = await api<{ provenWith: string }>(
+    'rotate-secret API',
+    'POST',
+    `/api/v1/oauth-integrations/${integration.id}/rotate-secret`,
+    { clientSecret: clientSecret2 },
+    200,
+  );
   expect(rotated.provenWith).toBe('refresh_token');
   await rememberGrant('after rotation');
   oauthSmtp.dropConnections();
-  sentOAuth.push(await api<{ id: string }>('message (XOAUTH2, after rotation)', 'POST', '/api/v1/messages', { serverId: oauthServer.id, to: 'bob@example.test', subject: 'oauth 2', text: 'hello' }, 202));
+  sentOAuth.push(
+    await api<{ id: string }>(
+      'message (XOAUTH2, after rotation)',
+      'POST',
+      '/api/v1/messages',
+      { serverId: oauthServer.id, to: 'bob@example.test', subject: 'oauth 2', text: 'hello' },
+      202,
+    ),
+  );
 
   for (const m of [...sentBasic, ...sentOAuth]) await waitSent(m.id);
   expect(relay.messages.length).toBe(1);
@@ -402,24 +638,47 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
 
   // --- every page and API answer that shows these records.
   for (const [where, p] of [
-    ['server list', '/admin/smtp-servers'], ['relay page', `/admin/smtp-servers/${relayServer.id}`], ['login relay page', `/admin/smtp-servers/${loginServer}`], ['file-defined server page', '/admin/smtp-servers/file-relay'],
-    ['OAuth server page (after sends)', `/admin/smtp-servers/${oauthServer.id}`], ['integration list', '/admin/oauth-integrations'],
-    ['integration page', `/admin/oauth-integrations/${integration.id}`], ['audit page', '/admin/audit?limit=200'], ['API key list page', '/admin/api-keys'],
+    ['server list', '/admin/smtp-servers'],
+    ['relay page', `/admin/smtp-servers/${relayServer.id}`],
+    ['login relay page', `/admin/smtp-servers/${loginServer}`],
+    ['file-defined server page', '/admin/smtp-servers/file-relay'],
+    ['OAuth server page (after sends)', `/admin/smtp-servers/${oauthServer.id}`],
+    ['integration list', '/admin/oauth-integrations'],
+    ['integration page', `/admin/oauth-integrations/${integration.id}`],
+    ['audit page', '/admin/audit?limit=200'],
+    ['API key list page', '/admin/api-keys'],
     ['mail queue page', '/admin/mail-queue'],
-  ] as const) await page(where, p);
+  ] as const)
+    await page(where, p);
   for (const [where, p] of [
-    ['server list API', '/api/v1/smtp-servers'], ['relay API', `/api/v1/smtp-servers/${relayServer.id}`], ['login relay API', `/api/v1/smtp-servers/${loginServer}`], ['file-defined server API', '/api/v1/smtp-servers/file-relay'],
-    ['OAuth server API', `/api/v1/smtp-servers/${oauthServer.id}`], ['integration list API', '/api/v1/oauth-integrations'], ['integration API', `/api/v1/oauth-integrations/${integration.id}`],
-    ['audit API', '/api/v1/audit?limit=200'], ['API key list API', '/api/v1/api-keys'], ['encryption keys API', '/api/v1/encryption-keys'],
-    ['readiness', '/readyz'], ['health', '/healthz'], ['metrics', '/metrics'],
-  ] as const) await api(where, 'GET', p, undefined, 200);
+    ['server list API', '/api/v1/smtp-servers'],
+    ['relay API', `/api/v1/smtp-servers/${relayServer.id}`],
+    ['login relay API', `/api/v1/smtp-servers/${loginServer}`],
+    ['file-defined server API', '/api/v1/smtp-servers/file-relay'],
+    ['OAuth server API', `/api/v1/smtp-servers/${oauthServer.id}`],
+    ['integration list API', '/api/v1/oauth-integrations'],
+    ['integration API', `/api/v1/oauth-integrations/${integration.id}`],
+    ['audit API', '/api/v1/audit?limit=200'],
+    ['API key list API', '/api/v1/api-keys'],
+    ['encryption keys API', '/api/v1/encryption-keys'],
+    ['readiness', '/readyz'],
+    ['health', '/healthz'],
+    ['metrics', '/metrics'],
+  ] as const)
+    await api(where, 'GET', p, undefined, 200);
 
   await rememberGrant('before Disconnect');
   const atRestBeforeDisconnect = await readAtRest(app, dataDir);
 
   // --- Disconnect: local tokens deleted, refresh token revoked at the provider.
   const refreshTokens = secrets.filter((s) => s.label.startsWith('refresh token')).map((s) => s.value);
-  const disconnected = await api<{ revokedAtProvider: boolean; localTokensDeleted: boolean }>('Disconnect API', 'POST', `/api/v1/smtp-servers/${oauthServer.id}/disconnect`, undefined, 200);
+  const disconnected = await api<{ revokedAtProvider: boolean; localTokensDeleted: boolean }>(
+    'Disconnect API',
+    'POST',
+    `/api/v1/smtp-servers/${oauthServer.id}/disconnect`,
+    undefined,
+    200,
+  );
   expect(disconnected).toMatchObject({ revokedAtProvider: true, localTokensDeleted: true });
   expect(await app.store.get(GRANTS, oauthServer.id)).toBeNull();
   for (const t of refreshTokens) expect((await provider.introspect(t)).active).toBe(false);
@@ -433,7 +692,14 @@ async function runScenario(kind: 'file' | 'redis', { provider, relay, relayAuth,
     responses,
     logLines,
     atRestBeforeDisconnect,
-    ids: { relayServer: relayServer.id, loginServer, oauthServer: oauthServer.id, integration: integration.id, adminEmail, sendKeyId: made.id },
+    ids: {
+      relayServer: relayServer.id,
+      loginServer,
+      oauthServer: oauthServer.id,
+      integration: integration.id,
+      adminEmail,
+      sendKeyId: made.id,
+    },
     final: { relayPassword: relayPassword2, loginPassword, clientSecret: clientSecret2 },
     startedAt,
   };
@@ -448,7 +714,10 @@ describe('the canary search', () => {
         Buffer.from(secret).toString('base64'),
         Buffer.from(`user=${user}@example.test\x01auth=Bearer ${secret}\x01\x01`).toString('base64url'),
       ];
-      for (const blob of blobs) expect(leaks([{ where: 'blob', text: `C: AUTH PLAIN ${blob}` }], [{ label: 'x', value: secret }])).toEqual(['x (base64) in blob']);
+      for (const blob of blobs)
+        expect(leaks([{ where: 'blob', text: `C: AUTH PLAIN ${blob}` }], [{ label: 'x', value: secret }])).toEqual([
+          'x (base64) in blob',
+        ]);
       expect(leaks([{ where: 'blob', text: blobs.join(' ') }], [{ label: 'x', value: canary('other') }])).toEqual([]);
     }
   });
@@ -483,11 +752,37 @@ for (const { kind, skip } of stores) {
         seenAccessTokens.add(token);
         return introspect(token);
       };
-      relay = await startTestSmtp({ starttls: false, allowInsecureAuth: true, auth: relayAuth, authMethods: ['PLAIN'] });
-      loginRelay = await startTestSmtp({ starttls: false, allowInsecureAuth: true, auth: loginAuth, authMethods: ['LOGIN'] });
+      relay = await startTestSmtp({
+        starttls: false,
+        allowInsecureAuth: true,
+        auth: relayAuth,
+        authMethods: ['PLAIN'],
+      });
+      loginRelay = await startTestSmtp({
+        starttls: false,
+        allowInsecureAuth: true,
+        auth: loginAuth,
+        authMethods: ['LOGIN'],
+      });
       oauthSmtp = await startOAuthSmtp(provider);
-      fileRelay = await startTestSmtp({ starttls: false, allowInsecureAuth: true, auth: fileRelayAuth, authMethods: ['PLAIN'] });
-      s = await runScenario(kind, { provider, relay, relayAuth, loginRelay, loginAuth, fileRelay, fileRelayAuth, oauthSmtp, seenAccessTokens, cleanup });
+      fileRelay = await startTestSmtp({
+        starttls: false,
+        allowInsecureAuth: true,
+        auth: fileRelayAuth,
+        authMethods: ['PLAIN'],
+      });
+      s = await runScenario(kind, {
+        provider,
+        relay,
+        relayAuth,
+        loginRelay,
+        loginAuth,
+        fileRelay,
+        fileRelayAuth,
+        oauthSmtp,
+        seenAccessTokens,
+        cleanup,
+      });
     }, 60_000);
 
     afterAll(async () => {
@@ -504,16 +799,27 @@ for (const { kind, skip } of stores) {
       const { app, ids, final } = s;
       const keyring = app.services.keyring;
       const raw = (collection: string, id: string) => rawDoc(app, s.dataDir, collection, id);
-      for (const [id, password] of [[ids.relayServer, final.relayPassword], [ids.loginServer, final.loginPassword]] as const) {
+      for (const [id, password] of [
+        [ids.relayServer, final.relayPassword],
+        [ids.loginServer, final.loginPassword],
+      ] as const) {
         const doc = await raw(SERVERS, id);
         expect(isSealed(doc.password), `${SERVERS}/${id} password sealed`).toBe(true);
         expect(keyring.open(doc.password as string, { collection: SERVERS, id, field: 'password' })).toBe(password);
       }
       const integration = await raw(INTEGRATIONS, ids.integration);
       expect(isSealed(integration.clientSecret)).toBe(true);
-      expect(keyring.open(integration.clientSecret as string, { collection: INTEGRATIONS, id: ids.integration, field: 'clientSecret' })).toBe(final.clientSecret);
+      expect(
+        keyring.open(integration.clientSecret as string, {
+          collection: INTEGRATIONS,
+          id: ids.integration,
+          field: 'clientSecret',
+        }),
+      ).toBe(final.clientSecret);
       // Login secrets are kept as one-way hashes.
-      const user = (await app.store.list<{ email: string; passwordHash: string }>(USERS)).find((u) => u.value.email === ids.adminEmail);
+      const user = (await app.store.list<{ email: string; passwordHash: string }>(USERS)).find(
+        (u) => u.value.email === ids.adminEmail,
+      );
       expect(user?.value.passwordHash).toMatch(/scrypt|argon/i);
       const key = await raw(API_KEYS, ids.sendKeyId);
       expect(key.hash).toMatch(/^[A-Za-z0-9_+/=-]{40,}$/);
@@ -523,9 +829,13 @@ for (const { kind, skip } of stores) {
       // Closed first: everything buffered is written, and what stays is what a stopped instance leaves behind.
       await s.app.close();
       atRest = await readAtRest(s.app, s.dataDir);
-      if (kind === 'file') expect(atRest.some((h) => h.where.startsWith(path.join('store', 'docs', SERVERS)))).toBe(true);
+      if (kind === 'file')
+        expect(atRest.some((h) => h.where.startsWith(path.join('store', 'docs', SERVERS)))).toBe(true);
       else {
-        expect(atRest.some((h) => h.where.includes(':sess:')), 'connect-redis session keys were read').toBe(true);
+        expect(
+          atRest.some((h) => h.where.includes(':sess:')),
+          'connect-redis session keys were read',
+        ).toBe(true);
         expect(atRest.some((h) => h.where.includes(`:d:${SERVERS}:`))).toBe(true);
       }
       expect(atRest.length).toBeGreaterThan(10);
@@ -542,8 +852,17 @@ for (const { kind, skip } of stores) {
       const log = s.logLines;
       expect(log.length).toBeGreaterThan(20);
       // The protocol log really ran, including each AUTH exchange.
-      for (const mech of ['AUTH PLAIN', 'AUTH LOGIN', 'AUTH XOAUTH2']) expect(log.some((l) => l.includes('"component":"smtp"') && l.includes(mech)), mech).toBe(true);
-      expect(leaks(log.map((text, i) => ({ where: `log line ${i + 1}: ${text.slice(0, 160)}`, text })), s.secrets)).toEqual([]);
+      for (const mech of ['AUTH PLAIN', 'AUTH LOGIN', 'AUTH XOAUTH2'])
+        expect(
+          log.some((l) => l.includes('"component":"smtp"') && l.includes(mech)),
+          mech,
+        ).toBe(true);
+      expect(
+        leaks(
+          log.map((text, i) => ({ where: `log line ${i + 1}: ${text.slice(0, 160)}`, text })),
+          s.secrets,
+        ),
+      ).toEqual([]);
     });
 
     it('no write-only secret in any HTTP response (pages, API answers, Test connection transcripts)', () => {
@@ -552,21 +871,25 @@ for (const { kind, skip } of stores) {
     });
 
     // Only the embedded store has a data folder; Redis has no files to check.
-    if (kind === 'file') it('data folder 0700, secrets.json 0600, every file private, no temp file left', async () => {
-      const dir = s.dataDir!;
-      expect((await stat(dir)).mode & 0o777).toBe(0o700);
-      expect((await stat(path.join(dir, LOCAL_SECRETS_FILE))).mode & 0o777).toBe(0o600);
-      const problems: string[] = [];
-      for (const f of await walk(dir)) {
-        const st = await stat(f);
-        const mode = st.mode & 0o777;
-        const name = path.basename(f);
-        if (st.isDirectory() && mode !== 0o700) problems.push(`folder ${path.relative(dir, f)} is ${mode.toString(8)}`);
-        if (st.isFile() && (mode & 0o077) !== 0) problems.push(`file ${path.relative(dir, f)} is ${mode.toString(8)}`);
-        if (st.isFile() && (name.endsWith('.tmp') || name.startsWith('.'))) problems.push(`leftover ${path.relative(dir, f)}`);
-      }
-      expect(problems).toEqual([]);
-    });
+    if (kind === 'file')
+      it('data folder 0700, secrets.json 0600, every file private, no temp file left', async () => {
+        const dir = s.dataDir!;
+        expect((await stat(dir)).mode & 0o777).toBe(0o700);
+        expect((await stat(path.join(dir, LOCAL_SECRETS_FILE))).mode & 0o777).toBe(0o600);
+        const problems: string[] = [];
+        for (const f of await walk(dir)) {
+          const st = await stat(f);
+          const mode = st.mode & 0o777;
+          const name = path.basename(f);
+          if (st.isDirectory() && mode !== 0o700)
+            problems.push(`folder ${path.relative(dir, f)} is ${mode.toString(8)}`);
+          if (st.isFile() && (mode & 0o077) !== 0)
+            problems.push(`file ${path.relative(dir, f)} is ${mode.toString(8)}`);
+          if (st.isFile() && (name.endsWith('.tmp') || name.startsWith('.')))
+            problems.push(`leftover ${path.relative(dir, f)}`);
+        }
+        expect(problems).toEqual([]);
+      });
 
     it('no file written to the temp folder during the run holds a canary', async () => {
       const hits: Haystack[] = [];
@@ -585,7 +908,8 @@ for (const { kind, skip } of stores) {
             const st = await stat(full);
             if (st.mtimeMs < s.startedAt - 1000) continue;
             if (e.isDirectory() && depth < 4) await visit(full, depth + 1);
-            else if (e.isFile() && st.size < 4 * 1024 * 1024) hits.push({ where: full, text: await readFile(full, 'latin1') });
+            else if (e.isFile() && st.size < 4 * 1024 * 1024)
+              hits.push({ where: full, text: await readFile(full, 'latin1') });
           } catch {
             // Files of other tests come and go.
           }

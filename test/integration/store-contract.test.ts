@@ -80,10 +80,18 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
 
       it('CAS: ifVersion 0 refuses an existing document, a stale version is refused, nothing written', async () => {
         await docs().put('cas', 'one', { v: 'first' }, { ifVersion: 0 });
-        await expect(docs().put('cas', 'one', { v: 'dup' }, { ifVersion: 0 })).rejects.toBeInstanceOf(VersionConflictError);
+        await expect(docs().put('cas', 'one', { v: 'dup' }, { ifVersion: 0 })).rejects.toBeInstanceOf(
+          VersionConflictError,
+        );
         await docs().put('cas', 'one', { v: 'second' }, { ifVersion: 1 });
         const stale = docs().put('cas', 'one', { v: 'stale' }, { ifVersion: 1 });
-        await expect(stale).rejects.toMatchObject({ name: 'VersionConflictError', expected: 1, actual: 2, collection: 'cas', id: 'one' });
+        await expect(stale).rejects.toMatchObject({
+          name: 'VersionConflictError',
+          expected: 1,
+          actual: 2,
+          collection: 'cas',
+          id: 'one',
+        });
         expect(await docs().get('cas', 'one')).toEqual({ id: 'one', version: 2, value: { v: 'second' } });
         await expect(docs().put('cas', 'nothing', {}, { ifVersion: 3 })).rejects.toBeInstanceOf(VersionConflictError);
         expect(await docs().get('cas', 'nothing')).toBeNull();
@@ -184,7 +192,7 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         await got.find(Boolean)!.release();
       });
 
-      it('expires; a late release by the old owner cannot free the new owner\'s lock', async () => {
+      it("expires; a late release by the old owner cannot free the new owner's lock", async () => {
         const old = await locks().acquireLock('l2', 100);
         await sleep(150);
         const taker = await locks().acquireLock('l2', 5_000);
@@ -224,7 +232,11 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
 
         const newer = await logs().readLog<{ i: number }>('audit-test', { limit: 100, after: ids[20]! });
         expect(newer.map((e) => e.entry.i)).toEqual([24, 23, 22, 21]);
-        const between = await logs().readLog<{ i: number }>('audit-test', { limit: 100, after: ids[2]!, before: ids[6]! });
+        const between = await logs().readLog<{ i: number }>('audit-test', {
+          limit: 100,
+          after: ids[2]!,
+          before: ids[6]!,
+        });
         expect(between.map((e) => e.entry.i)).toEqual([5, 4, 3]);
         expect(await logs().readLog('audit-test', { limit: 5, after: ids[24]! })).toEqual([]);
         expect(await logs().readLog('no-such-log', { limit: 5 })).toEqual([]);
@@ -287,20 +299,44 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
 
       it('moves an id in a schedule together with a document write, and only when the write happens', async () => {
         const now = Date.now();
-        const created = await schedules().put('sched-docs', 'm1', { n: 1 }, { ifVersion: 0, schedule: { queue: 'q4', dueAt: now - 10 } });
+        const created = await schedules().put(
+          'sched-docs',
+          'm1',
+          { n: 1 },
+          { ifVersion: 0, schedule: { queue: 'q4', dueAt: now - 10 } },
+        );
         expect(await schedules().scheduleStats('q4')).toEqual({ count: 1, earliestDueAt: now - 10 });
         // A failed compare-and-set changes neither the document nor the schedule.
-        await expect(schedules().put('sched-docs', 'm1', { n: 2 }, { ifVersion: 0, schedule: { queue: 'q4', dueAt: now + 5_000 } })).rejects.toBeInstanceOf(VersionConflictError);
+        await expect(
+          schedules().put(
+            'sched-docs',
+            'm1',
+            { n: 2 },
+            { ifVersion: 0, schedule: { queue: 'q4', dueAt: now + 5_000 } },
+          ),
+        ).rejects.toBeInstanceOf(VersionConflictError);
         expect(await schedules().scheduleStats('q4')).toEqual({ count: 1, earliestDueAt: now - 10 });
         expect((await schedules().get('sched-docs', 'm1'))?.value).toEqual({ n: 1 });
         // Moved, then removed with the write that finishes it.
-        const moved = await schedules().put('sched-docs', 'm1', { n: 2 }, { ifVersion: created.version, schedule: { queue: 'q4', dueAt: now + 5_000 } });
+        const moved = await schedules().put(
+          'sched-docs',
+          'm1',
+          { n: 2 },
+          { ifVersion: created.version, schedule: { queue: 'q4', dueAt: now + 5_000 } },
+        );
         expect(await schedules().scheduleStats('q4')).toEqual({ count: 1, earliestDueAt: now + 5_000 });
-        await schedules().put('sched-docs', 'm1', { n: 3 }, { ifVersion: moved.version, schedule: { queue: 'q4', dueAt: null } });
+        await schedules().put(
+          'sched-docs',
+          'm1',
+          { n: 3 },
+          { ifVersion: moved.version, schedule: { queue: 'q4', dueAt: null } },
+        );
         expect(await schedules().scheduleStats('q4')).toEqual({ count: 0, earliestDueAt: null });
         // A delete takes its schedule entry with it; a refused delete leaves both.
         await schedules().put('sched-docs', 'm2', { n: 1 }, { schedule: { queue: 'q4', dueAt: now } });
-        await expect(schedules().delete('sched-docs', 'm2', { ifVersion: 7, schedule: { queue: 'q4', dueAt: null } })).rejects.toBeInstanceOf(VersionConflictError);
+        await expect(
+          schedules().delete('sched-docs', 'm2', { ifVersion: 7, schedule: { queue: 'q4', dueAt: null } }),
+        ).rejects.toBeInstanceOf(VersionConflictError);
         expect(await schedules().claimDue('q4', now, 1_000, 10)).toEqual(['m2']);
         expect(await schedules().delete('sched-docs', 'm2', { schedule: { queue: 'q4', dueAt: null } })).toBe(true);
         expect(await schedules().scheduleStats('q4')).toEqual({ count: 0, earliestDueAt: null });
@@ -323,20 +359,37 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
           { queue: 'multi-b', dueAt: null },
           { queue: 'multi-c', dueAt: now + 2_000 },
         ];
-        await expect(schedules().put('multi-docs', 'x', { n: 2 }, { ifVersion: created.version + 1, schedule: moves })).rejects.toBeInstanceOf(VersionConflictError);
-        await expect(schedules().delete('multi-docs', 'x', { ifVersion: created.version + 1, schedule: moves })).rejects.toBeInstanceOf(VersionConflictError);
+        await expect(
+          schedules().put('multi-docs', 'x', { n: 2 }, { ifVersion: created.version + 1, schedule: moves }),
+        ).rejects.toBeInstanceOf(VersionConflictError);
+        await expect(
+          schedules().delete('multi-docs', 'x', { ifVersion: created.version + 1, schedule: moves }),
+        ).rejects.toBeInstanceOf(VersionConflictError);
         expect(await schedules().scheduleStats('multi-a')).toEqual({ count: 1, earliestDueAt: now - 5 });
         expect(await schedules().scheduleStats('multi-b')).toEqual({ count: 1, earliestDueAt: now + 1_000 });
         expect(await schedules().scheduleStats('multi-c')).toEqual({ count: 0, earliestDueAt: null });
         expect((await schedules().get('multi-docs', 'x'))?.value).toEqual({ n: 1 });
 
-        const moved = await schedules().put('multi-docs', 'x', { n: 2 }, { ifVersion: created.version, schedule: moves });
+        const moved = await schedules().put(
+          'multi-docs',
+          'x',
+          { n: 2 },
+          { ifVersion: created.version, schedule: moves },
+        );
         expect(await schedules().scheduleStats('multi-a')).toEqual({ count: 0, earliestDueAt: null });
         expect(await schedules().scheduleStats('multi-b')).toEqual({ count: 0, earliestDueAt: null });
         expect(await schedules().scheduled('multi-c', { limit: 10 })).toEqual([{ id: 'x', dueAt: now + 2_000 }]);
 
         // A delete clears every schedule it names, including ones the id was not in.
-        expect(await schedules().delete('multi-docs', 'x', { ifVersion: moved.version, schedule: [{ queue: 'multi-a', dueAt: null }, { queue: 'multi-c', dueAt: null }] })).toBe(true);
+        expect(
+          await schedules().delete('multi-docs', 'x', {
+            ifVersion: moved.version,
+            schedule: [
+              { queue: 'multi-a', dueAt: null },
+              { queue: 'multi-c', dueAt: null },
+            ],
+          }),
+        ).toBe(true);
         expect(await schedules().scheduleStats('multi-c')).toEqual({ count: 0, earliestDueAt: null });
         // An empty list of moves is a plain write.
         await schedules().put('multi-docs', 'y', { n: 1 }, { schedule: [] });
@@ -416,12 +469,24 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
 
       it('stores, reads and destroys a session', async () => {
         const sessions = limits().createSessionStore(session);
-        const data = { cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) } } as unknown as session.SessionData;
-        await new Promise<void>((resolve, reject) => sessions.set('sid-1', { ...data, user: 'u1' } as session.SessionData, (e) => (e ? reject(e as Error) : resolve())));
-        const read = await new Promise<unknown>((resolve, reject) => sessions.get('sid-1', (e, s) => (e ? reject(e as Error) : resolve(s))));
+        const data = {
+          cookie: { originalMaxAge: 60_000, expires: new Date(Date.now() + 60_000) },
+        } as unknown as session.SessionData;
+        await new Promise<void>((resolve, reject) =>
+          sessions.set('sid-1', { ...data, user: 'u1' } as session.SessionData, (e) =>
+            e ? reject(e as Error) : resolve(),
+          ),
+        );
+        const read = await new Promise<unknown>((resolve, reject) =>
+          sessions.get('sid-1', (e, s) => (e ? reject(e as Error) : resolve(s))),
+        );
         expect(read).toMatchObject({ user: 'u1' });
-        await new Promise<void>((resolve, reject) => sessions.destroy('sid-1', (e) => (e ? reject(e as Error) : resolve())));
-        const gone = await new Promise<unknown>((resolve, reject) => sessions.get('sid-1', (e, s) => (e ? reject(e as Error) : resolve(s))));
+        await new Promise<void>((resolve, reject) =>
+          sessions.destroy('sid-1', (e) => (e ? reject(e as Error) : resolve())),
+        );
+        const gone = await new Promise<unknown>((resolve, reject) =>
+          sessions.get('sid-1', (e, s) => (e ? reject(e as Error) : resolve(s))),
+        );
         expect(gone ?? null).toBeNull();
       });
 
@@ -447,7 +512,9 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         await lifecycle().delete('compacted', 'b');
         await lifecycle().compact();
         expect(await lifecycle().list('compacted')).toEqual([{ id: 'a', version: a2.version, value: { n: 2 } }]);
-        expect((await lifecycle().put('compacted', 'a', { n: 3 }, { ifVersion: a2.version })).version).toBe(a2.version + 1);
+        expect((await lifecycle().put('compacted', 'a', { n: 3 }, { ifVersion: a2.version })).version).toBe(
+          a2.version + 1,
+        );
       });
 
       it('keeps the guarantees it states: an exclusive store refuses a second opener', async () => {
@@ -472,8 +539,28 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         await store.schedule('persist-q', 'job', due);
         await store.schedule('persist-q', 'gone', due);
         await store.unschedule('persist-q', 'gone');
-        await store.put('persist', 'moved', { n: 1 }, { schedule: [{ queue: 'persist-q2', dueAt: due + 1 }, { queue: 'persist-q3', dueAt: due + 2 }] });
-        await store.put('persist', 'moved', { n: 2 }, { schedule: [{ queue: 'persist-q2', dueAt: null }, { queue: 'persist-q4', dueAt: due + 3 }] });
+        await store.put(
+          'persist',
+          'moved',
+          { n: 1 },
+          {
+            schedule: [
+              { queue: 'persist-q2', dueAt: due + 1 },
+              { queue: 'persist-q3', dueAt: due + 2 },
+            ],
+          },
+        );
+        await store.put(
+          'persist',
+          'moved',
+          { n: 2 },
+          {
+            schedule: [
+              { queue: 'persist-q2', dueAt: null },
+              { queue: 'persist-q4', dueAt: due + 3 },
+            ],
+          },
+        );
         await store.put('persist', 'counted', { n: 1 }, { count: [{ counter: 'persist-counter', delta: 2 }] });
 
         if (!harness.shared) await store.close();
@@ -497,7 +584,9 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
             await second.subscribe('cross', (m) => got.push(m));
             await store.publish('cross', 'from-first');
             await expect.poll(() => got).toEqual(['from-first']);
-            await expect(store.put('persist', 'doc', { kept: 'stale' }, { ifVersion: 2 })).rejects.toBeInstanceOf(VersionConflictError);
+            await expect(store.put('persist', 'doc', { kept: 'stale' }, { ifVersion: 2 })).rejects.toBeInstanceOf(
+              VersionConflictError,
+            );
             const lock = await store.acquireLock('cross-lock', 5_000);
             expect(await second.acquireLock('cross-lock', 5_000)).toBeNull();
             await lock!.release();

@@ -25,7 +25,7 @@ async function loginStatus(app: TestApp, email: string, password: string): Promi
   return (await s.postForm('/login', { email, password })).res.status;
 }
 
-describe('changing one\'s own password (file store)', () => {
+describe("changing one's own password (file store)", () => {
   let app: TestApp;
   beforeAll(async () => {
     app = await startTestApp();
@@ -40,24 +40,49 @@ describe('changing one\'s own password (file store)', () => {
     const elsewhere = await loggedIn(app, email, password);
     const page = await here.get('/account/password');
     expect(page.res.status).toBe(200);
-    for (const field of ['currentPassword', 'newPassword', 'newPasswordAgain']) expect(page.text).toContain(`name="${field}"`);
+    for (const field of ['currentPassword', 'newPassword', 'newPasswordAgain'])
+      expect(page.text).toContain(`name="${field}"`);
     const newPassword = 'a-brand-new-password-1';
 
-    expect((await here.postForm('/account/password', { currentPassword: password, newPassword, newPasswordAgain: newPassword }, { csrf: false })).res.status).toBe(403);
-    const wrong = await here.postForm('/account/password', { currentPassword: 'not-the-password', newPassword, newPasswordAgain: newPassword });
+    expect(
+      (
+        await here.postForm(
+          '/account/password',
+          { currentPassword: password, newPassword, newPasswordAgain: newPassword },
+          { csrf: false },
+        )
+      ).res.status,
+    ).toBe(403);
+    const wrong = await here.postForm('/account/password', {
+      currentPassword: 'not-the-password',
+      newPassword,
+      newPasswordAgain: newPassword,
+    });
     expect(wrong.res.status).toBe(400);
     expect(wrong.text).toContain('<code>currentPassword</code>');
-    const mismatch = await here.postForm('/account/password', { currentPassword: password, newPassword, newPasswordAgain: `${newPassword}x` });
+    const mismatch = await here.postForm('/account/password', {
+      currentPassword: password,
+      newPassword,
+      newPasswordAgain: `${newPassword}x`,
+    });
     expect(mismatch.res.status).toBe(400);
     expect(mismatch.text).toContain('<code>newPasswordAgain</code>');
-    const short = await here.postForm('/account/password', { currentPassword: password, newPassword: 'short', newPasswordAgain: 'short' });
+    const short = await here.postForm('/account/password', {
+      currentPassword: password,
+      newPassword: 'short',
+      newPasswordAgain: 'short',
+    });
     expect(short.res.status).toBe(400);
     expect(short.text).toContain('<code>newPassword</code>');
     // Nothing changed so far: the other session still works, the old password still logs in.
     expect((await elsewhere.fetch('/admin/audit')).status).toBe(200);
     expect(await loginStatus(app, email, password)).toBe(303);
 
-    const changed = await here.postForm('/account/password', { currentPassword: password, newPassword, newPasswordAgain: newPassword });
+    const changed = await here.postForm('/account/password', {
+      currentPassword: password,
+      newPassword,
+      newPasswordAgain: newPassword,
+    });
     expect(changed.res.status).toBe(303);
     expect((await here.get('/account/password')).text).toContain('Password changed');
     expect((await here.fetch('/admin/audit')).status).toBe(200);
@@ -104,15 +129,19 @@ describe.skipIf(!redisUrlForTests())('users passwd, disable and enable against t
     // Enabling does not bring the ended sessions back, but the user can log in again.
     expect((await onA.fetch('/admin/audit')).status).toBe(303);
     expect(await loginStatus(a, email, password)).toBe(303);
-    expect(await auditActions(a, `user:${email}`)).toEqual(expect.arrayContaining(['user.disable:success', 'user.enable:success']));
+    expect(await auditActions(a, `user:${email}`)).toEqual(
+      expect.arrayContaining(['user.disable:success', 'user.enable:success']),
+    );
   }, 120_000);
 
-  it('users passwd sets a new password and ends the user\'s sessions everywhere; bad input changes nothing', async () => {
+  it("users passwd sets a new password and ends the user's sessions everywhere; bad input changes nothing", async () => {
     const { email, password } = await a.createUser('admin');
     const onB = await loggedIn(b, email, password);
     const newPassword = 'set-from-the-cli-123';
     expect((await cli({ ...a.env, MAILGATE_ADMIN_PASSWORD: 'short' }, 'users', 'passwd', email)).code).toBe(1);
-    expect((await cli({ ...a.env, MAILGATE_ADMIN_PASSWORD: newPassword }, 'users', 'passwd', 'nobody@example.test')).code).toBe(1);
+    expect(
+      (await cli({ ...a.env, MAILGATE_ADMIN_PASSWORD: newPassword }, 'users', 'passwd', 'nobody@example.test')).code,
+    ).toBe(1);
     expect((await cli({ ...a.env, MAILGATE_ADMIN_PASSWORD: newPassword }, 'users', 'passwd')).code).toBe(2);
     expect((await onB.fetch('/admin/audit')).status).toBe(200);
 

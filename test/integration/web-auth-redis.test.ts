@@ -44,10 +44,14 @@ describe.skipIf(!redisUrlForTests())('two instances on one Redis', () => {
   it('a key revoked on A is refused by B on the very next request', async () => {
     const admin = await a.apiKey(['admin']);
     const victim = await a.apiKey(['send', 'admin'], 'victim');
-    const call = (app: TestApp, key: string) => fetch(`${app.url}/api/v1/audit?limit=1`, { headers: { authorization: `Bearer ${key}` } });
+    const call = (app: TestApp, key: string) =>
+      fetch(`${app.url}/api/v1/audit?limit=1`, { headers: { authorization: `Bearer ${key}` } });
     expect((await call(b, victim)).status).toBe(200);
     const id = (await b.services.apiKeys.list()).find((k) => k.name === 'victim')!.id;
-    const del = await fetch(`${a.url}/api/v1/api-keys/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+    const del = await fetch(`${a.url}/api/v1/api-keys/${id}`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${admin}` },
+    });
     expect(del.status).toBe(200);
     expect((await call(b, victim)).status).toBe(401);
   });
@@ -97,7 +101,10 @@ describe.skipIf(!redisUrlForTests())('session secret rotation on Redis', () => {
 
   it('a cookie signed by the old secret stays valid once it is second; new cookies use the new one', async () => {
     const admin = await before.browserSession('admin');
-    const rolled = await startTestApp({ shareWith: before, env: { MAILGATE_SESSION_SECRETS: `${newSecret},${oldSecret}` } });
+    const rolled = await startTestApp({
+      shareWith: before,
+      env: { MAILGATE_SESSION_SECRETS: `${newSecret},${oldSecret}` },
+    });
     started.push(rolled);
     expect((await withCookie(rolled, admin).fetch('/admin/audit')).status).toBe(200);
 
@@ -117,7 +124,9 @@ describe.skipIf(!redisUrlForTests())('session secret rotation on Redis', () => {
 
 describe('https deployments', () => {
   it('use the __Host- cookie with Secure when MAILGATE_BASE_URL is https', async () => {
-    const app = await startTestApp({ env: { MAILGATE_BASE_URL: 'https://mailgate.example', MAILGATE_TRUST_PROXY: '1' } });
+    const app = await startTestApp({
+      env: { MAILGATE_BASE_URL: 'https://mailgate.example', MAILGATE_TRUST_PROXY: '1' },
+    });
     try {
       const https = { 'x-forwarded-proto': 'https' };
       const s = app.anonymousSession();
@@ -131,7 +140,10 @@ describe('https deployments', () => {
         body: new URLSearchParams({ _csrf: token, email, password }),
       });
       expect(login.status).toBe(303);
-      for (const [name, from] of [['__Host-mailgate.csrf=', res], ['__Host-mailgate.sid=', login]] as const) {
+      for (const [name, from] of [
+        ['__Host-mailgate.csrf=', res],
+        ['__Host-mailgate.sid=', login],
+      ] as const) {
         const cookie = from.headers.getSetCookie().find((c) => c.startsWith(name));
         expect(cookie).toBeDefined();
         expect(cookie).toMatch(/; Secure/i);

@@ -71,7 +71,12 @@ describe('browser login and sessions (file store)', () => {
     expect(page.res.status).toBe(200);
     expect(page.text).toContain(email);
     const entries = await allAudit(app);
-    expect(entries.some((e) => e.action === 'auth.login' && e.outcome === 'success' && e.target === `user:${email}` && e.ip === '127.0.0.1')).toBe(true);
+    expect(
+      entries.some(
+        (e) =>
+          e.action === 'auth.login' && e.outcome === 'success' && e.target === `user:${email}` && e.ip === '127.0.0.1',
+      ),
+    ).toBe(true);
   });
 
   it('refuses a wrong password and an unknown email with the same message, audited as failures', async () => {
@@ -86,7 +91,9 @@ describe('browser login and sessions (file store)', () => {
     expect(unknown.text).toContain('Wrong email or password.');
     expect((await s.fetch('/admin/audit')).status).toBe(303);
     const failures = (await allAudit(app)).filter((e) => e.action === 'auth.login' && e.outcome === 'failure');
-    expect(failures.map((e) => e.target)).toEqual(expect.arrayContaining([`user:${email}`, 'user:nobody@example.test']));
+    expect(failures.map((e) => e.target)).toEqual(
+      expect.arrayContaining([`user:${email}`, 'user:nobody@example.test']),
+    );
   });
 
   it('logout destroys the session on the server, not just the cookie', async () => {
@@ -153,17 +160,26 @@ describe('CSRF (file store)', () => {
     await app?.close();
   });
 
-  it('a form post without a token, with a forged one, or with another session\'s token gets 403 csrf_failed and changes nothing', async () => {
+  it("a form post without a token, with a forged one, or with another session's token gets 403 csrf_failed and changes nothing", async () => {
     const s = await app.browserSession('sysadmin');
     const other = await app.browserSession('sysadmin');
     const otherToken = await other.refreshCsrf();
     const mine = await s.refreshCsrf();
-    for (const csrf of [false, 'forged-token', otherToken, mine.slice(0, -1) + (mine.endsWith('a') ? 'b' : 'a')] as const) {
+    for (const csrf of [
+      false,
+      'forged-token',
+      otherToken,
+      mine.slice(0, -1) + (mine.endsWith('a') ? 'b' : 'a'),
+    ] as const) {
       const res = await s.postForm('/admin/api-keys', { name: 'sneaky', scopes: ['admin'] }, { csrf });
       expect(res.res.status).toBe(403);
       expect(res.text).toContain('The form has expired or did not come from mailgate');
     }
-    const json = await s.fetch('/admin/api-keys', { method: 'POST', headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' }, body: 'name=x&scopes=send' });
+    const json = await s.fetch('/admin/api-keys', {
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'name=x&scopes=send',
+    });
     expect(json.status).toBe(403);
     expect(((await json.json()) as { error: { code: string } }).error.code).toBe('csrf_failed');
     expect(await app.services.apiKeys.list()).toEqual([]);
@@ -198,7 +214,11 @@ describe('API keys and the JSON API (file store)', () => {
   const api = (key: string | null, pathname: string, init: RequestInit = {}) =>
     fetch(`${app.url}${pathname}`, {
       ...init,
-      headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(init.body ? { 'content-type': 'application/json' } : {}), ...(init.headers as Record<string, string> | undefined) },
+      headers: {
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...(init.body ? { 'content-type': 'application/json' } : {}),
+        ...(init.headers as Record<string, string> | undefined),
+      },
     });
 
   it('401 without a key or with a wrong one; 403 without the scope', async () => {
@@ -219,7 +239,10 @@ describe('API keys and the JSON API (file store)', () => {
 
   it('creates a key (shown once), lists it without the key, uses it, revokes it: then 401', async () => {
     const admin = await app.apiKey(['admin']);
-    const res = await api(admin, '/api/v1/api-keys', { method: 'POST', body: JSON.stringify({ name: 'deploy bot', scopes: ['admin', 'send'] }) });
+    const res = await api(admin, '/api/v1/api-keys', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'deploy bot', scopes: ['admin', 'send'] }),
+    });
     expect(res.status).toBe(201);
     const created = (await res.json()) as { id: string; name: string; scopes: string[]; key: string; prefix: string };
     expect(created).toMatchObject({ name: 'deploy bot', scopes: ['admin', 'send'] });
@@ -244,9 +267,16 @@ describe('API keys and the JSON API (file store)', () => {
     const admin = await app.apiKey(['admin']);
     const old = await app.apiKey(['admin'], 'rotating');
     const id = (await app.services.apiKeys.list()).find((k) => k.name === 'rotating')!.id;
-    const res = await api(admin, `/api/v1/api-keys/${id}/rotate`, { method: 'POST', body: JSON.stringify({ graceSeconds: 2 }) });
+    const res = await api(admin, `/api/v1/api-keys/${id}/rotate`, {
+      method: 'POST',
+      body: JSON.stringify({ graceSeconds: 2 }),
+    });
     expect(res.status).toBe(201);
-    const rotated = (await res.json()) as { key: string; predecessorId: string; previous: { status: string; successorId: string } };
+    const rotated = (await res.json()) as {
+      key: string;
+      predecessorId: string;
+      previous: { status: string; successorId: string };
+    };
     expect(rotated.predecessorId).toBe(id);
     expect(rotated.previous.status).toBe('expiring');
     expect((await api(rotated.key, '/api/v1/api-keys')).status).toBe(200);
@@ -263,14 +293,22 @@ describe('API keys and the JSON API (file store)', () => {
   it('unknown JSON fields and bad values get 400 naming the field, and nothing is created', async () => {
     const admin = await app.apiKey(['admin']);
     const before = (await app.services.apiKeys.list()).length;
-    const res = await api(admin, '/api/v1/api-keys', { method: 'POST', body: JSON.stringify({ name: 'x', scopes: ['send'], expiresInDays: 3 }) });
+    const res = await api(admin, '/api/v1/api-keys', {
+      method: 'POST',
+      body: JSON.stringify({ name: 'x', scopes: ['send'], expiresInDays: 3 }),
+    });
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { code: string; details: { field: string; message: string }[] } };
     expect(body.error.code).toBe('validation_failed');
     expect(JSON.stringify(body.error.details)).toContain('expiresInDays');
-    const bad = await api(admin, '/api/v1/api-keys', { method: 'POST', body: JSON.stringify({ name: '', scopes: ['root'] }) });
+    const bad = await api(admin, '/api/v1/api-keys', {
+      method: 'POST',
+      body: JSON.stringify({ name: '', scopes: ['root'] }),
+    });
     expect(bad.status).toBe(400);
-    const fields = ((await bad.json()) as { error: { details: { field: string }[] } }).error.details.map((d) => d.field);
+    const fields = ((await bad.json()) as { error: { details: { field: string }[] } }).error.details.map(
+      (d) => d.field,
+    );
     expect(fields).toEqual(expect.arrayContaining(['name', 'scopes[0]']));
     expect((await app.services.apiKeys.list()).length).toBe(before);
   });
@@ -283,7 +321,9 @@ describe('API keys and the JSON API (file store)', () => {
       const res = await api(admin, '/api/v1/api-keys');
       expect(res.status).toBe(500);
       const text = await res.text();
-      expect(JSON.parse(text)).toEqual({ error: { code: 'internal', message: 'Something went wrong on our side.', details: [] } });
+      expect(JSON.parse(text)).toEqual({
+        error: { code: 'internal', message: 'Something went wrong on our side.', details: [] },
+      });
       expect(text).not.toMatch(/TypeError|at .*\.(ts|js)|node_modules/);
       const s = await app.browserSession('sysadmin');
       const page = await s.get('/admin/api-keys');
@@ -327,16 +367,31 @@ describe('API keys and the JSON API (file store)', () => {
 
   it('the audit API pages backwards with before/limit', async () => {
     const admin = await app.apiKey(['admin']);
-    for (let i = 0; i < 5; i++) await app.services.audit.record({ actor: { type: 'system', id: 'test' }, action: `test.page${i}`, outcome: 'success' });
-    const first = (await (await api(admin, '/api/v1/audit?limit=2')).json()) as { items: { id: string; action: string }[]; nextBefore: string };
+    for (let i = 0; i < 5; i++)
+      await app.services.audit.record({
+        actor: { type: 'system', id: 'test' },
+        action: `test.page${i}`,
+        outcome: 'success',
+      });
+    const first = (await (await api(admin, '/api/v1/audit?limit=2')).json()) as {
+      items: { id: string; action: string }[];
+      nextBefore: string;
+    };
     expect(first.items.map((e) => e.action)).toEqual(['test.page4', 'test.page3']);
-    const second = (await (await api(admin, `/api/v1/audit?limit=2&before=${first.nextBefore}`)).json()) as { items: { action: string }[] };
+    const second = (await (await api(admin, `/api/v1/audit?limit=2&before=${first.nextBefore}`)).json()) as {
+      items: { action: string }[];
+    };
     expect(second.items.map((e) => e.action)).toEqual(['test.page2', 'test.page1']);
     expect((await api(admin, '/api/v1/audit?limit=5000')).status).toBe(400);
   });
 
   it('the audit page shows 50 entries a page with a link to older ones', async () => {
-    for (let i = 0; i < 60; i++) await app.services.audit.record({ actor: { type: 'system', id: 'test' }, action: `test.html${i}`, outcome: 'success' });
+    for (let i = 0; i < 60; i++)
+      await app.services.audit.record({
+        actor: { type: 'system', id: 'test' },
+        action: `test.html${i}`,
+        outcome: 'success',
+      });
     const s = await app.browserSession('admin');
     const first = await s.get('/admin/audit');
     expect(first.res.status).toBe(200);
@@ -371,12 +426,20 @@ describe('no secret reaches the audit log or the data folder (file store)', () =
       await s.postForm(`/admin/api-keys/${id}/revoke`);
       const entries = await allAudit(app);
       const actions = entries.map((e) => `${e.action}:${e.outcome}`);
-      expect(actions).toEqual(expect.arrayContaining(['auth.login:failure', 'auth.login:success', 'api_key.create:success', 'api_key.revoke:success']));
+      expect(actions).toEqual(
+        expect.arrayContaining([
+          'auth.login:failure',
+          'auth.login:success',
+          'api_key.create:success',
+          'api_key.revoke:success',
+        ]),
+      );
       const auditText = JSON.stringify(entries);
       for (const secret of [canaryPassword, owner.password, key, key.slice(4)]) expect(auditText).not.toContain(secret);
       for (const file of await filesUnder(app.config.MAILGATE_DATA_DIR)) {
         const content = await readFile(file, 'utf8');
-        for (const secret of [canaryPassword, owner.password, key, key.slice(4)]) expect(content, file).not.toContain(secret);
+        for (const secret of [canaryPassword, owner.password, key, key.slice(4)])
+          expect(content, file).not.toContain(secret);
       }
     } finally {
       await app.close();
@@ -387,9 +450,13 @@ describe('no secret reaches the audit log or the data folder (file store)', () =
 describe('first sysadmin from the environment and last-used times (file store)', () => {
   it('creates the first sysadmin once, audited; a later start with other values changes nothing', async () => {
     const password = 'first-admin-password-1';
-    const app = await startTestApp({ env: { MAILGATE_ADMIN_EMAIL: 'First@Example.test', MAILGATE_ADMIN_PASSWORD: password } });
+    const app = await startTestApp({
+      env: { MAILGATE_ADMIN_EMAIL: 'First@Example.test', MAILGATE_ADMIN_PASSWORD: password },
+    });
     try {
-      expect((await app.services.users.list()).map((u) => [u.email, u.role])).toEqual([['first@example.test', 'sysadmin']]);
+      expect((await app.services.users.list()).map((u) => [u.email, u.role])).toEqual([
+        ['first@example.test', 'sysadmin'],
+      ]);
       const s = app.anonymousSession();
       await s.login('first@example.test', password);
       expect((await s.fetch('/admin/api-keys')).status).toBe(200);
@@ -410,7 +477,10 @@ describe('first sysadmin from the environment and last-used times (file store)',
     try {
       const key = await app.apiKey(['admin'], 'busy');
       const call = () => fetch(`${app.url}/api/v1/audit?limit=1`, { headers: { authorization: `Bearer ${key}` } });
-      const doc = async () => (await app.store.list<{ name: string; lastUsedAt: string | null }>('api_keys')).find((d) => d.value.name === 'busy')!;
+      const doc = async () =>
+        (await app.store.list<{ name: string; lastUsedAt: string | null }>('api_keys')).find(
+          (d) => d.value.name === 'busy',
+        )!;
       expect((await call()).status).toBe(200);
       const first = await doc();
       expect(first.value.lastUsedAt).toBe('2026-03-01T10:00:00.000Z');

@@ -25,7 +25,14 @@ describe('store layout', () => {
   const storeFiles = sourceFiles('src/store');
 
   it('finds the store modules', () => {
-    expect(storeFiles).toEqual(expect.arrayContaining(['src/store/store.ts', 'src/store/file-store.ts', 'src/store/redis-store.ts', 'src/store/sessions.ts']));
+    expect(storeFiles).toEqual(
+      expect.arrayContaining([
+        'src/store/store.ts',
+        'src/store/file-store.ts',
+        'src/store/redis-store.ts',
+        'src/store/sessions.ts',
+      ]),
+    );
   });
 
   it('keeps express-session and rate-limiter-flexible out of the store interface', () => {
@@ -33,7 +40,9 @@ describe('store layout', () => {
   });
 
   it('keeps every store module under 400 lines', () => {
-    const long = storeFiles.map((file) => [file, read(file).split('\n').length] as const).filter(([, lines]) => lines >= 400);
+    const long = storeFiles
+      .map((file) => [file, read(file).split('\n').length] as const)
+      .filter(([, lines]) => lines >= 400);
     expect(long).toEqual([]);
   });
 
@@ -43,7 +52,9 @@ describe('store layout', () => {
   });
 
   it('leaves no decision to the name of the backend: modules ask for its traits', () => {
-    const branching = sourceFiles('src').filter((file) => /\bstore\.kind\s*[!=]==|===\s*[\w.]*store\.kind\b/.test(read(file)));
+    const branching = sourceFiles('src').filter((file) =>
+      /\bstore\.kind\s*[!=]==|===\s*[\w.]*store\.kind\b/.test(read(file)),
+    );
     expect(branching).toEqual([]);
   });
 });

@@ -10,7 +10,17 @@ import type { SmtpServers } from '../servers.js';
 import type { MailTransport } from '../transport.js';
 import type { Holds } from './holds.js';
 import type { Messages } from './messages.js';
-import { ALL, FAILED_INDEX, HELD_INDEX, MAIL_QUEUE, MESSAGES, SENT_INDEX, STATUS_INDEXES, type MessageStatus, type QueueOverview } from './model.js';
+import {
+  ALL,
+  FAILED_INDEX,
+  HELD_INDEX,
+  MAIL_QUEUE,
+  MESSAGES,
+  SENT_INDEX,
+  STATUS_INDEXES,
+  type MessageStatus,
+  type QueueOverview,
+} from './model.js';
 
 /** What admins (pages, API) and the other services do to the queue; read from the status indexes only. */
 export interface QueueAdmin {
@@ -43,7 +53,12 @@ export interface QueueAdminDeps {
 export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
   const { store, servers, transport, log, metrics, clock, messages, holds, wake } = deps;
 
-  async function audit(actor: Actor, action: string, target: string, detail?: Record<string, string | number>): Promise<void> {
+  async function audit(
+    actor: Actor,
+    action: string,
+    target: string,
+    detail?: Record<string, string | number>,
+  ): Promise<void> {
     await deps.audit?.record({ actor, action, target, outcome: 'success', ...(detail ? { detail } : {}) });
   }
 
@@ -63,7 +78,14 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
         store.scheduleStats(FAILED_INDEX),
         store.scheduleStats(SENT_INDEX),
       ]);
-      const counts: Record<MessageStatus, number> = { queued: 0, sending: 0, sent: sent.count, deferred: 0, held: 0, failed: failed.count };
+      const counts: Record<MessageStatus, number> = {
+        queued: 0,
+        sending: 0,
+        sent: sent.count,
+        deferred: 0,
+        held: 0,
+        failed: failed.count,
+      };
       const queue: MessageView[] = [];
       let oldest: number | null = null;
       for (const doc of await messages.read([...waiting, ...held].map((e) => e.id))) {
@@ -90,9 +112,24 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
     async resend(id, actor) {
       const doc = await messages.get(id);
       const m = doc.value;
-      if (m.status === 'sent' || m.status === 'sending') throw new AppError('conflict', { message: `The message is ${m.status}; only waiting or failed messages can be resent.` });
+      if (m.status === 'sent' || m.status === 'sending')
+        throw new AppError('conflict', {
+          message: `The message is ${m.status}; only waiting or failed messages can be resent.`,
+        });
       const now = clock.now();
-      await messages.put(id, { ...m, status: 'queued', heldReason: null, attempts: m.status === 'failed' ? 0 : m.attempts, nextAttemptAt: now, updatedAt: now }, doc.version, m.status);
+      await messages.put(
+        id,
+        {
+          ...m,
+          status: 'queued',
+          heldReason: null,
+          attempts: m.status === 'failed' ? 0 : m.attempts,
+          nextAttemptAt: now,
+          updatedAt: now,
+        },
+        doc.version,
+        m.status,
+      );
       wake();
       await audit(actor, 'mail.resend', `message:${id}`, { previousStatus: m.status });
       return toView(id, (await messages.get(id)).value);
@@ -100,9 +137,14 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
 
     async remove(id, actor) {
       const doc = await messages.get(id);
-      if (doc.value.status === 'sending') throw new AppError('conflict', { message: 'The message is being sent right now; try again in a moment.' });
+      if (doc.value.status === 'sending')
+        throw new AppError('conflict', { message: 'The message is being sent right now; try again in a moment.' });
       // Out of every index, not only its status's: nothing can be left pointing at a deleted message.
-      await store.delete(MESSAGES, id, { ifVersion: doc.version, schedule: STATUS_INDEXES.map((queue) => ({ queue, dueAt: null })), count: deleteChanges(doc.value) });
+      await store.delete(MESSAGES, id, {
+        ifVersion: doc.version,
+        schedule: STATUS_INDEXES.map((queue) => ({ queue, dueAt: null })),
+        count: deleteChanges(doc.value),
+      });
       await audit(actor, 'mail.delete', `message:${id}`, { status: doc.value.status });
     },
 
@@ -113,7 +155,12 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
       for (const doc of await messages.read(waiting.map((e) => e.id))) {
         if (doc.value.status !== 'deferred' && doc.value.status !== 'queued') continue;
         try {
-          await messages.put(doc.id, { ...doc.value, status: 'queued', nextAttemptAt: now, updatedAt: now }, doc.version, doc.value.status);
+          await messages.put(
+            doc.id,
+            { ...doc.value, status: 'queued', nextAttemptAt: now, updatedAt: now },
+            doc.version,
+            doc.value.status,
+          );
         } catch (err) {
           if (err instanceof VersionConflictError) continue;
           throw err;

@@ -29,7 +29,8 @@ function message(over: Partial<MessageDoc> = {}): MessageDoc {
   };
 }
 
-const smtpError = (responseCode: number, response: string, extra: object = {}) => Object.assign(new Error(response), { responseCode, response, command: 'DATA', ...extra });
+const smtpError = (responseCode: number, response: string, extra: object = {}) =>
+  Object.assign(new Error(response), { responseCode, response, command: 'DATA', ...extra });
 const failed = (error: unknown): DeliveryAttempt => ({ kind: 'failed', error, server });
 
 interface Case {
@@ -55,18 +56,47 @@ const options = { maxAttempts: 3, backoff: { baseMs: 1000, capMs: 10_000 }, now:
 const cases: Case[] = [
   {
     name: 'accepted for every recipient → sent',
-    attempt: { kind: 'accepted', result: { messageId: '<x>', accepted: ['A@example.org', 'b@example.org'], rejected: [], response: '250 2.0.0 queued as 42' } },
-    expected: { status: 'sent', attempts: 1, nextAttemptAt: null, sentAt: AT, recipients: ['accepted', 'accepted'], errorCode: null },
+    attempt: {
+      kind: 'accepted',
+      result: {
+        messageId: '<x>',
+        accepted: ['A@example.org', 'b@example.org'],
+        rejected: [],
+        response: '250 2.0.0 queued as 42',
+      },
+    },
+    expected: {
+      status: 'sent',
+      attempts: 1,
+      nextAttemptAt: null,
+      sentAt: AT,
+      recipients: ['accepted', 'accepted'],
+      errorCode: null,
+    },
   },
   {
     name: 'accepted for one, one recipient refused at RCPT → sent, per-recipient results',
-    attempt: { kind: 'accepted', result: { messageId: '<x>', accepted: ['a@example.org'], rejected: [{ address: 'b@example.org', responseCode: 550, response: '550 no such user' }], response: '250 ok' } },
+    attempt: {
+      kind: 'accepted',
+      result: {
+        messageId: '<x>',
+        accepted: ['a@example.org'],
+        rejected: [{ address: 'b@example.org', responseCode: 550, response: '550 no such user' }],
+        response: '250 ok',
+      },
+    },
     expected: { status: 'sent', attempts: 1, sentAt: AT, recipients: ['accepted', 'rejected'] },
   },
   {
     name: '451 on the first attempt → deferred by half the base',
     attempt: failed(smtpError(451, '451 4.7.1 try again later')),
-    expected: { status: 'deferred', attempts: 1, nextAttemptAt: AT + 500, errorCode: 'temporary_rejection', recipients: ['pending', 'pending'] },
+    expected: {
+      status: 'deferred',
+      attempts: 1,
+      nextAttemptAt: AT + 500,
+      errorCode: 'temporary_rejection',
+      recipients: ['pending', 'pending'],
+    },
   },
   {
     name: '451 on the second attempt → deferred twice as long',
@@ -83,7 +113,13 @@ const cases: Case[] = [
     name: 'a temporary failure on the last attempt → failed, giving up',
     message: { status: 'deferred', attempts: 2 },
     attempt: failed(smtpError(451, '451 4.7.1 try again later')),
-    expected: { status: 'failed', attempts: 3, nextAttemptAt: null, errorCode: 'temporary_rejection', errorMessage: /^gave up after 3 attempts: / },
+    expected: {
+      status: 'failed',
+      attempts: 3,
+      nextAttemptAt: null,
+      errorCode: 'temporary_rejection',
+      errorMessage: /^gave up after 3 attempts: /,
+    },
   },
   {
     name: '550 → failed at once with the reply',
@@ -92,19 +128,36 @@ const cases: Case[] = [
   },
   {
     name: '550 for one recipient in the error → its recipient result says so',
-    attempt: failed(smtpError(550, '550 all recipients refused', { rejectedErrors: [{ recipient: 'A@example.org', responseCode: 550, response: '550 no such user' }] })),
+    attempt: failed(
+      smtpError(550, '550 all recipients refused', {
+        rejectedErrors: [{ recipient: 'A@example.org', responseCode: 550, response: '550 no such user' }],
+      }),
+    ),
     expected: { status: 'failed', attempts: 1, recipients: ['rejected', 'pending'] },
   },
   {
     name: '535 credentials rejected → held, server to be paused, no attempt counted',
     message: { status: 'deferred', attempts: 1 },
     attempt: failed(smtpError(535, '535 5.7.8 authentication failed', { command: 'AUTH PLAIN', code: 'EAUTH' })),
-    expected: { status: 'held', attempts: 1, nextAttemptAt: null, heldReason: 'server_paused', pauseServer: true, recipients: ['pending', 'pending'] },
+    expected: {
+      status: 'held',
+      attempts: 1,
+      nextAttemptAt: null,
+      heldReason: 'server_paused',
+      pauseServer: true,
+      recipients: ['pending', 'pending'],
+    },
   },
   {
     name: 'the server was deleted → failed, nothing tried',
     attempt: { kind: 'server_deleted' },
-    expected: { status: 'failed', attempts: 0, nextAttemptAt: null, errorCode: 'server_deleted', errorMessage: /srv_1 no longer exists/ },
+    expected: {
+      status: 'failed',
+      attempts: 0,
+      nextAttemptAt: null,
+      errorCode: 'server_deleted',
+      errorMessage: /srv_1 no longer exists/,
+    },
   },
   {
     name: 'outgoing mail switched off → held, nothing tried',
@@ -132,11 +185,24 @@ describe('deliveryOutcome', () => {
     if (expected.errorMessage) expect(next.value.lastError?.message).toMatch(expected.errorMessage);
     if (expected.sentAt !== undefined) expect(next.value.sentAt).toBe(expected.sentAt);
     if (expected.recipients) expect(next.value.recipients.map((r) => r.status)).toEqual(expected.recipients);
-    if (expected.pauseServer !== undefined) expect(next.status === 'held' && next.pauseServer !== undefined).toBe(expected.pauseServer);
+    if (expected.pauseServer !== undefined)
+      expect(next.status === 'held' && next.pauseServer !== undefined).toBe(expected.pauseServer);
   });
 
   it('a sent message keeps no body at rest, and the reply is cut to 500 characters', () => {
-    const next = deliveryOutcome(message(), { kind: 'accepted', result: { messageId: '<x>', accepted: ['a@example.org', 'b@example.org'], rejected: [], response: `250 ${'x'.repeat(600)}` } }, options);
+    const next = deliveryOutcome(
+      message(),
+      {
+        kind: 'accepted',
+        result: {
+          messageId: '<x>',
+          accepted: ['a@example.org', 'b@example.org'],
+          rejected: [],
+          response: `250 ${'x'.repeat(600)}`,
+        },
+      },
+      options,
+    );
     expect(next.value.input).not.toHaveProperty('text');
     expect(next.value.input).not.toHaveProperty('html');
     expect(next.value.input.subject).toBe('Hi');

@@ -23,7 +23,13 @@ export type DeliveryAttempt =
 
 export type NextState =
   | { status: 'sent' | 'failed' | 'deferred'; value: MessageDoc }
-  | { status: 'held'; reason: HeldReason; value: MessageDoc; pauseServer?: { reason: string; code: string }; diagnosis?: Diagnosis };
+  | {
+      status: 'held';
+      reason: HeldReason;
+      value: MessageDoc;
+      pauseServer?: { reason: string; code: string };
+      diagnosis?: Diagnosis;
+    };
 
 export interface OutcomeOptions {
   maxAttempts: number;
@@ -39,8 +45,17 @@ interface RejectedError {
   response?: string;
 }
 
-function rejected(r: RecipientResult, reply: { responseCode?: number | undefined; response?: string | undefined } | undefined): RecipientResult {
-  return { address: r.address, kind: r.kind, status: 'rejected', ...(reply?.responseCode ? { responseCode: reply.responseCode } : {}), ...(reply?.response ? { response: reply.response } : {}) };
+function rejected(
+  r: RecipientResult,
+  reply: { responseCode?: number | undefined; response?: string | undefined } | undefined,
+): RecipientResult {
+  return {
+    address: r.address,
+    kind: r.kind,
+    status: 'rejected',
+    ...(reply?.responseCode ? { responseCode: reply.responseCode } : {}),
+    ...(reply?.response ? { response: reply.response } : {}),
+  };
 }
 
 function acceptedRecipients(m: MessageDoc, result: SendResult): RecipientResult[] {
@@ -65,10 +80,22 @@ function recipientsAfterError(m: MessageDoc, error: unknown): RecipientResult[] 
 /** `message` is the message as stored when its delivery was claimed. */
 export function deliveryOutcome(message: MessageDoc, attempt: DeliveryAttempt, options: OutcomeOptions): NextState {
   const { now } = options;
-  const held = (reason: HeldReason, value: MessageDoc) => ({ status: 'held' as const, reason, value: { ...value, status: 'held' as const, heldReason: reason, nextAttemptAt: null, updatedAt: now } });
+  const held = (reason: HeldReason, value: MessageDoc) => ({
+    status: 'held' as const,
+    reason,
+    value: { ...value, status: 'held' as const, heldReason: reason, nextAttemptAt: null, updatedAt: now },
+  });
   if (attempt.kind === 'server_deleted') {
-    const d: Diagnosis = { code: 'server_deleted', class: 'permanent', message: `SMTP server ${message.serverId} no longer exists`, hint: 'Resend the message to another server, or recreate the server.' };
-    return { status: 'failed', value: { ...message, status: 'failed', lastError: errorOf(d, now), updatedAt: now, nextAttemptAt: null } };
+    const d: Diagnosis = {
+      code: 'server_deleted',
+      class: 'permanent',
+      message: `SMTP server ${message.serverId} no longer exists`,
+      hint: 'Resend the message to another server, or recreate the server.',
+    };
+    return {
+      status: 'failed',
+      value: { ...message, status: 'failed', lastError: errorOf(d, now), updatedAt: now, nextAttemptAt: null },
+    };
   }
   if (attempt.kind === 'sending_disabled' || attempt.kind === 'server_paused') return held(attempt.kind, message);
   const attempts = message.attempts + 1;
@@ -77,18 +104,49 @@ export function deliveryOutcome(message: MessageDoc, attempt: DeliveryAttempt, o
     // The body has done its job: it is not kept at rest for the retention period (nothing shows or resends it).
     const { text: _text, html: _html, ...delivered } = message.input;
     const recipients = acceptedRecipients(message, attempt.result);
-    return { status: 'sent', value: { ...tried, input: delivered, status: 'sent', recipients, sentAt: now, nextAttemptAt: null, smtpResponse: attempt.result.response.slice(0, 500) } };
+    return {
+      status: 'sent',
+      value: {
+        ...tried,
+        input: delivered,
+        status: 'sent',
+        recipients,
+        sentAt: now,
+        nextAttemptAt: null,
+        smtpResponse: attempt.result.response.slice(0, 500),
+      },
+    };
   }
   const d = diagnose(attempt.error, attempt.server);
   if (d.class === 'credentials') {
     // The attempt is not the message's fault: it keeps its attempts for when the server is fixed.
-    return { ...held('server_paused', { ...tried, attempts: message.attempts, lastError: errorOf(d, now) }), pauseServer: { reason: d.hint, code: d.code }, diagnosis: d };
+    return {
+      ...held('server_paused', { ...tried, attempts: message.attempts, lastError: errorOf(d, now) }),
+      pauseServer: { reason: d.hint, code: d.code },
+      diagnosis: d,
+    };
   }
   const recipients = recipientsAfterError(message, attempt.error);
-  if (d.class === 'permanent') return { status: 'failed', value: { ...tried, status: 'failed', recipients, lastError: errorOf(d, now), nextAttemptAt: null } };
+  if (d.class === 'permanent')
+    return {
+      status: 'failed',
+      value: { ...tried, status: 'failed', recipients, lastError: errorOf(d, now), nextAttemptAt: null },
+    };
   if (attempts >= options.maxAttempts) {
-    return { status: 'failed', value: { ...tried, status: 'failed', recipients, lastError: errorOf(d, now, `gave up after ${attempts} attempts: ${d.message}`), nextAttemptAt: null } };
+    return {
+      status: 'failed',
+      value: {
+        ...tried,
+        status: 'failed',
+        recipients,
+        lastError: errorOf(d, now, `gave up after ${attempts} attempts: ${d.message}`),
+        nextAttemptAt: null,
+      },
+    };
   }
   const nextAttemptAt = now + backoffDelay(attempts, options.backoff, options.random);
-  return { status: 'deferred', value: { ...tried, status: 'deferred', recipients, lastError: errorOf(d, now), nextAttemptAt } };
+  return {
+    status: 'deferred',
+    value: { ...tried, status: 'deferred', recipients, lastError: errorOf(d, now), nextAttemptAt },
+  };
 }

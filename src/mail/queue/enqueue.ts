@@ -6,9 +6,19 @@ import { recipientsOf, withTextPart, type MessageInput } from '../compose.js';
 import { messageSize, queueFullError, type QueueLimits } from '../queue-limits.js';
 import type { SmtpServers } from '../servers.js';
 import type { Messages } from './messages.js';
-import { IDEMPOTENCY, newMessageId, type EnqueueOptions, type HeldReason, type MessageDoc, type MessageStatus } from './model.js';
+import {
+  IDEMPOTENCY,
+  newMessageId,
+  type EnqueueOptions,
+  type HeldReason,
+  type MessageDoc,
+  type MessageStatus,
+} from './model.js';
 
-export type Enqueue = (input: MessageInput, options?: EnqueueOptions) => Promise<{ id: string; status: MessageStatus; created: boolean }>;
+export type Enqueue = (
+  input: MessageInput,
+  options?: EnqueueOptions,
+) => Promise<{ id: string; status: MessageStatus; created: boolean }>;
 
 function requestHash(input: MessageInput): string {
   return createHash('sha256').update(JSON.stringify(input)).digest('base64url');
@@ -18,10 +28,22 @@ function requestHash(input: MessageInput): string {
  * Accepting a message: its server checked, held at once when outgoing mail is off or the server paused, and with
  * an Idempotency-Key the same message for every repeat of the request.
  */
-export function createEnqueue(deps: { store: Store; servers: SmtpServers; messages: Messages; clock: Clock; limits: QueueLimits; wake: () => void }): Enqueue {
+export function createEnqueue(deps: {
+  store: Store;
+  servers: SmtpServers;
+  messages: Messages;
+  clock: Clock;
+  limits: QueueLimits;
+  wake: () => void;
+}): Enqueue {
   const { store, servers, messages, clock } = deps;
 
-  async function createMessage(id: string, input: MessageInput, serverId: string, apiKeyId: string | null): Promise<{ status: MessageStatus; created: boolean }> {
+  async function createMessage(
+    id: string,
+    input: MessageInput,
+    serverId: string,
+    apiKeyId: string | null,
+  ): Promise<{ status: MessageStatus; created: boolean }> {
     const now = clock.now();
     const enabled = await servers.sendingEnabled();
     const paused = enabled ? await servers.pauseOf(serverId) : null;
@@ -59,9 +81,15 @@ export function createEnqueue(deps: { store: Store; servers: SmtpServers; messag
 
   return async (input, options = {}) => {
     const serverId = input.serverId ?? (await servers.defaultServerId());
-    if (!serverId) throw new AppError('bad_request', { message: 'No SMTP server is configured: add one at /admin/smtp-servers first.' });
+    if (!serverId)
+      throw new AppError('bad_request', {
+        message: 'No SMTP server is configured: add one at /admin/smtp-servers first.',
+      });
     if (!(await servers.resolve(serverId))) {
-      throw new AppError('validation_failed', { message: `serverId: no SMTP server ${serverId}`, details: [{ field: 'serverId', message: 'no such SMTP server' }] });
+      throw new AppError('validation_failed', {
+        message: `serverId: no SMTP server ${serverId}`,
+        details: [{ field: 'serverId', message: 'no such SMTP server' }],
+      });
     }
     const { serverId: _omit, ...content } = await withTextPart(input);
     const apiKeyId = options.apiKeyId ?? null;
@@ -74,8 +102,10 @@ export function createEnqueue(deps: { store: Store; servers: SmtpServers; messag
       } catch (err) {
         if (!(err instanceof VersionConflictError)) throw err;
         const existing = await store.get<{ messageId: string; hash: string }>(IDEMPOTENCY, key);
-        if (!existing) throw new AppError('conflict', { message: 'Idempotency-Key is being used by a concurrent request; retry.' });
-        if (existing.value.hash !== hash) throw new AppError('conflict', { message: 'This Idempotency-Key was used with a different request.' });
+        if (!existing)
+          throw new AppError('conflict', { message: 'Idempotency-Key is being used by a concurrent request; retry.' });
+        if (existing.value.hash !== hash)
+          throw new AppError('conflict', { message: 'This Idempotency-Key was used with a different request.' });
         id = existing.value.messageId;
         const message = await messages.find(id);
         // A crash between the key and the message leaves the key alone: create the message now, same id.

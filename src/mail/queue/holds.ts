@@ -15,7 +15,13 @@ export interface Holds {
   recheck(id: string, serverId: string, reason: HeldReason): Promise<void>;
 }
 
-export function createHolds(deps: { store: Store; servers: SmtpServers; messages: Messages; clock: Clock; wake: () => void }): Holds {
+export function createHolds(deps: {
+  store: Store;
+  servers: SmtpServers;
+  messages: Messages;
+  clock: Clock;
+  wake: () => void;
+}): Holds {
   const { store, servers, messages, clock } = deps;
 
   async function release(filter: (m: MessageDoc) => boolean, only?: string[]): Promise<number> {
@@ -25,7 +31,12 @@ export function createHolds(deps: { store: Store; servers: SmtpServers; messages
       if (doc.value.status !== 'held' || !filter(doc.value)) continue;
       const now = clock.now();
       try {
-        await messages.put(doc.id, { ...doc.value, status: 'queued', heldReason: null, nextAttemptAt: now, updatedAt: now }, doc.version, 'held');
+        await messages.put(
+          doc.id,
+          { ...doc.value, status: 'queued', heldReason: null, nextAttemptAt: now, updatedAt: now },
+          doc.version,
+          'held',
+        );
       } catch (err) {
         if (err instanceof VersionConflictError) continue;
         throw err;
@@ -39,7 +50,8 @@ export function createHolds(deps: { store: Store; servers: SmtpServers; messages
   return {
     release,
     async recheck(id, serverId, reason) {
-      const stillHeld = reason === 'server_paused' ? await servers.isPausedNow(serverId) : !(await servers.sendingEnabled());
+      const stillHeld =
+        reason === 'server_paused' ? await servers.isPausedNow(serverId) : !(await servers.sendingEnabled());
       if (!stillHeld) await release((m) => m.serverId === serverId && m.heldReason === reason, [id]);
     },
   };

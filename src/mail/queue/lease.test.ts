@@ -27,7 +27,13 @@ describe('lease keeper', () => {
 
   it('extends held leases to now + lease at every heartbeat, and stops for an ended one', async () => {
     const { store, calls } = scheduleRecorder();
-    const lease = createLeaseKeeper({ store, queue: 'mail', log: createLogger({ level: 'silent' }), leaseMs: 20_000, heartbeatMs: 5_000 });
+    const lease = createLeaseKeeper({
+      store,
+      queue: 'mail',
+      log: createLogger({ level: 'silent' }),
+      leaseMs: 20_000,
+      heartbeatMs: 5_000,
+    });
     lease.start();
     lease.hold('a');
     lease.hold('b');
@@ -44,7 +50,13 @@ describe('lease keeper', () => {
 
   it('keeps beating through a store outage and extends again once the store is back', async () => {
     const { store, calls, state } = scheduleRecorder();
-    const lease = createLeaseKeeper({ store, queue: 'mail', log: createLogger({ level: 'silent' }), leaseMs: 20_000, heartbeatMs: 5_000 });
+    const lease = createLeaseKeeper({
+      store,
+      queue: 'mail',
+      log: createLogger({ level: 'silent' }),
+      leaseMs: 20_000,
+      heartbeatMs: 5_000,
+    });
     lease.start();
     lease.hold('a');
     state.down = true;

@@ -2,7 +2,19 @@ import type { Clock } from '../../clock.js';
 import type { Logger } from '../../log.js';
 import { VersionConflictError, type Doc, type Store } from '../../store/store.js';
 import { buildCountersOnRedis, PlaceTally, readPlaceCounters, saveFileStoreCount } from '../queue-limits.js';
-import { ALL, HELD_INDEX, indexOf, indexScore, INDEXES_MARKER, MAIL_META, MAIL_QUEUE, MESSAGES, SENT_INDEX, STATUS_INDEXES, type MessageDoc } from './model.js';
+import {
+  ALL,
+  HELD_INDEX,
+  indexOf,
+  indexScore,
+  INDEXES_MARKER,
+  MAIL_META,
+  MAIL_QUEUE,
+  MESSAGES,
+  SENT_INDEX,
+  STATUS_INDEXES,
+  type MessageDoc,
+} from './model.js';
 
 /** Sent messages deleted per claim of the retention sweep. */
 const CLEANUP_BATCH = 100;
@@ -19,7 +31,12 @@ export interface QueueMaintenance {
   stop(): void;
 }
 
-export function createQueueMaintenance(deps: { store: Store; log: Logger; clock: Clock; keepSentMs: number }): QueueMaintenance {
+export function createQueueMaintenance(deps: {
+  store: Store;
+  log: Logger;
+  clock: Clock;
+  keepSentMs: number;
+}): QueueMaintenance {
   const { store, log, clock, keepSentMs } = deps;
   let sweepTimer: NodeJS.Timeout | null = null;
 
@@ -33,7 +50,8 @@ export function createQueueMaintenance(deps: { store: Store; log: Logger; clock:
   async function reindexOnFileStore(): Promise<void> {
     const now = clock.now();
     const entries = new Map<string, Map<string, number>>();
-    for (const queue of STATUS_INDEXES) entries.set(queue, new Map((await store.scheduled(queue, { limit: ALL })).map((e) => [e.id, e.dueAt])));
+    for (const queue of STATUS_INDEXES)
+      entries.set(queue, new Map((await store.scheduled(queue, { limit: ALL })).map((e) => [e.id, e.dueAt])));
     let waiting = 0;
     let changed = 0;
     const live = new Set<string>();
@@ -87,7 +105,10 @@ export function createQueueMaintenance(deps: { store: Store; log: Logger; clock:
         let doc: Doc<MessageDoc> | null = listed;
         while (doc && indexOf(doc.value.status) !== MAIL_QUEUE) {
           try {
-            await store.put(MESSAGES, doc.id, doc.value, { ifVersion: doc.version, schedule: { queue: indexOf(doc.value.status), dueAt: indexScore(doc.value, keepSentMs) } });
+            await store.put(MESSAGES, doc.id, doc.value, {
+              ifVersion: doc.version,
+              schedule: { queue: indexOf(doc.value.status), dueAt: indexScore(doc.value, keepSentMs) },
+            });
             indexed++;
             break;
           } catch (err) {
@@ -130,7 +151,10 @@ export function createQueueMaintenance(deps: { store: Store; log: Logger; clock:
             continue;
           }
           try {
-            if (await store.delete(MESSAGES, id, { ifVersion: doc.version, schedule: { queue: SENT_INDEX, dueAt: null } })) removed++;
+            if (
+              await store.delete(MESSAGES, id, { ifVersion: doc.version, schedule: { queue: SENT_INDEX, dueAt: null } })
+            )
+              removed++;
           } catch (err) {
             // Changed meanwhile: its claim lapses and the next sweep looks again.
             if (!(err instanceof VersionConflictError)) throw err;

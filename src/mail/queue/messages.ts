@@ -23,7 +23,12 @@ export function createMessages(deps: { store: Store; limits: QueueLimits; keepSe
   const find = (id: string) => store.get<MessageDoc>(MESSAGES, id);
   return {
     put(id, value, version, from) {
-      return store.put(MESSAGES, id, value, { ifVersion: version, ...(from !== undefined ? { schedule: indexMoves(from, value, keepSentMs), count: placeChanges(from, value, limits) } : {}) });
+      return store.put(MESSAGES, id, value, {
+        ifVersion: version,
+        ...(from !== undefined
+          ? { schedule: indexMoves(from, value, keepSentMs), count: placeChanges(from, value, limits) }
+          : {}),
+      });
     },
     find,
     async get(id) {

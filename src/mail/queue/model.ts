@@ -165,5 +165,11 @@ export function indexMoves(from: MessageStatus | null, value: MessageDoc, keepSe
 }
 
 export function errorOf(d: Diagnosis, now: number, message?: string): MessageError {
-  return { code: d.code, message: message ?? d.message, hint: d.hint, ...(d.responseCode !== undefined ? { responseCode: d.responseCode } : {}), at: now };
+  return {
+    code: d.code,
+    message: message ?? d.message,
+    hint: d.hint,
+    ...(d.responseCode !== undefined ? { responseCode: d.responseCode } : {}),
+    at: now,
+  };
 }

@@ -20,7 +20,13 @@ export interface OutcomeWriter {
   stop(): Promise<void>;
 }
 
-export function createOutcomeWriter(deps: { store: Schedules; queue: string; lease: LeaseKeeper; log: Logger; now?: () => number }): OutcomeWriter {
+export function createOutcomeWriter(deps: {
+  store: Schedules;
+  queue: string;
+  lease: LeaseKeeper;
+  log: Logger;
+  now?: () => number;
+}): OutcomeWriter {
   const { store, queue, lease, log } = deps;
   const now = deps.now ?? Date.now;
   const pending = createPendingWrites({ log });
@@ -41,10 +47,15 @@ export function createOutcomeWriter(deps: { store: Schedules; queue: string; lea
     write,
     async failed(id, err) {
       if (!(err instanceof StoreUnavailableError)) {
-        log.error({ err, messageId: id }, 'delivering a message failed unexpectedly; its lease will expire and it will be retried');
+        log.error(
+          { err, messageId: id },
+          'delivering a message failed unexpectedly; its lease will expire and it will be retried',
+        );
         return;
       }
-      await write(id, () => store.schedule(queue, id, now())).catch((e: unknown) => log.warn({ err: e, messageId: id }, 'a message cut off by a store outage waits for its lease'));
+      await write(id, () => store.schedule(queue, id, now())).catch((e: unknown) =>
+        log.warn({ err: e, messageId: id }, 'a message cut off by a store outage waits for its lease'),
+      );
     },
     stop: () => pending.stop(),
   };

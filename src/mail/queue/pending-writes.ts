@@ -60,7 +60,10 @@ export function createPendingWrites(options: PendingWritesOptions): PendingWrite
         } catch (err) {
           if (!(err instanceof StoreUnavailableError)) throw err;
           if (now() >= giveUpAt) {
-            log.error({ messageId }, 'store still unreachable at stop; a delivery outcome was not written and the message will be sent again');
+            log.error(
+              { messageId },
+              'store still unreachable at stop; a delivery outcome was not written and the message will be sent again',
+            );
             throw new WriteAbandonedError(messageId, { cause: err });
           }
           if (!waiting) {

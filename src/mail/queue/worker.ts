@@ -8,7 +8,15 @@ import type { MailTransport } from '../transport.js';
 import type { Holds } from './holds.js';
 import { createLeaseKeeper } from './lease.js';
 import type { Messages } from './messages.js';
-import { DEFAULT_MAX_RETRY_DELAY_MS, MAIL_QUEUE, MESSAGES, SENDING_MARK_AFTER_MS, type MessageDoc, type MessageStatus, type QueueOptions } from './model.js';
+import {
+  DEFAULT_MAX_RETRY_DELAY_MS,
+  MAIL_QUEUE,
+  MESSAGES,
+  SENDING_MARK_AFTER_MS,
+  type MessageDoc,
+  type MessageStatus,
+  type QueueOptions,
+} from './model.js';
 import { deliveryOutcome, type DeliveryAttempt, type NextState } from './delivery-outcome.js';
 import { createOutcomeWriter } from './outcomes.js';
 
@@ -48,7 +56,14 @@ export function createWorkers(deps: WorkerDeps): Workers {
   const pollMs = opts.pollMs ?? 200;
   const backoff = { baseMs: opts.retryBaseMs, capMs: opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS };
   const now = () => clock.now();
-  const lease = createLeaseKeeper({ store, queue: MAIL_QUEUE, log, leaseMs, heartbeatMs: opts.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3)), now });
+  const lease = createLeaseKeeper({
+    store,
+    queue: MAIL_QUEUE,
+    log,
+    leaseMs,
+    heartbeatMs: opts.heartbeatMs ?? Math.max(50, Math.floor(leaseMs / 3)),
+    now,
+  });
   const outcomes = createOutcomeWriter({ store, queue: MAIL_QUEUE, lease, log, now });
   const inFlight = new Map<string, Promise<void>>();
   let running = false;
@@ -82,7 +97,11 @@ export function createWorkers(deps: WorkerDeps): Workers {
     }
     if (!written) return;
     await holds.recheck(id, value.serverId, next.reason);
-    if (next.diagnosis) log.warn({ messageId: id, serverId: value.serverId, code: next.diagnosis.code }, 'credentials rejected; server paused, message held');
+    if (next.diagnosis)
+      log.warn(
+        { messageId: id, serverId: value.serverId, code: next.diagnosis.code },
+        'credentials rejected; server paused, message held',
+      );
   }
 
   /** Delivers a claimed message, read in the same step as its claim. */
@@ -94,15 +113,23 @@ export function createWorkers(deps: WorkerDeps): Workers {
       return;
     }
     const m = doc.value;
-    const outcome = (attempt: DeliveryAttempt) => deliveryOutcome(m, attempt, { maxAttempts: opts.maxAttempts, backoff, now: now() });
+    const outcome = (attempt: DeliveryAttempt) =>
+      deliveryOutcome(m, attempt, { maxAttempts: opts.maxAttempts, backoff, now: now() });
     const server = await servers.resolve(m.serverId);
     if (!server) return record(id, doc.version, m.status, outcome({ kind: 'server_deleted' }));
-    if (!(await servers.sendingEnabled())) return record(id, doc.version, m.status, outcome({ kind: 'sending_disabled' }));
+    if (!(await servers.sendingEnabled()))
+      return record(id, doc.version, m.status, outcome({ kind: 'sending_disabled' }));
     if (await servers.pauseOf(server.id)) return record(id, doc.version, m.status, outcome({ kind: 'server_paused' }));
 
     // `sending` is written only when a delivery takes a while: fast ones go from queued straight to sent,
     // one store write less per message. The attempt is counted in the final write either way.
-    const sending: MessageDoc = { ...m, status: 'sending', heldReason: null, attempts: m.attempts + 1, updatedAt: now() };
+    const sending: MessageDoc = {
+      ...m,
+      status: 'sending',
+      heldReason: null,
+      attempts: m.attempts + 1,
+      updatedAt: now(),
+    };
     let version = doc.version;
     let marking: Promise<void> | null = null;
     const markTimer = clock.setTimeout(() => {
@@ -111,7 +138,8 @@ export function createWorkers(deps: WorkerDeps): Workers {
           version = d.version;
         },
         (err: unknown) => {
-          if (!(err instanceof VersionConflictError)) log.warn({ err, messageId: id }, 'marking a message as sending failed');
+          if (!(err instanceof VersionConflictError))
+            log.warn({ err, messageId: id }, 'marking a message as sending failed');
         },
       );
     }, SENDING_MARK_AFTER_MS);
@@ -125,7 +153,11 @@ export function createWorkers(deps: WorkerDeps): Workers {
     try {
       attempt = { kind: 'accepted', result: await transport.send(server, composed, `<${id}@${fromDomain}>`) };
     } catch (error) {
-      attempt = { kind: 'failed', error, server: { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls } };
+      attempt = {
+        kind: 'failed',
+        error,
+        server: { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls },
+      };
     }
     await settleMark();
     await record(id, version, m.status, outcome(attempt));
@@ -169,10 +201,13 @@ export function createWorkers(deps: WorkerDeps): Workers {
             timer?.cancel();
             resolve();
           };
-          timer = clock.setTimeout(() => {
-            if (signal === done) signal = null;
-            resolve();
-          }, claimed === 0 ? pollMs : leaseMs);
+          timer = clock.setTimeout(
+            () => {
+              if (signal === done) signal = null;
+              resolve();
+            },
+            claimed === 0 ? pollMs : leaseMs,
+          );
           signal = done;
         });
       }

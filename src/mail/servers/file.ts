@@ -23,7 +23,10 @@ const fileServer = z.strictObject({
   authMethod: z.enum(['none', 'basic', 'oauth2']).default('none'),
   oauthIntegrationId: z.string().nullable().optional(),
   username: z.string().max(254).nullable().optional(),
-  passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).optional(),
+  passwordEnv: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+    .optional(),
   passwordFile: z.string().min(1).optional(),
   isDefault: z.boolean().optional(),
 });
@@ -37,16 +40,23 @@ export interface FileDefined {
 }
 
 /** Reads MAILGATE_SMTP_SERVERS_FILE; every problem is reported at once. */
-export function loadServersFile(file: string, env: Readonly<Record<string, string | undefined>> = process.env): Map<string, FileDefined> {
+export function loadServersFile(
+  file: string,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Map<string, FileDefined> {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new Error(`MAILGATE_SMTP_SERVERS_FILE: cannot read ${file} as JSON (${(err as Error).message})`, { cause: err });
+    throw new Error(`MAILGATE_SMTP_SERVERS_FILE: cannot read ${file} as JSON (${(err as Error).message})`, {
+      cause: err,
+    });
   }
   const parsed = serversFile.safeParse(raw);
   if (!parsed.success) {
-    throw new Error(`MAILGATE_SMTP_SERVERS_FILE ${file}:\n${parsed.error.issues.map((i) => `  - ${i.path.join('.')}: ${i.message}`).join('\n')}`);
+    throw new Error(
+      `MAILGATE_SMTP_SERVERS_FILE ${file}:\n${parsed.error.issues.map((i) => `  - ${i.path.join('.')}: ${i.message}`).join('\n')}`,
+    );
   }
   const list = Array.isArray(parsed.data) ? parsed.data : parsed.data.servers;
   const out = new Map<string, FileDefined>();
@@ -91,6 +101,7 @@ export function loadServersFile(file: string, env: Readonly<Record<string, strin
     }
     out.set(s.id, { doc, password, isDefault: s.isDefault ?? false });
   }
-  if (problems.length) throw new Error(`MAILGATE_SMTP_SERVERS_FILE ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+  if (problems.length)
+    throw new Error(`MAILGATE_SMTP_SERVERS_FILE ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   return out;
 }

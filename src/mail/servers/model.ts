@@ -116,7 +116,12 @@ export function isLoopbackHost(host: string): boolean {
  * AUTH is never sent in plaintext: a server with authentication needs implicit TLS (smtps) or STARTTLS
  * required (tls), except on a loopback host, where the traffic never leaves the machine (a local relay).
  */
-export function plaintextAuthProblem(s: { protocol: Protocol; tls: boolean; authMethod: AuthMethod; host: string }): string | null {
+export function plaintextAuthProblem(s: {
+  protocol: Protocol;
+  tls: boolean;
+  authMethod: AuthMethod;
+  host: string;
+}): string | null {
   if (s.authMethod === 'none' || s.protocol === 'smtps' || s.tls) return null;
   if (isLoopbackHost(s.host)) return null;
   return 'authentication needs TLS: tick TLS (STARTTLS) or use protocol smtps; mailgate never sends credentials in plaintext except to a loopback host';

@@ -6,7 +6,15 @@ import { AppError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { Doc, Store } from '../../store/store.js';
 import { loadServersFile, type FileDefined } from './file.js';
-import { SERVERS, SERVERS_CHANNEL, SETTINGS_MESSAGE, type PauseDoc, type ResolvedServer, type SmtpServerDoc, type SmtpServerView } from './model.js';
+import {
+  SERVERS,
+  SERVERS_CHANNEL,
+  SETTINGS_MESSAGE,
+  type PauseDoc,
+  type ResolvedServer,
+  type SmtpServerDoc,
+  type SmtpServerView,
+} from './model.js';
 import { PROVIDER_PRESETS } from './presets.js';
 import { effectiveSettings, resolvedServer } from './resolve.js';
 import { createMailSettingsState, createServerPauses } from './state.js';
@@ -74,7 +82,9 @@ function newServerId(): string {
 
 export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
   const { store, keyring, config, audit, log } = deps;
-  const fileServers = config.MAILGATE_SMTP_SERVERS_FILE ? loadServersFile(config.MAILGATE_SMTP_SERVERS_FILE, deps.env) : new Map<string, FileDefined>();
+  const fileServers = config.MAILGATE_SMTP_SERVERS_FILE
+    ? loadServersFile(config.MAILGATE_SMTP_SERVERS_FILE, deps.env)
+    : new Map<string, FileDefined>();
   const resolvedCache = new Map<string, Promise<ResolvedServer | null>>();
   let defaultCache: Promise<string | null> | null = null;
   const changeListeners: Array<(id: string) => void> = [];
@@ -123,8 +133,14 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
     return first?.id ?? [...fileServers.keys()][0] ?? null;
   }
 
-
-  async function view(id: string, doc: SmtpServerDoc, version: number, source: 'ui' | 'file', hasPassword: boolean, defaultId: string | null): Promise<SmtpServerView> {
+  async function view(
+    id: string,
+    doc: SmtpServerDoc,
+    version: number,
+    source: 'ui' | 'file',
+    hasPassword: boolean,
+    defaultId: string | null,
+  ): Promise<SmtpServerView> {
     const { password: _password, ...rest } = doc;
     return {
       id,
@@ -146,8 +162,21 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
     return doc;
   }
 
-  async function recordAudit(ctx: AuditContext, action: string, target: string, outcome: 'success' | 'failure', detail?: Record<string, string | number | boolean | null | string[]>): Promise<void> {
-    await audit.record({ actor: ctx.actor, action, target, outcome, ...(ctx.ip ? { ip: ctx.ip } : {}), ...(detail ? { detail } : {}) });
+  async function recordAudit(
+    ctx: AuditContext,
+    action: string,
+    target: string,
+    outcome: 'success' | 'failure',
+    detail?: Record<string, string | number | boolean | null | string[]>,
+  ): Promise<void> {
+    await audit.record({
+      actor: ctx.actor,
+      action,
+      target,
+      outcome,
+      ...(ctx.ip ? { ip: ctx.ip } : {}),
+      ...(detail ? { detail } : {}),
+    });
   }
 
   async function notifyCredentials(id: string): Promise<void> {
@@ -165,7 +194,8 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       const defaultId = await defaultServerId();
       const out: SmtpServerView[] = [];
       for (const [id, f] of fileServers) out.push(await view(id, f.doc, 1, 'file', f.password !== null, defaultId));
-      for (const d of await store.list<SmtpServerDoc>(SERVERS)) out.push(await view(d.id, d.value, d.version, 'ui', d.value.password !== null, defaultId));
+      for (const d of await store.list<SmtpServerDoc>(SERVERS))
+        out.push(await view(d.id, d.value, d.version, 'ui', d.value.password !== null, defaultId));
       return out.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
     },
 
@@ -200,7 +230,13 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       } satisfies Partial<SmtpServerDoc>;
       const password = base.authMethod === 'basic' ? (input.password ?? null) : null;
       checkServer({ ...base, password });
-      const doc: SmtpServerDoc = { ...base, password: password === null ? null : keyring.seal(password, sealCtx(id)), passwordVersion: 1, createdAt: now, updatedAt: now };
+      const doc: SmtpServerDoc = {
+        ...base,
+        password: password === null ? null : keyring.seal(password, sealCtx(id)),
+        passwordVersion: 1,
+        createdAt: now,
+        updatedAt: now,
+      };
       await store.put(SERVERS, id, doc, { ifVersion: 0 });
       if (input.isDefault) await updateSettings((s) => ({ ...s, defaultServerId: id }));
       await announce(id);
@@ -239,11 +275,24 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       let newPassword: string | null | undefined;
       if (input.changePassword) newPassword = input.password ?? null;
       else if (input.password !== undefined) {
-        throw invalid([{ field: 'password', message: 'tick changePassword to change the password (it is kept otherwise)' }]);
+        throw invalid([
+          { field: 'password', message: 'tick changePassword to change the password (it is kept otherwise)' },
+        ]);
       }
       // Otherwise whoever may edit the server could point it at their own host and receive the write-only password.
-      if (newPassword === undefined && before.password !== null && next.authMethod === 'basic' && next.host !== before.host) {
-        throw invalid([{ field: 'password', message: 'the host changed: tick changePassword and enter the password again (a stored password is never sent to another host)' }]);
+      if (
+        newPassword === undefined &&
+        before.password !== null &&
+        next.authMethod === 'basic' &&
+        next.host !== before.host
+      ) {
+        throw invalid([
+          {
+            field: 'password',
+            message:
+              'the host changed: tick changePassword and enter the password again (a stored password is never sent to another host)',
+          },
+        ]);
       }
       const plaintextForCheck = newPassword !== undefined ? newPassword : before.password !== null ? '(kept)' : null;
       checkServer({ ...next, password: next.authMethod === 'basic' ? plaintextForCheck : null });
@@ -258,19 +307,27 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
         if (!changed.includes('password')) changed.push('password');
       }
       const settings = await readSettings();
-      const defaultChange = input.isDefault !== undefined && input.isDefault !== ((settings?.value.defaultServerId ?? null) === id);
+      const defaultChange =
+        input.isDefault !== undefined && input.isDefault !== ((settings?.value.defaultServerId ?? null) === id);
       if (changed.length === 0 && !defaultChange) return service.get(id);
       if (changed.length > 0) {
         next.updatedAt = new Date().toISOString();
         await store.put(SERVERS, id, next, { ifVersion: current.version });
       }
       if (defaultChange) {
-        await updateSettings((s) => ({ ...s, defaultServerId: input.isDefault ? id : s.defaultServerId === id ? null : s.defaultServerId }));
+        await updateSettings((s) => ({
+          ...s,
+          defaultServerId: input.isDefault ? id : s.defaultServerId === id ? null : s.defaultServerId,
+        }));
         changed.push('isDefault');
       }
       await announce(id);
       await recordAudit(ctx, 'smtp_server.update', `smtp_server:${id}`, 'success', { fields: changed });
-      if (changed.some((f) => ['password', 'username', 'authMethod', 'oauthIntegrationId', 'host', 'port', 'protocol', 'tls'].includes(f))) {
+      if (
+        changed.some((f) =>
+          ['password', 'username', 'authMethod', 'oauthIntegrationId', 'host', 'port', 'protocol', 'tls'].includes(f),
+        )
+      ) {
         await service.unpause(id);
         await notifyCredentials(id);
       }
@@ -335,7 +392,10 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
     async setOutgoingEnabled(enabled, ctx) {
       const before = (await readSettings())?.value.outgoingEnabled ?? true;
       await updateSettings((s) => ({ ...s, outgoingEnabled: enabled }));
-      await recordAudit(ctx, enabled ? 'mail.outgoing_enable' : 'mail.outgoing_disable', 'settings:mail', 'success', { before, after: enabled });
+      await recordAudit(ctx, enabled ? 'mail.outgoing_enable' : 'mail.outgoing_disable', 'settings:mail', 'success', {
+        before,
+        after: enabled,
+      });
       if (enabled && !before) {
         for (const l of enabledListeners) {
           try {

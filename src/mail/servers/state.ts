@@ -58,7 +58,11 @@ export interface ServerPauses {
   forget(id: string): void;
 }
 
-export function createServerPauses(deps: { store: Store; log: Logger; announce: (id: string) => Promise<void> }): ServerPauses {
+export function createServerPauses(deps: {
+  store: Store;
+  log: Logger;
+  announce: (id: string) => Promise<void>;
+}): ServerPauses {
   const { store, log, announce } = deps;
   const cache = new Map<string, Promise<PauseDoc | null>>();
   return {
@@ -83,7 +87,10 @@ export function createServerPauses(deps: { store: Store; log: Logger; announce: 
         if (err instanceof VersionConflictError) return; // another worker paused it first
         throw err;
       }
-      log.warn({ serverId: id, code: pause.code }, 'SMTP server paused: its credentials were rejected; messages are held until they change');
+      log.warn(
+        { serverId: id, code: pause.code },
+        'SMTP server paused: its credentials were rejected; messages are held until they change',
+      );
       await announce(id);
     },
     async unpause(id) {

@@ -7,7 +7,9 @@ import { plaintextAuthProblem, type SmtpServerDoc } from './model.js';
 /** The server form and API input (create, update), and the cross-field rules every server must meet. */
 
 const HOST = /^(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*$/;
-export const hostName = z.string().refine((v) => HOST.test(v) || net.isIP(v.replace(/^\[|\]$/g, '')) !== 0, 'expected a host name or an IP address');
+export const hostName = z
+  .string()
+  .refine((v) => HOST.test(v) || net.isIP(v.replace(/^\[|\]$/g, '')) !== 0, 'expected a host name or an IP address');
 const blankToUndefined = (v: unknown) => (typeof v === 'string' ? (v.trim() === '' ? undefined : v.trim()) : v);
 const blankToNull = (v: unknown) => (typeof v === 'string' ? (v.trim() === '' ? null : v.trim()) : v);
 const text = <S extends z.ZodType>(inner: S) => z.preprocess(blankToUndefined, inner);
@@ -15,7 +17,10 @@ const nullableText = <S extends z.ZodType>(inner: S) => z.preprocess(blankToNull
 const numberOrNull = (inner: z.ZodNumber) =>
   z.preprocess((v) => (typeof v === 'string' ? (v.trim() === '' ? null : Number(v.trim())) : v), inner.nullable());
 const checkbox = z.preprocess((v) => v === true || v === 'on' || v === 'true' || v === '1', z.boolean());
-const optionalCheckbox = z.preprocess((v) => (v === undefined ? undefined : v === true || v === 'on' || v === 'true' || v === '1'), z.boolean().optional());
+const optionalCheckbox = z.preprocess(
+  (v) => (v === undefined ? undefined : v === true || v === 'on' || v === 'true' || v === '1'),
+  z.boolean().optional(),
+);
 
 const common = {
   name: text(z.string().min(1, 'required').max(100, 'at most 100 characters')),
@@ -24,8 +29,19 @@ const common = {
   emailPrefix: nullableText(headerText(60, 'emailPrefix')).optional(),
   protocol: text(z.enum(['smtp', 'smtps'], 'choose smtp or smtps')).optional(),
   host: text(hostName).optional(),
-  port: numberOrNull(z.number('expected a number').int('expected a whole number').min(1, 'expected 1-65535').max(65535, 'expected 1-65535')).optional(),
-  timeoutMs: numberOrNull(z.number('expected a number of milliseconds').int('expected whole milliseconds').max(3_600_000, 'at most 3600000 (one hour)')).optional(),
+  port: numberOrNull(
+    z
+      .number('expected a number')
+      .int('expected a whole number')
+      .min(1, 'expected 1-65535')
+      .max(65535, 'expected 1-65535'),
+  ).optional(),
+  timeoutMs: numberOrNull(
+    z
+      .number('expected a number of milliseconds')
+      .int('expected whole milliseconds')
+      .max(3_600_000, 'at most 3600000 (one hour)'),
+  ).optional(),
   authMethod: text(z.enum(['none', 'basic', 'oauth2'], 'choose none, basic or oauth2')).optional(),
   oauthIntegrationId: nullableText(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid integration id')).optional(),
   username: nullableText(headerText(254, 'username')).optional(),
@@ -36,23 +52,33 @@ const common = {
 
 export const createServerInput = z.strictObject({
   ...common,
-  serviceProvider: text(z.enum(['custom', 'gmail', 'yahoo', 'microsoft'], 'choose custom, gmail, yahoo or microsoft')).optional(),
+  serviceProvider: text(
+    z.enum(['custom', 'gmail', 'yahoo', 'microsoft'], 'choose custom, gmail, yahoo or microsoft'),
+  ).optional(),
   tls: checkbox.optional(),
 });
 
 export const updateServerInput = z.strictObject({
-  ...Object.fromEntries(Object.entries(common).map(([k, v]) => [k, v.optional()])) as { [K in keyof typeof common]: z.ZodOptional<(typeof common)[K]> },
+  ...(Object.fromEntries(Object.entries(common).map(([k, v]) => [k, v.optional()])) as {
+    [K in keyof typeof common]: z.ZodOptional<(typeof common)[K]>;
+  }),
   tls: optionalCheckbox,
   changePassword: optionalCheckbox,
   /** The version the editor saw; a mismatch is a conflict (someone else saved in between). */
-  version: z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), z.number().int().min(1).optional()),
+  version: z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v),
+    z.number().int().min(1).optional(),
+  ),
 });
 
 export type CreateServerInput = z.output<typeof createServerInput>;
 export type UpdateServerInput = z.output<typeof updateServerInput>;
 
 export function invalid(details: ErrorDetail[]): AppError {
-  return new AppError('validation_failed', { message: details.map((d) => `${d.field}: ${d.message}`).join('; '), details });
+  return new AppError('validation_failed', {
+    message: details.map((d) => `${d.field}: ${d.message}`).join('; '),
+    details,
+  });
 }
 
 /** Cross-field rules shared by create and update, on the merged result. */
@@ -63,7 +89,8 @@ export function checkServer(doc: Omit<SmtpServerDoc, 'createdAt' | 'updatedAt' |
     if (!doc.username) details.push({ field: 'username', message: 'required for basic authentication' });
     if (!doc.password) details.push({ field: 'password', message: 'required for basic authentication' });
   }
-  if (doc.authMethod === 'oauth2' && !doc.oauthIntegrationId) details.push({ field: 'oauthIntegrationId', message: 'choose the OAuth 2.0 integration' });
+  if (doc.authMethod === 'oauth2' && !doc.oauthIntegrationId)
+    details.push({ field: 'oauthIntegrationId', message: 'choose the OAuth 2.0 integration' });
   if (doc.host) {
     const problem = plaintextAuthProblem(doc);
     if (problem) details.push({ field: 'tls', message: problem });

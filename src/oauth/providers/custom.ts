@@ -3,9 +3,15 @@ import type { OAuthProvider, ProviderFieldName } from './types.js';
 
 /** Any other OAuth 2.0 / OpenID provider: an issuer to discover, or explicit endpoints typed in by an admin. */
 
-const URL_FIELDS = ['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint'] as const satisfies readonly ProviderFieldName[];
+const URL_FIELDS = [
+  'issuer',
+  'authorizationEndpoint',
+  'tokenEndpoint',
+  'revocationEndpoint',
+] as const satisfies readonly ProviderFieldName[];
 
-const presetUsesItsOwn = (field: string) => (other: string) => `only custom integrations set ${field}; the ${other} preset uses its own`;
+const presetUsesItsOwn = (field: string) => (other: string) =>
+  `only custom integrations set ${field}; the ${other} preset uses its own`;
 
 export const custom: OAuthProvider = {
   kind: 'custom',
@@ -18,7 +24,11 @@ export const custom: OAuthProvider = {
   validate(settings, options) {
     const details: ErrorDetail[] = [];
     if (!settings.issuer && !(settings.authorizationEndpoint && settings.tokenEndpoint)) {
-      details.push({ field: 'issuer', message: 'give an issuer (discovered through .well-known/openid-configuration) or both authorizationEndpoint and tokenEndpoint' });
+      details.push({
+        field: 'issuer',
+        message:
+          'give an issuer (discovered through .well-known/openid-configuration) or both authorizationEndpoint and tokenEndpoint',
+      });
     }
     if (settings.issuer && (settings.authorizationEndpoint || settings.tokenEndpoint)) {
       details.push({ field: 'issuer', message: 'give either an issuer or explicit endpoints, not both' });
@@ -34,11 +44,16 @@ export const custom: OAuthProvider = {
         continue;
       }
       if (url.protocol === 'http:' && !options.allowInsecure) {
-        details.push({ field: f, message: 'plain http is refused; use https (http is allowed only with MAILGATE_ALLOW_INSECURE_OAUTH=true, for local test providers)' });
+        details.push({
+          field: f,
+          message:
+            'plain http is refused; use https (http is allowed only with MAILGATE_ALLOW_INSECURE_OAUTH=true, for local test providers)',
+        });
       } else if (url.protocol !== 'https:' && url.protocol !== 'http:') {
         details.push({ field: f, message: 'expected an https:// URL' });
       }
-      if (url.username || url.password || url.hash) details.push({ field: f, message: 'must not contain credentials or a fragment' });
+      if (url.username || url.password || url.hash)
+        details.push({ field: f, message: 'must not contain credentials or a fragment' });
     }
     return details;
   },

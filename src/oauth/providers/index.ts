@@ -30,7 +30,10 @@ export function defaultScopes(kind: OAuthProviderKind): string[] {
 }
 
 /** The issuer to discover, or undefined for a custom integration with explicit endpoints. */
-export function issuerFor(config: Config, settings: ProviderSettings & { provider: OAuthProviderKind }): string | undefined {
+export function issuerFor(
+  config: Config,
+  settings: ProviderSettings & { provider: OAuthProviderKind },
+): string | undefined {
   return PROVIDERS[settings.provider].issuer(config, settings);
 }
 
@@ -44,7 +47,11 @@ export function revocationNote(kind: OAuthProviderKind): string | null {
 }
 
 /** The provider's own checks, then every field of another provider that these settings set. */
-export function validateProviderSettings(kind: OAuthProviderKind, settings: ProviderSettings, options: { allowInsecure: boolean }): ErrorDetail[] {
+export function validateProviderSettings(
+  kind: OAuthProviderKind,
+  settings: ProviderSettings,
+  options: { allowInsecure: boolean },
+): ErrorDetail[] {
   const own: OAuthProvider = PROVIDERS[kind];
   const details = own.validate(settings, options);
   for (const other of Object.values<OAuthProvider>(PROVIDERS)) {
@@ -58,8 +65,23 @@ export function validateProviderSettings(kind: OAuthProviderKind, settings: Prov
 
 /** Every provider-specific field to store: the provider's own, the others empty. */
 export function providerFields(kind: OAuthProviderKind, settings: ProviderSettings): ProviderFields {
-  return { tenant: null, issuer: null, authorizationEndpoint: null, tokenEndpoint: null, revocationEndpoint: null, googleInTesting: false, ...PROVIDERS[kind].fields(settings) };
+  return {
+    tenant: null,
+    issuer: null,
+    authorizationEndpoint: null,
+    tokenEndpoint: null,
+    revocationEndpoint: null,
+    googleInTesting: false,
+    ...PROVIDERS[kind].fields(settings),
+  };
 }
 
 export { MICROSOFT_TENANT_EXPLANATION } from './microsoft.js';
-export type { IdentityClaims, OAuthDiagnosis, OAuthProvider, ProviderFields, ProviderSettings, ProviderWarning } from './types.js';
+export type {
+  IdentityClaims,
+  OAuthDiagnosis,
+  OAuthProvider,
+  ProviderFields,
+  ProviderSettings,
+  ProviderWarning,
+} from './types.js';

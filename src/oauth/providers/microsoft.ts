@@ -22,18 +22,19 @@ const AADSTS_HINTS: Record<string, string> = {
   '700082':
     'The refresh token expired after being unused for too long (AADSTS700082). Press Re-authorize; mailgate touches idle grants to avoid this, so check that a worker instance is running.',
   '50173':
-    'The grant was revoked because the user\'s password changed or their sessions were revoked (AADSTS50173). Press Re-authorize and sign in again.',
+    "The grant was revoked because the user's password changed or their sessions were revoked (AADSTS50173). Press Re-authorize and sign in again.",
   '7000222':
     'The client secret has expired (AADSTS7000222). Create a new secret in the Entra admin center (App registrations → Certificates & secrets) and rotate it here with "Rotate client secret".',
   '7000215':
-    'The client secret is wrong (AADSTS7000215): copy the secret\'s Value, not its Secret ID, from Certificates & secrets and rotate it here.',
+    "The client secret is wrong (AADSTS7000215): copy the secret's Value, not its Secret ID, from Certificates & secrets and rotate it here.",
   '54005':
     'The authorization code was already redeemed (AADSTS54005), usually by a double submit or a reloaded callback page. Press Authorize again.',
   '65001':
     'The user or an administrator has not consented to the app (AADSTS65001). Grant admin consent for SMTP.Send in the Entra admin center, then Authorize again.',
   '90002': 'The tenant was not found (AADSTS90002). Check the tenant ID or domain of the integration.',
   '700016': 'The application (client) ID was not found in this tenant (AADSTS700016). Check the client ID and tenant.',
-  '50020': 'The account is not in the integration\'s tenant (AADSTS50020). Sign in with an account of that tenant or use the right tenant ID.',
+  '50020':
+    "The account is not in the integration's tenant (AADSTS50020). Sign in with an account of that tenant or use the right tenant ID.",
 };
 
 export const microsoft: OAuthProvider = {
@@ -43,14 +44,17 @@ export const microsoft: OAuthProvider = {
   ownFields: { tenant: () => 'only Microsoft integrations have a tenant' },
   adminEnteredEndpoints: false,
   revocationNote:
-    'Microsoft has no token revocation endpoint. Disconnect deletes the tokens from mailgate; to cut access at Microsoft too, remove the app\'s consent: the user at https://myapps.microsoft.com (Manage your applications), or an administrator in the Entra admin center under Enterprise applications → the app → Permissions (or revoke the user\'s sessions).',
-  issuer: (config, settings) => `${config.MAILGATE_MICROSOFT_AUTHORITY}/${encodeURIComponent(settings.tenant ?? '')}/v2.0`,
+    "Microsoft has no token revocation endpoint. Disconnect deletes the tokens from mailgate; to cut access at Microsoft too, remove the app's consent: the user at https://myapps.microsoft.com (Manage your applications), or an administrator in the Entra admin center under Enterprise applications → the app → Permissions (or revoke the user's sessions).",
+  issuer: (config, settings) =>
+    `${config.MAILGATE_MICROSOFT_AUTHORITY}/${encodeURIComponent(settings.tenant ?? '')}/v2.0`,
   validate(settings) {
     const details: ErrorDetail[] = [];
     const tenant = settings.tenant?.trim();
     if (!tenant) details.push({ field: 'tenant', message: `required for Microsoft. ${MICROSOFT_TENANT_EXPLANATION}` });
-    else if ((MICROSOFT_MULTI_TENANT_ALIASES as readonly string[]).includes(tenant.toLowerCase())) details.push({ field: 'tenant', message: `"${tenant}" is refused. ${MICROSOFT_TENANT_EXPLANATION}` });
-    else if (!/^[A-Za-z0-9.-]{1,253}$/.test(tenant)) details.push({ field: 'tenant', message: 'expected a tenant ID (GUID) or a domain name' });
+    else if ((MICROSOFT_MULTI_TENANT_ALIASES as readonly string[]).includes(tenant.toLowerCase()))
+      details.push({ field: 'tenant', message: `"${tenant}" is refused. ${MICROSOFT_TENANT_EXPLANATION}` });
+    else if (!/^[A-Za-z0-9.-]{1,253}$/.test(tenant))
+      details.push({ field: 'tenant', message: 'expected a tenant ID (GUID) or a domain name' });
     return details;
   },
   fields: (settings) => ({ tenant: settings.tenant?.trim() ?? null }),
@@ -58,7 +62,10 @@ export const microsoft: OAuthProvider = {
     const aadsts = /AADSTS(\d+)/.exec(description ?? '')?.[1];
     if (aadsts && AADSTS_HINTS[aadsts]) return { code: `AADSTS${aadsts}`, hint: AADSTS_HINTS[aadsts] };
     if (error === 'invalid_scope') {
-      return { code: error, hint: 'The scopes were refused. Microsoft SMTP needs https://outlook.office.com/SMTP.Send and offline_access, and the API permission must be added to the app registration.' };
+      return {
+        code: error,
+        hint: 'The scopes were refused. Microsoft SMTP needs https://outlook.office.com/SMTP.Send and offline_access, and the API permission must be added to the app registration.',
+      };
     }
     return undefined;
   },

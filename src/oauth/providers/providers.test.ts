@@ -8,14 +8,26 @@ describe('provider registry', () => {
   });
 
   it('refuses a field another provider owns, naming the field', () => {
-    expect(validateProviderSettings('google', { tenant: 'contoso.onmicrosoft.com', issuer: 'https://idp.example' }, { allowInsecure: false })).toEqual([
+    expect(
+      validateProviderSettings(
+        'google',
+        { tenant: 'contoso.onmicrosoft.com', issuer: 'https://idp.example' },
+        { allowInsecure: false },
+      ),
+    ).toEqual([
       { field: 'tenant', message: 'only Microsoft integrations have a tenant' },
       { field: 'issuer', message: 'only custom integrations set issuer; the google preset uses its own' },
     ]);
-    expect(validateProviderSettings('custom', { issuer: 'https://idp.example', googleInTesting: true }, { allowInsecure: false })).toEqual([
-      { field: 'googleInTesting', message: 'only applies to Google integrations' },
-    ]);
-    expect(validateProviderSettings('microsoft', { tenant: 'common' }, { allowInsecure: false }).map((d) => d.field)).toEqual(['tenant']);
+    expect(
+      validateProviderSettings(
+        'custom',
+        { issuer: 'https://idp.example', googleInTesting: true },
+        { allowInsecure: false },
+      ),
+    ).toEqual([{ field: 'googleInTesting', message: 'only applies to Google integrations' }]);
+    expect(
+      validateProviderSettings('microsoft', { tenant: 'common' }, { allowInsecure: false }).map((d) => d.field),
+    ).toEqual(['tenant']);
   });
 
   it('stores only the fields of the chosen provider', () => {
@@ -31,7 +43,9 @@ describe('provider registry', () => {
   });
 
   it('takes the mailbox from a Microsoft user name only when it is an address', () => {
-    expect(providerOf('microsoft').mailboxFromClaims?.({ preferredUsername: 'ann@contoso.example' })).toBe('ann@contoso.example');
+    expect(providerOf('microsoft').mailboxFromClaims?.({ preferredUsername: 'ann@contoso.example' })).toBe(
+      'ann@contoso.example',
+    );
     expect(providerOf('microsoft').mailboxFromClaims?.({ preferredUsername: 'ann' })).toBeUndefined();
     expect('mailboxFromClaims' in providerOf('google')).toBe(false);
   });

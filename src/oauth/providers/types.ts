@@ -69,7 +69,11 @@ export interface OAuthProvider {
   /** The provider-specific fields to store for these settings. */
   fields(settings: ProviderSettings): Partial<ProviderFields>;
   /** A provider-specific reading of an OAuth error; undefined falls back to the common hints. */
-  diagnose?(error: string | undefined, description: string | undefined, settings: ProviderSettings): OAuthDiagnosis | undefined;
+  diagnose?(
+    error: string | undefined,
+    description: string | undefined,
+    settings: ProviderSettings,
+  ): OAuthDiagnosis | undefined;
   /** Problems of this integration the admin should hear about before mail stops. */
   warnings?(settings: ProviderSettings): ProviderWarning[];
   /** The mailbox when the ID token carries no `email` claim. */
