@@ -38,15 +38,27 @@ interface Batch {
 export class AppendFile {
   readonly path: string;
   readonly #fsync: boolean;
+  readonly #syncAppends: boolean;
   readonly #fs: AppendFileSystem;
   #handle: Awaited<ReturnType<AppendFileSystem['open']>> | null = null;
   #tail: Promise<void> = Promise.resolve();
   #batch: Batch | null = null;
   #failure: Error | null = null;
 
-  constructor(filePath: string, fsync: boolean, fs: AppendFileSystem = nodeFileSystem) {
+  /**
+   * With `fsync`, every batch of appended lines is synced before its callers hear of it, a rewrite's temp file
+   * before its rename and the folder after it. `syncAppends: false` keeps the rewrites' syncs but not the appends':
+   * for a file whose content its users rebuild after a power loss, where an fsync per batch buys nothing.
+   */
+  constructor(
+    filePath: string,
+    fsync: boolean,
+    fs: AppendFileSystem = nodeFileSystem,
+    options: { syncAppends?: boolean } = {},
+  ) {
     this.path = filePath;
     this.#fsync = fsync;
+    this.#syncAppends = fsync && options.syncAppends !== false;
     this.#fs = fs;
   }
 
@@ -127,7 +139,7 @@ export class AppendFile {
         if (this.#fsync) await syncFolder(path.dirname(this.path), this.#fs);
       }
       await this.#handle.appendFile(text);
-      if (this.#fsync) await this.#handle.sync();
+      if (this.#syncAppends) await this.#handle.sync();
     } catch (err) {
       this.#failure = err as Error;
       throw err;

@@ -1,17 +1,28 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { RedisStore as RedisSessionStore } from 'connect-redis';
 import type session from 'express-session';
 import { Redis, type RedisOptions } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
-import { logIdOfStreamId, streamIdOfLogId } from './log-ids.js';
 import { checkCollection, checkName, compareIds } from './names.js';
 import { guard, mapError, quitOrDisconnect, safeUrl, withTimeout } from './redis-errors.js';
 import { RedisPubSub } from './redis-pubsub.js';
-import { CLAIM_DUE_LUA, DELETE_LUA, EXTEND_LOCK_LUA, PUT_LUA, RELEASE_LOCK_LUA } from './redis-scripts.js';
+import { acquireRedisLock, type RedisLockOptions } from './redis-locks.js';
+import { RedisLogs } from './redis-logs.js';
+import { RedisSchedules } from './redis-schedules.js';
+import { Script } from './redis-script.js';
+import { RedisPutBatch } from './redis-put-batch.js';
+import {
+  CLAIM_DUE_DOCS_LUA,
+  CLAIM_DUE_LUA,
+  DELETE_LUA,
+  EXTEND_LOCK_LUA,
+  PUT_MANY_LUA,
+  RELEASE_LOCK_LUA,
+} from './redis-scripts.js';
 import type { RateLimiterOptions, StoreWithSessions } from './sessions.js';
 import {
   checkCounterChanges,
+  type ClaimedDoc,
   CounterLimitError,
   StoreUnavailableError,
   VersionConflictError,
@@ -61,28 +72,12 @@ export interface RedisStoreOptions {
 
 const PING_TIMEOUT_MS = 1500;
 
-/** A Lua script run by SHA, loaded on first use (EVALSHA, then EVAL on NOSCRIPT). */
-class Script {
-  readonly #sha: string;
-  constructor(readonly source: string) {
-    this.#sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(client: Redis, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
-    try {
-      return await client.evalsha(this.#sha, keys.length, ...keys, ...args);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return client.eval(this.source, keys.length, ...keys, ...args);
-    }
-  }
-}
-
-const PUT = new Script(PUT_LUA);
+const PUT_MANY = new Script(PUT_MANY_LUA);
 const DELETE = new Script(DELETE_LUA);
 const RELEASE_LOCK = new Script(RELEASE_LOCK_LUA);
 const EXTEND_LOCK = new Script(EXTEND_LOCK_LUA);
 const CLAIM_DUE = new Script(CLAIM_DUE_LUA);
+const CLAIM_DUE_DOCS = new Script(CLAIM_DUE_DOCS_LUA);
 
 export async function createRedisStore(options: RedisStoreOptions): Promise<StoreWithSessions> {
   const redisOptions: RedisOptions = {
@@ -124,10 +119,30 @@ class RedisBackedStore implements StoreWithSessions {
   readonly #client: Redis;
   readonly #prefix: string;
   readonly #pubsub: RedisPubSub;
+  readonly #puts: RedisPutBatch;
+  readonly #schedules: RedisSchedules;
+  readonly #locks: RedisLockOptions;
+  readonly #logs: RedisLogs;
 
   constructor(client: Redis, redisOptions: RedisOptions, options: RedisStoreOptions) {
     this.#client = client;
     this.#prefix = options.prefix;
+    this.#puts = new RedisPutBatch((keys, args) =>
+      PUT_MANY.run(client, [this.#collectionsKey, this.#countersKey, ...keys], args),
+    );
+    this.#locks = {
+      prefix: options.prefix,
+      setIfAbsent: (key, owner, ttlMs) => client.set(key, owner, 'PX', ttlMs, 'NX'),
+      release: (keys, args) => RELEASE_LOCK.run(client, keys, args),
+      extend: (keys, args) => EXTEND_LOCK.run(client, keys, args),
+    };
+    this.#logs = new RedisLogs(options.prefix, client);
+    this.#schedules = new RedisSchedules({
+      prefix: options.prefix,
+      commands: client,
+      claimDue: (keys, args) => CLAIM_DUE.run(client, keys, args),
+      claimDueDocs: (keys, args) => CLAIM_DUE_DOCS.run(client, keys, args),
+    });
     // Subscribe mode waits for messages indefinitely: no command timeout, retry forever in the background.
     const { commandTimeout: _timeout, ...subscriberOptions } = redisOptions;
     this.#pubsub = new RedisPubSub({
@@ -179,15 +194,21 @@ class RedisBackedStore implements StoreWithSessions {
     const json = JSON.stringify(value);
     if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
     const expected = options.ifVersion === undefined ? '' : String(options.ifVersion);
-    const [keys, optionArgs] = this.#optionArgs(options);
-    const [ok, version, refused] = (await guard(() =>
-      PUT.run(
-        this.#client,
-        [this.#docKey(collection, id), this.#indexKey(collection), this.#collectionsKey, ...keys],
-        [json, expected, id, collection, ...optionArgs],
-      ),
-    )) as [number, number, number?];
-    if (ok === 2) throw limitError(options, refused!, version);
+    const counters = checkCounterChanges(options);
+    const moves = this.#moves(options);
+    const [ok, version, refused] = await guard(() =>
+      this.#puts.put({
+        docKey: this.#docKey(collection, id),
+        indexKey: this.#indexKey(collection),
+        id,
+        collection,
+        expected,
+        json,
+        counters,
+        moves,
+      }),
+    );
+    if (ok === 2) throw limitError(options, refused, version);
     if (ok !== 1) throw new VersionConflictError(collection, id, options.ifVersion ?? 0, version);
     return { id, version, value: JSON.parse(json) as T };
   }
@@ -207,22 +228,28 @@ class RedisBackedStore implements StoreWithSessions {
     return version > 0;
   }
 
-  /** KEYS[4..] and the arguments of PUT and DELETE for the `count` and `schedule` options (see APPLY_OPTIONS). */
+  /** KEYS[4..] and the arguments of DELETE for the `count` and `schedule` options (see APPLY_OPTIONS). */
   #optionArgs(options: WriteOptions): [string[], string[]] {
-    const keys: string[] = [this.#countersKey];
     const changes = checkCounterChanges(options);
+    const moves = this.#moves(options);
     const modes: string[] = [
       String(changes.length),
       ...changes.flatMap((c) => [c.counter, String(c.delta), c.max === undefined ? '' : String(c.max)]),
     ];
-    for (const { queue, dueAt } of scheduleMoves(options)) {
+    return [
+      [this.#countersKey, ...moves.map(([key]) => key)],
+      [...modes, ...moves.map(([, mode]) => mode)],
+    ];
+  }
+
+  /** The `schedule` option, checked: each schedule's key and its mode, 'u' (remove) or the due time. */
+  #moves(options: WriteOptions): [string, string][] {
+    return scheduleMoves(options).map(({ queue, dueAt }) => {
       checkName('queue name', queue);
       if (dueAt !== null && !Number.isFinite(dueAt))
         throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
-      keys.push(this.#scheduleKey(queue));
-      modes.push(dueAt === null ? 'u' : String(dueAt));
-    }
-    return [keys, modes];
+      return [this.#schedules.keyOf(queue), dueAt === null ? 'u' : String(dueAt)];
+    });
   }
 
   async list<T>(collection: string, options: { prefix?: string } = {}): Promise<Doc<T>[]> {
@@ -263,86 +290,49 @@ class RedisBackedStore implements StoreWithSessions {
     return names.sort(compareIds);
   }
 
-  // ---- locks ---------------------------------------------------------------------------------
+  // ---- locks, logs and schedules (redis-locks.ts, redis-logs.ts, redis-schedules.ts) ------------
 
-  async acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
-    checkName('lock name', name);
-    if (!(ttlMs > 0) || !Number.isFinite(ttlMs))
-      throw new Error(`lock ${name}: ttlMs must be a positive number, got ${ttlMs}`);
-    const key = `${this.#prefix}lock:${name}`;
-    const owner = randomBytes(16).toString('hex');
-    const ok = await guard(() => this.#client.set(key, owner, 'PX', Math.max(1, Math.round(ttlMs)), 'NX'));
-    if (ok !== 'OK') return null;
-    const client = this.#client;
-    return {
-      name,
-      owner,
-      release: async () => (await guard(() => RELEASE_LOCK.run(client, [key], [owner]))) === 1,
-      extend: async (ms: number) =>
-        (await guard(() => EXTEND_LOCK.run(client, [key], [owner, Math.max(1, Math.round(ms))]))) === 1,
-    };
+  acquireLock(name: string, ttlMs: number): Promise<Lock | null> {
+    return acquireRedisLock(this.#locks, name, ttlMs);
   }
 
-  // ---- logs ----------------------------------------------------------------------------------
-
-  async append<T>(log: string, entry: T): Promise<string> {
-    checkName('log name', log);
-    const json = JSON.stringify(entry);
-    if (json === undefined) throw new Error(`cannot append ${typeof entry} to log ${log}: not JSON`);
-    const raw = await guard(() => this.#client.xadd(`${this.#prefix}log:${log}`, '*', 'e', json));
-    return logIdOfStreamId(raw!);
+  append<T>(log: string, entry: T): Promise<string> {
+    return this.#logs.append(log, entry);
   }
 
-  async readLog<T>(log: string, options: { before?: string; after?: string; limit: number }): Promise<LogEntry<T>[]> {
-    checkName('log name', log);
-    if (options.limit <= 0) return [];
-    const end = options.before === undefined ? '+' : `(${streamIdOfLogId(options.before)}`;
-    const start = options.after === undefined ? '-' : `(${streamIdOfLogId(options.after)}`;
-    const rows = await guard(() =>
-      this.#client.xrevrange(`${this.#prefix}log:${log}`, end, start, 'COUNT', options.limit),
-    );
-    return rows.map(([id, fields]) => ({ id: logIdOfStreamId(id), entry: JSON.parse(fields[1] ?? 'null') as T }));
+  readLog<T>(log: string, options: { before?: string; after?: string; limit: number }): Promise<LogEntry<T>[]> {
+    return this.#logs.readLog<T>(log, options);
   }
 
-  // ---- schedules -----------------------------------------------------------------------------
-
-  #scheduleKey(queue: string): string {
-    return `${this.#prefix}sched:${queue}`;
+  schedule(queue: string, id: string, dueAt: number): Promise<void> {
+    return this.#schedules.schedule(queue, id, dueAt);
   }
 
-  async schedule(queue: string, id: string, dueAt: number): Promise<void> {
-    checkName('queue name', queue);
-    checkName('scheduled id', id);
-    if (!Number.isFinite(dueAt))
-      throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
-    await guard(() => this.#client.zadd(this.#scheduleKey(queue), dueAt, id));
+  unschedule(queue: string, id: string): Promise<void> {
+    return this.#schedules.unschedule(queue, id);
   }
 
-  async unschedule(queue: string, id: string): Promise<void> {
-    await guard(() => this.#client.zrem(this.#scheduleKey(queue), id));
+  claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]> {
+    return this.#schedules.claimDue(queue, now, leaseMs, limit);
   }
 
-  async claimDue(queue: string, now: number, leaseMs: number, limit: number): Promise<string[]> {
-    if (limit <= 0) return [];
-    return (await guard(() =>
-      CLAIM_DUE.run(this.#client, [this.#scheduleKey(queue)], [now, now + leaseMs, limit]),
-    )) as string[];
+  claimDueDocs<T>(
+    queue: string,
+    collection: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<ClaimedDoc<T>[]> {
+    checkCollection(collection);
+    return this.#schedules.claimDueDocs<T>(queue, this.#docKey(collection, ''), now, leaseMs, limit);
   }
 
-  async scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]> {
-    checkName('queue name', queue);
-    const limit = Math.floor(options.limit);
-    if (!(limit > 0)) return [];
-    const key = this.#scheduleKey(queue);
-    const stop = String(limit - 1);
-    const flat = await guard(() =>
-      options.newestFirst
-        ? this.#client.zrevrange(key, '0', stop, 'WITHSCORES')
-        : this.#client.zrange(key, '0', stop, 'WITHSCORES'),
-    );
-    const out: ScheduledEntry[] = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i]!, dueAt: Number(flat[i + 1]) });
-    return out;
+  scheduled(queue: string, options: { limit: number; newestFirst?: boolean }): Promise<ScheduledEntry[]> {
+    return this.#schedules.scheduled(queue, options);
+  }
+
+  scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }> {
+    return this.#schedules.scheduleStats(queue);
   }
 
   async counters(names: string[]): Promise<number[]> {
@@ -354,14 +344,6 @@ class RedisBackedStore implements StoreWithSessions {
   async setCounters(values: Record<string, number>): Promise<void> {
     if (Object.keys(values).length === 0) return;
     await guard(() => this.#client.hset(this.#countersKey, values));
-  }
-
-  async scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }> {
-    const key = this.#scheduleKey(queue);
-    const [count, first] = await guard(() =>
-      Promise.all([this.#client.zcard(key), this.#client.zrange(key, '0', '0', 'WITHSCORES')]),
-    );
-    return { count, earliestDueAt: first[1] === undefined ? null : Number(first[1]) };
   }
 
   // ---- pub/sub -------------------------------------------------------------------------------
@@ -407,7 +389,7 @@ class RedisBackedStore implements StoreWithSessions {
   }
 }
 
-/** The refusal of PUT: the `index`th counter change would pass its max. */
+/** The refusal of a put: the `index`th counter change would pass its max. */
 function limitError(options: WriteOptions, index: number, current: number): CounterLimitError {
   const change = checkCounterChanges(options)[index]!;
   return new CounterLimitError(change.counter, current, change.max!);

@@ -158,6 +158,27 @@ export interface Schedules {
   scheduleStats(queue: string): Promise<{ count: number; earliestDueAt: number | null }>;
 }
 
+/** A claimed id with its document, read in the same step (null when there is none: a stale schedule entry). */
+export interface ClaimedDoc<T> {
+  id: string;
+  doc: Doc<T> | null;
+}
+
+/**
+ * Claiming due ids together with the documents they name: what a worker does for every batch, in one round trip
+ * on Redis instead of one for the claim and one per document.
+ */
+export interface Claims {
+  /** claimDue on `queue`, then each id's document in `collection`, as they are right after the claim. */
+  claimDueDocs<T>(
+    queue: string,
+    collection: string,
+    now: number,
+    leaseMs: number,
+    limit: number,
+  ): Promise<ClaimedDoc<T>[]>;
+}
+
 export interface Locks {
   /** Takes the lock when free (SET NX PX semantics); null when another owner holds it. */
   acquireLock(name: string, ttlMs: number): Promise<Lock | null>;
@@ -211,4 +232,4 @@ export interface StoreLifecycle extends StoreTraits {
 }
 
 /** Every capability: what the composition root opens and hands out piece by piece. */
-export type Store = Documents & Counters & Schedules & Locks & Logs & PubSub & StoreLifecycle;
+export type Store = Documents & Counters & Schedules & Claims & Locks & Logs & PubSub & StoreLifecycle;

@@ -272,6 +272,19 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         expect(await schedules().claimDue('q1', now + 10_000, 10_000, 10)).toEqual(['a', 'b', 'c']);
       });
 
+      it('claims due ids together with their documents, null for an id without one', async () => {
+        const now = Date.now();
+        await store.put('claim-docs', 'd1', { n: 1 }, { schedule: { queue: 'q-docs', dueAt: now - 20 } });
+        await store.schedule('q-docs', 'gone', now - 10);
+        await store.put('claim-docs', 'later', { n: 3 }, { schedule: { queue: 'q-docs', dueAt: now + 60_000 } });
+        expect(await store.claimDueDocs('q-docs', 'claim-docs', now, 10_000, 10)).toEqual([
+          { id: 'd1', doc: { id: 'd1', version: 1, value: { n: 1 } } },
+          { id: 'gone', doc: null },
+        ]);
+        expect(await store.claimDueDocs('q-docs', 'claim-docs', now, 10_000, 10)).toEqual([]);
+        expect(await store.scheduleStats('q-docs')).toEqual({ count: 3, earliestDueAt: now + 10_000 });
+      });
+
       it('moves an id when rescheduled and forgets it when unscheduled', async () => {
         const now = Date.now();
         await schedules().schedule('q2', 'x', now + 100_000);

@@ -1,7 +1,7 @@
 import type { Clock, Timer } from '../../clock.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
-import { VersionConflictError, type Store } from '../../store/store.js';
+import { VersionConflictError, type ClaimedDoc, type Doc, type Store } from '../../store/store.js';
 import { composeMessage } from '../compose.js';
 import type { SmtpServers } from '../servers.js';
 import type { MailTransport } from '../transport.js';
@@ -11,6 +11,7 @@ import type { Messages } from './messages.js';
 import {
   DEFAULT_MAX_RETRY_DELAY_MS,
   MAIL_QUEUE,
+  MESSAGES,
   SENDING_MARK_AFTER_MS,
   type MessageDoc,
   type MessageStatus,
@@ -103,8 +104,8 @@ export function createWorkers(deps: WorkerDeps): Workers {
       );
   }
 
-  async function deliver(id: string): Promise<void> {
-    const doc = await messages.find(id);
+  /** Delivers a claimed message, read in the same step as its claim. */
+  async function deliver(id: string, doc: Doc<MessageDoc> | null): Promise<void> {
     if (!doc || doc.value.status === 'sent' || doc.value.status === 'failed' || doc.value.status === 'held') {
       // Stale index entry (deleted, finished, held by an admin action): drop it.
       await lease.end(id);
@@ -170,18 +171,18 @@ export function createWorkers(deps: WorkerDeps): Workers {
       const free = opts.concurrency - inFlight.size;
       let claimed = 0;
       if (free >= batch || (free > 0 && inFlight.size === 0)) {
-        let ids: string[] = [];
+        let claims: ClaimedDoc<MessageDoc>[] = [];
         try {
-          ids = await store.claimDue(MAIL_QUEUE, now(), leaseMs, free);
+          claims = await store.claimDueDocs<MessageDoc>(MAIL_QUEUE, MESSAGES, now(), leaseMs, free);
           claimsFailing = false;
         } catch (err) {
           if (!claimsFailing) log.error({ err }, 'claiming due messages failed; trying again at every poll');
           claimsFailing = true;
         }
-        claimed = ids.length;
-        for (const id of ids) {
+        claimed = claims.length;
+        for (const { id, doc } of claims) {
           lease.hold(id);
-          const p = deliver(id)
+          const p = deliver(id, doc)
             .catch((err: unknown) => outcomes.failed(id, err))
             .finally(() => {
               void lease.end(id);
