@@ -1,4 +1,4 @@
-import { open, rename, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 /** A rewrite is written to its temp file in pieces of about this size, so no giant string is ever built. */
@@ -228,6 +228,20 @@ export async function forEachJsonLine(filePath: string, onLine: (value: unknown)
 export async function readJsonLines(filePath: string): Promise<unknown[]> {
   const out: unknown[] = [];
   await forEachJsonLine(filePath, (value) => out.push(value));
+  return out;
+}
+
+/**
+ * The JSON-lines files of a folder by their decoded names (`<encoded name>.jsonl`); temp files left by a
+ * rewrite that was cut off are removed on the way.
+ */
+export async function jsonlFilesIn(dir: string): Promise<{ name: string; file: string }[]> {
+  const out: { name: string; file: string }[] = [];
+  for (const entry of await readdir(dir)) {
+    if (entry.endsWith('.jsonl'))
+      out.push({ name: decodeURIComponent(entry.slice(0, -'.jsonl'.length)), file: path.join(dir, entry) });
+    else if (entry.endsWith('.tmp')) await removeQuietly(path.join(dir, entry));
+  }
   return out;
 }
 

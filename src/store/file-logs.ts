@@ -1,6 +1,5 @@
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { AppendFile, readJsonLines, removeQuietly } from './append-file.js';
+import { AppendFile, jsonlFilesIn, readJsonLines } from './append-file.js';
 import type { FileStoreState } from './file-open-state.js';
 import { checkFileBackedName, encodeFileName } from './file-names.js';
 import { formatLogId } from './log-ids.js';
@@ -28,13 +27,9 @@ export class FileLogs implements Logs {
   }
 
   async load(): Promise<void> {
-    for (const file of await readdir(this.#dir)) {
-      if (!file.endsWith('.jsonl')) {
-        if (file.endsWith('.tmp')) await removeQuietly(path.join(this.#dir, file));
-        continue;
-      }
-      const log = this.#log(decodeURIComponent(file.slice(0, -'.jsonl'.length)));
-      for (const line of await readJsonLines(path.join(this.#dir, file))) {
+    for (const { name, file } of await jsonlFilesIn(this.#dir)) {
+      const log = this.#log(name);
+      for (const line of await readJsonLines(file)) {
         const { id, entry } = line as { id: string; entry: unknown };
         log.entries.push({ id, json: JSON.stringify(entry) });
       }

@@ -1,6 +1,5 @@
-import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { AppendFile, readJsonLines, removeQuietly } from './append-file.js';
+import { AppendFile, jsonlFilesIn, readJsonLines } from './append-file.js';
 import type { FileStoreState } from './file-open-state.js';
 import { checkFileBackedName, encodeFileName } from './file-names.js';
 import { checkName, compareIds, lowerBound } from './names.js';
@@ -47,13 +46,9 @@ export class FileSchedules implements Schedules {
   }
 
   async load(): Promise<void> {
-    for (const file of await readdir(this.#dir)) {
-      if (!file.endsWith('.jsonl')) {
-        if (file.endsWith('.tmp')) await removeQuietly(path.join(this.#dir, file));
-        continue;
-      }
-      const state = this.#schedule(decodeURIComponent(file.slice(0, -'.jsonl'.length)));
-      for (const op of (await readJsonLines(path.join(this.#dir, file))) as [string, string, number?][]) {
+    for (const { name, file } of await jsonlFilesIn(this.#dir)) {
+      const state = this.#schedule(name);
+      for (const op of (await readJsonLines(file)) as [string, string, number?][]) {
         if (op[0] === 's' && typeof op[2] === 'number') this.#setDue(state, op[1], op[2]);
         else if (op[0] === 'u') this.#removeDue(state, op[1]);
       }
