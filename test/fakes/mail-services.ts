@@ -9,7 +9,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { createLogger } from '../../src/log.js';
 import { createMailServices, type MailServices, type MailServicesDeps } from '../../src/mail/service.js';
-import type { CreateServerInput } from '../../src/mail/servers.js';
+import type { CreateServerInput, ResolvedServer } from '../../src/mail/servers.js';
 import { createFileStore } from '../../src/store/file-store.js';
 import { createRedisStore } from '../../src/store/redis-store.js';
 import type { Store } from '../../src/store/store.js';
@@ -20,6 +20,29 @@ import type { Store } from '../../src/store/store.js';
  */
 
 export const TEST_ACTOR: Actor = { type: 'system', id: 'test' };
+
+/** A server as the transport sees it: plain SMTP on loopback with STARTTLS required, no authentication. */
+export function resolvedServerForTests(partial: Partial<ResolvedServer> & { port: number }): ResolvedServer {
+  return {
+    id: 'srv_test',
+    version: 1,
+    source: 'ui',
+    name: 'Test',
+    fromAddress: 'notify@example.com',
+    emailPrefix: null,
+    protocol: 'smtp',
+    host: '127.0.0.1',
+    timeoutMs: 5000,
+    tls: true,
+    authMethod: 'none',
+    oauthIntegrationId: null,
+    username: null,
+    password: null,
+    passwordVersion: 1,
+    ehloName: null,
+    ...partial,
+  };
+}
 
 export interface MailHarnessOptions {
   /** A file-store folder (default: a fresh temp dir), or a Redis URL + prefix. */

@@ -12,6 +12,7 @@ import { createEgressPolicy } from '../../src/net/egress.js';
 import { createEgressFetch } from '../../src/net/fetch.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
 import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
+import { resolvedServerForTests } from '../fakes/mail-services.js';
 
 // The egress policy on a real mailgate: SMTP hosts and custom OAuth endpoints typed in by admins reach only
 // allowed addresses, judged on the address each connection goes to. A scripted name server (the injected
@@ -369,24 +370,8 @@ describe('the egress-checked fetch of custom OAuth endpoints', () => {
 });
 
 describe('TLS over the egress-checked socket', () => {
-  const server = (partial: Partial<ResolvedServer> & { host: string; port: number }): ResolvedServer => ({
-    id: 'srv_tls',
-    version: 1,
-    source: 'ui',
-    name: 'TLS',
-    fromAddress: 'notify@example.com',
-    emailPrefix: null,
-    protocol: 'smtp',
-    timeoutMs: 5000,
-    tls: true,
-    authMethod: 'none',
-    oauthIntegrationId: null,
-    username: null,
-    password: null,
-    passwordVersion: 1,
-    ehloName: null,
-    ...partial,
-  });
+  const server = (partial: Partial<ResolvedServer> & { host: string; port: number }) =>
+    resolvedServerForTests({ id: 'srv_tls', name: 'TLS', ...partial });
 
   let starttls: TestSmtp;
   let implicit: TestSmtp;

@@ -1,7 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { diagnose } from '../../src/mail/diagnose.js';
-import type { ResolvedServer } from '../../src/mail/servers.js';
 import { createMailTransport, type MailTransport } from '../../src/mail/transport.js';
 import { testConnection } from '../../src/mail/verify.js';
 import { composeMessage, messageInput } from '../../src/mail/compose.js';
@@ -12,6 +11,7 @@ import {
   type TestSmtp,
   type TestSmtpOptions,
 } from '../fakes/smtp-server.js';
+import { resolvedServerForTests } from '../fakes/mail-services.js';
 
 // Every diagnosis is produced for real: a real smtp-server scripted to fail, a silent port, a closed port,
 // a self-signed certificate without its CA.
@@ -33,27 +33,7 @@ async function smtp(options: TestSmtpOptions = {}): Promise<TestSmtp> {
   return s;
 }
 
-function server(partial: Partial<ResolvedServer> & { port: number }): ResolvedServer {
-  return {
-    id: 'srv_test',
-    version: 1,
-    source: 'ui',
-    name: 'Test',
-    fromAddress: 'notify@example.com',
-    emailPrefix: null,
-    protocol: 'smtp',
-    host: '127.0.0.1',
-    timeoutMs: 5000,
-    tls: true,
-    authMethod: 'none',
-    oauthIntegrationId: null,
-    username: null,
-    password: null,
-    passwordVersion: 1,
-    ehloName: null,
-    ...partial,
-  };
-}
+const server = resolvedServerForTests;
 
 function transport(ca?: string): MailTransport {
   const t = createMailTransport({ log, ...(ca ? { tlsCa: [ca] } : {}) });
