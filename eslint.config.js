@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 
 /**
  * The import direction of src/, lowest layer first; a file may import only from its own layer or below:
- *   base    config, errors, log, metrics, clock
+ *   base    config, errors, log, metrics, clock, backoff, i18n (the catalogs of texts in every language)
  *   infra   store, crypto, net
  *   domain  mail, tokens, oauth (with its providers), admin, notify
  *   web     the routers, given narrow service interfaces; never app.ts or services.ts
@@ -20,6 +20,7 @@ const base = [
   './src/metrics.ts',
   './src/clock.ts',
   './src/backoff.ts',
+  './src/i18n',
 ];
 const infra = ['./src/store', './src/crypto', './src/net'];
 const domain = ['./src/mail', './src/tokens', './src/oauth', './src/admin', './src/notify'];

@@ -13,6 +13,7 @@ import type { WebContext } from './web/context.js';
 import { encryptionKeysRouter } from './web/encryption-keys.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
 import { healthRouter } from './web/health.js';
+import { languageMiddleware, languageRouter } from './web/language.js';
 import { loginRouter } from './web/login.js';
 import { setupRouter } from './web/setup.js';
 import { mailQueueRouter } from './web/mail-queue.js';
@@ -77,6 +78,8 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
+  app.use(languageRouter({ secureCookies: config.secureCookies }));
+  app.use(languageMiddleware());
   app.use('/api', express.json({ limit: '2mb', strict: true }));
   app.use(express.urlencoded({ extended: false, limit: '256kb', parameterLimit: 200 }));
 

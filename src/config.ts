@@ -179,6 +179,18 @@ const schema = z.object({
     .int()
     .min(1)
     .default(1024 ** 3),
+  // One message's size as it will be sent (MIME, encoded), on every path: the API, a batch entry, the SMTP front.
+  MAILGATE_MAX_MESSAGE_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(25 * 1024 ** 2),
+  // One request to POST /api/v1/messages/batch, whole; 413 above it.
+  MAILGATE_MAX_BATCH_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(50 * 1024 ** 2),
   // How long a claimed message stays with its worker without a heartbeat (extended every third of it): a dead instance's messages are retried after this.
   MAILGATE_QUEUE_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(20_000),
   // Run the queue workers and token scheduler in this process (turn off for web-only instances).

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import type { Config } from '../config.js';
+import { readCookie } from './cookies.js';
 
 /**
  * CSRF protection for the forms of visitors who are not logged in (/login, /setup), without a stored
@@ -16,14 +17,6 @@ const PURPOSE = 'mailgate anonymous form\0';
 
 export function anonymousCsrfCookieName(config: Pick<Config, 'secureCookies'>): string {
   return config.secureCookies ? '__Host-mailgate.csrf' : 'mailgate.csrf';
-}
-
-function readCookie(req: Request, name: string): string | null {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return null;
 }
 
 function mac(secret: string, nonce: string): Buffer {

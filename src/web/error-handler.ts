@@ -1,9 +1,10 @@
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import type { Eta } from 'eta';
-import { AppError, errorBody, isAppError } from '../errors.js';
+import { AppError, ERROR_CODES, errorBody, isAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StoreUnavailableError, VersionConflictError } from '../store/store.js';
 import { isApiRequest } from './api-path.js';
+import { translatorFor } from './language.js';
 import { renderPage } from './render.js';
 
 /**
@@ -45,16 +46,26 @@ export function createErrorHandler(log: Logger, eta: Eta): ErrorRequestHandler {
       return;
     }
     for (const [name, value] of Object.entries(appError.headers)) res.setHeader(name, value);
+    const t = translatorFor(req);
+    const json = errorBody(appError);
+    // Codes stay English for programs; the default message follows the reader's language.
+    if (json.error.message === ERROR_CODES[json.error.code].message) json.error.message = t(`error.${json.error.code}`);
     if (wantsJson(req)) {
-      res.status(appError.status).json(errorBody(appError));
+      res.status(appError.status).json(json);
       return;
     }
-    const body = errorBody(appError).error;
+    const body = json.error;
     renderPage(
       res,
       eta,
       'error',
-      { title: 'Error', status: appError.status, code: body.code, message: body.message, details: body.details },
+      {
+        title: t('error.title'),
+        status: appError.status,
+        code: body.code,
+        message: body.message,
+        details: body.details,
+      },
       appError.status,
     );
   };

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
 import type { Response } from 'express';
+import { languageOf, translator } from './language.js';
 
 /**
  * Server-rendered pages. Templates live in views/ and escape every `<%= %>` by default; the raw
@@ -20,6 +21,12 @@ export interface PageData {
 }
 
 export function renderPage(res: Response, eta: Eta, template: string, data: PageData, status = 200): void {
+  // Pages rendered before the language middleware ran (an early error) still get a translator.
+  if (!res.locals.t) {
+    const lang = languageOf(res.req);
+    res.locals.lang = lang;
+    res.locals.t = translator(lang);
+  }
   const html = eta.render(template, { ...data, locals: res.locals });
   res.status(status).type('html').send(html);
 }

@@ -1,0 +1,41 @@
+import { defineMessages } from '../i18n.js';
+
+/** The layout: header, navigation, language switch, generic words used on many pages. */
+export const common = defineMessages({
+  en: {
+    'layout.skipToContent': 'Skip to content',
+    'layout.mainNavigation': 'Main navigation',
+    'layout.language': 'Language',
+    'nav.smtpServers': 'SMTP servers',
+    'nav.oauthIntegrations': 'OAuth 2.0 integrations',
+    'nav.mailQueue': 'Mail queue',
+    'nav.apiKeys': 'API keys',
+    'nav.audit': 'Audit log',
+    'nav.password': 'Password',
+    'nav.logout': 'Log out',
+    'common.save': 'Save',
+    'common.cancel': 'Cancel',
+    'common.confirm': 'Confirm',
+    'common.delete': 'Delete',
+    'common.back': 'Back',
+    'common.required': 'Required.',
+  },
+  ja: {
+    'layout.skipToContent': '本文へ移動',
+    'layout.mainNavigation': 'メインナビゲーション',
+    'layout.language': '言語',
+    'nav.smtpServers': 'SMTP サーバー',
+    'nav.oauthIntegrations': 'OAuth 2.0 連携',
+    'nav.mailQueue': 'メールキュー',
+    'nav.apiKeys': 'API キー',
+    'nav.audit': '監査ログ',
+    'nav.password': 'パスワード',
+    'nav.logout': 'ログアウト',
+    'common.save': '保存',
+    'common.cancel': 'キャンセル',
+    'common.confirm': '確認',
+    'common.delete': '削除',
+    'common.back': '戻る',
+    'common.required': '必須項目です。',
+  },
+});
