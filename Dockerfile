@@ -10,6 +10,7 @@ RUN npm run build
 FROM node:20-slim
 ENV NODE_ENV=production \
     PORT=3000 \
+    MAILGATE_HOST=0.0.0.0 \
     MAILGATE_DATA_DIR=/data
 WORKDIR /app
 COPY package.json package-lock.json ./

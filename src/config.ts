@@ -108,6 +108,18 @@ const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   // TCP port the HTTP server listens on.
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  // Address the HTTP server binds to; loopback by default, so a first start is not reachable from the network until the operator says so (0.0.0.0 or :: in a container).
+  MAILGATE_HOST: z.string().min(1).default('127.0.0.1'),
+  // Port of the SMTP submission front (587, 2525, …); unset = no SMTP listener.
+  MAILGATE_SUBMISSION_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  // Address the SMTP submission front binds to; defaults to MAILGATE_HOST.
+  MAILGATE_SUBMISSION_HOST: z.string().min(1).optional(),
+  // PEM certificate (chain) the submission front presents; without it and the key, a self-signed one is generated once and kept sealed in the store.
+  MAILGATE_SUBMISSION_TLS_CERT_FILE: z.string().min(1).optional(),
+  // PEM private key of that certificate.
+  MAILGATE_SUBMISSION_TLS_KEY_FILE: z.string().min(1).optional(),
+  // `true`: TLS from the first byte (port-465 style) instead of STARTTLS.
+  MAILGATE_SUBMISSION_IMPLICIT_TLS: bool.default(false),
   // Public URL of mailgate as browsers see it; OAuth redirect URIs are built from it. Default http://localhost:$PORT.
   MAILGATE_BASE_URL: httpUrl.transform((u) => u.replace(/\/+$/, '')).optional(),
   // Folder of the embedded store (documents, key file, session secret) when REDIS_URL is not set.

@@ -60,13 +60,13 @@ async function main(): Promise<void> {
   const services = await createServices({ config, store, keyring, log, sessionSecrets: secrets.sessionSecrets });
   const app = createApp(services);
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.PORT, () => resolve(s));
+    const s = app.listen(config.PORT, config.MAILGATE_HOST, () => resolve(s));
     s.once('error', reject);
   });
   await services.start();
 
   log.info(
-    { port: config.PORT, store: store.kind, baseUrl: config.MAILGATE_BASE_URL },
+    { host: config.MAILGATE_HOST, port: config.PORT, store: store.kind, baseUrl: config.MAILGATE_BASE_URL },
     `mailgate is listening; log in at ${config.MAILGATE_BASE_URL}/login`,
   );
   if (services.firstAdminSetup && (await services.firstAdminSetup.open())) {
