@@ -207,6 +207,12 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     egress,
     egressFetch,
     warnings,
+    nameOf: async (target) => {
+      const [kind, id = ''] = target.split(':', 2);
+      if (kind === 'smtp_server') return (await mail.servers.get(id)).name;
+      if (kind === 'oauth_integration') return (await oauth.integrations.get(id))?.value.name ?? id;
+      return target;
+    },
     baseUrl: base.config.MAILGATE_BASE_URL,
     queueLimits: { maxMessages: base.config.MAILGATE_QUEUE_MAX_MESSAGES },
     tuning: base.notifyTuning,

@@ -13,6 +13,8 @@ export interface AttentionItem {
   target: string;
   /** The page that fixes it. */
   href: string;
+  /** The server's or integration's name. */
+  name: string;
   message: string;
 }
 
@@ -30,21 +32,29 @@ export function hrefOf(target: string): string {
   return '/admin/notifications';
 }
 
-export function createAttention(deps: { warnings: WarningSource; clock: Clock; ttlMs: number }): Attention {
+export function createAttention(deps: {
+  warnings: WarningSource;
+  nameOf: (target: string) => Promise<string>;
+  clock: Clock;
+  ttlMs: number;
+}): Attention {
   let cached: { at: number; items: Promise<AttentionItem[]> } | null = null;
   return {
     items() {
       const now = deps.clock.now();
       if (cached && now - cached.at < deps.ttlMs && now >= cached.at) return cached.items;
       const items = deps.warnings().then((ws) =>
-        ws
-          .filter((w) => KINDS.has(w.kind))
-          .map((w) => ({
-            kind: w.kind as AttentionItem['kind'],
-            target: w.target,
-            href: hrefOf(w.target),
-            message: w.message,
-          })),
+        Promise.all(
+          ws
+            .filter((w) => KINDS.has(w.kind))
+            .map(async (w) => ({
+              kind: w.kind as AttentionItem['kind'],
+              target: w.target,
+              href: hrefOf(w.target),
+              name: await deps.nameOf(w.target).catch(() => w.target),
+              message: w.message,
+            })),
+        ),
       );
       items.catch(() => {
         cached = null;

@@ -45,6 +45,8 @@ export interface NotifyServicesDeps {
   egress: EgressGuard;
   egressFetch: typeof fetch;
   warnings: WarningSource;
+  /** A target's display name (server or integration name), for the banner. */
+  nameOf: (target: string) => Promise<string>;
   baseUrl: string;
   queueLimits: { maxMessages: number };
   tuning?: NotifyTuning | undefined;
@@ -87,6 +89,7 @@ export function createNotifyServices(deps: NotifyServicesDeps): NotifyServices {
   const notifier = new Notifier({ store, clock, log, wake: () => wakeWorker.wake() });
   const attention = createAttention({
     warnings: deps.warnings,
+    nameOf: deps.nameOf,
     clock,
     ttlMs: t.attentionTtlMs ?? 15_000,
   });
