@@ -230,7 +230,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   });
   mail.servers.onChange((id) => quietly('server change', notify.serverChanged(id)));
   mail.queue.onMessageFailed((id, m) =>
-    quietly('failed message', notify.messageFailed(id, m.serverId, m.lastError?.message ?? null)),
+    quietly('failed message', notify.messageFailed(id, m.serverId, m.lastError?.message ?? null, m.apiKeyId)),
   );
   starters.push(() => notify.start({ workers: base.config.MAILGATE_WORKERS }));
   stoppers.push(() => notify.stop());

@@ -7,6 +7,12 @@ import type { NotifyEvent } from './model.js';
  * with an idempotency key per delivery so a retried delivery never queues a second copy.
  */
 
+/**
+ * The sender recorded on alert messages (in place of an API key id): marks them as mailgate's own, so a failed
+ * alert is not itself reported by email, which could go on forever.
+ */
+export const ALERT_SENDER = 'system:notifications';
+
 export interface AlertRoute {
   /** Whether the server's OAuth grant (if any) is usable: `active` or no grant needed. */
   grantStatus(serverId: string): Promise<string | null>;
@@ -59,7 +65,7 @@ export async function sendAlertEmail(
   const { subject, text } = alertMessage(delivery.event);
   const queued = await mail.queue.enqueue(
     { serverId: server.id, to: delivery.to, subject, text },
-    { apiKeyId: null, idempotencyKey: `notify:${delivery.id}` },
+    { apiKeyId: ALERT_SENDER, idempotencyKey: `notify:${delivery.id}` },
   );
   return queued.id;
 }

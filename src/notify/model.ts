@@ -74,6 +74,8 @@ export interface EventDoc {
   event: NotifyEvent;
   /** The SMTP server the event is about: email alerts go through another one. */
   serverId: string | null;
+  /** Copied into its deliveries (absent until then). */
+  fannedOut?: boolean;
 }
 
 export interface DeliveryDoc {

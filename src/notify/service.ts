@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics.js';
 import type { EgressGuard } from '../net/connect.js';
 import type { Store } from '../store/store.js';
 import { ChannelService } from './channels.js';
-import { healthyServerFor, sendAlertEmail, type AlertRoute } from './email.js';
+import { ALERT_SENDER, healthyServerFor, sendAlertEmail, type AlertRoute } from './email.js';
 import { eventIdFor, Notifier } from './events.js';
 import { NOTIFY_CHANNEL, type ChannelDoc, type NotifyEvent } from './model.js';
 import { createAttention, type Attention } from './attention.js';
@@ -65,8 +65,8 @@ export interface NotifyServices {
   alertServer(): Promise<{ id: string; name: string } | null>;
   /** A server's pause changed (read from the store): server.paused / server.resumed. */
   serverChanged(serverId: string): Promise<void>;
-  /** A message moved to failed. */
-  messageFailed(messageId: string, serverId: string, error: string | null): Promise<void>;
+  /** A message moved to failed (`sender`: the API key id, or ALERT_SENDER for alerts, which are not reported). */
+  messageFailed(messageId: string, serverId: string, error: string | null, sender?: string | null): Promise<void>;
   /** Runs the periodic checks once (tests call it after moving the clock). */
   check(): Promise<void>;
   start(options: { workers: boolean }): Promise<void>;
@@ -200,7 +200,8 @@ export function createNotifyServices(deps: NotifyServicesDeps): NotifyServices {
             },
       });
     },
-    async messageFailed(messageId, serverId, error) {
+    async messageFailed(messageId, serverId, error, sender) {
+      if (sender === ALERT_SENDER) return;
       await notifier.emitOnce(`message:${messageId}`, {
         type: 'message.failed',
         target: `message:${messageId}`,
@@ -217,6 +218,7 @@ export function createNotifyServices(deps: NotifyServicesDeps): NotifyServices {
       unsubscribe = await store.subscribe(NOTIFY_CHANNEL, () => attention.forget());
       if (!options.workers) return;
       running = true;
+      await worker.rebuildSchedules();
       worker.start();
       const tick = () => {
         if (!running) return;

@@ -3,7 +3,7 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { GRANTS, type GrantRecord } from '../tokens/grants.js';
 import type { Notifier } from './events.js';
-import { STATES, type StateDoc } from './model.js';
+import { EVENTS, STATES, type EventDoc, type StateDoc } from './model.js';
 
 /**
  * The periodic checks (every minute on every instance; transitions make the events unique): client secrets that
@@ -16,6 +16,9 @@ export type WarningSource = () => Promise<Array<{ kind: string; target: string; 
 /** Backlog starts at this share of MAILGATE_QUEUE_MAX_MESSAGES and ends below the second (no flapping). */
 const BACKLOG_ON = 0.8;
 const BACKLOG_OFF = 0.5;
+/** Delivered events are kept this long (the page and de-duplication need no more), swept hourly. */
+const KEEP_EVENTS_MS = 7 * 86_400_000;
+const SWEEP_EVERY_MS = 3_600_000;
 
 export function createWatch(deps: {
   store: Store;
@@ -116,11 +119,21 @@ export function createWatch(deps: {
     metrics.notifyChecks.set(now / 1000);
   }
 
+  let sweptAt = 0;
+  async function sweep(now: number): Promise<void> {
+    if (now - sweptAt < SWEEP_EVERY_MS) return;
+    sweptAt = now;
+    for (const e of await store.list<EventDoc>(EVENTS))
+      if (e.value.fannedOut && Date.parse(e.value.event.occurredAt) < now - KEEP_EVENTS_MS)
+        await store.delete(EVENTS, e.id, { ifVersion: e.version }).catch(() => false);
+  }
+
   return {
     async run(now: number): Promise<void> {
       await secrets(await deps.warnings());
       await backlog();
       await gauges(now);
+      await sweep(now);
     },
   };
 }

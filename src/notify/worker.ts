@@ -131,8 +131,34 @@ export class NotifyWorker {
             if (!(err instanceof VersionConflictError)) throw err;
           });
       }
-      await this.deps.store.unschedule(FANOUT_QUEUE, id);
+      await this.deps.store
+        .put(
+          EVENTS,
+          id,
+          { ...doc.value, fannedOut: true },
+          {
+            ifVersion: doc.version,
+            schedule: { queue: FANOUT_QUEUE, dueAt: null },
+          },
+        )
+        .catch((err: unknown) => {
+          if (!(err instanceof VersionConflictError)) throw err;
+        });
     }
+  }
+
+  /**
+   * On a store whose schedule entries may be lost in a crash (the embedded store writes them after the document),
+   * puts every event not yet fanned out and every delivery not yet through back in its schedule. Runs alone: such a
+   * store is exclusive to this process.
+   */
+  async rebuildSchedules(): Promise<void> {
+    if (this.deps.store.durableIndexes) return;
+    const now = this.deps.clock.now();
+    for (const e of await this.deps.store.list<EventDoc>(EVENTS))
+      if (!e.value.fannedOut) await this.deps.store.schedule(FANOUT_QUEUE, e.id, now);
+    for (const d of await this.deps.store.list<DeliveryDoc>(DELIVERIES))
+      await this.deps.store.schedule(DELIVERY_QUEUE, d.id, now);
   }
 
   private async deliverOne(id: string, doc: Doc<DeliveryDoc> | null): Promise<void> {

@@ -196,6 +196,65 @@ describe('notifications of a revoked grant', () => {
     expect(after).toBe(before);
   });
 
+  it('a client secret expiring within 14 days: one integration.secret_expiring, and a banner naming the integration', async () => {
+    const inFiveDays = new Date(Date.now() + offsetMs + 5 * 86_400_000).toISOString().slice(0, 10);
+    const integration = await app.services.oauthIntegrations.create(
+      {
+        name: 'expiring app',
+        provider: 'microsoft',
+        clientId: 'expiring-client',
+        clientSecret: `s-${randomBytes(8).toString('hex')}`,
+        tenant: provider.tenant,
+        secretExpiresAt: inFiveDays,
+      },
+      TEST_ACTOR,
+    );
+    await app.services.notify.check();
+    await app.services.notify.check();
+    await waitFor('the event', () => receiver.ofType('integration.secret_expiring').length > 0);
+    await new Promise((r) => setTimeout(r, 200));
+    const [event] = receiver.ofType('integration.secret_expiring');
+    expect(receiver.ofType('integration.secret_expiring')).toHaveLength(1);
+    expect(event!.target).toBe(`oauth_integration:${integration.id}`);
+    app.services.notify.attention.forget();
+    const admin = await app.browserSession('sysadmin');
+    const { text } = await admin.get('/admin/api-keys');
+    const banners = text.match(/<p class="banner[^"]*"[^>]*>.*?<\/p>/g) ?? [];
+    expect(banners).toHaveLength(1);
+    expect(banners[0]).toContain('expiring app');
+    expect(banners[0]).toContain(`href="/admin/oauth-integrations/${integration.id}"`);
+  });
+
+  it('a message failing permanently: one message.failed, emailed through another healthy server', async () => {
+    const rejecting = await startTestSmtp({
+      starttls: false,
+      onData: () => ({ code: 550, message: '5.1.1 no such user' }),
+    });
+    try {
+      const server = await app.services.mail.servers.create(
+        { name: 'rejecting', fromAddress: 'x@example.test', host: '127.0.0.1', port: rejecting.port, tls: false },
+        { actor: TEST_ACTOR },
+      );
+      const { id } = await app.services.mail.queue.enqueue({
+        serverId: server.id,
+        to: ['nobody@example.test'],
+        subject: 'bounce',
+        text: 'x',
+      });
+      // The alert goes through a healthy server other than the rejecting one (here the default: the OAuth one).
+      const alerts = () =>
+        [...sink.messages, ...oauthSmtp.messages].filter((m) => m.raw.includes(`message.failed`) && m.raw.includes(id));
+      await waitFor('message.failed', () => receiver.ofType('message.failed').length > 0);
+      await waitFor('the alert email', () => alerts().length > 0);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(receiver.ofType('message.failed').map((e) => e.target)).toEqual([`message:${id}`]);
+      expect(alerts()).toHaveLength(1);
+      expect(alerts()[0]!.to).toEqual(['oncall@example.test']);
+    } finally {
+      await rejecting.close();
+    }
+  });
+
   it('no channel secret in any log line (canary)', () => {
     expect(logLines.length).toBeGreaterThan(0);
     expect(logLines.join('\n')).not.toContain(secret);
