@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { NotifyEvent } from './model.js';
 
 /**
@@ -12,22 +12,6 @@ export const SIGNATURE_HEADER = 'Mailgate-Signature';
 export function signBody(secret: string, body: string, unixSeconds: number): string {
   const mac = createHmac('sha256', secret).update(`${unixSeconds}.${body}`).digest('hex');
   return `t=${unixSeconds},v1=${mac}`;
-}
-
-/** The receiver's check (the README shows the same in a few lines): signature valid and not older than `toleranceSec`. */
-export function verifySignature(
-  secret: string,
-  body: string,
-  header: string,
-  nowSeconds: number,
-  toleranceSec = 300,
-): boolean {
-  const parts = Object.fromEntries(header.split(',').map((p) => p.split('=', 2) as [string, string]));
-  const t = Number(parts.t);
-  if (!Number.isSafeInteger(t) || !parts.v1 || Math.abs(nowSeconds - t) > toleranceSec) return false;
-  const expected = Buffer.from(signBody(secret, body, t).split('v1=')[1]!, 'hex');
-  const given = Buffer.from(parts.v1, 'hex');
-  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 export interface WebhookTarget {

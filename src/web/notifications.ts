@@ -96,6 +96,64 @@ export function notificationsRouter({ auth, eta }: WebContext, deps: Notificatio
     }
   });
 
+  async function showEdit(
+    res: Response,
+    channel: ChannelView,
+    extra: { errors?: { field: string; message: string }[]; form?: Record<string, unknown> } = {},
+    status = 200,
+  ) {
+    const form = extra.form ?? {
+      name: channel.name,
+      url: channel.url,
+      to: (channel.to ?? []).join(', '),
+      events: channel.events ?? [],
+    };
+    renderPage(
+      res,
+      eta,
+      'notification-channel',
+      {
+        title: (res.locals.t as (k: string) => string)('notifications.title'),
+        edit: channel,
+        eventTypes: EVENT_TYPES,
+        errors: extra.errors ?? [],
+        form,
+      },
+      status,
+    );
+  }
+
+  router.get('/admin/notifications/:id', auth.page('sysadmin'), async (req, res) => {
+    await showEdit(res, await channels.get(parseId(req)));
+  });
+
+  router.post('/admin/notifications/:id', auth.page('sysadmin'), async (req, res) => {
+    const channel = await channels.get(parseId(req));
+    const f = formBody.parse(req.body);
+    const input = {
+      ...(f.name !== undefined ? { name: f.name } : {}),
+      ...(channel.type === 'webhook' && f.url !== undefined ? { url: f.url } : {}),
+      // A blank secret keeps the current one (write-only: it is never sent back to the form).
+      ...(channel.type === 'webhook' && f.secret ? { secret: f.secret } : {}),
+      ...(channel.type === 'email' ? { to: (f.to ?? '').split(/[\s,]+/).filter(Boolean) } : {}),
+      events: f.events.length > 0 ? f.events : null,
+    };
+    const form = { name: f.name, url: f.url, to: f.to, events: f.events };
+    const parsed = updateChannelInput.safeParse(input);
+    if (!parsed.success) {
+      await showEdit(res, channel, { errors: zodDetails(parsed.error), form }, 400);
+      return;
+    }
+    try {
+      const updated = await channels.update(channel.id, parsed.data, actorOf(res), req.ip);
+      setFlash(req, 'ok', translatorFor(req)('notifications.updated', { name: updated.name }));
+      res.redirect(303, '/admin/notifications');
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'validation_failed') throw err;
+      await showEdit(res, channel, { errors: err.details, form }, 400);
+    }
+  });
+
   router.post('/admin/notifications/:id/test', auth.page('sysadmin'), async (req, res) => {
     const id = parseId(req);
     const channel = await channels.get(id);

@@ -60,6 +60,22 @@ describe.skipIf(!chromiumPathForTests())('the notifications page in a real brows
     expect(receiver.badSignatures).toBe(0);
   });
 
+  it('edits a channel; a blank secret keeps the current one', async () => {
+    await page.locator('tr', { hasText: 'ops hook' }).getByRole('link', { name: 'Edit' }).click();
+    expect(await page.getByLabel(/Signing secret/).inputValue()).toBe('');
+    await page.getByLabel('Name', { exact: true }).fill('ops hook renamed');
+    await page.getByRole('checkbox', { name: 'grant.recovered' }).check();
+    await page.getByRole('button', { name: 'Update', exact: true }).click();
+    await expect.poll(() => page.locator('.flash').textContent()).toContain('Channel "ops hook renamed" was updated.');
+    expect(await page.locator('tr', { hasText: 'ops hook renamed' }).textContent()).toContain(
+      'grant.needs_reauth, grant.recovered',
+    );
+    await page.locator('tr', { hasText: 'ops hook' }).getByRole('button', { name: 'Send test' }).click();
+    await expect.poll(() => page.locator('.flash').textContent()).toContain('was delivered');
+    expect(receiver.ofType('test')).toHaveLength(2);
+    expect(receiver.badSignatures).toBe(0);
+  });
+
   it('an email channel with a healthy server names that server', async () => {
     await app.services.mail.servers.create(
       { name: 'relay one', fromAddress: 'alerts@example.test', host: '127.0.0.1', port: 2525, tls: false },
