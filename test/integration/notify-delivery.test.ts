@@ -4,6 +4,7 @@ import { startTestApp, type TestApp } from '../fakes/app.js';
 import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
+import { startTestSmtp } from '../fakes/smtp-server.js';
 import { startWebhookReceiver, waitFor, type WebhookReceiver } from '../fakes/webhook-receiver.js';
 import { GRANTS, type GrantRecord } from '../../src/tokens/grants.js';
 
@@ -131,5 +132,45 @@ describe('keep-alive and refresh_failing', () => {
     await app.services.notify.check();
     const gauge = await app.services.metrics.registry.getSingleMetricAsString('mailgate_oauth_grants');
     expect(gauge).toContain('mailgate_oauth_grants{state="active"} 1');
+  });
+});
+
+describe('server.paused and server.resumed', () => {
+  it('a rejected password pauses the server (one event); a new password resumes it (one event)', async () => {
+    const smtp = await startTestSmtp({
+      starttls: false,
+      allowInsecureAuth: true,
+      auth: { user: 'app', pass: 'right' },
+    });
+    try {
+      const server = await app.services.mail.servers.create(
+        {
+          name: 'basic',
+          fromAddress: 'app@example.test',
+          host: '127.0.0.1',
+          port: smtp.port,
+          tls: false,
+          authMethod: 'basic',
+          username: 'app',
+          password: 'wrong',
+        },
+        { actor: TEST_ACTOR },
+      );
+      await app.services.mail.queue.enqueue({ serverId: server.id, to: ['b@example.test'], subject: 's', text: 'x' });
+      await waitFor('server.paused', () => receiver.ofType('server.paused').length > 0);
+      expect(receiver.ofType('server.paused')[0]!.target).toBe(`smtp_server:${server.id}`);
+      await app.services.mail.servers.update(
+        server.id,
+        { password: 'right', changePassword: true },
+        { actor: TEST_ACTOR },
+      );
+      await waitFor('server.resumed', () => receiver.ofType('server.resumed').length > 0);
+      await smtp.waitFor(1);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(receiver.ofType('server.paused')).toHaveLength(1);
+      expect(receiver.ofType('server.resumed')).toHaveLength(1);
+    } finally {
+      await smtp.close();
+    }
   });
 });
