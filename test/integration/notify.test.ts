@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../fakes/app.js';
@@ -252,6 +254,30 @@ describe('notifications of a revoked grant', () => {
       expect(alerts()[0]!.to).toEqual(['oncall@example.test']);
     } finally {
       await rejecting.close();
+    }
+  });
+
+  it('a receiver that redirects: the delivery fails, the signed body is not sent on to the other host', async () => {
+    const other = await startWebhookReceiver(secret);
+    const redirecting = http.createServer((_req, res) => res.writeHead(307, { location: other.url }).end());
+    await new Promise<void>((resolve) => redirecting.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}/hook`;
+      const created = await api('POST', '/api/v1/notification-channels', {
+        name: 'moved',
+        type: 'webhook',
+        url,
+        secret,
+      });
+      const result = await api('POST', `/api/v1/notification-channels/${String(created.body.id)}/test`);
+      expect(result.body.ok).toBe(false);
+      expect(result.body.error).toMatch(/HTTP 307: redirects are not followed/);
+      expect(other.requests).toBe(0);
+      expect((await api('DELETE', `/api/v1/notification-channels/${String(created.body.id)}`)).status).toBe(204);
+    } finally {
+      redirecting.closeAllConnections();
+      await new Promise<void>((resolve) => redirecting.close(() => resolve()));
+      await other.close();
     }
   });
 
