@@ -18,6 +18,7 @@ import { loginRouter } from './web/login.js';
 import { setupRouter } from './web/setup.js';
 import { mailQueueRouter } from './web/mail-queue.js';
 import { messagesRouter } from './web/messages.js';
+import { notificationBanners, notificationsRouter } from './web/notifications.js';
 import { createRenderer } from './web/render.js';
 import { createSessionLayer } from './web/session.js';
 import { smtpServersRouter } from './web/smtp-servers.js';
@@ -96,6 +97,7 @@ export function createApp(deps: AppDeps): Express {
     }),
   );
   const web: WebContext = { auth: createAuthMiddleware({ apiKeys: deps.apiKeys }), eta };
+  app.use(notificationBanners(deps.notify));
   const { audit, loginGuard, sessionGeneration, clock, mail, oauthAdmin } = deps;
   const panel = { tokens: deps.tokens, integrations: deps.oauthIntegrations, warnings: oauthAdmin.warnings };
   // The send API first: the busiest route, so its requests do not walk every other router's routes.
@@ -127,6 +129,7 @@ export function createApp(deps: AppDeps): Express {
     ),
   );
   app.use(mailQueueRouter(web, { mail }));
+  app.use(notificationsRouter(web, { notify: deps.notify }));
   app.use(
     oauthIntegrationsRouter(web, {
       config,

@@ -11,6 +11,12 @@ export interface Metrics {
   messagesTotal: Counter<'outcome'>;
   queueDepth: Gauge<'state'>;
   tokenRefreshes: Counter<'outcome'>;
+  /** OAuth grants by state (active, needs_reauth, refresh_failing), set by the notification checks. */
+  grantStates: Gauge<'state'>;
+  /** Notification deliveries by channel id, channel type and result (delivered, failed). */
+  notificationDeliveries: Counter<'channel' | 'type' | 'result'>;
+  /** When the notification checks last ran (unix seconds): an alert can tell that they stopped. */
+  notifyChecks: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -47,6 +53,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'mailgate_token_refreshes_total',
       help: 'Token refresh requests by outcome',
       labelNames: ['outcome'],
+      registers: [registry],
+    }),
+    grantStates: new Gauge({
+      name: 'mailgate_oauth_grants',
+      help: 'OAuth grants by state (active, needs_reauth, refresh_failing)',
+      labelNames: ['state'],
+      registers: [registry],
+    }),
+    notificationDeliveries: new Counter({
+      name: 'mailgate_notification_deliveries_total',
+      help: 'Notification deliveries by channel, channel type and result (delivered, failed)',
+      labelNames: ['channel', 'type', 'result'],
+      registers: [registry],
+    }),
+    notifyChecks: new Gauge({
+      name: 'mailgate_notification_checks_last_run_seconds',
+      help: 'When the notification checks last ran (unix time)',
       registers: [registry],
     }),
   };

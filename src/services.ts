@@ -18,6 +18,8 @@ import { createMetrics, type Metrics } from './metrics.js';
 import { systemResolve, type ResolveAll } from './net/connect.js';
 import { createEgressPolicy } from './net/egress.js';
 import { createEgressFetch } from './net/fetch.js';
+import { REFRESH_FAILING_AFTER_MS } from './notify/grant-events.js';
+import { createNotifyServices, type NotifyServices, type NotifyTuning } from './notify/service.js';
 import type { StoreWithSessions } from './store/sessions.js';
 import type { AuthorizeService } from './tokens/authorize.js';
 import type { IntegrationService } from './oauth/integrations.js';
@@ -53,6 +55,8 @@ export interface ServiceBase {
   oauthTuning?: OAuthTuning;
   /** DNS answers for egress-checked connections (tests stand in for a rebinding name server); default the system resolver. */
   egressResolve?: ResolveAll;
+  /** Notification test seams: worker poll, webhook timeout, delivery backoff, check interval. */
+  notifyTuning?: NotifyTuning;
 }
 
 /** OAuth actions that span integrations, grants and their stored records. */
@@ -73,7 +77,7 @@ export interface OAuthAdmin {
 /** The service graph: what the process runs, whatever serves it (the web app, a test, a benchmark). */
 export interface Services extends Omit<
   ServiceBase,
-  'mail' | 'metrics' | 'sessionSecrets' | 'oauthTuning' | 'egressResolve'
+  'mail' | 'metrics' | 'sessionSecrets' | 'oauthTuning' | 'egressResolve' | 'notifyTuning'
 > {
   metrics: Metrics;
   readinessChecks: Array<{ name: string; check(): Promise<{ ok: boolean; detail?: unknown }> }>;
@@ -98,6 +102,8 @@ export interface Services extends Omit<
   authorize: AuthorizeService;
   tokenScheduler: TokenScheduler;
   oauthAdmin: OAuthAdmin;
+  /** Notification channels, events and their delivery (src/notify/). */
+  notify: NotifyServices;
   /** Starts background work (workers, schedulers, subscriptions). */
   start(): Promise<void>;
   /** Stops background work and waits for in-flight work to finish; does not close the store. */
@@ -144,6 +150,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     resolve: base.egressResolve ?? systemResolve,
   };
 
+  const egressFetch = createEgressFetch(egress);
   // OAuth before mail: the transport gets tokens only from the token service; the authorize flow reads servers lazily.
   const oauth = createOAuthServices({
     ...base,
@@ -151,7 +158,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     audit,
     metrics,
     servers: { get: (id) => mail.servers.get(id) },
-    egressFetch: createEgressFetch(egress),
+    egressFetch,
   });
   // The setup page exists only on an exclusive store (the embedded one): on a shared store the CLI can create the first admin at any time.
   const firstAdminSetup = base.store.exclusive
@@ -187,12 +194,52 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     },
   });
   starters.push(() => mail.start({ workers: base.config.MAILGATE_WORKERS }));
+  const warnings = () => collectOAuthWarnings({ store: base.store, integrations: oauth.integrations }, time.now());
+  const notify = createNotifyServices({
+    store: base.store,
+    keyring: base.keyring,
+    audit,
+    log: base.log,
+    clock: time,
+    metrics,
+    mail,
+    route: { grantStatus: async (id) => (await oauth.tokens.get(id))?.value.status ?? null },
+    egress,
+    egressFetch,
+    warnings,
+    nameOf: async (target) => {
+      const [kind, id = ''] = target.split(':', 2);
+      if (kind === 'smtp_server') return (await mail.servers.get(id)).name;
+      if (kind === 'oauth_integration') return (await oauth.integrations.get(id))?.value.name ?? id;
+      return target;
+    },
+    baseUrl: base.config.MAILGATE_BASE_URL,
+    queueLimits: { maxMessages: base.config.MAILGATE_QUEUE_MAX_MESSAGES },
+    tuning: base.notifyTuning,
+  });
+  const quietly = (what: string, work: Promise<void>) =>
+    void work.catch((err: unknown) => base.log.error({ err }, `notification for ${what} failed`));
+  // Every transition is reported once across instances (src/notify/events.ts); these only say what happened here.
+  oauth.tokens.addListener({
+    needsReauth: (g) => notify.grants.needsReauth(g),
+    authorized: (g) => notify.grants.recovered(g),
+    refreshRecovered: (g) => notify.grants.recovered(g),
+    refreshFailing: async (g) => {
+      if (g.failingFor >= REFRESH_FAILING_AFTER_MS) await notify.grants.refreshFailing(g);
+    },
+  });
+  mail.servers.onChange((id) => quietly('server change', notify.serverChanged(id)));
+  mail.queue.onMessageFailed((id, m) =>
+    quietly('failed message', notify.messageFailed(id, m.serverId, m.lastError?.message ?? null, m.apiKeyId)),
+  );
+  starters.push(() => notify.start({ workers: base.config.MAILGATE_WORKERS }));
+  stoppers.push(() => notify.stop());
   stoppers.push(() => mail.stop());
   mail.servers.onChange((id) => void oauth.forgetIfServerDeleted(id));
   starters.push(() => oauth.start());
   stoppers.push(() => oauth.stop());
   const oauthAdmin: OAuthAdmin = {
-    warnings: () => collectOAuthWarnings({ store: base.store, integrations: oauth.integrations }),
+    warnings,
     disconnect: (serverId, actor, ip) =>
       disconnectGrant(
         { store: base.store, keyring: base.keyring, log: base.log, audit, integrations: oauth.integrations },
@@ -218,6 +265,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     authorize: oauth.authorize,
     tokenScheduler: oauth.scheduler,
     oauthAdmin,
+    notify,
     keyRotation: new KeyRotationService({ store: base.store, keyring: base.keyring, audit }),
     metrics,
     audit,

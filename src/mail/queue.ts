@@ -5,7 +5,13 @@ import { createEnqueue } from './queue/enqueue.js';
 import { createHolds } from './queue/holds.js';
 import { createQueueMaintenance } from './queue/maintenance.js';
 import { createMessages } from './queue/messages.js';
-import { DEFAULT_KEEP_SENT_MS, type EnqueueOptions, type MailQueueDeps, type MessageStatus } from './queue/model.js';
+import {
+  DEFAULT_KEEP_SENT_MS,
+  type EnqueueOptions,
+  type MailQueueDeps,
+  type MessageDoc,
+  type MessageStatus,
+} from './queue/model.js';
 import { createWorkers } from './queue/worker.js';
 
 /**
@@ -48,6 +54,8 @@ export interface MailQueue extends QueueAdmin {
   ): Promise<{ id: string; status: MessageStatus; created: boolean }>;
   /** Wakes the local workers (something became due). */
   wake(): void;
+  /** Local listeners: a worker of this instance moved a message to failed (once per message). */
+  onMessageFailed(listener: (id: string, message: MessageDoc) => void): void;
   /** Deletes sent messages older than the retention (runs hourly while workers run). */
   cleanup(): Promise<number>;
   start(): Promise<void>;
@@ -61,6 +69,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
   const keepSentMs = deps.options.keepSentMs ?? DEFAULT_KEEP_SENT_MS;
   const messages = createMessages({ store, limits: deps.limits, keepSentMs });
   const wake = () => workers.wake();
+  const failedListeners: Array<(id: string, message: MessageDoc) => void> = [];
   const holds = createHolds({ store, servers, messages, clock, wake });
   const workers = createWorkers({
     store,
@@ -73,6 +82,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     holds,
     fromFormat: deps.fromFormat,
     options: deps.options,
+    onFailed: (id, message) => failedListeners.forEach((l) => l(id, message)),
   });
   const maintenance = createQueueMaintenance({ store, log, clock, keepSentMs });
   const admin = createQueueAdmin({
@@ -93,6 +103,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     ...admin,
     enqueue: createEnqueue({ store, servers, messages, clock, limits: deps.limits, wake }),
     wake,
+    onMessageFailed: (listener) => void failedListeners.push(listener),
     cleanup: () => maintenance.cleanup(),
     async start() {
       if (started) return;

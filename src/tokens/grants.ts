@@ -39,6 +39,8 @@ export interface GrantRecord {
   failures: number;
   /** No refresh attempt before this time (backoff after a temporary failure). */
   retryAt: number | null;
+  /** When the current run of temporary failures began (absent or null while refreshes work). */
+  failingSince?: number | null;
   authorizedAt: number;
   authorizedBy: string;
 }

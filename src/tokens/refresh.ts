@@ -14,6 +14,7 @@ import {
   type GrantRecord,
   type GrantView,
 } from './grants.js';
+import { TokenListeners } from './listeners.js';
 import { needsRefresh, refreshDueAt } from './refresh-policy.js';
 import type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } from './token-service-types.js';
 
@@ -55,7 +56,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class TokenService {
   readonly #inflight = new Map<string, Promise<AccessToken>>();
-  readonly #listeners: TokenListener[] = [];
+  readonly #listeners: TokenListeners;
   /** Token requests this process sent to providers (for tests and the bench). */
   readonly stats = { refreshRequests: 0, refreshFailures: 0, staleWritesRejected: 0, lockLost: 0 };
   readonly lockTtlMs: number;
@@ -67,12 +68,13 @@ export class TokenService {
     // Longer than the token request may take, so a live holder never loses the lock mid-request.
     this.lockTtlMs = deps.integrations.requestTimeoutSec * 1000 + (deps.lockMarginMs ?? 5000);
     this.#clock = deps.clock ?? systemClock;
+    this.#listeners = new TokenListeners(deps.log);
     this.#backoffBaseMs = deps.backoffBaseMs ?? 2000;
     this.#backoffMaxMs = deps.backoffMaxMs ?? 5 * 60_000;
   }
 
   addListener(listener: TokenListener): void {
-    this.#listeners.push(listener);
+    this.#listeners.add(listener);
   }
 
   async get(grantId: string): Promise<Doc<GrantRecord> | null> {
@@ -265,6 +267,7 @@ export class TokenService {
       lastError: null,
       failures: 0,
       retryAt: null,
+      failingSince: null,
     };
     try {
       await this.deps.store.put(GRANTS, grantId, record, { ifVersion: doc.version });
@@ -282,6 +285,7 @@ export class TokenService {
     this.deps.metrics?.tokenRefreshes.inc({ outcome: 'success' });
     if (doc.value.lastError?.kind === 'invalid_client')
       await this.deps.integrations.clearMisconfigured(doc.value.integrationId);
+    if (doc.value.failures > 0) await this.#listeners.emit('refreshRecovered', this.ref(doc));
     return { outcome: 'refreshed', token: { accessToken: result.accessToken, expiresAt, mailbox: doc.value.mailbox } };
   }
 
@@ -308,16 +312,22 @@ export class TokenService {
       message: (e.description ?? e.oauthError ?? e.kind).slice(0, 300),
       hint: diagnosis.hint,
     };
-    try {
-      await this.deps.store.put(
-        GRANTS,
-        doc.id,
-        { ...doc.value, failures, retryAt, lastError },
-        { ifVersion: doc.version },
-      );
-    } catch (writeErr) {
-      if (!(writeErr instanceof VersionConflictError)) throw writeErr;
-    }
+    const failingSince = doc.value.failingSince ?? this.#clock.now();
+    const next = { ...doc.value, failures, retryAt, lastError, failingSince };
+    const written = await this.deps.store.put(GRANTS, doc.id, next, { ifVersion: doc.version }).then(
+      () => true,
+      (writeErr: unknown) => {
+        if (writeErr instanceof VersionConflictError) return false;
+        throw writeErr;
+      },
+    );
+    if (written)
+      await this.#listeners.emit('refreshFailing', {
+        ...this.ref(doc),
+        since: failingSince,
+        failingFor: this.#clock.now() - failingSince,
+        error: `${diagnosis.code}: ${lastError.message}`.slice(0, 300),
+      });
     this.deps.log.warn(
       { grantId: doc.id, kind: e.kind, code: diagnosis.code, failures, retryInMs: retryAt - this.#clock.now() },
       'token refresh failed; will retry',
@@ -373,20 +383,17 @@ export class TokenService {
         outcome: 'failure',
         detail: { mailbox: doc.value.mailbox, code: diagnosis.code },
       });
-      for (const l of this.#listeners)
-        await Promise.resolve(
-          l.needsReauth?.({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox }),
-        ).catch((err: unknown) => this.deps.log.error({ err }, 'needs_reauth listener failed'));
+      await this.#listeners.emit('needsReauth', { ...this.ref(doc), hint: diagnosis.hint });
     }
     return { outcome: 'failed', error: reauthError(undefined, diagnosis.hint), tokenStillValid: false };
   }
 
+  private ref(doc: Doc<GrantRecord>): { grantId: string; serverId: string; mailbox: string } {
+    return { grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox };
+  }
+
   /** Called by the authorize flow after it stored a grant. */
   async notifyAuthorized(doc: Doc<GrantRecord>): Promise<void> {
-    for (const l of this.#listeners) {
-      await Promise.resolve(
-        l.authorized?.({ grantId: doc.id, serverId: doc.value.serverId, mailbox: doc.value.mailbox }),
-      ).catch((err: unknown) => this.deps.log.error({ err }, 'authorized listener failed'));
-    }
+    await this.#listeners.emit('authorized', this.ref(doc));
   }
 }

@@ -17,9 +17,20 @@ export interface AccessToken {
 
 export interface TokenListener {
   /** Called once when a grant becomes `needs_reauth` (the queue holds the server's mail). */
-  needsReauth?(grant: { grantId: string; serverId: string; mailbox: string }): Promise<void> | void;
+  needsReauth?(grant: { grantId: string; serverId: string; mailbox: string; hint?: string }): Promise<void> | void;
   /** Called after an authorization stored fresh tokens (the queue resumes the server). */
   authorized?(grant: { grantId: string; serverId: string; mailbox: string }): Promise<void> | void;
+  /** Called after a failed refresh while temporary failures have lasted `failingFor` ms (listeners pick their threshold). */
+  refreshFailing?(grant: {
+    grantId: string;
+    serverId: string;
+    mailbox: string;
+    since: number;
+    failingFor: number;
+    error: string;
+  }): Promise<void> | void;
+  /** Called when a refresh went through after temporary failures. */
+  refreshRecovered?(grant: { grantId: string; serverId: string; mailbox: string }): Promise<void> | void;
 }
 
 export interface TokenServiceDeps {

@@ -50,6 +50,8 @@ export interface TestAppOptions {
   egressResolve?: ServiceBase['egressResolve'];
   /** scrypt cost of the app's password hashes: cheap by default here, since nothing in a test needs it slow. */
   passwordHashing?: ServiceBase['passwordHashing'];
+  /** Test seams of the services (timings of the OAuth scheduler, the mail queue, notifications). */
+  seams?: Pick<ServiceBase, 'oauthTuning' | 'notifyTuning' | 'mail'>;
 }
 
 export interface TestApp {
@@ -206,6 +208,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     clock: options.clock,
     passwordHashing: options.passwordHashing ?? TEST_SCRYPT,
     ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}),
+    ...options.seams,
   });
   const app = createApp(services);
   const server = http.createServer(app);

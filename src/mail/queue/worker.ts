@@ -48,6 +48,8 @@ export interface WorkerDeps {
   holds: Holds;
   fromFormat: string;
   options: QueueOptions;
+  /** Told once per message that this worker's write made failed (notifications). */
+  onFailed?: ((id: string, message: MessageDoc) => void) | undefined;
 }
 
 export function createWorkers(deps: WorkerDeps): Workers {
@@ -93,6 +95,7 @@ export function createWorkers(deps: WorkerDeps): Workers {
     if (next.status !== 'held') {
       // A send or a failure happened whatever became of its write; a deferral that lost to a change did not.
       if (written || next.status !== 'deferred') metrics?.messagesTotal.inc({ outcome: next.status });
+      if (written && next.status === 'failed') deps.onFailed?.(id, value);
       return;
     }
     if (!written) return;
