@@ -25,6 +25,7 @@ import { rotateClientSecret, type RotationResult as SecretRotationResult } from 
 import { createOAuthServices, type OAuthTuning } from './tokens/wiring.js';
 import type { TokenService } from './tokens/refresh.js';
 import { disconnectGrant, type DisconnectResult } from './tokens/revoke.js';
+import { ReconnectLinks } from './tokens/reconnect-links.js';
 import type { TokenScheduler } from './tokens/scheduler.js';
 import { collectOAuthWarnings, type OAuthWarning } from './tokens/warnings.js';
 
@@ -98,6 +99,8 @@ export interface Services extends Omit<
   authorize: AuthorizeService;
   tokenScheduler: TokenScheduler;
   oauthAdmin: OAuthAdmin;
+  /** Reconnect links: a mailbox owner re-authorizes one server without an account. */
+  reconnectLinks: ReconnectLinks;
   /** Starts background work (workers, schedulers, subscriptions). */
   start(): Promise<void>;
   /** Stops background work and waits for in-flight work to finish; does not close the store. */
@@ -210,8 +213,21 @@ export async function createServices(base: ServiceBase): Promise<Services> {
       ),
   };
 
+  const reconnectLinks = new ReconnectLinks({
+    store: base.store,
+    keyring: base.keyring,
+    audit,
+    clock: time,
+    servers: { get: (id) => mail.servers.get(id) },
+    authorize: oauth.authorize,
+    integrations: oauth.integrations,
+    tokens: oauth.tokens,
+    secrets: sessionSecrets,
+  });
+
   return {
     ...base,
+    reconnectLinks,
     readinessChecks: [oauth.readinessCheck],
     oauthIntegrations: oauth.integrations,
     tokens: oauth.tokens,
