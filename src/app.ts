@@ -21,7 +21,7 @@ import { messagesRouter } from './web/messages.js';
 import { createRenderer } from './web/render.js';
 import { createSessionLayer } from './web/session.js';
 import { smtpServersRouter } from './web/smtp-servers.js';
-import { reconnectPanelData, reconnectRouter } from './web/reconnect.js';
+import { reconnectPanelData, reconnectRouter, redactLinkPaths } from './web/reconnect.js';
 
 /**
  * The service graph the web app serves, built by src/main.ts (or a test) and passed in: createApp has no
@@ -153,6 +153,7 @@ export function createApp(deps: AppDeps): Express {
   );
 
   app.use(notFound);
+  app.use(redactLinkPaths);
   app.use(createErrorHandler(log, eta));
   return app;
 }

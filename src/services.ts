@@ -224,6 +224,13 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     tokens: oauth.tokens,
     secrets: sessionSecrets,
   });
+  let linkSweeper: NodeJS.Timeout | undefined;
+  starters.push(async () => {
+    if (!base.config.MAILGATE_WORKERS) return;
+    linkSweeper = setInterval(() => void reconnectLinks.sweepExpired().catch(() => 0), 3600_000);
+    linkSweeper.unref();
+  });
+  stoppers.push(async () => clearInterval(linkSweeper));
 
   return {
     ...base,

@@ -5,6 +5,12 @@ import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors.js';
 import { VersionConflictError, type Store } from '../store/store.js';
 import type { IntegrationService } from '../oauth/integrations.js';
+import {
+  LinkRefusal,
+  type LinkRefusalReason,
+  type ReconnectLinkRecord,
+  type ReconnectLinkView,
+} from './reconnect-model.js';
 import { AuthorizationFailure, type AuthorizeService, type ServerLookup } from './authorize.js';
 import type { TokenService } from './refresh.js';
 
@@ -16,6 +22,8 @@ import type { TokenService } from './refresh.js';
  * (nothing is kept in a session); the link is consumed only once the provider's answer passed every check.
  */
 
+export { LinkRefusal, type LinkRefusalReason, type ReconnectLinkRecord, type ReconnectLinkView };
+
 export const RECONNECT_LINKS = 'reconnect_links';
 export const RECONNECT_TRANSACTIONS = 'reconnect_transactions';
 export const LINK_TTL_MS = 7 * 24 * 3600_000;
@@ -25,20 +33,6 @@ const LINK_PURPOSE = 'mailgate reconnect link\0';
 const BINDING_PURPOSE = 'mailgate reconnect binding\0';
 const TOKEN = /^(rl_[a-z0-9]{20})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/;
 
-export type LinkStatus = 'active' | 'used' | 'revoked';
-
-export interface ReconnectLinkRecord {
-  serverId: string;
-  tokenHash: string;
-  createdAt: number;
-  expiresAt: number;
-  createdBy: string;
-  status: LinkStatus;
-  usedAt: number | null;
-  usedMailbox: string | null;
-  revokedAt: number | null;
-}
-
 interface ReconnectTransaction {
   linkId: string;
   serverId: string;
@@ -47,39 +41,6 @@ interface ReconnectTransaction {
   nonce: string;
   bindingHash: string;
   expiresAt: number;
-}
-
-export interface ReconnectLinkView {
-  id: string;
-  serverId: string;
-  createdAt: string;
-  expiresAt: string;
-  createdBy: string;
-  status: LinkStatus | 'expired';
-}
-
-export type LinkRefusalReason =
-  | 'tampered'
-  | 'unknown'
-  | 'used'
-  | 'revoked'
-  | 'expired'
-  | 'not_oauth'
-  | 'binding'
-  | 'transaction'
-  | 'wrong_mailbox'
-  | 'denied'
-  | 'failed';
-
-/** Why a link or its callback was refused; the page names the reason in the reader's language. */
-export class LinkRefusal extends AppError {
-  constructor(
-    readonly reason: LinkRefusalReason,
-    message: string,
-    readonly params: Record<string, string> = {},
-  ) {
-    super('oauth_failed', { message });
-  }
 }
 
 export interface ReconnectDeps {
@@ -335,6 +296,19 @@ export class ReconnectLinks {
       });
       throw new LinkRefusal(reason, err.message, { expected: server.username ?? '', code: err.reason });
     }
+  }
+
+  /** Drops expired transactions, and links a month past their end (their audit entries stay). */
+  async sweepExpired(now = this.deps.clock.now()): Promise<number> {
+    let n = 0;
+    const drop = async (collection: string, id: string, version: number) => {
+      if (await this.deps.store.delete(collection, id, { ifVersion: version }).catch(() => false)) n++;
+    };
+    for (const d of await this.deps.store.list<ReconnectTransaction>(RECONNECT_TRANSACTIONS))
+      if (d.value.expiresAt < now) await drop(RECONNECT_TRANSACTIONS, d.id, d.version);
+    for (const d of await this.deps.store.list<ReconnectLinkRecord>(RECONNECT_LINKS))
+      if (d.value.expiresAt + 30 * 24 * 3600_000 < now) await drop(RECONNECT_LINKS, d.id, d.version);
+    return n;
   }
 
   private async checkActive(linkId: string, serverId: string, ip?: string): Promise<void> {

@@ -294,6 +294,15 @@ export function reconnectRouter({ auth, eta }: WebContext, deps: ReconnectRouter
   return router;
 }
 
+/**
+ * An error handler placed before the app's: whatever fails on a link's path (a missing form token, a store
+ * error) is logged with the request path, so the token is taken out of it first.
+ */
+export function redactLinkPaths(err: unknown, req: Request, _res: Response, next: (err: unknown) => void): void {
+  if (req.path.startsWith('/connect/')) req.url = '/connect/(token)';
+  next(err);
+}
+
 /** A refused field of the create form or body: nothing was created. */
 function refusedField(field: string, message: string): AppError {
   return new AppError('validation_failed', { message: `${field}: ${message}`, details: [{ field, message }] });

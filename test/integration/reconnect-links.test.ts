@@ -206,6 +206,35 @@ describe('reconnect links (Microsoft flavour)', () => {
     expect(await grant()).toBeNull();
   });
 
+  it('speaks Japanese to a Japanese browser', async () => {
+    const link = await createLink();
+    const page = await app.anonymousSession().get(`/connect/${link.token}`, { headers: { 'accept-language': 'ja' } });
+    expect(page.text).toContain('<html lang="ja">');
+    expect(page.text).toContain('メールボックスの再接続');
+    expect(page.text).toContain('>承認</button>');
+    const bad = await app.anonymousSession().get('/connect/x', { headers: { 'accept-language': 'ja' } });
+    expect(bad.text).toContain('このリンクは無効です');
+  });
+
+  it('an authorization left more than 10 minutes is refused, then swept', async () => {
+    await app.store.delete(GRANTS, serverId);
+    const link = await createLink();
+    const { owner, callbackPath } = await ownerAuthorizes(link.token, 'alice@example.test');
+    clockOffsetMs += 11 * 60_000;
+    try {
+      const late = await owner.get(callbackPath);
+      expect(late.res.status).toBe(400);
+      expect(late.text).toContain('data-reason="transaction"');
+      const again = await ownerAuthorizes(link.token, 'alice@example.test');
+      clockOffsetMs += 11 * 60_000;
+      expect(await app.services.reconnectLinks.sweepExpired()).toBeGreaterThanOrEqual(1);
+      expect((await again.owner.get(again.callbackPath)).res.status).toBe(303);
+    } finally {
+      clockOffsetMs -= 22 * 60_000;
+    }
+    expect(await grant()).toBeNull();
+  });
+
   it('the link can be emailed through another healthy server, never through the broken one', async () => {
     const other = await app.services.mail.servers.create(
       { name: 'relay', fromAddress: 'relay@example.test', host: '127.0.0.1', port: 2526, protocol: 'smtp' },
@@ -233,5 +262,34 @@ describe('reconnect links (Microsoft flavour)', () => {
     const queued = (await app.services.mail.queue.overview(50)).queue.filter((m) => m.serverId === other.id);
     expect(queued).toHaveLength(1);
     expect(queued[0]?.recipients.map((r) => r.address)).toEqual(['alice@example.test']);
+  });
+});
+
+describe('reconnect link tokens in logs', () => {
+  it('a refused post on a link (no form token) logs no token', async () => {
+    const lines: string[] = [];
+    const { Writable } = await import('node:stream');
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString());
+        cb();
+      },
+    });
+    const provider = await startFakeProvider({ kind: 'google' });
+    const app = await startTestApp({
+      env: { ...providerEnv(provider), MAILGATE_LOG_LEVEL: 'debug' },
+      logDestination: sink,
+    });
+    try {
+      const { serverId } = await createOAuthServer(app.services, provider, 2525);
+      const { token } = await app.services.reconnectLinks.create(serverId, TEST_ACTOR);
+      const res = await app.anonymousSession().postForm(`/connect/${token}`, {}, { csrf: false });
+      expect(res.res.status).toBe(403);
+      expect(lines.join('')).toContain('/connect/(token)');
+      expect(lines.join('')).not.toContain(token.split('.')[1]);
+    } finally {
+      await app.close();
+      await provider.close();
+    }
   });
 });
