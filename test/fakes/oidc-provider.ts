@@ -26,6 +26,8 @@ export interface FakeProviderOptions {
   kind: FakeProviderKind;
   tenant?: string;
   accessTokenTtlSec?: number;
+  /** How long a device flow user code stays valid (default 600 s). */
+  deviceCodeTtlSec?: number;
 }
 
 export interface FakeClient {
@@ -117,6 +119,7 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
       Grant: 86400,
       RefreshToken: 86400,
       AuthorizationCode: 60,
+      DeviceCode: options.deviceCodeTtlSec ?? 600,
     },
     // Google issues refresh tokens on access_type=offline (no offline_access scope); Microsoft on offline_access.
     issueRefreshToken: async (_ctx, client, code) =>

@@ -91,6 +91,22 @@ describe.skipIf(!redisUrlForTests())('mailgate authorize --device (RFC 8628)', (
     expect(await app.store.get(GRANTS, serverId)).toBeNull();
   });
 
+  it('a code nobody confirms expires → non-zero with the reason', async () => {
+    const shortLived = await startFakeProvider({ kind: 'microsoft', deviceCodeTtlSec: 2 });
+    const other = await startTestApp({ store: 'redis', env: providerEnv(shortLived) });
+    try {
+      const created = await createOAuthServer(other.services, shortLived, 2525);
+      const result = await startCli(other.env, 'authorize', created.serverId, '--device').done;
+      expect(result.stdout).toMatch(/^user_code: \S+$/m);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('expired');
+      expect(await other.store.get(GRANTS, created.serverId)).toBeNull();
+    } finally {
+      await other.close();
+      await shortLived.close();
+    }
+  });
+
   it('refuses a server that is not OAuth and an integration that is not Microsoft, before any prompt', async () => {
     const basic = await app.services.mail.servers.create(
       { name: 'plain', fromAddress: 'a@example.test', host: '127.0.0.1', port: 2525, protocol: 'smtp' },

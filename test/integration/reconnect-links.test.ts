@@ -120,6 +120,23 @@ describe('reconnect links (Microsoft flavour)', () => {
     expect(listed.items.find((l) => l.id === link.id)?.status).toBe('used');
   });
 
+  it('only OAuth servers get links, only with an admin key', async () => {
+    const plain = await app.services.mail.servers.create(
+      { name: 'plain', fromAddress: 'p@example.test', host: '127.0.0.1', port: 2527, protocol: 'smtp' },
+      { actor: TEST_ACTOR },
+    );
+    const res = await api(`/api/v1/smtp-servers/${plain.id}/reconnect-links`, { method: 'POST', body: '{}' });
+    expect(res.status).toBe(400);
+    const sendKey = await app.apiKey(['send']);
+    const forbidden = await fetch(`${app.url}/api/v1/smtp-servers/${serverId}/reconnect-links`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${sendKey}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(forbidden.status).toBe(403);
+    await app.services.mail.servers.remove(plain.id, { actor: TEST_ACTOR });
+  });
+
   it('tampered links are refused before any lookup, and audited', async () => {
     const link = await createLink();
     const [id, secret, mac] = link.token.split('.') as [string, string, string];
