@@ -35,7 +35,27 @@ export class DeviceAuthorizationFailure extends AppError {
   }
 }
 
+/** Runs the device flow for one server; a refusal after the prompt is audited like a refused callback. */
 export async function authorizeWithDevice(
+  deps: DeviceAuthorizeDeps,
+  params: Parameters<typeof runDeviceFlow>[1],
+): Promise<{ serverId: string; mailbox: string }> {
+  try {
+    return await runDeviceFlow(deps, params);
+  } catch (err) {
+    if (err instanceof DeviceAuthorizationFailure && !['not_oauth', 'not_microsoft'].includes(err.reason))
+      await deps.audit.record({
+        actor: params.actor,
+        action: 'oauth.authorize',
+        target: `smtp_server:${params.serverId}`,
+        outcome: 'failure',
+        detail: { via: 'device_code', error: err.reason },
+      });
+    throw err;
+  }
+}
+
+async function runDeviceFlow(
   deps: DeviceAuthorizeDeps,
   params: {
     serverId: string;

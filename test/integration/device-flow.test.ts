@@ -89,6 +89,10 @@ describe.skipIf(!redisUrlForTests())('mailgate authorize --device (RFC 8628)', (
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('denied');
     expect(await app.store.get(GRANTS, serverId)).toBeNull();
+    const audit = (await app.services.audit.list({ limit: 50 })).entries.find(
+      (e) => e.action === 'oauth.authorize' && e.detail?.via === 'device_code' && e.outcome === 'failure',
+    );
+    expect(audit?.detail?.error).toBe('denied');
   });
 
   it('a code nobody confirms expires → non-zero with the reason', async () => {
