@@ -218,7 +218,9 @@ export class AuthorizeService {
       field: 'codeVerifier',
     });
     return this.finish({
-      ...t,
+      integrationId: t.integrationId,
+      serverId: t.serverId,
+      nonce: t.nonce,
       state,
       codeVerifier,
       callbackUrl: params.callbackUrl,

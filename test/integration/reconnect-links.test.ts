@@ -5,6 +5,7 @@ import { startTestApp, type HttpSession, type TestApp } from '../fakes/app.js';
 import { consentAtProvider } from '../fakes/oauth-flow.js';
 import { createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
+import { redisUrlForTests } from '../fakes/redis.js';
 
 /**
  * Reconnect links over HTTP, against a real OpenID provider: the owner of a mailbox, with no mailgate session,
@@ -32,7 +33,9 @@ function providerUrlOf(html: string): string {
   return url.href;
 }
 
-describe('reconnect links (Microsoft flavour)', () => {
+const stores = redisUrlForTests() ? (['file', 'redis'] as const) : (['file'] as const);
+
+describe.each(stores)('reconnect links (Microsoft flavour, %s store)', (store) => {
   let provider: FakeProvider;
   let app: TestApp;
   let key: string;
@@ -40,7 +43,7 @@ describe('reconnect links (Microsoft flavour)', () => {
 
   beforeAll(async () => {
     provider = await startFakeProvider({ kind: 'microsoft', accessTokenTtlSec: 60 });
-    app = await startTestApp({ env: providerEnv(provider), clock: () => Date.now() + clockOffsetMs });
+    app = await startTestApp({ store, env: providerEnv(provider), clock: () => Date.now() + clockOffsetMs });
     key = await app.apiKey(['admin']);
     const created = await createOAuthServer(app.services, provider, 2525);
     serverId = created.serverId;
