@@ -1,4 +1,7 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net, { type AddressInfo } from 'node:net';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GRANTS, type GrantRecord } from '../../src/tokens/grants.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
@@ -21,6 +24,19 @@ function textOf(raw: string): string {
   return raw
     .replace(/=\r?\n/g, '')
     .replace(/=([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+}
+
+/** axe-core's WCAG 2 A/AA violations within `selector` (evaluated through the debugger, so the page's CSP allows it). */
+async function axeViolations(page: Page, selector: string): Promise<string[]> {
+  const source = await readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+  await page.evaluate(source);
+  return page.evaluate(async (include) => {
+    const axe = (
+      globalThis as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string }[] }> } }
+    ).axe;
+    const result = await axe.run({ include: [include] }, { runOnly: ['wcag2a', 'wcag2aa'] });
+    return result.violations.map((v) => v.id);
+  }, selector);
 }
 
 describe.skipIf(!chromiumPathForTests())('reconnect link in a real browser', () => {
@@ -98,6 +114,7 @@ describe.skipIf(!chromiumPathForTests())('reconnect link in a real browser', () 
     await admin.page.getByLabel('Password').fill(user.password);
     await Promise.all([admin.page.waitForURL(/\/admin\//), admin.page.getByRole('button', { name: 'Log in' }).click()]);
     await admin.page.goto(`${baseUrl}/admin/smtp-servers/${serverId}`);
+    expect(await axeViolations(admin.page, '#reconnect-links')).toEqual([]);
     await admin.page.locator('#emailVia').selectOption(relayId);
     expect(await admin.page.locator('#emailTo').inputValue()).toBe('alice@example.test');
     await admin.page.getByRole('button', { name: 'Create reconnect link' }).click();
@@ -117,6 +134,7 @@ describe.skipIf(!chromiumPathForTests())('reconnect link in a real browser', () 
     browsers.push(owner);
     await owner.page.goto(link!);
     expect(await owner.page.locator('#connect-asks').textContent()).toContain('alice@example.test');
+    expect(await axeViolations(owner.page, 'main')).toEqual([]);
     await Promise.all([
       owner.page.waitForURL(`${provider.authority}/**`),
       owner.page.getByRole('button', { name: 'Authorize' }).click(),
@@ -129,6 +147,7 @@ describe.skipIf(!chromiumPathForTests())('reconnect link in a real browser', () 
       owner.page.getByRole('button', { name: 'Continue' }).click(),
     ]);
     expect(await owner.page.locator('#connect-done').textContent()).toContain('alice@example.test');
+    expect(await axeViolations(owner.page, 'main')).toEqual([]);
     const ownerCookies = await owner.context.cookies(baseUrl);
     expect(ownerCookies.some((c) => c.name.includes('sid'))).toBe(false);
 
