@@ -103,7 +103,9 @@ describe.skipIf(!chromiumPathForTests())('reconnect link in a real browser', () 
     });
     expect(sent.status).toBe(202);
     const { id: messageId } = (await sent.json()) as { id: string };
-    await expect.poll(async () => (await app.services.mail.queue.get(messageId)).status).toBe('held');
+    await expect
+      .poll(async () => (await app.services.mail.queue.get(messageId)).status, { timeout: 10_000 })
+      .toBe('held');
 
     // The admin creates a link on the server page and has it emailed through the relay.
     const admin = await openTestBrowser(consoleErrors);
