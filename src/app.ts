@@ -22,6 +22,7 @@ import { notificationBanners, notificationsRouter } from './web/notifications.js
 import { createRenderer } from './web/render.js';
 import { createSessionLayer } from './web/session.js';
 import { smtpServersRouter } from './web/smtp-servers.js';
+import { reconnectPanelData, reconnectRouter, redactLinkPaths } from './web/reconnect.js';
 
 /**
  * The service graph the web app serves, built by src/main.ts (or a test) and passed in: createApp has no
@@ -99,6 +100,7 @@ export function createApp(deps: AppDeps): Express {
   const web: WebContext = { auth: createAuthMiddleware({ apiKeys: deps.apiKeys }), eta };
   app.use(notificationBanners(deps.notify));
   const { audit, loginGuard, sessionGeneration, clock, mail, oauthAdmin } = deps;
+  const reconnect = { config, links: deps.reconnectLinks, mail, tokens: deps.tokens };
   const panel = { tokens: deps.tokens, integrations: deps.oauthIntegrations, warnings: oauthAdmin.warnings };
   // The send API first: the busiest route, so its requests do not walk every other router's routes.
   app.use(messagesRouter(web, { mail, keyRates: deps.keyRates }));
@@ -121,7 +123,10 @@ export function createApp(deps: AppDeps): Express {
       web,
       { config, audit, mail },
       {
-        oauthPanel: (server) => oauthPanelData(panel, server),
+        oauthPanel: async (server) => ({
+          ...(await oauthPanelData(panel, server)),
+          reconnect: await reconnectPanelData(reconnect, server),
+        }),
         oauthStatus: async (serverId) => (await deps.tokens.get(serverId))?.value.status ?? null,
         integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
         warnings: oauthAdmin.warnings,
@@ -138,6 +143,8 @@ export function createApp(deps: AppDeps): Express {
       rotateClientSecret: oauthAdmin.rotateClientSecret,
     }),
   );
+  // Before the OAuth callback router: it answers the callbacks of reconnect links and passes on the rest.
+  app.use(reconnectRouter(web, reconnect));
   app.use(
     oauthCallbackRouter(web, {
       config,
@@ -149,6 +156,7 @@ export function createApp(deps: AppDeps): Express {
   );
 
   app.use(notFound);
+  app.use(redactLinkPaths);
   app.use(createErrorHandler(log, eta));
   return app;
 }

@@ -27,6 +27,7 @@ import { rotateClientSecret, type RotationResult as SecretRotationResult } from 
 import { createOAuthServices, type OAuthTuning } from './tokens/wiring.js';
 import type { TokenService } from './tokens/refresh.js';
 import { disconnectGrant, type DisconnectResult } from './tokens/revoke.js';
+import { ReconnectLinks } from './tokens/reconnect-links.js';
 import type { TokenScheduler } from './tokens/scheduler.js';
 import { collectOAuthWarnings, type OAuthWarning } from './tokens/warnings.js';
 
@@ -104,6 +105,8 @@ export interface Services extends Omit<
   oauthAdmin: OAuthAdmin;
   /** Notification channels, events and their delivery (src/notify/). */
   notify: NotifyServices;
+  /** Reconnect links: a mailbox owner re-authorizes one server without an account. */
+  reconnectLinks: ReconnectLinks;
   /** Starts background work (workers, schedulers, subscriptions). */
   start(): Promise<void>;
   /** Stops background work and waits for in-flight work to finish; does not close the store. */
@@ -257,8 +260,28 @@ export async function createServices(base: ServiceBase): Promise<Services> {
       ),
   };
 
+  const reconnectLinks = new ReconnectLinks({
+    store: base.store,
+    keyring: base.keyring,
+    audit,
+    clock: time,
+    servers: { get: (id) => mail.servers.get(id) },
+    authorize: oauth.authorize,
+    integrations: oauth.integrations,
+    tokens: oauth.tokens,
+    secrets: sessionSecrets,
+  });
+  let linkSweeper: NodeJS.Timeout | undefined;
+  starters.push(async () => {
+    if (!base.config.MAILGATE_WORKERS) return;
+    linkSweeper = setInterval(() => void reconnectLinks.sweepExpired().catch(() => 0), 3600_000);
+    linkSweeper.unref();
+  });
+  stoppers.push(async () => clearInterval(linkSweeper));
+
   return {
     ...base,
+    reconnectLinks,
     readinessChecks: [oauth.readinessCheck],
     oauthIntegrations: oauth.integrations,
     tokens: oauth.tokens,

@@ -25,6 +25,7 @@ export const SEALED_FIELDS: readonly SealedField[] = [
   { collection: 'oauth_grants', path: 'tokens.refreshToken' },
   { collection: 'oauth_transactions', path: 'codeVerifier' },
   { collection: 'notify_channels', path: 'secret' },
+  { collection: 'reconnect_transactions', path: 'codeVerifier' },
 ];
 
 type Visit = (sealed: string, field: string) => string;

@@ -157,6 +157,38 @@ function emailVerifiedOf(claim: unknown): boolean | undefined {
   return undefined;
 }
 
+/** What a device authorization started with; `handle` goes back to pollDeviceAuthorization unchanged. */
+export interface DeviceAuthorization {
+  userCode: string;
+  verificationUri: string;
+  verificationUriComplete?: string | undefined;
+  /** Seconds the code stays valid. */
+  expiresIn: number;
+  intervalSec: number;
+  handle: unknown;
+}
+
+/** A token endpoint answer with its ID token claims (validated by openid-client) in our shape. */
+function tokenSetOf(result: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers): TokenSet {
+  const claims = result.claims();
+  return {
+    accessToken: result.access_token,
+    refreshToken: result.refresh_token,
+    expiresIn: result.expiresIn(),
+    scope: result.scope,
+    claims: claims
+      ? {
+          sub: claims.sub,
+          iss: claims.iss,
+          email: typeof claims.email === 'string' ? claims.email : undefined,
+          emailVerified: emailVerifiedOf(claims.email_verified),
+          preferredUsername: typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined,
+          tid: typeof claims.tid === 'string' ? claims.tid : undefined,
+        }
+      : undefined,
+  };
+}
+
 /** A configured client for one integration (discovery done once). */
 export class OAuthClient {
   private constructor(
@@ -248,23 +280,7 @@ export class OAuthClient {
         },
         { redirect_uri: checks.redirectUri },
       );
-      const claims = result.claims();
-      return {
-        accessToken: result.access_token,
-        refreshToken: result.refresh_token,
-        expiresIn: result.expiresIn(),
-        scope: result.scope,
-        claims: claims
-          ? {
-              sub: claims.sub,
-              iss: claims.iss,
-              email: typeof claims.email === 'string' ? claims.email : undefined,
-              emailVerified: emailVerifiedOf(claims.email_verified),
-              preferredUsername: typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined,
-              tid: typeof claims.tid === 'string' ? claims.tid : undefined,
-            }
-          : undefined,
-      };
+      return tokenSetOf(result);
     } catch (err) {
       throw classifyOAuthError(err);
     }
@@ -281,6 +297,49 @@ export class OAuthClient {
       };
     } catch (err) {
       throw classifyOAuthError(err);
+    }
+  }
+
+  get hasDeviceAuthorization(): boolean {
+    return Boolean(this.configuration.serverMetadata().device_authorization_endpoint);
+  }
+
+  /** RFC 8628 step one: the code the user types at the provider and where. */
+  async initiateDeviceAuthorization(scope: string): Promise<DeviceAuthorization> {
+    try {
+      const r = await oidc.initiateDeviceAuthorization(this.configuration, { scope });
+      return {
+        userCode: r.user_code,
+        verificationUri: r.verification_uri,
+        verificationUriComplete: r.verification_uri_complete,
+        expiresIn: r.expires_in,
+        intervalSec: r.interval ?? 5,
+        handle: r,
+      };
+    } catch (err) {
+      throw classifyOAuthError(err);
+    }
+  }
+
+  /**
+   * RFC 8628 step two: polls the token endpoint at the provider's interval (slowing down when told) until the
+   * user confirmed (tokens with verified ID token claims), denied (`denied`) or the code expired (`protocol`,
+   * `expired_token`). `signal` stops the wait.
+   */
+  async pollDeviceAuthorization(device: DeviceAuthorization, signal?: AbortSignal): Promise<TokenSet> {
+    try {
+      const result = await oidc.pollDeviceAuthorizationGrant(
+        this.configuration,
+        device.handle as oidc.DeviceAuthorizationResponse,
+        undefined,
+        signal ? { signal } : undefined,
+      );
+      return tokenSetOf(result);
+    } catch (err) {
+      const e = classifyOAuthError(err);
+      if (e.oauthError === 'access_denied')
+        throw new OAuthProtocolError('denied', e.oauthError, e.description, { cause: err });
+      throw e;
     }
   }
 

@@ -5,12 +5,12 @@ import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findEgressDenial } from '../net/egress.js';
-import { type Doc, type Store, VersionConflictError } from '../store/store.js';
+import { type Store, VersionConflictError } from '../store/store.js';
 import { newAuthorizationSecrets, OAuthProtocolError } from '../oauth/client.js';
 import { diagnoseOAuthError } from '../oauth/diagnose.js';
 import type { IntegrationService } from '../oauth/integrations.js';
 import { authorizationExtras, providerOf, requestedScopes } from '../oauth/providers/index.js';
-import { GRANTS, sealToken, type GrantRecord } from './grants.js';
+import { storeGrant } from './grant-store.js';
 import type { TokenService } from './refresh.js';
 
 /**
@@ -57,6 +57,7 @@ export type AuthorizationRefusal =
   | 'wrong_issuer'
   | 'no_email'
   | 'email_unverified'
+  | 'wrong_mailbox'
   | 'exchange_failed';
 
 /** Why a callback was refused (`oauth_failed`), for a clear page; `serverId` when known (never from the query). */
@@ -89,13 +90,17 @@ function transactionId(state: string): string {
 export class AuthorizeService {
   constructor(private readonly deps: AuthorizeDeps) {}
 
-  /** Starts an authorization for `serverId`; returns the provider URL to send the browser to. */
-  async begin(params: {
+  /**
+   * The provider request for `serverId`: fresh state, nonce and PKCE secrets and the URL to send the browser
+   * to. The caller keeps the transaction (the admin flow here, a reconnect link elsewhere).
+   */
+  async prepare(serverId: string): Promise<{
     serverId: string;
-    sessionId: string;
-    actor: Actor;
-  }): Promise<{ url: string; providerOrigin: string }> {
-    const server = await this.deps.servers.get(params.serverId);
+    integrationId: string;
+    url: URL;
+    secrets: Awaited<ReturnType<typeof newAuthorizationSecrets>>;
+  }> {
+    const server = await this.deps.servers.get(serverId);
     if (server.authMethod !== 'oauth2' || !server.oauthIntegrationId) {
       throw new AppError('bad_request', {
         message:
@@ -117,10 +122,28 @@ export class AuthorizeService {
       });
     }
     const secrets = await newAuthorizationSecrets();
+    const url = client.authorizationUrl({
+      redirectUri: this.deps.integrations.redirectUri,
+      scope: requestedScopes(integration.value.scopes).join(' '),
+      state: secrets.state,
+      nonce: secrets.nonce,
+      codeChallenge: secrets.codeChallenge,
+      extras: authorizationExtras(integration.value.provider),
+    });
+    return { serverId: server.id, integrationId: integration.id, url, secrets };
+  }
+
+  /** Starts an authorization for `serverId`; returns the provider URL to send the browser to. */
+  async begin(params: {
+    serverId: string;
+    sessionId: string;
+    actor: Actor;
+  }): Promise<{ url: string; providerOrigin: string }> {
+    const { serverId, integrationId, url, secrets } = await this.prepare(params.serverId);
     const id = transactionId(secrets.state);
     const record: TransactionRecord = {
-      integrationId: integration.id,
-      serverId: server.id,
+      integrationId,
+      serverId,
       codeVerifier: this.deps.keyring.seal(secrets.codeVerifier, {
         collection: TRANSACTIONS,
         id,
@@ -132,14 +155,6 @@ export class AuthorizeService {
       expiresAt: this.deps.clock.now() + TRANSACTION_TTL_MS,
     };
     await this.deps.store.put(TRANSACTIONS, id, record, { ifVersion: 0 });
-    const url = client.authorizationUrl({
-      redirectUri: this.deps.integrations.redirectUri,
-      scope: requestedScopes(integration.value.scopes).join(' '),
-      state: secrets.state,
-      nonce: secrets.nonce,
-      codeChallenge: secrets.codeChallenge,
-      extras: authorizationExtras(integration.value.provider),
-    });
     return { url: url.href, providerOrigin: url.origin };
   }
 
@@ -197,6 +212,45 @@ export class AuthorizeService {
         'This authorization expired (more than 10 minutes passed). Press Authorize again.',
         t.serverId,
       );
+    const codeVerifier = this.deps.keyring.open(t.codeVerifier, {
+      collection: TRANSACTIONS,
+      id,
+      field: 'codeVerifier',
+    });
+    return this.finish({
+      integrationId: t.integrationId,
+      serverId: t.serverId,
+      nonce: t.nonce,
+      state,
+      codeVerifier,
+      callbackUrl: params.callbackUrl,
+      actor: params.actor,
+      ip: params.ip,
+    });
+  }
+
+  /**
+   * The callback once a transaction was found, matched and consumed: provider errors, issuer, code exchange,
+   * the mailbox from the ID token, then the grant. With `expectedMailbox` another mailbox is refused and
+   * nothing is stored; `beforeStore` runs after every check and may still refuse (a link used meanwhile).
+   */
+  async finish(params: {
+    integrationId: string;
+    serverId: string;
+    nonce: string;
+    state: string;
+    codeVerifier: string;
+    callbackUrl: URL;
+    actor: Actor;
+    ip?: string | undefined;
+    expectedMailbox?: string | null;
+    beforeStore?: (mailbox: string) => Promise<void>;
+    auditDetail?: Record<string, string>;
+  }): Promise<{ serverId: string; mailbox: string }> {
+    const t = params;
+    const state = params.state;
+    const codeVerifier = params.codeVerifier;
+    const query = params.callbackUrl.searchParams;
     const integration = await this.deps.integrations.get(t.integrationId);
     const provider = integration.value.provider;
     const error = query.get('error');
@@ -227,11 +281,6 @@ export class AuthorizeService {
         t.serverId,
       );
     }
-    const codeVerifier = this.deps.keyring.open(t.codeVerifier, {
-      collection: TRANSACTIONS,
-      id,
-      field: 'codeVerifier',
-    });
     let tokens;
     try {
       tokens = await client.exchangeCode(params.callbackUrl, {
@@ -282,54 +331,37 @@ export class AuthorizeService {
         t.serverId,
       );
     }
+    if (params.expectedMailbox && params.expectedMailbox.toLowerCase() !== mailbox.toLowerCase()) {
+      await this.auditFailure(params, t, 'wrong_mailbox');
+      throw new AuthorizationFailure(
+        'wrong_mailbox',
+        `You signed in as ${mailbox}, but this server sends as ${params.expectedMailbox}. Nothing was changed: sign in with ${params.expectedMailbox}.`,
+        t.serverId,
+      );
+    }
+    await params.beforeStore?.(mailbox);
     if (!tokens.refreshToken) {
       this.deps.log.warn(
         { serverId: t.serverId, provider },
         'the provider issued no refresh token; the grant will need re-authorization when the access token expires',
       );
     }
-    const grantId = t.serverId;
-    const now = this.deps.clock.now();
-    const record: GrantRecord = {
+    await storeGrant(this.deps, {
       serverId: t.serverId,
       integrationId: t.integrationId,
+      provider,
       mailbox,
-      subject: claims?.sub ?? mailbox,
-      scope: tokens.scope ?? null,
-      status: 'active',
-      tokens: {
-        accessToken: sealToken(this.deps.keyring, grantId, 'accessToken', tokens.accessToken),
-        refreshToken: tokens.refreshToken
-          ? sealToken(this.deps.keyring, grantId, 'refreshToken', tokens.refreshToken)
-          : null,
-        expiresAt: now + (tokens.expiresIn ?? 3600) * 1000,
-        obtainedAt: now,
-      },
-      lastRefreshAt: null,
-      lastError: null,
-      failures: 0,
-      retryAt: null,
-      authorizedAt: now,
-      authorizedBy: params.actor.type === 'user' ? params.actor.email : params.actor.id,
-    };
-    // Re-authorization replaces the old grant whatever its state (its tokens are dead or superseded).
-    const doc: Doc<GrantRecord> = await this.deps.store.put(GRANTS, grantId, record);
-    await this.deps.integrations.clearMisconfigured(t.integrationId);
-    await this.deps.audit.record({
+      tokens,
       actor: params.actor,
-      action: 'oauth.authorize',
-      target: `smtp_server:${t.serverId}`,
-      outcome: 'success',
-      ...(params.ip ? { ip: params.ip } : {}),
-      detail: { mailbox, integrationId: t.integrationId, provider, offlineAccess: Boolean(tokens.refreshToken) },
+      ip: params.ip,
+      ...(params.auditDetail ? { auditDetail: params.auditDetail } : {}),
     });
-    await this.deps.tokens.notifyAuthorized(doc);
     return { serverId: t.serverId, mailbox };
   }
 
   private async auditFailure(
     params: { actor: Actor; ip?: string | undefined },
-    t: TransactionRecord,
+    t: { serverId: string; integrationId: string },
     code: string,
   ): Promise<void> {
     await this.deps.audit.record({

@@ -14,7 +14,7 @@ import Provider from 'oidc-provider';
  * Both: access tokens live `accessTokenTtlSec` seconds, introspection is on so a test SMTP server can
  * validate XOAUTH2 tokens, devInteractions accept any login (`alice@example.test` becomes the account and
  * its email; a login without `@` yields an account without email, one starting with `unverified+` an email with
- * `email_verified: false`). Faults are injected at the HTTP edge
+ * `email_verified: false`). The device flow feature is on (`/device`, see device-flow.ts). Faults are injected at the HTTP edge
  * of the token endpoint (503, hang) or by disabling an account, which makes every refresh of its grants
  * fail with the provider's own `invalid_grant`.
  */
@@ -26,6 +26,8 @@ export interface FakeProviderOptions {
   kind: FakeProviderKind;
   tenant?: string;
   accessTokenTtlSec?: number;
+  /** How long a device flow user code stays valid (default 600 s). */
+  deviceCodeTtlSec?: number;
 }
 
 export interface FakeClient {
@@ -105,6 +107,8 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
       introspection: { enabled: true, allowedPolicy: async () => true },
       resourceIndicators: { enabled: false },
       clientCredentials: { enabled: true },
+      // RFC 8628, as Microsoft offers it: `mailgate authorize <server> --device` runs against it.
+      deviceFlow: { enabled: true },
     },
     ttl: {
       AccessToken: ttl,
@@ -115,6 +119,7 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
       Grant: 86400,
       RefreshToken: 86400,
       AuthorizationCode: 60,
+      DeviceCode: options.deviceCodeTtlSec ?? 600,
     },
     // Google issues refresh tokens on access_type=offline (no offline_access scope); Microsoft on offline_access.
     issueRefreshToken: async (_ctx, client, code) =>
@@ -176,7 +181,12 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
         client_id: c.clientId,
         client_secret: c.clientSecret,
         redirect_uris: c.redirectUris,
-        grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+        grant_types: [
+          'authorization_code',
+          'refresh_token',
+          'client_credentials',
+          'urn:ietf:params:oauth:grant-type:device_code',
+        ],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',
       });
