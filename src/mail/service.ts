@@ -10,7 +10,8 @@ import type { AccessTokenSource, GrantSource } from './auth.js';
 import { createMailQueue, MESSAGES, type MailQueue, type QueueOptions } from './queue.js';
 import { countPlacesOnFileStore } from './queue-limits.js';
 import { createSmtpServers, type SmtpServers } from './servers.js';
-import { createMailTransport, type MailTransport } from './transport.js';
+import type { MailTransport } from './transport.js';
+import { createTransports } from './transports/index.js';
 import { testConnection, type TestConnectionResult } from './verify.js';
 import { AppError } from '../errors.js';
 
@@ -49,8 +50,11 @@ export interface MailServicesDeps {
 export function createMailServices(deps: MailServicesDeps): MailServices {
   const { config, store, log } = deps;
   const servers = createSmtpServers({ store, keyring: deps.keyring, config, audit: deps.audit, log });
-  const transport = createMailTransport({
+  const transport = createTransports({
     log,
+    graphUrl: config.MAILGATE_GRAPH_URL,
+    gmailApiUrl: config.MAILGATE_GMAIL_API_URL,
+    ...(deps.clock ? { now: () => deps.clock!.now() } : {}),
     debug: config.MAILGATE_MAIL_DEBUG,
     ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
     ...(deps.maxConnections ? { maxConnections: deps.maxConnections } : {}),
