@@ -20,6 +20,7 @@ import { mailQueueRouter } from './web/mail-queue.js';
 import { messagesRouter } from './web/messages.js';
 import { createRenderer } from './web/render.js';
 import { createSessionLayer } from './web/session.js';
+import { serverTransportRouter } from './web/server-transport.js';
 import { smtpServersRouter } from './web/smtp-servers.js';
 
 /**
@@ -126,6 +127,7 @@ export function createApp(deps: AppDeps): Express {
       },
     ),
   );
+  app.use(serverTransportRouter(web, { mail }));
   app.use(mailQueueRouter(web, { mail }));
   app.use(
     oauthIntegrationsRouter(web, {

@@ -1,5 +1,3 @@
-import type { Logger } from '../../log.js';
-import type { AccessTokenSource, GrantSource } from '../auth.js';
 import type { ResolvedServer } from '../servers.js';
 import type { MailTransport, TransportDeps } from '../transport.js';
 import { createGmailApiTransport } from './gmail-api.js';
