@@ -32,8 +32,8 @@ export interface MailApiFake {
   maxConcurrent: Map<string, number>;
   /** Answers the next requests with these faults, one each, before accepting again. */
   inject(...faults: Fault[]): void;
-  /** Answers every send with this fault until cleared (null). */
-  storm(fault: Fault | null): void;
+  /** Answers every send (of `mailbox` only, when given) with this fault until cleared (null). */
+  storm(fault: Fault | null, mailbox?: string): void;
   /** Each send waits this long before answering (concurrency becomes visible). */
   delayMs: number;
   /** From addresses a mailbox may send as, besides itself; others get the provider's send-as refusal. */
@@ -60,6 +60,7 @@ const fromOf = (mime: string) => /^From:.*?<([^>]+)>/im.exec(mime)?.[1] ?? /^Fro
 export async function startMailApiFake(provider: FakeProvider, shape: MailApiShape): Promise<MailApiFake> {
   const queue: Fault[] = [];
   let storming: Fault | null = null;
+  let stormMailbox: string | undefined;
   const running = new Map<string, number>();
 
   const server = http.createServer((req, res) => {
@@ -110,7 +111,7 @@ export async function startMailApiFake(provider: FakeProvider, shape: MailApiSha
     fake.maxConcurrent.set(key, Math.max(fake.maxConcurrent.get(key) ?? 0, running.get(key)!));
     try {
       if (fake.delayMs > 0) await new Promise((r) => setTimeout(r, fake.delayMs));
-      const fault = queue.shift() ?? storming;
+      const fault = queue.shift() ?? (stormMailbox === undefined || stormMailbox === key ? storming : null);
       if (fault) {
         fake.requests.push({ mailbox, status: fault.status });
         return fail(res, fault, `injected ${fault.status}`);
@@ -140,8 +141,9 @@ export async function startMailApiFake(provider: FakeProvider, shape: MailApiSha
     delayMs: 0,
     sendAs: new Map(),
     inject: (...faults) => void queue.push(...faults),
-    storm(fault) {
+    storm(fault, mailbox) {
       storming = fault;
+      stormMailbox = mailbox?.toLowerCase();
     },
     async waitFor(count, timeoutMs = 20_000) {
       const deadline = Date.now() + timeoutMs;
