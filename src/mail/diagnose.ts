@@ -107,7 +107,7 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
     return result(
       'smtp_auth_disabled',
       'credentials',
-      'Microsoft 365 has SMTP AUTH switched off for this tenant or mailbox (5.7.139; Security Defaults or a "block legacy authentication" policy), so even OAuth 2.0 over SMTP is refused. Press Switch to Microsoft Graph on the server page (it keeps this server, its settings and its queue and asks for authorization with the Mail.Send permission), or have an Exchange admin run Set-CASMailbox -SmtpClientAuthenticationDisabled $false for the mailbox.',
+      'Microsoft 365 has SMTP AUTH switched off for this tenant or mailbox (5.7.139; Security Defaults or a "block legacy authentication" policy), so even OAuth 2.0 over SMTP is refused. Press Switch to Microsoft Graph on the server page (it keeps this server, its settings and its queue and asks for authorization with the Mail.Send permission), or, where the tenant allows it, enable "Authenticated SMTP" for the mailbox (Microsoft 365 admin center → the user → Mail → Manage email apps).',
     );
   }
   if (/\b5\.7\.30\b/.test(response)) {
