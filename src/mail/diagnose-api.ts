@@ -22,6 +22,13 @@ export function diagnoseApi(err: MailTransportFailure): Diagnosis {
     ...extra,
   });
 
+  if (status === 0) {
+    return result(
+      'api_unreachable',
+      'temporary',
+      `${label} could not be reached (${code}): mailgate retries with backoff. Check mailgate's outbound HTTPS access and ${err.api === 'gmail_api' ? 'MAILGATE_GMAIL_API_URL' : 'MAILGATE_GRAPH_URL'}.`,
+    );
+  }
   if (code === 'dailyLimitExceeded') {
     return result(
       'api_daily_limit',

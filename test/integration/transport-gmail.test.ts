@@ -98,6 +98,12 @@ describe('Gmail API transport', () => {
     expect(view.attempts).toBe(0);
     clockOffsetMs += 31_000;
     await waitUntil('retried during the storm', () => gmail.requests.filter((r) => r.status === 429).length > 1);
+    // Every retry recorded before the clock moves again (a jump past in-flight leases is no real clock's doing).
+    await waitUntil('deferred again', async () =>
+      (await Promise.all(ids.map((id) => services.mail.queue.get(id)))).every(
+        (v) => v.status === 'deferred' && Date.parse(v.nextAttemptAt!) > now() + 20_000,
+      ),
+    );
     gmail.storm(null);
     clockOffsetMs += 31_000;
     await waitUntil('sent', async () => (await Promise.all(ids.map(statusOf))).every((s) => s === 'sent'));

@@ -130,12 +130,16 @@ describe('Microsoft Graph transport', () => {
     const other = await enqueue(bobId, 'bob during the storm');
     await waitUntil('bob sent', async () => (await statusOf(other)) === 'sent');
     // Three storm windows pass: still nothing lost (MAILGATE_QUEUE_MAX_ATTEMPTS is 2; rate limits do not count).
+    // The clock moves only when every message's retry is recorded: a jump past in-flight leases would let a
+    // second worker claim a message that is still being sent, which no real clock does.
+    const allWaiting = async () =>
+      (await Promise.all(ids.map((id) => services.mail.queue.get(id)))).every(
+        (v) => v.status === 'deferred' && Date.parse(v.nextAttemptAt!) > now() + 30_000,
+      );
     for (let i = 0; i < 3; i++) {
       clockOffsetMs += 61_000;
       await waitUntil('retried', () => graph.requests.filter((r) => r.status === 429).length > throttledRequests + i);
-      await waitUntil('deferred again', async () =>
-        (await Promise.all(ids.map(statusOf))).every((s) => s === 'deferred'),
-      );
+      await waitUntil('deferred again', allWaiting);
     }
     graph.storm(null);
     clockOffsetMs += 61_000;
@@ -164,6 +168,24 @@ describe('Microsoft Graph transport', () => {
     const big = await enqueue(aliceId, 'too big');
     await waitUntil('failed', async () => (await statusOf(big)) === 'failed');
     expect((await services.mail.queue.get(big)).lastError?.code).toBe('api_message_too_large');
+  });
+
+  it('a MIME message over 3 MB is refused for Graph before any request, with the reason', async () => {
+    const requests = graph.requests.length;
+    // 900 000 two-byte characters in text and html: over 3 MB once encoded, under MAILGATE_MAX_MESSAGE_BYTES.
+    const body = 'é'.repeat(900_000);
+    const { id } = await services.mail.queue.enqueue({
+      serverId: aliceId,
+      to: ['carol@example.test'],
+      subject: 'large',
+      text: body,
+      html: `<p>${body}</p>`,
+    });
+    await waitUntil('failed', async () => (await statusOf(id)) === 'failed');
+    const view = await services.mail.queue.get(id);
+    expect(view.lastError?.code).toBe('api_message_too_large');
+    expect(view.lastError?.message).toMatch(/at most 3145728 bytes/);
+    expect(graph.requests.length).toBe(requests);
   });
 
   it('sending as a shared mailbox without the right pauses the server and names the missing right', async () => {

@@ -77,8 +77,9 @@ export function nextPacificMidnight(now: number): number {
     minute: '2-digit',
     second: '2-digit',
   }).formatToParts(new Date(now));
-  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0) % 24;
-  const elapsed = ((get('hour') * 60 + get('minute')) * 60 + get('second')) * 1000 + (now % 1000);
+  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
+  // Some engines say "24" for midnight with hour12: false.
+  const elapsed = (((get('hour') % 24) * 60 + get('minute')) * 60 + get('second')) * 1000 + (now % 1000);
   return now - elapsed + 24 * 3_600_000;
 }
 

@@ -75,14 +75,30 @@ export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailT
     accessToken: string,
   ): Promise<ApiAnswer> {
     const timeout = server.timeoutMs > 0 ? server.timeoutMs : DEFAULT_TIMEOUT_MS;
-    const res = await doFetch(`${base}${path}`, {
-      method: init.method,
-      headers: { ...init.headers, authorization: `Bearer ${accessToken}` },
-      ...(init.body !== undefined ? { body: init.body } : {}),
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeout),
-    });
-    return { status: res.status, headers: res.headers, body: await res.text() };
+    try {
+      const res = await doFetch(`${base}${path}`, {
+        method: init.method,
+        headers: { ...init.headers, authorization: `Bearer ${accessToken}` },
+        ...(init.body !== undefined ? { body: init.body } : {}),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeout),
+      });
+      return { status: res.status, headers: res.headers, body: await res.text() };
+    } catch (err) {
+      // No HTTP answer at all (network, DNS, TLS, timeout): status 0, the system's code as the provider code.
+      const e = err as { name?: string; message?: string; cause?: { code?: unknown; message?: string } };
+      const code = e.name === 'TimeoutError' ? 'timeout' : typeof e.cause?.code === 'string' ? e.cause.code : 'network';
+      throw new MailTransportFailure(
+        {
+          kind: 'api',
+          api: spec.api,
+          message: `${spec.label} at ${base} could not be reached: ${e.cause?.message ?? e.message ?? String(err)}`,
+          httpStatus: 0,
+          providerCode: code,
+        },
+        err,
+      );
+    }
   }
 
   /** One request with the current token; on 401 one forced refresh and one more request. */
