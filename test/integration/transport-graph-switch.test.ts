@@ -112,4 +112,38 @@ describe('535 5.7.139 → Switch to Microsoft Graph', () => {
     expect((await app.services.mail.servers.get(serverId)).id).toBe(serverId);
     expect(await app.services.mail.servers.pauseOf(serverId)).toBeNull();
   });
+
+  it('the JSON API creates Graph and Gmail API servers without a host and refuses one without OAuth 2.0', async () => {
+    const key = await app.apiKey(['admin']);
+    const post = (body: unknown) =>
+      fetch(`${app.url}/api/v1/smtp-servers`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const integrationId = (await app.services.mail.servers.get(serverId)).oauthIntegrationId;
+    const created = await post({
+      name: 'graph by api',
+      protocol: 'graph',
+      authMethod: 'oauth2',
+      oauthIntegrationId: integrationId,
+      username: 'alice@example.test',
+      fromAddress: 'shared@example.test',
+      sendAs: ['other@example.test'],
+    });
+    expect(created.status).toBe(201);
+    const body = (await created.json()) as { protocol: string; host: string; sendAs: string[] };
+    expect(body).toMatchObject({ protocol: 'graph', host: '', sendAs: ['other@example.test'] });
+    const refused = await post({
+      name: 'gmail basic',
+      protocol: 'gmail_api',
+      authMethod: 'basic',
+      username: 'a',
+      password: 'b',
+      fromAddress: 'a@example.test',
+    });
+    expect(refused.status).toBe(400);
+    const error = ((await refused.json()) as { error: { details: { field: string }[] } }).error;
+    expect(error.details.map((d) => d.field)).toContain('authMethod');
+  });
 });
