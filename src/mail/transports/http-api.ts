@@ -38,6 +38,8 @@ export interface ApiTransportDeps {
   gate: MailboxGate;
   now: () => number;
   fetch?: typeof fetch;
+  /** A mailbox was slowed by its provider: tells the other instances (their gates slow it too). */
+  onSlow?: ((key: string, until: number) => void) | undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -181,7 +183,10 @@ export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailT
             };
           }
           const f = failure(answer);
-          if (f.retryAt !== undefined && spec.error(answer, deps.now()).throttled) deps.gate.slow(key, f.retryAt);
+          if (f.retryAt !== undefined && spec.error(answer, deps.now()).throttled) {
+            deps.gate.slow(key, f.retryAt);
+            deps.onSlow?.(key, f.retryAt);
+          }
           throw f;
         });
       } catch (error) {

@@ -16,8 +16,9 @@ export interface TransportsDeps extends TransportDeps {
   graphUrl: string;
   gmailApiUrl: string;
   now?: () => number;
-  /** Tests: a gate to look into. */
+  /** The per-mailbox gate (shared with the announcements of other instances). */
   gate?: MailboxGate;
+  onSlow?: (key: string, until: number) => void;
 }
 
 export function createTransports(deps: TransportsDeps): MailTransport {
@@ -29,6 +30,7 @@ export function createTransports(deps: TransportsDeps): MailTransport {
     tokens: deps.tokens,
     gate: deps.gate ?? createMailboxGate({ limit: GRAPH_CONCURRENCY_PER_MAILBOX, now }),
     now,
+    onSlow: deps.onSlow,
   };
   const graph = createGraphTransport(deps.graphUrl, api);
   const gmail = createGmailApiTransport(deps.gmailApiUrl, api);
