@@ -21,6 +21,7 @@ import { messagesRouter } from './web/messages.js';
 import { notificationBanners, notificationsRouter } from './web/notifications.js';
 import { createRenderer } from './web/render.js';
 import { createSessionLayer } from './web/session.js';
+import { serverTransportRouter } from './web/server-transport.js';
 import { smtpServersRouter } from './web/smtp-servers.js';
 import { reconnectPanelData, reconnectRouter, redactLinkPaths } from './web/reconnect.js';
 
@@ -133,6 +134,7 @@ export function createApp(deps: AppDeps): Express {
       },
     ),
   );
+  app.use(serverTransportRouter(web, { mail }));
   app.use(mailQueueRouter(web, { mail }));
   app.use(notificationsRouter(web, { notify: deps.notify }));
   app.use(

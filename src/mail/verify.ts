@@ -1,6 +1,7 @@
 import { diagnose, isSmtpGreeting } from './diagnose.js';
 import type { MailTransport } from './transport.js';
-import type { ResolvedServer } from './servers.js';
+import { isApiProtocol, type ResolvedServer } from './servers.js';
+import { testApiConnection } from './transports/verify-api.js';
 
 /**
  * Test connection: one fresh connection (greeting, EHLO, STARTTLS or implicit TLS, AUTH), the conversation as
@@ -22,6 +23,7 @@ export interface TestConnectionResult {
 const MAX_LINES = 200;
 
 export async function testConnection(transport: MailTransport, server: ResolvedServer): Promise<TestConnectionResult> {
+  if (isApiProtocol(server.protocol)) return testApiConnection(transport, server);
   const transcript: string[] = [
     `* connecting to ${server.host}:${server.port} (${server.protocol}${server.tls ? ', STARTTLS required' : ''}, auth ${server.authMethod})`,
   ];

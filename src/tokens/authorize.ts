@@ -41,6 +41,28 @@ export interface AuthorizableServer {
   oauthIntegrationId: string | null;
   /** The server's SMTP user name; the mailbox when a plain OAuth 2.0 provider returns no ID token. */
   username?: string | null;
+  /** `smtp`/`smtps`, `graph` or `gmail_api`: the scopes asked for depend on it. */
+  protocol?: string;
+}
+
+/** Default scopes of the HTTP mail protocols (DESIGN.md "Beyond SMTP AUTH"); SMTP uses the integration's. */
+export const PROTOCOL_SCOPES: Readonly<Record<string, readonly string[]>> = {
+  graph: ['https://graph.microsoft.com/Mail.Send', 'offline_access'],
+  gmail_api: ['https://www.googleapis.com/auth/gmail.send'],
+};
+
+/**
+ * The default scopes of the server's protocol plus the integration's (which add, never replace). Microsoft
+ * issues one token per resource, so for Graph the integration's SMTP-resource scopes (outlook.office.com, the
+ * SMTP default) are left out: asked together they would give a token Graph refuses.
+ */
+export function scopesForServer(protocol: string | undefined, integrationScopes: readonly string[]): string[] {
+  const own = PROTOCOL_SCOPES[protocol ?? ''] ?? [];
+  const added =
+    protocol === 'graph'
+      ? integrationScopes.filter((s) => !/^https:\/\/outlook\.office(365)?\.com\//i.test(s))
+      : integrationScopes;
+  return requestedScopes([...own, ...added]);
 }
 
 export interface ServerLookup {
@@ -124,7 +146,7 @@ export class AuthorizeService {
     const secrets = await newAuthorizationSecrets();
     const url = client.authorizationUrl({
       redirectUri: this.deps.integrations.redirectUri,
-      scope: requestedScopes(integration.value.scopes).join(' '),
+      scope: scopesForServer(server.protocol, integration.value.scopes).join(' '),
       state: secrets.state,
       nonce: secrets.nonce,
       codeChallenge: secrets.codeChallenge,

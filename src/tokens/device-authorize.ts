@@ -2,8 +2,8 @@ import type { Actor } from '../admin/types.js';
 import { AppError } from '../errors.js';
 import { OAuthProtocolError } from '../oauth/client.js';
 import type { IntegrationService } from '../oauth/integrations.js';
-import { providerOf, requestedScopes } from '../oauth/providers/index.js';
-import type { ServerLookup } from './authorize.js';
+import { providerOf } from '../oauth/providers/index.js';
+import { scopesForServer, type ServerLookup } from './authorize.js';
 import { storeGrant, type GrantStoreDeps } from './grant-store.js';
 
 /**
@@ -85,7 +85,9 @@ async function runDeviceFlow(
     );
   let tokens;
   try {
-    const device = await client.initiateDeviceAuthorization(requestedScopes(integration.value.scopes).join(' '));
+    const device = await client.initiateDeviceAuthorization(
+      scopesForServer(server.protocol, integration.value.scopes).join(' '),
+    );
     params.onPrompt({
       verificationUri: device.verificationUri,
       verificationUriComplete: device.verificationUriComplete,

@@ -87,6 +87,9 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
 
   const disabled = new Set<string>();
   const mailScopes = kind === 'google' ? ['https://mail.google.com/'] : ['https://outlook.office.com/SMTP.Send'];
+  // The HTTP mail APIs' scopes (test/fakes/graph-api.ts and gmail-api.ts check them by introspection).
+  const apiScopes =
+    kind === 'google' ? ['https://www.googleapis.com/auth/gmail.send'] : ['https://graph.microsoft.com/Mail.Send'];
 
   const provider = new Provider(issuer, {
     clients: [
@@ -98,7 +101,7 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
         grant_types: [],
       },
     ],
-    scopes: ['openid', 'email', 'offline_access', ...mailScopes],
+    scopes: ['openid', 'email', 'offline_access', ...mailScopes, ...apiScopes],
     claims: { openid: ['sub'], email: ['email', 'email_verified'] },
     conformIdTokenClaims: false,
     features: {

@@ -301,7 +301,7 @@ describe('SMTP server form: input names equal the JSON field names', () => {
     for (const f of [...DESIGN_FIELDS, 'serviceProvider']) expect(names, f).toContain(f);
     expect(names).not.toContain('changePassword');
     expect(selectOptions(form, 'serviceProvider')).toEqual(['custom', 'gmail', 'yahoo', 'microsoft']);
-    expect(selectOptions(form, 'protocol')).toEqual(['smtp', 'smtps']);
+    expect(selectOptions(form, 'protocol')).toEqual(['smtp', 'smtps', 'graph', 'gmail_api']);
     expect(selectOptions(form, 'authMethod')).toEqual(['none', 'basic', 'oauth2']);
     expect(buttonTexts(form)).toContain('Add');
     expect(buttonTexts(form)).not.toContain('Update');

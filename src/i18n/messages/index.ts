@@ -3,9 +3,10 @@ import { common } from './common.js';
 import { errors } from './errors.js';
 import { notifications } from './notifications.js';
 import { reconnect } from './reconnect.js';
+import { transports } from './transports.js';
 
 /**
  * Every area's catalog, one import per area: add an area's file here and its keys are served in every
  * language (the i18n test fails when a key is missing in one of them or a template uses an unknown key).
  */
-export const catalogs: readonly MessageCatalog[] = [common, errors, notifications, reconnect];
+export const catalogs: readonly MessageCatalog[] = [common, errors, notifications, reconnect, transports];

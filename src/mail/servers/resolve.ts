@@ -42,6 +42,7 @@ export function resolvedServer(
     authMethod: doc.authMethod,
     oauthIntegrationId: doc.oauthIntegrationId,
     username: doc.username,
+    sendAs: doc.sendAs ?? [],
     password,
     passwordVersion: doc.passwordVersion,
     ehloName: eff.ehloName,

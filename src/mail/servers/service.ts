@@ -7,6 +7,7 @@ import type { Logger } from '../../log.js';
 import type { Doc, Store } from '../../store/store.js';
 import { loadServersFile, type FileDefined } from './file.js';
 import {
+  isApiProtocol,
   SERVERS,
   SERVERS_CHANNEL,
   SETTINGS_MESSAGE,
@@ -172,7 +173,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
     async create(input, ctx) {
       const id = newServerId();
       const provider = input.serviceProvider ?? 'custom';
-      const preset = provider === 'custom' ? null : PROVIDER_PRESETS[provider];
+      const preset = provider === 'custom' || isApiProtocol(input.protocol ?? '') ? null : PROVIDER_PRESETS[provider];
       const now = new Date().toISOString();
       const base = {
         name: input.name,
@@ -188,6 +189,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
         authMethod: input.authMethod ?? 'none',
         oauthIntegrationId: input.authMethod === 'oauth2' ? (input.oauthIntegrationId ?? null) : null,
         username: input.username ?? null,
+        sendAs: input.sendAs ?? [],
       } satisfies Partial<SmtpServerDoc>;
       const password = base.authMethod === 'basic' ? (input.password ?? null) : null;
       checkServer({ ...base, password });
@@ -232,6 +234,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       set('authMethod', input.authMethod);
       set('oauthIntegrationId', input.oauthIntegrationId);
       set('username', input.username);
+      if (input.sendAs && input.sendAs.join() !== (before.sendAs ?? []).join()) set('sendAs', input.sendAs);
       if (next.authMethod !== 'oauth2') next.oauthIntegrationId = null;
       let newPassword: string | null | undefined;
       if (input.changePassword) newPassword = input.password ?? null;

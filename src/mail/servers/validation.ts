@@ -2,7 +2,7 @@ import net from 'node:net';
 import { z } from 'zod';
 import { AppError, type ErrorDetail } from '../../errors.js';
 import { emailAddress, headerText } from '../compose.js';
-import { plaintextAuthProblem, type SmtpServerDoc } from './model.js';
+import { isApiProtocol, plaintextAuthProblem, type SmtpServerDoc } from './model.js';
 
 /** The server form and API input (create, update), and the cross-field rules every server must meet. */
 
@@ -27,7 +27,7 @@ const common = {
   description: nullableText(z.string().max(500, 'at most 500 characters')).optional(),
   fromAddress: text(emailAddress),
   emailPrefix: nullableText(headerText(60, 'emailPrefix')).optional(),
-  protocol: text(z.enum(['smtp', 'smtps'], 'choose smtp or smtps')).optional(),
+  protocol: text(z.enum(['smtp', 'smtps', 'graph', 'gmail_api'], 'choose smtp, smtps, graph or gmail_api')).optional(),
   host: text(hostName).optional(),
   port: numberOrNull(
     z
@@ -45,6 +45,19 @@ const common = {
   authMethod: text(z.enum(['none', 'basic', 'oauth2'], 'choose none, basic or oauth2')).optional(),
   oauthIntegrationId: nullableText(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid integration id')).optional(),
   username: nullableText(headerText(254, 'username')).optional(),
+  // A list in JSON; one address per line (or comma-separated) on the form.
+  sendAs: z
+    .preprocess(
+      (v) =>
+        typeof v === 'string'
+          ? v
+              .split(/[\s,]+/)
+              .map((a) => a.trim())
+              .filter(Boolean)
+          : v,
+      z.array(emailAddress).max(50, 'at most 50 addresses'),
+    )
+    .optional(),
   // Passwords are not trimmed: spaces can be part of them.
   password: z.preprocess((v) => (v === '' ? undefined : v), z.string().max(1024, 'at most 1024 characters').optional()),
   isDefault: optionalCheckbox,
@@ -84,7 +97,13 @@ export function invalid(details: ErrorDetail[]): AppError {
 /** Cross-field rules shared by create and update, on the merged result. */
 export function checkServer(doc: Omit<SmtpServerDoc, 'createdAt' | 'updatedAt' | 'passwordVersion'>): void {
   const details: ErrorDetail[] = [];
-  if (!doc.host) details.push({ field: 'host', message: 'required' });
+  const api = isApiProtocol(doc.protocol);
+  if (!doc.host && !api) details.push({ field: 'host', message: 'required' });
+  if (api && doc.authMethod !== 'oauth2')
+    details.push({
+      field: 'authMethod',
+      message: `${doc.protocol} sends with an OAuth 2.0 access token: choose oauth2 and an integration`,
+    });
   if (doc.authMethod === 'basic') {
     if (!doc.username) details.push({ field: 'username', message: 'required for basic authentication' });
     if (!doc.password) details.push({ field: 'password', message: 'required for basic authentication' });
