@@ -25,7 +25,8 @@ const optionalCheckbox = z.preprocess(
 const common = {
   name: text(z.string().min(1, 'required').max(100, 'at most 100 characters')),
   description: nullableText(z.string().max(500, 'at most 500 characters')).optional(),
-  fromAddress: text(emailAddress),
+  // 'required' rather than zod's "expected string, received undefined" when the field is absent.
+  fromAddress: text(z.string('required').pipe(emailAddress)),
   emailPrefix: nullableText(headerText(60, 'emailPrefix')).optional(),
   protocol: text(z.enum(['smtp', 'smtps'], 'choose smtp or smtps')).optional(),
   host: text(hostName).optional(),
@@ -71,7 +72,26 @@ export const updateServerInput = z.strictObject({
   ),
 });
 
+/**
+ * Test connection / Send test email on unsaved values: the create fields, all optional (an `id` fills the
+ * rest from the stored server, whose password is reused unless a new one is typed), plus `testRecipient`.
+ */
+export const testServerInput = z.strictObject({
+  ...(Object.fromEntries(Object.entries(common).map(([k, v]) => [k, v.optional()])) as {
+    [K in keyof typeof common]: z.ZodOptional<(typeof common)[K]>;
+  }),
+  id: text(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid id')).optional(),
+  serviceProvider: text(
+    z.enum(['custom', 'gmail', 'yahoo', 'microsoft'], 'choose custom, gmail, yahoo or microsoft'),
+  ).optional(),
+  tls: optionalCheckbox,
+  changePassword: optionalCheckbox,
+  version: z.unknown().optional(),
+  testRecipient: text(z.string('required').pipe(emailAddress)).optional(),
+});
+
 export type CreateServerInput = z.output<typeof createServerInput>;
+export type TestServerInput = z.output<typeof testServerInput>;
 export type UpdateServerInput = z.output<typeof updateServerInput>;
 
 export function invalid(details: ErrorDetail[]): AppError {
