@@ -73,7 +73,8 @@ export function fieldLabel(t: Translate, field: string): string {
 export function fieldMessage(t: Translate, detail: ErrorDetail): string {
   const { field, message } = detail;
   const tooLong = /at most (\d+) characters/.exec(message);
-  if (message === 'required') return t('servers.error.required');
+  // A blank optional field fails its inner check with "received undefined": for a person that is "required".
+  if (message === 'required' || /received undefined/.test(message)) return t('servers.error.required');
   if (/^required for basic/.test(message)) return t('servers.error.requiredBasic');
   if (tooLong) return t('servers.error.tooLong', { max: Number(tooLong[1]) });
   if (/authentication needs TLS/.test(message)) return t('servers.error.plaintextAuth');

@@ -13,7 +13,7 @@ import { sendTestEmail, testConnection } from '../mail/verify.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
 import { languageOf, translatorFor } from './language.js';
-import { formValues, typedPassword } from './smtp-server-form.js';
+import { fieldErrors, formValues, typedPassword } from './smtp-server-form.js';
 import { parseId, parseInput } from './validate.js';
 
 /**
@@ -237,7 +237,11 @@ export function registerServerTestRoutes(router: Router, { auth, eta }: WebConte
           res.status(400).json({
             ok: false,
             errors: err.details,
-            html: eta.render('./partials/smtp-test-result', { errors: err.details, test: null, locals: res.locals }),
+            html: eta.render('./partials/smtp-test-result', {
+              errors: fieldErrors(res.locals.t as Translate, err.details),
+              test: null,
+              locals: res.locals,
+            }),
           });
           return;
         }

@@ -50,6 +50,8 @@ export interface TestAppOptions {
   egressResolve?: ServiceBase['egressResolve'];
   /** scrypt cost of the app's password hashes: cheap by default here, since nothing in a test needs it slow. */
   passwordHashing?: ServiceBase['passwordHashing'];
+  /** Extra trusted CAs for SMTP TLS (a test SMTP server with implicit TLS). */
+  tlsCa?: string[];
 }
 
 export interface TestApp {
@@ -206,6 +208,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     clock: options.clock,
     passwordHashing: options.passwordHashing ?? TEST_SCRYPT,
     ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}),
+    ...(options.tlsCa ? { mail: { tlsCa: options.tlsCa } } : {}),
   });
   const app = createApp(services);
   const server = http.createServer(app);

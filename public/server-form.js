@@ -1,0 +1,65 @@
+// The SMTP server form, enhanced (the form works without this file: the server does the same after a post).
+// A provider fills its protocol, host, port and TLS at once; only the fields the authentication method needs
+// are shown; Test connection and Send test email post the form's values and show the result next to them.
+(function () {
+  'use strict';
+  var form = document.getElementById('server-form');
+  if (!form) return;
+
+  var provider = document.getElementById('serviceProvider');
+  if (provider) {
+    provider.addEventListener('change', function () {
+      var option = provider.options[provider.selectedIndex];
+      if (!option || !option.dataset.host) return;
+      document.getElementById('protocol').value = option.dataset.protocol;
+      document.getElementById('host').value = option.dataset.host;
+      document.getElementById('port').value = option.dataset.port;
+      document.getElementById('tls').checked = option.dataset.tls === 'true';
+    });
+  }
+
+  var authMethod = document.getElementById('authMethod');
+  function showFieldsFor(method) {
+    var groups = form.querySelectorAll('[data-auth]');
+    for (var i = 0; i < groups.length; i++) {
+      groups[i].hidden = groups[i].dataset.auth.split(' ').indexOf(method) === -1;
+    }
+  }
+  if (authMethod) {
+    authMethod.addEventListener('change', function () {
+      showFieldsFor(authMethod.value);
+    });
+  }
+
+  var result = document.getElementById('test-result');
+  form.addEventListener('submit', function (event) {
+    var button = event.submitter;
+    var action = button && button.getAttribute('formaction');
+    if (!action || !result || !window.fetch) return;
+    event.preventDefault();
+    var buttons = form.querySelectorAll('button[formaction]');
+    for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
+    result.textContent = result.dataset.running || '…';
+    fetch(action, {
+      method: 'POST',
+      headers: { Accept: 'application/json', 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(new FormData(form)),
+      credentials: 'same-origin',
+    })
+      .then(function (response) {
+        return response.json().then(function (data) {
+          if (typeof data.html !== 'string') throw new Error('unexpected answer');
+          // Rendered and escaped by the server (views/partials/smtp-test-result.eta).
+          result.innerHTML = data.html;
+        });
+      })
+      .catch(function () {
+        // Without a usable answer, fall back to the plain form post (post/redirect/get).
+        form.setAttribute('action', action);
+        HTMLFormElement.prototype.submit.call(form);
+      })
+      .finally(function () {
+        for (var i = 0; i < buttons.length; i++) buttons[i].disabled = false;
+      });
+  });
+})();
