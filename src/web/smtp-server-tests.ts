@@ -68,6 +68,17 @@ function sameConnection(a: ResolvedServer, b: ResolvedServer): boolean {
   return CONNECTION_FIELDS.every((k) => a[k] === b[k]) && a.fromAddress === b.fromAddress;
 }
 
+/** After a save: a remembered test of other connection values no longer says anything about the server. */
+export async function forgetStaleTest(
+  mail: Pick<MailServices, 'servers'>,
+  lastTests: LastTests,
+  id: string,
+  before: ResolvedServer | null,
+): Promise<void> {
+  const after = await mail.servers.resolve(id);
+  if (!before || !after || !sameConnection(before, after)) await lastTests.clear(id);
+}
+
 /** A hint in the reader's language: English keeps the diagnosis's own (it names the reply); others by code. */
 export function hintFor(t: Translate, lang: string, r: { code?: string; hint?: string }, where: string): string {
   if (!r.code) return r.hint ?? '';

@@ -7,7 +7,7 @@ import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
 import { languageOf, translatorFor } from './language.js';
 import { apiState, serverState, type ServerStateDeps } from './smtp-server-state.js';
-import { hintFor } from './smtp-server-tests.js';
+import { forgetStaleTest, hintFor } from './smtp-server-tests.js';
 import type { SmtpServersRouterDeps } from './smtp-servers.js';
 import { parseId, parseInput } from './validate.js';
 
@@ -49,7 +49,10 @@ export function registerServerApiRoutes(router: Router, { auth }: WebContext, de
     const id = parseId(req);
     const input = parseInput(updateServerInput, req.body ?? {});
     await refuseHostChangeWhileAuthorized(id, input.host);
-    res.json(await mail.servers.update(id, input, auditCtx(req, res)));
+    const before = await mail.servers.resolve(id);
+    const updated = await mail.servers.update(id, input, auditCtx(req, res));
+    await forgetStaleTest(mail, deps.lastTests, id, before);
+    res.json(updated);
   };
   router.patch('/api/v1/smtp-servers/:id', auth.api('admin'), update);
   router.put('/api/v1/smtp-servers/:id', auth.api('admin'), update);

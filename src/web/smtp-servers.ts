@@ -22,7 +22,7 @@ import {
   typedPassword,
 } from './smtp-server-form.js';
 import { serverState, type OAuthFacts } from './smtp-server-state.js';
-import { registerServerTestRoutes } from './smtp-server-tests.js';
+import { forgetStaleTest, registerServerTestRoutes } from './smtp-server-tests.js';
 import { registerServerApiRoutes } from './smtp-servers-api.js';
 import { parseId, parseInput } from './validate.js';
 
@@ -277,7 +277,9 @@ export function smtpServersRouter(
     if (!details.length && parsed.value) {
       try {
         await refuseHostChangeWhileAuthorized(id, parsed.value.host);
+        const before = await mail.servers.resolve(id);
         const updated = await mail.servers.update(id, parsed.value, auditCtx(req, res));
+        await forgetStaleTest(mail, deps.lastTests, id, before);
         setFlash(req, 'ok', t('servers.updated', { name: updated.name }));
         res.redirect(303, `/admin/smtp-servers/${id}`);
         return;
