@@ -4,7 +4,9 @@
 (function () {
   'use strict';
   var form = document.getElementById('server-form');
-  if (!form) return;
+  // A read-only server has no editable form: its test buttons live in a form of their own.
+  var testForm = document.getElementById('test-form') || form;
+  if (!form && !testForm) return;
 
   var provider = document.getElementById('serviceProvider');
   if (provider) {
@@ -20,7 +22,7 @@
 
   var authMethod = document.getElementById('authMethod');
   function showFieldsFor(method) {
-    var groups = form.querySelectorAll('[data-auth]');
+    var groups = document.querySelectorAll('#server-form [data-auth]');
     for (var i = 0; i < groups.length; i++) {
       groups[i].hidden = groups[i].dataset.auth.split(' ').indexOf(method) === -1;
     }
@@ -32,18 +34,19 @@
   }
 
   var result = document.getElementById('test-result');
-  form.addEventListener('submit', function (event) {
+  if (!testForm) return;
+  testForm.addEventListener('submit', function (event) {
     var button = event.submitter;
     var action = button && button.getAttribute('formaction');
     if (!action || !result || !window.fetch) return;
     event.preventDefault();
-    var buttons = form.querySelectorAll('button[formaction]');
+    var buttons = testForm.querySelectorAll('button[formaction]');
     for (var i = 0; i < buttons.length; i++) buttons[i].disabled = true;
     result.textContent = result.dataset.running || '…';
     fetch(action, {
       method: 'POST',
       headers: { Accept: 'application/json', 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams(new FormData(form)),
+      body: new URLSearchParams(new FormData(testForm)),
       credentials: 'same-origin',
     })
       .then(function (response) {
@@ -55,8 +58,8 @@
       })
       .catch(function () {
         // Without a usable answer, fall back to the plain form post (post/redirect/get).
-        form.setAttribute('action', action);
-        HTMLFormElement.prototype.submit.call(form);
+        testForm.setAttribute('action', action);
+        HTMLFormElement.prototype.submit.call(testForm);
       })
       .finally(function () {
         for (var i = 0; i < buttons.length; i++) buttons[i].disabled = false;
