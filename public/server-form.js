@@ -1,6 +1,7 @@
 // The SMTP server form, enhanced (the form works without this file: the server does the same after a post).
 // A provider fills its protocol, host, port and TLS at once; only the fields the authentication method needs
 // are shown; Test connection and Send test email post the form's values and show the result next to them.
+/* global fetch, URLSearchParams, FormData, HTMLFormElement */
 (function () {
   'use strict';
   var form = document.getElementById('server-form');

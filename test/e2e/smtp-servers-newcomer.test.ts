@@ -160,14 +160,14 @@ describe.skipIf(!chromiumPathForTests())('a newcomer adds a Gmail server in a re
     for (const path of ['/admin/smtp-servers', `/admin/smtp-servers/${servers[0]!.id}`, '/admin/smtp-servers/new']) {
       await page.goto(`${app.url}${path}`);
       // The page's own content (the site header is laid out by the layout, not by these pages).
-      const wide = await page.evaluate(() =>
+      const wide = await page.evaluate<string[]>(`
         [...document.querySelectorAll('main, main *')]
           // Column headings are visually hidden at this width (each cell carries its label).
           .filter((e) => !e.closest('thead'))
           .filter((e) => e.getBoundingClientRect().right > 390 || e.scrollWidth > e.clientWidth + 1)
           .filter((e) => getComputedStyle(e).overflowX === 'visible' || e.tagName === 'MAIN')
-          .map((e) => `${e.tagName.toLowerCase()}#${e.id}.${e.className}`),
-      );
+          .map((e) => e.tagName.toLowerCase() + '#' + e.id + '.' + e.className)
+      `);
       expect(wide, path).toEqual([]);
     }
     await page.goto(`${app.url}/admin/smtp-servers`);

@@ -1577,7 +1577,9 @@ describe.skipIf(!redisUrlForTests())(
       expect(queued.status).toBe(202);
       await waitForStatus(queued.body.id as string, 'sent', 10_000, a, key);
 
-      expect((await onA.postForm('/admin/smtp-servers/outgoing', { enabled: 'false', confirmed: 'yes' })).res.status).toBe(303);
+      expect(
+        (await onA.postForm('/admin/smtp-servers/outgoing', { enabled: 'false', confirmed: 'yes' })).res.status,
+      ).toBe(303);
       const held = await api(
         'POST',
         '/api/v1/messages',
