@@ -80,7 +80,8 @@ export function fieldMessage(t: Translate, detail: ErrorDetail): string {
   if (/authentication needs TLS/.test(message)) return t('servers.error.plaintextAuth');
   if (/^tick changePassword/.test(message)) return t('servers.error.tickChangePassword');
   if (/host changed|retype the password/.test(message)) return t('servers.error.passwordNewHost');
-  if (/holds an authorized mailbox/.test(message)) return t('servers.error.hostWhileAuthorized');
+  if (/holds an authorized mailbox|tokens never go to another host/.test(message))
+    return t('servers.error.hostWhileAuthorized');
   if (/choose the OAuth 2.0 integration/.test(message)) return t('servers.error.chooseIntegration');
   if (/control characters/.test(message)) return t('servers.error.controlChars');
   if (field === 'host') return t('servers.error.host');

@@ -132,6 +132,11 @@ describe('SMTP server tests, state and safe actions', () => {
     const ja = await stateOf(basicId, 'ja');
     expect(ja.code).toBe('paused');
     expect(ja.message).toContain('資格情報を拒否');
+    // The page gives the pause's diagnosis in Japanese too, by its code.
+    const page = await sys.fetch(`/admin/smtp-servers/${basicId}`, { headers: { 'accept-language': 'ja' } });
+    const html = await page.text();
+    expect(html).toContain('サーバーがユーザー名またはパスワードを拒否しました');
+    expect(html).not.toContain('credentials rejected');
     await app.services.mail.servers.unpause(basicId);
   });
 
@@ -163,6 +168,10 @@ describe('SMTP server tests, state and safe actions', () => {
     expect(cell).toContain('Not authorized');
     expect(cell).toContain(`href="/admin/smtp-servers/${id}#oauth">Press Authorize on the server page.</a>`);
     expect(cell).not.toContain('badge-ok');
+    // A test with the stored server's id never sends its mailbox's tokens to another host.
+    const elsewhere = await api('POST', '/api/v1/smtp-servers/test', { id, host: '127.0.0.1' });
+    expect(elsewhere.status).toBe(400);
+    expect(((elsewhere.body.error as Json).details as Json[])[0]).toMatchObject({ field: 'host' });
     const page = await sys.get(`/admin/smtp-servers/${id}`);
     expect(page.text).toContain('data-state="not_authorized"');
     expect(page.text).not.toContain('no longer valid');

@@ -55,6 +55,12 @@ export function draftServer(input: TestServerInput, stored: StoredForDraft | nul
       password = stored.password;
     }
   }
+  // A mailbox's tokens go only to the host they were authorized for (as on Update: Disconnect first).
+  if (s && authMethod === 'oauth2' && doc.host !== s.host) {
+    throw invalid([
+      { field: 'host', message: 'this server holds an authorized mailbox: its tokens never go to another host' },
+    ]);
+  }
   checkServer({ ...doc, password });
   const id = `${s?.id ?? 'new'}-test-${randomBytes(6).toString('hex')}`;
   return {
