@@ -79,6 +79,15 @@ describe('SMTP server tests, state and safe actions', () => {
     expect(ja.body.hint).toContain('ユーザー名またはパスワード');
   });
 
+  it('unsaved values go through the egress policy: a link-local address is never reached', async () => {
+    const r = await api(
+      'POST',
+      '/api/v1/smtp-servers/test',
+      relay({ host: '169.254.169.254', port: 25, authMethod: 'none' }),
+    );
+    expect(r.body).toMatchObject({ ok: false, code: 'egress_denied' });
+  });
+
   it('with id: the stored password is reused, but never sent to another host', async () => {
     const { password: _p, ...noPassword } = relay();
     expect((await api('POST', '/api/v1/smtp-servers/test', { ...noPassword, id: basicId })).body.ok).toBe(true);
@@ -168,6 +177,10 @@ describe('SMTP server tests, state and safe actions', () => {
     expect(cell).toContain('Not authorized');
     expect(cell).toContain(`href="/admin/smtp-servers/${id}#oauth">Press Authorize on the server page.</a>`);
     expect(cell).not.toContain('badge-ok');
+    // Test connection agrees with the state: not authorized, not "no longer valid".
+    const tested = await api('POST', `/api/v1/smtp-servers/${id}/test`);
+    expect(tested.body).toMatchObject({ ok: false, code: 'oauth_not_authorized' });
+    expect(tested.body.hint).not.toMatch(/no longer valid/);
     // A test with the stored server's id never sends its mailbox's tokens to another host.
     const elsewhere = await api('POST', '/api/v1/smtp-servers/test', { id, host: '127.0.0.1' });
     expect(elsewhere.status).toBe(400);

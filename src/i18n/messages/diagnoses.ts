@@ -12,6 +12,8 @@ export const diagnoses = defineMessages({
     'diagnosis.not_smtp': '{where} answered, but not as an SMTP server: check the host and the port (25, 587 or 465).',
     'diagnosis.oauth_needs_reauth':
       'The mailbox authorization is no longer valid: press Re-authorize on the server page.',
+    'diagnosis.oauth_not_authorized':
+      'No mailbox is authorized for this server yet: press Authorize on the server page.',
     'diagnosis.oauth_token_unavailable':
       'No access token could be obtained right now; mailgate retries. If it persists, check the OAuth 2.0 integration.',
     'diagnosis.smtp_auth_disabled':
@@ -54,6 +56,8 @@ export const diagnoses = defineMessages({
       '{where} は応答しましたが、SMTP サーバーではありません。ホスト名とポート (25、587、465) を確認してください。',
     'diagnosis.oauth_needs_reauth':
       'メールボックスの認可が無効になりました。サーバーのページで「再認可」を押してください。',
+    'diagnosis.oauth_not_authorized':
+      'このサーバーにはまだメールボックスが認可されていません。サーバーのページで「認可」を押してください。',
     'diagnosis.oauth_token_unavailable':
       '現在アクセストークンを取得できません。mailgate が再試行します。続く場合は OAuth 2.0 連携を確認してください。',
     'diagnosis.smtp_auth_disabled':
