@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../fakes/app.js';
@@ -14,6 +16,7 @@ import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
 
 const PASSWORD = 'gmail app password 1234';
 const MAILBOX = 'newcomer@gmail.example';
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const RAW = /expected string|received undefined|Invalid input|expected number|invalid_type/;
 
 const TEXTS = {
@@ -152,6 +155,31 @@ describe.skipIf(!chromiumPathForTests())('a newcomer adds a Gmail server in a re
       expect(consoleErrors).toEqual([]);
     });
   }
+
+  /** axe-core on the page's own content (WCAG 2 A and AA rules); evaluate is not subject to the page's CSP. */
+  async function axeViolations(): Promise<string[]> {
+    return page.evaluate<string[]>(`(async () => {
+      ${AXE}
+      const r = await axe.run({ include: [['main']] }, { runOnly: ['wcag2a', 'wcag2aa'] });
+      return r.violations.map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', '));
+    })()`);
+  }
+
+  it('the form with errors and a test result, the list and a server page pass axe in both languages', async () => {
+    const servers = await app.services.mail.servers.list();
+    for (const lang of ['en', 'ja']) {
+      await page.setExtraHTTPHeaders({ 'accept-language': lang });
+      for (const path of ['/admin/smtp-servers', `/admin/smtp-servers/${servers[0]!.id}`, '/admin/smtp-servers/new']) {
+        await page.goto(`${app.url}${path}`);
+        expect(await axeViolations(), `${lang} ${path}`).toEqual([]);
+      }
+      await page.getByRole('button', { name: TEXTS[lang as 'en' | 'ja'].addButton, exact: true }).click();
+      await page.locator('#form-errors').waitFor();
+      await page.getByRole('button', { name: TEXTS[lang as 'en' | 'ja'].test }).click();
+      await page.locator('#test-result .errors, #test-summary').first().waitFor();
+      expect(await axeViolations(), `${lang} form with errors`).toEqual([]);
+    }
+  });
 
   it('the list and a server page are usable at 390 px: no content wider than the screen', async () => {
     await page.setExtraHTTPHeaders({ 'accept-language': 'en' });
