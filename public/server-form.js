@@ -18,21 +18,28 @@
       document.getElementById('host').value = option.dataset.host;
       document.getElementById('port').value = option.dataset.port;
       document.getElementById('tls').checked = option.dataset.tls === 'true';
+      showNeededFields();
     });
   }
 
+  // Each field group lists the authentication methods (data-auth) and protocols (data-protocol) that need it.
   var authMethod = document.getElementById('authMethod');
-  function showFieldsFor(method) {
-    var groups = document.querySelectorAll('#server-form [data-auth]');
+  var protocol = document.getElementById('protocol');
+  function allows(group, name, value) {
+    var list = group.getAttribute('data-' + name);
+    return list === null || !value || list.split(' ').indexOf(value) !== -1;
+  }
+  function showNeededFields() {
+    var groups = document.querySelectorAll('#server-form [data-auth], #server-form [data-protocol]');
     for (var i = 0; i < groups.length; i++) {
-      groups[i].hidden = groups[i].dataset.auth.split(' ').indexOf(method) === -1;
+      groups[i].hidden = !(
+        allows(groups[i], 'auth', authMethod && authMethod.value) &&
+        allows(groups[i], 'protocol', protocol && protocol.value)
+      );
     }
   }
-  if (authMethod) {
-    authMethod.addEventListener('change', function () {
-      showFieldsFor(authMethod.value);
-    });
-  }
+  if (authMethod) authMethod.addEventListener('change', showNeededFields);
+  if (protocol) protocol.addEventListener('change', showNeededFields);
 
   var result = document.getElementById('test-result');
   if (!testForm) return;

@@ -26,6 +26,13 @@ export const FIELDS_FOR_AUTH: Readonly<Record<string, readonly string[]>> = {
   oauthIntegrationId: ['oauth2'],
 };
 
+/** Which protocols show a field; fields not listed are always shown (an HTTP API protocol needs no host or port). */
+export const FIELDS_FOR_PROTOCOL: Readonly<Record<string, readonly string[]>> = {
+  host: ['smtp', 'smtps'],
+  port: ['smtp', 'smtps'],
+  tls: ['smtp', 'smtps'],
+};
+
 export function formOptions(t: Translate) {
   return {
     providers: PROVIDERS.map((value): FormOption => {
@@ -42,6 +49,7 @@ export function formOptions(t: Translate) {
     protocols: PROTOCOLS.map((value): FormOption => ({ value, label: t(`servers.protocol.${value}`) })),
     authMethods: AUTH_METHODS.map((value): FormOption => ({ value, label: t(`servers.auth.${value}`) })),
     fieldsForAuth: FIELDS_FOR_AUTH,
+    fieldsForProtocol: FIELDS_FOR_PROTOCOL,
   };
 }
 
