@@ -6,7 +6,9 @@ import type { Config } from '../config.js';
 import { AppError, isAppError, type ErrorDetail } from '../errors.js';
 import type { Translate } from '../i18n/i18n.js';
 import { createServerInput, updateServerInput, type SmtpServerView } from '../mail/servers.js';
+import { draftServer } from '../mail/servers/draft.js';
 import type { LastTests } from '../mail/servers/last-test.js';
+import { testServerInput } from '../mail/servers/validation.js';
 import type { MailServices } from '../mail/service.js';
 import { actorOf } from './auth.js';
 import { confirmed } from './confirm.js';
@@ -136,6 +138,27 @@ export function smtpServersRouter(
     throw new AppError('validation_failed', { message: `host: ${message}`, details: [{ field: 'host', message }] });
   }
 
+  /**
+   * The rules between fields (TLS before credentials, a password for a new host…), checked on the same post as
+   * blank and malformed fields, so every problem shows in one round; the save itself checks them again.
+   */
+  async function crossFieldProblems(body: Record<string, unknown>, id: string | null): Promise<ErrorDetail[]> {
+    const lenient = tryParse(testServerInput, { ...serverFields(body), id: undefined, version: undefined });
+    if (!lenient.value) return [];
+    const input =
+      body.changePassword === 'on' || id === null ? lenient.value : { ...lenient.value, password: undefined };
+    try {
+      const stored = id
+        ? { view: await mail.servers.get(id), password: (await mail.servers.resolve(id))?.password ?? null }
+        : null;
+      draftServer(input, stored, deps.config);
+      return [];
+    } catch (err) {
+      // Whether a mailbox is authorized is the save's question (refuseHostChangeWhileAuthorized), not this one's.
+      return (validationDetails(err) ?? []).filter((d) => !/tokens never go/.test(d.message));
+    }
+  }
+
   async function showServer(
     req: Request,
     res: Response,
@@ -244,6 +267,7 @@ export function smtpServersRouter(
     }
     const parsed = tryParse(createServerInput, serverFields(body));
     let details = mergeDetails(missingFields(body, { creating: true }), parsed.details);
+    if (details.length) details = mergeDetails(details, await crossFieldProblems(body, null));
     if (!details.length && parsed.value) {
       try {
         const created = await mail.servers.create(parsed.value, auditCtx(req, res));
@@ -274,6 +298,7 @@ export function smtpServersRouter(
     const body = formUpdateBody(req.body);
     const parsed = tryParse(updateServerInput, serverFields(body));
     let details = mergeDetails(missingFields(body, { creating: false }), parsed.details);
+    if (details.length) details = mergeDetails(details, await crossFieldProblems(body, id));
     if (!details.length && parsed.value) {
       try {
         await refuseHostChangeWhileAuthorized(id, parsed.value.host);

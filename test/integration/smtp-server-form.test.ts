@@ -90,6 +90,13 @@ describe('SMTP server form', () => {
     expect(text).not.toMatch(RAW);
   });
 
+  it('blank fields and a rule between fields come in the same round', async () => {
+    const r = await sys.postForm('/admin/smtp-servers', sinkFields({ name: '', host: 'smtp.example.com' }));
+    expect(r.res.status).toBe(400);
+    expect(r.text).toContain('<a href="#name">Name</a>: Required.');
+    expect(r.text).toContain('<a href="#tls">TLS (require STARTTLS)</a>: Authentication needs TLS');
+  });
+
   it('a bad port: a plain message with the label, not the schema text', async () => {
     const r = await sys.postForm('/admin/smtp-servers', sinkFields({ port: 'seventy' }));
     expect(r.res.status).toBe(400);
@@ -131,7 +138,8 @@ describe('SMTP server form', () => {
 
   it('Test connection on the unsaved form: post/redirect/get, the result once, next to the buttons', async () => {
     const before = await countServers();
-    const r = await sys.postForm('/admin/smtp-servers/new/test', sinkFields());
+    // A test needs no name: blank fields that only matter for saving do not stop it.
+    const r = await sys.postForm('/admin/smtp-servers/new/test', sinkFields({ name: '' }));
     expect(r.res.status).toBe(303);
     expect(r.res.headers.get('location')).toBe('/admin/smtp-servers/new#test-connection');
     const page = (await sys.get('/admin/smtp-servers/new')).text;
