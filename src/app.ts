@@ -9,6 +9,8 @@ import { auditRouter } from './web/audit.js';
 import { oauthCallbackRouter, oauthPanelData } from './web/oauth-callback.js';
 import { oauthIntegrationsRouter } from './web/oauth-integrations.js';
 import { createAuthMiddleware } from './web/auth.js';
+import { outgoingMailBanner } from './web/smtp-server-banner.js';
+import { createLastTests } from './mail/servers/last-test.js';
 import type { WebContext } from './web/context.js';
 import { encryptionKeysRouter } from './web/encryption-keys.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
@@ -103,6 +105,7 @@ export function createApp(deps: AppDeps): Express {
   const { audit, loginGuard, sessionGeneration, clock, mail, oauthAdmin } = deps;
   const reconnect = { config, links: deps.reconnectLinks, mail, tokens: deps.tokens };
   const panel = { tokens: deps.tokens, integrations: deps.oauthIntegrations, warnings: oauthAdmin.warnings };
+  app.use(outgoingMailBanner(mail.servers));
   // The send API first: the busiest route, so its requests do not walk every other router's routes.
   app.use(messagesRouter(web, { mail, keyRates: deps.keyRates }));
   app.use(loginRouter(web, { config, audit, loginGuard, sessionGeneration, clock }));
@@ -122,13 +125,24 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     smtpServersRouter(
       web,
-      { config, audit, mail },
+      { config, audit, mail, lastTests: createLastTests(deps.store) },
       {
         oauthPanel: async (server) => ({
           ...(await oauthPanelData(panel, server)),
           reconnect: await reconnectPanelData(reconnect, server),
         }),
         oauthStatus: async (serverId) => (await deps.tokens.get(serverId))?.value.status ?? null,
+        oauthFacts: async (server) => {
+          const integration = server.oauthIntegrationId
+            ? await deps.oauthIntegrations.find(server.oauthIntegrationId)
+            : null;
+          const target = `oauth_integration:${integration?.id ?? ''}`;
+          const expired = (await oauthAdmin.warnings()).some((w) => w.target === target && w.kind === 'secret_expired');
+          return {
+            grantStatus: (await deps.tokens.get(server.id))?.value.status ?? null,
+            integrationProblem: !integration || integration.value.misconfigured !== null || expired,
+          };
+        },
         integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
         warnings: oauthAdmin.warnings,
       },

@@ -287,7 +287,10 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
     : undefined;
 
   async function authFor(server: ResolvedServer): Promise<SmtpAuth> {
-    const grant = server.authMethod === 'oauth2' && deps.grants ? await deps.grants.grantForServer(server.id) : null;
+    const grant =
+      server.authMethod === 'oauth2' && deps.grants
+        ? await deps.grants.grantForServer(server.grantServerId ?? server.id)
+        : null;
     const picked = pickSmtpAuth(server, grant);
     if (isAuthProblem(picked)) {
       throw credentialsFailure(picked.message, 'token_needs_reauth');

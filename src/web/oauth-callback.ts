@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import type { Actor } from '../admin/types.js';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
+import type { Translate } from '../i18n/i18n.js';
 import type { Logger } from '../log.js';
 import { AuthorizationFailure, type AuthorizeService } from '../tokens/authorize.js';
 import type { IntegrationService } from '../oauth/integrations.js';
@@ -10,6 +11,7 @@ import type { TokenService } from '../tokens/refresh.js';
 import type { DisconnectResult } from '../tokens/revoke.js';
 import type { OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
+import { confirmed } from './confirm.js';
 import type { WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
@@ -143,6 +145,14 @@ export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallba
   }
 
   router.post('/admin/smtp-servers/:id/disconnect', auth.page('sysadmin'), async (req, res) => {
+    const t = res.locals.t as Translate;
+    const confirmation = {
+      title: t('servers.oauth.confirmTitle'),
+      question: t('servers.oauth.confirmQuestion'),
+      consequence: t('servers.oauth.confirmConsequence'),
+      cancelHref: serverPage(parseId(req)),
+    };
+    if (!confirmed(req, res, eta, confirmation)) return;
     const result = await disconnect(req, res);
     const where = result.revokedAtProvider ? 'and revoked at the provider' : 'locally';
     setFlash(

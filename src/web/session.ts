@@ -32,7 +32,7 @@ declare module 'express-session' {
     generation?: number;
     /** The user's session epoch at login; a new password or a disabled account raises it and ends this session. */
     userEpoch?: number;
-    flash?: { kind: 'ok' | 'error'; message: string };
+    flash?: { kind: 'ok' | 'error' | 'warning'; message: string };
   }
 }
 
@@ -89,7 +89,7 @@ export async function endUserSession(req: Request, res: Response, config: Config
   });
 }
 
-export function setFlash(req: Request, kind: 'ok' | 'error', message: string): void {
+export function setFlash(req: Request, kind: 'ok' | 'error' | 'warning', message: string): void {
   req.session.flash = { kind, message };
 }
 
