@@ -1,0 +1,63 @@
+import type { Request } from 'express';
+import { readCookie } from './cookies.js';
+
+/**
+ * Times on pages, in the reader's time zone: the browser tells it once through a small script that sets the
+ * `mailgate_tz` cookie (public/time-zone.js); without it (no script yet, a first visit) times are in UTC and say
+ * so. Templates print `<time datetime="ISO" title="ISO">local text</time>`, so the exact value is on hover.
+ */
+
+export const TIME_ZONE_COOKIE = 'mailgate_tz';
+
+export interface LocalTime {
+  iso: string;
+  text: string;
+}
+
+export type TimeFormatter = (value: string | number | Date | null | undefined) => LocalTime | null;
+
+function validZone(zone: string | null): string | null {
+  if (!zone || zone.length > 64 || !/^[A-Za-z0-9_+\-/]+$/.test(zone)) return null;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return zone;
+  } catch {
+    return null;
+  }
+}
+
+export function timeZoneOf(req: Pick<Request, 'headers'>): string {
+  return validZone(readCookie(req, TIME_ZONE_COOKIE)) ?? 'UTC';
+}
+
+const formats = new Map<string, Intl.DateTimeFormat>();
+
+export function timeFormatter(lang: string, timeZone: string): TimeFormatter {
+  const key = `${lang}|${timeZone}`;
+  let format = formats.get(key);
+  if (!format) {
+    format = new Intl.DateTimeFormat(lang === 'ja' ? 'ja-JP' : 'en-GB', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      timeZoneName: 'short',
+    });
+    formats.set(key, format);
+  }
+  const f = format;
+  return (value) => {
+    if (value === null || value === undefined) return null;
+    const date = new Date(value);
+    if (Number.isNaN(date.getTime())) return null;
+    return { iso: date.toISOString(), text: f.format(date) };
+  };
+}
+
+/** The formatter for this request's language and zone. */
+export function timesFor(req: Pick<Request, 'headers'>, lang: string): TimeFormatter {
+  return timeFormatter(lang, timeZoneOf(req));
+}
