@@ -21,10 +21,10 @@ import { formText, idParam, parseId, parseInput } from './validate.js';
 const STATUSES = ['queued', 'sending', 'sent', 'deferred', 'held', 'failed'] as const satisfies MessageStatus[];
 
 const listQuery = z.object({
-  status: formText(z.enum(STATUSES)).optional(),
-  server: formText(idParam).optional(),
-  recipient: formText(z.string().max(254)).optional(),
-  cursor: formText(idParam).optional(),
+  status: formText(z.enum(STATUSES).optional()),
+  server: formText(idParam.optional()),
+  recipient: formText(z.string().max(254).optional()),
+  cursor: formText(idParam.optional()),
 });
 
 function age(t: Translate, ms: number | null): string {
