@@ -55,6 +55,25 @@ describe('logger redaction', () => {
   });
 });
 
+describe('codes', () => {
+  it('keeps error codes, which are not secrets, and still masks authorization codes', () => {
+    for (const code of ['auth_failed', 'invalid_grant', 'ETIMEDOUT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'E_LOOKUP', 535])
+      expect(redact({ code })).toEqual({ code });
+    for (const code of [
+      'SplxlOBeZQQYbYS6WxSbIA',
+      '4/0AeaYSHBx_fake-google-code',
+      'M.C507_BAY.2.U.0a1b2c3d-4e5f',
+      'd3b07384d113edec49eaa6238ad5ff00',
+      'abcdefghijklmnopqrstuvwxyz',
+      12345678,
+    ])
+      expect(redact({ code })).toEqual({ code: '[redacted]' });
+    expect(redact({ query: { code: 'SplxlOBeZQQYbYS6WxSbIA', state: 'x' } })).toEqual({
+      query: { code: '[redacted]', state: 'x' },
+    });
+  });
+});
+
 describe('error logs', () => {
   it('keep the stack of an error, its type and code, with secrets masked in the message and the stack', () => {
     const { lines, stream } = capture();

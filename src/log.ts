@@ -27,6 +27,20 @@ export function redactString(value: string): string {
   return out;
 }
 
+/**
+ * `code` names both an OAuth authorization code (a secret) and an error code (`auth_failed`, `ETIMEDOUT`, 535),
+ * which is what a reader of the audit log or the logs needs. Only the shapes of error codes are kept: short
+ * lowercase words joined by underscores, errno-style names, or a three-digit reply code. Authorization codes are
+ * long random strings with mixed case, digits or punctuation and never take these shapes.
+ */
+const ERROR_CODE = /^(?:[a-z]{2,20}(?:_[a-z]{2,20}){0,5}|E[A-Z]{2,20}|ERR(?:_[A-Z]{2,20}){1,6}|E_[A-Z]{2,20})$/;
+
+function isErrorCode(key: string, value: unknown): boolean {
+  if (key !== 'code') return false;
+  if (typeof value === 'number') return Number.isInteger(value) && value >= 100 && value <= 999;
+  return typeof value === 'string' && value.length <= 64 && ERROR_CODE.test(value);
+}
+
 /** Deep copy of `value` with secrets replaced; cycles and depth are bounded. */
 export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
   if (typeof value === 'string') return redactString(value);
@@ -38,7 +52,7 @@ export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()):
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     out[k] =
-      SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean'
+      SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean' && !isErrorCode(k, v)
         ? REDACTED
         : redact(v, depth + 1, seen);
   }

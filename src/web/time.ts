@@ -61,3 +61,42 @@ export function timeFormatter(lang: string, timeZone: string): TimeFormatter {
 export function timesFor(req: Pick<Request, 'headers'>, lang: string): TimeFormatter {
   return timeFormatter(lang, timeZoneOf(req));
 }
+
+/** The zone's offset from UTC at `ms`, in ms (Tokyo: +9 h). */
+function zoneOffset(ms: number, timeZone: string): number {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  }).formatToParts(new Date(ms));
+  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
+  const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
+  return asUtc - Math.floor(ms / 1000) * 1000;
+}
+
+const LOCAL = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?$/;
+
+/**
+ * A time typed in a form: a date or date-time without a zone is read in the reader's zone (what a
+ * `datetime-local` input sends); one with `Z` or an offset is taken as it is. Null when it is not a time.
+ */
+export function parseLocalTime(value: string, timeZone: string): Date | null {
+  const m = LOCAL.exec(value.trim());
+  if (!m) {
+    if (!/^\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})$/.test(value.trim())) return null;
+    const d = new Date(value.trim());
+    return Number.isNaN(d.getTime()) ? null : d;
+  }
+  const [, y, mo, d, h = '0', mi = '0', s = '0'] = m;
+  const guess = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
+  if (Number.isNaN(guess)) return null;
+  // Twice: the offset at the guess can differ from the offset at the answer across a DST change.
+  let ms = guess - zoneOffset(guess, timeZone);
+  ms = guess - zoneOffset(ms, timeZone);
+  return new Date(ms);
+}
