@@ -1,5 +1,6 @@
 import type { MessageCatalog } from '../i18n.js';
 import { audit } from './audit.js';
+import { auth } from './auth.js';
 import { common } from './common.js';
 import { errors } from './errors.js';
 import { queue } from './queue.js';
@@ -8,4 +9,4 @@ import { queue } from './queue.js';
  * Every area's catalog, one import per area: add an area's file here and its keys are served in every
  * language (the i18n test fails when a key is missing in one of them or a template uses an unknown key).
  */
-export const catalogs: readonly MessageCatalog[] = [common, errors, queue, audit];
+export const catalogs: readonly MessageCatalog[] = [common, errors, queue, audit, auth];
