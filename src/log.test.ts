@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, redact } from './log.js';
+import { createLogger, readableLine, redact } from './log.js';
 
 function capture(): { lines: string[]; stream: Writable } {
   const lines: string[] = [];
@@ -105,5 +105,26 @@ describe('error logs', () => {
     expect(line.err.message).toBe('refresh failed');
     expect(line.err.cause.message).toBe('token [redacted] refused');
     expect(line.err.cause.stack).toMatch(/^Error: token \[redacted\] refused\n\s+at /);
+  });
+});
+
+describe('readable lines for a terminal', () => {
+  it('shows time, level, message and fields, then the stack of an error, from the redacted JSON line', () => {
+    const json = JSON.stringify({
+      level: 'error',
+      time: '2026-11-02T09:30:01.250Z',
+      service: 'mailgate',
+      msg: 'request failed',
+      port: 3000,
+      path: '/a b',
+      password: '[redacted]',
+      err: { type: 'Error', message: 'boom', stack: 'Error: boom\n    at x', code: 'ECONNREFUSED' },
+    });
+    expect(readableLine(json, false)).toBe(
+      '09:30:01.250 ERROR request failed  port=3000 path="/a b" password=[redacted]\n' +
+        '    Error: boom\n        at x [ECONNREFUSED]\n',
+    );
+    expect(readableLine(json, true)).toContain('\x1b[31mERROR\x1b[0m');
+    expect(readableLine('not json', false)).toBe('not json\n');
   });
 });

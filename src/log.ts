@@ -74,9 +74,58 @@ export interface CreateLoggerOptions {
   level: string;
   /** Where lines go; defaults to stdout. Tests pass a stream to read every line. */
   destination?: NodeJS.WritableStream;
+  /**
+   * Lines for a person instead of JSON: `12:00:01.250 INFO  message  key=value`. Default: when stdout is a
+   * terminal and no destination is given. Log collectors (a pipe, a file, a container runtime) get JSON.
+   */
+  readable?: boolean;
 }
 
-export function createLogger({ level, destination }: CreateLoggerOptions): Logger {
+const LEVELS: Record<string, { label: string; color: string }> = {
+  trace: { label: 'TRACE', color: '90' },
+  debug: { label: 'DEBUG', color: '36' },
+  info: { label: 'INFO ', color: '32' },
+  warn: { label: 'WARN ', color: '33' },
+  error: { label: 'ERROR', color: '31' },
+  fatal: { label: 'FATAL', color: '35' },
+};
+const OMIT = new Set(['level', 'time', 'msg', 'service', 'pid', 'hostname', 'err']);
+
+function plain(value: unknown): string {
+  if (typeof value !== 'string') return JSON.stringify(value);
+  return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+}
+
+/** One JSON log line as a readable line (already redacted: it is formatted after pino wrote it). */
+export function readableLine(json: string, color: boolean): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json.endsWith('\n') ? json : `${json}\n`;
+  }
+  const level = LEVELS[String(o.level)] ?? { label: String(o.level).toUpperCase().padEnd(5), color: '0' };
+  const time = typeof o.time === 'string' ? o.time.slice(11, 23) : '';
+  const paint = (code: string, text: string) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
+  const fields = Object.entries(o)
+    .filter(([k]) => !OMIT.has(k))
+    .map(([k, v]) => `${paint('90', `${k}=`)}${plain(v)}`)
+    .join(' ');
+  let out = `${paint('90', time)} ${paint(level.color, level.label)} ${typeof o.msg === 'string' ? o.msg : ''}${fields ? `  ${fields}` : ''}\n`;
+  const err = o.err as { type?: string; message?: string; code?: string; stack?: string } | undefined;
+  if (err && typeof err === 'object') {
+    const stack = typeof err.stack === 'string' ? err.stack : `${err.type ?? 'Error'}: ${err.message ?? ''}`;
+    out += `${stack.replace(/^/gm, '    ')}${err.code ? ` [${err.code}]` : ''}\n`;
+  }
+  return out;
+}
+
+function readableStdout(): pino.DestinationStream {
+  const color = process.stdout.isTTY && !process.env.NO_COLOR;
+  return { write: (line: string) => void process.stdout.write(readableLine(line, color)) };
+}
+
+export function createLogger({ level, destination, readable }: CreateLoggerOptions): Logger {
   const options: LoggerOptions = {
     level,
     base: { service: 'mailgate' },
@@ -96,5 +145,6 @@ export function createLogger({ level, destination }: CreateLoggerOptions): Logge
       },
     },
   };
-  return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
+  if (destination) return pino(options, destination as pino.DestinationStream);
+  return (readable ?? process.stdout.isTTY === true) ? pino(options, readableStdout()) : pino(options);
 }
