@@ -142,7 +142,6 @@ describe.skipIf(!chromiumPathForTests())('accessibility of every admin page', ()
     const cookie = (await page.context().cookies(app.url)).find((c) => c.name === 'mailgate_lang');
     expect(cookie?.value).toBe('ja');
     expect(cookie!.expires * 1000).toBeGreaterThan(Date.now() + 300 * 86_400_000);
-    await screenshot(page, 'mail-queue-ja');
     await clickAndLoad(page, page.locator('nav.languages a[hreflang="en"]'));
     expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Mail queue');
     await page.context().setExtraHTTPHeaders({});
@@ -150,12 +149,12 @@ describe.skipIf(!chromiumPathForTests())('accessibility of every admin page', ()
 
   it('shows a visible focus ring and marks the current page in the navigation', async () => {
     await page.goto(`${app.url}/admin/audit`);
+    await screenshot(page, 'audit');
     expect(await page.locator('header nav a[aria-current="page"]').textContent()).toBe('Audit log');
     await page.keyboard.press('Tab');
     expect(await page.evaluate<boolean>("document.activeElement === document.querySelector('.skip-link')")).toBe(true);
     const outline = await page.evaluate<string>('getComputedStyle(document.activeElement).outlineStyle');
     expect(outline).not.toBe('none');
-    await screenshot(page, 'audit');
     await page.goto(`${app.url}/admin/smtp-servers`);
     await screenshot(page, 'smtp-servers');
     await page.goto(`${app.url}/login`);
