@@ -120,7 +120,16 @@ export function createApp(deps: AppDeps): Express {
     app.use(setupRouter(web, { setup: deps.firstAdminSetup, audit, sessionGeneration, attempts, clock }));
   }
   app.use(apiKeysRouter(web, { apiKeys: deps.apiKeys, servers: mail.servers }));
-  app.use(auditRouter(web, { audit }));
+  app.use(
+    auditRouter(web, {
+      audit,
+      names: {
+        servers: () => mail.servers.list(),
+        integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
+        apiKeys: () => deps.apiKeys.list(),
+      },
+    }),
+  );
   app.use(encryptionKeysRouter(web, { keyRotation: deps.keyRotation }));
   app.use(
     smtpServersRouter(

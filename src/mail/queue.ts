@@ -1,6 +1,7 @@
 import { systemClock } from '../clock.js';
 import type { MessageInput } from './compose.js';
 import { createQueueAdmin, type QueueAdmin } from './queue/admin.js';
+import { createQueueBrowser, type QueueBrowser } from './queue/browse.js';
 import { createEnqueue } from './queue/enqueue.js';
 import { createHolds } from './queue/holds.js';
 import { createQueueMaintenance } from './queue/maintenance.js';
@@ -28,6 +29,8 @@ import { createWorkers } from './queue/worker.js';
  */
 
 export { toView, type MessageView } from './message-view.js';
+export { PAGE_SIZE, type BrowseFilter, type BrowsePage } from './queue/browse.js';
+export { OUTCOMES, type HourlyOutcomes, type Outcome } from './queue/hourly.js';
 export {
   FAILED_INDEX,
   HELD_INDEX,
@@ -47,7 +50,7 @@ export {
   type RecipientResult,
 } from './queue/model.js';
 
-export interface MailQueue extends QueueAdmin {
+export interface MailQueue extends QueueAdmin, QueueBrowser {
   enqueue(
     input: MessageInput,
     options?: EnqueueOptions,
@@ -101,6 +104,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
 
   return {
     ...admin,
+    ...createQueueBrowser({ store, messages, clock }),
     enqueue: createEnqueue({ store, servers, messages, clock, limits: deps.limits, wake }),
     wake,
     onMessageFailed: (listener) => void failedListeners.push(listener),

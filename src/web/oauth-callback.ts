@@ -13,6 +13,7 @@ import type { OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
 import { confirmed } from './confirm.js';
 import type { WebContext } from './context.js';
+import type { Translate } from '../i18n/i18n.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
 import { parseId } from './validate.js';
@@ -99,7 +100,7 @@ export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallba
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Referrer-Policy', 'no-referrer');
     renderPage(res, eta, 'oauth-redirect', {
-      title: 'Continue to the provider',
+      title: (res.locals.t as Translate)('oauthRedirect.title'),
       action: `${target.origin}${target.pathname}`,
       params: [...target.searchParams.entries()].map(([name, value]) => ({ name, value })),
       providerOrigin,
@@ -118,7 +119,7 @@ export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallba
         actor: actorOf(res),
         ip: req.ip,
       });
-      setFlash(req, 'ok', `Authorized: mail from this server is now sent as ${mailbox}.`);
+      setFlash(req, 'ok', (res.locals.t as Translate)('oauthCallback.authorized', { mailbox }));
       res.redirect(303, serverPage(serverId));
     } catch (err) {
       if (!(err instanceof AuthorizationFailure)) throw err;
@@ -128,7 +129,7 @@ export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallba
         eta,
         'oauth-callback-error',
         {
-          title: 'Authorization not completed',
+          title: (res.locals.t as Translate)('oauthCallback.title'),
           reason: err.reason,
           message: err.message,
           hint: err.hint,

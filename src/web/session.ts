@@ -10,6 +10,7 @@ import { AppError } from '../errors.js';
 import type { SessionsAndLimits } from '../store/sessions.js';
 import { createAnonymousCsrf } from './anonymous-csrf.js';
 import { isApiRequest } from './api-path.js';
+import { translatorFor } from './language.js';
 
 /**
  * Browser sessions and CSRF. express-session keeps the session in the store's session store (Redis via
@@ -150,7 +151,7 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
     if (!user) {
       // Start over with an empty session rather than keep a stale login in the store.
       await promisify((cb) => req.session.regenerate(cb));
-      setFlash(req, 'error', 'Your session has ended. Log in again.');
+      setFlash(req, 'error', translatorFor(req)('login.sessionEnded'));
       return next();
     }
     if (t - lastSeenAt >= touchEveryMs) req.session.lastSeenAt = t;
