@@ -13,7 +13,6 @@ import type { OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
 import { confirmed } from './confirm.js';
 import type { WebContext } from './context.js';
-import type { Translate } from '../i18n/i18n.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
 import { parseId } from './validate.js';
