@@ -29,6 +29,8 @@ export interface CertificateInfo {
 
 export interface ServiceAccountInfo {
   clientEmail: string;
+  /** The account's OAuth client id (what Workspace's domain-wide delegation page asks for). */
+  clientId: string | null;
   tokenUri: string;
   privateKeyId: string | null;
 }
@@ -133,11 +135,11 @@ export function sealCredentials(
   if (input.serviceAccountKey) {
     const parsed = parseServiceAccountKey(input.serviceAccountKey, options);
     if ('error' in parsed) throw new Error(parsed.error.message);
-    const { clientEmail, tokenUri, privateKeyId } = parsed.value;
+    const { clientEmail, clientId, tokenUri, privateKeyId } = parsed.value;
     return {
       ...current,
       serviceAccountKey: seal('serviceAccountKey', input.serviceAccountKey),
-      serviceAccount: { clientEmail, tokenUri, privateKeyId },
+      serviceAccount: { clientEmail, clientId, tokenUri, privateKeyId },
       changed: 'serviceAccountKey',
     };
   }

@@ -174,7 +174,7 @@ export class IntegrationService {
     const record: IntegrationRecord = {
       name: input.name,
       provider: input.provider,
-      clientId: input.clientId || credentials.serviceAccount?.clientEmail || '',
+      clientId: input.clientId || credentials.serviceAccount?.clientId || credentials.serviceAccount?.clientEmail || '',
       grantType: input.grantType ?? 'authorization_code',
       ...credentials,
       ...this.preset(input),

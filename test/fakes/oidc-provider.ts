@@ -77,6 +77,8 @@ export interface FakeProvider {
   };
   /** Token requests seen at the HTTP edge, including faulted ones. */
   edgeTokenRequests: number;
+  /** The JOSE header and claims of the last accepted private_key_jwt client assertion. */
+  lastClientAssertion: { header: Record<string, unknown>; payload: Record<string, unknown> } | null;
   setTokenFault(fault: TokenFault): void;
   registerClient(client: FakeClient): Promise<void>;
   /** Changes the public keys of a private_key_jwt client (a certificate replaced at the provider). */
@@ -115,6 +117,11 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
 
   const disabled = new Set<string>();
   const mailScopes = kind === 'google' ? ['https://mail.google.com/'] : ['https://outlook.office.com/SMTP.Send'];
+  // App-only scopes: `.default` of Exchange Online and Graph; the Gmail API's send scope for service accounts.
+  const appOnlyScopes =
+    kind === 'google'
+      ? ['https://www.googleapis.com/auth/gmail.send']
+      : ['https://outlook.office365.com/.default', 'https://graph.microsoft.com/.default'];
 
   const provider = new Provider(issuer, {
     clients: [
@@ -126,7 +133,7 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
         grant_types: [],
       },
     ],
-    scopes: ['openid', 'email', 'offline_access', ...mailScopes],
+    scopes: ['openid', 'email', 'offline_access', ...mailScopes, ...appOnlyScopes],
     claims: { openid: ['sub'], email: ['email', 'email_verified'] },
     conformIdTokenClaims: false,
     features: {
@@ -232,6 +239,13 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
     if (gt === 'refresh_token') counts.refresh++;
     else if (gt === 'authorization_code') counts.authorizationCode++;
     else if (gt === 'client_credentials') counts.clientCredentials++;
+    const assertion = (ctx.oidc.params as { client_assertion?: string } | undefined)?.client_assertion;
+    if (assertion) {
+      const [h, p] = assertion.split('.');
+      const decode = (part: string | undefined) =>
+        JSON.parse(Buffer.from(part ?? '', 'base64url').toString()) as Record<string, unknown>;
+      fake.lastClientAssertion = { header: decode(h), payload: decode(p) };
+    }
   });
   provider.on('grant.error', (ctx) => {
     const gt = (ctx.oidc.params as { grant_type?: string } | undefined)?.grant_type;
@@ -256,6 +270,7 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
     port,
     counts,
     edgeTokenRequests: 0,
+    lastClientAssertion: null,
     setTokenFault(f) {
       fault = f;
     },
@@ -265,8 +280,12 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
         ...(c.clientSecret ? { client_secret: c.clientSecret } : {}),
         ...(c.jwks ? { jwks: { keys: c.jwks } } : {}),
         redirect_uris: c.redirectUris,
-        grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
-        response_types: ['code'],
+        // Without a redirect URI the app is app-only: client credentials and nothing else.
+        grant_types:
+          c.redirectUris.length > 0
+            ? ['authorization_code', 'refresh_token', 'client_credentials']
+            : ['client_credentials'],
+        response_types: c.redirectUris.length > 0 ? ['code'] : [],
         token_endpoint_auth_method: c.authMethod ?? 'client_secret_basic',
       });
     },
