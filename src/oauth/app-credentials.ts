@@ -106,9 +106,12 @@ export function parseServiceAccountKey(
       'not JSON: paste the whole key file downloaded from Google Cloud (IAM → Service accounts → Keys)',
     );
   }
-  const str = (k: string) => (typeof data[k] === 'string' && data[k] !== '' ? (data[k] as string) : null);
+  const str = (k: string) => {
+    const v = data[k];
+    return typeof v === 'string' && v !== '' ? v : null;
+  };
   if (data.type !== undefined && data.type !== 'service_account')
-    return fail(field, `the key file is of type "${String(data.type)}", expected "service_account"`);
+    return fail(field, `the key file is of type ${JSON.stringify(data.type)}, expected "service_account"`);
   const clientEmail = str('client_email');
   if (!clientEmail || !clientEmail.includes('@')) return fail(field, 'the key file has no client_email');
   const keyPem = str('private_key');

@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError, type ErrorDetail } from '../errors.js';
 import type { Logger } from '../log.js';
-import { VersionConflictError, type Doc, type Store } from '../store/store.js';
+import type { Doc, Store } from '../store/store.js';
 import { OAuthClient, type ClientOptions } from './client.js';
 import {
   checkCredentials,

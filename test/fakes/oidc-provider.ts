@@ -186,17 +186,15 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
       if (!h || !p || !sig) return err('malformed assertion');
       const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
       const account = serviceAccounts.get(String(claims.iss));
-      if (!account || account.clientId !== ctx.oidc.client!.clientId) return err('unknown service account');
+      if (!account || account.clientId !== ctx.oidc.client.clientId) return err('unknown service account');
       const key = createPublicKey(account.publicKeyPem);
       if (!verify('sha256', Buffer.from(`${h}.${p}`), key, Buffer.from(sig, 'base64url')))
         return err('Invalid JWT Signature.');
       const now = Math.floor(Date.now() / 1000);
       if (claims.aud !== `${issuer}/token`) return err('Invalid JWT: bad audience');
-      if (typeof claims.exp !== 'number' || claims.exp < now || (claims.exp as number) - now > 3600)
+      if (typeof claims.exp !== 'number' || claims.exp < now || claims.exp - now > 3600)
         return err('Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe.');
-      const scopes = String(claims.scope ?? '')
-        .split(' ')
-        .filter(Boolean);
+      const scopes = (typeof claims.scope === 'string' ? claims.scope : '').split(' ').filter(Boolean);
       if (scopes.length === 0 || scopes.some((s) => !account.delegatedScopes.includes(s))) {
         counts.jwtBearerErrors++;
         ctx.status = 401;
@@ -209,11 +207,11 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
       }
       const sub = typeof claims.sub === 'string' ? claims.sub : account.clientEmail;
       if (disabled.has(sub)) return err('Invalid email or User ID');
-      const grant = new provider.Grant({ accountId: sub, clientId: ctx.oidc.client!.clientId });
+      const grant = new provider.Grant({ accountId: sub, clientId: ctx.oidc.client.clientId });
       const token = new provider.AccessToken({
         accountId: sub,
         grantId: await grant.save(),
-        client: ctx.oidc.client!,
+        client: ctx.oidc.client,
         scope: scopes.join(' '),
         gty: 'jwt_bearer',
       });

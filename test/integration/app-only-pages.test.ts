@@ -16,6 +16,12 @@ import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js'
  * behind a confirmation step.
  */
 
+interface ApiBody {
+  [field: string]: unknown;
+  id: string;
+  error: { details: { field: string; message: string }[] };
+}
+
 const keyBody = (pem: string) =>
   /-----BEGIN [A-Z ]*PRIVATE KEY-----\s*([A-Za-z0-9+/=\s]{80})/.exec(pem)![1]!.replace(/\s/g, '');
 
@@ -48,7 +54,7 @@ describe('app-only integration pages and API', () => {
       method,
       headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
       ...(body ? { body: JSON.stringify(body) } : {}),
-    }).then(async (res) => ({ status: res.status, body: (await res.json()) as Record<string, any> }));
+    }).then(async (res) => ({ status: res.status, body: (await res.json()) as ApiBody }));
 
   it('adds a certificate integration through the form; the page shows its thumbprint, never the key', async () => {
     const { res } = await admin.postForm('/admin/oauth-integrations', {
