@@ -93,7 +93,8 @@ export class TokenService {
 
   /** GrantSource for the mail area; an app-only server's grant is made (or brought up to date) here. */
   async grantForServer(serverId: string): Promise<{ grantId: string; mailbox: string; status: string } | null> {
-    const doc = this.deps.appOnly ? await this.deps.appOnly.ensure(serverId) : await this.get(serverId);
+    // Server changes update app-only grants as they happen (services.ts): the send path only makes a missing one.
+    const doc = (await this.get(serverId)) ?? (await this.deps.appOnly?.ensure(serverId)) ?? null;
     return doc ? { grantId: doc.id, mailbox: doc.value.mailbox, status: doc.value.status } : null;
   }
 

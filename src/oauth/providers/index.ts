@@ -2,7 +2,7 @@ import type { Config } from '../../config.js';
 import type { ErrorDetail } from '../../errors.js';
 import { custom } from './custom.js';
 import { google } from './google.js';
-import { microsoft } from './microsoft.js';
+import { microsoft, MICROSOFT_GRAPH_DEFAULT } from './microsoft.js';
 import type { OAuthProvider, ProviderFieldName, ProviderFields, ProviderSettings } from './types.js';
 
 /** The registry of providers: adding one means adding its module here, nothing else. */
@@ -52,6 +52,14 @@ export function appOnlyScope(
   protocol: string | undefined,
 ): string | undefined {
   return PROVIDERS[settings.provider].appOnly?.scope(protocol, settings);
+}
+
+/** The Graph base URL of an integration: its own (a sovereign cloud), else the deployment's default. */
+export function graphBaseUrlFor(
+  settings: { graphBaseUrl?: string | null | undefined },
+  deploymentDefault: string = MICROSOFT_GRAPH_DEFAULT,
+): string {
+  return settings.graphBaseUrl ?? deploymentDefault;
 }
 
 /** What to do at the provider after Disconnect when it cannot be told, or null. */
