@@ -194,4 +194,49 @@ describe('app-only integration pages and API', () => {
     expect(second.res.status).toBe(303);
     expect(await app.services.oauthIntegrations.find(doc.id)).toBeNull();
   });
+
+  it('a sovereign cloud: the integration’s authority, not the global one, issues its tokens', async () => {
+    const sovereign = await startFakeProvider({ kind: 'microsoft', tenant: microsoft.tenant });
+    try {
+      const clientId = `gov-${randomBytes(4).toString('hex')}`;
+      const clientSecret = `secret-${randomBytes(16).toString('hex')}`;
+      await sovereign.registerClient({ clientId, clientSecret, redirectUris: [] });
+      const created = await api('POST', '/api/v1/oauth-integrations', {
+        name: 'GCC High',
+        provider: 'microsoft',
+        tenant: microsoft.tenant,
+        grantType: 'client_credentials',
+        clientId,
+        clientSecret,
+        authority: sovereign.authority,
+        graphBaseUrl: 'https://graph.microsoft.us',
+      });
+      expect(created.status).toBe(201);
+      expect(created.body).toMatchObject({
+        authority: sovereign.authority,
+        graphBaseUrl: 'https://graph.microsoft.us',
+        resolvedIssuer: sovereign.issuer,
+      });
+      const server = await app.services.mail.servers.create(
+        {
+          name: 'gov',
+          fromAddress: 'shared@agency.test',
+          host: '127.0.0.1',
+          port: 2525,
+          protocol: 'smtp',
+          authMethod: 'oauth2',
+          oauthIntegrationId: created.body.id,
+          username: 'shared@agency.test',
+        },
+        { actor: TEST_ACTOR },
+      );
+      const grant = await app.services.tokens.grantForServer(server.id);
+      const token = await app.services.tokens.getAccessToken(grant!.grantId);
+      expect((await sovereign.introspect(token.accessToken)).client_id).toBe(clientId);
+      expect(sovereign.counts.clientCredentials).toBe(1);
+      expect(microsoft.counts.clientCredentials).toBe(0);
+    } finally {
+      await sovereign.close();
+    }
+  });
 });
