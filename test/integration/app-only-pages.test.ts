@@ -178,6 +178,21 @@ describe('app-only integration pages and API', () => {
     expect(patched.body.error.details).toEqual([
       { field: 'grantType', message: expect.stringMatching(/cannot change/) },
     ]);
+    // The edit form of a service account has no client ID or secret: Update keeps the stored key.
+    const edit = await admin.get(`/admin/oauth-integrations/${res.body.id}`);
+    expect(edit.text).not.toContain('name="clientId"');
+    const updated = await admin.postForm(`/admin/oauth-integrations/${res.body.id}`, {
+      name: 'Workspace mail',
+      provider: 'google',
+      grantType: 'service_account',
+    });
+    expect(updated.res.status).toBe(303);
+    const after = await api('GET', `/api/v1/oauth-integrations/${res.body.id}`);
+    expect(after.body).toMatchObject({
+      name: 'Workspace mail',
+      hasServiceAccountKey: true,
+      clientId: serviceAccount.clientId,
+    });
   });
 
   it('Delete integration asks for confirmation first', async () => {
