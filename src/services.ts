@@ -66,10 +66,10 @@ export interface OAuthAdmin {
   warnings: () => Promise<OAuthWarning[]>;
   /** Deletes a server's tokens and revokes them at the provider where it can. */
   disconnect: (serverId: string, actor: Actor, ip?: string) => Promise<DisconnectResult>;
-  /** Proves a new client secret with the provider, then switches the integration to it. */
+  /** Proves a new credential (client secret, certificate, service-account key) with the provider, then switches to it. */
   rotateClientSecret: (
     integrationId: string,
-    input: { clientSecret: string; expiresAt: string | null },
+    input: Parameters<typeof rotateClientSecret>[2],
     actor: Actor,
     ip?: string,
   ) => Promise<SecretRotationResult>;
@@ -239,6 +239,8 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   stoppers.push(() => notify.stop());
   stoppers.push(() => mail.stop());
   mail.servers.onChange((id) => void oauth.forgetIfServerDeleted(id));
+  // App-only servers need no Authorize: their grant follows the server's settings as soon as they change.
+  mail.servers.onChange((id) => void oauth.appOnly.ensure(id).catch(() => null));
   starters.push(() => oauth.start());
   stoppers.push(() => oauth.stop());
   const oauthAdmin: OAuthAdmin = {

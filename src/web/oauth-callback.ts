@@ -1,3 +1,4 @@
+import { grantTypeOf } from '../oauth/integration-credentials.js';
 import { Router, type Request, type Response } from 'express';
 import type { Actor } from '../admin/types.js';
 import type { Config } from '../config.js';
@@ -31,7 +32,13 @@ import { parseId } from './validate.js';
 
 export interface OAuthPanel {
   grant: ReturnType<TokenService['view']> | null;
-  integration: { id: string; name: string; provider: string; misconfigured: { hint: string } | null } | null;
+  integration: {
+    id: string;
+    name: string;
+    provider: string;
+    misconfigured: { hint: string } | null;
+    grantType?: string;
+  } | null;
   revocationNote: string | null;
   /** Expiring client secret, Google app in testing, rejected client credentials: before they break this server. */
   warnings: OAuthWarning[];
@@ -59,6 +66,7 @@ export async function oauthPanelData(
           name: integrationDoc.value.name,
           provider: integrationDoc.value.provider,
           misconfigured: integrationDoc.value.misconfigured,
+          grantType: grantTypeOf(integrationDoc.value),
         }
       : null,
     revocationNote: integrationDoc ? revocationNote(integrationDoc.value.provider) : null,

@@ -9,6 +9,7 @@ import { reconnect } from './reconnect.js';
 import { transports } from './transports.js';
 import { servers } from './servers.js';
 import { queue } from './queue.js';
+import { integrations } from './integrations.js';
 
 /**
  * Every area's catalog, one import per area: add an area's file here and its keys are served in every
@@ -25,4 +26,5 @@ export const catalogs: readonly MessageCatalog[] = [
   transports,
   servers,
   queue,
+  integrations,
 ];
