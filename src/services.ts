@@ -19,6 +19,7 @@ import { systemResolve, type ResolveAll } from './net/connect.js';
 import { createEgressPolicy } from './net/egress.js';
 import { createEgressFetch } from './net/fetch.js';
 import type { StoreWithSessions } from './store/sessions.js';
+import { createSubmissionFront, type SubmissionFront } from './submission/front.js';
 import type { AuthorizeService } from './tokens/authorize.js';
 import type { IntegrationService } from './oauth/integrations.js';
 import { rotateClientSecret, type RotationResult as SecretRotationResult } from './tokens/secret-rotation.js';
@@ -98,6 +99,8 @@ export interface Services extends Omit<
   authorize: AuthorizeService;
   tokenScheduler: TokenScheduler;
   oauthAdmin: OAuthAdmin;
+  /** The SMTP submission front (MAILGATE_SUBMISSION_PORT): main.ts starts it beside the HTTP server; stop() stops it. */
+  submission: SubmissionFront;
   /** Starts background work (workers, schedulers, subscriptions). */
   start(): Promise<void>;
   /** Stops background work and waits for in-flight work to finish; does not close the store. */
@@ -210,8 +213,14 @@ export async function createServices(base: ServiceBase): Promise<Services> {
       ),
   };
 
+  const keyRates = new KeyRateLimits(base.store);
+  const submission = createSubmissionFront({ ...base, apiKeys, keyRates, audit, mail });
+  // Stopped first: a message it answered 250 is already stored, and the queue must still be there to store it.
+  stoppers.push(() => submission.stop());
+
   return {
     ...base,
+    submission,
     readinessChecks: [oauth.readinessCheck],
     oauthIntegrations: oauth.integrations,
     tokens: oauth.tokens,
@@ -225,7 +234,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     loginGuard,
     firstAdminSetup,
     apiKeys,
-    keyRates: new KeyRateLimits(base.store),
+    keyRates,
     sessionGeneration,
     sessionSecrets,
     mail,

@@ -24,6 +24,7 @@ export const SEALED_FIELDS: readonly SealedField[] = [
   { collection: 'oauth_grants', path: 'tokens.accessToken' },
   { collection: 'oauth_grants', path: 'tokens.refreshToken' },
   { collection: 'oauth_transactions', path: 'codeVerifier' },
+  { collection: 'submission_tls', path: 'key' },
 ];
 
 type Visit = (sealed: string, field: string) => string;

@@ -2,6 +2,7 @@ import { systemClock } from '../clock.js';
 import type { MessageInput } from './compose.js';
 import { createQueueAdmin, type QueueAdmin } from './queue/admin.js';
 import { createEnqueue } from './queue/enqueue.js';
+import { createEnqueueMime, type EnqueueMime } from './queue/enqueue-mime.js';
 import { createHolds } from './queue/holds.js';
 import { createQueueMaintenance } from './queue/maintenance.js';
 import { createMessages } from './queue/messages.js';
@@ -22,6 +23,7 @@ import { createWorkers } from './queue/worker.js';
  */
 
 export { toView, type MessageView } from './message-view.js';
+export type { EnqueueMime, MimeSubmission } from './queue/enqueue-mime.js';
 export {
   FAILED_INDEX,
   HELD_INDEX,
@@ -35,6 +37,7 @@ export {
   type MailQueueDeps,
   type MessageDoc,
   type MessageError,
+  type MessageSource,
   type MessageStatus,
   type QueueOptions,
   type QueueOverview,
@@ -46,6 +49,8 @@ export interface MailQueue extends QueueAdmin {
     input: MessageInput,
     options?: EnqueueOptions,
   ): Promise<{ id: string; status: MessageStatus; created: boolean }>;
+  /** Accepts a message kept as MIME (the SMTP front): resolves once it is stored durably. */
+  enqueueMime: EnqueueMime;
   /** Wakes the local workers (something became due). */
   wake(): void;
   /** Deletes sent messages older than the retention (runs hourly while workers run). */
@@ -92,6 +97,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
   return {
     ...admin,
     enqueue: createEnqueue({ store, servers, messages, clock, limits: deps.limits, wake }),
+    enqueueMime: createEnqueueMime({ servers, messages, clock, limits: deps.limits, wake }),
     wake,
     cleanup: () => maintenance.cleanup(),
     async start() {
