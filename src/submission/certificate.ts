@@ -52,7 +52,12 @@ export async function submissionCertificate(deps: {
   const existing = await deps.store.get<StoredCertificate>(SUBMISSION_TLS, CERT_ID);
   if (existing) {
     const cert = existing.value.cert;
-    return { cert, key: deps.keyring.open(existing.value.key, ctx), source: 'generated', fingerprint: fingerprintOf(cert) };
+    return {
+      cert,
+      key: deps.keyring.open(existing.value.key, ctx),
+      source: 'generated',
+      fingerprint: fingerprintOf(cert),
+    };
   }
   const notAfterDate = new Date(Date.now() + VALID_DAYS * 86_400_000);
   const made = await generate([{ name: 'commonName', value: deps.host }], { notAfterDate, keySize: 2048 });
@@ -60,7 +65,12 @@ export async function submissionCertificate(deps: {
     await deps.store.put<StoredCertificate>(
       SUBMISSION_TLS,
       CERT_ID,
-      { host: deps.host, cert: made.cert, key: deps.keyring.seal(made.private, ctx), createdAt: new Date().toISOString() },
+      {
+        host: deps.host,
+        cert: made.cert,
+        key: deps.keyring.seal(made.private, ctx),
+        createdAt: new Date().toISOString(),
+      },
       { ifVersion: 0 },
     );
   } catch (err) {

@@ -47,7 +47,10 @@ export function parseHeaderBlock(block: string): HeaderField[] {
 
 /** The unfolded value of a field. */
 export function valueOf(field: HeaderField): string {
-  return field.raw.slice(field.raw.indexOf(':') + 1).replace(/\r\n(?=[ \t])/g, '').trim();
+  return field.raw
+    .slice(field.raw.indexOf(':') + 1)
+    .replace(/\r\n(?=[ \t])/g, '')
+    .trim();
 }
 
 export interface Mailbox {
@@ -67,7 +70,10 @@ export function firstMailbox(value: string): Mailbox | null {
     const address = value.slice(lt + 1, gt).trim();
     return ADDRESS_CHARS.test(address) ? { display: value.slice(0, lt).trim(), address } : null;
   }
-  const first = value.split(',')[0]!.replace(/\([^)]*\)/g, '').trim();
+  const first = value
+    .split(',')[0]!
+    .replace(/\([^)]*\)/g, '')
+    .trim();
   return ADDRESS_CHARS.test(first) ? { display: '', address: first } : null;
 }
 
@@ -86,7 +92,9 @@ function decodeWord(charset: string, encoding: string, text: string): string | n
       encoding.toUpperCase() === 'B'
         ? Buffer.from(text, 'base64')
         : Buffer.from(
-            text.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+            text
+              .replace(/_/g, ' ')
+              .replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
             'latin1',
           );
     return new TextDecoder(charset.split('*')[0]!.toLowerCase(), { fatal: false }).decode(bytes);
@@ -150,7 +158,9 @@ function rfc5322Date(now: Date): string {
 export function rewriteHeaders(fields: HeaderField[], server: RewriteServer, now: Date): RewriteResult {
   const froms = fields.filter((f) => f.name === 'from');
   if (froms.length !== 1)
-    throw new MessageFormatError(froms.length === 0 ? 'the message has no From header' : 'the message has two From headers');
+    throw new MessageFormatError(
+      froms.length === 0 ? 'the message has no From header' : 'the message has two From headers',
+    );
   const fromValue = valueOf(froms[0]!);
   const mailbox = firstMailbox(fromValue);
   if (!mailbox) throw new MessageFormatError('the From header holds no address mailgate can read');

@@ -100,7 +100,12 @@ export async function startSubmissionListener(deps: SubmissionDeps): Promise<Sub
       throw replies.badKey();
     }
     await deps.guard.succeeded(ip);
-    const user: SubmissionUser = { keyId: key.id, keyName: key.name, username: username.slice(0, 200), policy: key.policy };
+    const user: SubmissionUser = {
+      keyId: key.id,
+      keyName: key.name,
+      username: username.slice(0, 200),
+      policy: key.policy,
+    };
     await deps.audit.record({
       actor: { type: 'api_key', id: key.id, name: key.name, scopes: key.scopes },
       action: 'submission.login',
@@ -199,8 +204,9 @@ export async function startSubmissionListener(deps: SubmissionDeps): Promise<Sub
         Promise.allSettled([...inFlight]),
         new Promise((resolve) => setTimeout(resolve, deps.drainMs ?? 20_000).unref()),
       ]);
-      const connections = (server as unknown as { connections: Set<{ send(c: number, t: string): void; close(): void }> })
-        .connections;
+      const connections = (
+        server as unknown as { connections: Set<{ send(c: number, t: string): void; close(): void }> }
+      ).connections;
       for (const c of connections) {
         c.send(421, '4.3.2 mailgate is shutting down; try again later');
         c.close();

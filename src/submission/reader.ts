@@ -98,7 +98,8 @@ export function readMessage(stream: Readable & { sizeExceeded?: boolean }): Prom
       if (problem || stream.sizeExceeded) return;
       if (inHeader) {
         scan(chunk);
-        if (inHeader && headerBytes > MAX_HEADER_BYTES) fail(`the header block is larger than ${MAX_HEADER_BYTES} octets`);
+        if (inHeader && headerBytes > MAX_HEADER_BYTES)
+          fail(`the header block is larger than ${MAX_HEADER_BYTES} octets`);
         return;
       }
       if (chunk.indexOf(0) >= 0) return fail('the message contains a NUL octet');
