@@ -49,7 +49,7 @@ export async function startSubmissionRig(
         scopes: ['send'],
         actor: { type: 'system', id: 'test' },
         ...(policy ? { policy } : {}),
-      } as Parameters<typeof app.services.apiKeys.create>[0]);
+      });
       return created.key;
     },
     client(pass, user = 'tracker') {
@@ -94,11 +94,12 @@ export class RawSmtp {
     socket.on('error', () => {});
   }
 
-  static async connect(port: number, localAddress?: string): Promise<RawSmtp> {
+  static async connect(port: number, options: { host?: string; localAddress?: string } = {}): Promise<RawSmtp> {
     const socket = new Socket();
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) }, resolve);
+      const { host = '127.0.0.1', localAddress } = options;
+      socket.connect({ port, host, ...(localAddress ? { localAddress } : {}) }, resolve);
     });
     const c = new RawSmtp(socket);
     await c.reply();
