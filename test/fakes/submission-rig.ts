@@ -142,6 +142,12 @@ export class RawSmtp {
     return this.command(`AUTH PLAIN ${Buffer.from(`\0${user}\0${key}`).toString('base64')}`);
   }
 
+  /** The socket, handed over (for STARTTLS by the caller): this object stops reading it. */
+  socket(): Socket {
+    this.#socket.removeAllListeners('data');
+    return this.#socket;
+  }
+
   destroy(): void {
     this.#socket.destroy();
   }
