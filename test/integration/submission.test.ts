@@ -164,4 +164,24 @@ print('sent')
     expect(await c.command(`AUTH PLAIN ${Buffer.from(`\0x\0${key}`).toString('base64')}`)).toMatch(/^235/);
     c.destroy();
   });
+
+  it('the queue page shows a submitted message like any other, with its source and size, in English and Japanese', async () => {
+    // A paused server holds the message, so it stays on the page (sent messages are not listed).
+    await rig.app.services.mail.servers.pause(rig.serverId, { reason: 'test', code: 'test' });
+    const c = await RawSmtp.connect(rig.port);
+    await c.login(key);
+    await c.command('MAIL FROM:<a@example.test>');
+    await c.command('RCPT TO:<held@example.test>');
+    await c.command('DATA');
+    const reply = await c.command('From: <alice@example.test>\r\nSubject: shown on the page\r\n\r\nhi\r\n.');
+    c.destroy();
+    const id = /queued as (\S+)/.exec(reply)![1]!;
+    const admin = await rig.app.browserSession('admin');
+    const en = await admin.get('/admin/mail-queue');
+    const row = en.text.slice(en.text.indexOf(`data-message-id="${id}"`));
+    expect(row).toContain('shown on the page');
+    expect(row).toMatch(/via SMTP · \d+ bytes/);
+    const ja = await admin.get('/admin/mail-queue', { headers: { 'accept-language': 'ja' } });
+    expect(ja.text.slice(ja.text.indexOf(`data-message-id="${id}"`))).toMatch(/SMTP 経由 · \d+ バイト/);
+  });
 });
