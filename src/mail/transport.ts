@@ -218,7 +218,8 @@ export function buildTransportOptions(server: ResolvedServer, auth: SmtpAuth, op
  */
 export interface RawMessage {
   raw: Buffer;
-  envelope: { from: string; to: string[] };
+  /** use8BitMime: MAIL FROM gets BODY=8BITMIME when the server offers it (octets above 127 in the message). */
+  envelope: { from: string; to: string[]; use8BitMime?: boolean };
 }
 
 export function isRawMessage(message: ComposedMessage | RawMessage): message is RawMessage {
@@ -230,7 +231,11 @@ export function toNodemailerMessage(message: ComposedMessage | RawMessage, messa
   if (isRawMessage(message)) {
     return {
       raw: message.raw,
-      envelope: { from: message.envelope.from, to: message.envelope.to },
+      envelope: {
+        from: message.envelope.from,
+        to: message.envelope.to,
+        ...(message.envelope.use8BitMime ? { use8BitMime: true } : {}),
+      },
       disableFileAccess: true,
       disableUrlAccess: true,
     };

@@ -1,3 +1,4 @@
+import { isAscii } from 'node:buffer';
 import type { Clock } from '../../clock.js';
 import { AppError } from '../../errors.js';
 import type { RecipientEntry } from '../compose.js';
@@ -15,6 +16,11 @@ export interface MimeSubmission {
   subject: string;
   mime: Buffer;
   apiKeyId: string | null;
+}
+
+/** Whether a message needs 8BITMIME upstream (native check, no copy). */
+function eightBit(mime: Buffer): boolean {
+  return !isAscii(mime);
 }
 
 export type EnqueueMime = (
@@ -64,6 +70,7 @@ export function createEnqueueMime(deps: {
       size,
       source: 'smtp',
       mime: submission.mime.toString('base64'),
+      ...(eightBit(submission.mime) ? { eightBit: true } : {}),
     };
     try {
       await messages.put(id, doc, 0, null);

@@ -83,6 +83,8 @@ export interface MessageDoc {
    * addresses. `input` then holds only what is shown (subject, recipients). Dropped once the message is sent.
    */
   mime?: string;
+  /** The MIME message has octets above 127: it goes upstream with BODY=8BITMIME where the server offers it. */
+  eightBit?: boolean;
 }
 
 export type MessageSource = 'api' | 'smtp';

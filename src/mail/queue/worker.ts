@@ -151,7 +151,11 @@ export function createWorkers(deps: WorkerDeps): Workers {
     const composed = m.mime
       ? {
           raw: Buffer.from(m.mime, 'base64'),
-          envelope: { from: server.fromAddress, to: m.recipients.map((r) => r.address) },
+          envelope: {
+            from: server.fromAddress,
+            to: m.recipients.map((r) => r.address),
+            ...(m.eightBit ? { use8BitMime: true } : {}),
+          },
         }
       : composeMessage(m.input, server, deps.fromFormat);
     const fromDomain = server.fromAddress.slice(server.fromAddress.lastIndexOf('@') + 1);
