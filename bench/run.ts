@@ -439,14 +439,14 @@ async function httpCeiling(client: Client): Promise<PhaseResult> {
  */
 async function smtpPhases(run: (label: string, fn: () => Promise<PhaseResult>) => Promise<unknown>) {
   const direct = await startSmtpClient({ port: sinkPort, n: N, connections: CONNECTIONS });
-  await run('(s0) SMTP client straight to the sink', async () => ({ clientCpuMs: (await direct.go()).cpuMs }));
+  await run('(s0) SMTP client to the sink directly', async () => ({ clientCpuMs: (await direct.go()).cpuMs }));
   const redis = await startRedis();
   for (const redisUrl of [null, ...(redis ? [redis.url] : [])]) {
     const app = await buildApp(redisUrl, 'always', { MAILGATE_SUBMISSION_PORT: '0' });
     await app.services.start();
     const port = (await app.services.submission.start())!;
     const client = await startSmtpClient({ port, n: N, connections: CONNECTIONS, password: app.key });
-    await run(`(s) SMTP via the submission front, ${redisUrl ? 'Redis' : 'file store'}`, async () => ({
+    await run(`(s) SMTP front, ${redisUrl ? 'Redis' : 'file store'}`, async () => ({
       clientCpuMs: (await client.go()).cpuMs,
       note: 'STARTTLS + AUTH, durable queue, workers',
     }));
