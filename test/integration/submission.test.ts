@@ -179,6 +179,20 @@ print('sent')
     expect(got.raw).toContain('\r\n\r\nTschüß, 日本語\r\n');
   });
 
+  it('a message from the JSON API shows source "api"', async () => {
+    const res = await fetch(`${rig.app.url}/api/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ to: 'bob@example.test', subject: 'from the API', text: 'x' }),
+    });
+    const { id } = (await res.json()) as { id: string };
+    const view = (await (
+      await fetch(`${rig.app.url}/api/v1/messages/${id}`, { headers: { authorization: `Bearer ${key}` } })
+    ).json()) as Record<string, unknown>;
+    expect(view).toMatchObject({ source: 'api', subject: 'from the API' });
+    expect(view.size).toBeGreaterThan(0);
+  });
+
   it('AUTH is refused before STARTTLS except from loopback; the listener offers SIZE, PIPELINING, 8BITMIME, SMTPUTF8', async () => {
     const c = await RawSmtp.connect(rig.port);
     const ehlo = await c.command('EHLO test.example');
