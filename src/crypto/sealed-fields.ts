@@ -28,6 +28,7 @@ export const SEALED_FIELDS: readonly SealedField[] = [
   { collection: 'oauth_transactions', path: 'codeVerifier' },
   { collection: 'notify_channels', path: 'secret' },
   { collection: 'reconnect_transactions', path: 'codeVerifier' },
+  { collection: 'submission_tls', path: 'key' },
 ];
 
 type Visit = (sealed: string, field: string) => string;

@@ -3,6 +3,7 @@ import type { MessageInput } from './compose.js';
 import { createQueueAdmin, type QueueAdmin } from './queue/admin.js';
 import { createQueueBrowser, type QueueBrowser } from './queue/browse.js';
 import { createEnqueue } from './queue/enqueue.js';
+import { createEnqueueMime, type EnqueueMime } from './queue/enqueue-mime.js';
 import { createHolds } from './queue/holds.js';
 import { createQueueMaintenance } from './queue/maintenance.js';
 import { createMessages } from './queue/messages.js';
@@ -31,6 +32,7 @@ import { createWorkers } from './queue/worker.js';
 export { toView, type MessageView } from './message-view.js';
 export { PAGE_SIZE, type BrowseFilter, type BrowsePage } from './queue/browse.js';
 export { OUTCOMES, type HourlyOutcomes, type Outcome } from './queue/hourly.js';
+export type { EnqueueMime, MimeSubmission } from './queue/enqueue-mime.js';
 export {
   FAILED_INDEX,
   HELD_INDEX,
@@ -44,6 +46,7 @@ export {
   type MailQueueDeps,
   type MessageDoc,
   type MessageError,
+  type MessageSource,
   type MessageStatus,
   type QueueOptions,
   type QueueOverview,
@@ -55,6 +58,8 @@ export interface MailQueue extends QueueAdmin, QueueBrowser {
     input: MessageInput,
     options?: EnqueueOptions,
   ): Promise<{ id: string; status: MessageStatus; created: boolean }>;
+  /** Accepts a message kept as MIME (the SMTP front): resolves once it is stored durably. */
+  enqueueMime: EnqueueMime;
   /** Wakes the local workers (something became due). */
   wake(): void;
   /** Local listeners: a worker of this instance moved a message to failed (once per message). */
@@ -106,6 +111,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     ...admin,
     ...createQueueBrowser({ store, messages, clock }),
     enqueue: createEnqueue({ store, servers, messages, clock, limits: deps.limits, wake }),
+    enqueueMime: createEnqueueMime({ servers, messages, clock, limits: deps.limits, wake }),
     wake,
     onMessageFailed: (listener) => void failedListeners.push(listener),
     cleanup: () => maintenance.cleanup(),

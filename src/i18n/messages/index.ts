@@ -10,6 +10,7 @@ import { transports } from './transports.js';
 import { servers } from './servers.js';
 import { queue } from './queue.js';
 import { integrations } from './integrations.js';
+import { submission } from './submission.js';
 
 /**
  * Every area's catalog, one import per area: add an area's file here and its keys are served in every
@@ -27,4 +28,5 @@ export const catalogs: readonly MessageCatalog[] = [
   servers,
   queue,
   integrations,
+  submission,
 ];
