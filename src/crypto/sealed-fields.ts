@@ -24,6 +24,8 @@ export const SEALED_FIELDS: readonly SealedField[] = [
   { collection: 'oauth_grants', path: 'tokens.accessToken' },
   { collection: 'oauth_grants', path: 'tokens.refreshToken' },
   { collection: 'oauth_transactions', path: 'codeVerifier' },
+  // A new API key between the form's post and the page after its redirect (in the session store, not a document).
+  { collection: 'sessions', path: 'newApiKey' },
 ];
 
 type Visit = (sealed: string, field: string) => string;

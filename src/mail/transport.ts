@@ -212,9 +212,37 @@ export function buildTransportOptions(server: ResolvedServer, auth: SmtpAuth, op
   };
 }
 
-/** The nodemailer message for a composed message: explicit envelope, no user-supplied headers. */
+/** The allowed custom headers: threading through nodemailer's own fields, the rest as headers. */
+function customHeaderFields(headers: Record<string, string> | undefined) {
+  if (!headers) return {};
+  const rest: Record<string, string> = {};
+  const out: { inReplyTo?: string; references?: string; headers?: Record<string, string> } = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (lower === 'in-reply-to') out.inReplyTo = value;
+    else if (lower === 'references') out.references = value;
+    else rest[name] = value;
+  }
+  if (Object.keys(rest).length > 0) out.headers = rest;
+  return out;
+}
+
+/** The nodemailer message for a composed message: explicit envelope, only the allowed custom headers. */
 export function toNodemailerMessage(message: ComposedMessage, messageId?: string) {
   return {
+    ...customHeaderFields(message.headers),
+    ...(message.attachments?.length
+      ? {
+          // Inline (cid) parts go into multipart/related with the html; the content is decoded while it is written.
+          attachments: message.attachments.map((a) => ({
+            filename: a.filename,
+            content: a.content,
+            encoding: 'base64',
+            ...(a.contentType ? { contentType: a.contentType } : {}),
+            ...(a.cid ? { cid: a.cid } : {}),
+          })),
+        }
+      : {}),
     from: { name: message.from.name, address: message.from.address },
     to: message.to,
     cc: message.cc,

@@ -7,7 +7,7 @@ import { parseInput } from './validate.js';
 
 /** The audit log: /admin/audit (readable by both roles) and GET /api/v1/audit, newest first, paged with `before`. */
 
-const pageQuery = z.object({
+export const pageQuery = z.object({
   before: z
     .string()
     .regex(/^\d{1,16}-\d{1,16}$/, 'expected an entry id from nextBefore')

@@ -49,10 +49,11 @@ const apiFields = {
   secretExpiresAt: date.nullable().optional(),
   googleInTesting: z.boolean().optional(),
 };
-const createBody = z.strictObject({ ...apiFields, clientSecret });
-const updateBody = z.strictObject({ ...apiFields, clientSecret: clientSecret.optional() });
-const patchBody = updateBody.partial();
-const rotateBody = z.strictObject({ clientSecret, expiresAt: date.nullable().optional() });
+// Exported for the OpenAPI document (openapi.ts), which is generated from the schemas that validate.
+export const createBody = z.strictObject({ ...apiFields, clientSecret });
+export const updateBody = z.strictObject({ ...apiFields, clientSecret: clientSecret.optional() });
+export const patchBody = updateBody.partial();
+export const rotateBody = z.strictObject({ clientSecret, expiresAt: date.nullable().optional() });
 
 const scopeList = formText(z.string().max(4000).optional())
   .transform((s) => (s ? s.split(/[\s,]+/).filter(Boolean) : undefined))

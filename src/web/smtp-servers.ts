@@ -30,6 +30,7 @@ export interface SmtpServersRouterOptions {
   warnings?: () => Promise<{ kind: string; target: string; message: string }[]>;
 }
 
+export const outgoingBody = z.strictObject({ enabled: z.boolean() });
 const switchForm = z.object({
   enabled: z.enum(['true', 'false'], 'expected true or false'),
   _csrf: z.string().optional(),
@@ -293,7 +294,6 @@ export function smtpServersRouter(
     res.json({ released: await resume(req, res, id) });
   });
 
-  const outgoingBody = z.strictObject({ enabled: z.boolean() });
   router.put('/api/v1/outgoing-mail', auth.api('admin'), async (req, res) => {
     const { enabled } = parseInput(outgoingBody, req.body ?? {});
     res.json(await mail.servers.setOutgoingEnabled(enabled, auditCtx(req, res)));
