@@ -6,7 +6,7 @@ document.addEventListener('DOMContentLoaded', function () {
       var input = document.getElementById(button.getAttribute('data-copy'));
       if (!input) return;
       input.select();
-      var done = function () { button.setAttribute('data-copied', 'true'); button.textContent = '✓ ' + button.getAttribute('data-label'); };
+      var done = function () { button.textContent = button.getAttribute('data-copied') || button.textContent; };
       if (navigator.clipboard) navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand('copy'); done(); });
       else { document.execCommand('copy'); done(); }
     });

@@ -32,7 +32,9 @@ export function isStrictBase64(value: string): boolean {
   if (length % 4 !== 0) return false;
   if (length === 0) return true;
   const pad = value.endsWith('==') ? 2 : value.endsWith('=') ? 1 : 0;
-  if (value.indexOf('=') !== length - pad || value.includes('-') || value.includes('_')) return false;
+  const firstPad = value.indexOf('=');
+  if ((pad === 0 ? firstPad !== -1 : firstPad !== length - pad) || value.includes('-') || value.includes('_'))
+    return false;
   if (Buffer.from(value, 'base64').length !== (length / 4) * 3 - pad) return false;
   // Canonical only: the unused bits of the last quantum are zero ("QR==" is not another spelling of "QQ==").
   const last = value.slice(-4);
