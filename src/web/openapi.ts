@@ -64,6 +64,12 @@ function queryParameters(query: z.ZodType | undefined): JsonSchema[] {
   }));
 }
 
+/** A body whose fields are all optional may be left out. */
+function requestBody(body: z.ZodType): JsonSchema {
+  const schema = inputSchema(body) as { required?: string[] };
+  return { required: (schema.required?.length ?? 0) > 0, content: { 'application/json': { schema } } };
+}
+
 function operationObject(op: ApiOperation): JsonSchema {
   const responses: Record<string, JsonSchema> = {};
   for (const [status, r] of Object.entries(op.responses)) {
@@ -86,9 +92,7 @@ function operationObject(op: ApiOperation): JsonSchema {
     security: op.scope === 'none' ? [] : [{ apiKey: [] }],
     ...(op.scope === 'none' ? {} : { 'x-mailgate-scope': op.scope }),
     ...(parameters.length ? { parameters } : {}),
-    ...(op.body
-      ? { requestBody: { required: true, content: { 'application/json': { schema: inputSchema(op.body) } } } }
-      : {}),
+    ...(op.body ? { requestBody: requestBody(op.body) } : {}),
     responses,
   };
 }
