@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { findAppError } from '../errors.js';
 import { connectChecked, toConnectFailure, type EgressGuard } from '../net/connect.js';
 import { type AccessTokenSource, type GrantSource, type SmtpAuth, isAuthProblem, pickSmtpAuth } from './auth.js';
+import { base64Stream } from './attachments.js';
 import type { ComposedMessage } from './compose.js';
 import { isLoopbackHost, type ResolvedServer } from './servers.js';
 import { forLibrary, MailTransportFailure, toMailTransportFailure } from './transport-failure.js';
@@ -236,8 +237,7 @@ export function toNodemailerMessage(message: ComposedMessage, messageId?: string
           // Inline (cid) parts go into multipart/related with the html; the content is decoded while it is written.
           attachments: message.attachments.map((a) => ({
             filename: a.filename,
-            content: a.content,
-            encoding: 'base64',
+            content: base64Stream(a.content),
             ...(a.contentType ? { contentType: a.contentType } : {}),
             ...(a.cid ? { cid: a.cid } : {}),
           })),

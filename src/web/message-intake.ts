@@ -2,8 +2,8 @@ import express, { type RequestHandler } from 'express';
 import { fromAllowed, serverForKey, type KeyRateLimits } from '../admin/key-policy.js';
 import type { Actor } from '../admin/types.js';
 import { AppError } from '../errors.js';
-import { encodedMessageSize } from '../mail/attachments.js';
-import { messageInput, type MessageInput } from '../mail/compose.js';
+import { encodedMessageSize } from '../mail/message-size.js';
+import { messageInput, withTextPart, type MessageInput } from '../mail/compose.js';
 import type { MailServices } from '../mail/service.js';
 import type { MessageStatus } from '../mail/queue.js';
 import { parseInput } from './validate.js';
@@ -51,7 +51,8 @@ export function createIntake(deps: IntakeDeps): Intake {
   }
 
   return async (body, actor, idempotencyKey) => {
-    const parsed = parseInput(messageInput, body ?? {});
+    // The text part is derived from html here (enqueue would do it anyway), so the size counts the real one.
+    const parsed = await withTextPart(parseInput(messageInput, body ?? {}));
     const size = encodedMessageSize(parsed);
     if (size > deps.limits.maxMessageBytes) {
       throw new AppError('message_too_large', {
