@@ -49,6 +49,8 @@ if (values.client) {
     process.exit(0);
   });
   process.send!('ready');
+  // The rest of this file is the measuring half: the client stops here until 'go' has been answered.
+  await new Promise(() => undefined);
 }
 
 const MB = Number(values.mb);
@@ -193,5 +195,5 @@ console.log(
 httpServer.close();
 await services.stop();
 await store.close();
-sink.kill();
+sink.disconnect();
 await rm(dir, { recursive: true, force: true });
