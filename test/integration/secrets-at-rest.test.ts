@@ -352,7 +352,7 @@ async function runScenario(
   const pageKey = add(
     'API key created on the page',
     /id="new-api-key"[^>]*value="(mgk_[^"]+)"/.exec(created)![1]!,
-    'API key page (creation)',
+    'API key page (after creation)',
   );
   const made = await api<{ id: string; key: string }>(
     'API key creation',
