@@ -173,7 +173,8 @@ await (
     attachments: [{ filename: 'a', content: 'QUJD' }],
   }),
 );
-await (await readyClient(smallFile)).go();
+const warm = await (await readyClient(smallFile)).go();
+if (!warm.startsWith('202')) throw new Error(`warm-up refused: ${warm}`);
 while (delivered < 1) await new Promise((r) => setTimeout(r, 5));
 
 const client = await readyClient(bodyFile);
