@@ -73,9 +73,11 @@ const config = loadConfig({
   MAILGATE_DATA_DIR: dir,
   MAILGATE_ENCRYPTION_KEYS: `b1:${randomBytes(32).toString('base64')}`,
   MAILGATE_SESSION_SECRETS: randomBytes(32).toString('base64url'),
-  MAILGATE_LOG_LEVEL: 'warn',
+  MAILGATE_LOG_LEVEL: process.env.MAILGATE_LOG_LEVEL ?? 'warn',
   MAILGATE_WORKERS: 'true',
   MAILGATE_EGRESS_ALLOW: '127.0.0.1',
+  // A file of --mb megabytes is about 1.37 times that as sent: the default 25 MiB holds up to about 18 MB.
+  MAILGATE_MAX_MESSAGE_BYTES: String(Math.max(25 * 1024 ** 2, Math.ceil(MB * 1024 * 1024 * 1.4) + 65536)),
   ...(values.store === 'redis' && process.env.REDIS_URL
     ? { REDIS_URL: process.env.REDIS_URL, MAILGATE_REDIS_PREFIX: `large:${randomBytes(4).toString('hex')}:` }
     : {}),
@@ -179,6 +181,7 @@ while (delivered < 1) await new Promise((r) => setTimeout(r, 5));
 
 const client = await readyClient(bodyFile);
 const post = await watch(() => client.go());
+if (!post.value.startsWith('202')) throw new Error(`refused: ${post.value}`);
 const delivery = await watch(async () => {
   while (delivered < 2) await new Promise((r) => setTimeout(r, 1));
 });
