@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { API_OPERATIONS, type ApiOperation } from './openapi-operations.js';
+import { MORE_API_OPERATIONS } from './openapi-operations-more.js';
 
 /**
  * GET /api/v1/openapi.json: an OpenAPI 3.1 document of the whole JSON API. Request bodies and query strings are
@@ -99,7 +100,8 @@ function operationObject(op: ApiOperation): JsonSchema {
 
 export function buildOpenApiDocument(baseUrl?: string): JsonSchema {
   const paths: Record<string, Record<string, JsonSchema>> = {};
-  for (const op of API_OPERATIONS) (paths[op.path] ??= {})[op.method] = operationObject(op);
+  for (const op of [...API_OPERATIONS, ...MORE_API_OPERATIONS])
+    (paths[op.path] ??= {})[op.method] = operationObject(op);
   return {
     openapi: '3.1.0',
     info: {
