@@ -130,6 +130,8 @@ const schema = z.object({
   REDIS_URL: z
     .url({ protocol: /^rediss?$/, error: 'expected redis://[user:password@]host:port[/db] or rediss://…' })
     .optional(),
+  // `cluster`: REDIS_URL names any node of a Redis Cluster (ioredis Cluster client, data keys under one hash tag); `single`: one Redis.
+  MAILGATE_REDIS_MODE: z.enum(['single', 'cluster'], { error: 'expected single or cluster' }).default('single'),
   // Prefix for every Redis key, so several deployments or test runs can share one Redis.
   MAILGATE_REDIS_PREFIX: z
     .string()
