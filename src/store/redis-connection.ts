@@ -58,10 +58,11 @@ function clusterOptions(o: RedisConnectionOptions, seedOptions: RedisOptions): C
     enableReadyCheck: true,
     enableAutoPipelining: true,
     clusterRetryStrategy: retryDelay,
-    // A failover or a restarting master: retry the slot a few times (bounded by maxRedirections) rather than fail.
-    retryDelayOnFailover: 200,
-    retryDelayOnClusterDown: 300,
-    retryDelayOnTryAgain: 200,
+    // A failover, a moving slot or a master down: retry up to maxRedirections times, 100 ms apart, so a command
+    // fails in about two seconds when its master stays away, as one Redis fails after one reconnection attempt.
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
     maxRedirections: 16,
     slotsRefreshTimeout: o.connectTimeoutMs,
     redisOptions: {

@@ -7,6 +7,8 @@ import { messageInput } from '../../src/mail/compose.js';
 import { MESSAGES, type MessageDoc } from '../../src/mail/queue.js';
 import { createMetrics } from '../../src/metrics.js';
 import { healthRouter } from '../../src/web/health.js';
+import { createRedisStore } from '../../src/store/redis-store.js';
+import { StoreUnavailableError } from '../../src/store/store.js';
 import { startMailHarness, type MailHarness, type MailHarnessOptions } from '../fakes/mail-services.js';
 import { uniquePrefix } from '../fakes/redis.js';
 import { redisClusterTools, startRedisCluster } from '../fakes/redis-cluster.js';
@@ -111,4 +113,25 @@ describe.skipIf(!redisClusterTools())('queue chaos on a Redis Cluster (two insta
       expect(duplicates, 'messages sent twice').toBe(0);
     },
   );
+
+  it('a master down: its commands fail with StoreUnavailableError within 3 s, and work again once it is back', async () => {
+    const cluster = await startRedisCluster();
+    cleanups.push(() => cluster.stop());
+    const prefix = uniquePrefix('cdown');
+    const store = await createRedisStore({ url: cluster.url, prefix, mode: 'cluster' });
+    cleanups.push(() => store.close());
+    await store.put('things', 'a', { n: 1 });
+    const victim = await cluster.masterOf(`{${prefix}}counters`);
+    await cluster.kill(victim);
+
+    for (const op of [() => store.get('things', 'a'), () => store.put('things', 'b', { n: 2 }), () => store.ping()]) {
+      const started = Date.now();
+      await expect(op()).rejects.toBeInstanceOf(StoreUnavailableError);
+      expect(Date.now() - started, 'time to fail').toBeLessThan(3000);
+    }
+    await cluster.restart(victim);
+    await expect.poll(() => store.get('things', 'a'), { timeout: 10_000, interval: 100 }).toMatchObject({ version: 1 });
+    await store.ping();
+    expect((await store.put('things', 'b', { n: 2 })).version).toBe(1);
+  });
 });
