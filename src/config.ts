@@ -327,6 +327,8 @@ export function loadConfig(env: EnvSource = process.env): Config {
     if (resolved.MAILGATE_SESSION_SECRETS === undefined)
       problems.push('MAILGATE_SESSION_SECRETS: required when REDIS_URL is set (every instance must share the secrets)');
   }
+  if (resolved.MAILGATE_REDIS_MODE === 'cluster' && resolved.REDIS_URL === undefined)
+    problems.push('MAILGATE_REDIS_MODE: cluster needs REDIS_URL (any node of the cluster)');
   if ((resolved.MAILGATE_ADMIN_EMAIL === undefined) !== (resolved.MAILGATE_ADMIN_PASSWORD === undefined)) {
     problems.push('MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD: set both or neither');
   }
