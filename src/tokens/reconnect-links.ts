@@ -128,7 +128,7 @@ export class ReconnectLinks {
     return (await this.deps.store.list<ReconnectLinkRecord>(RECONNECT_LINKS))
       .filter((d) => d.value.serverId === serverId)
       .map((d) => this.view(d.id, d.value, now))
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      .sort((a, b) => (a.createdAt === b.createdAt ? (a.id < b.id ? 1 : -1) : a.createdAt < b.createdAt ? 1 : -1));
   }
 
   async revoke(serverId: string, linkId: string, actor: Actor, ip?: string): Promise<ReconnectLinkView> {

@@ -94,7 +94,8 @@ const reconnectLinks: ApiOperation[] = [
     summary: "A server's reconnect links and their status (`active`, `used`, `revoked`, `expired`).",
     tag: 'smtp-servers',
     scope: 'admin',
-    responses: { ...ok('`{items}`.'), ...notFound },
+    query: listQuery,
+    responses: { ...ok('`{items, next}` (`next` absent on the last page), newest first.'), ...notFound },
   },
   {
     method: 'post',

@@ -186,6 +186,31 @@ describe.each(stores)('reconnect links (Microsoft flavour, %s store)', (store) =
     expect(await refusals('198.51.100.7')).toBe(2);
   });
 
+  it('the API lists links a page at a time ({items, next}), newest first', async () => {
+    for (let i = 0; i < 3; i++) await createLink();
+    const listPath = `/api/v1/smtp-servers/${serverId}/reconnect-links`;
+    const whole = (await (await api(listPath)).json()) as { items: { id: string }[]; next?: string };
+    expect(whole.items.length).toBeGreaterThanOrEqual(3);
+    expect(whole.next).toBeUndefined();
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const res = await api(`${listPath}?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as { items: { id: string }[]; next?: string };
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items.map((l) => l.id));
+      cursor = page.next;
+      pages++;
+    } while (cursor && pages < 50);
+    expect(seen).toEqual(whole.items.map((l) => l.id));
+    expect(pages).toBe(Math.ceil(whole.items.length / 2));
+    for (const bad of ['?limit=0', '?limit=501', '?cursor=%2F%2F', '?cursor=bm9wZQ'])
+      expect((await api(`${listPath}${bad}`)).status, bad).toBe(400);
+    expect((await api('/api/v1/smtp-servers/srv_nope/reconnect-links')).status).toBe(404);
+  });
+
   it('an expired link is refused (7 days on the injected clock), nothing stored', async () => {
     await app.store.delete(GRANTS, serverId);
     const link = await createLink();
