@@ -114,7 +114,7 @@ const reconnectLinks: ApiOperation[] = [
     summary: 'Revoke a reconnect link.',
     tag: 'smtp-servers',
     scope: 'admin',
-    responses: { '204': { description: 'Revoked.' }, ...notFound },
+    responses: { ...ok('The link with its status: `revoked`, or as it was when no longer active.'), ...notFound },
   },
 ];
 
