@@ -19,7 +19,7 @@ import { PROVIDER_PRESETS } from './presets.js';
 import { effectiveSettings, resolvedServer } from './resolve.js';
 import { createMailSettingsState, createServerPauses } from './state.js';
 import type { AuditContext, SmtpServers } from './service-types.js';
-import { checkServer, invalid } from './validation.js';
+import { checkApiIntegration, checkServer, invalid } from './validation.js';
 
 export type { AuditContext, MailSettingsView, SmtpServers } from './service-types.js';
 
@@ -36,6 +36,8 @@ export interface SmtpServersDeps {
   audit: AuditRecorder;
   log: Logger;
   env?: Readonly<Record<string, string | undefined>>;
+  /** The provider of an OAuth integration (Graph needs Microsoft, the Gmail API Google), or null if none. */
+  integrationProvider?: (id: string) => Promise<string | null>;
 }
 
 function newServerId(): string {
@@ -193,6 +195,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       } satisfies Partial<SmtpServerDoc>;
       const password = base.authMethod === 'basic' ? (input.password ?? null) : null;
       checkServer({ ...base, password });
+      await checkApiIntegration(base, deps.integrationProvider);
       const doc: SmtpServerDoc = {
         ...base,
         password: password === null ? null : keyring.seal(password, sealCtx(id)),
@@ -260,6 +263,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       }
       const plaintextForCheck = newPassword !== undefined ? newPassword : before.password !== null ? '(kept)' : null;
       checkServer({ ...next, password: next.authMethod === 'basic' ? plaintextForCheck : null });
+      await checkApiIntegration(next, deps.integrationProvider);
       if (newPassword !== undefined) {
         next.password = newPassword === null ? null : keyring.seal(newPassword, sealCtx(id));
         next.passwordVersion = before.passwordVersion + 1;
