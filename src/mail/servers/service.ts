@@ -1,10 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { AuditRecorder } from '../../admin/types.js';
-import type { Config } from '../../config.js';
-import type { Keyring } from '../../crypto/keyring.js';
 import { AppError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import type { Doc, Store } from '../../store/store.js';
+import type { Doc } from '../../store/store.js';
 import { loadServersFile, type FileDefined } from './file.js';
 import {
   isApiProtocol,
@@ -18,27 +14,16 @@ import {
 import { PROVIDER_PRESETS } from './presets.js';
 import { effectiveSettings, resolvedServer } from './resolve.js';
 import { createMailSettingsState, createServerPauses } from './state.js';
-import type { AuditContext, SmtpServers } from './service-types.js';
+import type { AuditContext, SmtpServers, SmtpServersDeps } from './service-types.js';
 import { checkApiIntegration, checkServer, invalid } from './validation.js';
 
-export type { AuditContext, MailSettingsView, SmtpServers } from './service-types.js';
+export type { AuditContext, MailSettingsView, SmtpServers, SmtpServersDeps } from './service-types.js';
 
 /**
  * The SMTP servers service: create, edit and delete stored servers (audited), list them with the file-defined
  * ones, resolve one for sending, and keep every instance's caches (and the transports' pools) in step: each
  * change is published on SERVERS_CHANNEL and every instance forgets what it cached of that server.
  */
-
-export interface SmtpServersDeps {
-  store: Store;
-  keyring: Keyring;
-  config: Config;
-  audit: AuditRecorder;
-  log: Logger;
-  env?: Readonly<Record<string, string | undefined>>;
-  /** The provider of an OAuth integration (Graph needs Microsoft, the Gmail API Google), or null if none. */
-  integrationProvider?: (id: string) => Promise<string | null>;
-}
 
 function newServerId(): string {
   return `srv_${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`;
