@@ -107,7 +107,8 @@ export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailT
       return { status: res.status, headers: res.headers, body: await res.text() };
     } catch (err) {
       const denied = findAppError(err, 'egress_denied');
-      if (denied) throw new MailTransportFailure({ kind: 'egress_denied', message: denied.message, hint: denied.hint }, err);
+      if (denied)
+        throw new MailTransportFailure({ kind: 'egress_denied', message: denied.message, hint: denied.hint }, err);
       // No HTTP answer at all (network, DNS, TLS, timeout): status 0, the system's code as the provider code.
       const e = err as { name?: string; message?: string; cause?: { code?: unknown; message?: string } };
       const code = e.name === 'TimeoutError' ? 'timeout' : typeof e.cause?.code === 'string' ? e.cause.code : 'network';
@@ -222,7 +223,14 @@ export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailT
         const auth = await authFor(server);
         const endpoint = await endpointOf(server);
         onLine(`${spec.label} at ${endpoint.base}, mailbox ${auth.user}`, 'info');
-        const answer = await authorized(server, endpoint, auth.grantId, spec.probe.path(auth.user), { method: 'GET' }, onLine);
+        const answer = await authorized(
+          server,
+          endpoint,
+          auth.grantId,
+          spec.probe.path(auth.user),
+          { method: 'GET' },
+          onLine,
+        );
         if (answer.status >= 200 && answer.status < 300) {
           onLine(`checked: ${spec.probe.found(answer)}`, 'info');
         } else if (answer.status === 403) {
