@@ -23,7 +23,7 @@ function byCode(
 
 /** A mail diagnosis (src/mail/diagnose.ts); `where` is host:port when the page knows it. */
 export function diagnosisHint(t: Translate, lang: string, code: string, english?: string, where?: string): string {
-  return byCode(t, lang, `diagnosis.${code}`, english, { where: where ?? '' });
+  return byCode(t, lang, `diagnosis.${code}`, english, { where: where ?? t('diagnosisWhere.unknown') });
 }
 
 /** An OAuth diagnosis (src/oauth/diagnose.ts). */

@@ -2,7 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTranslations } from '../../src/i18n/i18n.js';
 import { catalogs } from '../../src/i18n/messages/index.js';
 import { startTestApp, type HttpSession, type TestApp } from '../fakes/app.js';
-import { TEST_ACTOR } from '../fakes/mail-services.js';
+import { messageInput } from '../../src/mail/compose.js';
+import { eventually, TEST_ACTOR } from '../fakes/mail-services.js';
+import { freePort } from '../fakes/net.js';
 
 /**
  * Hints stored in English are shown in the reader's language at display time: a server paused by a Graph /
@@ -21,7 +23,7 @@ describe('hints in the reader language', () => {
   const englishReason = 'Microsoft Graph asked to slow down for this mailbox (429 ApplicationThrottled).';
 
   beforeAll(async () => {
-    app = await startTestApp();
+    app = await startTestApp({ workers: true });
     admin = await app.browserSession('sysadmin');
     serverId = (
       await app.services.mail.servers.create(
@@ -53,5 +55,31 @@ describe('hints in the reader language', () => {
     expect(text).toContain(escape(t.ja('oauthFailure.missing_state')));
     const english = await admin.get('/oauth/callback?code=abc', { headers: en });
     expect(english.text).toContain('The provider sent no state');
+  });
+
+  it('gives the API hint of a message in the language Accept-Language asks for; the code stays English', async () => {
+    const refusing = await app.services.mail.servers.create(
+      { name: 'Nobody home', fromAddress: 'notify@example.com', host: '127.0.0.1', port: await freePort(), tls: false },
+      { actor: TEST_ACTOR },
+    );
+    const { id } = await app.services.mail.queue.enqueue({
+      ...messageInput.parse({ to: 'ops@example.net', subject: 'hello', text: 'hello' }),
+      serverId: refusing.id,
+    });
+    await eventually(
+      () => app.services.mail.queue.get(id),
+      (m) => m.lastError !== null,
+    );
+    const key = await app.apiKey(['send', 'admin']);
+    const get = (headers: Record<string, string>) =>
+      fetch(`${app.url}/api/v1/messages/${id}`, { headers: { authorization: `Bearer ${key}`, ...headers } }).then(
+        (r) => r.json() as Promise<{ lastError: { code: string; hint: string } }>,
+      );
+    const inJapanese = await get(ja);
+    expect(inJapanese.lastError?.code, JSON.stringify(inJapanese)).toBe('connection_refused');
+    expect(inJapanese.lastError.hint).toBe(
+      t.ja('diagnosis.connection_refused', { where: t.ja('diagnosisWhere.unknown') }),
+    );
+    expect((await get(en)).lastError.hint).toMatch(/^[\x20-\x7e]+$/);
   });
 });

@@ -4,7 +4,7 @@ import { defineMessages } from '../i18n.js';
  * OAuth 2.0 diagnoses by code (src/oauth/diagnose.ts, Microsoft's AADSTS codes in src/oauth/providers/) and why
  * an authorization callback was refused (AuthorizationRefusal in src/tokens/authorize.ts). English pages show
  * the diagnosis's own text; these serve other languages. `oauthDiagnosis.other` stands for codes a provider
- * made up.
+ * made up; `diagnosisWhere.unknown` stands in for host:port where a page does not know it.
  */
 export const oauthHints = defineMessages({
   en: {
@@ -31,6 +31,7 @@ export const oauthHints = defineMessages({
     'oauthDiagnosis.invalid_scope':
       "The scopes were refused. Check the integration's scopes and the scopes enabled for the app at the provider.",
     'oauthDiagnosis.other': 'The provider refused the request: read its message.',
+    'diagnosisWhere.unknown': 'the server',
     'oauthDiagnosis.AADSTS700082':
       'The refresh token expired after being unused for too long (AADSTS700082). Press Re-authorize; check that a worker instance is running.',
     'oauthDiagnosis.AADSTS50173':
@@ -92,6 +93,7 @@ export const oauthHints = defineMessages({
     'oauthDiagnosis.invalid_scope':
       'スコープが拒否されました。連携のスコープと、プロバイダー側でアプリに許可されているスコープを確認してください。',
     'oauthDiagnosis.other': 'プロバイダーが要求を拒否しました。プロバイダーのメッセージを確認してください。',
+    'diagnosisWhere.unknown': 'サーバー',
     'oauthDiagnosis.AADSTS700082':
       'リフレッシュトークンが長期間使われず期限切れになりました (AADSTS700082)。「再認可」を押してください。ワーカーのインスタンスが動作していることも確認してください。',
     'oauthDiagnosis.AADSTS50173':
