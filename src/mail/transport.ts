@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { findAppError } from '../errors.js';
 import { connectChecked, toConnectFailure, type EgressGuard } from '../net/connect.js';
 import { type AccessTokenSource, type GrantSource, type SmtpAuth, isAuthProblem, pickSmtpAuth } from './auth.js';
+import { coalesceChunks } from './coalesce.js';
 import type { ComposedMessage } from './compose.js';
 import { isLoopbackHost, type ResolvedServer } from './servers.js';
 import { forLibrary, MailTransportFailure, toMailTransportFailure } from './transport-failure.js';
@@ -325,6 +326,8 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
       inFlight: 0,
       retired: false,
     };
+    // Fewer, larger socket writes per message (see coalesce.ts).
+    entry.mailer.use('stream', coalesceChunks);
     pools.set(server.id, entry);
     return entry;
   }
