@@ -15,7 +15,7 @@
  * event-loop stall: over the throughput rounds, and for HTML-only messages with crafted bodies of up to
  * --html-chars characters (bench/html-stall.ts).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -53,6 +53,31 @@ const QUEUE_CONCURRENCY = Number(values.concurrency);
 const ROUNDS = Number(values.rounds);
 const WARMUP_ROUNDS = Number(values.warmup);
 const HTML_CHARS = Number(values['html-chars']);
+
+// ------------------------------------------------------------------------------------------ mailgate, compiled
+
+/**
+ * mailgate runs compiled (tsconfig.bench.json: src plus bench/mailgate-process.ts), as `npm start` runs it. Under
+ * tsx its process held about 40 MB more (the loader's thread) and spent CPU in the loader's hooks.
+ * MAILGATE_BENCH_TSX=1 runs the sources under tsx instead.
+ */
+const root = fileURLToPath(new URL('..', import.meta.url));
+const useTsx = process.env.MAILGATE_BENCH_TSX === '1';
+if (!useTsx) {
+  console.log('compiling mailgate for the bench (tsc -p tsconfig.bench.json)…');
+  const tsc = spawnSync(
+    process.execPath,
+    [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.bench.json'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
+  if (tsc.status !== 0) throw new Error('tsc -p tsconfig.bench.json failed');
+}
+const instanceArgs = useTsx
+  ? ['--import', 'tsx', fileURLToPath(new URL('./mailgate-process.ts', import.meta.url))]
+  : [path.join(root, 'dist/bench/bench/mailgate-process.js')];
 
 // ------------------------------------------------------------------------------------------ sink
 
@@ -283,9 +308,7 @@ async function startInstance(options: InstanceOptions): Promise<Instance> {
     [
       // e.g. MAILGATE_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" to profile mailgate alone.
       ...(process.env.MAILGATE_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      '--import',
-      'tsx',
-      fileURLToPath(new URL('./mailgate-process.ts', import.meta.url)),
+      ...instanceArgs,
       JSON.stringify(options),
     ],
     { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },

@@ -71,6 +71,12 @@ export function createApp(deps: AppDeps): Express {
       strictTransportSecurity: config.secureCookies,
     }),
   );
+  app.use('/api', express.json({ limit: '2mb', strict: true }));
+  // The send API right after the headers and its body parser: the busiest route, so its requests do not walk the
+  // probes, static files, language, form parsing and session layers (each skips API paths anyway), nor every other
+  // router's routes. Its guard, validation and error handler are the same wherever it is mounted.
+  const web: WebContext = { auth: createAuthMiddleware({ apiKeys: deps.apiKeys }), eta };
+  app.use(messagesRouter(web, { mail: deps.mail, keyRates: deps.keyRates }));
   // After helmet, so probes, metrics and static files get nosniff and the other headers too.
   app.use(
     healthRouter({
@@ -83,7 +89,6 @@ export function createApp(deps: AppDeps): Express {
   app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
   app.use(languageRouter({ secureCookies: config.secureCookies }));
   app.use(languageMiddleware());
-  app.use('/api', express.json({ limit: '2mb', strict: true }));
   app.use(express.urlencoded({ extended: false, limit: '256kb', parameterLimit: 200 }));
 
   // Areas mount here, in this order: sessions/CSRF/login, then admin pages and the JSON API.
@@ -98,13 +103,10 @@ export function createApp(deps: AppDeps): Express {
       now: deps.clock,
     }),
   );
-  const web: WebContext = { auth: createAuthMiddleware({ apiKeys: deps.apiKeys }), eta };
   app.use(notificationBanners(deps.notify));
   const { audit, loginGuard, sessionGeneration, clock, mail, oauthAdmin } = deps;
   const reconnect = { config, links: deps.reconnectLinks, mail, tokens: deps.tokens };
   const panel = { tokens: deps.tokens, integrations: deps.oauthIntegrations, warnings: oauthAdmin.warnings };
-  // The send API first: the busiest route, so its requests do not walk every other router's routes.
-  app.use(messagesRouter(web, { mail, keyRates: deps.keyRates }));
   app.use(loginRouter(web, { config, audit, loginGuard, sessionGeneration, clock }));
   app.use(accountRouter(web, { audit, loginGuard, users: deps.users, sessionGeneration, clock }));
   if (deps.firstAdminSetup) {
