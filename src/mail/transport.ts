@@ -213,13 +213,17 @@ export function buildTransportOptions(server: ResolvedServer, auth: SmtpAuth, op
   };
 }
 
+const asAddress = (address: string) => ({ name: '', address });
+
 /** The nodemailer message for a composed message: explicit envelope, no user-supplied headers. */
 export function toNodemailerMessage(message: ComposedMessage, messageId?: string) {
   return {
     from: { name: message.from.name, address: message.from.address },
-    to: message.to,
-    cc: message.cc,
-    ...(message.replyTo ? { replyTo: message.replyTo } : {}),
+    // Validated bare addresses, handed over as address objects: nodemailer would otherwise run its address
+    // parser over each header several times per message (building the envelope, the headers, the address list).
+    to: message.to.map(asAddress),
+    cc: message.cc.map(asAddress),
+    ...(message.replyTo ? { replyTo: asAddress(message.replyTo) } : {}),
     subject: message.subject,
     text: message.text,
     html: message.html,
