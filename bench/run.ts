@@ -44,6 +44,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '1' },
     'html-chars': { type: 'string', default: '1000000' },
     only: { type: 'string' },
+    against: { type: 'string' },
   },
 });
 const N = Number(values.n);
@@ -302,13 +303,13 @@ interface Instance {
   send(command: Command): Promise<unknown>;
 }
 
-async function startInstance(options: InstanceOptions): Promise<Instance> {
+async function startInstance(options: InstanceOptions, entry = instanceArgs): Promise<Instance> {
   const child = spawn(
     process.execPath,
     [
       // e.g. MAILGATE_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" to profile mailgate alone.
       ...(process.env.MAILGATE_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
-      ...instanceArgs,
+      ...entry,
       JSON.stringify(options),
     ],
     { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
@@ -351,7 +352,12 @@ async function startInstance(options: InstanceOptions): Promise<Instance> {
  * mailgate on the file store (with MAILGATE_FSYNC as given) or on Redis at `redisUrl`, as `instances` processes
  * sharing that Redis (the client spreads its connections over them).
  */
-async function buildApp(redisUrl: string | null, fsync: 'always' | 'off' = 'always', instances = 1) {
+async function buildApp(
+  redisUrl: string | null,
+  fsync: 'always' | 'off' = 'always',
+  instances = 1,
+  entry = instanceArgs,
+) {
   const base: InstanceOptions = {
     sinkPort,
     connections: CONNECTIONS,
@@ -361,9 +367,9 @@ async function buildApp(redisUrl: string | null, fsync: 'always' | 'off' = 'alwa
     redisPrefix: redisUrl ? `bench:${randomBytes(4).toString('hex')}:` : null,
     join: null,
   };
-  const first = await startInstance(base);
+  const first = await startInstance(base, entry);
   const all = [first];
-  for (let i = 1; i < instances; i++) all.push(await startInstance({ ...base, join: first.join }));
+  for (let i = 1; i < instances; i++) all.push(await startInstance({ ...base, join: first.join }, entry));
   const each = (command: Command) => Promise.all(all.map((x) => x.send(command))).then(() => undefined);
   return {
     pids: all.map((x) => x.pid),
@@ -554,20 +560,47 @@ async function round(quiet: boolean): Promise<Phase[]> {
 
 /**
  * --only file|file-nosync|redis: phase (c) of that store alone, warm-up rounds included, nothing else; for a CPU
- * profile of mailgate under load: node --cpu-prof --import tsx bench/run.ts --only file --n 4000
+ * profile of mailgate alone: MAILGATE_BENCH_NODE_ARGS="--cpu-prof" npx tsx bench/run.ts --only file --n 4000.
+ * --against <another build's dist/bench/bench/mailgate-process.js>: each round runs that build first, then this
+ * one, under the same load (the fair comparison of a change on a shared machine); prints the medians of both.
  */
 if (values.only) {
   const only = values.only;
   if (!['file', 'file-nosync', 'redis'].includes(only)) throw new Error('--only takes file, file-nosync or redis');
+  const builds: [string, string[]][] = values.against
+    ? [
+        ['before', [path.resolve(values.against)]],
+        ['after', instanceArgs],
+      ]
+    : [['', instanceArgs]];
+  const results = new Map<string, Phase[]>(builds.map(([name]) => [name, []]));
   for (let r = 0; r < WARMUP_ROUNDS + ROUNDS; r++) {
-    const redis = only === 'redis' ? await startRedis() : null;
-    if (only === 'redis' && !redis) throw new Error('no redis-server found');
-    const app = await buildApp(redis?.url ?? null, only === 'file-nosync' ? 'off' : 'always', redis ? 2 : 1);
-    await app.start();
-    const client = await startClient(app.url, app.key);
-    await measure(`(c) ${only}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`, () => viaHttp(client, ''), false, app.pids);
-    await app.close();
-    await redis?.stop();
+    for (const [name, entry] of builds) {
+      const redis = only === 'redis' ? await startRedis() : null;
+      if (only === 'redis' && !redis) throw new Error('no redis-server found');
+      const app = await buildApp(redis?.url ?? null, only === 'file-nosync' ? 'off' : 'always', redis ? 2 : 1, entry);
+      await app.start();
+      const client = await startClient(app.url, app.key);
+      const before = redis ? await commandStats(redis.url) : null;
+      const label = `(c) ${only}${name ? `, ${name}` : ''}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`;
+      const phase = await measure(label, () => viaHttp(client, ''), false, app.pids);
+      if (redis && before) {
+        await app.stopQueue();
+        const used = commandsBetween(before, await commandStats(redis.url)).filter(([cmd]) => cmd !== 'info');
+        console.log(
+          `    Redis commands per message: ${(used.reduce((sum, [, calls]) => sum + calls, 0) / N).toFixed(1)}`,
+        );
+      }
+      if (r >= WARMUP_ROUNDS) results.get(name)!.push(phase);
+      await app.close();
+      await redis?.stop();
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  for (const [name, phases] of results) {
+    console.log(
+      `${only}${name ? ` ${name}` : ''}: medians of ${phases.length} round(s): ${median(phases.map((p) => p.msgsPerSec)).toFixed(0)} msgs/s, mailgate CPU ${median(phases.map((p) => p.cpuMs)).toFixed(2)} ms/msg, peak RSS ${Math.max(...phases.map((p) => p.peakRssMb)).toFixed(0)} MB`,
+    );
   }
   sinkProcess.disconnect();
   process.exit(0);

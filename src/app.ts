@@ -13,6 +13,7 @@ import type { WebContext } from './web/context.js';
 import { encryptionKeysRouter } from './web/encryption-keys.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
 import { healthRouter } from './web/health.js';
+import { jsonBody } from './web/json-body.js';
 import { languageMiddleware, languageRouter } from './web/language.js';
 import { loginRouter } from './web/login.js';
 import { setupRouter } from './web/setup.js';
@@ -71,7 +72,7 @@ export function createApp(deps: AppDeps): Express {
       strictTransportSecurity: config.secureCookies,
     }),
   );
-  app.use('/api', express.json({ limit: '2mb', strict: true }));
+  app.use('/api', jsonBody({ limit: 2 * 1024 * 1024 }));
   // The send API right after the headers and its body parser: the busiest route, so its requests do not walk the
   // probes, static files, language, form parsing and session layers (each skips API paths anyway), nor every other
   // router's routes. Its guard, validation and error handler are the same wherever it is mounted.
