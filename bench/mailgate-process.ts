@@ -27,6 +27,8 @@ export interface InstanceOptions {
   fsync: 'always' | 'off';
   redisUrl: string | null;
   redisPrefix: string | null;
+  /** More settings (e.g. MAILGATE_SUBMISSION_PORT for the SMTP front's phase). */
+  env: Record<string, string>;
   /** A second instance on the same Redis reuses the first one's server and key instead of creating its own. */
   join: { serverId: string; key: string; encryptionKeys: string; sessionSecrets: string } | null;
 }
@@ -36,6 +38,8 @@ export type Command =
   | { cmd: 'send-module'; n: number }
   | { cmd: 'enqueue'; n: number; clients: number }
   | { cmd: 'stop-queue' }
+  /** Starts the SMTP submission front; answers its port. */
+  | { cmd: 'submission-start' }
   /** Answers the worst event-loop delay since the last `stall` (or the start), in ms, and starts over. */
   | { cmd: 'stall' }
   | { cmd: 'close' };
@@ -58,6 +62,7 @@ const config = loadConfig({
   // The sink listens on loopback, which production settings refuse unless allowed.
   MAILGATE_EGRESS_ALLOW: '127.0.0.1',
   ...(options.redisUrl ? { REDIS_URL: options.redisUrl, MAILGATE_REDIS_PREFIX: options.redisPrefix! } : {}),
+  ...options.env,
 });
 const log = createLogger({ level: config.MAILGATE_LOG_LEVEL });
 const store = await openStore(config);
@@ -125,6 +130,8 @@ async function run(command: Command): Promise<unknown> {
       );
       return;
     }
+    case 'submission-start':
+      return services.submission.start();
     case 'stop-queue':
       await services.mail.queue.stop();
       return;

@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --n 2000 --rounds 3 --warmup 1 --connections 5 --clients 32 --concurrency 32]
+ * npm run bench [-- --n 2000 --rounds 3 --warmup 1 --connections 5 --clients 32 --concurrency 32 --only smtp]
  *
  * Sends N small messages to a local smtp-server sink (its own process), side by side in one run:
  *   (a) a raw nodemailer pool (the baseline; the only nodemailer import outside src/mail/transport.ts),
@@ -14,6 +14,7 @@
  * process in the run (mailgate, sink, client, Redis), because they share the machine's cores. Then the worst
  * event-loop stall: over the throughput rounds, and for HTML-only messages with crafted bodies of up to
  * --html-chars characters (bench/html-stall.ts).
+ * (s0)/(s): the same SMTP client straight to the sink, then through mailgate's submission front (bench/smtp-front.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +29,7 @@ import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { craftedBodies, htmlStall, printHtmlStall } from './html-stall.js';
 import { oauthRefreshBench } from './oauth-refresh.js';
+import { cpuLine, startSmtpClient } from './smtp-front.js';
 import { commandsBetween, commandStats } from '../test/fakes/redis-commands.js';
 import { onPath } from '../test/fakes/binaries.js';
 import { freePort } from '../test/fakes/net.js';
@@ -124,6 +126,8 @@ interface Phase {
   cpuMs: number;
   /** CPU time per message of every process in the run: this one, the sink, the HTTP client, Redis. */
   machineCpuMs: number;
+  /** CPU time per message of each process (mailgate, sink, client, redis), ms. */
+  parts?: Record<string, number>;
   note?: string;
 }
 
@@ -192,6 +196,12 @@ async function measure(label: string, run: () => Promise<PhaseResult>, quiet = f
     peakRssMb: peak / 1024 / 1024,
     cpuMs: own / N,
     machineCpuMs: (own + others) / N,
+    parts: {
+      mailgate: own / N,
+      sink: (sinkCpuMs - sink0) / N,
+      client: (r.clientCpuMs ?? 0) / N,
+      redis: (processCpuMs(redisPid) - redis0) / N,
+    },
   };
   if (r.note) phase.note = r.note;
   if (r.latencies?.length) {
@@ -355,9 +365,9 @@ async function startInstance(options: InstanceOptions, entry = instanceArgs): Pr
 async function buildApp(
   redisUrl: string | null,
   fsync: 'always' | 'off' = 'always',
-  instances = 1,
-  entry = instanceArgs,
+  options: { instances?: number; entry?: string[]; env?: Record<string, string> } = {},
 ) {
+  const { instances = 1, entry = instanceArgs, env = {} } = options;
   const base: InstanceOptions = {
     sinkPort,
     connections: CONNECTIONS,
@@ -365,6 +375,7 @@ async function buildApp(
     fsync,
     redisUrl,
     redisPrefix: redisUrl ? `bench:${randomBytes(4).toString('hex')}:` : null,
+    env,
     join: null,
   };
   const first = await startInstance(base, entry);
@@ -478,6 +489,34 @@ async function httpCeiling(client: Client): Promise<PhaseResult> {
   return r;
 }
 
+// ------------------------------------------------------------------------------------------ (s0)/(s) SMTP front
+
+/**
+ * The same SMTP client straight to the sink (s0), then through the submission front (s) on the file store
+ * (MAILGATE_FSYNC=always) and, when a redis-server is at hand, on Redis.
+ */
+async function smtpPhases(run: (label: string, fn: () => Promise<PhaseResult>, pids?: number[]) => Promise<unknown>) {
+  const direct = await startSmtpClient({ port: sinkPort, n: N, connections: CONNECTIONS });
+  await run('(s0) SMTP client to the sink directly', async () => ({ clientCpuMs: (await direct.go()).cpuMs }));
+  const redis = await startRedis();
+  for (const redisUrl of [null, ...(redis ? [redis.url] : [])]) {
+    const app = await buildApp(redisUrl, 'always', { env: { MAILGATE_SUBMISSION_PORT: '0' } });
+    await app.start();
+    const port = (await app.first({ cmd: 'submission-start' })) as number;
+    const client = await startSmtpClient({ port, n: N, connections: CONNECTIONS, password: app.key });
+    await run(
+      `(s) SMTP front, ${redisUrl ? 'Redis' : 'file store'}`,
+      async () => ({
+        clientCpuMs: (await client.go()).cpuMs,
+        note: 'STARTTLS + AUTH, durable queue, workers',
+      }),
+      app.pids,
+    );
+    await app.close();
+  }
+  await redis?.stop();
+}
+
 // ------------------------------------------------------------------------------------------ run
 
 console.log(
@@ -529,7 +568,7 @@ async function round(quiet: boolean): Promise<Phase[]> {
   const redis = await startRedis();
   if (redis) {
     // Two instances on one Redis, as a fleet runs: their CPU is summed, the RSS is the larger one's.
-    const redisApp = await buildApp(redis.url, 'always', 2);
+    const redisApp = await buildApp(redis.url, 'always', { instances: 2 });
     await run('(q) queue only, Redis, 2 instances', () => viaQueue(redisApp), redisApp.pids);
     const redisClient = await startClient(redisApp.url, redisApp.key);
     const before = await commandStats(redis.url);
@@ -554,6 +593,7 @@ async function round(quiet: boolean): Promise<Phase[]> {
   const trivialClient = await startClient(trivial.url, 'none');
   await run('(h) HTTP ceiling: 202 from a no-op server', () => httpCeiling(trivialClient));
   await trivial.close();
+  await smtpPhases(run);
   await run('(a) raw nodemailer pool, again', rawNodemailer);
   return phases;
 }
@@ -564,6 +604,28 @@ async function round(quiet: boolean): Promise<Phase[]> {
  * --against <another build's dist/bench/bench/mailgate-process.js>: each round runs that build first, then this
  * one, under the same load (the fair comparison of a change on a shared machine); prints the medians of both.
  */
+if (values.only === 'smtp') {
+  const ratios = new Map<string, number[]>();
+  for (let r = 0; r < WARMUP_ROUNDS + ROUNDS; r++) {
+    const phases: Phase[] = [];
+    await smtpPhases(async (label, fn, pids) => {
+      const p = await measure(`${label}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`, fn, false, pids);
+      console.log(`    CPU ms/msg by process: ${cpuLine(p.parts ?? {})}`);
+      phases.push(p);
+    });
+    if (r < WARMUP_ROUNDS) continue;
+    for (const p of phases.slice(1))
+      ratios.set(p.label, [...(ratios.get(p.label) ?? []), p.msgsPerSec / phases[0]!.msgsPerSec]);
+  }
+  for (const [label, xs] of ratios) {
+    const sorted = [...xs].sort((x, y) => x - y);
+    console.log(
+      `s/s0 = ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} ${label} (median of ${ROUNDS}; goal ≥ 0.4)`,
+    );
+  }
+  sinkProcess.disconnect();
+  process.exit(0);
+}
 if (values.only) {
   const only = values.only;
   if (!['file', 'file-nosync', 'redis'].includes(only)) throw new Error('--only takes file, file-nosync or redis');
@@ -578,7 +640,10 @@ if (values.only) {
     for (const [name, entry] of builds) {
       const redis = only === 'redis' ? await startRedis() : null;
       if (only === 'redis' && !redis) throw new Error('no redis-server found');
-      const app = await buildApp(redis?.url ?? null, only === 'file-nosync' ? 'off' : 'always', redis ? 2 : 1, entry);
+      const app = await buildApp(redis?.url ?? null, only === 'file-nosync' ? 'off' : 'always', {
+        instances: redis ? 2 : 1,
+        entry,
+      });
       await app.start();
       const client = await startClient(app.url, app.key);
       const before = redis ? await commandStats(redis.url) : null;
@@ -626,6 +691,8 @@ const phases: Phase[] = rounds[0]!.map((p, i) => {
     cpuMs: median(all.map((x) => x.cpuMs)),
     machineCpuMs: median(all.map((x) => x.machineCpuMs)),
   };
+  if (p.parts)
+    m.parts = Object.fromEntries(Object.keys(p.parts).map((k) => [k, median(all.map((x) => x.parts?.[k] ?? 0))]));
   if (p.p50 !== undefined) {
     m.p50 = median(all.map((x) => x.p50!));
     m.p99 = median(all.map((x) => x.p99!));
@@ -672,6 +739,14 @@ console.log(`  b/a = ${ratio(b)} (target ≥ 0.95)`);
 console.log(`  c/a = ${cs.map((p) => `${ratio(p)} ${storeOf(p)}`).join(', ')} (target ≥ 0.70)`);
 console.log(`  m/a = ${ratio(m)}: the ceiling of any HTTP-fronted sender here (no key check, validation or storage)`);
 console.log(`  c/m = ${cs.map((p) => `${ratio(p, m)} ${storeOf(p)}`).join(', ')}: mailgate against that ceiling`);
+const s0 = find('(s0)')[0]!;
+console.log(`    CPU ms/msg by process, (s0): ${cpuLine(s0.parts ?? {})}`);
+for (const s of find('(s) ')) {
+  console.log(
+    `  s/s0 = ${ratio(s, s0)} ${s.label.slice(4)} (goal ≥ 0.4): against the same client straight to the sink`,
+  );
+  console.log(`    CPU ms/msg by process: ${cpuLine(s.parts ?? {})}`);
+}
 const cores = os.cpus().length;
 console.log(
   `\nCPU per message summed over every process (mailgate or the raw pool, sink, HTTP client, Redis), on ${cores} core(s): (a) ${raws[0]!.machineCpuMs.toFixed(2)} ms, (m) ${m.machineCpuMs.toFixed(2)} ms, ${cs.map((p) => `(c) ${storeOf(p)} ${p.machineCpuMs.toFixed(2)} ms`).join(', ')}.`,

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import { KeyHandoff } from './admin/key-handoff.js';
 import type { Services } from './services.js';
 import { accountRouter } from './web/account.js';
 import { apiKeysRouter } from './web/api-keys.js';
@@ -9,6 +10,8 @@ import { auditRouter } from './web/audit.js';
 import { oauthCallbackRouter, oauthPanelData } from './web/oauth-callback.js';
 import { oauthIntegrationsRouter } from './web/oauth-integrations.js';
 import { createAuthMiddleware } from './web/auth.js';
+import { outgoingMailBanner } from './web/smtp-server-banner.js';
+import { createLastTests } from './mail/servers/last-test.js';
 import type { WebContext } from './web/context.js';
 import { encryptionKeysRouter } from './web/encryption-keys.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
@@ -18,8 +21,10 @@ import { languageMiddleware, languageRouter } from './web/language.js';
 import { loginRouter } from './web/login.js';
 import { setupRouter } from './web/setup.js';
 import { mailQueueRouter } from './web/mail-queue.js';
+import { messageBodyParsers } from './web/message-intake.js';
 import { messagesRouter } from './web/messages.js';
 import { notificationBanners, notificationsRouter } from './web/notifications.js';
+import { openApiRouter } from './web/openapi.js';
 import { createRenderer } from './web/render.js';
 import { createSessionLayer } from './web/session.js';
 import { serverTransportRouter } from './web/server-transport.js';
@@ -72,12 +77,18 @@ export function createApp(deps: AppDeps): Express {
       strictTransportSecurity: config.secureCookies,
     }),
   );
-  app.use('/api', jsonBody({ limit: 2 * 1024 * 1024 }));
-  // The send API right after the headers and its body parser: the busiest route, so its requests do not walk the
+  const sendLimits = {
+    maxMessageBytes: config.MAILGATE_MAX_MESSAGE_BYTES,
+    maxBatchBytes: config.MAILGATE_MAX_BATCH_BYTES,
+  };
+  // The send API takes messages with attachments (up to these limits); the rest of /api keeps a small body.
+  app.use(messageBodyParsers(sendLimits));
+  app.use('/api', jsonBody(2 * 1024 * 1024, express.json({ limit: '2mb', strict: true })));
+  // The send API right after the headers and its body parsers: the busiest route, so its requests do not walk the
   // probes, static files, language, form parsing and session layers (each skips API paths anyway), nor every other
   // router's routes. Its guard, validation and error handler are the same wherever it is mounted.
   const web: WebContext = { auth: createAuthMiddleware({ apiKeys: deps.apiKeys }), eta };
-  app.use(messagesRouter(web, { mail: deps.mail, keyRates: deps.keyRates }));
+  app.use(messagesRouter(web, { mail: deps.mail, keyRates: deps.keyRates, limits: sendLimits }));
   // After helmet, so probes, metrics and static files get nosniff and the other headers too.
   app.use(
     healthRouter({
@@ -108,6 +119,8 @@ export function createApp(deps: AppDeps): Express {
   const { audit, loginGuard, sessionGeneration, clock, mail, oauthAdmin } = deps;
   const reconnect = { config, links: deps.reconnectLinks, mail, tokens: deps.tokens };
   const panel = { tokens: deps.tokens, integrations: deps.oauthIntegrations, warnings: oauthAdmin.warnings };
+  app.use(outgoingMailBanner(mail.servers));
+  app.use(openApiRouter());
   app.use(loginRouter(web, { config, audit, loginGuard, sessionGeneration, clock }));
   app.use(accountRouter(web, { audit, loginGuard, users: deps.users, sessionGeneration, clock }));
   if (deps.firstAdminSetup) {
@@ -119,19 +132,41 @@ export function createApp(deps: AppDeps): Express {
     });
     app.use(setupRouter(web, { setup: deps.firstAdminSetup, audit, sessionGeneration, attempts, clock }));
   }
-  app.use(apiKeysRouter(web, { apiKeys: deps.apiKeys, servers: mail.servers }));
-  app.use(auditRouter(web, { audit }));
+  app.use(
+    apiKeysRouter(web, { apiKeys: deps.apiKeys, servers: mail.servers, handoff: new KeyHandoff(deps.keyring), config }),
+  );
+  app.use(
+    auditRouter(web, {
+      audit,
+      names: {
+        servers: () => mail.servers.list(),
+        integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
+        apiKeys: () => deps.apiKeys.list(),
+      },
+    }),
+  );
   app.use(encryptionKeysRouter(web, { keyRotation: deps.keyRotation }));
   app.use(
     smtpServersRouter(
       web,
-      { config, audit, mail },
+      { config, audit, mail, lastTests: createLastTests(deps.store) },
       {
         oauthPanel: async (server) => ({
           ...(await oauthPanelData(panel, server)),
           reconnect: await reconnectPanelData(reconnect, server),
         }),
         oauthStatus: async (serverId) => (await deps.tokens.get(serverId))?.value.status ?? null,
+        oauthFacts: async (server) => {
+          const integration = server.oauthIntegrationId
+            ? await deps.oauthIntegrations.find(server.oauthIntegrationId)
+            : null;
+          const target = `oauth_integration:${integration?.id ?? ''}`;
+          const expired = (await oauthAdmin.warnings()).some((w) => w.target === target && w.kind === 'secret_expired');
+          return {
+            grantStatus: (await deps.tokens.get(server.id))?.value.status ?? null,
+            integrationProblem: !integration || integration.value.misconfigured !== null || expired,
+          };
+        },
         integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
         warnings: oauthAdmin.warnings,
       },

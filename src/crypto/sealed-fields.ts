@@ -21,11 +21,16 @@ export interface SealedField {
 export const SEALED_FIELDS: readonly SealedField[] = [
   { collection: 'smtp_servers', path: 'password' },
   { collection: 'oauth_integrations', path: 'clientSecret' },
+  { collection: 'oauth_integrations', path: 'clientCertificate' },
+  { collection: 'oauth_integrations', path: 'serviceAccountKey' },
   { collection: 'oauth_grants', path: 'tokens.accessToken' },
   { collection: 'oauth_grants', path: 'tokens.refreshToken' },
   { collection: 'oauth_transactions', path: 'codeVerifier' },
   { collection: 'notify_channels', path: 'secret' },
   { collection: 'reconnect_transactions', path: 'codeVerifier' },
+  { collection: 'submission_tls', path: 'key' },
+  // A new API key between the form's post and the page after its redirect (in the session store, not a document).
+  { collection: 'sessions', path: 'newApiKey' },
 ];
 
 type Visit = (sealed: string, field: string) => string;

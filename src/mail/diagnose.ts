@@ -87,6 +87,14 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
     };
   }
   if (err.kind === 'api') return diagnoseApi(err);
+  // Nobody authorized a mailbox yet: saying "no longer valid" here would contradict the server page.
+  if (err.kind === 'token_needs_reauth' && /no mailbox is authorized yet/.test(message)) {
+    return result(
+      'oauth_not_authorized',
+      'credentials',
+      'No mailbox is authorized for this server yet: press Authorize on the server page and sign in with the mailbox it sends from.',
+    );
+  }
   if (err.kind === 'token_needs_reauth') {
     return result(
       'oauth_needs_reauth',

@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { serviceAccountAssertion, signingKey, type ServiceAccountKey } from './app-credentials.js';
 import { AppError, type ErrorCode } from '../errors.js';
 import { findEgressDenial } from '../net/egress.js';
 
@@ -17,7 +18,37 @@ export interface ClientSettings {
   tokenEndpoint?: string | undefined;
   revocationEndpoint?: string | undefined;
   clientId: string;
-  clientSecret: string;
+  /** Client secret (client_secret_basic); ignored when `credential` says otherwise. */
+  clientSecret?: string | undefined;
+  /** App-only credentials: a certificate (private_key_jwt) or a service-account key (JWT bearer, no client auth). */
+  credential?: AppCredential | undefined;
+}
+
+/** How an app proves itself without a user: see oauth/app-credentials.ts for where these come from. */
+export type AppCredential =
+  | { kind: 'certificate'; privateKeyPem: string; x5t: string; x5tS256: string }
+  | { kind: 'service_account'; key: ServiceAccountKey };
+
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+
+/**
+ * private_key_jwt as Microsoft requires it: the certificate named by its thumbprints (`x5t#S256`, and `x5t` for
+ * older tenants) instead of a key id, and the token endpoint as audience.
+ */
+async function certificateAuth(
+  credential: Extract<AppCredential, { kind: 'certificate' }>,
+  tokenEndpoint: () => string | undefined,
+): Promise<oidc.ClientAuth> {
+  return oidc.PrivateKeyJwt(await signingKey(credential.privateKeyPem), {
+    [oidc.modifyAssertion]: (header, payload) => {
+      const h = header as unknown as Record<string, unknown>;
+      delete h.kid;
+      h['x5t#S256'] = credential.x5tS256;
+      h.x5t = credential.x5t;
+      const aud = tokenEndpoint();
+      if (aud) payload.aud = aud;
+    },
+  });
 }
 
 export interface ClientOptions {
@@ -194,14 +225,31 @@ export class OAuthClient {
   private constructor(
     private readonly configuration: oidc.Configuration,
     readonly hasIdTokenValidation: boolean,
+    private readonly credential?: AppCredential | undefined,
   ) {}
 
   static async connect(settings: ClientSettings, options: ClientOptions): Promise<OAuthClient> {
-    const auth = oidc.ClientSecretBasic(settings.clientSecret);
-    let configuration: oidc.Configuration;
+    let configuration: oidc.Configuration | undefined;
     let discovered = false;
+    const credential = settings.credential;
     try {
-      if (settings.issuer) {
+      const auth =
+        credential?.kind === 'certificate'
+          ? await certificateAuth(credential, () => configuration?.serverMetadata().token_endpoint)
+          : credential?.kind === 'service_account'
+            ? oidc.None()
+            : oidc.ClientSecretBasic(settings.clientSecret ?? '');
+      if (credential?.kind === 'service_account') {
+        // The key file names its own token endpoint; there is nothing to discover for a JWT bearer grant.
+        const tokenUri = credential.key.tokenUri;
+        configuration = new oidc.Configuration(
+          { issuer: new URL(tokenUri).origin, token_endpoint: tokenUri },
+          settings.clientId,
+          undefined,
+          auth,
+        );
+        if (options.allowInsecure) oidc.allowInsecureRequests(configuration);
+      } else if (settings.issuer) {
         configuration = await oidc.discovery(new URL(settings.issuer), settings.clientId, undefined, auth, {
           execute: options.allowInsecure ? [oidc.allowInsecureRequests] : [],
           timeout: options.timeoutSec,
@@ -229,7 +277,7 @@ export class OAuthClient {
     }
     configuration.timeout = options.timeoutSec;
     if (options.fetch) configuration[oidc.customFetch] = options.fetch;
-    return new OAuthClient(configuration, discovered);
+    return new OAuthClient(configuration, discovered, credential);
   }
 
   get issuer(): string {
@@ -347,6 +395,32 @@ export class OAuthClient {
   async clientCredentials(): Promise<void> {
     try {
       await oidc.clientCredentialsGrant(this.configuration);
+    } catch (err) {
+      throw classifyOAuthError(err);
+    }
+  }
+
+  /**
+   * An app-only access token: the client credentials grant (secret or certificate), or for a service account
+   * the RFC 7523 JWT bearer grant acting as `subject`. No refresh token comes with either.
+   */
+  async appOnlyToken(request: { scope: string; subject?: string | undefined }): Promise<TokenSet> {
+    try {
+      const result =
+        this.credential?.kind === 'service_account'
+          ? await oidc.genericGrantRequest(this.configuration, JWT_BEARER, {
+              assertion: serviceAccountAssertion(this.credential.key, {
+                scope: request.scope,
+                subject: request.subject,
+                nowSec: Math.floor(Date.now() / 1000),
+              }),
+            })
+          : await oidc.clientCredentialsGrant(this.configuration, { scope: request.scope });
+      return {
+        accessToken: result.access_token,
+        expiresIn: result.expiresIn(),
+        scope: result.scope ?? request.scope,
+      };
     } catch (err) {
       throw classifyOAuthError(err);
     }

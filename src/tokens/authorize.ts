@@ -8,6 +8,7 @@ import { findEgressDenial } from '../net/egress.js';
 import { type Store, VersionConflictError } from '../store/store.js';
 import { newAuthorizationSecrets, OAuthProtocolError } from '../oauth/client.js';
 import { diagnoseOAuthError } from '../oauth/diagnose.js';
+import { isAppOnly } from '../oauth/integration-credentials.js';
 import type { IntegrationService } from '../oauth/integrations.js';
 import { authorizationExtras, providerOf, requestedScopes } from '../oauth/providers/index.js';
 import { storeGrant } from './grant-store.js';
@@ -42,7 +43,7 @@ export interface AuthorizableServer {
   /** The server's SMTP user name; the mailbox when a plain OAuth 2.0 provider returns no ID token. */
   username?: string | null;
   /** `smtp`/`smtps`, `graph` or `gmail_api`: the scopes asked for depend on it. */
-  protocol?: string;
+  protocol?: string | undefined;
 }
 
 /** Default scopes of the HTTP mail protocols (DESIGN.md "Beyond SMTP AUTH"); SMTP uses the integration's. */
@@ -130,6 +131,12 @@ export class AuthorizeService {
       });
     }
     const integration = await this.deps.integrations.get(server.oauthIntegrationId);
+    if (isAppOnly(integration.value)) {
+      throw new AppError('bad_request', {
+        message:
+          'This server uses app-only credentials: there is nothing to authorize, mailgate obtains its tokens with the integration’s credentials for the mailbox named in the user name.',
+      });
+    }
     let client;
     try {
       client = await this.deps.integrations.client(integration.id);

@@ -1,23 +1,22 @@
-import express, { type RequestHandler } from 'express';
+import type { RequestHandler } from 'express';
 
 /**
- * The API's JSON body parser: express.json, with a narrow fast path in front for what API clients send almost
+ * A JSON body parser: `library` (an express.json), with a narrow fast path in front for what API clients send almost
  * always: `Content-Type: application/json` (UTF-8, the default), a Content-Length within the limit, no
  * Content-Encoding. body-parser spent about 0.1 ms of CPU per request on such bodies (type and charset parsing,
  * raw-body, a decoder, listeners), a measurable share of a message's cost; the fast path reads the bytes and
  * parses them with the same rules (strict: an object or an array; the same error types, so the error handler
  * answers the same 400). Everything else (compressed bodies, chunked requests, other charsets, empty bodies)
- * goes to express.json.
+ * goes to `library`, which must have the same limit and `strict: true`.
  */
-export function jsonBody(options: { limit: number }): RequestHandler {
-  const library = express.json({ limit: options.limit, strict: true });
+export function jsonBody(limit: number, library: RequestHandler): RequestHandler {
   return (req, res, next) => {
     const type = req.headers['content-type'];
     const lengthHeader = req.headers['content-length'];
     const length = lengthHeader !== undefined && /^[0-9]{1,9}$/.test(lengthHeader) ? Number(lengthHeader) : -1;
     if (
       length <= 0 ||
-      length > options.limit ||
+      length > limit ||
       req.headers['content-encoding'] !== undefined ||
       req.headers['transfer-encoding'] !== undefined ||
       (type !== 'application/json' && type?.toLowerCase() !== 'application/json; charset=utf-8') ||

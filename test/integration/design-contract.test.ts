@@ -414,7 +414,7 @@ describe('SMTP server form: input names equal the JSON field names', () => {
       authMethod: 'none',
     });
     expect(r.res.status).toBe(400);
-    expect(r.text).toContain('<code>port</code>');
+    expect(r.text).toContain('<a href="#port">SMTP port</a>');
     expect((await api('GET', '/api/v1/smtp-servers', adminKey)).body.items).toHaveLength(before.length);
   });
 
@@ -852,8 +852,9 @@ describe('API keys', () => {
     expect(checkboxValues(form, 'scopes')).toEqual(['send', 'admin']);
     expect(buttonTexts(form)).toContain('Create API key');
 
-    const created = await sysadmin.postForm('/admin/api-keys', { name: 'from the page', scopes: ['send', 'admin'] });
-    expect(created.res.status).toBe(201);
+    const posted = await sysadmin.postForm('/admin/api-keys', { name: 'from the page', scopes: ['send', 'admin'] });
+    expect(posted.res.status).toBe(303);
+    const created = await sysadmin.get('/admin/api-keys');
     const key = /value="(mgk_[^"]+)"/.exec(created.text)?.[1];
     expect(key).toMatch(API_KEY_SHAPE);
     expect((await api('GET', '/api/v1/audit', key!)).status).toBe(200);
@@ -1092,8 +1093,10 @@ describe('JSON API: routes, 201 with id, error shape', () => {
 
   it('the Test connection button shows the transcript on the page, secrets masked', async () => {
     await sysadmin.get(`/admin/smtp-servers/${relayId}`);
-    const r = await sysadmin.postForm(`/admin/smtp-servers/${relayId}/test`);
-    expect(r.res.status).toBe(200);
+    // Post/redirect/get: the result is shown once by the server page it redirects to.
+    const posted = await sysadmin.postForm(`/admin/smtp-servers/${relayId}/test`);
+    expect(posted.res.status).toBe(303);
+    const r = await sysadmin.get(posted.res.headers.get('location')!);
     expect(r.text).toContain('id="transcript"');
     expect(r.text).not.toContain(RELAY_PASSWORD);
     expect(r.text).not.toContain(Buffer.from(`\0relay\0${RELAY_PASSWORD}`).toString('base64'));
@@ -1295,7 +1298,11 @@ describe('roles: sysadmin configures, admin only switches outgoing mail and read
   it('admin switches outgoing mail off: a new message is held; switched on, it is sent', async () => {
     const list = await admin.get('/admin/smtp-servers');
     expect(buttonTexts(list.text)).toContain('Disable outgoing mail');
-    const off = await admin.postForm('/admin/smtp-servers/outgoing', { enabled: 'false' });
+    // Disabling asks for confirmation first (a page with Confirm); only the confirmed post acts.
+    const ask = await admin.postForm('/admin/smtp-servers/outgoing', { enabled: 'false' });
+    expect(ask.res.status).toBe(200);
+    expect(buttonTexts(ask.text)).toContain('Confirm');
+    const off = await admin.postForm('/admin/smtp-servers/outgoing', { enabled: 'false', confirmed: 'yes' });
     expect(off.res.status).toBe(303);
     try {
       const r = await api('POST', '/api/v1/messages', sendKey, { to: 'held@example.net', subject: 'Held', text: 't' });
@@ -1571,7 +1578,9 @@ describe.skipIf(!redisUrlForTests())(
       expect(queued.status).toBe(202);
       await waitForStatus(queued.body.id as string, 'sent', 10_000, a, key);
 
-      expect((await onA.postForm('/admin/smtp-servers/outgoing', { enabled: 'false' })).res.status).toBe(303);
+      expect(
+        (await onA.postForm('/admin/smtp-servers/outgoing', { enabled: 'false', confirmed: 'yes' })).res.status,
+      ).toBe(303);
       const held = await api(
         'POST',
         '/api/v1/messages',

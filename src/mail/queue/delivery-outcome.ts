@@ -106,10 +106,11 @@ export function deliveryOutcome(message: MessageDoc, attempt: DeliveryAttempt, o
     // The body has done its job: it is not kept at rest for the retention period (nothing shows or resends it).
     const { text: _text, html: _html, ...delivered } = message.input;
     const recipients = acceptedRecipients(message, attempt.result);
+    const { mime: _mime, ...kept } = tried;
     return {
       status: 'sent',
       value: {
-        ...tried,
+        ...kept,
         input: delivered,
         status: 'sent',
         recipients,

@@ -105,6 +105,8 @@ export interface ResolvedServer {
   password: string | null;
   passwordVersion: number;
   ehloName: string | null;
+  /** A test of unsaved values runs under its own id; its OAuth grant is still the stored server's. */
+  grantServerId?: string;
 }
 
 export function defaultPort(protocol: Protocol): number {

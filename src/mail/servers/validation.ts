@@ -25,7 +25,8 @@ const optionalCheckbox = z.preprocess(
 const common = {
   name: text(z.string().min(1, 'required').max(100, 'at most 100 characters')),
   description: nullableText(z.string().max(500, 'at most 500 characters')).optional(),
-  fromAddress: text(emailAddress),
+  // 'required' rather than zod's "expected string, received undefined" when the field is absent.
+  fromAddress: text(z.string('required').pipe(emailAddress)),
   emailPrefix: nullableText(headerText(60, 'emailPrefix')).optional(),
   protocol: text(z.enum(['smtp', 'smtps', 'graph', 'gmail_api'], 'choose smtp, smtps, graph or gmail_api')).optional(),
   host: text(hostName).optional(),
@@ -84,7 +85,36 @@ export const updateServerInput = z.strictObject({
   ),
 });
 
+/**
+ * Test connection / Send test email on unsaved values: the create fields, all optional (an `id` fills the
+ * rest from the stored server, whose password is reused unless a new one is typed), plus `testRecipient`.
+ */
+// Blank form fields mean "not given" here (a test needs no name), so they are dropped before the checks.
+const withoutBlanks = (v: unknown) =>
+  v && typeof v === 'object' && !Array.isArray(v)
+    ? Object.fromEntries(Object.entries(v).filter(([, x]) => !(typeof x === 'string' && x.trim() === '')))
+    : v;
+
+export const testServerInput = z.preprocess(
+  withoutBlanks,
+  z.strictObject({
+    ...(Object.fromEntries(Object.entries(common).map(([k, v]) => [k, v.optional()])) as {
+      [K in keyof typeof common]: z.ZodOptional<(typeof common)[K]>;
+    }),
+    id: text(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid id')).optional(),
+    serviceProvider: text(
+      z.enum(['custom', 'gmail', 'yahoo', 'microsoft'], 'choose custom, gmail, yahoo or microsoft'),
+    ).optional(),
+    tls: optionalCheckbox,
+    changePassword: optionalCheckbox,
+    version: z.unknown().optional(),
+    // Blank is allowed here: only Send test email needs it, and says so by field.
+    testRecipient: text(emailAddress.optional()),
+  }),
+);
+
 export type CreateServerInput = z.output<typeof createServerInput>;
+export type TestServerInput = z.output<typeof testServerInput>;
 export type UpdateServerInput = z.output<typeof updateServerInput>;
 
 export function invalid(details: ErrorDetail[]): AppError {
