@@ -387,7 +387,7 @@ async function buildApp(
   // queue code warms during (q), which precedes (c) on the same instances.
   const warm = Math.min(N, 500);
   const before = received;
-  await each({ cmd: 'send-module', n: warm });
+  await each({ cmd: 'send-module', n: warm, concurrency: CONNECTIONS });
   await receivedReaches(before + warm * all.length);
   return {
     pids: all.map((x) => x.pid),
