@@ -13,10 +13,11 @@ import { once } from 'node:events';
 const [url, key, nText, clientsText] = process.argv.slice(2);
 const n = Number(nText);
 const clients = Number(clientsText);
-const target = new URL(`${url}/api/v1/messages`);
+// Several instances (comma-separated): each client keeps to one, round robin.
+const targets = url!.split(',').map((u) => new URL(`${u}/api/v1/messages`));
 const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
 
-function post(body: string): Promise<void> {
+function post(target: URL, body: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
@@ -54,10 +55,11 @@ let next = 0;
 const started = performance.now();
 const cpuAtStart = process.cpuUsage();
 await Promise.all(
-  Array.from({ length: clients }, async () => {
+  Array.from({ length: clients }, async (_, c) => {
+    const target = targets[c % targets.length]!;
     for (let i = next++; i < n; i = next++) {
       const t = performance.now();
-      await post(JSON.stringify({ to: `rcpt${i}@example.net`, subject: `bench ${i}`, text: `message ${i}` }));
+      await post(target, JSON.stringify({ to: `rcpt${i}@example.net`, subject: `bench ${i}`, text: `message ${i}` }));
       latencies.push(performance.now() - t);
     }
   }),

@@ -16,7 +16,7 @@
  * --html-chars characters (bench/html-stall.ts).
  * (s0)/(s): the same SMTP client straight to the sink, then through mailgate's submission front (bench/smtp-front.ts).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -25,7 +25,6 @@ import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { craftedBodies, htmlStall, printHtmlStall } from './html-stall.js';
@@ -35,13 +34,7 @@ import { commandsBetween, commandStats } from '../test/fakes/redis-commands.js';
 import { onPath } from '../test/fakes/binaries.js';
 import { freePort } from '../test/fakes/net.js';
 import { spawnRedisServer } from '../test/fakes/redis-server.js';
-import { createApp } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
-import { Keyring } from '../src/crypto/keyring.js';
-import { createLogger } from '../src/log.js';
-import { composeMessage, messageInput } from '../src/mail/compose.js';
-import { createServices } from '../src/services.js';
-import { openStore } from '../src/store/open-store.js';
+import type { Command, InstanceOptions } from './mailgate-process.js';
 
 const { values } = parseArgs({
   options: {
@@ -53,6 +46,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '1' },
     'html-chars': { type: 'string', default: '1000000' },
     only: { type: 'string' },
+    against: { type: 'string' },
   },
 });
 const N = Number(values.n);
@@ -62,6 +56,31 @@ const QUEUE_CONCURRENCY = Number(values.concurrency);
 const ROUNDS = Number(values.rounds);
 const WARMUP_ROUNDS = Number(values.warmup);
 const HTML_CHARS = Number(values['html-chars']);
+
+// ------------------------------------------------------------------------------------------ mailgate, compiled
+
+/**
+ * mailgate runs compiled (tsconfig.bench.json: src plus bench/mailgate-process.ts), as `npm start` runs it. Under
+ * tsx its process held about 40 MB more (the loader's thread) and spent CPU in the loader's hooks.
+ * MAILGATE_BENCH_TSX=1 runs the sources under tsx instead.
+ */
+const root = fileURLToPath(new URL('..', import.meta.url));
+const useTsx = process.env.MAILGATE_BENCH_TSX === '1';
+if (!useTsx) {
+  console.log('compiling mailgate for the bench (tsc -p tsconfig.bench.json)…');
+  const tsc = spawnSync(
+    process.execPath,
+    [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.bench.json'],
+    {
+      cwd: root,
+      stdio: 'inherit',
+    },
+  );
+  if (tsc.status !== 0) throw new Error('tsc -p tsconfig.bench.json failed');
+}
+const instanceArgs = useTsx
+  ? ['--import', 'tsx', fileURLToPath(new URL('./mailgate-process.ts', import.meta.url))]
+  : [path.join(root, 'dist/bench/bench/mailgate-process.js')];
 
 // ------------------------------------------------------------------------------------------ sink
 
@@ -131,26 +150,45 @@ function processCpuMs(pid: number | undefined): number {
   }
 }
 
+/** Resident set size of another process, in bytes, from /proc (Linux); 0 where it cannot be read. */
+function processRss(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 /** The Redis server whose CPU is charged to the phases that use it (only one started here has a pid). */
 let redisPid: number | undefined;
 
-async function measure(label: string, run: () => Promise<PhaseResult>, quiet = false): Promise<Phase> {
-  let peak = process.memoryUsage.rss();
+/**
+ * `pids`: the mailgate processes of the phase, whose CPU (summed) and RSS (the largest) are the phase's own;
+ * without them, this process's (the raw pool, the minimal fronts).
+ */
+async function measure(label: string, run: () => Promise<PhaseResult>, quiet = false, pids?: number[]): Promise<Phase> {
+  const rss = () => (pids ? Math.max(...pids.map(processRss)) : process.memoryUsage.rss());
+  const cpuNow = () => {
+    if (pids) return pids.reduce((sum, pid) => sum + processCpuMs(pid), 0);
+    const c = process.cpuUsage();
+    return (c.user + c.system) / 1000;
+  };
+  let peak = rss();
   // Every 100 ms: reading the RSS costs about half a millisecond, and at every 20 ms it was 2 % of the CPU the
   // phase charged to mailgate. The heap grows and shrinks over hundreds of milliseconds, so the peak is still seen.
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 100);
+  const sampler = setInterval(() => (peak = Math.max(peak, rss())), 100);
   const start = received;
-  const cpu0 = process.cpuUsage();
+  const cpu0 = cpuNow();
   const sink0 = sinkCpuMs;
   const redis0 = processCpuMs(redisPid);
   const t0 = performance.now();
   const r = await run();
   await receivedReaches(start + N);
   const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
+  const own = cpuNow() - cpu0;
   clearInterval(sampler);
-  peak = Math.max(peak, process.memoryUsage.rss());
-  const own = (cpu.user + cpu.system) / 1000;
+  peak = Math.max(peak, rss());
   const others = sinkCpuMs - sink0 + (r.clientCpuMs ?? 0) + (processCpuMs(redisPid) - redis0);
   const phase: Phase = {
     label,
@@ -265,79 +303,111 @@ async function startMinimalFront(): Promise<{ url: string; close(): Promise<void
 
 // ------------------------------------------------------------------------------------------ app builder for (b) and (c)
 
-/** An app on the file store (with MAILGATE_FSYNC as given) or on Redis at `redisUrl`. */
+/** A mailgate instance in its own process (bench/mailgate-process.ts), so its CPU and RSS are its own. */
+interface Instance {
+  pid: number;
+  serverId: string;
+  url: string;
+  key: string;
+  join: NonNullable<InstanceOptions['join']>;
+  send(command: Command): Promise<unknown>;
+}
+
+async function startInstance(options: InstanceOptions, entry = instanceArgs): Promise<Instance> {
+  const child = spawn(
+    process.execPath,
+    [
+      // e.g. MAILGATE_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" to profile mailgate alone.
+      ...(process.env.MAILGATE_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+      ...entry,
+      JSON.stringify(options),
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
+  let pending: { cmd: string; resolve: (value: unknown) => void; reject: (e: Error) => void } | null = null;
+  const ready = new Promise<{
+    url: string;
+    key: string;
+    serverId: string;
+    encryptionKeys: string;
+    sessionSecrets: string;
+  }>((resolve, reject) => {
+    child.once('exit', (code) => {
+      reject(new Error(`mailgate exited (${code})`));
+      pending?.reject(new Error(`mailgate exited (${code}) during ${pending.cmd}`));
+    });
+    child.on('message', (m: { ready?: never; done?: string; value?: unknown; failed?: string; error?: string }) => {
+      if (m.ready) resolve(m.ready);
+      if (m.done && pending?.cmd === m.done) pending.resolve(m.value);
+      if (m.failed && pending?.cmd === m.failed) pending.reject(new Error(`${m.failed}: ${m.error}`));
+    });
+  });
+  const r = await ready;
+  return {
+    pid: child.pid!,
+    serverId: r.serverId,
+    url: r.url,
+    key: r.key,
+    join: { serverId: r.serverId, key: r.key, encryptionKeys: r.encryptionKeys, sessionSecrets: r.sessionSecrets },
+    send(command) {
+      return new Promise((resolve, reject) => {
+        pending = { cmd: command.cmd, resolve, reject };
+        child.send(command);
+      });
+    },
+  };
+}
+
+/**
+ * mailgate on the file store (with MAILGATE_FSYNC as given) or on Redis at `redisUrl`, as `instances` processes
+ * sharing that Redis (the client spreads its connections over them).
+ */
 async function buildApp(
   redisUrl: string | null,
   fsync: 'always' | 'off' = 'always',
-  extraEnv: Record<string, string> = {},
+  options: { instances?: number; entry?: string[]; env?: Record<string, string> } = {},
 ) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-bench-'));
-  const config = loadConfig({
-    NODE_ENV: 'production',
-    MAILGATE_DATA_DIR: dir,
-    MAILGATE_ENCRYPTION_KEYS: `b1:${randomBytes(32).toString('base64')}`,
-    MAILGATE_SESSION_SECRETS: randomBytes(32).toString('base64url'),
-    MAILGATE_LOG_LEVEL: 'warn',
-    MAILGATE_WORKERS: 'true',
-    MAILGATE_QUEUE_CONCURRENCY: String(QUEUE_CONCURRENCY),
-    MAILGATE_FSYNC: fsync,
-    // The sink listens on loopback, which production settings refuse unless allowed.
-    MAILGATE_EGRESS_ALLOW: '127.0.0.1',
-    ...(redisUrl ? { REDIS_URL: redisUrl, MAILGATE_REDIS_PREFIX: `bench:${randomBytes(4).toString('hex')}:` } : {}),
-    ...extraEnv,
-  });
-  const log = createLogger({ level: config.MAILGATE_LOG_LEVEL });
-  const store = await openStore(config);
-  const services = await createServices({
-    config,
-    store,
-    keyring: new Keyring(config.encryptionKeys ?? []),
-    log,
-    mail: { maxConnections: CONNECTIONS, queue: { pollMs: 50 } },
-  });
-  const server = await services.mail.servers.create(
-    {
-      name: 'Bench sink',
-      fromAddress: 'bench@example.com',
-      host: '127.0.0.1',
-      port: sinkPort,
-      protocol: 'smtp',
-      isDefault: true,
-    },
-    { actor: { type: 'system', id: 'bench' } },
-  );
-  const app = createApp(services);
-  const httpServer = http.createServer({ keepAliveTimeout: 30_000 }, app);
-  await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}`;
-  const key = (
-    await services.apiKeys.create({ name: 'bench', scopes: ['send'], actor: { type: 'system', id: 'bench' } })
-  ).key;
+  const { instances = 1, entry = instanceArgs, env = {} } = options;
+  const base: InstanceOptions = {
+    sinkPort,
+    connections: CONNECTIONS,
+    concurrency: QUEUE_CONCURRENCY,
+    fsync,
+    redisUrl,
+    redisPrefix: redisUrl ? `bench:${randomBytes(4).toString('hex')}:` : null,
+    env,
+    join: null,
+  };
+  const first = await startInstance(base, entry);
+  const all = [first];
+  for (let i = 1; i < instances; i++) all.push(await startInstance({ ...base, join: first.join }, entry));
+  const each = (command: Command) => Promise.all(all.map((x) => x.send(command))).then(() => undefined);
+  // Each instance is a fresh process: its JIT is cold, which doubled the CPU per message of its first phase. A
+  // warm-up through the send module (composition, nodemailer, the sink) before anything is measured; the HTTP and
+  // queue code warms during (q), which precedes (c) on the same instances.
+  const warm = Math.min(N, 500);
+  const before = received;
+  await each({ cmd: 'send-module', n: warm, concurrency: CONNECTIONS });
+  await receivedReaches(before + warm * all.length);
   return {
-    services,
-    serverId: server.id,
-    url,
-    key,
-    async close() {
-      await services.stop();
-      httpServer.closeAllConnections();
-      await new Promise<void>((r) => httpServer.close(() => r()));
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
+    pids: all.map((x) => x.pid),
+    serverId: first.serverId,
+    url: all.map((x) => x.url).join(','),
+    key: first.key,
+    start: () => each({ cmd: 'start' }),
+    /** The worst event-loop delay of any instance since the last call, in ms. */
+    stall: async () => Math.max(...((await Promise.all(all.map((x) => x.send({ cmd: 'stall' })))) as number[])),
+    stopQueue: () => each({ cmd: 'stop-queue' }),
+    /** Runs in the first instance: phases (b) and (q). */
+    first: (command: Command) => first.send(command),
+    close: () => each({ cmd: 'close' }),
   };
 }
 
 // ------------------------------------------------------------------------------------------ (b) send module
 
 async function sendModule(app: Awaited<ReturnType<typeof buildApp>>): Promise<PhaseResult> {
-  const server = (await app.services.mail.servers.resolve(app.serverId))!;
-  await Promise.all(
-    Array.from({ length: N }, (_, i) => {
-      const input = messageInput.parse(tiny(i));
-      return app.services.mail.transport.send(server, composeMessage(input, server, '{name} (mailgate)'));
-    }),
-  );
+  await app.first({ cmd: 'send-module', n: N });
   return { note: 'validate + compose + cached pool' };
 }
 
@@ -392,13 +462,8 @@ async function viaHttp(client: Client, note: string): Promise<PhaseResult> {
 
 async function viaQueue(app: Awaited<ReturnType<typeof buildApp>>): Promise<PhaseResult> {
   // Starts the workers; the (c) phase that follows on the same app uses them too.
-  await app.services.start();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
-      for (let i = next++; i < N; i = next++) await app.services.mail.queue.enqueue(messageInput.parse(tiny(i)));
-    }),
-  );
+  await app.start();
+  await app.first({ cmd: 'enqueue', n: N, clients: CLIENTS });
   return { note: 'in-process enqueue, durable queue, workers' };
 }
 
@@ -437,19 +502,23 @@ async function httpCeiling(client: Client): Promise<PhaseResult> {
  * The same SMTP client straight to the sink (s0), then through the submission front (s) on the file store
  * (MAILGATE_FSYNC=always) and, when a redis-server is at hand, on Redis.
  */
-async function smtpPhases(run: (label: string, fn: () => Promise<PhaseResult>) => Promise<unknown>) {
+async function smtpPhases(run: (label: string, fn: () => Promise<PhaseResult>, pids?: number[]) => Promise<unknown>) {
   const direct = await startSmtpClient({ port: sinkPort, n: N, connections: CONNECTIONS });
   await run('(s0) SMTP client to the sink directly', async () => ({ clientCpuMs: (await direct.go()).cpuMs }));
   const redis = await startRedis();
   for (const redisUrl of [null, ...(redis ? [redis.url] : [])]) {
-    const app = await buildApp(redisUrl, 'always', { MAILGATE_SUBMISSION_PORT: '0' });
-    await app.services.start();
-    const port = (await app.services.submission.start())!;
+    const app = await buildApp(redisUrl, 'always', { env: { MAILGATE_SUBMISSION_PORT: '0' } });
+    await app.start();
+    const port = (await app.first({ cmd: 'submission-start' })) as number;
     const client = await startSmtpClient({ port, n: N, connections: CONNECTIONS, password: app.key });
-    await run(`(s) SMTP front, ${redisUrl ? 'Redis' : 'file store'}`, async () => ({
-      clientCpuMs: (await client.go()).cpuMs,
-      note: 'STARTTLS + AUTH, durable queue, workers',
-    }));
+    await run(
+      `(s) SMTP front, ${redisUrl ? 'Redis' : 'file store'}`,
+      async () => ({
+        clientCpuMs: (await client.go()).cpuMs,
+        note: 'STARTTLS + AUTH, durable queue, workers',
+      }),
+      app.pids,
+    );
     await app.close();
   }
   await redis?.stop();
@@ -461,51 +530,65 @@ console.log(
   `mailgate bench: ${N} messages per phase, sink 127.0.0.1:${sinkPort}, Node ${process.version}, ${os.cpus().length} CPUs`,
 );
 
+/** The worst event-loop delay of any mailgate process over the counted rounds, ms. */
+let worstStall = 0;
+
 /** Per counted round: the Redis commands of phase (c) on Redis, per command name. */
 const redisCommands: [string, number][][] = [];
 
 /** One round: every phase once, in the same order. */
 async function round(quiet: boolean): Promise<Phase[]> {
   const phases: Phase[] = [];
-  const run = async (label: string, fn: () => Promise<PhaseResult>) => phases.push(await measure(label, fn, quiet));
+  const run = async (label: string, fn: () => Promise<PhaseResult>, pids?: number[]) =>
+    phases.push(await measure(label, fn, quiet, pids));
   await run('(a) raw nodemailer pool', rawNodemailer);
 
   const fileApp = await buildApp(null);
-  await run('(b) send module', () => sendModule(fileApp));
+  await run('(b) send module', () => sendModule(fileApp), fileApp.pids);
   const front = await startMinimalFront();
   const frontClient = await startClient(front.url, 'none');
   await run('(m) minimal HTTP front to the raw pool', () =>
     viaHttp(frontClient, 'no key check, no validation, nothing stored'),
   );
   await front.close();
-  await run('(q) queue only, file store', () => viaQueue(fileApp));
+  await run('(q) queue only, file store', () => viaQueue(fileApp), fileApp.pids);
   const fileClient = await startClient(fileApp.url, fileApp.key);
-  await run('(c) POST /api/v1/messages, file store', () =>
-    viaHttp(fileClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`),
+  await run(
+    '(c) POST /api/v1/messages, file store',
+    () => viaHttp(fileClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`),
+    fileApp.pids,
   );
+  if (!quiet) worstStall = Math.max(worstStall, await fileApp.stall());
   await fileApp.close();
   // The same with MAILGATE_FSYNC=off: what the fsync of every write batch costs.
   const noSyncApp = await buildApp(null, 'off');
-  await run('(q) queue only, file store, fsync off', () => viaQueue(noSyncApp));
+  await run('(q) queue only, file store, fsync off', () => viaQueue(noSyncApp), noSyncApp.pids);
   const noSyncClient = await startClient(noSyncApp.url, noSyncApp.key);
-  await run('(c) POST /api/v1/messages, file, fsync off', () =>
-    viaHttp(noSyncClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`),
+  await run(
+    '(c) POST /api/v1/messages, file, fsync off',
+    () => viaHttp(noSyncClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`),
+    noSyncApp.pids,
   );
+  if (!quiet) worstStall = Math.max(worstStall, await noSyncApp.stall());
   await noSyncApp.close();
 
   const redis = await startRedis();
   if (redis) {
-    const redisApp = await buildApp(redis.url);
-    await run('(q) queue only, Redis', () => viaQueue(redisApp));
+    // Two instances on one Redis, as a fleet runs: their CPU is summed, the RSS is the larger one's.
+    const redisApp = await buildApp(redis.url, 'always', { instances: 2 });
+    await run('(q) queue only, Redis, 2 instances', () => viaQueue(redisApp), redisApp.pids);
     const redisClient = await startClient(redisApp.url, redisApp.key);
     const before = await commandStats(redis.url);
-    await run('(c) POST /api/v1/messages, Redis', () =>
-      viaHttp(redisClient, `${CLIENTS} HTTP clients, queue concurrency ${QUEUE_CONCURRENCY}`),
+    await run(
+      '(c) POST /api/v1/messages, Redis, 2 instances',
+      () => viaHttp(redisClient, `${CLIENTS} HTTP clients over 2 instances, queue concurrency ${QUEUE_CONCURRENCY}`),
+      redisApp.pids,
     );
     // The last outcome writes follow the sink's count: stopping the workers waits for them.
-    await redisApp.services.mail.queue.stop();
+    await redisApp.stopQueue();
     const used = commandsBetween(before, await commandStats(redis.url)).filter(([name]) => name !== 'info');
     if (!quiet) redisCommands.push(used);
+    if (!quiet) worstStall = Math.max(worstStall, await redisApp.stall());
     await redisApp.close();
     await redis.stop();
   } else if (!quiet) {
@@ -524,14 +607,16 @@ async function round(quiet: boolean): Promise<Phase[]> {
 
 /**
  * --only file|file-nosync|redis: phase (c) of that store alone, warm-up rounds included, nothing else; for a CPU
- * profile of mailgate under load: node --cpu-prof --import tsx bench/run.ts --only file --n 4000
+ * profile of mailgate alone: MAILGATE_BENCH_NODE_ARGS="--cpu-prof" npx tsx bench/run.ts --only file --n 4000.
+ * --against <another build's dist/bench/bench/mailgate-process.js>: each round runs that build first, then this
+ * one, under the same load (the fair comparison of a change on a shared machine); prints the medians of both.
  */
 if (values.only === 'smtp') {
   const ratios = new Map<string, number[]>();
   for (let r = 0; r < WARMUP_ROUNDS + ROUNDS; r++) {
     const phases: Phase[] = [];
-    await smtpPhases(async (label, fn) => {
-      const p = await measure(`${label}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`, fn);
+    await smtpPhases(async (label, fn, pids) => {
+      const p = await measure(`${label}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`, fn, false, pids);
       console.log(`    CPU ms/msg by process: ${cpuLine(p.parts ?? {})}`);
       phases.push(p);
     });
@@ -551,15 +636,43 @@ if (values.only === 'smtp') {
 if (values.only) {
   const only = values.only;
   if (!['file', 'file-nosync', 'redis'].includes(only)) throw new Error('--only takes file, file-nosync or redis');
+  const builds: [string, string[]][] = values.against
+    ? [
+        ['before', [path.resolve(values.against)]],
+        ['after', instanceArgs],
+      ]
+    : [['', instanceArgs]];
+  const results = new Map<string, Phase[]>(builds.map(([name]) => [name, []]));
   for (let r = 0; r < WARMUP_ROUNDS + ROUNDS; r++) {
-    const redis = only === 'redis' ? await startRedis() : null;
-    if (only === 'redis' && !redis) throw new Error('no redis-server found');
-    const app = await buildApp(redis?.url ?? null, only === 'file-nosync' ? 'off' : 'always');
-    await app.services.start();
-    const client = await startClient(app.url, app.key);
-    await measure(`(c) ${only}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`, () => viaHttp(client, ''));
-    await app.close();
-    await redis?.stop();
+    for (const [name, entry] of builds) {
+      const redis = only === 'redis' ? await startRedis() : null;
+      if (only === 'redis' && !redis) throw new Error('no redis-server found');
+      const app = await buildApp(redis?.url ?? null, only === 'file-nosync' ? 'off' : 'always', {
+        instances: redis ? 2 : 1,
+        entry,
+      });
+      await app.start();
+      const client = await startClient(app.url, app.key);
+      const before = redis ? await commandStats(redis.url) : null;
+      const label = `(c) ${only}${name ? `, ${name}` : ''}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`;
+      const phase = await measure(label, () => viaHttp(client, ''), false, app.pids);
+      if (redis && before) {
+        await app.stopQueue();
+        const used = commandsBetween(before, await commandStats(redis.url)).filter(([cmd]) => cmd !== 'info');
+        console.log(
+          `    Redis commands per message: ${(used.reduce((sum, [, calls]) => sum + calls, 0) / N).toFixed(1)}`,
+        );
+      }
+      if (r >= WARMUP_ROUNDS) results.get(name)!.push(phase);
+      await app.close();
+      await redis?.stop();
+    }
+  }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  for (const [name, phases] of results) {
+    console.log(
+      `${only}${name ? ` ${name}` : ''}: medians of ${phases.length} round(s): ${median(phases.map((p) => p.msgsPerSec)).toFixed(0)} msgs/s, mailgate CPU ${median(phases.map((p) => p.cpuMs)).toFixed(2)} ms/msg, peak RSS ${Math.max(...phases.map((p) => p.peakRssMb)).toFixed(0)} MB`,
+    );
   }
   sinkProcess.disconnect();
   process.exit(0);
@@ -571,13 +684,10 @@ for (let i = 1; i <= WARMUP_ROUNDS; i++) {
 }
 // Several rounds, each phase once per round; the medians are reported (the machine's load varies a lot).
 const rounds: Phase[][] = [];
-const roundsStall = monitorEventLoopDelay({ resolution: 1 });
-roundsStall.enable();
 for (let r = 1; r <= ROUNDS; r++) {
   console.log(`round ${r} of ${ROUNDS}`);
   rounds.push(await round(false));
 }
-roundsStall.disable();
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
 const phases: Phase[] = rounds[0]!.map((p, i) => {
   const all = rounds.map((r) => r[i]!);
@@ -667,15 +777,18 @@ if (redisCommands.length > 0) {
     `One Redis at ~100,000 commands/s carries about ${Math.round(100_000 / median(perMessage)).toLocaleString('en')} messages/s for a whole fleet.`,
   );
 }
-console.log(
-  `\nworst event-loop stall of the process running mailgate during the rounds: ${(roundsStall.max / 1e6).toFixed(1)} ms`,
-);
+console.log(`\nworst event-loop stall of the process running mailgate during the rounds: ${worstStall.toFixed(1)} ms`);
 
 // HTML-only messages: the review's 100,000 <, then crafted bodies of the largest size the API accepts.
 const stallApp = await buildApp(null);
-await stallApp.services.start();
+await stallApp.start();
 const stalls = await htmlStall(
-  { url: stallApp.url, key: stallApp.key, nextDelivery: () => receivedReaches(received + 1) },
+  {
+    url: stallApp.url,
+    key: stallApp.key,
+    nextDelivery: () => receivedReaches(received + 1),
+    mailgateStall: () => stallApp.stall(),
+  },
   [['100,000 <', '<'.repeat(100_000)], ...craftedBodies(HTML_CHARS)],
 );
 await stallApp.close();

@@ -16,6 +16,7 @@ import type { WebContext } from './web/context.js';
 import { encryptionKeysRouter } from './web/encryption-keys.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
 import { healthRouter } from './web/health.js';
+import { jsonBody } from './web/json-body.js';
 import { languageMiddleware, languageRouter } from './web/language.js';
 import { loginRouter } from './web/login.js';
 import { setupRouter } from './web/setup.js';
@@ -76,6 +77,18 @@ export function createApp(deps: AppDeps): Express {
       strictTransportSecurity: config.secureCookies,
     }),
   );
+  const sendLimits = {
+    maxMessageBytes: config.MAILGATE_MAX_MESSAGE_BYTES,
+    maxBatchBytes: config.MAILGATE_MAX_BATCH_BYTES,
+  };
+  // The send API takes messages with attachments (up to these limits); the rest of /api keeps a small body.
+  app.use(messageBodyParsers(sendLimits));
+  app.use('/api', jsonBody(2 * 1024 * 1024, express.json({ limit: '2mb', strict: true })));
+  // The send API right after the headers and its body parsers: the busiest route, so its requests do not walk the
+  // probes, static files, language, form parsing and session layers (each skips API paths anyway), nor every other
+  // router's routes. Its guard, validation and error handler are the same wherever it is mounted.
+  const web: WebContext = { auth: createAuthMiddleware({ apiKeys: deps.apiKeys }), eta };
+  app.use(messagesRouter(web, { mail: deps.mail, keyRates: deps.keyRates, limits: sendLimits }));
   // After helmet, so probes, metrics and static files get nosniff and the other headers too.
   app.use(
     healthRouter({
@@ -88,13 +101,6 @@ export function createApp(deps: AppDeps): Express {
   app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
   app.use(languageRouter({ secureCookies: config.secureCookies }));
   app.use(languageMiddleware());
-  const sendLimits = {
-    maxMessageBytes: config.MAILGATE_MAX_MESSAGE_BYTES,
-    maxBatchBytes: config.MAILGATE_MAX_BATCH_BYTES,
-  };
-  // The send API takes messages with attachments (up to these limits); the rest of /api keeps a small body.
-  app.use(messageBodyParsers(sendLimits));
-  app.use('/api', express.json({ limit: '2mb', strict: true }));
   app.use(express.urlencoded({ extended: false, limit: '256kb', parameterLimit: 200 }));
 
   // Areas mount here, in this order: sessions/CSRF/login, then admin pages and the JSON API.
@@ -109,14 +115,11 @@ export function createApp(deps: AppDeps): Express {
       now: deps.clock,
     }),
   );
-  const web: WebContext = { auth: createAuthMiddleware({ apiKeys: deps.apiKeys }), eta };
   app.use(notificationBanners(deps.notify));
   const { audit, loginGuard, sessionGeneration, clock, mail, oauthAdmin } = deps;
   const reconnect = { config, links: deps.reconnectLinks, mail, tokens: deps.tokens };
   const panel = { tokens: deps.tokens, integrations: deps.oauthIntegrations, warnings: oauthAdmin.warnings };
   app.use(outgoingMailBanner(mail.servers));
-  // The send API first: the busiest route, so its requests do not walk every other router's routes.
-  app.use(messagesRouter(web, { mail, keyRates: deps.keyRates, limits: sendLimits }));
   app.use(openApiRouter());
   app.use(loginRouter(web, { config, audit, loginGuard, sessionGeneration, clock }));
   app.use(accountRouter(web, { audit, loginGuard, users: deps.users, sessionGeneration, clock }));

@@ -6,6 +6,7 @@ import { findAppError } from '../errors.js';
 import { connectChecked, toConnectFailure, type EgressGuard } from '../net/connect.js';
 import { type AccessTokenSource, type GrantSource, type SmtpAuth, isAuthProblem, pickSmtpAuth } from './auth.js';
 import { base64Stream } from './attachments.js';
+import { coalesceChunks } from './coalesce.js';
 import type { ComposedMessage } from './compose.js';
 import { isLoopbackHost, type ResolvedServer } from './servers.js';
 import { forLibrary, MailTransportFailure, toMailTransportFailure } from './transport-failure.js';
@@ -213,6 +214,8 @@ export function buildTransportOptions(server: ResolvedServer, auth: SmtpAuth, op
   };
 }
 
+const asAddress = (address: string) => ({ name: '', address });
+
 /**
  * A message kept as submitted (the SMTP front): its MIME bytes go out unchanged, to an explicit envelope. Its
  * headers were checked and rewritten when it was accepted (src/submission/); nodemailer adds nothing to a raw one.
@@ -270,9 +273,11 @@ export function toNodemailerMessage(message: ComposedMessage | RawMessage, messa
         }
       : {}),
     from: { name: message.from.name, address: message.from.address },
-    to: message.to,
-    cc: message.cc,
-    ...(message.replyTo ? { replyTo: message.replyTo } : {}),
+    // Validated bare addresses, handed over as address objects: nodemailer would otherwise run its address
+    // parser over each header several times per message (building the envelope, the headers, the address list).
+    to: message.to.map(asAddress),
+    cc: message.cc.map(asAddress),
+    ...(message.replyTo ? { replyTo: asAddress(message.replyTo) } : {}),
     subject: message.subject,
     text: message.text,
     html: message.html,
@@ -382,6 +387,8 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
       inFlight: 0,
       retired: false,
     };
+    // Fewer, larger socket writes per message (see coalesce.ts).
+    entry.mailer.use('stream', coalesceChunks);
     pools.set(server.id, entry);
     return entry;
   }

@@ -6,6 +6,7 @@ import { encodedMessageSize } from '../mail/message-size.js';
 import { messageInput, withTextPart, type MessageInput } from '../mail/compose.js';
 import type { MailServices } from '../mail/service.js';
 import type { MessageStatus } from '../mail/queue.js';
+import { jsonBody } from './json-body.js';
 import { parseInput } from './validate.js';
 
 /**
@@ -78,7 +79,9 @@ const JSON_SLACK_BYTES = 8 * 1024 * 1024;
  */
 export function messageBodyParsers(limits: IntakeLimits): RequestHandler[] {
   const batch = express.json({ limit: limits.maxBatchBytes, strict: true });
-  const single = express.json({ limit: limits.maxMessageBytes + JSON_SLACK_BYTES, strict: true });
+  const singleLimit = limits.maxMessageBytes + JSON_SLACK_BYTES;
+  // Plain JSON bodies skip body-parser's machinery (json-body.ts); everything else still goes through it.
+  const single = jsonBody(singleLimit, express.json({ limit: singleLimit, strict: true }));
   const isBatch = /^\/api\/v1\/messages\/batch\/?$/i;
   const isSingle = /^\/api\/v1\/messages\/?$/i;
   return [
