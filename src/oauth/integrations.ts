@@ -6,6 +6,7 @@ import { AppError, type ErrorDetail } from '../errors.js';
 import type { Logger } from '../log.js';
 import { VersionConflictError, type Doc, type Store } from '../store/store.js';
 import { OAuthClient, type ClientOptions } from './client.js';
+import { attentionMove } from './integration-index.js';
 import {
   defaultScopes,
   issuerFor,
@@ -187,7 +188,7 @@ export class IntegrationService {
       updatedAt: now,
       secretChangedAt: now,
     };
-    const doc = await this.deps.store.put(INTEGRATIONS, id, record, { ifVersion: 0 });
+    const doc = await this.deps.store.put(INTEGRATIONS, id, record, { ifVersion: 0, schedule: attentionMove(record) });
     await this.deps.audit.record({
       actor,
       action: 'oauth_integration.create',
@@ -260,7 +261,10 @@ export class IntegrationService {
       record.misconfigured = null;
       changed.push('clientSecret');
     }
-    const doc = await this.deps.store.put(INTEGRATIONS, id, record, { ifVersion: ifVersion ?? current.version });
+    const doc = await this.deps.store.put(INTEGRATIONS, id, record, {
+      ifVersion: ifVersion ?? current.version,
+      schedule: attentionMove(record),
+    });
     this.#clients.delete(id);
     await this.deps.audit.record({
       actor,
@@ -281,7 +285,7 @@ export class IntegrationService {
         message: `This integration still holds ${inUse} authorized mailbox(es): press Disconnect on those SMTP servers first.`,
       });
     }
-    await this.deps.store.delete(INTEGRATIONS, id);
+    await this.deps.store.delete(INTEGRATIONS, id, { schedule: attentionMove(null) });
     this.#clients.delete(id);
     await this.deps.audit.record({
       actor,
@@ -342,7 +346,10 @@ export class IntegrationService {
         misconfigured: null,
       };
       try {
-        const doc = await this.deps.store.put(INTEGRATIONS, id, record, { ifVersion: current.version });
+        const doc = await this.deps.store.put(INTEGRATIONS, id, record, {
+          ifVersion: current.version,
+          schedule: attentionMove(record),
+        });
         this.#clients.delete(id);
         return doc;
       } catch (err) {
@@ -355,12 +362,11 @@ export class IntegrationService {
     const current = await this.deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
     if (!current || current.value.misconfigured?.code === diagnosis.code) return;
     try {
-      await this.deps.store.put(
-        INTEGRATIONS,
-        id,
-        { ...current.value, misconfigured: { at: Date.now(), ...diagnosis } },
-        { ifVersion: current.version },
-      );
+      const record = { ...current.value, misconfigured: { at: Date.now(), ...diagnosis } };
+      await this.deps.store.put(INTEGRATIONS, id, record, {
+        ifVersion: current.version,
+        schedule: attentionMove(record),
+      });
       this.deps.log.error(
         { integrationId: id, code: diagnosis.code },
         'OAuth integration misconfigured: the provider rejected the client credentials',
@@ -374,12 +380,11 @@ export class IntegrationService {
     const current = await this.deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
     if (!current?.value.misconfigured) return;
     try {
-      await this.deps.store.put(
-        INTEGRATIONS,
-        id,
-        { ...current.value, misconfigured: null },
-        { ifVersion: current.version },
-      );
+      const record = { ...current.value, misconfigured: null };
+      await this.deps.store.put(INTEGRATIONS, id, record, {
+        ifVersion: current.version,
+        schedule: attentionMove(record),
+      });
     } catch {
       // Changed meanwhile; the next success clears it.
     }

@@ -11,6 +11,7 @@ import { diagnoseOAuthError } from '../oauth/diagnose.js';
 import type { IntegrationService } from '../oauth/integrations.js';
 import { authorizationExtras, providerOf, requestedScopes } from '../oauth/providers/index.js';
 import { GRANTS, sealToken, type GrantRecord } from './grants.js';
+import { grantIndexChanges } from './grant-index.js';
 import type { TokenService } from './refresh.js';
 
 /**
@@ -313,7 +314,7 @@ export class AuthorizeService {
       authorizedBy: params.actor.type === 'user' ? params.actor.email : params.actor.id,
     };
     // Re-authorization replaces the old grant whatever its state (its tokens are dead or superseded).
-    const doc: Doc<GrantRecord> = await this.deps.store.put(GRANTS, grantId, record);
+    const doc: Doc<GrantRecord> = await this.replaceGrant(grantId, record, now);
     await this.deps.integrations.clearMisconfigured(t.integrationId);
     await this.deps.audit.record({
       actor: params.actor,
@@ -325,6 +326,21 @@ export class AuthorizeService {
     });
     await this.deps.tokens.notifyAuthorized(doc);
     return { serverId: t.serverId, mailbox };
+  }
+
+  /** Writes the grant over whatever was there, moving its indexes from the old state (retried on a race). */
+  private async replaceGrant(grantId: string, record: GrantRecord, now: number): Promise<Doc<GrantRecord>> {
+    for (let attempt = 0; ; attempt++) {
+      const before = await this.deps.store.get<GrantRecord>(GRANTS, grantId);
+      try {
+        return await this.deps.store.put(GRANTS, grantId, record, {
+          ...grantIndexChanges(before?.value ?? null, record, now),
+          ifVersion: before?.version ?? 0,
+        });
+      } catch (err) {
+        if (!(err instanceof VersionConflictError) || attempt >= 4) throw err;
+      }
+    }
   }
 
   private async auditFailure(

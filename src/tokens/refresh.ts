@@ -15,6 +15,7 @@ import {
   type GrantView,
 } from './grants.js';
 import { TokenListeners } from './listeners.js';
+import { grantIndexChanges } from './grant-index.js';
 import { needsRefresh, refreshDueAt } from './refresh-policy.js';
 import type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } from './token-service-types.js';
 
@@ -270,7 +271,10 @@ export class TokenService {
       failingSince: null,
     };
     try {
-      await this.deps.store.put(GRANTS, grantId, record, { ifVersion: doc.version });
+      await this.deps.store.put(GRANTS, grantId, record, {
+        ifVersion: doc.version,
+        ...grantIndexChanges(doc.value, record, now),
+      });
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
       // We stalled and someone else wrote newer tokens: theirs win, ours are dropped.
@@ -314,7 +318,8 @@ export class TokenService {
     };
     const failingSince = doc.value.failingSince ?? this.#clock.now();
     const next = { ...doc.value, failures, retryAt, lastError, failingSince };
-    const written = await this.deps.store.put(GRANTS, doc.id, next, { ifVersion: doc.version }).then(
+    const options = { ifVersion: doc.version, ...grantIndexChanges(doc.value, next, this.#clock.now()) };
+    const written = await this.deps.store.put(GRANTS, doc.id, next, options).then(
       () => true,
       (writeErr: unknown) => {
         if (writeErr instanceof VersionConflictError) return false;
@@ -359,12 +364,11 @@ export class TokenService {
     };
     let marked = false;
     try {
-      await this.deps.store.put(
-        GRANTS,
-        doc.id,
-        { ...doc.value, status: 'needs_reauth', lastError, retryAt: null },
-        { ifVersion: doc.version },
-      );
+      const next: GrantRecord = { ...doc.value, status: 'needs_reauth', lastError, retryAt: null };
+      await this.deps.store.put(GRANTS, doc.id, next, {
+        ifVersion: doc.version,
+        ...grantIndexChanges(doc.value, next, this.#clock.now()),
+      });
       marked = true;
     } catch (writeErr) {
       if (!(writeErr instanceof VersionConflictError)) throw writeErr;

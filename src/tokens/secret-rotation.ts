@@ -1,9 +1,10 @@
 import type { Actor, AuditRecorder } from '../admin/types.js';
 import { AppError } from '../errors.js';
 import { findEgressDenial } from '../net/egress.js';
-import type { Store } from '../store/store.js';
+import type { Doc, Store } from '../store/store.js';
 import { OAuthProtocolError, type OAuthClient } from '../oauth/client.js';
 import type { IntegrationService } from '../oauth/integrations.js';
+import { integrationGrantsIndex } from './grant-index.js';
 import { acquireGrantLock, GRANTS, type GrantRecord } from './grants.js';
 import type { TokenService } from './refresh.js';
 
@@ -62,12 +63,20 @@ function refusalOf(err: unknown, withGrant: boolean): Proof {
   return { refused: code, message: `The new secret could not be proven (${code}); the old secret stays in use.` };
 }
 
+/** An authorized grant of the integration that can refresh, found through its index (a few reads, not a scan). */
+async function provingGrant(store: Store, integrationId: string): Promise<Doc<GrantRecord> | undefined> {
+  const candidates = await store.scheduled(integrationGrantsIndex(integrationId), { limit: 50, newestFirst: true });
+  for (const { id } of candidates) {
+    const g = await store.get<GrantRecord>(GRANTS, id);
+    if (g && g.value.integrationId === integrationId && g.value.status === 'active' && g.value.tokens.refreshToken)
+      return g;
+  }
+  return undefined;
+}
+
 /** One real token request with the candidate client: a refresh of an authorized grant, else client_credentials. */
 async function prove(deps: SecretRotationDeps, integrationId: string, candidate: OAuthClient): Promise<Proof> {
-  const grants = (await deps.store.list<GrantRecord>(GRANTS)).filter(
-    (g) => g.value.integrationId === integrationId && g.value.status === 'active' && g.value.tokens.refreshToken,
-  );
-  const grant = grants[0];
+  const grant = await provingGrant(deps.store, integrationId);
   try {
     if (!grant) {
       await candidate.clientCredentials();

@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { IntegrationService } from '../oauth/integrations.js';
 import { AuthorizeService, type ServerLookup } from './authorize.js';
+import { ensureGrantIndexes, grantCounts } from './grant-index.js';
 import { countGrantsOfIntegration } from './grants.js';
 import { TokenService } from './refresh.js';
 import { disconnectGrant } from './revoke.js';
@@ -106,6 +107,9 @@ export function createOAuthServices(base: OAuthBase) {
         // /readyz answers anyone: how many warnings of each kind, never an id, mailbox address, name or hint.
         const perKind = new Map<string, number>();
         for (const { kind } of warnings) perKind.set(kind, (perKind.get(kind) ?? 0) + 1);
+        // The list is capped; the counter has the full number.
+        const { needs_reauth } = await grantCounts(base.store);
+        if (needs_reauth > 0) perKind.set('needs_reauth', Math.max(needs_reauth, perKind.get('needs_reauth') ?? 0));
         return { ok: true, detail: { warnings: [...perKind].map(([kind, count]) => ({ kind, count })) } };
       },
     },
@@ -131,6 +135,7 @@ export function createOAuthServices(base: OAuthBase) {
       });
     },
     async start() {
+      await ensureGrantIndexes(base.store, base.log, clock.now());
       if (!base.config.MAILGATE_WORKERS) return;
       await scheduler.start();
       sweeper = setInterval(() => void authorize.sweepExpired().catch(() => 0), 60_000);
