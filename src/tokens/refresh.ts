@@ -29,18 +29,14 @@ import type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } fro
  *  - Right before the token request the lock is extended (proving we still hold it) and the write after
  *    it is version-checked (`ifVersion`), so a holder that stalled past its TTL neither spends a refresh
  *    token someone else already rotated nor overwrites newer tokens.
- *  - A rotated refresh token is stored before the new access token is handed to anyone.
+ *  - A rotated refresh token is stored before the new access token is handed to anyone. Each write moves the
+ *    grant's indexes (grant-index.ts) in the same step.
  *  - Temporary failures back off with jitter and never kill the grant; `invalid_grant` marks it
  *    `needs_reauth` once (log + audit + listeners); `invalid_client` flags the integration.
  */
 
-export {
-  needsRefresh,
-  REFRESH_MARGIN_FRACTION,
-  REFRESH_MARGIN_MAX_MS,
-  refreshDueAt,
-  refreshMarginMs,
-} from './refresh-policy.js';
+export { needsRefresh, REFRESH_MARGIN_FRACTION, REFRESH_MARGIN_MAX_MS, refreshDueAt } from './refresh-policy.js';
+export { refreshMarginMs } from './refresh-policy.js';
 export type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } from './token-service-types.js';
 
 /** The grant is dead until an admin re-authorizes; the code lets the transport hold mail instead of retrying. */
@@ -54,7 +50,6 @@ function reauthError(message?: string, hint?: string): AppError {
 
 const SYSTEM: Actor = { type: 'system', id: 'token-service' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export class TokenService {
   readonly #inflight = new Map<string, Promise<AccessToken>>();
   readonly #listeners: TokenListeners;
@@ -365,10 +360,8 @@ export class TokenService {
     let marked = false;
     try {
       const next: GrantRecord = { ...doc.value, status: 'needs_reauth', lastError, retryAt: null };
-      await this.deps.store.put(GRANTS, doc.id, next, {
-        ifVersion: doc.version,
-        ...grantIndexChanges(doc.value, next, this.#clock.now()),
-      });
+      const indexes = grantIndexChanges(doc.value, next, this.#clock.now());
+      await this.deps.store.put(GRANTS, doc.id, next, { ifVersion: doc.version, ...indexes });
       marked = true;
     } catch (writeErr) {
       if (!(writeErr instanceof VersionConflictError)) throw writeErr;
