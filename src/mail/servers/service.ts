@@ -14,7 +14,7 @@ import {
   type SmtpServerDoc,
   type SmtpServerView,
 } from './model.js';
-import { PROVIDER_PRESETS } from './presets.js';
+import { presetRate, PROVIDER_PRESETS } from './presets.js';
 import { effectiveSettings, resolvedServer } from './resolve.js';
 import { createMailSettingsState, createServerPauses } from './state.js';
 import type { AuditContext, SmtpServers } from './service-types.js';
@@ -106,6 +106,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
     return {
       id,
       ...rest,
+      rateLimitPerMinute: doc.rateLimitPerMinute ?? null,
       version,
       source,
       readOnly: source === 'file',
@@ -184,6 +185,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
         host: preset?.host ?? input.host ?? '',
         port: preset?.port ?? input.port ?? null,
         timeoutMs: input.timeoutMs ?? null,
+        rateLimitPerMinute: input.rateLimitPerMinute === undefined ? presetRate(provider) : input.rateLimitPerMinute,
         tls: preset?.tls ?? input.tls ?? false,
         authMethod: input.authMethod ?? 'none',
         oauthIntegrationId: input.authMethod === 'oauth2' ? (input.oauthIntegrationId ?? null) : null,
@@ -228,6 +230,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       set('host', input.host);
       set('port', input.port);
       set('timeoutMs', input.timeoutMs);
+      set('rateLimitPerMinute', input.rateLimitPerMinute);
       set('tls', input.tls);
       set('authMethod', input.authMethod);
       set('oauthIntegrationId', input.oauthIntegrationId);
