@@ -18,6 +18,8 @@ export interface AuditContext {
 
 export interface SmtpServers {
   list(): Promise<SmtpServerView[]>;
+  /** Ids of the servers defined in MAILGATE_SMTP_SERVERS_FILE (read-only). */
+  fileServerIds(): string[];
   get(id: string): Promise<SmtpServerView>;
   create(input: CreateServerInput, ctx: AuditContext): Promise<SmtpServerView>;
   update(id: string, input: UpdateServerInput, ctx: AuditContext): Promise<SmtpServerView>;

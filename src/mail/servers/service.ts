@@ -19,7 +19,6 @@ import { effectiveSettings, resolvedServer } from './resolve.js';
 import { createMailSettingsState, createServerPauses } from './state.js';
 import type { AuditContext, SmtpServers } from './service-types.js';
 import { checkServer, invalid } from './validation.js';
-
 export type { AuditContext, MailSettingsView, SmtpServers } from './service-types.js';
 
 /**
@@ -37,9 +36,7 @@ export interface SmtpServersDeps {
   env?: Readonly<Record<string, string | undefined>>;
 }
 
-function newServerId(): string {
-  return `srv_${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`;
-}
+const newServerId = () => `srv_${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`;
 
 export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
   const { store, keyring, config, audit, log } = deps;
@@ -152,6 +149,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
   }
 
   const service: SmtpServers = {
+    fileServerIds: () => [...fileServers.keys()],
     async list() {
       const defaultId = await defaultServerId();
       const out: SmtpServerView[] = [];
