@@ -30,7 +30,7 @@ export interface AuditPage {
   nextBefore: string | null;
 }
 
-export const AUDIT_PAGE_MAX = 200;
+export const AUDIT_PAGE_MAX = 500;
 
 export class AuditLog implements AuditRecorder {
   constructor(

@@ -27,14 +27,23 @@ export function mailQueueRouter(
   router.get('/admin/mail-queue', auth.page('admin'), async (_req, res) => {
     const overview = await queue.overview(200);
     const settings = await deps.mail.servers.settings();
-    const servers = new Map((await deps.mail.servers.list()).map((s) => [s.id, s]));
+    // Only the servers the page names (cached per instance) and the paused ones: never every server.
+    const shown = new Set([...overview.queue, ...overview.errors].map((m) => m.serverId));
+    const names = new Map<string, string>();
+    await Promise.all(
+      [...shown].map(async (id) => {
+        const s = await deps.mail.servers.resolve(id).catch(() => null);
+        if (s) names.set(id, s.name);
+      }),
+    );
+    const pausedServers = await deps.mail.servers.paused(50);
     const actor = res.locals.actor as { role?: string } | undefined;
     renderPage(res, eta, 'mail-queue', {
       title: 'Mail queue',
       overview,
       oldestAge: age(overview.oldestAgeMs),
-      serverName: (id: string) => servers.get(id)?.name ?? id,
-      pausedServers: [...servers.values()].filter((s) => s.paused),
+      serverName: (id: string) => names.get(id) ?? id,
+      pausedServers,
       sendingEnabled: settings.outgoingEnabled && !settings.disabledByEnvironment,
       canManage: actor?.role === 'sysadmin',
     });

@@ -1,5 +1,5 @@
 import type { Documents } from '../../store/store.js';
-import { SERVERS, type SmtpServerDoc, type SmtpServerView } from './model.js';
+import { PAUSES, SERVERS, type SmtpServerDoc, type SmtpServerView } from './model.js';
 import type { SmtpServers } from './service-types.js';
 
 /**
@@ -65,4 +65,14 @@ export async function pageServers(
   }
   items.push(...(await Promise.all(ids.map((id) => deps.servers.get(id)))));
   return after !== undefined ? { items, next: after } : { items };
+}
+
+/** Up to `limit` paused servers, from the pauses (few) rather than every server. */
+export async function pausedServers(
+  deps: { store: Pick<Documents, 'list'>; servers: Pick<SmtpServers, 'get'> },
+  limit: number,
+): Promise<SmtpServerView[]> {
+  const pauses = await deps.store.list(PAUSES, { limit });
+  const views = await Promise.all(pauses.map((p) => deps.servers.get(p.id).catch(() => null)));
+  return views.filter((v): v is SmtpServerView => v !== null && v.paused !== null);
 }

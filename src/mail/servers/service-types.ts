@@ -18,6 +18,8 @@ export interface AuditContext {
 
 export interface SmtpServers {
   list(): Promise<SmtpServerView[]>;
+  /** Up to `limit` paused servers (read from the pauses, not from every server). */
+  paused(limit: number): Promise<SmtpServerView[]>;
   /** Ids of the servers defined in MAILGATE_SMTP_SERVERS_FILE (read-only). */
   fileServerIds(): string[];
   get(id: string): Promise<SmtpServerView>;

@@ -17,6 +17,7 @@ import {
 import { presetRate, PROVIDER_PRESETS } from './presets.js';
 import { effectiveSettings, resolvedServer } from './resolve.js';
 import { createMailSettingsState, createServerPauses } from './state.js';
+import { pausedServers } from './pages.js';
 import type { AuditContext, SmtpServers } from './service-types.js';
 import { checkServer, invalid } from './validation.js';
 export type { AuditContext, MailSettingsView, SmtpServers } from './service-types.js';
@@ -37,7 +38,6 @@ export interface SmtpServersDeps {
 }
 
 const newServerId = () => `srv_${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`;
-
 export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
   const { store, keyring, config, audit, log } = deps;
   const fileServers = config.MAILGATE_SMTP_SERVERS_FILE
@@ -150,6 +150,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
 
   const service: SmtpServers = {
     fileServerIds: () => [...fileServers.keys()],
+    paused: (limit) => pausedServers({ store, servers: service }, limit),
     async list() {
       const defaultId = await defaultServerId();
       const out: SmtpServerView[] = [];
