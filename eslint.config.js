@@ -23,7 +23,7 @@ const base = [
   './src/i18n',
 ];
 const infra = ['./src/store', './src/crypto', './src/net'];
-const domain = ['./src/mail', './src/tokens', './src/oauth', './src/admin', './src/notify'];
+const domain = ['./src/mail', './src/tokens', './src/oauth', './src/admin', './src/notify', './src/submission'];
 const web = ['./src/web'];
 const wiring = ['./src/app.ts', './src/services.ts', './src/cli', './src/cli.ts'];
 const entry = ['./src/main.ts'];

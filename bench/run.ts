@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --n 2000 --rounds 3 --warmup 1 --connections 5 --clients 32 --concurrency 32]
+ * npm run bench [-- --n 2000 --rounds 3 --warmup 1 --connections 5 --clients 32 --concurrency 32 --only smtp]
  *
  * Sends N small messages to a local smtp-server sink (its own process), side by side in one run:
  *   (a) a raw nodemailer pool (the baseline; the only nodemailer import outside src/mail/transport.ts),
@@ -14,6 +14,7 @@
  * process in the run (mailgate, sink, client, Redis), because they share the machine's cores. Then the worst
  * event-loop stall: over the throughput rounds, and for HTML-only messages with crafted bodies of up to
  * --html-chars characters (bench/html-stall.ts).
+ * (s0)/(s): the same SMTP client straight to the sink, then through mailgate's submission front (bench/smtp-front.ts).
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -29,6 +30,7 @@ import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { craftedBodies, htmlStall, printHtmlStall } from './html-stall.js';
 import { oauthRefreshBench } from './oauth-refresh.js';
+import { cpuLine, startSmtpClient } from './smtp-front.js';
 import { commandsBetween, commandStats } from '../test/fakes/redis-commands.js';
 import { onPath } from '../test/fakes/binaries.js';
 import { freePort } from '../test/fakes/net.js';
@@ -105,6 +107,8 @@ interface Phase {
   cpuMs: number;
   /** CPU time per message of every process in the run: this one, the sink, the HTTP client, Redis. */
   machineCpuMs: number;
+  /** CPU time per message of each process (mailgate, sink, client, redis), ms. */
+  parts?: Record<string, number>;
   note?: string;
 }
 
@@ -154,6 +158,12 @@ async function measure(label: string, run: () => Promise<PhaseResult>, quiet = f
     peakRssMb: peak / 1024 / 1024,
     cpuMs: own / N,
     machineCpuMs: (own + others) / N,
+    parts: {
+      mailgate: own / N,
+      sink: (sinkCpuMs - sink0) / N,
+      client: (r.clientCpuMs ?? 0) / N,
+      redis: (processCpuMs(redisPid) - redis0) / N,
+    },
   };
   if (r.note) phase.note = r.note;
   if (r.latencies?.length) {
@@ -256,7 +266,11 @@ async function startMinimalFront(): Promise<{ url: string; close(): Promise<void
 // ------------------------------------------------------------------------------------------ app builder for (b) and (c)
 
 /** An app on the file store (with MAILGATE_FSYNC as given) or on Redis at `redisUrl`. */
-async function buildApp(redisUrl: string | null, fsync: 'always' | 'off' = 'always') {
+async function buildApp(
+  redisUrl: string | null,
+  fsync: 'always' | 'off' = 'always',
+  extraEnv: Record<string, string> = {},
+) {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-bench-'));
   const config = loadConfig({
     NODE_ENV: 'production',
@@ -270,6 +284,7 @@ async function buildApp(redisUrl: string | null, fsync: 'always' | 'off' = 'alwa
     // The sink listens on loopback, which production settings refuse unless allowed.
     MAILGATE_EGRESS_ALLOW: '127.0.0.1',
     ...(redisUrl ? { REDIS_URL: redisUrl, MAILGATE_REDIS_PREFIX: `bench:${randomBytes(4).toString('hex')}:` } : {}),
+    ...extraEnv,
   });
   const log = createLogger({ level: config.MAILGATE_LOG_LEVEL });
   const store = await openStore(config);
@@ -416,6 +431,30 @@ async function httpCeiling(client: Client): Promise<PhaseResult> {
   return r;
 }
 
+// ------------------------------------------------------------------------------------------ (s0)/(s) SMTP front
+
+/**
+ * The same SMTP client straight to the sink (s0), then through the submission front (s) on the file store
+ * (MAILGATE_FSYNC=always) and, when a redis-server is at hand, on Redis.
+ */
+async function smtpPhases(run: (label: string, fn: () => Promise<PhaseResult>) => Promise<unknown>) {
+  const direct = await startSmtpClient({ port: sinkPort, n: N, connections: CONNECTIONS });
+  await run('(s0) SMTP client to the sink directly', async () => ({ clientCpuMs: (await direct.go()).cpuMs }));
+  const redis = await startRedis();
+  for (const redisUrl of [null, ...(redis ? [redis.url] : [])]) {
+    const app = await buildApp(redisUrl, 'always', { MAILGATE_SUBMISSION_PORT: '0' });
+    await app.services.start();
+    const port = (await app.services.submission.start())!;
+    const client = await startSmtpClient({ port, n: N, connections: CONNECTIONS, password: app.key });
+    await run(`(s) SMTP front, ${redisUrl ? 'Redis' : 'file store'}`, async () => ({
+      clientCpuMs: (await client.go()).cpuMs,
+      note: 'STARTTLS + AUTH, durable queue, workers',
+    }));
+    await app.close();
+  }
+  await redis?.stop();
+}
+
 // ------------------------------------------------------------------------------------------ run
 
 console.log(
@@ -478,6 +517,7 @@ async function round(quiet: boolean): Promise<Phase[]> {
   const trivialClient = await startClient(trivial.url, 'none');
   await run('(h) HTTP ceiling: 202 from a no-op server', () => httpCeiling(trivialClient));
   await trivial.close();
+  await smtpPhases(run);
   await run('(a) raw nodemailer pool, again', rawNodemailer);
   return phases;
 }
@@ -486,6 +526,28 @@ async function round(quiet: boolean): Promise<Phase[]> {
  * --only file|file-nosync|redis: phase (c) of that store alone, warm-up rounds included, nothing else; for a CPU
  * profile of mailgate under load: node --cpu-prof --import tsx bench/run.ts --only file --n 4000
  */
+if (values.only === 'smtp') {
+  const ratios = new Map<string, number[]>();
+  for (let r = 0; r < WARMUP_ROUNDS + ROUNDS; r++) {
+    const phases: Phase[] = [];
+    await smtpPhases(async (label, fn) => {
+      const p = await measure(`${label}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`, fn);
+      console.log(`    CPU ms/msg by process: ${cpuLine(p.parts ?? {})}`);
+      phases.push(p);
+    });
+    if (r < WARMUP_ROUNDS) continue;
+    for (const p of phases.slice(1))
+      ratios.set(p.label, [...(ratios.get(p.label) ?? []), p.msgsPerSec / phases[0]!.msgsPerSec]);
+  }
+  for (const [label, xs] of ratios) {
+    const sorted = [...xs].sort((x, y) => x - y);
+    console.log(
+      `s/s0 = ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} ${label} (median of ${ROUNDS}; goal ≥ 0.4)`,
+    );
+  }
+  sinkProcess.disconnect();
+  process.exit(0);
+}
 if (values.only) {
   const only = values.only;
   if (!['file', 'file-nosync', 'redis'].includes(only)) throw new Error('--only takes file, file-nosync or redis');
@@ -526,6 +588,8 @@ const phases: Phase[] = rounds[0]!.map((p, i) => {
     cpuMs: median(all.map((x) => x.cpuMs)),
     machineCpuMs: median(all.map((x) => x.machineCpuMs)),
   };
+  if (p.parts)
+    m.parts = Object.fromEntries(Object.keys(p.parts).map((k) => [k, median(all.map((x) => x.parts?.[k] ?? 0))]));
   if (p.p50 !== undefined) {
     m.p50 = median(all.map((x) => x.p50!));
     m.p99 = median(all.map((x) => x.p99!));
@@ -572,6 +636,14 @@ console.log(`  b/a = ${ratio(b)} (target ≥ 0.95)`);
 console.log(`  c/a = ${cs.map((p) => `${ratio(p)} ${storeOf(p)}`).join(', ')} (target ≥ 0.70)`);
 console.log(`  m/a = ${ratio(m)}: the ceiling of any HTTP-fronted sender here (no key check, validation or storage)`);
 console.log(`  c/m = ${cs.map((p) => `${ratio(p, m)} ${storeOf(p)}`).join(', ')}: mailgate against that ceiling`);
+const s0 = find('(s0)')[0]!;
+console.log(`    CPU ms/msg by process, (s0): ${cpuLine(s0.parts ?? {})}`);
+for (const s of find('(s) ')) {
+  console.log(
+    `  s/s0 = ${ratio(s, s0)} ${s.label.slice(4)} (goal ≥ 0.4): against the same client straight to the sink`,
+  );
+  console.log(`    CPU ms/msg by process: ${cpuLine(s.parts ?? {})}`);
+}
 const cores = os.cpus().length;
 console.log(
   `\nCPU per message summed over every process (mailgate or the raw pool, sink, HTTP client, Redis), on ${cores} core(s): (a) ${raws[0]!.machineCpuMs.toFixed(2)} ms, (m) ${m.machineCpuMs.toFixed(2)} ms, ${cs.map((p) => `(c) ${storeOf(p)} ${p.machineCpuMs.toFixed(2)} ms`).join(', ')}.`,

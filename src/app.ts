@@ -9,6 +9,8 @@ import { auditRouter } from './web/audit.js';
 import { oauthCallbackRouter, oauthPanelData } from './web/oauth-callback.js';
 import { oauthIntegrationsRouter } from './web/oauth-integrations.js';
 import { createAuthMiddleware } from './web/auth.js';
+import { outgoingMailBanner } from './web/smtp-server-banner.js';
+import { createLastTests } from './mail/servers/last-test.js';
 import type { WebContext } from './web/context.js';
 import { encryptionKeysRouter } from './web/encryption-keys.js';
 import { createErrorHandler, notFound } from './web/error-handler.js';
@@ -21,7 +23,9 @@ import { messagesRouter } from './web/messages.js';
 import { notificationBanners, notificationsRouter } from './web/notifications.js';
 import { createRenderer } from './web/render.js';
 import { createSessionLayer } from './web/session.js';
+import { serverTransportRouter } from './web/server-transport.js';
 import { smtpServersRouter } from './web/smtp-servers.js';
+import { reconnectPanelData, reconnectRouter, redactLinkPaths } from './web/reconnect.js';
 
 /**
  * The service graph the web app serves, built by src/main.ts (or a test) and passed in: createApp has no
@@ -99,7 +103,9 @@ export function createApp(deps: AppDeps): Express {
   const web: WebContext = { auth: createAuthMiddleware({ apiKeys: deps.apiKeys }), eta };
   app.use(notificationBanners(deps.notify));
   const { audit, loginGuard, sessionGeneration, clock, mail, oauthAdmin } = deps;
+  const reconnect = { config, links: deps.reconnectLinks, mail, tokens: deps.tokens };
   const panel = { tokens: deps.tokens, integrations: deps.oauthIntegrations, warnings: oauthAdmin.warnings };
+  app.use(outgoingMailBanner(mail.servers));
   // The send API first: the busiest route, so its requests do not walk every other router's routes.
   app.use(messagesRouter(web, { mail, keyRates: deps.keyRates }));
   app.use(loginRouter(web, { config, audit, loginGuard, sessionGeneration, clock }));
@@ -114,20 +120,44 @@ export function createApp(deps: AppDeps): Express {
     app.use(setupRouter(web, { setup: deps.firstAdminSetup, audit, sessionGeneration, attempts, clock }));
   }
   app.use(apiKeysRouter(web, { apiKeys: deps.apiKeys, servers: mail.servers }));
-  app.use(auditRouter(web, { audit }));
+  app.use(
+    auditRouter(web, {
+      audit,
+      names: {
+        servers: () => mail.servers.list(),
+        integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
+        apiKeys: () => deps.apiKeys.list(),
+      },
+    }),
+  );
   app.use(encryptionKeysRouter(web, { keyRotation: deps.keyRotation }));
   app.use(
     smtpServersRouter(
       web,
-      { config, audit, mail },
+      { config, audit, mail, lastTests: createLastTests(deps.store) },
       {
-        oauthPanel: (server) => oauthPanelData(panel, server),
+        oauthPanel: async (server) => ({
+          ...(await oauthPanelData(panel, server)),
+          reconnect: await reconnectPanelData(reconnect, server),
+        }),
         oauthStatus: async (serverId) => (await deps.tokens.get(serverId))?.value.status ?? null,
+        oauthFacts: async (server) => {
+          const integration = server.oauthIntegrationId
+            ? await deps.oauthIntegrations.find(server.oauthIntegrationId)
+            : null;
+          const target = `oauth_integration:${integration?.id ?? ''}`;
+          const expired = (await oauthAdmin.warnings()).some((w) => w.target === target && w.kind === 'secret_expired');
+          return {
+            grantStatus: (await deps.tokens.get(server.id))?.value.status ?? null,
+            integrationProblem: !integration || integration.value.misconfigured !== null || expired,
+          };
+        },
         integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
         warnings: oauthAdmin.warnings,
       },
     ),
   );
+  app.use(serverTransportRouter(web, { mail }));
   app.use(mailQueueRouter(web, { mail }));
   app.use(notificationsRouter(web, { notify: deps.notify }));
   app.use(
@@ -138,6 +168,8 @@ export function createApp(deps: AppDeps): Express {
       rotateClientSecret: oauthAdmin.rotateClientSecret,
     }),
   );
+  // Before the OAuth callback router: it answers the callbacks of reconnect links and passes on the rest.
+  app.use(reconnectRouter(web, reconnect));
   app.use(
     oauthCallbackRouter(web, {
       config,
@@ -149,6 +181,7 @@ export function createApp(deps: AppDeps): Express {
   );
 
   app.use(notFound);
+  app.use(redactLinkPaths);
   app.use(createErrorHandler(log, eta));
   return app;
 }

@@ -175,6 +175,10 @@ const schema = z.object({
   MAILGATE_MICROSOFT_AUTHORITY: httpUrl
     .default('https://login.microsoftonline.com')
     .transform((u) => u.replace(/\/+$/, '')),
+  // Microsoft Graph base URL for servers with protocol graph (sovereign clouds, tests); operator-trusted.
+  MAILGATE_GRAPH_URL: httpUrl.default('https://graph.microsoft.com').transform((u) => u.replace(/\/+$/, '')),
+  // Gmail API base URL for servers with protocol gmail_api (tests); operator-trusted.
+  MAILGATE_GMAIL_API_URL: httpUrl.default('https://gmail.googleapis.com').transform((u) => u.replace(/\/+$/, '')),
   // Allow plain-http OAuth issuers (local test providers only); refused with NODE_ENV=production.
   MAILGATE_ALLOW_INSECURE_OAUTH: bool.default(false),
   // Delivery attempts before a temporarily failing message goes to the error queue.

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, redact } from './log.js';
+import { createLogger, readableLine, redact } from './log.js';
 
 function capture(): { lines: string[]; stream: Writable } {
   const lines: string[] = [];
@@ -55,6 +55,25 @@ describe('logger redaction', () => {
   });
 });
 
+describe('codes', () => {
+  it('keeps error codes, which are not secrets, and still masks authorization codes', () => {
+    for (const code of ['auth_failed', 'invalid_grant', 'ETIMEDOUT', 'ERR_TLS_CERT_ALTNAME_INVALID', 'E_LOOKUP', 535])
+      expect(redact({ code })).toEqual({ code });
+    for (const code of [
+      'SplxlOBeZQQYbYS6WxSbIA',
+      '4/0AeaYSHBx_fake-google-code',
+      'M.C507_BAY.2.U.0a1b2c3d-4e5f',
+      'd3b07384d113edec49eaa6238ad5ff00',
+      'abcdefghijklmnopqrstuvwxyz',
+      12345678,
+    ])
+      expect(redact({ code })).toEqual({ code: '[redacted]' });
+    expect(redact({ query: { code: 'SplxlOBeZQQYbYS6WxSbIA', state: 'x' } })).toEqual({
+      query: { code: '[redacted]', state: 'x' },
+    });
+  });
+});
+
 describe('error logs', () => {
   it('keep the stack of an error, its type and code, with secrets masked in the message and the stack', () => {
     const { lines, stream } = capture();
@@ -86,5 +105,26 @@ describe('error logs', () => {
     expect(line.err.message).toBe('refresh failed');
     expect(line.err.cause.message).toBe('token [redacted] refused');
     expect(line.err.cause.stack).toMatch(/^Error: token \[redacted\] refused\n\s+at /);
+  });
+});
+
+describe('readable lines for a terminal', () => {
+  it('shows time, level, message and fields, then the stack of an error, from the redacted JSON line', () => {
+    const json = JSON.stringify({
+      level: 'error',
+      time: '2026-11-02T09:30:01.250Z',
+      service: 'mailgate',
+      msg: 'request failed',
+      port: 3000,
+      path: '/a b',
+      password: '[redacted]',
+      err: { type: 'Error', message: 'boom', stack: 'Error: boom\n    at x', code: 'ECONNREFUSED' },
+    });
+    expect(readableLine(json, false)).toBe(
+      '09:30:01.250 ERROR request failed  port=3000 path="/a b" password=[redacted]\n' +
+        '    Error: boom\n        at x [ECONNREFUSED]\n',
+    );
+    expect(readableLine(json, true)).toContain('\x1b[31mERROR\x1b[0m');
+    expect(readableLine('not json', false)).toBe('not json\n');
   });
 });

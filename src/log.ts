@@ -27,6 +27,20 @@ export function redactString(value: string): string {
   return out;
 }
 
+/**
+ * `code` names both an OAuth authorization code (a secret) and an error code (`auth_failed`, `ETIMEDOUT`, 535),
+ * which is what a reader of the audit log or the logs needs. Only the shapes of error codes are kept: short
+ * lowercase words joined by underscores, errno-style names, or a three-digit reply code. Authorization codes are
+ * long random strings with mixed case, digits or punctuation and never take these shapes.
+ */
+const ERROR_CODE = /^(?:[a-z]{2,20}(?:_[a-z]{2,20}){0,5}|E[A-Z]{2,20}|ERR(?:_[A-Z]{2,20}){1,6}|E_[A-Z]{2,20})$/;
+
+function isErrorCode(key: string, value: unknown): boolean {
+  if (key !== 'code') return false;
+  if (typeof value === 'number') return Number.isInteger(value) && value >= 100 && value <= 999;
+  return typeof value === 'string' && value.length <= 64 && ERROR_CODE.test(value);
+}
+
 /** Deep copy of `value` with secrets replaced; cycles and depth are bounded. */
 export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
   if (typeof value === 'string') return redactString(value);
@@ -38,7 +52,7 @@ export function redact(value: unknown, depth = 0, seen = new WeakSet<object>()):
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     out[k] =
-      SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean'
+      SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'boolean' && !isErrorCode(k, v)
         ? REDACTED
         : redact(v, depth + 1, seen);
   }
@@ -60,9 +74,58 @@ export interface CreateLoggerOptions {
   level: string;
   /** Where lines go; defaults to stdout. Tests pass a stream to read every line. */
   destination?: NodeJS.WritableStream;
+  /**
+   * Lines for a person instead of JSON: `12:00:01.250 INFO  message  key=value`. Default: when stdout is a
+   * terminal and no destination is given. Log collectors (a pipe, a file, a container runtime) get JSON.
+   */
+  readable?: boolean;
 }
 
-export function createLogger({ level, destination }: CreateLoggerOptions): Logger {
+const LEVELS: Record<string, { label: string; color: string }> = {
+  trace: { label: 'TRACE', color: '90' },
+  debug: { label: 'DEBUG', color: '36' },
+  info: { label: 'INFO ', color: '32' },
+  warn: { label: 'WARN ', color: '33' },
+  error: { label: 'ERROR', color: '31' },
+  fatal: { label: 'FATAL', color: '35' },
+};
+const OMIT = new Set(['level', 'time', 'msg', 'service', 'pid', 'hostname', 'err']);
+
+function plain(value: unknown): string {
+  if (typeof value !== 'string') return JSON.stringify(value);
+  return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+}
+
+/** One JSON log line as a readable line (already redacted: it is formatted after pino wrote it). */
+export function readableLine(json: string, color: boolean): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json.endsWith('\n') ? json : `${json}\n`;
+  }
+  const level = LEVELS[String(o.level)] ?? { label: String(o.level).toUpperCase().padEnd(5), color: '0' };
+  const time = typeof o.time === 'string' ? o.time.slice(11, 23) : '';
+  const paint = (code: string, text: string) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
+  const fields = Object.entries(o)
+    .filter(([k]) => !OMIT.has(k))
+    .map(([k, v]) => `${paint('90', `${k}=`)}${plain(v)}`)
+    .join(' ');
+  let out = `${paint('90', time)} ${paint(level.color, level.label)} ${typeof o.msg === 'string' ? o.msg : ''}${fields ? `  ${fields}` : ''}\n`;
+  const err = o.err as { type?: string; message?: string; code?: string; stack?: string } | undefined;
+  if (err && typeof err === 'object') {
+    const stack = typeof err.stack === 'string' ? err.stack : `${err.type ?? 'Error'}: ${err.message ?? ''}`;
+    out += `${stack.replace(/^/gm, '    ')}${err.code ? ` [${err.code}]` : ''}\n`;
+  }
+  return out;
+}
+
+function readableStdout(): pino.DestinationStream {
+  const color = process.stdout.isTTY && !process.env.NO_COLOR;
+  return { write: (line: string) => void process.stdout.write(readableLine(line, color)) };
+}
+
+export function createLogger({ level, destination, readable }: CreateLoggerOptions): Logger {
   const options: LoggerOptions = {
     level,
     base: { service: 'mailgate' },
@@ -82,5 +145,6 @@ export function createLogger({ level, destination }: CreateLoggerOptions): Logge
       },
     },
   };
-  return destination ? pino(options, destination as pino.DestinationStream) : pino(options);
+  if (destination) return pino(options, destination as pino.DestinationStream);
+  return (readable ?? process.stdout.isTTY === true) ? pino(options, readableStdout()) : pino(options);
 }

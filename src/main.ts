@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     s.once('error', reject);
   });
   await services.start();
+  await services.submission.start();
 
   log.info(
     { host: config.MAILGATE_HOST, port: config.PORT, store: store.kind, baseUrl: config.MAILGATE_BASE_URL },
@@ -109,10 +110,14 @@ function installShutdown({
     }, SHUTDOWN_GRACE_MS);
     force.unref();
     void (async () => {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
+      // The submission front answers 421 to new commands and finishes the messages it is receiving.
+      await Promise.all([
+        services.submission.stop(),
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        }),
+      ]);
       await services.stop();
       await store.close();
       log.info('stopped');

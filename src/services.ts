@@ -21,12 +21,14 @@ import { createEgressFetch } from './net/fetch.js';
 import { REFRESH_FAILING_AFTER_MS } from './notify/grant-events.js';
 import { createNotifyServices, type NotifyServices, type NotifyTuning } from './notify/service.js';
 import type { StoreWithSessions } from './store/sessions.js';
+import { createSubmissionFront, type SubmissionFront } from './submission/front.js';
 import type { AuthorizeService } from './tokens/authorize.js';
 import type { IntegrationService } from './oauth/integrations.js';
 import { rotateClientSecret, type RotationResult as SecretRotationResult } from './tokens/secret-rotation.js';
 import { createOAuthServices, type OAuthTuning } from './tokens/wiring.js';
 import type { TokenService } from './tokens/refresh.js';
 import { disconnectGrant, type DisconnectResult } from './tokens/revoke.js';
+import { ReconnectLinks } from './tokens/reconnect-links.js';
 import type { TokenScheduler } from './tokens/scheduler.js';
 import { collectOAuthWarnings, type OAuthWarning } from './tokens/warnings.js';
 
@@ -65,10 +67,10 @@ export interface OAuthAdmin {
   warnings: () => Promise<OAuthWarning[]>;
   /** Deletes a server's tokens and revokes them at the provider where it can. */
   disconnect: (serverId: string, actor: Actor, ip?: string) => Promise<DisconnectResult>;
-  /** Proves a new client secret with the provider, then switches the integration to it. */
+  /** Proves a new credential (client secret, certificate, service-account key) with the provider, then switches to it. */
   rotateClientSecret: (
     integrationId: string,
-    input: { clientSecret: string; expiresAt: string | null },
+    input: Parameters<typeof rotateClientSecret>[2],
     actor: Actor,
     ip?: string,
   ) => Promise<SecretRotationResult>;
@@ -104,6 +106,10 @@ export interface Services extends Omit<
   oauthAdmin: OAuthAdmin;
   /** Notification channels, events and their delivery (src/notify/). */
   notify: NotifyServices;
+  /** Reconnect links: a mailbox owner re-authorizes one server without an account. */
+  reconnectLinks: ReconnectLinks;
+  /** The SMTP submission front (MAILGATE_SUBMISSION_PORT): main.ts starts it beside the HTTP server; stop() stops it. */
+  submission: SubmissionFront;
   /** Starts background work (workers, schedulers, subscriptions). */
   start(): Promise<void>;
   /** Stops background work and waits for in-flight work to finish; does not close the store. */
@@ -236,6 +242,8 @@ export async function createServices(base: ServiceBase): Promise<Services> {
   stoppers.push(() => notify.stop());
   stoppers.push(() => mail.stop());
   mail.servers.onChange((id) => void oauth.forgetIfServerDeleted(id));
+  // App-only servers need no Authorize: their grant follows the server's settings as soon as they change.
+  mail.servers.onChange((id) => void oauth.appOnly.ensure(id).catch(() => null));
   starters.push(() => oauth.start());
   stoppers.push(() => oauth.stop());
   const oauthAdmin: OAuthAdmin = {
@@ -257,8 +265,34 @@ export async function createServices(base: ServiceBase): Promise<Services> {
       ),
   };
 
+  const reconnectLinks = new ReconnectLinks({
+    store: base.store,
+    keyring: base.keyring,
+    audit,
+    clock: time,
+    servers: { get: (id) => mail.servers.get(id) },
+    authorize: oauth.authorize,
+    integrations: oauth.integrations,
+    tokens: oauth.tokens,
+    secrets: sessionSecrets,
+  });
+  let linkSweeper: NodeJS.Timeout | undefined;
+  starters.push(async () => {
+    if (!base.config.MAILGATE_WORKERS) return;
+    linkSweeper = setInterval(() => void reconnectLinks.sweepExpired().catch(() => 0), 3600_000);
+    linkSweeper.unref();
+  });
+  stoppers.push(async () => clearInterval(linkSweeper));
+
+  const keyRates = new KeyRateLimits(base.store);
+  const submission = createSubmissionFront({ ...base, apiKeys, keyRates, audit, mail });
+  // Stopped first: a message it answered 250 is already stored, and the queue must still be there to store it.
+  stoppers.push(() => submission.stop());
+
   return {
     ...base,
+    submission,
+    reconnectLinks,
     readinessChecks: [oauth.readinessCheck],
     oauthIntegrations: oauth.integrations,
     tokens: oauth.tokens,
@@ -273,7 +307,7 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     loginGuard,
     firstAdminSetup,
     apiKeys,
-    keyRates: new KeyRateLimits(base.store),
+    keyRates,
     sessionGeneration,
     sessionSecrets,
     mail,

@@ -1,6 +1,19 @@
 import { redact } from '../log.js';
 import type { Logs } from '../store/store.js';
-import type { Actor, AuditEventInput, AuditRecorder } from './types.js';
+import {
+  AUDIT_LOG,
+  AUDIT_PAGE_MAX,
+  exportAudit,
+  queryAudit,
+  type AuditEntry,
+  type AuditFilter,
+  type AuditQueryPage,
+  type AuditRecord,
+} from './audit-query.js';
+
+import type { AuditEventInput, AuditRecorder } from './types.js';
+
+export { AUDIT_LOG, AUDIT_PAGE_MAX, type AuditEntry, type AuditRecord } from './audit-query.js';
 
 /**
  * The audit log: append-only entries in the store's `audit` log, newest first when read. Entries carry
@@ -8,29 +21,11 @@ import type { Actor, AuditEventInput, AuditRecorder } from './types.js';
  * log redaction as a last line of defence, so a secret handed in by mistake is masked, not kept.
  */
 
-export const AUDIT_LOG = 'audit';
-
-export interface AuditEntry {
-  at: string;
-  actor: Actor;
-  action: string;
-  target?: string;
-  outcome: 'success' | 'failure';
-  ip?: string;
-  detail?: AuditEventInput['detail'];
-}
-
-export interface AuditRecord extends AuditEntry {
-  id: string;
-}
-
 export interface AuditPage {
   entries: AuditRecord[];
   /** Pass as `before` to read the next (older) page; null when this page is the last. */
   nextBefore: string | null;
 }
-
-export const AUDIT_PAGE_MAX = 500;
 
 export class AuditLog implements AuditRecorder {
   constructor(
@@ -58,6 +53,19 @@ export class AuditLog implements AuditRecorder {
     const rows = await this.store.readLog<AuditEntry>(AUDIT_LOG, { before: options.before, limit: limit + 1 });
     const page = rows.slice(0, limit).map((r) => ({ id: r.id, ...r.entry }));
     return { entries: page, nextBefore: rows.length > limit ? (page.at(-1)?.id ?? null) : null };
+  }
+
+  /** One page of the entries that match `filter`, newest first (audit-query.ts). */
+  query(
+    filter: AuditFilter,
+    options: { cursor?: string | undefined; limit?: number | undefined } = {},
+  ): Promise<AuditQueryPage> {
+    return queryAudit(this.store, filter, options);
+  }
+
+  /** Every entry that matches `filter`, oldest first (JSON lines for a SIEM). */
+  exportFiltered(filter: AuditFilter): AsyncGenerator<AuditRecord> {
+    return exportAudit(this.store, filter);
   }
 
   /** Every entry at or after `since`, oldest first (for JSON-lines export to a SIEM). */

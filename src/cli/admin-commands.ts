@@ -233,17 +233,23 @@ const sessionsRevokeAll: CliCommand = {
 
 const auditExport: CliCommand = {
   name: 'audit export',
-  summary: 'write audit entries since a date as JSON lines (for a SIEM)',
-  usage: 'mailgate audit export --since <ISO date, e.g. 2026-01-31 or 2026-01-31T12:00:00Z>',
+  summary: 'write audit entries since a date as JSON lines (for a SIEM), filtered like the audit page',
+  usage:
+    'mailgate audit export --since <ISO date, e.g. 2026-01-31 or 2026-01-31T12:00:00Z> [--until <ISO date>] [--actor <text>] [--action <action or prefix>]',
   async run(args, io) {
-    const { values } = parse(args, ['since'], this.usage!);
-    const sinceText = values.since;
-    const since = sinceText && /^\d{4}-\d{2}-\d{2}/.test(sinceText) ? new Date(sinceText) : null;
-    if (!since || Number.isNaN(since.getTime()))
-      throw new CliError(`--since needs an ISO date\nusage: ${this.usage}`, EXIT.unusable);
+    const { values } = parse(args, ['since', 'until', 'actor', 'action'], this.usage!);
+    const date = (text: string | undefined) => {
+      const d = text && /^\d{4}-\d{2}-\d{2}/.test(text) ? new Date(text) : null;
+      return d && !Number.isNaN(d.getTime()) ? d : null;
+    };
+    const since = date(values.since);
+    if (!since) throw new CliError(`--since needs an ISO date\nusage: ${this.usage}`, EXIT.unusable);
+    const until = values.until === undefined ? undefined : date(values.until);
+    if (until === null) throw new CliError(`--until needs an ISO date\nusage: ${this.usage}`, EXIT.unusable);
     return withCliContext(io, async ({ store }) => {
       let count = 0;
-      for await (const entry of new AuditLog(store).exportSince(since)) {
+      const filter = { from: since, to: until, actor: values.actor, action: values.action };
+      for await (const entry of new AuditLog(store).exportFiltered(filter)) {
         io.stdout.write(`${JSON.stringify(entry)}\n`);
         count++;
       }

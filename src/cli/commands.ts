@@ -1,8 +1,15 @@
 import { adminCommands } from './admin-commands.js';
+import { authorizeCommands } from './authorize.js';
 import { keysCommands } from './keys.js';
 import { tokensCommands } from './tokens.js';
 import type { CliCommand } from './types.js';
 import { usersCommands } from './users.js';
 
 /** Every CLI command. Add a group with one line: `...myCommands,` (see src/cli/types.ts). */
-export const COMMANDS: readonly CliCommand[] = [...keysCommands, ...adminCommands, ...usersCommands, ...tokensCommands];
+export const COMMANDS: readonly CliCommand[] = [
+  ...keysCommands,
+  ...adminCommands,
+  ...usersCommands,
+  ...tokensCommands,
+  ...authorizeCommands,
+];

@@ -21,10 +21,14 @@ export interface SealedField {
 export const SEALED_FIELDS: readonly SealedField[] = [
   { collection: 'smtp_servers', path: 'password' },
   { collection: 'oauth_integrations', path: 'clientSecret' },
+  { collection: 'oauth_integrations', path: 'clientCertificate' },
+  { collection: 'oauth_integrations', path: 'serviceAccountKey' },
   { collection: 'oauth_grants', path: 'tokens.accessToken' },
   { collection: 'oauth_grants', path: 'tokens.refreshToken' },
   { collection: 'oauth_transactions', path: 'codeVerifier' },
   { collection: 'notify_channels', path: 'secret' },
+  { collection: 'reconnect_transactions', path: 'codeVerifier' },
+  { collection: 'submission_tls', path: 'key' },
 ];
 
 type Visit = (sealed: string, field: string) => string;

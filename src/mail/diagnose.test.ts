@@ -18,6 +18,12 @@ describe('diagnose', () => {
       code: 'oauth_needs_reauth',
       class: 'credentials',
     });
+    const never = new MailTransportFailure({
+      kind: 'token_needs_reauth',
+      message: 'This server uses OAuth 2.0 but no mailbox is authorized yet: press Authorize.',
+    });
+    expect(diagnose(never)).toMatchObject({ code: 'oauth_not_authorized', class: 'credentials' });
+    expect(diagnose(never).hint).not.toMatch(/no longer valid|Re-authorize/);
     expect(diagnose(new MailTransportFailure({ kind: 'token_unavailable', message: 'x' }))).toMatchObject({
       code: 'oauth_token_unavailable',
       class: 'temporary',

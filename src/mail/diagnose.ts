@@ -1,3 +1,4 @@
+import { diagnoseApi } from './diagnose-api.js';
 import { toMailTransportFailure } from './transport-failure.js';
 
 /**
@@ -14,6 +15,10 @@ export interface Diagnosis {
   class: FailureClass;
   message: string;
   responseCode?: number;
+  /** The provider said when to try again (Retry-After, a quota window): the queue waits until then. */
+  retryAt?: number;
+  /** A rate limit or quota: the attempt is not counted against the message. */
+  throttled?: boolean;
 }
 
 export interface DiagnoseContext {
@@ -21,7 +26,7 @@ export interface DiagnoseContext {
   noGreeting?: boolean;
   host?: string;
   port?: number;
-  protocol?: 'smtp' | 'smtps';
+  protocol?: string;
   tls?: boolean;
 }
 
@@ -81,6 +86,15 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
       hint: `Check the host and the port: ${where(ctx)} answered, but not as an SMTP server. SMTP servers usually listen on 25, 587 (submission) or 465 (smtps).`,
     };
   }
+  if (err.kind === 'api') return diagnoseApi(err);
+  // Nobody authorized a mailbox yet: saying "no longer valid" here would contradict the server page.
+  if (err.kind === 'token_needs_reauth' && /no mailbox is authorized yet/.test(message)) {
+    return result(
+      'oauth_not_authorized',
+      'credentials',
+      'No mailbox is authorized for this server yet: press Authorize on the server page and sign in with the mailbox it sends from.',
+    );
+  }
   if (err.kind === 'token_needs_reauth') {
     return result(
       'oauth_needs_reauth',
@@ -97,18 +111,25 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
   }
 
   // Replies first: they say exactly what the server thinks.
-  if (/\b5\.7\.139\b/.test(response)) {
+  if (/\b5\.7\.139\b|SmtpClientAuthentication is disabled/i.test(response)) {
     return result(
       'smtp_auth_disabled',
       'credentials',
-      'Microsoft 365 refuses SMTP AUTH for this tenant or mailbox (5.7.139): enable "Authenticated SMTP" for the mailbox in the Microsoft 365 admin center, or use OAuth 2.0 and check Security Defaults.',
+      'Microsoft 365 has SMTP AUTH switched off for this tenant or mailbox (5.7.139; Security Defaults or a "block legacy authentication" policy), so even OAuth 2.0 over SMTP is refused. Press Switch to Microsoft Graph on the server page (it keeps this server, its settings and its queue and asks for authorization with the Mail.Send permission), or, where the tenant allows it, enable "Authenticated SMTP" for the mailbox (Microsoft 365 admin center → the user → Mail → Manage email apps).',
     );
   }
   if (/\b5\.7\.30\b/.test(response)) {
     return result(
       'basic_auth_retired',
       'credentials',
-      'The provider no longer accepts basic authentication (5.7.30): switch the authentication method to OAuth 2.0 and press Authorize.',
+      'Microsoft 365 no longer accepts basic authentication (5.7.30): press Switch to Microsoft Graph on the server page (it keeps the server and its queue and asks for authorization with Mail.Send), or set the authentication method to OAuth 2.0 and press Authorize.',
+    );
+  }
+  if (/\b5\.7\.60\b|SendAsDenied/i.test(response)) {
+    return result(
+      'send_as_denied',
+      'credentials',
+      'The mailbox is not allowed to send as the From address (5.7.60 SendAsDenied): grant the authenticated mailbox the "Send As" right on the From address (Exchange admin center → the shared mailbox → Mailbox delegation), or set fromAddress to the mailbox itself, then press Resume.',
     );
   }
   if (rc === 534 || /\b5\.7\.9\b/.test(response)) {

@@ -1,4 +1,4 @@
-import type { HeldReason, MessageDoc, MessageError, MessageStatus, RecipientResult } from './queue.js';
+import type { HeldReason, MessageDoc, MessageError, MessageSource, MessageStatus, RecipientResult } from './queue.js';
 
 /** What GET /api/v1/messages/:id shows: never the body. */
 export interface MessageView {
@@ -9,6 +9,10 @@ export interface MessageView {
   /** The API key that queued it (null for in-process sends). */
   apiKeyId: string | null;
   subject: string;
+  /** `api` or `smtp` (the submission front). */
+  source: MessageSource;
+  /** Bytes of the message as stored (null for messages written before sizes were kept). */
+  size: number | null;
   attempts: number;
   createdAt: string;
   updatedAt: string;
@@ -30,6 +34,8 @@ export function toView(id: string, m: MessageDoc): MessageView {
     serverId: m.serverId,
     apiKeyId: m.apiKeyId,
     subject: m.input.subject,
+    source: m.source ?? 'api',
+    size: m.size ?? null,
     attempts: m.attempts,
     createdAt: new Date(m.createdAt).toISOString(),
     updatedAt: new Date(m.updatedAt).toISOString(),

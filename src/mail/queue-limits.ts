@@ -2,6 +2,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CounterLimitError, VersionConflictError, type CounterChange, type Store } from '../store/store.js';
 import type { MessageInput } from './compose.js';
+import { HourTally } from './queue/hourly.js';
 import type { MessageDoc, MessageStatus } from './queue.js';
 
 /**
@@ -110,8 +111,13 @@ export function readPlaceCounters(store: Store): Promise<number[]> {
 export async function countPlacesOnFileStore(store: Store, messages: string): Promise<void> {
   const before = await readPlaceCounters(store);
   const tally = new PlaceTally();
-  for (const doc of await store.list<MessageDoc>(messages)) tally.add(doc.value);
+  const hourly = new HourTally();
+  for (const doc of await store.list<MessageDoc>(messages)) {
+    tally.add(doc.value);
+    hourly.add(doc.value);
+  }
   await saveFileStoreCount(store, tally, before);
+  await hourly.save(store);
 }
 
 /**

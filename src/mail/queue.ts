@@ -1,7 +1,9 @@
 import { systemClock } from '../clock.js';
 import type { MessageInput } from './compose.js';
 import { createQueueAdmin, type QueueAdmin } from './queue/admin.js';
+import { createQueueBrowser, type QueueBrowser } from './queue/browse.js';
 import { createEnqueue } from './queue/enqueue.js';
+import { createEnqueueMime, type EnqueueMime } from './queue/enqueue-mime.js';
 import { createHolds } from './queue/holds.js';
 import { createQueueMaintenance } from './queue/maintenance.js';
 import { createMessages } from './queue/messages.js';
@@ -28,6 +30,9 @@ import { createWorkers } from './queue/worker.js';
  */
 
 export { toView, type MessageView } from './message-view.js';
+export { PAGE_SIZE, type BrowseFilter, type BrowsePage } from './queue/browse.js';
+export { OUTCOMES, type HourlyOutcomes, type Outcome } from './queue/hourly.js';
+export type { EnqueueMime, MimeSubmission } from './queue/enqueue-mime.js';
 export {
   FAILED_INDEX,
   HELD_INDEX,
@@ -41,17 +46,20 @@ export {
   type MailQueueDeps,
   type MessageDoc,
   type MessageError,
+  type MessageSource,
   type MessageStatus,
   type QueueOptions,
   type QueueOverview,
   type RecipientResult,
 } from './queue/model.js';
 
-export interface MailQueue extends QueueAdmin {
+export interface MailQueue extends QueueAdmin, QueueBrowser {
   enqueue(
     input: MessageInput,
     options?: EnqueueOptions,
   ): Promise<{ id: string; status: MessageStatus; created: boolean }>;
+  /** Accepts a message kept as MIME (the SMTP front): resolves once it is stored durably. */
+  enqueueMime: EnqueueMime;
   /** Wakes the local workers (something became due). */
   wake(): void;
   /** Local listeners: a worker of this instance moved a message to failed (once per message). */
@@ -101,7 +109,9 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
 
   return {
     ...admin,
+    ...createQueueBrowser({ store, messages, clock }),
     enqueue: createEnqueue({ store, servers, messages, clock, limits: deps.limits, wake }),
+    enqueueMime: createEnqueueMime({ servers, messages, clock, limits: deps.limits, wake }),
     wake,
     onMessageFailed: (listener) => void failedListeners.push(listener),
     cleanup: () => maintenance.cleanup(),

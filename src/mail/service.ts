@@ -10,7 +10,11 @@ import type { AccessTokenSource, GrantSource } from './auth.js';
 import { createMailQueue, MESSAGES, type MailQueue, type QueueOptions } from './queue.js';
 import { countPlacesOnFileStore } from './queue-limits.js';
 import { createSmtpServers, type SmtpServers } from './servers.js';
-import { createMailTransport, type MailTransport } from './transport.js';
+import type { MailTransport } from './transport.js';
+import { createTransports } from './transports/index.js';
+import { GRAPH_CONCURRENCY_PER_MAILBOX } from './transports/graph.js';
+import { createMailboxGate } from './transports/mailbox-gate.js';
+import { createSlowAnnouncements } from './transports/slow-announcements.js';
 import { testConnection, type TestConnectionResult } from './verify.js';
 import { AppError } from '../errors.js';
 
@@ -49,8 +53,18 @@ export interface MailServicesDeps {
 export function createMailServices(deps: MailServicesDeps): MailServices {
   const { config, store, log } = deps;
   const servers = createSmtpServers({ store, keyring: deps.keyring, config, audit: deps.audit, log });
-  const transport = createMailTransport({
+  const clock = deps.clock;
+  const now = clock ? () => clock.now() : Date.now;
+  // Graph's limit of concurrent requests per mailbox, per instance; a provider's slow-down reaches every instance.
+  const gate = createMailboxGate({ limit: GRAPH_CONCURRENCY_PER_MAILBOX, now });
+  const slowdowns = createSlowAnnouncements({ store, gate, log });
+  const transport = createTransports({
     log,
+    graphUrl: config.MAILGATE_GRAPH_URL,
+    gmailApiUrl: config.MAILGATE_GMAIL_API_URL,
+    now,
+    gate,
+    onSlow: (key, until) => slowdowns.announce(key, until),
     debug: config.MAILGATE_MAIL_DEBUG,
     ...(deps.tlsCa ? { tlsCa: deps.tlsCa } : {}),
     ...(deps.maxConnections ? { maxConnections: deps.maxConnections } : {}),
@@ -96,6 +110,7 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
     },
     async start(options) {
       await servers.start();
+      await slowdowns.start();
       if (options.workers) {
         workers = true;
         await queue.start();
@@ -107,6 +122,7 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
       if (workers) await queue.stop();
       workers = false;
       await servers.stop();
+      await slowdowns.stop();
       await transport.close();
     },
   };

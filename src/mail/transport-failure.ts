@@ -9,8 +9,9 @@ import { ConnectFailure } from '../net/connect.js';
  * - `egress_denied`: the policy refused the address before any byte was sent (`hint` says what to change).
  * - `token_needs_reauth` / `token_unavailable`: no access token (the grant is dead / the provider is down).
  * - `smtp`: everything on the wire: replies, socket, TLS, DNS and timeouts.
+ * - `api`: an HTTP answer of Microsoft Graph or the Gmail API (`httpStatus`, `providerCode`, `retryAt`).
  */
-export type MailFailureKind = 'egress_denied' | 'token_needs_reauth' | 'token_unavailable' | 'smtp';
+export type MailFailureKind = 'egress_denied' | 'token_needs_reauth' | 'token_unavailable' | 'smtp' | 'api';
 
 /** A recipient the server refused, as nodemailer reports it. */
 export interface RecipientRejection {
@@ -35,6 +36,12 @@ export interface MailFailureFacts {
   /** Which wait ran out, when one did. */
   timeout?: 'connect' | 'greeting' | 'upgrade' | 'socket' | undefined;
   rejectedErrors?: RecipientRejection[];
+  /** `api` only: which API answered, its HTTP status and error code (Graph `error.code`, Gmail `reason`). */
+  api?: 'graph' | 'gmail_api' | undefined;
+  httpStatus?: number | undefined;
+  providerCode?: string | undefined;
+  /** When the provider said to try again (Retry-After, a daily quota's next window), ms since epoch. */
+  retryAt?: number | undefined;
 }
 
 const CODE_OF: Record<MailFailureKind, ErrorCode> = {
@@ -42,6 +49,7 @@ const CODE_OF: Record<MailFailureKind, ErrorCode> = {
   token_needs_reauth: 'reauth_required',
   token_unavailable: 'provider_unavailable',
   smtp: 'mail_delivery_failed',
+  api: 'mail_delivery_failed',
 };
 
 export class MailTransportFailure extends AppError {
@@ -53,6 +61,10 @@ export class MailTransportFailure extends AppError {
   readonly command: string | undefined;
   readonly timeout: MailFailureFacts['timeout'];
   readonly rejectedErrors: readonly RecipientRejection[];
+  readonly api: MailFailureFacts['api'];
+  readonly httpStatus: number | undefined;
+  readonly providerCode: string | undefined;
+  readonly retryAt: number | undefined;
 
   constructor(facts: MailFailureFacts, cause?: unknown) {
     super(CODE_OF[facts.kind], { message: facts.message, hint: facts.hint, cause });
@@ -64,6 +76,10 @@ export class MailTransportFailure extends AppError {
     this.command = facts.command;
     this.timeout = facts.timeout;
     this.rejectedErrors = facts.rejectedErrors ?? [];
+    this.api = facts.api;
+    this.httpStatus = facts.httpStatus;
+    this.providerCode = facts.providerCode;
+    this.retryAt = facts.retryAt;
   }
 }
 

@@ -212,8 +212,34 @@ export function buildTransportOptions(server: ResolvedServer, auth: SmtpAuth, op
   };
 }
 
+/**
+ * A message kept as submitted (the SMTP front): its MIME bytes go out unchanged, to an explicit envelope. Its
+ * headers were checked and rewritten when it was accepted (src/submission/); nodemailer adds nothing to a raw one.
+ */
+export interface RawMessage {
+  raw: Buffer;
+  /** use8BitMime: MAIL FROM gets BODY=8BITMIME when the server offers it (octets above 127 in the message). */
+  envelope: { from: string; to: string[]; use8BitMime?: boolean };
+}
+
+export function isRawMessage(message: ComposedMessage | RawMessage): message is RawMessage {
+  return 'raw' in message;
+}
+
 /** The nodemailer message for a composed message: explicit envelope, no user-supplied headers. */
-export function toNodemailerMessage(message: ComposedMessage, messageId?: string) {
+export function toNodemailerMessage(message: ComposedMessage | RawMessage, messageId?: string) {
+  if (isRawMessage(message)) {
+    return {
+      raw: message.raw,
+      envelope: {
+        from: message.envelope.from,
+        to: message.envelope.to,
+        ...(message.envelope.use8BitMime ? { use8BitMime: true } : {}),
+      },
+      disableFileAccess: true,
+      disableUrlAccess: true,
+    };
+  }
   return {
     from: { name: message.from.name, address: message.from.address },
     to: message.to,
@@ -266,7 +292,7 @@ export type VerifyResult = { ok: true } | { ok: false; error: MailTransportFailu
 
 export interface MailTransport {
   /** Sends through the server's pooled transport, building or rebuilding it as needed. */
-  send(server: ResolvedServer, message: ComposedMessage, messageId?: string): Promise<SendResult>;
+  send(server: ResolvedServer, message: ComposedMessage | RawMessage, messageId?: string): Promise<SendResult>;
   /** One fresh, unpooled connection: greeting, EHLO, TLS, AUTH; every protocol line goes to `onLine`. */
   verify(
     server: ResolvedServer,
@@ -287,7 +313,10 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
     : undefined;
 
   async function authFor(server: ResolvedServer): Promise<SmtpAuth> {
-    const grant = server.authMethod === 'oauth2' && deps.grants ? await deps.grants.grantForServer(server.id) : null;
+    const grant =
+      server.authMethod === 'oauth2' && deps.grants
+        ? await deps.grants.grantForServer(server.grantServerId ?? server.id)
+        : null;
     const picked = pickSmtpAuth(server, grant);
     if (isAuthProblem(picked)) {
       throw credentialsFailure(picked.message, 'token_needs_reauth');

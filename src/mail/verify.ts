@@ -1,6 +1,8 @@
 import { diagnose, isSmtpGreeting } from './diagnose.js';
+import type { ComposedMessage } from './compose.js';
 import type { MailTransport } from './transport.js';
-import type { ResolvedServer } from './servers.js';
+import { isApiProtocol, type ResolvedServer } from './servers.js';
+import { testApiConnection } from './transports/verify-api.js';
 
 /**
  * Test connection: one fresh connection (greeting, EHLO, STARTTLS or implicit TLS, AUTH), the conversation as
@@ -22,6 +24,7 @@ export interface TestConnectionResult {
 const MAX_LINES = 200;
 
 export async function testConnection(transport: MailTransport, server: ResolvedServer): Promise<TestConnectionResult> {
+  if (isApiProtocol(server.protocol)) return testApiConnection(transport, server);
   const transcript: string[] = [
     `* connecting to ${server.host}:${server.port} (${server.protocol}${server.tls ? ', STARTTLS required' : ''}, auth ${server.authMethod})`,
   ];
@@ -72,4 +75,42 @@ export async function testConnection(transport: MailTransport, server: ResolvedS
     hint: d.hint,
     ...(d.responseCode !== undefined ? { responseCode: d.responseCode } : {}),
   };
+}
+
+export interface TestEmailResult {
+  ok: boolean;
+  durationMs: number;
+  messageId?: string;
+  error?: string;
+  code?: string;
+  hint?: string;
+  responseCode?: number;
+}
+
+/**
+ * Send test email: one message through a server that may be unsaved. It runs under the server's own (test) id, so
+ * no live pool is touched, and that pool is closed right after.
+ */
+export async function sendTestEmail(
+  transport: MailTransport,
+  server: ResolvedServer,
+  message: ComposedMessage,
+): Promise<TestEmailResult> {
+  const started = performance.now();
+  try {
+    const sent = await transport.send(server, message);
+    return { ok: true, durationMs: Math.round(performance.now() - started), messageId: sent.messageId };
+  } catch (error) {
+    const d = diagnose(error, { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls });
+    return {
+      ok: false,
+      durationMs: Math.round(performance.now() - started),
+      error: d.message,
+      code: d.code,
+      hint: d.hint,
+      ...(d.responseCode !== undefined ? { responseCode: d.responseCode } : {}),
+    };
+  } finally {
+    transport.invalidate(server.id);
+  }
 }

@@ -1,4 +1,5 @@
 import * as oidc from 'openid-client';
+import { serviceAccountAssertion, signingKey, type ServiceAccountKey } from './app-credentials.js';
 import { AppError, type ErrorCode } from '../errors.js';
 import { findEgressDenial } from '../net/egress.js';
 
@@ -17,7 +18,37 @@ export interface ClientSettings {
   tokenEndpoint?: string | undefined;
   revocationEndpoint?: string | undefined;
   clientId: string;
-  clientSecret: string;
+  /** Client secret (client_secret_basic); ignored when `credential` says otherwise. */
+  clientSecret?: string | undefined;
+  /** App-only credentials: a certificate (private_key_jwt) or a service-account key (JWT bearer, no client auth). */
+  credential?: AppCredential | undefined;
+}
+
+/** How an app proves itself without a user: see oauth/app-credentials.ts for where these come from. */
+export type AppCredential =
+  | { kind: 'certificate'; privateKeyPem: string; x5t: string; x5tS256: string }
+  | { kind: 'service_account'; key: ServiceAccountKey };
+
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+
+/**
+ * private_key_jwt as Microsoft requires it: the certificate named by its thumbprints (`x5t#S256`, and `x5t` for
+ * older tenants) instead of a key id, and the token endpoint as audience.
+ */
+async function certificateAuth(
+  credential: Extract<AppCredential, { kind: 'certificate' }>,
+  tokenEndpoint: () => string | undefined,
+): Promise<oidc.ClientAuth> {
+  return oidc.PrivateKeyJwt(await signingKey(credential.privateKeyPem), {
+    [oidc.modifyAssertion]: (header, payload) => {
+      const h = header as unknown as Record<string, unknown>;
+      delete h.kid;
+      h['x5t#S256'] = credential.x5tS256;
+      h.x5t = credential.x5t;
+      const aud = tokenEndpoint();
+      if (aud) payload.aud = aud;
+    },
+  });
 }
 
 export interface ClientOptions {
@@ -157,19 +188,68 @@ function emailVerifiedOf(claim: unknown): boolean | undefined {
   return undefined;
 }
 
+/** What a device authorization started with; `handle` goes back to pollDeviceAuthorization unchanged. */
+export interface DeviceAuthorization {
+  userCode: string;
+  verificationUri: string;
+  verificationUriComplete?: string | undefined;
+  /** Seconds the code stays valid. */
+  expiresIn: number;
+  intervalSec: number;
+  handle: unknown;
+}
+
+/** A token endpoint answer with its ID token claims (validated by openid-client) in our shape. */
+function tokenSetOf(result: oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers): TokenSet {
+  const claims = result.claims();
+  return {
+    accessToken: result.access_token,
+    refreshToken: result.refresh_token,
+    expiresIn: result.expiresIn(),
+    scope: result.scope,
+    claims: claims
+      ? {
+          sub: claims.sub,
+          iss: claims.iss,
+          email: typeof claims.email === 'string' ? claims.email : undefined,
+          emailVerified: emailVerifiedOf(claims.email_verified),
+          preferredUsername: typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined,
+          tid: typeof claims.tid === 'string' ? claims.tid : undefined,
+        }
+      : undefined,
+  };
+}
+
 /** A configured client for one integration (discovery done once). */
 export class OAuthClient {
   private constructor(
     private readonly configuration: oidc.Configuration,
     readonly hasIdTokenValidation: boolean,
+    private readonly credential?: AppCredential | undefined,
   ) {}
 
   static async connect(settings: ClientSettings, options: ClientOptions): Promise<OAuthClient> {
-    const auth = oidc.ClientSecretBasic(settings.clientSecret);
-    let configuration: oidc.Configuration;
+    let configuration: oidc.Configuration | undefined;
     let discovered = false;
+    const credential = settings.credential;
     try {
-      if (settings.issuer) {
+      const auth =
+        credential?.kind === 'certificate'
+          ? await certificateAuth(credential, () => configuration?.serverMetadata().token_endpoint)
+          : credential?.kind === 'service_account'
+            ? oidc.None()
+            : oidc.ClientSecretBasic(settings.clientSecret ?? '');
+      if (credential?.kind === 'service_account') {
+        // The key file names its own token endpoint; there is nothing to discover for a JWT bearer grant.
+        const tokenUri = credential.key.tokenUri;
+        configuration = new oidc.Configuration(
+          { issuer: new URL(tokenUri).origin, token_endpoint: tokenUri },
+          settings.clientId,
+          undefined,
+          auth,
+        );
+        if (options.allowInsecure) oidc.allowInsecureRequests(configuration);
+      } else if (settings.issuer) {
         configuration = await oidc.discovery(new URL(settings.issuer), settings.clientId, undefined, auth, {
           execute: options.allowInsecure ? [oidc.allowInsecureRequests] : [],
           timeout: options.timeoutSec,
@@ -197,7 +277,7 @@ export class OAuthClient {
     }
     configuration.timeout = options.timeoutSec;
     if (options.fetch) configuration[oidc.customFetch] = options.fetch;
-    return new OAuthClient(configuration, discovered);
+    return new OAuthClient(configuration, discovered, credential);
   }
 
   get issuer(): string {
@@ -248,23 +328,7 @@ export class OAuthClient {
         },
         { redirect_uri: checks.redirectUri },
       );
-      const claims = result.claims();
-      return {
-        accessToken: result.access_token,
-        refreshToken: result.refresh_token,
-        expiresIn: result.expiresIn(),
-        scope: result.scope,
-        claims: claims
-          ? {
-              sub: claims.sub,
-              iss: claims.iss,
-              email: typeof claims.email === 'string' ? claims.email : undefined,
-              emailVerified: emailVerifiedOf(claims.email_verified),
-              preferredUsername: typeof claims.preferred_username === 'string' ? claims.preferred_username : undefined,
-              tid: typeof claims.tid === 'string' ? claims.tid : undefined,
-            }
-          : undefined,
-      };
+      return tokenSetOf(result);
     } catch (err) {
       throw classifyOAuthError(err);
     }
@@ -284,10 +348,79 @@ export class OAuthClient {
     }
   }
 
+  get hasDeviceAuthorization(): boolean {
+    return Boolean(this.configuration.serverMetadata().device_authorization_endpoint);
+  }
+
+  /** RFC 8628 step one: the code the user types at the provider and where. */
+  async initiateDeviceAuthorization(scope: string): Promise<DeviceAuthorization> {
+    try {
+      const r = await oidc.initiateDeviceAuthorization(this.configuration, { scope });
+      return {
+        userCode: r.user_code,
+        verificationUri: r.verification_uri,
+        verificationUriComplete: r.verification_uri_complete,
+        expiresIn: r.expires_in,
+        intervalSec: r.interval ?? 5,
+        handle: r,
+      };
+    } catch (err) {
+      throw classifyOAuthError(err);
+    }
+  }
+
+  /**
+   * RFC 8628 step two: polls the token endpoint at the provider's interval (slowing down when told) until the
+   * user confirmed (tokens with verified ID token claims), denied (`denied`) or the code expired (`protocol`,
+   * `expired_token`). `signal` stops the wait.
+   */
+  async pollDeviceAuthorization(device: DeviceAuthorization, signal?: AbortSignal): Promise<TokenSet> {
+    try {
+      const result = await oidc.pollDeviceAuthorizationGrant(
+        this.configuration,
+        device.handle as oidc.DeviceAuthorizationResponse,
+        undefined,
+        signal ? { signal } : undefined,
+      );
+      return tokenSetOf(result);
+    } catch (err) {
+      const e = classifyOAuthError(err);
+      if (e.oauthError === 'access_denied')
+        throw new OAuthProtocolError('denied', e.oauthError, e.description, { cause: err });
+      throw e;
+    }
+  }
+
   /** A client_credentials request: proves a client secret where the provider allows that grant. */
   async clientCredentials(): Promise<void> {
     try {
       await oidc.clientCredentialsGrant(this.configuration);
+    } catch (err) {
+      throw classifyOAuthError(err);
+    }
+  }
+
+  /**
+   * An app-only access token: the client credentials grant (secret or certificate), or for a service account
+   * the RFC 7523 JWT bearer grant acting as `subject`. No refresh token comes with either.
+   */
+  async appOnlyToken(request: { scope: string; subject?: string | undefined }): Promise<TokenSet> {
+    try {
+      const result =
+        this.credential?.kind === 'service_account'
+          ? await oidc.genericGrantRequest(this.configuration, JWT_BEARER, {
+              assertion: serviceAccountAssertion(this.credential.key, {
+                scope: request.scope,
+                subject: request.subject,
+                nowSec: Math.floor(Date.now() / 1000),
+              }),
+            })
+          : await oidc.clientCredentialsGrant(this.configuration, { scope: request.scope });
+      return {
+        accessToken: result.access_token,
+        expiresIn: result.expiresIn(),
+        scope: result.scope ?? request.scope,
+      };
     } catch (err) {
       throw classifyOAuthError(err);
     }

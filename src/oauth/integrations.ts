@@ -4,9 +4,25 @@ import type { Config } from '../config.js';
 import type { Keyring } from '../crypto/keyring.js';
 import { AppError, type ErrorDetail } from '../errors.js';
 import type { Logger } from '../log.js';
-import { VersionConflictError, type Doc, type Store } from '../store/store.js';
+import type { Doc, Store } from '../store/store.js';
 import { OAuthClient, type ClientOptions } from './client.js';
 import { attentionMove } from './integration-index.js';
+import {
+  checkCredentials,
+  clientAuthOf,
+  credentialExpiry,
+  grantTypeOf,
+  openCredentials,
+  sealCredentials,
+  type CredentialInput,
+} from './integration-credentials.js';
+import {
+  INTEGRATIONS,
+  type IntegrationInput,
+  type IntegrationRecord,
+  type IntegrationView,
+} from './integration-types.js';
+import { clearMisconfigured, markMisconfigured, storeProvenCredential } from './integration-status.js';
 import {
   defaultScopes,
   issuerFor,
@@ -14,63 +30,17 @@ import {
   providerOf,
   validateProviderSettings,
   type OAuthDiagnosis,
-  type OAuthProviderKind,
   type ProviderFields,
 } from './providers/index.js';
 
 /**
- * OAuth 2.0 integrations: one registered app at a provider (oauth/providers/). The client secret
- * is write-only (sealed at rest, never returned); everything else is plain configuration.
+ * OAuth 2.0 integrations: one registered app at a provider (oauth/providers/). The credentials (client secret,
+ * certificate, service-account key: see integration-credentials.ts) are write-only (sealed at rest, never
+ * returned); everything else is plain configuration.
  */
 
-export const INTEGRATIONS = 'oauth_integrations';
-
-export interface IntegrationRecord {
-  name: string;
-  provider: OAuthProviderKind;
-  clientId: string;
-  /** Sealed with {collection: 'oauth_integrations', id, field: 'clientSecret'}. */
-  clientSecret: string;
-  tenant: string | null;
-  scopes: string[];
-  issuer: string | null;
-  authorizationEndpoint: string | null;
-  tokenEndpoint: string | null;
-  revocationEndpoint: string | null;
-  /** ISO date (YYYY-MM-DD) after which the client secret stops working, when known. */
-  secretExpiresAt: string | null;
-  /** Google app whose consent screen is in "Testing": refresh tokens die after 7 days. */
-  googleInTesting: boolean;
-  /** Set when the provider answered invalid_client; cleared by a successful token request or a secret change. */
-  misconfigured: { at: number; code: string; hint: string } | null;
-  createdAt: number;
-  updatedAt: number;
-  secretChangedAt: number;
-}
-
-/** What the API and pages show: never the secret. */
-export interface IntegrationView extends Omit<IntegrationRecord, 'clientSecret'> {
-  id: string;
-  hasClientSecret: true;
-  redirectUri: string;
-  /** The issuer mailgate discovers (presets resolved), or null with explicit endpoints. */
-  resolvedIssuer: string | null;
-}
-
-export interface IntegrationInput {
-  name: string;
-  provider: OAuthProviderKind;
-  clientId: string;
-  clientSecret?: string | undefined;
-  tenant?: string | undefined;
-  scopes?: string[] | undefined;
-  issuer?: string | undefined;
-  authorizationEndpoint?: string | undefined;
-  tokenEndpoint?: string | undefined;
-  revocationEndpoint?: string | undefined;
-  secretExpiresAt?: string | null | undefined;
-  googleInTesting?: boolean | undefined;
-}
+export { INTEGRATIONS } from './integration-types.js';
+export type { IntegrationInput, IntegrationRecord, IntegrationView } from './integration-types.js';
 
 export interface IntegrationServiceDeps {
   config: Config;
@@ -87,8 +57,6 @@ export interface IntegrationServiceDeps {
   /** How many authorized mailboxes hold tokens of this integration (the grants live in tokens/). */
   grantsOf: (integrationId: string) => Promise<number>;
 }
-
-const SECRET_FIELD = 'clientSecret';
 
 export function redirectUriOf(config: Pick<Config, 'MAILGATE_BASE_URL'>): string {
   return `${config.MAILGATE_BASE_URL}/oauth/callback`;
@@ -115,11 +83,18 @@ export class IntegrationService {
   }
 
   view(doc: Doc<IntegrationRecord>): IntegrationView {
-    const { clientSecret: _secret, ...rest } = doc.value;
+    const { clientSecret, clientCertificate, serviceAccountKey, ...rest } = doc.value;
     return {
       id: doc.id,
       ...rest,
-      hasClientSecret: true,
+      grantType: grantTypeOf(rest),
+      certificate: rest.certificate ?? null,
+      serviceAccount: rest.serviceAccount ?? null,
+      authority: rest.authority ?? null,
+      graphBaseUrl: rest.graphBaseUrl ?? null,
+      hasClientSecret: Boolean(clientSecret),
+      hasClientCertificate: Boolean(clientCertificate),
+      hasServiceAccountKey: Boolean(serviceAccountKey),
       redirectUri: this.redirectUri,
       resolvedIssuer: issuerFor(this.deps.config, rest) ?? null,
     };
@@ -140,23 +115,35 @@ export class IntegrationService {
     return doc;
   }
 
-  openSecret(doc: Doc<IntegrationRecord>): string {
-    return this.deps.keyring.open(doc.value.clientSecret, {
-      collection: INTEGRATIONS,
-      id: doc.id,
-      field: SECRET_FIELD,
+  /** The stored credential, opened (never leaves the OAuth and token areas). */
+  openCredentials(doc: Doc<IntegrationRecord>): CredentialInput {
+    return openCredentials(this.deps.keyring, INTEGRATIONS, doc.id, {
+      clientSecret: doc.value.clientSecret,
+      clientCertificate: doc.value.clientCertificate ?? null,
+      serviceAccountKey: doc.value.serviceAccountKey ?? null,
     });
+  }
+
+  /** The client secret, for integrations that have one. */
+  openSecret(doc: Doc<IntegrationRecord>): string {
+    const secret = this.openCredentials(doc).clientSecret;
+    if (!secret) throw new AppError('conflict', { message: `Integration ${doc.id} has no client secret.` });
+    return secret;
+  }
+
+  private get allowInsecure(): boolean {
+    return this.deps.config.MAILGATE_ALLOW_INSECURE_OAUTH;
   }
 
   /** Domain rules the schema cannot express; throws validation_failed naming each field. */
   private check(input: IntegrationInput, creating: boolean): void {
-    const details: ErrorDetail[] = [];
-    if (creating && !input.clientSecret) details.push({ field: 'clientSecret', message: 'required' });
-    details.push(
-      ...validateProviderSettings(input.provider, input, {
-        allowInsecure: this.deps.config.MAILGATE_ALLOW_INSECURE_OAUTH,
-      }),
-    );
+    const grantType = input.grantType ?? 'authorization_code';
+    const details: ErrorDetail[] = checkCredentials(input.provider, grantType, input, {
+      creating,
+      allowInsecure: this.allowInsecure,
+    });
+    if (!input.clientId && grantType !== 'service_account') details.push({ field: 'clientId', message: 'required' });
+    details.push(...validateProviderSettings(input.provider, input, { allowInsecure: this.allowInsecure }));
     if (details.length > 0) {
       throw new AppError('validation_failed', {
         message: details.map((d) => `${d.field}: ${d.message}`).join('; '),
@@ -176,13 +163,23 @@ export class IntegrationService {
     this.check(input, true);
     const id = `oi_${randomBytes(9).toString('base64url')}`;
     const now = Date.now();
+    const none = { clientSecret: null, clientCertificate: null, serviceAccountKey: null, certificate: null };
+    const { changed: _c, ...credentials } = sealCredentials(
+      this.deps.keyring,
+      INTEGRATIONS,
+      id,
+      input,
+      { ...none, serviceAccount: null },
+      { allowInsecure: this.allowInsecure },
+    );
     const record: IntegrationRecord = {
       name: input.name,
       provider: input.provider,
-      clientId: input.clientId,
-      clientSecret: this.deps.keyring.seal(input.clientSecret!, { collection: INTEGRATIONS, id, field: SECRET_FIELD }),
+      clientId: input.clientId || credentials.serviceAccount?.clientId || credentials.serviceAccount?.clientEmail || '',
+      grantType: input.grantType ?? 'authorization_code',
+      ...credentials,
       ...this.preset(input),
-      secretExpiresAt: input.secretExpiresAt ?? null,
+      secretExpiresAt: input.secretExpiresAt ?? credentialExpiry(input),
       misconfigured: null,
       createdAt: now,
       updatedAt: now,
@@ -195,7 +192,7 @@ export class IntegrationService {
       target: `oauth_integration:${id}`,
       outcome: 'success',
       ip,
-      detail: { provider: input.provider, name: input.name },
+      detail: { provider: input.provider, name: input.name, grantType: record.grantType },
     });
     return doc;
   }
@@ -209,18 +206,22 @@ export class IntegrationService {
     ifVersion?: number,
   ): Promise<Doc<IntegrationRecord>> {
     const current = await this.get(id);
-    if (input.provider !== current.value.provider) {
+    for (const field of ['provider', 'grantType'] as const) {
+      const before = field === 'provider' ? current.value.provider : grantTypeOf(current.value);
+      const after = field === 'provider' ? input.provider : (input.grantType ?? before);
+      if (after === before) continue;
       throw new AppError('validation_failed', {
-        details: [{ field: 'provider', message: 'the provider cannot change; create another integration' }],
-        message: 'provider: cannot change',
+        details: [{ field, message: `the ${field} cannot change; create another integration` }],
+        message: `${field}: cannot change`,
       });
     }
+    input = { ...input, grantType: grantTypeOf(current.value) };
     this.check(input, false);
     const now = Date.now();
     const record: IntegrationRecord = {
       ...current.value,
       name: input.name,
-      clientId: input.clientId,
+      clientId: input.clientId || current.value.clientId,
       ...this.preset(input),
       secretExpiresAt: input.secretExpiresAt === undefined ? current.value.secretExpiresAt : input.secretExpiresAt,
       updatedAt: now,
@@ -232,9 +233,9 @@ export class IntegrationService {
           JSON.stringify(current.value[k as keyof IntegrationRecord]),
     );
     // Refreshes send the stored client secret and refresh tokens to the token endpoint: it moves only with no mailbox authorized.
-    const moved = (['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint'] as const).find((f) =>
-      changed.includes(f),
-    );
+    const moved = (
+      ['issuer', 'authorizationEndpoint', 'tokenEndpoint', 'revocationEndpoint', 'authority'] as const
+    ).find((f) => changed.includes(f));
     if (moved && (await this.deps.grantsOf(id)) > 0) {
       const message =
         'this integration holds authorized mailboxes: press Disconnect on those SMTP servers before changing its endpoints, then Authorize again';
@@ -243,23 +244,23 @@ export class IntegrationService {
         details: [{ field: moved, message }],
       });
     }
-    if (moved && !input.clientSecret) {
-      // The stored secret was given for the old endpoints; it goes to a new one only when typed again for it.
-      const message = `the ${moved} changed: enter the client secret again, so it is only ever sent where it was given for`;
-      throw new AppError('validation_failed', {
-        message: `clientSecret: ${message}`,
-        details: [{ field: 'clientSecret', message }],
-      });
+    const sealed = sealCredentials(this.deps.keyring, INTEGRATIONS, id, input, record, {
+      allowInsecure: this.allowInsecure,
+    });
+    if (moved && !sealed.changed) {
+      // The stored credential was given for the old endpoints; it goes to a new one only when typed again for it.
+      const field = record.grantType === 'service_account' ? 'serviceAccountKey' : 'clientSecret';
+      const message = `the ${moved} changed: enter the credential again, so it is only ever sent where it was given for`;
+      throw new AppError('validation_failed', { message: `${field}: ${message}`, details: [{ field, message }] });
     }
-    if (input.clientSecret) {
-      record.clientSecret = this.deps.keyring.seal(input.clientSecret, {
-        collection: INTEGRATIONS,
-        id,
-        field: SECRET_FIELD,
-      });
+    if (sealed.changed) {
+      const { changed: field, ...credentials } = sealed;
+      Object.assign(record, credentials);
+      if (field === 'clientCertificate' && input.secretExpiresAt == null)
+        record.secretExpiresAt = credentialExpiry(input);
       record.secretChangedAt = now;
       record.misconfigured = null;
-      changed.push('clientSecret');
+      changed.push(field);
     }
     const doc = await this.deps.store.put(INTEGRATIONS, id, record, {
       ifVersion: ifVersion ?? current.version,
@@ -301,7 +302,7 @@ export class IntegrationService {
     const doc = await this.get(id);
     const cached = this.#clients.get(id);
     if (cached && cached.version === doc.version) return cached.client;
-    const client = this.clientFor(doc, this.openSecret(doc));
+    const client = this.clientFor(doc, this.openCredentials(doc));
     this.#clients.set(id, { version: doc.version, client });
     client.catch(() => {
       if (this.#clients.get(id)?.client === client) this.#clients.delete(id);
@@ -309,9 +310,16 @@ export class IntegrationService {
     return client;
   }
 
-  /** A client with a given secret (used to prove a new secret before storing it). */
-  clientFor(doc: Doc<IntegrationRecord>, clientSecret: string): Promise<OAuthClient> {
+  /** A client with given credentials (used to prove a new credential before storing it). */
+  async clientFor(doc: Doc<IntegrationRecord>, credentials: CredentialInput): Promise<OAuthClient> {
     const v = doc.value;
+    const auth = clientAuthOf(credentials, { allowInsecure: this.allowInsecure });
+    // Presets talk to issuers the operator configured; URLs an admin typed in (a custom integration's
+    // endpoints, a sovereign authority, a service-account key's token_uri) pass the egress policy.
+    const adminEntered =
+      providerOf(v.provider).adminEnteredEndpoints ||
+      Boolean(v.authority) ||
+      auth.credential?.kind === 'service_account';
     return OAuthClient.connect(
       {
         issuer: issuerFor(this.deps.config, v),
@@ -319,74 +327,46 @@ export class IntegrationService {
         tokenEndpoint: v.tokenEndpoint ?? undefined,
         revocationEndpoint: v.revocationEndpoint ?? undefined,
         clientId: v.clientId,
-        clientSecret,
+        ...auth,
       },
-      // Presets talk to issuers the operator configured; a custom integration's URLs pass the egress policy.
-      providerOf(v.provider).adminEnteredEndpoints
-        ? { ...this.clientOptions, fetch: this.deps.fetch ?? this.deps.egressFetch }
-        : this.clientOptions,
+      adminEntered ? { ...this.clientOptions, fetch: this.deps.fetch ?? this.deps.egressFetch } : this.clientOptions,
     );
   }
 
-  /** Replaces the secret after it was proven (see tokens/secret-rotation.ts). */
+  /** Checks a replacement credential for this integration (rotation), naming the field. */
+  checkReplacement(doc: Doc<IntegrationRecord>, credentials: CredentialInput): ErrorDetail[] {
+    const given = Object.values(credentials).filter(Boolean).length;
+    return checkCredentials(doc.value.provider, grantTypeOf(doc.value), credentials, {
+      creating: given === 0,
+      allowInsecure: this.allowInsecure,
+    });
+  }
+
+  /** Replaces the credential after it was proven (see tokens/secret-rotation.ts). */
   async storeProvenSecret(
     id: string,
-    clientSecret: string,
+    credentials: CredentialInput,
     secretExpiresAt: string | null | undefined,
   ): Promise<Doc<IntegrationRecord>> {
-    for (;;) {
-      const current = await this.get(id);
-      const now = Date.now();
-      const record: IntegrationRecord = {
-        ...current.value,
-        clientSecret: this.deps.keyring.seal(clientSecret, { collection: INTEGRATIONS, id, field: SECRET_FIELD }),
-        secretExpiresAt: secretExpiresAt === undefined ? null : secretExpiresAt,
-        secretChangedAt: now,
-        updatedAt: now,
-        misconfigured: null,
-      };
-      try {
-        const doc = await this.deps.store.put(INTEGRATIONS, id, record, {
-          ifVersion: current.version,
-          schedule: attentionMove(record),
-        });
-        this.#clients.delete(id);
-        return doc;
-      } catch (err) {
-        if (!(err instanceof VersionConflictError)) throw err;
-      }
-    }
+    const doc = await storeProvenCredential(this.statusDeps, id, credentials, secretExpiresAt);
+    this.#clients.delete(id);
+    return doc;
   }
 
-  async markMisconfigured(id: string, diagnosis: OAuthDiagnosis): Promise<void> {
-    const current = await this.deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
-    if (!current || current.value.misconfigured?.code === diagnosis.code) return;
-    try {
-      const record = { ...current.value, misconfigured: { at: Date.now(), ...diagnosis } };
-      await this.deps.store.put(INTEGRATIONS, id, record, {
-        ifVersion: current.version,
-        schedule: attentionMove(record),
-      });
-      this.deps.log.error(
-        { integrationId: id, code: diagnosis.code },
-        'OAuth integration misconfigured: the provider rejected the client credentials',
-      );
-    } catch {
-      // Another instance recorded it first.
-    }
+  markMisconfigured(id: string, diagnosis: OAuthDiagnosis): Promise<void> {
+    return markMisconfigured(this.statusDeps, id, diagnosis);
   }
 
-  async clearMisconfigured(id: string): Promise<void> {
-    const current = await this.deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
-    if (!current?.value.misconfigured) return;
-    try {
-      const record = { ...current.value, misconfigured: null };
-      await this.deps.store.put(INTEGRATIONS, id, record, {
-        ifVersion: current.version,
-        schedule: attentionMove(record),
-      });
-    } catch {
-      // Changed meanwhile; the next success clears it.
-    }
+  clearMisconfigured(id: string): Promise<void> {
+    return clearMisconfigured(this.statusDeps, id);
+  }
+
+  private get statusDeps() {
+    return {
+      store: this.deps.store,
+      keyring: this.deps.keyring,
+      log: this.deps.log,
+      allowInsecure: this.allowInsecure,
+    };
   }
 }

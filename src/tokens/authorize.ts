@@ -5,13 +5,13 @@ import type { Keyring } from '../crypto/keyring.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findEgressDenial } from '../net/egress.js';
-import { type Doc, type Store, VersionConflictError } from '../store/store.js';
+import { type Store, VersionConflictError } from '../store/store.js';
 import { newAuthorizationSecrets, OAuthProtocolError } from '../oauth/client.js';
 import { diagnoseOAuthError } from '../oauth/diagnose.js';
+import { isAppOnly } from '../oauth/integration-credentials.js';
 import type { IntegrationService } from '../oauth/integrations.js';
 import { authorizationExtras, providerOf, requestedScopes } from '../oauth/providers/index.js';
-import { GRANTS, sealToken, type GrantRecord } from './grants.js';
-import { grantIndexChanges } from './grant-index.js';
+import { storeGrant } from './grant-store.js';
 import type { TokenService } from './refresh.js';
 
 /**
@@ -42,6 +42,28 @@ export interface AuthorizableServer {
   oauthIntegrationId: string | null;
   /** The server's SMTP user name; the mailbox when a plain OAuth 2.0 provider returns no ID token. */
   username?: string | null;
+  /** `smtp`/`smtps`, `graph` or `gmail_api`: the scopes asked for depend on it. */
+  protocol?: string | undefined;
+}
+
+/** Default scopes of the HTTP mail protocols (DESIGN.md "Beyond SMTP AUTH"); SMTP uses the integration's. */
+export const PROTOCOL_SCOPES: Readonly<Record<string, readonly string[]>> = {
+  graph: ['https://graph.microsoft.com/Mail.Send', 'offline_access'],
+  gmail_api: ['https://www.googleapis.com/auth/gmail.send'],
+};
+
+/**
+ * The default scopes of the server's protocol plus the integration's (which add, never replace). Microsoft
+ * issues one token per resource, so for Graph the integration's SMTP-resource scopes (outlook.office.com, the
+ * SMTP default) are left out: asked together they would give a token Graph refuses.
+ */
+export function scopesForServer(protocol: string | undefined, integrationScopes: readonly string[]): string[] {
+  const own = PROTOCOL_SCOPES[protocol ?? ''] ?? [];
+  const added =
+    protocol === 'graph'
+      ? integrationScopes.filter((s) => !/^https:\/\/outlook\.office(365)?\.com\//i.test(s))
+      : integrationScopes;
+  return requestedScopes([...own, ...added]);
 }
 
 export interface ServerLookup {
@@ -58,6 +80,7 @@ export type AuthorizationRefusal =
   | 'wrong_issuer'
   | 'no_email'
   | 'email_unverified'
+  | 'wrong_mailbox'
   | 'exchange_failed';
 
 /** Why a callback was refused (`oauth_failed`), for a clear page; `serverId` when known (never from the query). */
@@ -90,13 +113,17 @@ function transactionId(state: string): string {
 export class AuthorizeService {
   constructor(private readonly deps: AuthorizeDeps) {}
 
-  /** Starts an authorization for `serverId`; returns the provider URL to send the browser to. */
-  async begin(params: {
+  /**
+   * The provider request for `serverId`: fresh state, nonce and PKCE secrets and the URL to send the browser
+   * to. The caller keeps the transaction (the admin flow here, a reconnect link elsewhere).
+   */
+  async prepare(serverId: string): Promise<{
     serverId: string;
-    sessionId: string;
-    actor: Actor;
-  }): Promise<{ url: string; providerOrigin: string }> {
-    const server = await this.deps.servers.get(params.serverId);
+    integrationId: string;
+    url: URL;
+    secrets: Awaited<ReturnType<typeof newAuthorizationSecrets>>;
+  }> {
+    const server = await this.deps.servers.get(serverId);
     if (server.authMethod !== 'oauth2' || !server.oauthIntegrationId) {
       throw new AppError('bad_request', {
         message:
@@ -104,6 +131,12 @@ export class AuthorizeService {
       });
     }
     const integration = await this.deps.integrations.get(server.oauthIntegrationId);
+    if (isAppOnly(integration.value)) {
+      throw new AppError('bad_request', {
+        message:
+          'This server uses app-only credentials: there is nothing to authorize, mailgate obtains its tokens with the integration’s credentials for the mailbox named in the user name.',
+      });
+    }
     let client;
     try {
       client = await this.deps.integrations.client(integration.id);
@@ -118,10 +151,28 @@ export class AuthorizeService {
       });
     }
     const secrets = await newAuthorizationSecrets();
+    const url = client.authorizationUrl({
+      redirectUri: this.deps.integrations.redirectUri,
+      scope: scopesForServer(server.protocol, integration.value.scopes).join(' '),
+      state: secrets.state,
+      nonce: secrets.nonce,
+      codeChallenge: secrets.codeChallenge,
+      extras: authorizationExtras(integration.value.provider),
+    });
+    return { serverId: server.id, integrationId: integration.id, url, secrets };
+  }
+
+  /** Starts an authorization for `serverId`; returns the provider URL to send the browser to. */
+  async begin(params: {
+    serverId: string;
+    sessionId: string;
+    actor: Actor;
+  }): Promise<{ url: string; providerOrigin: string }> {
+    const { serverId, integrationId, url, secrets } = await this.prepare(params.serverId);
     const id = transactionId(secrets.state);
     const record: TransactionRecord = {
-      integrationId: integration.id,
-      serverId: server.id,
+      integrationId,
+      serverId,
       codeVerifier: this.deps.keyring.seal(secrets.codeVerifier, {
         collection: TRANSACTIONS,
         id,
@@ -133,14 +184,6 @@ export class AuthorizeService {
       expiresAt: this.deps.clock.now() + TRANSACTION_TTL_MS,
     };
     await this.deps.store.put(TRANSACTIONS, id, record, { ifVersion: 0 });
-    const url = client.authorizationUrl({
-      redirectUri: this.deps.integrations.redirectUri,
-      scope: requestedScopes(integration.value.scopes).join(' '),
-      state: secrets.state,
-      nonce: secrets.nonce,
-      codeChallenge: secrets.codeChallenge,
-      extras: authorizationExtras(integration.value.provider),
-    });
     return { url: url.href, providerOrigin: url.origin };
   }
 
@@ -198,6 +241,45 @@ export class AuthorizeService {
         'This authorization expired (more than 10 minutes passed). Press Authorize again.',
         t.serverId,
       );
+    const codeVerifier = this.deps.keyring.open(t.codeVerifier, {
+      collection: TRANSACTIONS,
+      id,
+      field: 'codeVerifier',
+    });
+    return this.finish({
+      integrationId: t.integrationId,
+      serverId: t.serverId,
+      nonce: t.nonce,
+      state,
+      codeVerifier,
+      callbackUrl: params.callbackUrl,
+      actor: params.actor,
+      ip: params.ip,
+    });
+  }
+
+  /**
+   * The callback once a transaction was found, matched and consumed: provider errors, issuer, code exchange,
+   * the mailbox from the ID token, then the grant. With `expectedMailbox` another mailbox is refused and
+   * nothing is stored; `beforeStore` runs after every check and may still refuse (a link used meanwhile).
+   */
+  async finish(params: {
+    integrationId: string;
+    serverId: string;
+    nonce: string;
+    state: string;
+    codeVerifier: string;
+    callbackUrl: URL;
+    actor: Actor;
+    ip?: string | undefined;
+    expectedMailbox?: string | null;
+    beforeStore?: (mailbox: string) => Promise<void>;
+    auditDetail?: Record<string, string>;
+  }): Promise<{ serverId: string; mailbox: string }> {
+    const t = params;
+    const state = params.state;
+    const codeVerifier = params.codeVerifier;
+    const query = params.callbackUrl.searchParams;
     const integration = await this.deps.integrations.get(t.integrationId);
     const provider = integration.value.provider;
     const error = query.get('error');
@@ -228,11 +310,6 @@ export class AuthorizeService {
         t.serverId,
       );
     }
-    const codeVerifier = this.deps.keyring.open(t.codeVerifier, {
-      collection: TRANSACTIONS,
-      id,
-      field: 'codeVerifier',
-    });
     let tokens;
     try {
       tokens = await client.exchangeCode(params.callbackUrl, {
@@ -283,69 +360,37 @@ export class AuthorizeService {
         t.serverId,
       );
     }
+    if (params.expectedMailbox && params.expectedMailbox.toLowerCase() !== mailbox.toLowerCase()) {
+      await this.auditFailure(params, t, 'wrong_mailbox');
+      throw new AuthorizationFailure(
+        'wrong_mailbox',
+        `You signed in as ${mailbox}, but this server sends as ${params.expectedMailbox}. Nothing was changed: sign in with ${params.expectedMailbox}.`,
+        t.serverId,
+      );
+    }
+    await params.beforeStore?.(mailbox);
     if (!tokens.refreshToken) {
       this.deps.log.warn(
         { serverId: t.serverId, provider },
         'the provider issued no refresh token; the grant will need re-authorization when the access token expires',
       );
     }
-    const grantId = t.serverId;
-    const now = this.deps.clock.now();
-    const record: GrantRecord = {
+    await storeGrant(this.deps, {
       serverId: t.serverId,
       integrationId: t.integrationId,
+      provider,
       mailbox,
-      subject: claims?.sub ?? mailbox,
-      scope: tokens.scope ?? null,
-      status: 'active',
-      tokens: {
-        accessToken: sealToken(this.deps.keyring, grantId, 'accessToken', tokens.accessToken),
-        refreshToken: tokens.refreshToken
-          ? sealToken(this.deps.keyring, grantId, 'refreshToken', tokens.refreshToken)
-          : null,
-        expiresAt: now + (tokens.expiresIn ?? 3600) * 1000,
-        obtainedAt: now,
-      },
-      lastRefreshAt: null,
-      lastError: null,
-      failures: 0,
-      retryAt: null,
-      authorizedAt: now,
-      authorizedBy: params.actor.type === 'user' ? params.actor.email : params.actor.id,
-    };
-    // Re-authorization replaces the old grant whatever its state (its tokens are dead or superseded).
-    const doc: Doc<GrantRecord> = await this.replaceGrant(grantId, record, now);
-    await this.deps.integrations.clearMisconfigured(t.integrationId);
-    await this.deps.audit.record({
+      tokens,
       actor: params.actor,
-      action: 'oauth.authorize',
-      target: `smtp_server:${t.serverId}`,
-      outcome: 'success',
-      ...(params.ip ? { ip: params.ip } : {}),
-      detail: { mailbox, integrationId: t.integrationId, provider, offlineAccess: Boolean(tokens.refreshToken) },
+      ip: params.ip,
+      ...(params.auditDetail ? { auditDetail: params.auditDetail } : {}),
     });
-    await this.deps.tokens.notifyAuthorized(doc);
     return { serverId: t.serverId, mailbox };
-  }
-
-  /** Writes the grant over whatever was there, moving its indexes from the old state (retried on a race). */
-  private async replaceGrant(grantId: string, record: GrantRecord, now: number): Promise<Doc<GrantRecord>> {
-    for (let attempt = 0; ; attempt++) {
-      const before = await this.deps.store.get<GrantRecord>(GRANTS, grantId);
-      try {
-        return await this.deps.store.put(GRANTS, grantId, record, {
-          ...grantIndexChanges(before?.value ?? null, record, now),
-          ifVersion: before?.version ?? 0,
-        });
-      } catch (err) {
-        if (!(err instanceof VersionConflictError) || attempt >= 4) throw err;
-      }
-    }
   }
 
   private async auditFailure(
     params: { actor: Actor; ip?: string | undefined },
-    t: TransactionRecord,
+    t: { serverId: string; integrationId: string },
     code: string,
   ): Promise<void> {
     await this.deps.audit.record({

@@ -43,6 +43,12 @@ export interface GrantRecord {
   failingSince?: number | null;
   authorizedAt: number;
   authorizedBy: string;
+  /**
+   * Set on the grant of a server whose integration has app-only credentials: no user, no refresh token; each
+   * access token is a new client credentials or JWT bearer request for this scope (as `mailbox` for a
+   * service account). See tokens/app-only.ts.
+   */
+  appOnly?: { scope: string; protocol: string } | undefined;
 }
 
 /** The lock every refresher of a grant takes, in this process and across instances. */

@@ -15,8 +15,10 @@ import {
   type GrantView,
 } from './grants.js';
 import { TokenListeners } from './listeners.js';
+import { appOnlyFailure, requestTokens } from './app-only-requests.js';
 import { grantIndexChanges } from './grant-index.js';
 import { needsRefresh, refreshDueAt } from './refresh-policy.js';
+import { reauthError, temporaryError } from './token-errors.js';
 import type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } from './token-service-types.js';
 
 /**
@@ -38,15 +40,6 @@ import type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } fro
 export { needsRefresh, REFRESH_MARGIN_FRACTION, REFRESH_MARGIN_MAX_MS, refreshDueAt } from './refresh-policy.js';
 export { refreshMarginMs } from './refresh-policy.js';
 export type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } from './token-service-types.js';
-
-/** The grant is dead until an admin re-authorizes; the code lets the transport hold mail instead of retrying. */
-function reauthError(message?: string, hint?: string): AppError {
-  return new AppError('reauth_required', {
-    ...(message ? { message } : {}),
-    hint,
-    details: hint ? [{ field: '', message: hint }] : [],
-  });
-}
 
 const SYSTEM: Actor = { type: 'system', id: 'token-service' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -96,9 +89,10 @@ export class TokenService {
     };
   }
 
-  /** GrantSource for the mail area. */
+  /** GrantSource for the mail area; an app-only server's grant is made (or brought up to date) here. */
   async grantForServer(serverId: string): Promise<{ grantId: string; mailbox: string; status: string } | null> {
-    const doc = await this.get(serverId);
+    // Server changes update app-only grants as they happen (services.ts): the send path only makes a missing one.
+    const doc = (await this.get(serverId)) ?? (await this.deps.appOnly?.ensure(serverId)) ?? null;
     return doc ? { grantId: doc.id, mailbox: doc.value.mailbox, status: doc.value.status } : null;
   }
 
@@ -141,13 +135,7 @@ export class TokenService {
   }
 
   private temporaryError(lastError: GrantError | null): AppError {
-    return new AppError('provider_unavailable', {
-      message: lastError
-        ? `The identity provider is unavailable (${lastError.code}); mailgate retries with backoff.`
-        : 'The identity provider is unavailable; mailgate retries with backoff.',
-      expose: true,
-      details: lastError ? [{ field: '', message: lastError.hint }] : [],
-    });
+    return temporaryError(lastError);
   }
 
   /**
@@ -223,7 +211,7 @@ export class TokenService {
     options: { rethrow?: boolean } = {},
   ): Promise<RefreshOutcome> {
     const grantId = doc.id;
-    if (!doc.value.tokens.refreshToken) {
+    if (!doc.value.tokens.refreshToken && !doc.value.appOnly) {
       return this.markNeedsReauth(
         doc,
         new OAuthProtocolError('invalid_grant', 'no_refresh_token', 'the provider issued no refresh token'),
@@ -233,11 +221,10 @@ export class TokenService {
     if (!(await lock.extend(this.lockTtlMs))) return { outcome: 'lock_lost' };
     const current = await this.deps.store.get<GrantRecord>(GRANTS, grantId);
     if (!current || current.version !== doc.version) return { outcome: 'lock_lost' };
-    const refreshToken = openToken(this.deps.keyring, grantId, 'refreshToken', doc.value.tokens.refreshToken);
     this.stats.refreshRequests++;
     let result;
     try {
-      result = await client.refresh(refreshToken);
+      result = await requestTokens(this.deps.keyring, doc, client);
     } catch (err) {
       this.stats.refreshFailures++;
       // Proving a new secret: a rejected client is that secret's fault, not the integration's; nothing is recorded.
@@ -290,6 +277,7 @@ export class TokenService {
 
   /** Records a failed refresh on the grant (backoff, or needs_reauth) and says what the caller gets. */
   private async onFailure(doc: Doc<GrantRecord>, err: unknown): Promise<RefreshOutcome & { outcome: 'failed' }> {
+    if (doc.value.appOnly) err = appOnlyFailure(err);
     const e =
       err instanceof OAuthProtocolError
         ? err

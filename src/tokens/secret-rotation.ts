@@ -2,6 +2,9 @@ import type { Actor, AuditRecorder } from '../admin/types.js';
 import { AppError } from '../errors.js';
 import { findEgressDenial } from '../net/egress.js';
 import type { Doc, Store } from '../store/store.js';
+import { CREDENTIAL_FIELDS, grantTypeOf, isAppOnly, type CredentialInput } from '../oauth/integration-credentials.js';
+import type { IntegrationRecord } from '../oauth/integration-types.js';
+import { appOnlyScope } from '../oauth/providers/index.js';
 import { OAuthProtocolError, type OAuthClient } from '../oauth/client.js';
 import type { IntegrationService } from '../oauth/integrations.js';
 import { integrationGrantsIndex } from './grant-index.js';
@@ -9,10 +12,11 @@ import { acquireGrantLock, GRANTS, type GrantRecord } from './grants.js';
 import type { TokenService } from './refresh.js';
 
 /**
- * Client secret rotation: the new secret is proven with a real token request before it replaces the old
- * one, so a typo never takes mail down. The proof is a refresh of an authorized grant (its tokens are
- * stored like any refresh, rotated refresh token included); without a grant, a client_credentials request
- * where the provider allows it. Until the proof succeeds the stored (old) secret stays in use.
+ * Credential rotation (client secret, client certificate, service-account key): the new credential is proven
+ * with a real token request before it replaces the old one, so a typo never takes mail down. The proof is a
+ * refresh of an authorized grant (its tokens are stored like any refresh, rotated refresh token included);
+ * for app-only integrations and without a grant, an app-only token request (client credentials, or the JWT
+ * bearer grant of a service account). Until the proof succeeds the stored (old) credential stays in use.
  */
 
 export interface SecretRotationDeps {
@@ -26,7 +30,7 @@ export interface SecretRotationDeps {
 
 export interface RotationResult {
   integrationId: string;
-  provenWith: 'refresh_token' | 'client_credentials';
+  provenWith: 'refresh_token' | 'client_credentials' | 'jwt_bearer';
 }
 
 /** What proving a new secret came to: proven, or refused with an audit code and a message for the admin. */
@@ -63,21 +67,32 @@ function refusalOf(err: unknown, withGrant: boolean): Proof {
   return { refused: code, message: `The new secret could not be proven (${code}); the old secret stays in use.` };
 }
 
-/** An authorized grant of the integration that can refresh, found through its index (a few reads, not a scan). */
-async function provingGrant(store: Store, integrationId: string): Promise<Doc<GrantRecord> | undefined> {
-  const candidates = await store.scheduled(integrationGrantsIndex(integrationId), { limit: 50, newestFirst: true });
-  for (const { id } of candidates) {
-    const g = await store.get<GrantRecord>(GRANTS, id);
-    if (g && g.value.integrationId === integrationId && g.value.status === 'active' && g.value.tokens.refreshToken)
-      return g;
-  }
-  return undefined;
+/** The integration's newest grants (up to 50), found through its index: a few reads, not a scan of every grant. */
+async function grantsOfIntegration(store: Store, integrationId: string): Promise<Doc<GrantRecord>[]> {
+  const entries = await store.scheduled(integrationGrantsIndex(integrationId), { limit: 50, newestFirst: true });
+  const docs = await Promise.all(entries.map((e) => store.get<GrantRecord>(GRANTS, e.id)));
+  return docs.filter((g): g is Doc<GrantRecord> => g !== null && g.value.integrationId === integrationId);
 }
 
 /** One real token request with the candidate client: a refresh of an authorized grant, else client_credentials. */
-async function prove(deps: SecretRotationDeps, integrationId: string, candidate: OAuthClient): Promise<Proof> {
-  const grant = await provingGrant(deps.store, integrationId);
+async function prove(
+  deps: SecretRotationDeps,
+  integration: Doc<IntegrationRecord>,
+  candidate: OAuthClient,
+): Promise<Proof> {
+  const mine = await grantsOfIntegration(deps.store, integration.id);
+  const grant = mine.find((g) => g.value.status === 'active' && g.value.tokens.refreshToken);
   try {
+    if (isAppOnly(integration.value)) {
+      // As a server of this integration asks (its scope and mailbox), else for SMTP as the application itself.
+      const used = mine.find((g) => g.value.appOnly)?.value;
+      await candidate.appOnlyToken(
+        used?.appOnly
+          ? { scope: used.appOnly.scope, subject: used.mailbox }
+          : { scope: appOnlyScope(integration.value, 'smtp')! },
+      );
+      return { provenWith: grantTypeOf(integration.value) === 'service_account' ? 'jwt_bearer' : 'client_credentials' };
+    }
     if (!grant) {
       await candidate.clientCredentials();
       return { provenWith: 'client_credentials' };
@@ -107,11 +122,19 @@ async function prove(deps: SecretRotationDeps, integrationId: string, candidate:
 export async function rotateClientSecret(
   deps: SecretRotationDeps,
   integrationId: string,
-  input: { clientSecret: string; expiresAt?: string | null | undefined },
+  input: CredentialInput & { expiresAt?: string | null | undefined },
   actor: Actor,
   ip?: string,
 ): Promise<RotationResult> {
   const integration = await deps.integrations.get(integrationId);
+  const { expiresAt, ...credentials } = input;
+  const problems = deps.integrations.checkReplacement(integration, credentials);
+  if (problems.length > 0)
+    throw new AppError('validation_failed', {
+      message: problems.map((d) => `${d.field}: ${d.message}`).join('; '),
+      details: problems,
+    });
+  const field = CREDENTIAL_FIELDS.find((f) => credentials[f]) ?? 'clientSecret';
   const fail = async (code: string, message: string, cause?: unknown): Promise<never> => {
     await deps.audit.record({
       actor,
@@ -124,11 +147,11 @@ export async function rotateClientSecret(
     // A refused endpoint is no fault of the secret: say so with the egress error itself.
     const denied = findEgressDenial(cause);
     if (denied) throw denied;
-    throw new AppError('validation_failed', { message, details: [{ field: 'clientSecret', message }] });
+    throw new AppError('validation_failed', { message, details: [{ field, message }] });
   };
   let candidate: OAuthClient;
   try {
-    candidate = await deps.integrations.clientFor(integration, input.clientSecret);
+    candidate = await deps.integrations.clientFor(integration, credentials);
   } catch (err) {
     return fail(
       findEgressDenial(err) ? 'egress_denied' : 'discovery_failed',
@@ -136,17 +159,17 @@ export async function rotateClientSecret(
       err,
     );
   }
-  const proof = await prove(deps, integrationId, candidate);
+  const proof = await prove(deps, integration, candidate);
   if ('refused' in proof) return fail(proof.refused, proof.message, proof.cause);
   const { provenWith } = proof;
-  await deps.integrations.storeProvenSecret(integrationId, input.clientSecret, input.expiresAt);
+  await deps.integrations.storeProvenSecret(integrationId, credentials, expiresAt);
   await deps.audit.record({
     actor,
     action: 'oauth_integration.rotate_secret',
     target: `oauth_integration:${integrationId}`,
     outcome: 'success',
     ...(ip ? { ip } : {}),
-    detail: { provenWith, secretExpiresAt: input.expiresAt ?? null },
+    detail: { provenWith, field, secretExpiresAt: expiresAt ?? null },
   });
   return { integrationId, provenWith };
 }

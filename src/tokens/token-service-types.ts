@@ -5,7 +5,8 @@ import type { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { IntegrationService } from '../oauth/integrations.js';
-import type { Store } from '../store/store.js';
+import type { Doc, Store } from '../store/store.js';
+import type { GrantRecord } from './grants.js';
 
 /** The shapes the token service (refresh.ts) takes and hands out. */
 
@@ -46,6 +47,8 @@ export interface TokenServiceDeps {
   clock?: Clock | undefined;
   /** How much longer than the token request timeout the refresh lock lives (default 5 s). */
   lockMarginMs?: number | undefined;
+  /** Makes and updates the grants of app-only servers (tokens/app-only.ts); without it only Authorize makes grants. */
+  appOnly?: { ensure(serverId: string): Promise<Doc<GrantRecord> | null> } | undefined;
   /** Test seam: runs after the lock is taken and the grant re-read, before the token request. */
   afterLock?: ((grantId: string) => Promise<void>) | undefined;
 }

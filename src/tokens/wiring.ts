@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { IntegrationService } from '../oauth/integrations.js';
+import { AppOnlyGrants } from './app-only.js';
 import { AuthorizeService, type ServerLookup } from './authorize.js';
 import { ensureGrantIndexes, grantCounts } from './grant-index.js';
 import { countGrantsOfIntegration } from './grants.js';
@@ -61,7 +62,16 @@ export function createOAuthServices(base: OAuthBase) {
     requestTimeoutSec: tuning.requestTimeoutSec,
     grantsOf: (integrationId) => countGrantsOfIntegration(base.store, integrationId),
   });
-  const tokens = new TokenService({
+  const appOnly: AppOnlyGrants = new AppOnlyGrants({
+    store: base.store,
+    keyring: base.keyring,
+    integrations,
+    servers: base.servers,
+    clock,
+    onChanged: (doc): Promise<void> => tokens.notifyAuthorized(doc),
+  });
+  const tokens: TokenService = new TokenService({
+    appOnly,
     store: base.store,
     keyring: base.keyring,
     log: base.log,
@@ -110,6 +120,7 @@ export function createOAuthServices(base: OAuthBase) {
   return {
     integrations,
     tokens,
+    appOnly,
     scheduler,
     authorize,
     readinessCheck: {

@@ -8,6 +8,8 @@ import type { UserService } from '../admin/users.js';
 import { MIN_PASSWORD_LENGTH } from '../admin/users.js';
 import { isAppError, type ErrorDetail } from '../errors.js';
 import type { Clock, WebContext } from './context.js';
+import type { Params, Translate } from '../i18n/i18n.js';
+import { fieldErrors } from './form-errors.js';
 import { renderPage } from './render.js';
 import { setFlash, startUserSession, type SessionUser } from './session.js';
 import { parseInput } from './validate.js';
@@ -20,16 +22,17 @@ import { parseInput } from './validate.js';
 
 const passwordForm = z
   .object({
-    currentPassword: z.string({ error: 'enter your current password' }).min(1, 'enter your current password').max(1024),
+    currentPassword: z.string({ error: 'form.required' }).min(1, 'form.required').max(1024, 'form.tooLong'),
     newPassword: z
-      .string({ error: 'enter a new password' })
-      .min(MIN_PASSWORD_LENGTH, `must be at least ${MIN_PASSWORD_LENGTH} characters`)
-      .max(1024),
-    newPasswordAgain: z.string({ error: 'repeat the new password' }).max(1024),
+      .string({ error: 'form.required' })
+      .min(1, 'form.required')
+      .min(MIN_PASSWORD_LENGTH, 'form.tooShort')
+      .max(1024, 'form.tooLong'),
+    newPasswordAgain: z.string({ error: 'form.required' }).min(1, 'form.required').max(1024, 'form.tooLong'),
   })
   .refine((f) => f.newPassword === f.newPasswordAgain, {
     path: ['newPasswordAgain'],
-    message: 'does not match the new password',
+    message: 'account.mismatch',
   });
 
 export interface AccountRouterDeps {
@@ -44,12 +47,17 @@ export function accountRouter({ auth, eta }: WebContext, deps: AccountRouterDeps
   const router = Router();
   const now = deps.clock ?? Date.now;
 
-  function show(res: Response, errors: ErrorDetail[] = [], status = 200): void {
+  function show(res: Response, errors: (ErrorDetail & { params?: Params })[] = [], status = 200): void {
+    const t = res.locals.t as Translate;
     renderPage(
       res,
       eta,
       'account-password',
-      { title: 'Change password', errors, minLength: MIN_PASSWORD_LENGTH },
+      {
+        title: t('account.title'),
+        fieldErrors: fieldErrors(t, errors, MIN_PASSWORD_LENGTH),
+        minLength: MIN_PASSWORD_LENGTH,
+      },
       status,
     );
   }
@@ -83,22 +91,18 @@ export function accountRouter({ auth, eta }: WebContext, deps: AccountRouterDeps
     if (check.outcome === 'rate_limited') {
       await audit('failure', 'rate_limited');
       res.setHeader('Retry-After', String(check.retryAfterSec));
-      show(
-        res,
-        [{ field: 'currentPassword', message: `too many attempts; wait ${check.retryAfterSec} second(s)` }],
-        429,
-      );
+      show(res, [{ field: 'currentPassword', message: 'account.tooMany', params: { n: check.retryAfterSec } }], 429);
       return;
     }
     if (check.outcome !== 'ok') {
       await audit('failure', 'wrong_current_password');
-      show(res, [{ field: 'currentPassword', message: 'is not your current password' }], 400);
+      show(res, [{ field: 'currentPassword', message: 'account.wrongCurrent' }], 400);
       return;
     }
     const updated = await deps.users.setPassword(me.email, form.newPassword);
     await startUserSession(req, updated, await deps.sessionGeneration.current(), now());
     await audit('success');
-    setFlash(req, 'ok', 'Password changed. Your other sessions have ended.');
+    setFlash(req, 'ok', (res.locals.t as Translate)('account.changed'));
     res.redirect(303, '/account/password');
   });
 

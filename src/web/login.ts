@@ -6,9 +6,9 @@ import type { SessionGeneration } from '../admin/sessions.js';
 import type { Actor } from '../admin/types.js';
 import type { Config } from '../config.js';
 import { normalizeEmail } from '../admin/users.js';
-import { AppError } from '../errors.js';
 import { safeNextPath } from './auth.js';
 import type { Clock, WebContext } from './context.js';
+import type { Translate } from '../i18n/i18n.js';
 import { renderPage } from './render.js';
 import { endUserSession, startUserSession } from './session.js';
 import { formText, parseInput } from './validate.js';
@@ -50,7 +50,12 @@ export function loginRouter(web: WebContext, deps: LoginRouterDeps): Router {
       res,
       eta,
       'login',
-      { title: 'Log in', email: data.email ?? '', next: data.next ?? '', error: data.error ?? null },
+      {
+        title: (res.locals.t as Translate)('login.title'),
+        email: data.email ?? '',
+        next: data.next ?? '',
+        error: data.error ?? null,
+      },
       status,
     );
   }
@@ -69,6 +74,7 @@ export function loginRouter(web: WebContext, deps: LoginRouterDeps): Router {
   });
 
   router.post('/login', async (req, res) => {
+    const t = res.locals.t as Translate;
     const form = parseInput(loginForm, req.body);
     const next = safeNextPath(form.next);
     const email = normalizeEmail(form.email ?? '');
@@ -78,7 +84,7 @@ export function loginRouter(web: WebContext, deps: LoginRouterDeps): Router {
     // wrong field must not end up there, so anything that is not an address is recorded as such.
     const auditTarget = z.email().safeParse(email).success ? `user:${email}` : 'user:(not an email address)';
     if (!email || !password) {
-      showLogin(res, { email, next, error: 'Enter your email and password.' }, 400);
+      showLogin(res, { email, next, error: t('login.missing') }, 400);
       return;
     }
 
@@ -93,11 +99,7 @@ export function loginRouter(web: WebContext, deps: LoginRouterDeps): Router {
         detail: { reason: 'rate_limited', limit: check.limit },
       });
       res.setHeader('Retry-After', String(check.retryAfterSec));
-      showLogin(
-        res,
-        { email, next, error: `Too many attempts; wait ${waitText(check.retryAfterSec)} and try again.` },
-        429,
-      );
+      showLogin(res, { email, next, error: t('login.tooMany', { wait: waitText(t, check.retryAfterSec) }) }, 429);
       return;
     }
     if (check.outcome === 'invalid_credentials') {
@@ -109,7 +111,7 @@ export function loginRouter(web: WebContext, deps: LoginRouterDeps): Router {
         ip,
         detail: { reason: 'invalid_credentials' },
       });
-      showLogin(res, { email, next, error: new AppError('invalid_credentials').message }, 401);
+      showLogin(res, { email, next, error: t('error.invalid_credentials') }, 401);
       return;
     }
 
@@ -149,6 +151,8 @@ export function loginRouter(web: WebContext, deps: LoginRouterDeps): Router {
   return router;
 }
 
-function waitText(seconds: number): string {
-  return seconds < 120 ? `${seconds} second(s)` : `${Math.ceil(seconds / 60)} minute(s)`;
+function waitText(t: Translate, seconds: number): string {
+  return seconds < 120
+    ? t('login.waitSeconds', { n: seconds })
+    : t('login.waitMinutes', { n: Math.ceil(seconds / 60) });
 }

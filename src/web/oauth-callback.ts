@@ -1,7 +1,9 @@
+import { grantTypeOf } from '../oauth/integration-credentials.js';
 import { Router, type Request, type Response } from 'express';
 import type { Actor } from '../admin/types.js';
 import type { Config } from '../config.js';
 import { AppError } from '../errors.js';
+import type { Translate } from '../i18n/i18n.js';
 import type { Logger } from '../log.js';
 import { AuthorizationFailure, type AuthorizeService } from '../tokens/authorize.js';
 import type { IntegrationService } from '../oauth/integrations.js';
@@ -10,6 +12,7 @@ import type { TokenService } from '../tokens/refresh.js';
 import type { DisconnectResult } from '../tokens/revoke.js';
 import type { OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
+import { confirmed } from './confirm.js';
 import type { WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
@@ -29,7 +32,13 @@ import { parseId } from './validate.js';
 
 export interface OAuthPanel {
   grant: ReturnType<TokenService['view']> | null;
-  integration: { id: string; name: string; provider: string; misconfigured: { hint: string } | null } | null;
+  integration: {
+    id: string;
+    name: string;
+    provider: string;
+    misconfigured: { hint: string } | null;
+    grantType?: string;
+  } | null;
   revocationNote: string | null;
   /** Expiring client secret, Google app in testing, rejected client credentials: before they break this server. */
   warnings: OAuthWarning[];
@@ -57,6 +66,7 @@ export async function oauthPanelData(
           name: integrationDoc.value.name,
           provider: integrationDoc.value.provider,
           misconfigured: integrationDoc.value.misconfigured,
+          grantType: grantTypeOf(integrationDoc.value),
         }
       : null,
     revocationNote: integrationDoc ? revocationNote(integrationDoc.value.provider) : null,
@@ -97,7 +107,7 @@ export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallba
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Referrer-Policy', 'no-referrer');
     renderPage(res, eta, 'oauth-redirect', {
-      title: 'Continue to the provider',
+      title: (res.locals.t as Translate)('oauthRedirect.title'),
       action: `${target.origin}${target.pathname}`,
       params: [...target.searchParams.entries()].map(([name, value]) => ({ name, value })),
       providerOrigin,
@@ -116,7 +126,7 @@ export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallba
         actor: actorOf(res),
         ip: req.ip,
       });
-      setFlash(req, 'ok', `Authorized: mail from this server is now sent as ${mailbox}.`);
+      setFlash(req, 'ok', (res.locals.t as Translate)('oauthCallback.authorized', { mailbox }));
       res.redirect(303, serverPage(serverId));
     } catch (err) {
       if (!(err instanceof AuthorizationFailure)) throw err;
@@ -126,7 +136,7 @@ export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallba
         eta,
         'oauth-callback-error',
         {
-          title: 'Authorization not completed',
+          title: (res.locals.t as Translate)('oauthCallback.title'),
           reason: err.reason,
           message: err.message,
           hint: err.hint,
@@ -143,6 +153,14 @@ export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallba
   }
 
   router.post('/admin/smtp-servers/:id/disconnect', auth.page('sysadmin'), async (req, res) => {
+    const t = res.locals.t as Translate;
+    const confirmation = {
+      title: t('servers.oauth.confirmTitle'),
+      question: t('servers.oauth.confirmQuestion'),
+      consequence: t('servers.oauth.confirmConsequence'),
+      cancelHref: serverPage(parseId(req)),
+    };
+    if (!confirmed(req, res, eta, confirmation)) return;
     const result = await disconnect(req, res);
     const where = result.revokedAtProvider ? 'and revoked at the provider' : 'locally';
     setFlash(

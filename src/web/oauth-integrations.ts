@@ -3,8 +3,10 @@ import { z } from 'zod';
 import type { Actor } from '../admin/types.js';
 import type { Config } from '../config.js';
 import { isAppError, type ErrorDetail } from '../errors.js';
+import { GRANT_TYPES, type CredentialInput } from '../oauth/integration-credentials.js';
 import type { IntegrationInput, IntegrationService, IntegrationView } from '../oauth/integrations.js';
 import {
+  appOnlyScope,
   defaultScopes,
   MICROSOFT_TENANT_EXPLANATION,
   PROVIDER_KINDS,
@@ -13,12 +15,16 @@ import {
 import type { RotationResult } from '../tokens/secret-rotation.js';
 import type { OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
+import { confirmed } from './confirm.js';
 import type { WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
 import { formCheckbox, formText, parseId, parseInput } from './validate.js';
 
-/** OAuth 2.0 integrations: /admin/oauth-integrations pages and /api/v1/oauth-integrations. The client secret is write-only. */
+/**
+ * OAuth 2.0 integrations: /admin/oauth-integrations pages and /api/v1/oauth-integrations. The credentials (client
+ * secret, client certificate, service-account key) are write-only.
+ */
 
 const provider = z.enum(PROVIDER_KINDS, {
   error: `choose ${PROVIDER_KINDS.slice(0, -1).join(', ')} or ${PROVIDER_KINDS.at(-1)}`,
@@ -26,6 +32,10 @@ const provider = z.enum(PROVIDER_KINDS, {
 const name = z.string().trim().min(1, 'enter a name').max(100, 'at most 100 characters');
 const clientId = z.string().trim().min(1, 'enter the client ID').max(512, 'at most 512 characters');
 const clientSecret = z.string().min(1, 'enter the client secret').max(2048, 'at most 2048 characters');
+const grantType = z.enum(GRANT_TYPES, { error: `choose ${GRANT_TYPES.join(', ')}` });
+// A PEM with a 4096-bit RSA key and a certificate chain, or a key file, fits well within this.
+const clientCertificate = z.string().min(1).max(20_000, 'at most 20000 characters');
+const serviceAccountKey = z.string().min(1).max(20_000, 'at most 20000 characters');
 const scope = z
   .string()
   .regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,512}$/, 'a scope is printable ASCII without spaces or quotes');
@@ -39,8 +49,13 @@ const tenant = z.string().trim().max(253);
 const apiFields = {
   name,
   provider,
-  clientId,
+  grantType: grantType.optional(),
+  clientId: clientId.optional(),
+  clientCertificate: clientCertificate.optional(),
+  serviceAccountKey: serviceAccountKey.optional(),
   tenant: tenant.optional(),
+  authority: url.optional(),
+  graphBaseUrl: url.optional(),
   scopes: z.array(scope).max(30).optional(),
   issuer: url.optional(),
   authorizationEndpoint: url.optional(),
@@ -49,10 +64,16 @@ const apiFields = {
   secretExpiresAt: date.nullable().optional(),
   googleInTesting: z.boolean().optional(),
 };
-const createBody = z.strictObject({ ...apiFields, clientSecret });
-const updateBody = z.strictObject({ ...apiFields, clientSecret: clientSecret.optional() });
+// Which credential a grant type needs is the service's rule (it names the missing field).
+const createBody = z.strictObject({ ...apiFields, clientSecret: clientSecret.optional() });
+const updateBody = createBody;
 const patchBody = updateBody.partial();
-const rotateBody = z.strictObject({ clientSecret, expiresAt: date.nullable().optional() });
+const rotateBody = z.strictObject({
+  clientSecret: clientSecret.optional(),
+  clientCertificate: clientCertificate.optional(),
+  serviceAccountKey: serviceAccountKey.optional(),
+  expiresAt: date.nullable().optional(),
+});
 
 const scopeList = formText(z.string().max(4000).optional())
   .transform((s) => (s ? s.split(/[\s,]+/).filter(Boolean) : undefined))
@@ -60,9 +81,14 @@ const scopeList = formText(z.string().max(4000).optional())
 const formFields = {
   name: formText(name),
   provider: formText(provider),
-  clientId: formText(clientId),
+  grantType: formText(grantType.optional()),
+  clientId: formText(clientId.optional()),
   clientSecret: formText(clientSecret.optional()),
+  clientCertificate: formText(clientCertificate.optional()),
+  serviceAccountKey: formText(serviceAccountKey.optional()),
   tenant: formText(tenant.optional()),
+  authority: formText(url.optional()),
+  graphBaseUrl: formText(url.optional()),
   scopes: scopeList,
   issuer: formText(url.optional()),
   authorizationEndpoint: formText(url.optional()),
@@ -72,9 +98,20 @@ const formFields = {
   googleInTesting: formCheckbox,
 };
 const integrationForm = z.object(formFields);
-const rotateForm = z.object({ clientSecret: formText(clientSecret), expiresAt: formText(date.optional()) });
+const rotateForm = z.object({
+  clientSecret: formText(clientSecret.optional()),
+  clientCertificate: formText(clientCertificate.optional()),
+  serviceAccountKey: formText(serviceAccountKey.optional()),
+  expiresAt: formText(date.optional()),
+});
 
 type FormValues = Partial<Record<keyof typeof formFields, unknown>>;
+
+/** The page's language (res.locals.t, set by the language middleware or renderPage). */
+function tr(res: Response, key: string, params?: Record<string, string>): string {
+  const t = res.locals.t as ((key: string, params?: Record<string, string>) => string) | undefined;
+  return t ? t(key, params) : key;
+}
 
 function formErrors(err: unknown): ErrorDetail[] | null {
   if (isAppError(err) && err.code === 'validation_failed')
@@ -87,10 +124,10 @@ export interface OAuthIntegrationsRouterDeps {
   integrations: Pick<IntegrationService, 'redirectUri' | 'list' | 'get' | 'view' | 'create' | 'update' | 'delete'>;
   /** Expiring secrets, grants to re-authorize, Google apps in testing: over every integration. */
   warnings(): Promise<OAuthWarning[]>;
-  /** Proves the new client secret with the provider before switching to it. */
+  /** Proves the new credential with the provider before switching to it. */
   rotateClientSecret(
     integrationId: string,
-    input: { clientSecret: string; expiresAt: string | null },
+    input: CredentialInput & { expiresAt: string | null },
     actor: Actor,
     ip?: string,
   ): Promise<RotationResult>;
@@ -112,12 +149,15 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
     const warnings = options.integration
       ? (await deps.warnings()).filter((w) => w.target === `oauth_integration:${options.integration!.id}`)
       : [];
+    const t = res.locals.t as (key: string, params?: Record<string, string>) => string;
     renderPage(
       res,
       eta,
       'oauth-integration',
       {
-        title: options.integration ? `OAuth 2.0 integration ${options.integration.name}` : 'New OAuth 2.0 integration',
+        title: options.integration
+          ? t('integrations.titleOne', { name: options.integration.name })
+          : t('integrations.new'),
         integration: options.integration ? viewOf(options.integration) : null,
         form:
           options.form ??
@@ -129,6 +169,12 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
         redirectUri: integrations.redirectUri,
         tenantExplanation: MICROSOFT_TENANT_EXPLANATION,
         providerKinds: PROVIDER_KINDS,
+        grantTypes: GRANT_TYPES,
+        appOnlyScopes: {
+          microsoft: appOnlyScope({ provider: 'microsoft' }, 'smtp'),
+          graph: appOnlyScope({ provider: 'microsoft' }, 'graph'),
+          google: appOnlyScope({ provider: 'google' }, 'smtp'),
+        },
         defaultScopes: Object.fromEntries(PROVIDER_KINDS.map((kind) => [kind, defaultScopes(kind).join(' ')])),
         allowInsecure: deps.config.MAILGATE_ALLOW_INSECURE_OAUTH,
         warnings,
@@ -142,9 +188,14 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
     return {
       name: f.name,
       provider: f.provider,
+      grantType: f.grantType,
       clientId: f.clientId,
       clientSecret: f.clientSecret,
+      clientCertificate: f.clientCertificate,
+      serviceAccountKey: f.serviceAccountKey,
       tenant: f.tenant,
+      authority: f.authority,
+      graphBaseUrl: f.graphBaseUrl,
       scopes: f.scopes,
       issuer: f.issuer,
       authorizationEndpoint: f.authorizationEndpoint,
@@ -155,9 +206,15 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
     };
   }
 
-  /** The submitted values to show again after an error: never the secret. */
+  /** The submitted values to show again after an error: never a credential. */
   function echo(req: Request): FormValues {
-    const { clientSecret: _s, _csrf: _c, ...rest } = (req.body ?? {}) as Record<string, unknown>;
+    const {
+      clientSecret: _s,
+      clientCertificate: _cc,
+      serviceAccountKey: _k,
+      _csrf: _c,
+      ...rest
+    } = (req.body ?? {}) as Record<string, unknown>;
     return { ...rest, googleInTesting: rest.googleInTesting === 'on' };
   }
 
@@ -165,7 +222,7 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
     const list = (await integrations.list()).map((d) => integrations.view(d));
     const warnings = await deps.warnings();
     renderPage(res, eta, 'oauth-integrations', {
-      title: 'OAuth 2.0 integrations',
+      title: (res.locals.t as (key: string) => string)('integrations.title'),
       integrations: list,
       warnings,
       redirectUri: integrations.redirectUri,
@@ -179,7 +236,12 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
   router.post('/admin/oauth-integrations', auth.page('sysadmin'), async (req, res) => {
     try {
       const doc = await integrations.create(formInput(req), actorOf(res), req.ip);
-      setFlash(req, 'ok', `Integration "${doc.value.name}" added. Register the redirect URI at the provider.`);
+      const delegated = (doc.value.grantType ?? 'authorization_code') === 'authorization_code';
+      setFlash(
+        req,
+        'ok',
+        tr(res, delegated ? 'integrations.flash.addedRedirect' : 'integrations.flash.added', { name: doc.value.name }),
+      );
       res.redirect(303, `/admin/oauth-integrations/${doc.id}`);
     } catch (err) {
       const errors = formErrors(err);
@@ -198,7 +260,7 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
     const current = await integrations.get(id);
     try {
       const doc = await integrations.update(id, formInput(req), actorOf(res), req.ip);
-      setFlash(req, 'ok', `Integration "${doc.value.name}" updated.`);
+      setFlash(req, 'ok', tr(res, 'integrations.flash.updated', { name: doc.value.name }));
       res.redirect(303, `/admin/oauth-integrations/${id}`);
     } catch (err) {
       const errors = formErrors(err);
@@ -211,17 +273,17 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
     const id = parseId(req);
     const current = await integrations.get(id);
     try {
-      const input = parseInput(rotateForm, req.body);
+      const { expiresAt, ...credentials } = parseInput(rotateForm, req.body);
       const result = await deps.rotateClientSecret(
         id,
-        { clientSecret: input.clientSecret, expiresAt: input.expiresAt ?? null },
+        { ...credentials, expiresAt: expiresAt ?? null },
         actorOf(res),
         req.ip,
       );
       setFlash(
         req,
         'ok',
-        `The new client secret was proven with a ${result.provenWith === 'refresh_token' ? 'token refresh' : 'client credentials request'} and is now in use.`,
+        tr(res, 'integrations.rotate.done', { proof: tr(res, `integrations.proof.${result.provenWith}`) }),
       );
       res.redirect(303, `/admin/oauth-integrations/${id}`);
     } catch (err) {
@@ -233,8 +295,18 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
 
   router.post('/admin/oauth-integrations/:id/delete', auth.page('sysadmin'), async (req, res) => {
     const id = parseId(req);
+    const current = await integrations.get(id);
+    if (
+      !confirmed(req, res, eta, {
+        title: tr(res, 'integrations.delete.button'),
+        question: tr(res, 'integrations.delete.question', { name: current.value.name }),
+        consequence: tr(res, 'integrations.delete.consequence'),
+        cancelHref: `/admin/oauth-integrations/${id}`,
+      })
+    )
+      return;
     await integrations.delete(id, actorOf(res), req.ip);
-    setFlash(req, 'ok', 'Integration deleted.');
+    setFlash(req, 'ok', tr(res, 'integrations.flash.deleted'));
     res.redirect(303, '/admin/oauth-integrations');
   });
 
@@ -267,7 +339,10 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
       name: v.name,
       provider: v.provider,
       clientId: v.clientId,
+      grantType: v.grantType,
       tenant: v.tenant ?? undefined,
+      authority: v.authority ?? undefined,
+      graphBaseUrl: v.graphBaseUrl ?? undefined,
       scopes: v.scopes,
       issuer: v.issuer ?? undefined,
       authorizationEndpoint: v.authorizationEndpoint ?? undefined,
@@ -287,11 +362,11 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
 
   router.post('/api/v1/oauth-integrations/:id/rotate-secret', auth.api('admin'), async (req, res) => {
     const id = parseId(req);
-    const body = parseInput(rotateBody, req.body);
+    const { expiresAt, ...credentials } = parseInput(rotateBody, req.body);
     await integrations.get(id);
     const result = await deps.rotateClientSecret(
       id,
-      { clientSecret: body.clientSecret, expiresAt: body.expiresAt ?? null },
+      { ...credentials, expiresAt: expiresAt ?? null },
       actorOf(res),
       req.ip,
     );

@@ -10,6 +10,7 @@ import { AppError } from '../errors.js';
 import type { SessionsAndLimits } from '../store/sessions.js';
 import { createAnonymousCsrf } from './anonymous-csrf.js';
 import { isApiRequest } from './api-path.js';
+import { translatorFor } from './language.js';
 
 /**
  * Browser sessions and CSRF. express-session keeps the session in the store's session store (Redis via
@@ -32,7 +33,7 @@ declare module 'express-session' {
     generation?: number;
     /** The user's session epoch at login; a new password or a disabled account raises it and ends this session. */
     userEpoch?: number;
-    flash?: { kind: 'ok' | 'error'; message: string };
+    flash?: { kind: 'ok' | 'error' | 'warning'; message: string };
   }
 }
 
@@ -89,7 +90,7 @@ export async function endUserSession(req: Request, res: Response, config: Config
   });
 }
 
-export function setFlash(req: Request, kind: 'ok' | 'error', message: string): void {
+export function setFlash(req: Request, kind: 'ok' | 'error' | 'warning', message: string): void {
   req.session.flash = { kind, message };
 }
 
@@ -150,7 +151,7 @@ export function createSessionLayer(deps: SessionLayerDeps): RequestHandler[] {
     if (!user) {
       // Start over with an empty session rather than keep a stale login in the store.
       await promisify((cb) => req.session.regenerate(cb));
-      setFlash(req, 'error', 'Your session has ended. Log in again.');
+      setFlash(req, 'error', translatorFor(req)('login.sessionEnded'));
       return next();
     }
     if (t - lastSeenAt >= touchEveryMs) req.session.lastSeenAt = t;

@@ -4,16 +4,23 @@ import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { AuditLog } from '../admin/audit.js';
 import type { FirstAdminSetup } from '../admin/first-admin-setup.js';
 import type { SessionGeneration } from '../admin/sessions.js';
-import { isAppError } from '../errors.js';
+import { MIN_PASSWORD_LENGTH } from '../admin/users.js';
+import { isAppError, type ErrorDetail } from '../errors.js';
+import type { Translate } from '../i18n/i18n.js';
+import { fieldErrors } from './form-errors.js';
 import type { Clock, WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { startUserSession } from './session.js';
 import { formText, parseInput } from './validate.js';
 
 const setupForm = z.object({
-  code: formText(z.string().max(200)).optional(),
-  email: formText(z.email({ error: 'enter an email address' })),
-  password: z.string().min(12, 'must be at least 12 characters').max(1024),
+  code: formText(z.string().max(200).optional()),
+  email: formText(z.email({ error: (issue) => (issue.input === undefined ? 'form.required' : 'form.email') })),
+  password: z
+    .string({ error: 'form.required' })
+    .min(1, 'form.required')
+    .min(MIN_PASSWORD_LENGTH, 'form.tooShort')
+    .max(1024, 'form.tooLong'),
 });
 
 /** /setup: the first sysadmin, for whoever holds the one-time code in the data folder (embedded store only). */
@@ -30,20 +37,18 @@ export function setupRouter({ eta }: WebContext, deps: SetupRouterDeps): Router 
   const { setup, attempts } = deps;
   const router = Router();
 
-  function show(
-    res: Response,
-    data: { email?: string; error?: string; details?: { field: string; message: string }[] },
-    status = 200,
-  ): void {
+  function show(res: Response, data: { email?: string; error?: string; details?: ErrorDetail[] }, status = 200): void {
+    const t = res.locals.t as Translate;
     renderPage(
       res,
       eta,
       'setup',
       {
-        title: 'Set up mailgate',
+        title: t('setup.title'),
         email: data.email ?? '',
         error: data.error ?? null,
-        details: data.details ?? [],
+        fieldErrors: fieldErrors(t, data.details ?? [], MIN_PASSWORD_LENGTH),
+        minLength: MIN_PASSWORD_LENGTH,
         codeFile: 'first-admin-code.txt',
       },
       status,
@@ -67,7 +72,7 @@ export function setupRouter({ eta }: WebContext, deps: SetupRouterDeps): Router 
       await attempts.consume(req.ip ?? 'unknown');
     } catch (err) {
       if (err instanceof Error) throw err;
-      show(res, { error: 'Too many attempts; wait 15 minutes and try again.' }, 429);
+      show(res, { error: (res.locals.t as Translate)('setup.tooMany') }, 429);
       return;
     }
     const raw = req.body as Record<string, unknown>;
@@ -78,7 +83,11 @@ export function setupRouter({ eta }: WebContext, deps: SetupRouterDeps): Router 
       if (!isAppError(err)) throw err;
       show(
         res,
-        { email: typeof raw.email === 'string' ? raw.email : '', error: 'Fix the fields below.', details: err.details },
+        {
+          email: typeof raw.email === 'string' ? raw.email : '',
+          error: (res.locals.t as Translate)('setup.fix'),
+          details: err.details,
+        },
         400,
       );
       return;
@@ -105,7 +114,17 @@ export function setupRouter({ eta }: WebContext, deps: SetupRouterDeps): Router 
         ip: req.ip,
         detail: { reason: err.code },
       });
-      show(res, { email: form.email, error: err.message, details: err.details }, err.status);
+      const t = res.locals.t as Translate;
+      const error =
+        err.code === 'forbidden'
+          ? t('setup.wrongCode')
+          : err.code === 'already_exists'
+            ? t('setup.exists')
+            : err.details.length
+              ? t('setup.fix')
+              : t(`error.${err.code}`);
+      const details = err.code === 'forbidden' ? [{ field: 'code', message: 'form.invalid' }] : err.details;
+      show(res, { email: form.email, error, details }, err.status);
     }
   });
 

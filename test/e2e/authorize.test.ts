@@ -140,9 +140,15 @@ describe.skipIf(!chromiumPathForTests())('Authorize in a real browser (Microsoft
 
   it('Disconnect deletes the tokens and says Microsoft has no revocation endpoint', async () => {
     await page.goto(`${baseUrl}/admin/smtp-servers/${serverId}`);
+    // A confirmation step first (without JavaScript), then the disconnect.
+    await Promise.all([
+      page.waitForURL(`${baseUrl}/admin/smtp-servers/${serverId}/disconnect`),
+      page.getByRole('button', { name: 'Disconnect' }).click(),
+    ]);
+    expect(await page.locator('#confirm-question').textContent()).toContain('Disconnect the authorized mailbox');
     await Promise.all([
       page.waitForURL(`${baseUrl}/admin/smtp-servers/${serverId}`),
-      page.getByRole('button', { name: 'Disconnect' }).click(),
+      page.getByRole('button', { name: 'Confirm' }).click(),
     ]);
     const flash = await page.getByRole('status').first().textContent();
     expect(flash).toContain('Disconnected alice@example.test');

@@ -52,6 +52,8 @@ export interface TestAppOptions {
   passwordHashing?: ServiceBase['passwordHashing'];
   /** Test seams of the services (timings of the OAuth scheduler, the mail queue, notifications). */
   seams?: Pick<ServiceBase, 'oauthTuning' | 'notifyTuning' | 'mail'>;
+  /** Extra trusted CAs for SMTP TLS (a test SMTP server with implicit TLS). */
+  tlsCa?: string[];
 }
 
 export interface TestApp {
@@ -209,6 +211,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     passwordHashing: options.passwordHashing ?? TEST_SCRYPT,
     ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}),
     ...options.seams,
+    ...(options.tlsCa ? { mail: { ...options.seams?.mail, tlsCa: options.tlsCa } } : {}),
   });
   const app = createApp(services);
   const server = http.createServer(app);

@@ -301,7 +301,7 @@ describe('SMTP server form: input names equal the JSON field names', () => {
     for (const f of [...DESIGN_FIELDS, 'serviceProvider']) expect(names, f).toContain(f);
     expect(names).not.toContain('changePassword');
     expect(selectOptions(form, 'serviceProvider')).toEqual(['custom', 'gmail', 'yahoo', 'microsoft']);
-    expect(selectOptions(form, 'protocol')).toEqual(['smtp', 'smtps']);
+    expect(selectOptions(form, 'protocol')).toEqual(['smtp', 'smtps', 'graph', 'gmail_api']);
     expect(selectOptions(form, 'authMethod')).toEqual(['none', 'basic', 'oauth2']);
     expect(buttonTexts(form)).toContain('Add');
     expect(buttonTexts(form)).not.toContain('Update');
@@ -414,7 +414,7 @@ describe('SMTP server form: input names equal the JSON field names', () => {
       authMethod: 'none',
     });
     expect(r.res.status).toBe(400);
-    expect(r.text).toContain('<code>port</code>');
+    expect(r.text).toContain('<a href="#port">SMTP port</a>');
     expect((await api('GET', '/api/v1/smtp-servers', adminKey)).body.items).toHaveLength(before.length);
   });
 
@@ -1092,8 +1092,10 @@ describe('JSON API: routes, 201 with id, error shape', () => {
 
   it('the Test connection button shows the transcript on the page, secrets masked', async () => {
     await sysadmin.get(`/admin/smtp-servers/${relayId}`);
-    const r = await sysadmin.postForm(`/admin/smtp-servers/${relayId}/test`);
-    expect(r.res.status).toBe(200);
+    // Post/redirect/get: the result is shown once by the server page it redirects to.
+    const posted = await sysadmin.postForm(`/admin/smtp-servers/${relayId}/test`);
+    expect(posted.res.status).toBe(303);
+    const r = await sysadmin.get(posted.res.headers.get('location')!);
     expect(r.text).toContain('id="transcript"');
     expect(r.text).not.toContain(RELAY_PASSWORD);
     expect(r.text).not.toContain(Buffer.from(`\0relay\0${RELAY_PASSWORD}`).toString('base64'));
@@ -1295,7 +1297,11 @@ describe('roles: sysadmin configures, admin only switches outgoing mail and read
   it('admin switches outgoing mail off: a new message is held; switched on, it is sent', async () => {
     const list = await admin.get('/admin/smtp-servers');
     expect(buttonTexts(list.text)).toContain('Disable outgoing mail');
-    const off = await admin.postForm('/admin/smtp-servers/outgoing', { enabled: 'false' });
+    // Disabling asks for confirmation first (a page with Confirm); only the confirmed post acts.
+    const ask = await admin.postForm('/admin/smtp-servers/outgoing', { enabled: 'false' });
+    expect(ask.res.status).toBe(200);
+    expect(buttonTexts(ask.text)).toContain('Confirm');
+    const off = await admin.postForm('/admin/smtp-servers/outgoing', { enabled: 'false', confirmed: 'yes' });
     expect(off.res.status).toBe(303);
     try {
       const r = await api('POST', '/api/v1/messages', sendKey, { to: 'held@example.net', subject: 'Held', text: 't' });
@@ -1571,7 +1577,9 @@ describe.skipIf(!redisUrlForTests())(
       expect(queued.status).toBe(202);
       await waitForStatus(queued.body.id as string, 'sent', 10_000, a, key);
 
-      expect((await onA.postForm('/admin/smtp-servers/outgoing', { enabled: 'false' })).res.status).toBe(303);
+      expect(
+        (await onA.postForm('/admin/smtp-servers/outgoing', { enabled: 'false', confirmed: 'yes' })).res.status,
+      ).toBe(303);
       const held = await api(
         'POST',
         '/api/v1/messages',

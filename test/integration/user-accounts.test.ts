@@ -59,21 +59,23 @@ describe("changing one's own password (file store)", () => {
       newPasswordAgain: newPassword,
     });
     expect(wrong.res.status).toBe(400);
-    expect(wrong.text).toContain('<code>currentPassword</code>');
+    expect(wrong.text).toContain('id="currentPassword-error"');
+    expect(wrong.text).toContain('This is not your current password.');
+    expect(wrong.text).toMatch(/id="currentPassword"[^>]*aria-invalid="true" aria-describedby="currentPassword-error"/);
     const mismatch = await here.postForm('/account/password', {
       currentPassword: password,
       newPassword,
       newPasswordAgain: `${newPassword}x`,
     });
     expect(mismatch.res.status).toBe(400);
-    expect(mismatch.text).toContain('<code>newPasswordAgain</code>');
+    expect(mismatch.text).toContain('id="newPasswordAgain-error"');
     const short = await here.postForm('/account/password', {
       currentPassword: password,
       newPassword: 'short',
       newPasswordAgain: 'short',
     });
     expect(short.res.status).toBe(400);
-    expect(short.text).toContain('<code>newPassword</code>');
+    expect(short.text).toContain('Use 12 characters or more.');
     // Nothing changed so far: the other session still works, the old password still logs in.
     expect((await elsewhere.fetch('/admin/audit')).status).toBe(200);
     expect(await loginStatus(app, email, password)).toBe(303);

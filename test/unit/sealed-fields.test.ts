@@ -4,6 +4,7 @@ import { SERVERS } from '../../src/mail/servers.js';
 import { TRANSACTIONS } from '../../src/tokens/authorize.js';
 import { INTEGRATIONS } from '../../src/oauth/integrations.js';
 import { GRANTS } from '../../src/tokens/grants.js';
+import { SUBMISSION_TLS } from '../../src/submission/certificate.js';
 
 describe('the registry of sealed fields', () => {
   it('names the collections the services really write their secrets to', () => {
@@ -14,6 +15,7 @@ describe('the registry of sealed fields', () => {
         { collection: GRANTS, path: 'tokens.accessToken' },
         { collection: GRANTS, path: 'tokens.refreshToken' },
         { collection: TRANSACTIONS, path: 'codeVerifier' },
+        { collection: SUBMISSION_TLS, path: 'key' },
       ]),
     );
   });

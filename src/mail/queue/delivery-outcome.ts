@@ -8,7 +8,9 @@ import { errorOf, type HeldReason, type MessageDoc, type RecipientResult } from 
  * randomness of its own, so every rule below is checked by a table of cases (delivery-outcome.test.ts).
  *
  *   sent                        accepted by the server → sent, per-recipient results, the body dropped
- *   temporary failure           (4xx, network, timeout) → deferred with backoff; failed after maxAttempts
+ *   temporary failure           (4xx, network, timeout) → deferred with backoff (or the provider's Retry-After
+ *                               when later); failed after maxAttempts
+ *   rate limited (API 429/quota) → deferred until the provider's time, no attempt counted
  *   permanent failure (5xx)     → failed at once, with the reply
  *   credentials rejected        → held (server_paused), the server to be paused, no attempt counted
  *   server deleted              → failed; outgoing mail off or server paused → held, nothing tried
@@ -104,10 +106,11 @@ export function deliveryOutcome(message: MessageDoc, attempt: DeliveryAttempt, o
     // The body has done its job: it is not kept at rest for the retention period (nothing shows or resends it).
     const { text: _text, html: _html, ...delivered } = message.input;
     const recipients = acceptedRecipients(message, attempt.result);
+    const { mime: _mime, ...kept } = tried;
     return {
       status: 'sent',
       value: {
-        ...tried,
+        ...kept,
         input: delivered,
         status: 'sent',
         recipients,
@@ -127,6 +130,14 @@ export function deliveryOutcome(message: MessageDoc, attempt: DeliveryAttempt, o
     };
   }
   const recipients = recipientsAfterError(message, attempt.error);
+  if (d.throttled) {
+    // A provider's rate limit or quota is not the message's fault: it keeps its attempts and waits for the time given.
+    const nextAttemptAt = d.retryAt ?? now + backoffDelay(attempts, options.backoff, options.random);
+    return {
+      status: 'deferred',
+      value: { ...tried, attempts: message.attempts, status: 'deferred', lastError: errorOf(d, now), nextAttemptAt },
+    };
+  }
   if (d.class === 'permanent')
     return {
       status: 'failed',
@@ -144,7 +155,8 @@ export function deliveryOutcome(message: MessageDoc, attempt: DeliveryAttempt, o
       },
     };
   }
-  const nextAttemptAt = now + backoffDelay(attempts, options.backoff, options.random);
+  // A provider's Retry-After (503 with a time) wins over the backoff when it is later.
+  const nextAttemptAt = Math.max(now + backoffDelay(attempts, options.backoff, options.random), d.retryAt ?? 0);
   return {
     status: 'deferred',
     value: { ...tried, status: 'deferred', recipients, lastError: errorOf(d, now), nextAttemptAt },

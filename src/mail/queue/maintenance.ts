@@ -2,6 +2,7 @@ import type { Clock } from '../../clock.js';
 import type { Logger } from '../../log.js';
 import { VersionConflictError, type Doc, type Store } from '../../store/store.js';
 import { buildCountersOnRedis, PlaceTally, readPlaceCounters, saveFileStoreCount } from '../queue-limits.js';
+import { HourTally } from './hourly.js';
 import {
   ALL,
   HELD_INDEX,
@@ -56,11 +57,13 @@ export function createQueueMaintenance(deps: {
     let changed = 0;
     const live = new Set<string>();
     const places = new PlaceTally();
+    const hourly = new HourTally();
     const counted = await readPlaceCounters(store);
     for (const doc of await store.list<MessageDoc>(MESSAGES)) {
       const m = doc.value;
       live.add(doc.id);
       places.add(m);
+      hourly.add(m);
       const target = indexOf(m.status);
       const score = target === MAIL_QUEUE ? Math.max(now, m.nextAttemptAt ?? now) : indexScore(m, keepSentMs);
       if (target === MAIL_QUEUE) waiting++;
@@ -83,6 +86,7 @@ export function createQueueMaintenance(deps: {
     }
     // The file store keeps counters in memory only: they are counted here, with the data folder locked to us.
     await saveFileStoreCount(store, places, counted);
+    await hourly.save(store);
     if (changed) log.info({ waiting, changed }, 'mail indexes brought in line with the messages at start');
   }
 

@@ -1,6 +1,7 @@
 import { AppError } from '../../errors.js';
 import type { Doc, Store } from '../../store/store.js';
 import { placeChanges, type QueueLimits } from '../queue-limits.js';
+import { hourlyChanges } from './hourly.js';
 import { indexMoves, MESSAGES, type MessageDoc, type MessageStatus } from './model.js';
 
 /** The message documents: reads, and writes that keep the status indexes and the queue's counters in step. */
@@ -26,7 +27,10 @@ export function createMessages(deps: { store: Store; limits: QueueLimits; keepSe
       return store.put(MESSAGES, id, value, {
         ifVersion: version,
         ...(from !== undefined
-          ? { schedule: indexMoves(from, value, keepSentMs), count: placeChanges(from, value, limits) }
+          ? {
+              schedule: indexMoves(from, value, keepSentMs),
+              count: [...placeChanges(from, value, limits), ...hourlyChanges(value)],
+            }
           : {}),
       });
     },

@@ -76,7 +76,18 @@ export interface MessageDoc {
   smtpResponse: string | null;
   /** Bytes counted against MAILGATE_QUEUE_MAX_BYTES (absent on messages written before the limit existed). */
   size?: number;
+  /** The door it came in by; absent on messages written before there were two (they came from the API). */
+  source?: MessageSource;
+  /**
+   * A message kept as submitted (the SMTP front): the whole MIME message, base64, sent as it is to the recipients'
+   * addresses. `input` then holds only what is shown (subject, recipients). Dropped once the message is sent.
+   */
+  mime?: string;
+  /** The MIME message has octets above 127: it goes upstream with BODY=8BITMIME where the server offers it. */
+  eightBit?: boolean;
 }
+
+export type MessageSource = 'api' | 'smtp';
 
 export interface QueueOptions {
   concurrency: number;

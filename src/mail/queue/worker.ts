@@ -178,7 +178,17 @@ export function createWorkers(deps: WorkerDeps): Workers {
       markTimer.cancel();
       if (marking) await marking;
     };
-    const composed = composeMessage(m.input, server, deps.fromFormat);
+    // A message kept as submitted goes out as it is, from the server's address to the recipients of its envelope.
+    const composed = m.mime
+      ? {
+          raw: Buffer.from(m.mime, 'base64'),
+          envelope: {
+            from: server.fromAddress,
+            to: m.recipients.map((r) => r.address),
+            ...(m.eightBit ? { use8BitMime: true } : {}),
+          },
+        }
+      : composeMessage(m.input, server, deps.fromFormat);
     const fromDomain = server.fromAddress.slice(server.fromAddress.lastIndexOf('@') + 1);
     let attempt: DeliveryAttempt;
     try {

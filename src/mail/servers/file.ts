@@ -15,8 +15,9 @@ const fileServer = z.strictObject({
   description: z.string().max(500).nullable().optional(),
   fromAddress: emailAddress,
   emailPrefix: headerText(60, 'emailPrefix').nullable().optional(),
-  protocol: z.enum(['smtp', 'smtps']).default('smtp'),
-  host: hostName,
+  protocol: z.enum(['smtp', 'smtps', 'graph', 'gmail_api']).default('smtp'),
+  // Not used by graph and gmail_api (checkServer requires it for SMTP).
+  host: hostName.optional(),
   port: z.number().int().min(1).max(65535).nullable().optional(),
   timeoutMs: z.number().int().max(3_600_000).nullable().optional(),
   rateLimitPerMinute: z.number().int().min(1).max(100_000).nullable().optional(),
@@ -24,6 +25,7 @@ const fileServer = z.strictObject({
   authMethod: z.enum(['none', 'basic', 'oauth2']).default('none'),
   oauthIntegrationId: z.string().nullable().optional(),
   username: z.string().max(254).nullable().optional(),
+  sendAs: z.array(emailAddress).max(50).optional(),
   passwordEnv: z
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
@@ -83,7 +85,7 @@ export function loadServersFile(
       emailPrefix: s.emailPrefix ?? null,
       serviceProvider: 'custom',
       protocol: s.protocol,
-      host: s.host,
+      host: s.host ?? '',
       port: s.port ?? null,
       timeoutMs: s.timeoutMs ?? null,
       rateLimitPerMinute: s.rateLimitPerMinute ?? null,
@@ -91,6 +93,7 @@ export function loadServersFile(
       authMethod: s.authMethod,
       oauthIntegrationId: s.oauthIntegrationId ?? null,
       username: s.username ?? null,
+      sendAs: s.sendAs ?? [],
       password: null,
       passwordVersion: 1,
       createdAt: new Date(0).toISOString(),

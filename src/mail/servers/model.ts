@@ -22,7 +22,14 @@ export const SETTINGS_MESSAGE = '#settings';
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 export type ServiceProvider = 'custom' | 'gmail' | 'yahoo' | 'microsoft';
-export type Protocol = 'smtp' | 'smtps';
+/** `graph` (Microsoft Graph sendMail) and `gmail_api` (Gmail messages.send) send over HTTPS: host and port are not used. */
+export type Protocol = 'smtp' | 'smtps' | 'graph' | 'gmail_api';
+export type SmtpProtocol = 'smtp' | 'smtps';
+export type ApiProtocol = 'graph' | 'gmail_api';
+
+export function isApiProtocol(protocol: string): protocol is ApiProtocol {
+  return protocol === 'graph' || protocol === 'gmail_api';
+}
 export type AuthMethod = 'none' | 'basic' | 'oauth2';
 
 /** The stored document. */
@@ -42,6 +49,8 @@ export interface SmtpServerDoc {
   authMethod: AuthMethod;
   oauthIntegrationId: string | null;
   username: string | null;
+  /** Further addresses this server may send as (shared mailboxes, send-as rights); absent on older documents. */
+  sendAs?: string[];
   /** Sealed; null when none. */
   password: string | null;
   /** Grows whenever the password changes (part of the transport fingerprint). */
@@ -95,12 +104,17 @@ export interface ResolvedServer {
   authMethod: AuthMethod;
   oauthIntegrationId: string | null;
   username: string | null;
+  /** Addresses beside fromAddress and username that the server may send as. */
+  sendAs?: string[];
   password: string | null;
   passwordVersion: number;
   ehloName: string | null;
+  /** A test of unsaved values runs under its own id; its OAuth grant is still the stored server's. */
+  grantServerId?: string;
 }
 
 export function defaultPort(protocol: Protocol): number {
+  if (isApiProtocol(protocol)) return 443;
   return protocol === 'smtps' ? 465 : 25;
 }
 
@@ -126,7 +140,7 @@ export function plaintextAuthProblem(s: {
   authMethod: AuthMethod;
   host: string;
 }): string | null {
-  if (s.authMethod === 'none' || s.protocol === 'smtps' || s.tls) return null;
+  if (s.authMethod === 'none' || s.protocol === 'smtps' || s.tls || isApiProtocol(s.protocol)) return null;
   if (isLoopbackHost(s.host)) return null;
   return 'authentication needs TLS: tick TLS (STARTTLS) or use protocol smtps; mailgate never sends credentials in plaintext except to a loopback host';
 }

@@ -76,3 +76,16 @@ export async function pausedServers(
   const views = await Promise.all(pauses.map((p) => deps.servers.get(p.id).catch(() => null)));
   return views.filter((v): v is SmtpServerView => v !== null && v.paused !== null);
 }
+
+/** The page functions of the servers service (kept here so the service stays small). */
+export function serverPages(
+  store: Pick<Documents, 'list'>,
+  service: () => Pick<SmtpServers, 'get' | 'fileServerIds'>,
+  fileServers: { keys(): Iterable<string> },
+): Pick<SmtpServers, 'fileServerIds' | 'paused' | 'page'> {
+  return {
+    fileServerIds: () => [...fileServers.keys()],
+    paused: (limit) => pausedServers({ store, servers: service() }, limit),
+    page: (options) => pageServers({ store, servers: service() }, options),
+  };
+}

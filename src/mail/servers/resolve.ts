@@ -43,6 +43,7 @@ export function resolvedServer(
     authMethod: doc.authMethod,
     oauthIntegrationId: doc.oauthIntegrationId,
     username: doc.username,
+    sendAs: doc.sendAs ?? [],
     password,
     passwordVersion: doc.passwordVersion,
     ehloName: eff.ehloName,

@@ -1,5 +1,6 @@
 import type { Actor } from '../../admin/types.js';
 import type { PauseDoc, ResolvedServer, SmtpServerView } from './model.js';
+import type { ServerPage } from './pages.js';
 import type { CreateServerInput, UpdateServerInput } from './validation.js';
 
 /** What the SMTP servers service (service.ts) offers the rest of mailgate. */
@@ -18,6 +19,8 @@ export interface AuditContext {
 
 export interface SmtpServers {
   list(): Promise<SmtpServerView[]>;
+  /** A page of servers in id order, optionally searched (pages.ts). */
+  page(options: { limit: number; cursor?: string | undefined; search?: string | undefined }): Promise<ServerPage>;
   /** Up to `limit` paused servers (read from the pauses, not from every server). */
   paused(limit: number): Promise<SmtpServerView[]>;
   /** Ids of the servers defined in MAILGATE_SMTP_SERVERS_FILE (read-only). */

@@ -7,6 +7,7 @@ import type { Logger } from '../../log.js';
 import type { Doc, Store } from '../../store/store.js';
 import { loadServersFile, type FileDefined } from './file.js';
 import {
+  isApiProtocol,
   SERVERS,
   SERVERS_CHANNEL,
   SETTINGS_MESSAGE,
@@ -17,7 +18,7 @@ import {
 import { presetRate, PROVIDER_PRESETS } from './presets.js';
 import { effectiveSettings, resolvedServer } from './resolve.js';
 import { createMailSettingsState, createServerPauses } from './state.js';
-import { pausedServers } from './pages.js';
+import { serverPages } from './pages.js';
 import type { AuditContext, SmtpServers } from './service-types.js';
 import { checkServer, invalid } from './validation.js';
 export type { AuditContext, MailSettingsView, SmtpServers } from './service-types.js';
@@ -103,7 +104,6 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
     return {
       id,
       ...rest,
-      rateLimitPerMinute: doc.rateLimitPerMinute ?? null,
       version,
       source,
       readOnly: source === 'file',
@@ -149,8 +149,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
   }
 
   const service: SmtpServers = {
-    fileServerIds: () => [...fileServers.keys()],
-    paused: (limit) => pausedServers({ store, servers: service }, limit),
+    ...serverPages(store, () => service, fileServers),
     async list() {
       const defaultId = await defaultServerId();
       const out: SmtpServerView[] = [];
@@ -172,7 +171,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
     async create(input, ctx) {
       const id = newServerId();
       const provider = input.serviceProvider ?? 'custom';
-      const preset = provider === 'custom' ? null : PROVIDER_PRESETS[provider];
+      const preset = provider === 'custom' || isApiProtocol(input.protocol ?? '') ? null : PROVIDER_PRESETS[provider];
       const now = new Date().toISOString();
       const base = {
         name: input.name,
@@ -189,6 +188,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
         authMethod: input.authMethod ?? 'none',
         oauthIntegrationId: input.authMethod === 'oauth2' ? (input.oauthIntegrationId ?? null) : null,
         username: input.username ?? null,
+        sendAs: input.sendAs ?? [],
       } satisfies Partial<SmtpServerDoc>;
       const password = base.authMethod === 'basic' ? (input.password ?? null) : null;
       checkServer({ ...base, password });
@@ -234,6 +234,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       set('authMethod', input.authMethod);
       set('oauthIntegrationId', input.oauthIntegrationId);
       set('username', input.username);
+      if (input.sendAs && input.sendAs.join() !== (before.sendAs ?? []).join()) set('sendAs', input.sendAs);
       if (next.authMethod !== 'oauth2') next.oauthIntegrationId = null;
       let newPassword: string | null | undefined;
       if (input.changePassword) newPassword = input.password ?? null;

@@ -2,7 +2,7 @@ import net from 'node:net';
 import { z } from 'zod';
 import { AppError, type ErrorDetail } from '../../errors.js';
 import { emailAddress, headerText } from '../compose.js';
-import { plaintextAuthProblem, type SmtpServerDoc } from './model.js';
+import { isApiProtocol, plaintextAuthProblem, type SmtpServerDoc } from './model.js';
 
 /** The server form and API input (create, update), and the cross-field rules every server must meet. */
 
@@ -25,9 +25,10 @@ const optionalCheckbox = z.preprocess(
 const common = {
   name: text(z.string().min(1, 'required').max(100, 'at most 100 characters')),
   description: nullableText(z.string().max(500, 'at most 500 characters')).optional(),
-  fromAddress: text(emailAddress),
+  // 'required' rather than zod's "expected string, received undefined" when the field is absent.
+  fromAddress: text(z.string('required').pipe(emailAddress)),
   emailPrefix: nullableText(headerText(60, 'emailPrefix')).optional(),
-  protocol: text(z.enum(['smtp', 'smtps'], 'choose smtp or smtps')).optional(),
+  protocol: text(z.enum(['smtp', 'smtps', 'graph', 'gmail_api'], 'choose smtp, smtps, graph or gmail_api')).optional(),
   host: text(hostName).optional(),
   port: numberOrNull(
     z
@@ -48,6 +49,19 @@ const common = {
   authMethod: text(z.enum(['none', 'basic', 'oauth2'], 'choose none, basic or oauth2')).optional(),
   oauthIntegrationId: nullableText(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid integration id')).optional(),
   username: nullableText(headerText(254, 'username')).optional(),
+  // A list in JSON; one address per line (or comma-separated) on the form.
+  sendAs: z
+    .preprocess(
+      (v) =>
+        typeof v === 'string'
+          ? v
+              .split(/[\s,]+/)
+              .map((a) => a.trim())
+              .filter(Boolean)
+          : v,
+      z.array(emailAddress).max(50, 'at most 50 addresses'),
+    )
+    .optional(),
   // Passwords are not trimmed: spaces can be part of them.
   password: z.preprocess((v) => (v === '' ? undefined : v), z.string().max(1024, 'at most 1024 characters').optional()),
   isDefault: optionalCheckbox,
@@ -74,7 +88,36 @@ export const updateServerInput = z.strictObject({
   ),
 });
 
+/**
+ * Test connection / Send test email on unsaved values: the create fields, all optional (an `id` fills the
+ * rest from the stored server, whose password is reused unless a new one is typed), plus `testRecipient`.
+ */
+// Blank form fields mean "not given" here (a test needs no name), so they are dropped before the checks.
+const withoutBlanks = (v: unknown) =>
+  v && typeof v === 'object' && !Array.isArray(v)
+    ? Object.fromEntries(Object.entries(v).filter(([, x]) => !(typeof x === 'string' && x.trim() === '')))
+    : v;
+
+export const testServerInput = z.preprocess(
+  withoutBlanks,
+  z.strictObject({
+    ...(Object.fromEntries(Object.entries(common).map(([k, v]) => [k, v.optional()])) as {
+      [K in keyof typeof common]: z.ZodOptional<(typeof common)[K]>;
+    }),
+    id: text(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid id')).optional(),
+    serviceProvider: text(
+      z.enum(['custom', 'gmail', 'yahoo', 'microsoft'], 'choose custom, gmail, yahoo or microsoft'),
+    ).optional(),
+    tls: optionalCheckbox,
+    changePassword: optionalCheckbox,
+    version: z.unknown().optional(),
+    // Blank is allowed here: only Send test email needs it, and says so by field.
+    testRecipient: text(emailAddress.optional()),
+  }),
+);
+
 export type CreateServerInput = z.output<typeof createServerInput>;
+export type TestServerInput = z.output<typeof testServerInput>;
 export type UpdateServerInput = z.output<typeof updateServerInput>;
 
 export function invalid(details: ErrorDetail[]): AppError {
@@ -87,7 +130,13 @@ export function invalid(details: ErrorDetail[]): AppError {
 /** Cross-field rules shared by create and update, on the merged result. */
 export function checkServer(doc: Omit<SmtpServerDoc, 'createdAt' | 'updatedAt' | 'passwordVersion'>): void {
   const details: ErrorDetail[] = [];
-  if (!doc.host) details.push({ field: 'host', message: 'required' });
+  const api = isApiProtocol(doc.protocol);
+  if (!doc.host && !api) details.push({ field: 'host', message: 'required' });
+  if (api && doc.authMethod !== 'oauth2')
+    details.push({
+      field: 'authMethod',
+      message: `${doc.protocol} sends with an OAuth 2.0 access token: choose oauth2 and an integration`,
+    });
   if (doc.authMethod === 'basic') {
     if (!doc.username) details.push({ field: 'username', message: 'required for basic authentication' });
     if (!doc.password) details.push({ field: 'password', message: 'required for basic authentication' });

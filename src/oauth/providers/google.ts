@@ -13,6 +13,12 @@ export const google: OAuthProvider = {
   revocationNote: null,
   issuer: (config) => config.MAILGATE_GOOGLE_ISSUER.replace(/\/+$/, ''),
   validate: () => [],
+  // Domain-wide delegation grants scopes to the service account; these are the ones each transport needs.
+  appOnly: {
+    grantType: 'service_account',
+    scope: (protocol) =>
+      protocol === 'gmail_api' ? 'https://www.googleapis.com/auth/gmail.send' : 'https://mail.google.com/',
+  },
   fields: (settings) => ({ googleInTesting: settings.googleInTesting === true }),
   diagnose(error, _description, settings) {
     if (error !== 'invalid_grant') return undefined;

@@ -2,7 +2,7 @@ import type { Config } from '../../config.js';
 import type { ErrorDetail } from '../../errors.js';
 import { custom } from './custom.js';
 import { google } from './google.js';
-import { microsoft } from './microsoft.js';
+import { microsoft, MICROSOFT_GRAPH_DEFAULT } from './microsoft.js';
 import type { OAuthProvider, ProviderFieldName, ProviderFields, ProviderSettings } from './types.js';
 
 /** The registry of providers: adding one means adding its module here, nothing else. */
@@ -41,6 +41,27 @@ export function authorizationExtras(kind: OAuthProviderKind): Record<string, str
   return { ...PROVIDERS[kind].authorizationExtras };
 }
 
+/** The app-only grant type a provider offers (client_credentials for Microsoft, service_account for Google), if any. */
+export function appOnlyGrantTypeOf(kind: OAuthProviderKind): 'client_credentials' | 'service_account' | undefined {
+  return PROVIDERS[kind].appOnly?.grantType;
+}
+
+/** The scope an app-only token needs for a server's protocol; unknown protocols are sent over SMTP. */
+export function appOnlyScope(
+  settings: ProviderSettings & { provider: OAuthProviderKind },
+  protocol: string | undefined,
+): string | undefined {
+  return PROVIDERS[settings.provider].appOnly?.scope(protocol, settings);
+}
+
+/** The Graph base URL of an integration: its own (a sovereign cloud), else the deployment's default. */
+export function graphBaseUrlFor(
+  settings: { graphBaseUrl?: string | null | undefined },
+  deploymentDefault: string = MICROSOFT_GRAPH_DEFAULT,
+): string {
+  return settings.graphBaseUrl ?? deploymentDefault;
+}
+
 /** What to do at the provider after Disconnect when it cannot be told, or null. */
 export function revocationNote(kind: OAuthProviderKind): string | null {
   return PROVIDERS[kind].revocationNote;
@@ -72,11 +93,13 @@ export function providerFields(kind: OAuthProviderKind, settings: ProviderSettin
     tokenEndpoint: null,
     revocationEndpoint: null,
     googleInTesting: false,
+    authority: null,
+    graphBaseUrl: null,
     ...PROVIDERS[kind].fields(settings),
   };
 }
 
-export { MICROSOFT_TENANT_EXPLANATION } from './microsoft.js';
+export { MICROSOFT_GRAPH_DEFAULT, MICROSOFT_TENANT_EXPLANATION } from './microsoft.js';
 export type {
   IdentityClaims,
   OAuthDiagnosis,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { providerFields, providerOf, PROVIDER_KINDS, validateProviderSettings } from './index.js';
+import { appOnlyScope, providerFields, providerOf, PROVIDER_KINDS, validateProviderSettings } from './index.js';
 
 describe('provider registry', () => {
   it('names every provider once, each with its own kind', () => {
@@ -38,6 +38,8 @@ describe('provider registry', () => {
       tokenEndpoint: null,
       revocationEndpoint: null,
       googleInTesting: true,
+      authority: null,
+      graphBaseUrl: null,
     });
     expect(providerFields('custom', { issuer: 'https://idp.example//' }).issuer).toBe('https://idp.example');
   });
@@ -48,5 +50,35 @@ describe('provider registry', () => {
     );
     expect(providerOf('microsoft').mailboxFromClaims?.({ preferredUsername: 'ann' })).toBeUndefined();
     expect('mailboxFromClaims' in providerOf('google')).toBe(false);
+  });
+
+  it('asks app-only tokens for the scope of the server protocol; unknown protocols count as SMTP', () => {
+    const ms = { provider: 'microsoft' as const, tenant: 't' };
+    expect(appOnlyScope(ms, 'smtp')).toBe('https://outlook.office365.com/.default');
+    expect(appOnlyScope(ms, 'something_new')).toBe('https://outlook.office365.com/.default');
+    expect(appOnlyScope(ms, 'graph')).toBe('https://graph.microsoft.com/.default');
+    const usGov = { ...ms, authority: 'https://login.microsoftonline.us', graphBaseUrl: 'https://graph.microsoft.us' };
+    expect(appOnlyScope(usGov, 'smtps')).toBe('https://outlook.office365.us/.default');
+    expect(appOnlyScope(usGov, 'graph')).toBe('https://graph.microsoft.us/.default');
+    expect(appOnlyScope({ provider: 'google' }, 'smtp')).toBe('https://mail.google.com/');
+    expect(appOnlyScope({ provider: 'google' }, 'gmail_api')).toBe('https://www.googleapis.com/auth/gmail.send');
+    expect(appOnlyScope({ provider: 'custom' }, 'smtp')).toBeUndefined();
+  });
+
+  it('sovereign clouds: a Microsoft authority and Graph URL, scheme and host only', () => {
+    const check = (authority: string) =>
+      validateProviderSettings('microsoft', { tenant: 'contoso.onmicrosoft.com', authority }, { allowInsecure: false });
+    expect(check('https://login.microsoftonline.us')).toEqual([]);
+    expect(check('http://login.microsoftonline.us').map((d) => d.field)).toEqual(['authority']);
+    expect(check('https://login.microsoftonline.us/tenant').map((d) => d.field)).toEqual(['authority']);
+    expect(
+      validateProviderSettings('google', { graphBaseUrl: 'https://graph.microsoft.us' }, { allowInsecure: false }),
+    ).toEqual([{ field: 'graphBaseUrl', message: 'only Microsoft integrations have a Graph base URL' }]);
+    expect(
+      providerOf('microsoft').issuer({ MAILGATE_MICROSOFT_AUTHORITY: 'https://login.microsoftonline.com' } as never, {
+        tenant: 't1',
+        authority: 'https://login.microsoftonline.us',
+      }),
+    ).toBe('https://login.microsoftonline.us/t1/v2.0');
   });
 });

@@ -22,6 +22,10 @@ export interface ProviderSettings {
   tokenEndpoint?: string | null | undefined;
   revocationEndpoint?: string | null | undefined;
   googleInTesting?: boolean | undefined;
+  /** Microsoft only: sovereign clouds (login.microsoftonline.us, login.chinacloudapi.cn); the environment's by default. */
+  authority?: string | null | undefined;
+  /** Microsoft only: the Graph base URL of that cloud (graph.microsoft.us, microsoftgraph.chinacloudapi.cn). */
+  graphBaseUrl?: string | null | undefined;
 }
 
 /** The provider-specific fields an integration stores; the ones a provider does not set stay empty. */
@@ -32,6 +36,8 @@ export interface ProviderFields {
   tokenEndpoint: string | null;
   revocationEndpoint: string | null;
   googleInTesting: boolean;
+  authority: string | null;
+  graphBaseUrl: string | null;
 }
 
 export type ProviderFieldName = keyof ProviderFields;
@@ -76,6 +82,14 @@ export interface OAuthProvider {
   ): OAuthDiagnosis | undefined;
   /** Problems of this integration the admin should hear about before mail stops. */
   warnings?(settings: ProviderSettings): ProviderWarning[];
+  /**
+   * App-only access (no user consent): the grant type this provider offers for it, and the scope a token
+   * needs to send over a server's protocol (`smtp`, `smtps`, `graph`, `gmail_api`; unknown ones count as SMTP).
+   */
+  readonly appOnly?: {
+    grantType: 'client_credentials' | 'service_account';
+    scope(protocol: string | undefined, settings: ProviderSettings): string;
+  };
   /** The mailbox when the ID token carries no `email` claim. */
   mailboxFromClaims?(claims: IdentityClaims): string | undefined;
 }

@@ -1,0 +1,21 @@
+import { startMailApiFake, type MailApiFake } from './mail-api.js';
+import type { FakeProvider } from './oidc-provider.js';
+
+/**
+ * Microsoft Graph as mailgate uses it: `POST /v1.0/users/{mailbox}/sendMail` with a base64 MIME body
+ * (text/plain), 202 with no body; `GET /v1.0/users/{mailbox}` needs User.Read (Mail.Send alone gets 403).
+ * Errors are `{error: {code, message}}`; send-as refusals are `ErrorSendAsDenied`.
+ */
+export function startGraphFake(provider: FakeProvider): Promise<MailApiFake> {
+  return startMailApiFake(provider, {
+    sendPath: /^\/v1\.0\/users\/([^/]+)\/sendMail$/,
+    profilePath: /^\/v1\.0\/users\/([^/]+)$/,
+    sendScope: 'https://graph.microsoft.com/Mail.Send',
+    readScopes: ['https://graph.microsoft.com/User.Read', 'User.Read'],
+    mimeOf: (body) => Buffer.from(body, 'base64').toString('utf8'),
+    okSend: () => ({ status: 202, body: '' }),
+    profile: (mailbox) => ({ mail: mailbox, userPrincipalName: mailbox }),
+    error: (fault, message) => ({ error: { code: fault.code ?? `Http${fault.status}`, message } }),
+    sendAsCode: 'ErrorSendAsDenied',
+  });
+}

@@ -1,0 +1,74 @@
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import nodemailer from 'nodemailer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testCertificate } from '../fakes/smtp-server.js';
+import { startSubmissionRig, type SubmissionRig } from '../fakes/submission-rig.js';
+
+/**
+ * MAILGATE_SUBMISSION_IMPLICIT_TLS with the operator's certificate (MAILGATE_SUBMISSION_TLS_CERT_FILE/_KEY_FILE):
+ * TLS from the first byte, that certificate presented (verified by the client against it as its CA), and mail
+ * delivered as with STARTTLS.
+ */
+
+let rig: SubmissionRig;
+let dir: string;
+let cert: string;
+
+beforeAll(async () => {
+  const pair = await testCertificate();
+  cert = pair.cert;
+  dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-submission-tls-'));
+  await writeFile(path.join(dir, 'cert.pem'), pair.cert);
+  await writeFile(path.join(dir, 'key.pem'), pair.key);
+  rig = await startSubmissionRig({
+    env: {
+      MAILGATE_SUBMISSION_IMPLICIT_TLS: 'true',
+      MAILGATE_SUBMISSION_TLS_CERT_FILE: path.join(dir, 'cert.pem'),
+      MAILGATE_SUBMISSION_TLS_KEY_FILE: path.join(dir, 'key.pem'),
+    },
+  });
+});
+afterAll(async () => {
+  await rig?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('implicit TLS with a configured certificate', () => {
+  it('presents the configured certificate from the first byte', async () => {
+    const socket = tls.connect({ host: '127.0.0.1', port: rig.port, ca: [cert] });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    expect(socket.authorized).toBe(true);
+    expect(socket.getPeerX509Certificate()!.fingerprint256).toBe(new X509Certificate(cert).fingerprint256);
+    const greeting = await new Promise<string>((resolve) => socket.once('data', (d: Buffer) => resolve(d.toString())));
+    expect(greeting).toMatch(/^220 /);
+    socket.destroy();
+  });
+
+  it('an app on port-465 settings sends through it', async () => {
+    const key = await rig.key();
+    const before = rig.sink.messages.length;
+    const client = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: rig.port,
+      secure: true,
+      tls: { ca: [cert] },
+      auth: { user: 'scanner', pass: key },
+    });
+    const info = await client.sendMail({
+      from: 'alice@example.test',
+      to: 'bob@example.test',
+      subject: 'scan',
+      text: 'x',
+    });
+    client.close();
+    expect(String(info.response)).toMatch(/^250 2\.0\.0 /);
+    await rig.sink.waitFor(before + 1);
+  });
+});
