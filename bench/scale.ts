@@ -220,7 +220,7 @@ async function timed(times: number, fn: () => Promise<Response>): Promise<number
     const t = performance.now();
     const res = await fn();
     await res.arrayBuffer();
-    if (res.status >= 400) throw new Error(`HTTP ${res.status} from ${res.url}`);
+    if (res.status >= 400) throw new Error(`HTTP ${res.status} after ${ms(performance.now() - t)}`);
     out.push(performance.now() - t);
   }
   return out;
@@ -254,12 +254,21 @@ async function runOne(backend: 'redis' | 'embedded', n: number, redisBinary: str
     const memAfter = client ? await usedMemory() : 0;
     await client?.quit();
 
+    const spawned = performance.now();
     const { child, next } = startInstance(env);
     const ready = await next('ready');
+    const readyWall = performance.now() - spawned;
+    log(`-- ${backend}, ${n} mailboxes`);
+    log(
+      `  ready ${ms(readyWall)} after the process was started (${ms(ready.readyMs!)} after its modules loaded); ` +
+        `RSS ${mb(ready.rss!)} (heap ${mb(ready.heap!)})`,
+    );
+    if (client) log(`  Redis: ${((memAfter - memBefore) / n / 1024).toFixed(2)} KB per mailbox (${mb(memAfter)} used)`);
     const base = `http://127.0.0.1:${ready.port}`;
     // A few requests first, as a load balancer's first probes would: the JIT is cold right after start.
     await timed(20, () => fetch(`${base}/readyz`));
     const readyz = await timed(200, () => fetch(`${base}/readyz`));
+    log(`  /readyz p50 ${ms(pct(readyz, 50))}, p99 ${ms(pct(readyz, 99))}`);
     const body = JSON.stringify({ serverId, to: 'customer@example.net', subject: 'bench', text: 'hello' });
     const post = await timed(200, () =>
       fetch(`${base}/api/v1/messages`, {
@@ -268,9 +277,9 @@ async function runOne(backend: 'redis' | 'embedded', n: number, redisBinary: str
         body,
       }),
     );
+    log(`  POST /api/v1/messages p50 ${ms(pct(post, 50))}, p99 ${ms(pct(post, 99))}`);
     const session = new HttpSession(base);
     await session.login(ADMIN.email, ADMIN.password);
-    const pages: string[] = [];
     for (const page of [
       '/admin/smtp-servers',
       '/admin/oauth-integrations',
@@ -280,26 +289,22 @@ async function runOne(backend: 'redis' | 'embedded', n: number, redisBinary: str
       '/admin/notifications',
       `/admin/smtp-servers/${serverId}`,
     ]) {
-      const first = await timed(1, () => session.fetch(page));
-      const rest = await timed(5, () => session.fetch(page));
-      pages.push(`${page} first ${ms(first[0]!)}, p99 ${ms(pct(rest, 99))}`);
+      try {
+        const first = await timed(1, () => session.fetch(page));
+        const rest = await timed(5, () => session.fetch(page));
+        log(`  ${page} first ${ms(first[0]!)}, p99 ${ms(pct(rest, 99))}`);
+      } catch (err) {
+        log(`  ${page} failed: ${(err as Error).message}`);
+      }
     }
     child.stdin!.write('hour\n');
     const hour = await next('hour');
     child.stdin!.write('exit\n');
     await new Promise((r) => child.once('exit', r));
-
-    log(`-- ${backend}, ${n} mailboxes`);
-    log(
-      `  ready after ${ms(ready.readyMs!)}; RSS after start ${mb(ready.rss!)} (heap ${mb(ready.heap!)}), after a simulated hour ${mb(hour.rss!)} (heap ${mb(hour.heap!)})`,
-    );
-    log(`  /readyz p50 ${ms(pct(readyz, 50))}, p99 ${ms(pct(readyz, 99))}`);
-    log(`  POST /api/v1/messages p50 ${ms(pct(post, 50))}, p99 ${ms(pct(post, 99))}`);
-    for (const p of pages) log(`  ${p}`);
+    log(`  after a simulated hour: RSS ${mb(hour.rss!)} (heap ${mb(hour.heap!)})`);
     log(
       `  scheduler: ${ms(hour.cpuMs!)} CPU per simulated hour (${hour.refreshed} refreshes due, ${ms(hour.wallMs!)} wall)`,
     );
-    if (client) log(`  Redis: ${((memAfter - memBefore) / n / 1024).toFixed(2)} KB per mailbox (${mb(memAfter)} used)`);
   } finally {
     redis?.kill('SIGKILL');
     await rm(dataDir, { recursive: true, force: true });

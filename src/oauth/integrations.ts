@@ -104,6 +104,11 @@ export class IntegrationService {
     return this.deps.store.list<IntegrationRecord>(INTEGRATIONS);
   }
 
+  /** A page in id order (`after` the last id of the previous page). */
+  page(options: { limit: number; after?: string | undefined }): Promise<Doc<IntegrationRecord>[]> {
+    return this.deps.store.list<IntegrationRecord>(INTEGRATIONS, { limit: options.limit, after: options.after });
+  }
+
   /** The integration, or null when there is none with this id. */
   async find(id: string): Promise<Doc<IntegrationRecord> | null> {
     return this.deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
