@@ -41,7 +41,7 @@ function translator(res: Response): Translate {
 }
 
 /** Servers offered by the queue page's server filter. */
-const SERVER_CHOICES = 200;
+const SERVER_CHOICES = 50;
 
 export function mailQueueRouter(
   { auth, eta }: WebContext,

@@ -6,6 +6,7 @@ import type { MailServices } from '../mail/service.js';
 import { messageInput } from '../mail/compose.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
+import { pageQuery } from './pagination.js';
 import { parseId, parseInput } from './validate.js';
 
 /**
@@ -15,6 +16,14 @@ import { parseId, parseInput } from './validate.js';
  */
 
 const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'expected 1-200 printable ASCII characters');
+
+const messagesQuery = pageQuery.extend({
+  status: z.enum(['queued', 'sending', 'sent', 'deferred', 'held', 'failed']).optional(),
+  serverId: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a server id')
+    .optional(),
+});
 
 export interface MessagesRouterDeps {
   mail: Pick<MailServices, 'queue' | 'servers'>;
@@ -46,6 +55,18 @@ export function messagesRouter({ auth }: WebContext, deps: MessagesRouterDeps): 
     const r = await deps.mail.queue.enqueue(input, { apiKeyId: actor.id, idempotencyKey: key });
     if (!r.created) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/api/v1/messages/${r.id}`).json({ id: r.id, status: r.status });
+  });
+
+  // The queue as a list (admin keys): newest first, filtered by status and server, a page at a time.
+  router.get('/api/v1/messages', auth.api('admin'), async (req, res) => {
+    const q = parseInput(messagesQuery, req.query);
+    const page = await deps.mail.queue.browse({
+      status: q.status,
+      serverId: q.serverId,
+      cursor: q.cursor,
+      limit: q.limit,
+    });
+    res.json({ items: page.items, ...(page.next ? { next: page.next } : {}) });
   });
 
   router.get('/api/v1/messages/:id', auth.api('send'), async (req, res) => {
