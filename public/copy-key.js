@@ -1,12 +1,14 @@
-// Copies the newly created API key to the clipboard (the page shows it only once).
+// Copy buttons of the API key page: a new key (shown only once) and the SMTP settings an app needs.
 document.addEventListener('DOMContentLoaded', function () {
-  var button = document.getElementById('copy-api-key');
-  if (!button) return;
-  button.addEventListener('click', function () {
-    var input = document.getElementById(button.getAttribute('data-copy'));
-    input.select();
-    var done = function () { button.textContent = 'Copied'; };
-    if (navigator.clipboard) navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand('copy'); done(); });
-    else { document.execCommand('copy'); done(); }
+  var buttons = document.querySelectorAll('button[data-copy]');
+  Array.prototype.forEach.call(buttons, function (button) {
+    button.addEventListener('click', function () {
+      var input = document.getElementById(button.getAttribute('data-copy'));
+      if (!input) return;
+      input.select();
+      var done = function () { button.textContent = button.getAttribute('data-copied') || button.textContent; };
+      if (navigator.clipboard) navigator.clipboard.writeText(input.value).then(done, function () { document.execCommand('copy'); done(); });
+      else { document.execCommand('copy'); done(); }
+    });
   });
 });

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
+import { KeyHandoff } from './admin/key-handoff.js';
 import type { Services } from './services.js';
 import { accountRouter } from './web/account.js';
 import { apiKeysRouter } from './web/api-keys.js';
@@ -19,8 +20,10 @@ import { languageMiddleware, languageRouter } from './web/language.js';
 import { loginRouter } from './web/login.js';
 import { setupRouter } from './web/setup.js';
 import { mailQueueRouter } from './web/mail-queue.js';
+import { messageBodyParsers } from './web/message-intake.js';
 import { messagesRouter } from './web/messages.js';
 import { notificationBanners, notificationsRouter } from './web/notifications.js';
+import { openApiRouter } from './web/openapi.js';
 import { createRenderer } from './web/render.js';
 import { createSessionLayer } from './web/session.js';
 import { serverTransportRouter } from './web/server-transport.js';
@@ -85,6 +88,12 @@ export function createApp(deps: AppDeps): Express {
   app.use('/static', express.static(publicDir, { index: false, maxAge: '1h' }));
   app.use(languageRouter({ secureCookies: config.secureCookies }));
   app.use(languageMiddleware());
+  const sendLimits = {
+    maxMessageBytes: config.MAILGATE_MAX_MESSAGE_BYTES,
+    maxBatchBytes: config.MAILGATE_MAX_BATCH_BYTES,
+  };
+  // The send API takes messages with attachments (up to these limits); the rest of /api keeps a small body.
+  app.use(messageBodyParsers(sendLimits));
   app.use('/api', express.json({ limit: '2mb', strict: true }));
   app.use(express.urlencoded({ extended: false, limit: '256kb', parameterLimit: 200 }));
 
@@ -107,7 +116,8 @@ export function createApp(deps: AppDeps): Express {
   const panel = { tokens: deps.tokens, integrations: deps.oauthIntegrations, warnings: oauthAdmin.warnings };
   app.use(outgoingMailBanner(mail.servers));
   // The send API first: the busiest route, so its requests do not walk every other router's routes.
-  app.use(messagesRouter(web, { mail, keyRates: deps.keyRates }));
+  app.use(messagesRouter(web, { mail, keyRates: deps.keyRates, limits: sendLimits }));
+  app.use(openApiRouter());
   app.use(loginRouter(web, { config, audit, loginGuard, sessionGeneration, clock }));
   app.use(accountRouter(web, { audit, loginGuard, users: deps.users, sessionGeneration, clock }));
   if (deps.firstAdminSetup) {
@@ -119,7 +129,9 @@ export function createApp(deps: AppDeps): Express {
     });
     app.use(setupRouter(web, { setup: deps.firstAdminSetup, audit, sessionGeneration, attempts, clock }));
   }
-  app.use(apiKeysRouter(web, { apiKeys: deps.apiKeys, servers: mail.servers }));
+  app.use(
+    apiKeysRouter(web, { apiKeys: deps.apiKeys, servers: mail.servers, handoff: new KeyHandoff(deps.keyring), config }),
+  );
   app.use(
     auditRouter(web, {
       audit,

@@ -51,6 +51,16 @@ describe('loadConfig', () => {
     expect(problems.join('\n')).toMatch(/MAILGATE_SESSION_SECRETS: required when REDIS_URL/);
   });
 
+  it('takes MAILGATE_REDIS_MODE single (default) or cluster, the latter only with REDIS_URL', () => {
+    expect(loadConfig({}).MAILGATE_REDIS_MODE).toBe('single');
+    expect(problemsOf({ MAILGATE_REDIS_MODE: 'sharded' }).join('\n')).toMatch(
+      /MAILGATE_REDIS_MODE: expected single or cluster/,
+    );
+    expect(problemsOf({ MAILGATE_REDIS_MODE: 'cluster' }).join('\n')).toMatch(
+      /MAILGATE_REDIS_MODE: cluster needs REDIS_URL/,
+    );
+  });
+
   it('refuses a From display-name format with an address-like character', () => {
     for (const format of ['{name} <alerts@example.com>', '"{name}"', '{name} at example@corp']) {
       expect(problemsOf({ MAILGATE_FROM_FORMAT: format }).join('\n'), format).toMatch(

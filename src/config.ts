@@ -130,6 +130,8 @@ const schema = z.object({
   REDIS_URL: z
     .url({ protocol: /^rediss?$/, error: 'expected redis://[user:password@]host:port[/db] or rediss://…' })
     .optional(),
+  // `cluster`: REDIS_URL names any node of a Redis Cluster (ioredis Cluster client, data keys under one hash tag); `single`: one Redis.
+  MAILGATE_REDIS_MODE: z.enum(['single', 'cluster'], { error: 'expected single or cluster' }).default('single'),
   // Prefix for every Redis key, so several deployments or test runs can share one Redis.
   MAILGATE_REDIS_PREFIX: z
     .string()
@@ -329,6 +331,8 @@ export function loadConfig(env: EnvSource = process.env): Config {
     if (resolved.MAILGATE_SESSION_SECRETS === undefined)
       problems.push('MAILGATE_SESSION_SECRETS: required when REDIS_URL is set (every instance must share the secrets)');
   }
+  if (resolved.MAILGATE_REDIS_MODE === 'cluster' && resolved.REDIS_URL === undefined)
+    problems.push('MAILGATE_REDIS_MODE: cluster needs REDIS_URL (any node of the cluster)');
   if ((resolved.MAILGATE_ADMIN_EMAIL === undefined) !== (resolved.MAILGATE_ADMIN_PASSWORD === undefined)) {
     problems.push('MAILGATE_ADMIN_EMAIL and MAILGATE_ADMIN_PASSWORD: set both or neither');
   }

@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   already_exists: { status: 409, message: 'A resource with that identity already exists.' },
   read_only: { status: 409, message: 'This resource is defined outside mailgate and cannot be changed here.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
+  message_too_large: { status: 413, message: 'The message is larger than MAILGATE_MAX_MESSAGE_BYTES allows.' },
   unsupported_media_type: { status: 415, message: 'Send a JSON body with Content-Type: application/json.' },
   rate_limited: { status: 429, message: 'Too many attempts; wait and try again.' },
   queue_full: { status: 429, message: 'The mail queue is full; try again later.' },

@@ -212,6 +212,38 @@ export class ApiKeyService {
     }
   }
 
+  /** Replaces a key's policy (an empty policy removes it); in force on the key's next request, on every instance. */
+  async setPolicy(id: string, policy: KeyPolicy, actor: Actor, ip?: string): Promise<ApiKeyView> {
+    const normalized = normalizePolicy(policy);
+    for (;;) {
+      const doc = await this.store.get<ApiKeyRecord>(API_KEYS, id);
+      if (!doc) throw new AppError('not_found', { message: 'No API key with that id.' });
+      const { policy: _old, ...rest } = doc.value;
+      const next: ApiKeyRecord = Object.keys(normalized).length > 0 ? { ...rest, policy: normalized } : rest;
+      try {
+        await this.store.put(API_KEYS, id, next, { ifVersion: doc.version });
+      } catch (err) {
+        // A concurrent last-used write; read again and retry.
+        if (!(err instanceof VersionConflictError)) throw err;
+        continue;
+      }
+      await this.audit.record({
+        actor,
+        action: 'api_key.update_policy',
+        target: `api_key:${id}`,
+        outcome: 'success',
+        ...(ip ? { ip } : {}),
+        detail: {
+          name: next.name,
+          serverId: normalized.serverId ?? null,
+          allowedFrom: normalized.allowedFrom ?? null,
+          rateLimitPerMinute: normalized.rateLimitPerMinute ?? null,
+        },
+      });
+      return this.view(next);
+    }
+  }
+
   /**
    * Creates a successor with the same name and scopes; the old key stays valid for `graceSeconds`
    * (0 = stops now) and then stops. Returns the new key (shown once) and the old key's new state.

@@ -1,6 +1,7 @@
 import { adminCommands } from './admin-commands.js';
 import { authorizeCommands } from './authorize.js';
 import { keysCommands } from './keys.js';
+import { redisClusterCommands } from './redis-cluster.js';
 import { tokensCommands } from './tokens.js';
 import type { CliCommand } from './types.js';
 import { usersCommands } from './users.js';
@@ -12,4 +13,5 @@ export const COMMANDS: readonly CliCommand[] = [
   ...usersCommands,
   ...tokensCommands,
   ...authorizeCommands,
+  ...redisClusterCommands,
 ];

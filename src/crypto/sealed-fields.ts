@@ -29,6 +29,8 @@ export const SEALED_FIELDS: readonly SealedField[] = [
   { collection: 'notify_channels', path: 'secret' },
   { collection: 'reconnect_transactions', path: 'codeVerifier' },
   { collection: 'submission_tls', path: 'key' },
+  // A new API key between the form's post and the page after its redirect (in the session store, not a document).
+  { collection: 'sessions', path: 'newApiKey' },
 ];
 
 type Visit = (sealed: string, field: string) => string;

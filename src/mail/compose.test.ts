@@ -51,10 +51,15 @@ describe('messageInput', () => {
     ).toBe(true);
     expect(messageInput.safeParse({ to: [...many, ...many], subject: 's', text: 't' }).success).toBe(false);
   });
-  it('needs text or html and rejects unknown fields (no headers)', () => {
+  it('needs text or html and rejects unknown fields and headers mailgate sets itself', () => {
     expect(messageInput.safeParse({ to: 'a@example.com', subject: 's' }).success).toBe(false);
+    expect(messageInput.safeParse({ to: 'a@example.com', subject: 's', text: 't', extra: 1 }).success).toBe(false);
     expect(
       messageInput.safeParse({ to: 'a@example.com', subject: 's', text: 't', headers: { 'X-A': '1' } }).success,
+    ).toBe(true);
+    expect(
+      messageInput.safeParse({ to: 'a@example.com', subject: 's', text: 't', headers: { Bcc: 'b@example.com' } })
+        .success,
     ).toBe(false);
     expect(messageInput.safeParse({ to: [], subject: 's', text: 't' }).success).toBe(false);
   });

@@ -1,10 +1,11 @@
 import { z } from 'zod';
+import { attachmentList, customHeaders, type AttachmentInput } from './attachments.js';
 import { deriveTextPart, htmlToText } from './html-text.js';
 
 /**
  * Turning an API request into exactly one SMTP message. Input is validated strictly and never passed on
  * as headers: the From header is built from the server's address, the subject gets the server's prefix,
- * recipients become an explicit envelope, and there is no way to supply raw or extra headers.
+ * recipients become an explicit envelope, and only the few custom headers of attachments.ts may be supplied.
  * Every message is multipart/alternative (text + html); the text part is derived from html if missing, once,
  * when the message is accepted (withTextPart), and stored with it.
  */
@@ -104,6 +105,8 @@ export const messageInput = z
         .refine((v) => !v.includes('\0'), 'html must not contain NUL')
         .optional(),
     ),
+    attachments: attachmentList.optional(),
+    headers: customHeaders.optional(),
   })
   .superRefine((v, ctx) => {
     if (v.text === undefined && v.html === undefined)
@@ -159,6 +162,10 @@ export interface ComposedMessage {
   subject: string;
   text: string;
   html: string;
+  /** Base64 content, as accepted; inline when `cid` is set. */
+  attachments?: AttachmentInput[];
+  /** Allowed custom headers only (attachments.ts). */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -189,6 +196,8 @@ export function composeMessage(input: MessageInput, sender: SenderSettings, from
     html,
   };
   if (input.replyTo) composed.replyTo = input.replyTo;
+  if (input.attachments?.length) composed.attachments = input.attachments;
+  if (input.headers && Object.keys(input.headers).length > 0) composed.headers = input.headers;
   return composed;
 }
 

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { findAppError } from '../errors.js';
 import { connectChecked, toConnectFailure, type EgressGuard } from '../net/connect.js';
 import { type AccessTokenSource, type GrantSource, type SmtpAuth, isAuthProblem, pickSmtpAuth } from './auth.js';
+import { base64Stream } from './attachments.js';
 import type { ComposedMessage } from './compose.js';
 import { isLoopbackHost, type ResolvedServer } from './servers.js';
 import { forLibrary, MailTransportFailure, toMailTransportFailure } from './transport-failure.js';
@@ -226,7 +227,22 @@ export function isRawMessage(message: ComposedMessage | RawMessage): message is 
   return 'raw' in message;
 }
 
-/** The nodemailer message for a composed message: explicit envelope, no user-supplied headers. */
+/** The allowed custom headers: threading through nodemailer's own fields, the rest as headers. */
+function customHeaderFields(headers: Record<string, string> | undefined) {
+  if (!headers) return {};
+  const rest: Record<string, string> = {};
+  const out: { inReplyTo?: string; references?: string; headers?: Record<string, string> } = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (lower === 'in-reply-to') out.inReplyTo = value;
+    else if (lower === 'references') out.references = value;
+    else rest[name] = value;
+  }
+  if (Object.keys(rest).length > 0) out.headers = rest;
+  return out;
+}
+
+/** The nodemailer message: a raw one as submitted, or a composed one with only the allowed custom headers. */
 export function toNodemailerMessage(message: ComposedMessage | RawMessage, messageId?: string) {
   if (isRawMessage(message)) {
     return {
@@ -241,6 +257,18 @@ export function toNodemailerMessage(message: ComposedMessage | RawMessage, messa
     };
   }
   return {
+    ...customHeaderFields(message.headers),
+    ...(message.attachments?.length
+      ? {
+          // Inline (cid) parts go into multipart/related with the html; the content is decoded while it is written.
+          attachments: message.attachments.map((a) => ({
+            filename: a.filename,
+            content: base64Stream(a.content),
+            ...(a.contentType ? { contentType: a.contentType } : {}),
+            ...(a.cid ? { cid: a.cid } : {}),
+          })),
+        }
+      : {}),
     from: { name: message.from.name, address: message.from.address },
     to: message.to,
     cc: message.cc,

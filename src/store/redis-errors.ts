@@ -13,9 +13,18 @@ export function safeUrl(url: string): string {
   }
 }
 
+/**
+ * Replies that say Redis cannot serve the command right now, not that the command is wrong: a cluster missing a
+ * master (CLUSTERDOWN), a slot being moved (TRYAGAIN), a node reloading its AOF (LOADING), a replica promoted or
+ * demoted under us (READONLY, MASTERDOWN). Callers treat them as an outage and retry, as for a lost connection.
+ */
+const UNAVAILABLE_REPLY = /^(CLUSTERDOWN|TRYAGAIN|LOADING|READONLY|MASTERDOWN)\b/;
+
 /** Connection-level failures become StoreUnavailableError; Redis replies (script or type errors) stay as they are. */
 export function mapError(err: unknown): unknown {
   if (err instanceof VersionConflictError || err instanceof StoreUnavailableError) return err;
+  if (err instanceof Error && err.name === 'ReplyError' && UNAVAILABLE_REPLY.test(err.message))
+    return new StoreUnavailableError(`Redis cannot serve the command now: ${err.message}`, { cause: err });
   if (err instanceof Error && err.name === 'ReplyError') return err;
   if (err instanceof Error) return new StoreUnavailableError(`Redis is not reachable: ${err.message}`, { cause: err });
   return err;

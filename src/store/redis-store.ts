@@ -1,10 +1,17 @@
 import { RedisStore as RedisSessionStore } from 'connect-redis';
 import type session from 'express-session';
-import { Redis, type RedisOptions } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
 import type { RateLimiterAbstract } from 'rate-limiter-flexible';
 import { checkCollection, checkName, compareIds } from './names.js';
-import { guard, mapError, quitOrDisconnect, safeUrl, withTimeout } from './redis-errors.js';
+import { guard, mapError, quitOrDisconnect, withTimeout } from './redis-errors.js';
+import {
+  connectCommandClient,
+  createSubscriberClient,
+  dataPrefixOf,
+  type RedisClient,
+  type RedisConnectionOptions,
+  type RedisMode,
+} from './redis-connection.js';
 import { RedisPubSub } from './redis-pubsub.js';
 import { acquireRedisLock, type RedisLockOptions } from './redis-locks.js';
 import { RedisLogs } from './redis-logs.js';
@@ -24,7 +31,6 @@ import {
   checkCounterChanges,
   type ClaimedDoc,
   CounterLimitError,
-  StoreUnavailableError,
   VersionConflictError,
   type Doc,
   type ListOptions,
@@ -36,33 +42,34 @@ import {
 } from './store.js';
 
 /**
- * The Redis store: any number of mailgate instances share one Redis. The only module that imports
- * ioredis and connect-redis; pub/sub (redis-pubsub.ts) gets its connection from here.
+ * The Redis store: any number of mailgate instances share one Redis or one Redis Cluster. With
+ * redis-connection.ts the only modules that import ioredis and connect-redis; pub/sub (redis-pubsub.ts) gets
+ * its connection from here.
  *
- * Keys (all under `prefix`):
+ * Keys (all under `prefix`; on a cluster the first five under `{prefix}`, one hash slot, see dataPrefixOf):
  *   d:<collection>:<id>   hash {v: version, d: JSON}        documents
  *   i:<collection>        sorted set (score 0, lex order)    ids of a collection, for list/prefix
  *   collections           set                                collections holding documents
- *   lock:<name>           string owner, PX ttl               locks
- *   log:<name>            stream, field `e` = JSON           append-only logs
  *   sched:<queue>         sorted set id → due time (ms)      schedules
  *   counters              hash name → integer                counters of the `count` write option
+ *   lock:<name>           string owner, PX ttl               locks
+ *   log:<name>            stream, field `e` = JSON           append-only logs
  *   ch:<channel>          pub/sub channel
  *   sess:<sid>, rl:…      sessions (connect-redis), rate limits (rate-limiter-flexible)
  *
  * Every multi-key change runs in one Lua script, so compare-and-set, claims and index updates are
  * atomic across instances. Nothing ever walks the key space (no KEYS/SCAN) on a hot path.
  *
- * Failure behaviour: a command fails after one reconnection attempt (`maxRetriesPerRequest: 1`) or
- * after `commandTimeoutMs`, so a down or frozen Redis turns into StoreUnavailableError (HTTP 503) in
- * well under the time a load balancer's readiness probe waits, instead of requests piling up. The
- * offline queue stays on so a command issued during a short reconnect still goes through.
+ * Failure behaviour (redis-connection.ts): a down or frozen Redis turns into StoreUnavailableError (HTTP 503)
+ * in well under the time a load balancer's readiness probe waits, instead of requests piling up.
  */
 
 export interface RedisStoreOptions {
   url: string;
   /** Prepended to every key and channel, e.g. `mailgate:`. */
   prefix: string;
+  /** `cluster`: `url` names any node of a Redis Cluster. Default `single`. */
+  mode?: RedisMode;
   /** Per-command timeout. Default 5000 ms. */
   commandTimeoutMs?: number;
   /** Connect timeout (also bounds start-up when Redis is down). Default 2000 ms. */
@@ -81,53 +88,36 @@ const CLAIM_DUE = new Script(CLAIM_DUE_LUA);
 const CLAIM_DUE_DOCS = new Script(CLAIM_DUE_DOCS_LUA);
 
 export async function createRedisStore(options: RedisStoreOptions): Promise<StoreWithSessions> {
-  const redisOptions: RedisOptions = {
-    lazyConnect: true,
-    maxRetriesPerRequest: 1,
-    enableOfflineQueue: true,
-    connectTimeout: options.connectTimeoutMs ?? 2000,
-    commandTimeout: options.commandTimeoutMs ?? 5000,
-    retryStrategy: (times) => Math.min(times * 200, 2000),
-    // Commands issued in the same tick go out in one socket write: under load every request and worker adds
-    // a few commands, and a write per command was a visible share of the CPU profile.
-    enableAutoPipelining: true,
+  const connection: RedisConnectionOptions = {
+    url: options.url,
+    mode: options.mode ?? 'single',
+    commandTimeoutMs: options.commandTimeoutMs ?? 5000,
+    connectTimeoutMs: options.connectTimeoutMs ?? 2000,
   };
-  const client = new Redis(options.url, redisOptions);
-  // Without a listener ioredis prints every reconnect error to stderr; the log gets them instead.
-  let lastLogged = 0;
-  client.on('error', (err: Error) => {
-    if (Date.now() - lastLogged > 10_000) {
-      lastLogged = Date.now();
-      options.log?.warn({ err }, 'Redis connection error');
-    }
-  });
-  try {
-    await client.connect();
-    await client.ping();
-  } catch (cause) {
-    client.disconnect();
-    throw new StoreUnavailableError(`Cannot reach Redis at ${safeUrl(options.url)}: ${(cause as Error).message}`, {
-      cause,
-    });
-  }
-  return new RedisBackedStore(client, redisOptions, options);
+  const client = await connectCommandClient(connection, options.log);
+  return new RedisBackedStore(client, connection, options);
 }
 
 class RedisBackedStore implements StoreWithSessions {
   readonly kind = 'redis' as const;
   readonly exclusive = false;
   readonly durableIndexes = true;
-  readonly #client: Redis;
+  readonly #client: RedisClient;
+  readonly #mode: RedisMode;
   readonly #prefix: string;
+  /** Documents, indexes, counters and schedules: one hash slot on a cluster. */
+  readonly #dataPrefix: string;
   readonly #pubsub: RedisPubSub;
   readonly #puts: RedisPutBatch;
   readonly #schedules: RedisSchedules;
   readonly #locks: RedisLockOptions;
   readonly #logs: RedisLogs;
 
-  constructor(client: Redis, redisOptions: RedisOptions, options: RedisStoreOptions) {
+  constructor(client: RedisClient, connection: RedisConnectionOptions, options: RedisStoreOptions) {
     this.#client = client;
+    this.#mode = connection.mode;
     this.#prefix = options.prefix;
+    this.#dataPrefix = dataPrefixOf(connection.mode, options.prefix);
     this.#puts = new RedisPutBatch((keys, args) =>
       PUT_MANY.run(client, [this.#collectionsKey, this.#countersKey, ...keys], args),
     );
@@ -139,24 +129,18 @@ class RedisBackedStore implements StoreWithSessions {
     };
     this.#logs = new RedisLogs(options.prefix, client);
     this.#schedules = new RedisSchedules({
-      prefix: options.prefix,
+      prefix: this.#dataPrefix,
       commands: client,
       claimDue: (keys, args) => CLAIM_DUE.run(client, keys, args),
       claimDueDocs: (keys, args) => CLAIM_DUE_DOCS.run(client, keys, args),
     });
-    // Subscribe mode waits for messages indefinitely: no command timeout, retry forever in the background.
-    const { commandTimeout: _timeout, ...subscriberOptions } = redisOptions;
     this.#pubsub = new RedisPubSub({
       prefix: options.prefix,
-      commandTimeoutMs: options.commandTimeoutMs ?? 5000,
+      commandTimeoutMs: connection.commandTimeoutMs,
       log: options.log,
       publish: (channel, message) => client.publish(channel, message),
       openSubscriber: (onMessage) => {
-        const subscriber = new Redis(options.url, {
-          ...subscriberOptions,
-          maxRetriesPerRequest: null,
-          enableAutoPipelining: false,
-        });
+        const subscriber = createSubscriberClient(connection);
         subscriber.on('error', () => undefined);
         subscriber.on('message', onMessage);
         return subscriber;
@@ -165,19 +149,19 @@ class RedisBackedStore implements StoreWithSessions {
   }
 
   #docKey(collection: string, id: string): string {
-    return `${this.#prefix}d:${collection}:${id}`;
+    return `${this.#dataPrefix}d:${collection}:${id}`;
   }
 
   #indexKey(collection: string): string {
-    return `${this.#prefix}i:${collection}`;
+    return `${this.#dataPrefix}i:${collection}`;
   }
 
   get #collectionsKey(): string {
-    return `${this.#prefix}collections`;
+    return `${this.#dataPrefix}collections`;
   }
 
   get #countersKey(): string {
-    return `${this.#prefix}counters`;
+    return `${this.#dataPrefix}counters`;
   }
 
   // ---- documents -----------------------------------------------------------------------------
@@ -372,13 +356,16 @@ class RedisBackedStore implements StoreWithSessions {
     });
   }
 
-  async compact(): Promise<void> {
-    // Redis keeps only the current value of a key: nothing superseded to remove.
-  }
+  /** Redis keeps only the current value of a key: nothing superseded to remove. */
+  async compact(): Promise<void> {}
 
   async ping(): Promise<void> {
     await withTimeout(
-      guard(() => this.#client.ping()),
+      // On a cluster PING reaches a random node; the data's slot is what every request needs, so ask its master.
+      guard(
+        async () =>
+          void (await (this.#mode === 'cluster' ? this.#client.exists(this.#collectionsKey) : this.#client.ping())),
+      ),
       PING_TIMEOUT_MS,
       `Redis did not answer PING within ${PING_TIMEOUT_MS} ms`,
     );

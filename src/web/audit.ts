@@ -19,7 +19,7 @@ import { formText, parseInput } from './validate.js';
 
 const logId = z.string().regex(/^\d{1,16}-\d{1,16}$/, 'expected an entry id from next');
 
-const filterQuery = z.object({
+export const filterQuery = z.object({
   actor: formText(z.string().max(254).optional()),
   action: formText(
     z

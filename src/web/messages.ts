@@ -1,11 +1,10 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
-import { fromAllowed, serverForKey, type KeyRateLimits } from '../admin/key-policy.js';
-import type { MailServices } from '../mail/service.js';
-import { messageInput } from '../mail/compose.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
+import { createIntake, type IntakeDeps } from './message-intake.js';
+import { batchRoute } from './messages-batch.js';
 import { pageQuery } from './pagination.js';
 import { parseId, parseInput } from './validate.js';
 
@@ -13,9 +12,12 @@ import { parseId, parseInput } from './validate.js';
  * The send API. POST validates strictly (nothing is queued on any error), stores the message durably and
  * answers 202 with its id; GET shows its status, attempts, last error with a hint, and per-recipient results.
  * An Idempotency-Key makes a retried POST return the same message instead of queueing a second one.
+ * POST /api/v1/messages/batch queues up to 500 messages, each accepted or refused on its own.
  */
 
-const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'expected 1-200 printable ASCII characters');
+export const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'expected 1-200 printable ASCII characters');
+
+export type MessagesRouterDeps = IntakeDeps;
 
 const messagesQuery = pageQuery.extend({
   status: z.enum(['queued', 'sending', 'sent', 'deferred', 'held', 'failed']).optional(),
@@ -25,34 +27,17 @@ const messagesQuery = pageQuery.extend({
     .optional(),
 });
 
-export interface MessagesRouterDeps {
-  mail: Pick<MailServices, 'queue' | 'servers'>;
-  keyRates: Pick<KeyRateLimits, 'consume'>;
-}
-
 export function messagesRouter({ auth }: WebContext, deps: MessagesRouterDeps): Router {
   const router = Router();
+  const intake = createIntake(deps);
+
+  router.post('/api/v1/messages/batch', auth.api('send'), batchRoute(intake));
 
   router.post('/api/v1/messages', auth.api('send'), async (req, res) => {
     const actor = actorOf(res);
-    const parsed = parseInput(messageInput, req.body ?? {});
     const header = req.get('idempotency-key');
     const key = header === undefined ? null : parseInput(idempotencyKey, header);
-    const policy = actor.type === 'api_key' ? actor.policy : undefined;
-    const serverId = serverForKey(policy, parsed.serverId);
-    const input = serverId === undefined ? parsed : { ...parsed, serverId };
-    if (policy?.allowedFrom) {
-      // The header From of the JSON API is always the server's fromAddress.
-      const server = await deps.mail.servers.resolve(serverId ?? (await deps.mail.servers.defaultServerId()) ?? '');
-      if (server && !fromAllowed(policy, server.fromAddress)) {
-        throw new AppError('forbidden', {
-          message: `This API key may not send as ${server.fromAddress}.`,
-          details: [{ field: 'serverId', message: 'the server sends as an address the key may not use' }],
-        });
-      }
-    }
-    await deps.keyRates.consume(actor.id, policy);
-    const r = await deps.mail.queue.enqueue(input, { apiKeyId: actor.id, idempotencyKey: key });
+    const r = await intake(req.body, actor, key);
     if (!r.created) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/api/v1/messages/${r.id}`).json({ id: r.id, status: r.status });
   });

@@ -64,11 +64,12 @@ const apiFields = {
   secretExpiresAt: date.nullable().optional(),
   googleInTesting: z.boolean().optional(),
 };
+// Exported for the OpenAPI document (openapi.ts), which is generated from the schemas that validate.
 // Which credential a grant type needs is the service's rule (it names the missing field).
-const createBody = z.strictObject({ ...apiFields, clientSecret: clientSecret.optional() });
-const updateBody = createBody;
-const patchBody = updateBody.partial();
-const rotateBody = z.strictObject({
+export const createBody = z.strictObject({ ...apiFields, clientSecret: clientSecret.optional() });
+export const updateBody = createBody;
+export const patchBody = updateBody.partial();
+export const rotateBody = z.strictObject({
   clientSecret: clientSecret.optional(),
   clientCertificate: clientCertificate.optional(),
   serviceAccountKey: serviceAccountKey.optional(),

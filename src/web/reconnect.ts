@@ -30,7 +30,7 @@ const createForm = z.object({
   emailTo: formText(z.email('not an email address')).optional(),
 });
 
-const createBody = z.strictObject({
+export const createBody = z.strictObject({
   emailVia: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid server id')

@@ -48,6 +48,7 @@ export interface SmtpServersRouterOptions {
   warnings?: () => Promise<{ kind: string; target: string; message: string }[]>;
 }
 
+export const outgoingBody = z.strictObject({ enabled: z.boolean() });
 const switchForm = z.object({
   enabled: z.enum(['true', 'false'], 'expected true or false'),
   confirmed: z.string().optional(),

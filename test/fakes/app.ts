@@ -34,7 +34,10 @@ import { redisUrlForTests, uniquePrefix } from './redis.js';
 const TEST_SCRYPT = { log2N: 12, r: 8, p: 1 };
 
 export interface TestAppOptions {
-  store?: 'file' | 'redis';
+  /** `redis-cluster`: on the Redis Cluster at `clusterUrl` (test/fakes/redis-cluster.ts), MAILGATE_REDIS_MODE=cluster. */
+  store?: 'file' | 'redis' | 'redis-cluster';
+  /** Any node of the cluster, with `store: 'redis-cluster'`. */
+  clusterUrl?: string;
   /** Extra environment variables (override the harness defaults). */
   env?: Record<string, string>;
   /** Start background work (queue workers, token scheduler). Default false. */
@@ -183,6 +186,11 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
       const redisUrl = redisUrlForTests();
       if (!redisUrl) throw new Error('no Redis for tests: guard the suite with describe.skipIf(!redisUrlForTests())');
       env.REDIS_URL = redisUrl;
+      env.MAILGATE_REDIS_PREFIX = uniquePrefix('app');
+    } else if (kind === 'redis-cluster') {
+      if (!options.clusterUrl) throw new Error("store: 'redis-cluster' needs clusterUrl (startRedisCluster())");
+      env.REDIS_URL = options.clusterUrl;
+      env.MAILGATE_REDIS_MODE = 'cluster';
       env.MAILGATE_REDIS_PREFIX = uniquePrefix('app');
     } else {
       tmpDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-test-'));

@@ -22,6 +22,8 @@ declare module 'vitest' {
 export interface TestTools {
   /** A redis-server the test may start and kill itself (the shared test Redis must stay up). */
   redisServer: string | null;
+  /** redis-cli, which builds the local Redis Cluster of the cluster suites (test/fakes/redis-cluster.ts). */
+  redisCli: string | null;
   /** util-linux `script`: runs a command on a pseudo-terminal. */
   script: string | null;
   /** A device whose every write fails with ENOSPC, like a full disk. */
@@ -31,6 +33,7 @@ export interface TestTools {
 /** What each tool is for and which Debian package brings it (.ci/run installs them). */
 const TOOL_NEEDS: Record<keyof TestTools, string> = {
   redisServer: 'redis-server (Redis outage tests; apt-get install redis-server)',
+  redisCli: 'redis-cli (Redis Cluster suites; apt-get install redis-server brings it)',
   script: 'script (CLI progress bar on a terminal; apt-get install bsdutils)',
   devFull: '/dev/full (disk-full tests; a standard Linux device)',
 };
@@ -50,6 +53,7 @@ export async function setup(project: TestProject): Promise<void> {
 
   const tools: TestTools = {
     redisServer: onPath('redis-server'),
+    redisCli: onPath('redis-cli'),
     script: onPath('script'),
     devFull: existsSync('/dev/full') ? '/dev/full' : null,
   };

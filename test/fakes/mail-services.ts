@@ -47,7 +47,7 @@ export function resolvedServerForTests(partial: Partial<ResolvedServer> & { port
 export interface MailHarnessOptions {
   /** A file-store folder (default: a fresh temp dir), or a Redis URL + prefix. */
   dataDir?: string;
-  redis?: { url: string; prefix: string };
+  redis?: { url: string; prefix: string; mode?: 'single' | 'cluster' };
   /** Shared encryption key (base64), so several harnesses on one Redis open each other's secrets. */
   encryptionKey?: string;
   env?: Record<string, string>;
@@ -78,11 +78,17 @@ export async function startMailHarness(options: MailHarnessOptions = {}): Promis
     MAILGATE_ENCRYPTION_KEYS: `t1:${encryptionKey}`,
     MAILGATE_SESSION_SECRETS: 'x'.repeat(40),
     MAILGATE_LOG_LEVEL: 'silent',
-    ...(options.redis ? { REDIS_URL: options.redis.url, MAILGATE_REDIS_PREFIX: options.redis.prefix } : {}),
+    ...(options.redis
+      ? {
+          REDIS_URL: options.redis.url,
+          MAILGATE_REDIS_PREFIX: options.redis.prefix,
+          MAILGATE_REDIS_MODE: options.redis.mode ?? 'single',
+        }
+      : {}),
     ...options.env,
   });
   const store = options.redis
-    ? await createRedisStore({ url: options.redis.url, prefix: options.redis.prefix })
+    ? await createRedisStore({ url: options.redis.url, prefix: options.redis.prefix, mode: options.redis.mode })
     : await createFileStore(dataDir);
   const keyring = new Keyring(config.encryptionKeys ?? []);
   const log = createLogger({ level: config.MAILGATE_LOG_LEVEL });

@@ -153,14 +153,15 @@ for (const kind of ['file', 'redis'] as const) {
       });
       expect(bad.res.status).toBe(400);
       expect(bad.text).toContain('rateLimitPerMinute');
-      const { res, text } = await admin.postForm('/admin/api-keys', {
+      const { res } = await admin.postForm('/admin/api-keys', {
         name: 'form key',
         scopes: ['send'],
         serverId: mainServer,
         allowedFrom: 'a@example.com, *@example.net',
         rateLimitPerMinute: '7',
       });
-      expect(res.status).toBe(201);
+      expect(res.status).toBe(303);
+      const { text } = await admin.get('/admin/api-keys');
       expect(text).toContain('7/min');
       const listed = (await call(app, 'GET', '/api/v1/api-keys', adminKey)).body.items as {
         name: string;

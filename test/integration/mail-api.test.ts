@@ -202,7 +202,8 @@ for (const kind of ['file', 'redis'] as const) {
           [{ to: 'a@example.net\r\nRCPT TO:<evil@example.org>', subject: 's', text: 't' }, 'to'],
           [{ to: ['ok@example.net', 'not an address'], subject: 's', text: 't' }, 'to[1]'],
           [{ to: Array.from({ length: 101 }, (_, i) => `u${i}@example.net`), subject: 's', text: 't' }, 'to'],
-          [{ to: 'a@example.net', subject: 's', text: 't', headers: { 'X-Evil': '1' } }, ''],
+          [{ to: 'a@example.net', subject: 's', text: 't', headers: { Bcc: 'evil@example.org' } }, 'headers.Bcc'],
+          [{ to: 'a@example.net', subject: 's', text: 't', extra: 1 }, ''],
           [{ to: 'a@example.net', subject: 's' }, 'text'],
           [{ to: 'a@example.net', subject: 's', text: 't', serverId: 'srv_nope' }, 'serverId'],
         ];

@@ -17,6 +17,7 @@ import {
   type StoreLifecycle,
 } from '../../src/store/store.js';
 import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
+import { redisClusterTools, startRedisCluster, type TestRedisCluster } from '../fakes/redis-cluster.js';
 
 /**
  * The one contract both stores must meet, capability by capability: each section sees the store only as the
@@ -616,6 +617,23 @@ describe.skipIf(!redisUrl)('redis', () => {
     return {
       shared: true,
       open: () => createRedisStore({ url: redisUrl!, prefix }),
+      cleanup: async () => undefined,
+    };
+  });
+});
+
+// The same contract on a local three-master Redis Cluster (MAILGATE_REDIS_MODE=cluster).
+describe.skipIf(!redisClusterTools())('redis cluster', () => {
+  let cluster: TestRedisCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+  });
+  afterAll(() => cluster?.stop());
+  contract('redis cluster store', async () => {
+    const prefix = uniquePrefix('contract');
+    return {
+      shared: true,
+      open: () => createRedisStore({ url: cluster!.url, prefix, mode: 'cluster' }),
       cleanup: async () => undefined,
     };
   });

@@ -187,7 +187,7 @@ describe('CSRF (file store)', () => {
     expect((await s.postForm('/logout', {}, { csrf: false })).res.status).toBe(403);
     expect((await s.fetch('/admin/audit')).status).toBe(200);
     // With the right token it works.
-    expect((await s.postForm('/admin/api-keys', { name: 'fine', scopes: ['send'] })).res.status).toBe(201);
+    expect((await s.postForm('/admin/api-keys', { name: 'fine', scopes: ['send'] })).res.status).toBe(303);
   });
 
   it('the login form needs a token as well', async () => {
@@ -337,8 +337,9 @@ describe('API keys and the JSON API (file store)', () => {
 
   it('the page creates a key shown once, then lists only its prefix; revoke from the page', async () => {
     const s = await app.browserSession('sysadmin');
-    const created = await s.postForm('/admin/api-keys', { name: 'page key', scopes: ['send', 'admin'] });
-    expect(created.res.status).toBe(201);
+    const posted = await s.postForm('/admin/api-keys', { name: 'page key', scopes: ['send', 'admin'] });
+    expect(posted.res.status).toBe(303);
+    const created = await s.get('/admin/api-keys');
     expect(created.res.headers.get('cache-control')).toBe('no-store');
     const key = /id="new-api-key"[^>]*value="(mgk_[^"]+)"/.exec(created.text)?.[1];
     expect(key).toBeDefined();
@@ -349,9 +350,9 @@ describe('API keys and the JSON API (file store)', () => {
     expect(again.text).toContain(key!.slice(0, 10));
     const noScope = await s.postForm('/admin/api-keys', { name: 'none' });
     expect(noScope.res.status).toBe(400);
-    expect(noScope.text).toContain('tick at least one scope');
+    expect(noScope.text).toContain('Tick at least one scope.');
     const id = (await app.services.apiKeys.list()).find((k) => k.name === 'page key')!.id;
-    const revoked = await s.postForm(`/admin/api-keys/${id}/revoke`);
+    const revoked = await s.postForm(`/admin/api-keys/${id}/revoke`, { confirmed: 'yes' });
     expect(revoked.res.status).toBe(303);
     const list = await s.get('/admin/api-keys');
     expect(list.text).toContain('is revoked');
@@ -420,10 +421,11 @@ describe('no secret reaches the audit log or the data folder (file store)', () =
       await s.get('/login');
       await s.postForm('/login', { email, password: canaryPassword });
       await s.login(owner.email, owner.password);
-      const created = await s.postForm('/admin/api-keys', { name: 'canary', scopes: ['send'] });
+      await s.postForm('/admin/api-keys', { name: 'canary', scopes: ['send'] });
+      const created = await s.get('/admin/api-keys');
       const key = /id="new-api-key"[^>]*value="(mgk_[^"]+)"/.exec(created.text)![1]!;
       const id = (await app.services.apiKeys.list())[0]!.id;
-      await s.postForm(`/admin/api-keys/${id}/revoke`);
+      await s.postForm(`/admin/api-keys/${id}/revoke`, { confirmed: 'yes' });
       const entries = await allAudit(app);
       const actions = entries.map((e) => `${e.action}:${e.outcome}`);
       expect(actions).toEqual(

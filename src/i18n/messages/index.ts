@@ -1,6 +1,7 @@
 import type { MessageCatalog } from '../i18n.js';
 import { audit } from './audit.js';
 import { auth } from './auth.js';
+import { apiKeys } from './api-keys.js';
 import { common } from './common.js';
 import { diagnoses } from './diagnoses.js';
 import { errors } from './errors.js';
@@ -19,6 +20,7 @@ import { submission } from './submission.js';
 export const catalogs: readonly MessageCatalog[] = [
   audit,
   auth,
+  apiKeys,
   common,
   diagnoses,
   errors,

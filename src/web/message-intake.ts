@@ -1,0 +1,96 @@
+import express, { type RequestHandler } from 'express';
+import { fromAllowed, serverForKey, type KeyRateLimits } from '../admin/key-policy.js';
+import type { Actor } from '../admin/types.js';
+import { AppError } from '../errors.js';
+import { encodedMessageSize } from '../mail/message-size.js';
+import { messageInput, withTextPart, type MessageInput } from '../mail/compose.js';
+import type { MailServices } from '../mail/service.js';
+import type { MessageStatus } from '../mail/queue.js';
+import { parseInput } from './validate.js';
+
+/**
+ * One message coming in through the JSON API, alone or in a batch: validated, held to the key's policy and to
+ * MAILGATE_MAX_MESSAGE_BYTES, counted against the key's rate, then queued. Every refusal happens before anything is
+ * stored.
+ */
+
+export interface IntakeLimits {
+  /** MAILGATE_MAX_MESSAGE_BYTES: the MIME message as it will be sent. */
+  maxMessageBytes: number;
+  /** MAILGATE_MAX_BATCH_BYTES: one batch request, whole. */
+  maxBatchBytes: number;
+}
+
+export interface IntakeDeps {
+  mail: Pick<MailServices, 'queue' | 'servers'>;
+  keyRates: Pick<KeyRateLimits, 'consume'>;
+  limits: IntakeLimits;
+}
+
+export interface Accepted {
+  id: string;
+  status: MessageStatus;
+  created: boolean;
+}
+
+export type Intake = (body: unknown, actor: Actor, idempotencyKey: string | null) => Promise<Accepted>;
+
+export function createIntake(deps: IntakeDeps): Intake {
+  async function checkFrom(input: MessageInput, actor: Actor): Promise<void> {
+    const policy = actor.type === 'api_key' ? actor.policy : undefined;
+    if (!policy?.allowedFrom) return;
+    // The header From of the JSON API is always the server's fromAddress.
+    const serverId = input.serverId ?? (await deps.mail.servers.defaultServerId()) ?? '';
+    const server = await deps.mail.servers.resolve(serverId);
+    if (server && !fromAllowed(policy, server.fromAddress)) {
+      throw new AppError('forbidden', {
+        message: `This API key may not send as ${server.fromAddress}.`,
+        details: [{ field: 'serverId', message: 'the server sends as an address the key may not use' }],
+      });
+    }
+  }
+
+  return async (body, actor, idempotencyKey) => {
+    // The text part is derived from html here (enqueue would do it anyway), so the size counts the real one.
+    const parsed = await withTextPart(parseInput(messageInput, body ?? {}));
+    const size = encodedMessageSize(parsed);
+    if (size > deps.limits.maxMessageBytes) {
+      throw new AppError('message_too_large', {
+        message: `The message would be about ${size} bytes as sent; at most ${deps.limits.maxMessageBytes} (MAILGATE_MAX_MESSAGE_BYTES).`,
+      });
+    }
+    const policy = actor.type === 'api_key' ? actor.policy : undefined;
+    const serverId = serverForKey(policy, parsed.serverId);
+    const input = serverId === undefined ? parsed : { ...parsed, serverId };
+    await checkFrom(input, actor);
+    await deps.keyRates.consume(actor.id, policy);
+    return deps.mail.queue.enqueue(input, { apiKeyId: actor.id, idempotencyKey });
+  };
+}
+
+/** Room for JSON escapes of the text parts beyond the message's own limit (the exact check follows parsing). */
+const JSON_SLACK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The JSON bodies of the send API, larger than the rest of /api allows: a batch up to MAILGATE_MAX_BATCH_BYTES,
+ * one message up to its limit plus room for escapes. Mounted before the general /api parser, which then leaves
+ * the parsed body alone. A single message too large to parse is refused as message_too_large.
+ */
+export function messageBodyParsers(limits: IntakeLimits): RequestHandler[] {
+  const batch = express.json({ limit: limits.maxBatchBytes, strict: true });
+  const single = express.json({ limit: limits.maxMessageBytes + JSON_SLACK_BYTES, strict: true });
+  const isBatch = /^\/api\/v1\/messages\/batch\/?$/i;
+  const isSingle = /^\/api\/v1\/messages\/?$/i;
+  return [
+    (req, res, next) => {
+      if (req.method !== 'POST') return next();
+      if (isBatch.test(req.path)) return batch(req, res, next);
+      if (!isSingle.test(req.path)) return next();
+      single(req, res, (err?: unknown) => {
+        if ((err as { type?: string } | undefined)?.type === 'entity.too.large')
+          return next(new AppError('message_too_large', { cause: err }));
+        next(err);
+      });
+    },
+  ];
+}
