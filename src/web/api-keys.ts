@@ -22,6 +22,7 @@ import type { WebContext } from './context.js';
 import { translatorFor } from './language.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
+import { pageOf, pageQuery } from './pagination.js';
 import { formNumber, parseId, parseInput } from './validate.js';
 
 /**
@@ -56,7 +57,7 @@ export const rotateBody = z.strictObject({
 });
 
 export interface ApiKeysRouterDeps {
-  apiKeys: Pick<ApiKeyService, 'create' | 'get' | 'list' | 'revoke' | 'rotate' | 'setPolicy'>;
+  apiKeys: Pick<ApiKeyService, 'create' | 'get' | 'list' | 'page' | 'revoke' | 'rotate' | 'setPolicy'>;
   /** To offer the servers a key may be bound to, and to check that one exists. */
   servers: Pick<MailServices['servers'], 'resolve' | 'list'>;
   /** Seals a new key in the session between the post and the page that shows it. */
@@ -191,8 +192,9 @@ export function apiKeysRouter({ auth, eta }: WebContext, deps: ApiKeysRouterDeps
     res.status(201).json(created);
   });
 
-  router.get('/api/v1/api-keys', auth.api('admin'), async (_req, res) => {
-    res.json({ items: await deps.apiKeys.list() });
+  router.get('/api/v1/api-keys', auth.api('admin'), async (req, res) => {
+    const { limit, cursor } = parseInput(pageQuery, req.query);
+    res.json(pageOf(await deps.apiKeys.page({ limit: limit + 1, after: cursor }), limit, (k) => k.id));
   });
 
   router.get('/api/v1/api-keys/:id', auth.api('admin'), async (req, res) => {

@@ -30,8 +30,14 @@ export interface ListPage<T> {
 }
 
 /** The page of `fetched` (read with limit + 1): the first `limit`, and a cursor when one more was there. */
-export function pageOf<T>(fetched: T[], limit: number, idOf: (item: T) => string): ListPage<T> {
-  if (fetched.length <= limit) return { items: fetched };
+export function pageOf<T, V = T>(
+  fetched: T[],
+  limit: number,
+  idOf: (item: T) => string,
+  view: (item: T) => V = (item) => item as unknown as V,
+): ListPage<V> {
   const items = fetched.slice(0, limit);
-  return { items, next: idOf(items.at(-1)!) };
+  const page: ListPage<V> = { items: items.map(view) };
+  if (fetched.length > limit) page.next = idOf(items.at(-1)!);
+  return page;
 }

@@ -83,6 +83,48 @@ describe('JSON lists are pages', () => {
     expect((await walk('/api/v1/messages?status=failed', 10)).length).toBe(0);
   });
 
+  it('SMTP servers: pages with the settings beside them, and a search by name', async () => {
+    const made: string[] = [];
+    for (let i = 0; i < 6; i++)
+      made.push(
+        (
+          await post('/api/v1/smtp-servers', {
+            name: i % 2 ? `Support ${i}` : `Sales ${i}`,
+            fromAddress: `s${i}@example.com`,
+            host: '127.0.0.1',
+            port: 2525,
+          })
+        ).id as string,
+      );
+    const all = await walk('/api/v1/smtp-servers', 4);
+    for (const id of made) expect(all).toContain(id);
+    expect(new Set(all).size).toBe(all.length);
+    const first = await get('/api/v1/smtp-servers?limit=2');
+    expect(first.body.settings).toMatchObject({ outgoingEnabled: true });
+    const support = await walk('/api/v1/smtp-servers?search=support', 2);
+    expect([...support].sort()).toEqual([made[1], made[3], made[5]].sort());
+  });
+
+  it('API keys and OAuth integrations: pages of 2, each item once', async () => {
+    for (let i = 0; i < 4; i++) await app.apiKey(['send'], `k${i}`);
+    const keys = await walk('/api/v1/api-keys', 2);
+    expect(keys.length).toBeGreaterThanOrEqual(5);
+    expect(new Set(keys).size).toBe(keys.length);
+    const made: string[] = [];
+    for (let i = 0; i < 3; i++)
+      made.push(
+        (
+          await post('/api/v1/oauth-integrations', {
+            name: `i${i}`,
+            provider: 'google',
+            clientId: `client-${i}`,
+            clientSecret: `secret-${i}-0123456789`,
+          })
+        ).id as string,
+      );
+    expect([...(await walk('/api/v1/oauth-integrations', 2))].sort()).toEqual([...made].sort());
+  });
+
   it('audit: limit and cursor, with before as an alias of cursor', async () => {
     const first = await get('/api/v1/audit?limit=2');
     expect((first.body.items as unknown[]).length).toBe(2);
