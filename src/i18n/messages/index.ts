@@ -12,6 +12,7 @@ import { servers } from './servers.js';
 import { queue } from './queue.js';
 import { integrations } from './integrations.js';
 import { submission } from './submission.js';
+import { scale } from './scale.js';
 
 /**
  * Every area's catalog, one import per area: add an area's file here and its keys are served in every
@@ -31,4 +32,5 @@ export const catalogs: readonly MessageCatalog[] = [
   queue,
   integrations,
   submission,
+  scale,
 ];
