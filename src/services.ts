@@ -186,6 +186,11 @@ export async function createServices(base: ServiceBase): Promise<Services> {
     oauth: oauth.tokens,
     egress,
     clock: time,
+    integrationInfo: async (id) => {
+      const doc = await oauth.integrations.find(id);
+      return doc ? { provider: doc.value.provider, graphBaseUrl: doc.value.graphBaseUrl ?? null } : null;
+    },
+    egressFetch,
     ...base.mail,
   });
   oauth.tokens.addListener({

@@ -27,6 +27,7 @@ describe('diagnose', () => {
     expect(diagnose(new MailTransportFailure({ kind: 'token_unavailable', message: 'x' }))).toMatchObject({
       code: 'oauth_token_unavailable',
       class: 'temporary',
+      throttled: true,
     });
   });
   it('classes: 5xx permanent, 4xx temporary, 503 temporary, 535 credentials', () => {

@@ -103,11 +103,16 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
     );
   }
   if (err.kind === 'token_unavailable') {
-    return result(
-      'oauth_token_unavailable',
-      'temporary',
-      'No access token could be obtained from the identity provider right now; mailgate retries. If it persists, check the OAuth 2.0 integration and the provider status.',
-    );
+    // The token endpoint is down or throttling (429): every message of the grant waits alike, none is at fault,
+    // so like a provider's rate limit the attempt is not counted (a token storm must not fail queued mail).
+    return {
+      ...result(
+        'oauth_token_unavailable',
+        'temporary',
+        'No access token could be obtained from the identity provider right now; mailgate retries. If it persists, check the OAuth 2.0 integration and the provider status.',
+      ),
+      throttled: true,
+    };
   }
 
   // Replies first: they say exactly what the server thinks.

@@ -10,6 +10,7 @@ import type { AccessTokenSource, GrantSource } from './auth.js';
 import { createMailQueue, MESSAGES, type MailQueue, type QueueOptions } from './queue.js';
 import { countPlacesOnFileStore } from './queue-limits.js';
 import { createSmtpServers, type SmtpServers } from './servers.js';
+import type { IntegrationInfo } from './servers/validation.js';
 import type { MailTransport } from './transport.js';
 import { createTransports } from './transports/index.js';
 import { GRAPH_CONCURRENCY_PER_MAILBOX } from './transports/graph.js';
@@ -48,11 +49,23 @@ export interface MailServicesDeps {
   egress?: EgressGuard;
   /** The queue's time (due times, backoff, leases, retention); default the system clock. */
   clock?: Clock;
+  /** What mail needs of an OAuth integration (owned by the oauth area): its provider and own Graph base URL. */
+  integrationInfo?: (id: string) => Promise<IntegrationInfo | null>;
+  /** The egress-checked fetch, for base URLs admins enter on integrations. */
+  egressFetch?: typeof fetch;
 }
 
 export function createMailServices(deps: MailServicesDeps): MailServices {
   const { config, store, log } = deps;
-  const servers = createSmtpServers({ store, keyring: deps.keyring, config, audit: deps.audit, log });
+  const info = deps.integrationInfo;
+  const servers = createSmtpServers({
+    store,
+    keyring: deps.keyring,
+    config,
+    audit: deps.audit,
+    log,
+    ...(info ? { integrationProvider: async (id: string) => (await info(id))?.provider ?? null } : {}),
+  });
   const clock = deps.clock;
   const now = clock ? () => clock.now() : Date.now;
   // Graph's limit of concurrent requests per mailbox, per instance; a provider's slow-down reaches every instance.
@@ -62,6 +75,8 @@ export function createMailServices(deps: MailServicesDeps): MailServices {
     log,
     graphUrl: config.MAILGATE_GRAPH_URL,
     gmailApiUrl: config.MAILGATE_GMAIL_API_URL,
+    ...(info ? { graphBaseUrlOf: async (id: string) => (await info(id))?.graphBaseUrl ?? null } : {}),
+    ...(deps.egressFetch ? { egressFetch: deps.egressFetch } : {}),
     now,
     gate,
     onSlow: (key, until) => slowdowns.announce(key, until),

@@ -139,6 +139,7 @@ export function createNotifyServices(deps: NotifyServicesDeps): NotifyServices {
     metrics: deps.metrics,
     baseUrl: deps.baseUrl,
     queueLimits: deps.queueLimits,
+    recovered: (g) => grants.recovered(g),
   });
 
   let watchTimer: Timer | undefined;

@@ -2,6 +2,7 @@ import { WAITING_MESSAGES } from '../mail/queue-limits.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { grantCounts } from '../tokens/grant-index.js';
+import { GRANTS, type GrantRecord } from '../tokens/grants.js';
 import type { Notifier } from './events.js';
 import { EVENTS, STATES, type EventDoc, type StateDoc } from './model.js';
 
@@ -27,6 +28,8 @@ export function createWatch(deps: {
   metrics?: Metrics | undefined;
   baseUrl: string;
   queueLimits: { maxMessages: number };
+  /** Reports a grant back to `ok` (grant.recovered), as the token listener does. */
+  recovered?: (grant: { serverId: string; mailbox: string }) => Promise<void>;
 }) {
   const { store, notifier } = deps;
 
@@ -106,6 +109,22 @@ export function createWatch(deps: {
     });
   }
 
+  /**
+   * The other half of the needs_reauth catch-up: a grant reported as needing re-authorization that is active
+   * again (stored by a process that died before reporting it, or by one whose listener failed) is reported as
+   * recovered here; the transition keeps it to one event across instances.
+   */
+  async function recoveredGrants(): Promise<void> {
+    if (!deps.recovered) return;
+    const prefix = 'grant:smtp_server:';
+    for (const s of await store.list<StateDoc>(STATES, { prefix })) {
+      if (s.value.state !== 'needs_reauth') continue;
+      const grant = await store.get<GrantRecord>(GRANTS, s.id.slice(prefix.length));
+      if (grant?.value.status === 'active')
+        await deps.recovered({ serverId: grant.value.serverId, mailbox: grant.value.mailbox });
+    }
+  }
+
   async function gauges(now: number): Promise<void> {
     const metrics = deps.metrics;
     if (!metrics) return;
@@ -126,6 +145,7 @@ export function createWatch(deps: {
   return {
     async run(now: number): Promise<void> {
       await secrets(await deps.warnings());
+      await recoveredGrants();
       await backlog();
       await gauges(now);
       await sweep(now);

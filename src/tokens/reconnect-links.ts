@@ -31,6 +31,8 @@ export const RECONNECT_TRANSACTION_TTL_MS = 10 * 60_000;
 /** Keeps these MACs apart from anything else the session secrets sign. */
 const LINK_PURPOSE = 'mailgate reconnect link\0';
 const BINDING_PURPOSE = 'mailgate reconnect binding\0';
+/** Lock names that keep refusal audit entries to one per address per minute. */
+const REFUSAL_AUDIT_LOCK = 'reconnect_link_refusal_audit';
 const TOKEN = /^(rl_[a-z0-9]{20})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/;
 
 interface ReconnectTransaction {
@@ -126,7 +128,7 @@ export class ReconnectLinks {
     return (await this.deps.store.list<ReconnectLinkRecord>(RECONNECT_LINKS))
       .filter((d) => d.value.serverId === serverId)
       .map((d) => this.view(d.id, d.value, now))
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      .sort((a, b) => (a.createdAt === b.createdAt ? (a.id < b.id ? 1 : -1) : a.createdAt < b.createdAt ? 1 : -1));
   }
 
   async revoke(serverId: string, linkId: string, actor: Actor, ip?: string): Promise<ReconnectLinkView> {
@@ -151,15 +153,17 @@ export class ReconnectLinks {
   async open(token: string, ip?: string): Promise<{ linkId: string; record: ReconnectLinkRecord; version: number }> {
     const m = TOKEN.exec(token);
     if (!m || !this.verifies(LINK_PURPOSE, `${m[1]}.${m[2]}`, m[3]!)) {
-      await this.audit({ type: 'system', id: 'anonymous' }, 'reconnect_link.use', undefined, 'failure', ip, {
-        error: 'tampered',
-      });
+      if (await this.firstRefusalThisMinute(ip))
+        await this.audit({ type: 'system', id: 'anonymous' }, 'reconnect_link.use', undefined, 'failure', ip, {
+          error: 'tampered',
+        });
       throw new LinkRefusal('tampered', 'This link is not valid: it was changed or cut short.');
     }
     const linkId = m[1]!;
     const doc = await this.deps.store.get<ReconnectLinkRecord>(RECONNECT_LINKS, linkId);
     if (!doc || !equalText(doc.value.tokenHash, sha256(token))) {
-      await this.audit(linkActor(linkId), 'reconnect_link.use', undefined, 'failure', ip, { error: 'unknown' });
+      if (await this.firstRefusalThisMinute(ip))
+        await this.audit(linkActor(linkId), 'reconnect_link.use', undefined, 'failure', ip, { error: 'unknown' });
       throw new LinkRefusal('unknown', 'This link is unknown (it may have been deleted).');
     }
     const l = doc.value;
@@ -176,6 +180,17 @@ export class ReconnectLinks {
       throw new LinkRefusal(reason, `This link was ${reason === 'used' ? 'already used' : reason}.`);
     }
     return { linkId, record: l, version: doc.version };
+  }
+
+  /**
+   * Whether a tampered or unknown link hit from this address is the first of the current minute (injected
+   * clock), across instances: anyone can send such hits by the thousand, and one audit entry per address per
+   * minute says enough without letting them flood the audit log. The refusal page is shown every time.
+   */
+  private async firstRefusalThisMinute(ip: string | undefined): Promise<boolean> {
+    const minute = Math.floor(this.deps.clock.now() / 60_000);
+    const lock = await this.deps.store.acquireLock(`${REFUSAL_AUDIT_LOCK}:${minute}:${sha256(ip ?? '-')}`, 120_000);
+    return lock !== null;
   }
 
   /** What the link's page shows: the server and the mailbox it asks for (the server's user name or current grant). */

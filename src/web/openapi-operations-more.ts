@@ -94,7 +94,8 @@ const reconnectLinks: ApiOperation[] = [
     summary: "A server's reconnect links and their status (`active`, `used`, `revoked`, `expired`).",
     tag: 'smtp-servers',
     scope: 'admin',
-    responses: { ...ok('`{items}`.'), ...notFound },
+    query: listQuery,
+    responses: { ...ok('`{items, next}` (`next` absent on the last page), newest first.'), ...notFound },
   },
   {
     method: 'post',
@@ -113,7 +114,7 @@ const reconnectLinks: ApiOperation[] = [
     summary: 'Revoke a reconnect link.',
     tag: 'smtp-servers',
     scope: 'admin',
-    responses: { '204': { description: 'Revoked.' }, ...notFound },
+    responses: { ...ok('The link with its status: `revoked`, or as it was when no longer active.'), ...notFound },
   },
 ];
 

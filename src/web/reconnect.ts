@@ -39,6 +39,36 @@ export const createBody = z.strictObject({
 });
 
 const HEALTHY_CHOICES = 20;
+export const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,200}$/, 'not a cursor of this list')
+    .optional(),
+});
+
+/**
+ * One page of links, newest first. The cursor names the last link shown by its creation time and id, so a
+ * page still follows on correctly when that link was swept meanwhile.
+ */
+export function pageOf(
+  all: ReconnectLinkView[],
+  limit: number,
+  cursor: string | undefined,
+): { items: ReconnectLinkView[]; next?: string } {
+  let rest = all;
+  if (cursor) {
+    const [createdAt = '', id = ''] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+    if (!createdAt || !id) throw refusedField('cursor', 'not a cursor of this list');
+    rest = all.filter((l) => l.createdAt < createdAt || (l.createdAt === createdAt && l.id < id));
+  }
+  const items = rest.slice(0, limit);
+  const last = items.at(-1);
+  return rest.length > limit && last
+    ? { items, next: Buffer.from(`${last.createdAt}|${last.id}`).toString('base64url') }
+    : { items };
+}
+
 const UNHEALTHY = 'choose another server that can send (not this one, not paused, authorized)';
 
 const PROVIDER_NAMES: Record<string, string> = { google: 'Google', microsoft: 'Microsoft', custom: 'the provider' };
@@ -200,7 +230,10 @@ export function reconnectRouter({ auth, eta }: WebContext, deps: ReconnectRouter
   });
 
   router.get('/api/v1/smtp-servers/:id/reconnect-links', auth.api('admin'), async (req, res) => {
-    res.json({ items: await deps.links.list(parseId(req)) });
+    const serverId = parseId(req);
+    const { limit, cursor } = parseInput(listQuery, req.query);
+    await deps.mail.servers.get(serverId);
+    res.json(pageOf(await deps.links.list(serverId), limit, cursor));
   });
 
   router.delete('/api/v1/smtp-servers/:id/reconnect-links/:linkId', auth.api('admin'), async (req, res) => {

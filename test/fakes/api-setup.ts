@@ -5,6 +5,7 @@ import path from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { createLogger } from '../../src/log.js';
+import type { ResolveAll } from '../../src/net/connect.js';
 import { createServices, type Services } from '../../src/services.js';
 import { openStore } from '../../src/store/open-store.js';
 import { TEST_ACTOR } from './oauth-setup.js';
@@ -15,7 +16,11 @@ export interface ApiInstance {
   close(): Promise<void>;
 }
 
-export async function startApiInstance(extraEnv: Record<string, string>, clock?: () => number): Promise<ApiInstance> {
+export async function startApiInstance(
+  extraEnv: Record<string, string>,
+  clock?: () => number,
+  options: { egressResolve?: ResolveAll } = {},
+): Promise<ApiInstance> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-transport-'));
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -35,6 +40,7 @@ export async function startApiInstance(extraEnv: Record<string, string>, clock?:
     log: createLogger({ level: 'silent' }),
     mail: { queue: { pollMs: 50, maxRetryDelayMs: 1000 } },
     ...(clock ? { clock } : {}),
+    ...(options.egressResolve ? { egressResolve: options.egressResolve } : {}),
   });
   await services.start();
   return {

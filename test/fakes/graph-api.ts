@@ -4,7 +4,9 @@ import type { FakeProvider } from './oidc-provider.js';
 /**
  * Microsoft Graph as mailgate uses it: `POST /v1.0/users/{mailbox}/sendMail` with a base64 MIME body
  * (text/plain), 202 with no body; `GET /v1.0/users/{mailbox}` needs User.Read (Mail.Send alone gets 403).
- * Errors are `{error: {code, message}}`; send-as refusals are `ErrorSendAsDenied`.
+ * Errors are `{error: {code, message}}`; send-as refusals are `ErrorSendAsDenied`. App-only tokens (client
+ * credentials, scope `https://graph.microsoft.com/.default`: the Mail.Send application permission) send as any
+ * mailbox of the tenant.
  */
 export function startGraphFake(provider: FakeProvider): Promise<MailApiFake> {
   return startMailApiFake(provider, {
@@ -12,6 +14,7 @@ export function startGraphFake(provider: FakeProvider): Promise<MailApiFake> {
     profilePath: /^\/v1\.0\/users\/([^/]+)$/,
     sendScope: 'https://graph.microsoft.com/Mail.Send',
     readScopes: ['https://graph.microsoft.com/User.Read', 'User.Read'],
+    appOnlyScope: 'https://graph.microsoft.com/.default',
     mimeOf: (body) => Buffer.from(body, 'base64').toString('utf8'),
     okSend: () => ({ status: 202, body: '' }),
     profile: (mailbox) => ({ mail: mailbox, userPrincipalName: mailbox }),

@@ -21,13 +21,15 @@ export interface ReceivedMessage {
   mailbox: string;
   mime: string;
   at: number;
+  /** Sent with an app-only token (the application's, not the mailbox's). */
+  appOnly?: boolean;
 }
 
 export interface MailApiFake {
   url: string;
   messages: ReceivedMessage[];
   /** Every send request, answered or not, with its HTTP status. */
-  requests: { mailbox: string; status: number }[];
+  requests: { mailbox: string; status: number; appOnly?: boolean }[];
   /** The most requests seen running at once, per mailbox. */
   maxConcurrent: Map<string, number>;
   /** Answers the next requests with these faults, one each, before accepting again. */
@@ -47,6 +49,11 @@ export interface MailApiShape {
   profilePath: RegExp;
   sendScope: string;
   readScopes: string[];
+  /**
+   * An app-only token (client credentials: no user, the subject is the application) with this scope may send
+   * as any mailbox, as Graph's Mail.Send application permission does.
+   */
+  appOnlyScope?: string;
   /** The MIME in a request body. */
   mimeOf(body: string): string;
   okSend(): { status: number; body: string };
@@ -93,7 +100,11 @@ export async function startMailApiFake(provider: FakeProvider, shape: MailApiSha
     const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
     const info = await provider.introspect(token);
     const scopes = (info.scope ?? '').split(' ');
-    if (!info.active || info.sub !== mailbox) {
+    const appOnly =
+      shape.appOnlyScope !== undefined &&
+      scopes.includes(shape.appOnlyScope) &&
+      (info.sub === undefined || info.sub === info.client_id);
+    if (!info.active || (info.sub !== mailbox && !appOnly)) {
       if (send) fake.requests.push({ mailbox, status: 401 });
       return answer(res, 401, shape.error({ status: 401, code: 'InvalidAuthenticationToken' }, 'token not valid'));
     }
@@ -102,7 +113,7 @@ export async function startMailApiFake(provider: FakeProvider, shape: MailApiSha
         return answer(res, 403, shape.error({ status: 403, code: 'ErrorAccessDenied' }, 'insufficient privileges'));
       return answer(res, 200, shape.profile(mailbox));
     }
-    if (!scopes.includes(shape.sendScope)) {
+    if (!scopes.includes(shape.sendScope) && !appOnly) {
       fake.requests.push({ mailbox, status: 401 });
       return answer(res, 401, shape.error({ status: 401, code: 'InvalidAuthenticationToken' }, 'scope missing'));
     }
@@ -122,8 +133,8 @@ export async function startMailApiFake(provider: FakeProvider, shape: MailApiSha
         fake.requests.push({ mailbox, status: 403 });
         return fail(res, { status: 403, code: shape.sendAsCode }, `${mailbox} may not send as ${from}`);
       }
-      fake.messages.push({ mailbox, mime, at: Date.now() });
-      fake.requests.push({ mailbox, status: 202 });
+      fake.messages.push({ mailbox, mime, at: Date.now(), appOnly });
+      fake.requests.push({ mailbox, status: 202, appOnly });
       const ok = shape.okSend();
       res.writeHead(ok.status, ok.body ? { 'content-type': 'application/json' } : {});
       res.end(ok.body);

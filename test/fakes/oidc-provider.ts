@@ -38,7 +38,8 @@ export interface FakeServiceAccount {
 }
 
 export type FakeProviderKind = 'google' | 'microsoft';
-export type TokenFault = 'none' | '503' | 'hang';
+/** `429`: Entra's throttling answer (Retry-After 60, AADSTS50196-like), for app-only token storms. */
+export type TokenFault = 'none' | '503' | '429' | 'hang';
 
 export interface FakeProviderOptions {
   kind: FakeProviderKind;
@@ -369,6 +370,13 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
       fake.edgeTokenRequests++;
       if (fault === '503') {
         res.status(503).type('text/plain').send('Service Unavailable');
+        return;
+      }
+      if (fault === '429') {
+        res.status(429).set('retry-after', '60').json({
+          error: 'temporarily_unavailable',
+          error_description: 'AADSTS50196: The server terminated an operation because it encountered a loop.',
+        });
         return;
       }
       if (fault === 'hang') {

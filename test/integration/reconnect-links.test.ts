@@ -43,7 +43,12 @@ describe.each(stores)('reconnect links (Microsoft flavour, %s store)', (store) =
 
   beforeAll(async () => {
     provider = await startFakeProvider({ kind: 'microsoft', accessTokenTtlSec: 60 });
-    app = await startTestApp({ store, env: providerEnv(provider), clock: () => Date.now() + clockOffsetMs });
+    app = await startTestApp({
+      store,
+      // Behind one proxy: X-Forwarded-For names the client, so tests can come from several addresses.
+      env: { ...providerEnv(provider), MAILGATE_TRUST_PROXY: '1' },
+      clock: () => Date.now() + clockOffsetMs,
+    });
     key = await app.apiKey(['admin']);
     const created = await createOAuthServer(app.services, provider, 2525);
     serverId = created.serverId;
@@ -149,7 +154,61 @@ describe.each(stores)('reconnect links (Microsoft flavour, %s store)', (store) =
       expect(res.res.status).toBe(404);
       expect(res.text).toContain('data-reason="tampered"');
     }
-    expect((await auditOf('reconnect_link.use')).filter((e) => e.detail?.error === 'tampered').length).toBe(4);
+    expect((await auditOf('reconnect_link.use')).filter((e) => e.detail?.error === 'tampered').length).toBe(1);
+  });
+
+  it('tampered and unknown hits are audited once per address per minute; every hit is still refused', async () => {
+    const link = await createLink();
+    const [id, secret] = link.token.split('.') as [string, string, string];
+    const refusals = async (ip: string) =>
+      (await auditOf('reconnect_link.use')).filter(
+        (e) => e.ip === ip && (e.detail?.error === 'tampered' || e.detail?.error === 'unknown'),
+      ).length;
+    // A new minute on the injected clock, so entries of the test before do not count here.
+    clockOffsetMs += 60_000;
+    const hit = async (token: string, ip: string, reason: string) => {
+      const res = await app.anonymousSession().get(`/connect/${token}`, { headers: { 'x-forwarded-for': ip } });
+      expect(res.res.status).toBe(404);
+      expect(res.text).toContain(`data-reason="${reason}"`);
+    };
+    for (let i = 0; i < 20; i++) await hit(`${id}.${secret}.${'A'.repeat(43)}`, '198.51.100.7', 'tampered');
+    expect(await refusals('198.51.100.7')).toBe(1);
+    // Another address gets its own entry; an unknown (well-signed, deleted) link counts with the tampered ones.
+    await hit('x', '198.51.100.8', 'tampered');
+    expect(await refusals('198.51.100.8')).toBe(1);
+    await app.store.delete(RECONNECT_LINKS, link.id);
+    await hit(link.token, '198.51.100.7', 'unknown');
+    expect(await refusals('198.51.100.7')).toBe(1);
+    // The next minute: one more entry for the same address.
+    clockOffsetMs += 60_000;
+    await hit(link.token, '198.51.100.7', 'unknown');
+    await hit(link.token, '198.51.100.7', 'unknown');
+    expect(await refusals('198.51.100.7')).toBe(2);
+  });
+
+  it('the API lists links a page at a time ({items, next}), newest first', async () => {
+    for (let i = 0; i < 3; i++) await createLink();
+    const listPath = `/api/v1/smtp-servers/${serverId}/reconnect-links`;
+    const whole = (await (await api(listPath)).json()) as { items: { id: string }[]; next?: string };
+    expect(whole.items.length).toBeGreaterThanOrEqual(3);
+    expect(whole.next).toBeUndefined();
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const res = await api(`${listPath}?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as { items: { id: string }[]; next?: string };
+      expect(page.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.items.map((l) => l.id));
+      cursor = page.next;
+      pages++;
+    } while (cursor && pages < 50);
+    expect(seen).toEqual(whole.items.map((l) => l.id));
+    expect(pages).toBe(Math.ceil(whole.items.length / 2));
+    for (const bad of ['?limit=0', '?limit=501', '?cursor=%2F%2F', '?cursor=bm9wZQ'])
+      expect((await api(`${listPath}${bad}`)).status, bad).toBe(400);
+    expect((await api('/api/v1/smtp-servers/srv_nope/reconnect-links')).status).toBe(404);
   });
 
   it('an expired link is refused (7 days on the injected clock), nothing stored', async () => {

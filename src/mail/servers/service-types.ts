@@ -1,4 +1,8 @@
-import type { Actor } from '../../admin/types.js';
+import type { Actor, AuditRecorder } from '../../admin/types.js';
+import type { Config } from '../../config.js';
+import type { Keyring } from '../../crypto/keyring.js';
+import type { Logger } from '../../log.js';
+import type { Store } from '../../store/store.js';
 import type { PauseDoc, ResolvedServer, SmtpServerView } from './model.js';
 import type { ServerPage } from './pages.js';
 import type { CreateServerInput, UpdateServerInput } from './validation.js';
@@ -50,4 +54,15 @@ export interface SmtpServers {
   onSendingEnabled(listener: () => void | Promise<void>): void;
   start(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface SmtpServersDeps {
+  store: Store;
+  keyring: Keyring;
+  config: Config;
+  audit: AuditRecorder;
+  log: Logger;
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The provider of an OAuth integration (Graph needs Microsoft, the Gmail API Google), or null if none. */
+  integrationProvider?: (id: string) => Promise<string | null>;
 }

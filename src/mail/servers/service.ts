@@ -1,10 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { AuditRecorder } from '../../admin/types.js';
-import type { Config } from '../../config.js';
-import type { Keyring } from '../../crypto/keyring.js';
 import { AppError } from '../../errors.js';
-import type { Logger } from '../../log.js';
-import type { Doc, Store } from '../../store/store.js';
+import type { Doc } from '../../store/store.js';
 import { loadServersFile, type FileDefined } from './file.js';
 import {
   isApiProtocol,
@@ -19,24 +15,15 @@ import { presetRate, PROVIDER_PRESETS } from './presets.js';
 import { effectiveSettings, resolvedServer } from './resolve.js';
 import { createMailSettingsState, createServerPauses } from './state.js';
 import { serverPages } from './pages.js';
-import type { AuditContext, SmtpServers } from './service-types.js';
-import { checkServer, invalid } from './validation.js';
-export type { AuditContext, MailSettingsView, SmtpServers } from './service-types.js';
+import type { AuditContext, SmtpServers, SmtpServersDeps } from './service-types.js';
+import { checkApiIntegration, checkServer, invalid } from './validation.js';
+export type { AuditContext, MailSettingsView, SmtpServers, SmtpServersDeps } from './service-types.js';
 
 /**
  * The SMTP servers service: create, edit and delete stored servers (audited), list them with the file-defined
  * ones, resolve one for sending, and keep every instance's caches (and the transports' pools) in step: each
  * change is published on SERVERS_CHANNEL and every instance forgets what it cached of that server.
  */
-
-export interface SmtpServersDeps {
-  store: Store;
-  keyring: Keyring;
-  config: Config;
-  audit: AuditRecorder;
-  log: Logger;
-  env?: Readonly<Record<string, string | undefined>>;
-}
 
 const newServerId = () => `srv_${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`;
 export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
@@ -192,6 +179,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       } satisfies Partial<SmtpServerDoc>;
       const password = base.authMethod === 'basic' ? (input.password ?? null) : null;
       checkServer({ ...base, password });
+      await checkApiIntegration(base, deps.integrationProvider);
       const doc: SmtpServerDoc = {
         ...base,
         password: password === null ? null : keyring.seal(password, sealCtx(id)),
@@ -260,6 +248,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       }
       const plaintextForCheck = newPassword !== undefined ? newPassword : before.password !== null ? '(kept)' : null;
       checkServer({ ...next, password: next.authMethod === 'basic' ? plaintextForCheck : null });
+      await checkApiIntegration(next, deps.integrationProvider);
       if (newPassword !== undefined) {
         next.password = newPassword === null ? null : keyring.seal(newPassword, sealCtx(id));
         next.passwordVersion = before.passwordVersion + 1;

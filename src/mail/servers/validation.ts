@@ -2,7 +2,7 @@ import net from 'node:net';
 import { z } from 'zod';
 import { AppError, type ErrorDetail } from '../../errors.js';
 import { emailAddress, headerText } from '../compose.js';
-import { isApiProtocol, plaintextAuthProblem, type SmtpServerDoc } from './model.js';
+import { isApiProtocol, plaintextAuthProblem, type ApiProtocol, type SmtpServerDoc } from './model.js';
 
 /** The server form and API input (create, update), and the cross-field rules every server must meet. */
 
@@ -148,4 +148,38 @@ export function checkServer(doc: Omit<SmtpServerDoc, 'createdAt' | 'updatedAt' |
     if (problem) details.push({ field: 'tls', message: problem });
   }
   if (details.length) throw invalid(details);
+}
+
+/** What the mail area knows of an OAuth integration (the oauth area owns it). */
+export interface IntegrationInfo {
+  provider: string;
+  graphBaseUrl: string | null;
+}
+
+const API_PROVIDER: Record<ApiProtocol, { kind: string; label: string }> = {
+  graph: { kind: 'microsoft', label: 'Microsoft' },
+  gmail_api: { kind: 'google', label: 'Google' },
+};
+
+/**
+ * A Graph server needs a Microsoft integration and a Gmail API server a Google one: the token of another
+ * provider would be refused by the API on every send, so the mistake is named when the server is saved.
+ */
+export async function checkApiIntegration(
+  doc: Pick<SmtpServerDoc, 'protocol' | 'authMethod' | 'oauthIntegrationId'>,
+  providerOf: ((id: string) => Promise<string | null>) | undefined,
+): Promise<void> {
+  if (!providerOf || !isApiProtocol(doc.protocol) || doc.authMethod !== 'oauth2' || !doc.oauthIntegrationId) return;
+  const wanted = API_PROVIDER[doc.protocol];
+  const actual = await providerOf(doc.oauthIntegrationId);
+  if (actual === wanted.kind) return;
+  throw invalid([
+    {
+      field: 'oauthIntegrationId',
+      message:
+        actual === null
+          ? 'no such OAuth 2.0 integration'
+          : `${doc.protocol} needs an OAuth 2.0 integration of provider ${wanted.label} (${wanted.kind}); this one is ${actual}`,
+    },
+  ]);
 }

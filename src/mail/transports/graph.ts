@@ -1,3 +1,4 @@
+import type { ResolvedServer } from '../servers.js';
 import { graphError } from './api-answer.js';
 import { createApiTransport, type ApiTransportDeps } from './http-api.js';
 
@@ -12,12 +13,21 @@ export const GRAPH_MAX_MIME_BYTES = 3 * 1024 * 1024;
 /** Graph answers 429 MailboxConcurrency beyond four concurrent requests per mailbox. */
 export const GRAPH_CONCURRENCY_PER_MAILBOX = 4;
 
-export function createGraphTransport(baseUrl: string, deps: ApiTransportDeps) {
+/**
+ * `baseUrlOf` gives the Graph base URL of a server's integration (sovereign clouds: US Government, China), or
+ * null for `baseUrl` (MAILGATE_GRAPH_URL).
+ */
+export function createGraphTransport(
+  baseUrl: string,
+  deps: ApiTransportDeps,
+  baseUrlOf?: (server: ResolvedServer) => Promise<string | null>,
+) {
   return createApiTransport(
     {
       api: 'graph',
       label: 'Microsoft Graph',
       baseUrl,
+      baseUrlOf,
       maxMimeBytes: GRAPH_MAX_MIME_BYTES,
       send: (mailbox, mime) => ({
         path: `/v1.0/users/${encodeURIComponent(mailbox)}/sendMail`,

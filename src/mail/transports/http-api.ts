@@ -13,14 +13,17 @@ import { composeMime } from './smtp.js';
  * The HTTP mail transports (Microsoft Graph, the Gmail API) share everything but the request and the reading
  * of errors: the token from the token service (a 401 forces one refresh, then counts as rejected credentials),
  * the MIME message of the SMTP path, the per-mailbox gate, and failures as MailTransportFailure (kind `api`)
- * so diagnose() and the queue treat every transport alike. The base URLs come from the environment
- * (operator-trusted), so the requests use the plain fetch.
+ * so diagnose() and the queue treat every transport alike. The environment's base URLs are the operator's
+ * and use the plain fetch; a base URL an admin entered on an integration (a sovereign cloud's Graph) goes
+ * through the egress-checked fetch, like every other admin-entered address.
  */
 
 export interface ApiSpec {
   api: 'graph' | 'gmail_api';
   label: string;
   baseUrl: string;
+  /** The base URL the server's integration sets (admin-entered), or null for `baseUrl`. */
+  baseUrlOf?: ((server: ResolvedServer) => Promise<string | null>) | undefined;
   /** Larger MIME messages are refused before any request (Graph: the 4 MB request limit, base64 included). */
   maxMimeBytes?: number;
   send(mailbox: string, mime: Buffer): { path: string; headers: Record<string, string>; body: string };
@@ -38,11 +41,18 @@ export interface ApiTransportDeps {
   gate: MailboxGate;
   now: () => number;
   fetch?: typeof fetch;
+  /** The egress-checked fetch for admin-entered base URLs (src/net/fetch.ts). */
+  egressFetch?: typeof fetch | undefined;
   /** A mailbox was slowed by its provider: tells the other instances (their gates slow it too). */
   onSlow?: ((key: string, until: number) => void) | undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+
+interface Endpoint {
+  base: string;
+  fetch: typeof fetch;
+}
 
 function credentials(message: string, kind: 'token_needs_reauth' | 'token_unavailable', cause?: unknown) {
   return new MailTransportFailure({ kind, message }, cause);
@@ -50,10 +60,18 @@ function credentials(message: string, kind: 'token_needs_reauth' | 'token_unavai
 
 export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailTransport {
   const doFetch = deps.fetch ?? fetch;
-  const base = spec.baseUrl.replace(/\/+$/, '');
+  const trimmed = (url: string) => url.replace(/\/+$/, '');
+  const envBase = trimmed(spec.baseUrl);
+
+  /** Where this server's requests go, and through which fetch. */
+  async function endpointOf(server: ResolvedServer): Promise<Endpoint> {
+    const own = spec.baseUrlOf ? await spec.baseUrlOf(server) : null;
+    if (own) return { base: trimmed(own), fetch: deps.egressFetch ?? doFetch };
+    return { base: envBase, fetch: doFetch };
+  }
 
   async function authFor(server: ResolvedServer) {
-    const grant = deps.grants ? await deps.grants.grantForServer(server.id) : null;
+    const grant = deps.grants ? await deps.grants.grantForServer(server.grantServerId ?? server.id) : null;
     const picked = pickSmtpAuth(server, grant);
     if (isAuthProblem(picked)) throw credentials(picked.message, 'token_needs_reauth');
     if (picked.type !== 'OAuth2') throw credentials(`${spec.label} needs OAuth 2.0`, 'token_needs_reauth');
@@ -72,6 +90,7 @@ export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailT
 
   async function call(
     server: ResolvedServer,
+    { base, fetch: doFetch }: Endpoint,
     path: string,
     init: { method: string; headers?: Record<string, string>; body?: string },
     accessToken: string,
@@ -87,6 +106,9 @@ export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailT
       });
       return { status: res.status, headers: res.headers, body: await res.text() };
     } catch (err) {
+      const denied = findAppError(err, 'egress_denied');
+      if (denied)
+        throw new MailTransportFailure({ kind: 'egress_denied', message: denied.message, hint: denied.hint }, err);
       // No HTTP answer at all (network, DNS, TLS, timeout): status 0, the system's code as the provider code.
       const e = err as { name?: string; message?: string; cause?: { code?: unknown; message?: string } };
       const code = e.name === 'TimeoutError' ? 'timeout' : typeof e.cause?.code === 'string' ? e.cause.code : 'network';
@@ -106,6 +128,7 @@ export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailT
   /** One request with the current token; on 401 one forced refresh and one more request. */
   async function authorized(
     server: ResolvedServer,
+    endpoint: Endpoint,
     grantId: string,
     path: string,
     init: { method: string; headers?: Record<string, string>; body?: string },
@@ -117,13 +140,13 @@ export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailT
       'info',
     );
     onLine?.(`${init.method} ${path}`, 'client');
-    let answer = await call(server, path, init, t.accessToken);
+    let answer = await call(server, endpoint, path, init, t.accessToken);
     onLine?.(`${answer.status}`, 'server');
     if (answer.status === 401) {
       onLine?.('the token was refused: refreshing it once', 'info');
       t = await token(grantId, true);
       onLine?.(`${init.method} ${path}`, 'client');
-      answer = await call(server, path, init, t.accessToken);
+      answer = await call(server, endpoint, path, init, t.accessToken);
       onLine?.(`${answer.status}`, 'server');
     }
     return answer;
@@ -168,12 +191,13 @@ export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailT
             providerCode: 'message_too_large',
           });
         }
+        const endpoint = await endpointOf(server);
         const key = gateKey(auth.user);
         return await deps.gate.run(key, async () => {
           const until = deps.gate.slowedUntil(key);
           if (until !== null) throw slowedFailure(until);
           const request = spec.send(auth.user, mime);
-          const answer = await authorized(server, auth.grantId, request.path, { method: 'POST', ...request });
+          const answer = await authorized(server, endpoint, auth.grantId, request.path, { method: 'POST', ...request });
           if (answer.status >= 200 && answer.status < 300) {
             return {
               messageId: messageId ?? '',
@@ -197,8 +221,16 @@ export function createApiTransport(spec: ApiSpec, deps: ApiTransportDeps): MailT
     async verify(server, onLine) {
       try {
         const auth = await authFor(server);
-        onLine(`${spec.label} at ${base}, mailbox ${auth.user}`, 'info');
-        const answer = await authorized(server, auth.grantId, spec.probe.path(auth.user), { method: 'GET' }, onLine);
+        const endpoint = await endpointOf(server);
+        onLine(`${spec.label} at ${endpoint.base}, mailbox ${auth.user}`, 'info');
+        const answer = await authorized(
+          server,
+          endpoint,
+          auth.grantId,
+          spec.probe.path(auth.user),
+          { method: 'GET' },
+          onLine,
+        );
         if (answer.status >= 200 && answer.status < 300) {
           onLine(`checked: ${spec.probe.found(answer)}`, 'info');
         } else if (answer.status === 403) {

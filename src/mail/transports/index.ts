@@ -15,6 +15,10 @@ export interface TransportsDeps extends TransportDeps {
   /** MAILGATE_GRAPH_URL and MAILGATE_GMAIL_API_URL. */
   graphUrl: string;
   gmailApiUrl: string;
+  /** The Graph base URL an integration sets (a sovereign cloud), or null: then MAILGATE_GRAPH_URL. */
+  graphBaseUrlOf?: ((integrationId: string) => Promise<string | null>) | undefined;
+  /** The egress-checked fetch for those admin-entered URLs. */
+  egressFetch?: typeof fetch | undefined;
   now?: () => number;
   /** The per-mailbox gate (shared with the announcements of other instances). */
   gate?: MailboxGate;
@@ -31,8 +35,16 @@ export function createTransports(deps: TransportsDeps): MailTransport {
     gate: deps.gate ?? createMailboxGate({ limit: GRAPH_CONCURRENCY_PER_MAILBOX, now }),
     now,
     onSlow: deps.onSlow,
+    egressFetch: deps.egressFetch,
   };
-  const graph = createGraphTransport(deps.graphUrl, api);
+  const graphBaseUrlOf = deps.graphBaseUrlOf;
+  const graph = createGraphTransport(
+    deps.graphUrl,
+    api,
+    graphBaseUrlOf
+      ? async (server) => (server.oauthIntegrationId ? graphBaseUrlOf(server.oauthIntegrationId) : null)
+      : undefined,
+  );
   const gmail = createGmailApiTransport(deps.gmailApiUrl, api);
   const pick = (server: ResolvedServer): MailTransport =>
     server.protocol === 'graph' ? graph : server.protocol === 'gmail_api' ? gmail : smtp;
