@@ -59,7 +59,7 @@ export const rotateBody = z.strictObject({
 export interface ApiKeysRouterDeps {
   apiKeys: Pick<ApiKeyService, 'create' | 'get' | 'list' | 'page' | 'revoke' | 'rotate' | 'setPolicy'>;
   /** To offer the servers a key may be bound to, and to check that one exists. */
-  servers: Pick<MailServices['servers'], 'resolve' | 'list'>;
+  servers: Pick<MailServices['servers'], 'resolve' | 'list' | 'page'>;
   /** Seals a new key in the session between the post and the page that shows it. */
   handoff: KeyHandoff;
   /** The submission front's settings, shown with a new key. */
@@ -68,6 +68,16 @@ export interface ApiKeysRouterDeps {
 
 export function apiKeysRouter({ auth, eta }: WebContext, deps: ApiKeysRouterDeps): Router {
   const router = Router();
+  /** The policy's server choices: the first servers and those the keys name, never every server. */
+  async function serverChoices(keys: Array<{ policy?: { serverId?: string } | null }>) {
+    const first = (await deps.servers.page({ limit: 200 })).items.map((s) => ({ id: s.id, name: s.name }));
+    const named = [...new Set(keys.map((k) => k.policy?.serverId).filter((id): id is string => Boolean(id)))];
+    for (const id of named.filter((id) => !first.some((s) => s.id === id))) {
+      const s = await deps.servers.resolve(id);
+      if (s) first.push({ id: s.id, name: s.name });
+    }
+    return first;
+  }
   const oneTime = new OneTimeKey(deps.handoff);
 
   /** A key bound to a server that does not exist could never send: refused like any other bad field. */
@@ -89,14 +99,15 @@ export function apiKeysRouter({ auth, eta }: WebContext, deps: ApiKeysRouterDeps
     const t = translatorFor(req);
     const created = extra.created ?? null;
     if (created) res.setHeader('Cache-Control', 'no-store');
+    const keys = await deps.apiKeys.list();
     renderPage(
       res,
       eta,
       'api-keys',
       {
         title: t('apiKeys.title'),
-        keys: await deps.apiKeys.list(),
-        servers: (await deps.servers.list()).map((s) => ({ id: s.id, name: s.name })),
+        keys,
+        servers: await serverChoices(keys),
         created,
         smtp: created?.scopes.includes('send') ? smtpSettings(deps.config) : null,
         errors: (extra.errors ?? []).map((field) => ({ field, message: t(`apiKeys.error.${field}`) })),
