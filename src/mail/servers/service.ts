@@ -75,7 +75,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
     const chosen = settings?.value.defaultServerId ?? null;
     if (chosen && (fileServers.has(chosen) || (await store.get(SERVERS, chosen)))) return chosen;
     for (const [id, f] of fileServers) if (f.isDefault) return id;
-    const first = (await store.list<SmtpServerDoc>(SERVERS))[0];
+    const first = (await store.list<SmtpServerDoc>(SERVERS, { limit: 1 }))[0];
     return first?.id ?? [...fileServers.keys()][0] ?? null;
   }
 
