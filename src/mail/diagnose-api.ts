@@ -1,4 +1,5 @@
 import type { Diagnosis, FailureClass } from './diagnose.js';
+import type { DiagnosisCode } from './diagnosis-codes.js';
 import type { MailTransportFailure } from './transport-failure.js';
 
 /**
@@ -13,7 +14,7 @@ export function diagnoseApi(err: MailTransportFailure): Diagnosis {
   const status = err.httpStatus ?? 0;
   const code = err.providerCode ?? '';
   const label = err.api === 'gmail_api' ? 'The Gmail API' : 'Microsoft Graph';
-  const result = (c: string, cls: FailureClass, hint: string, extra: Partial<Diagnosis> = {}): Diagnosis => ({
+  const result = (c: DiagnosisCode, cls: FailureClass, hint: string, extra: Partial<Diagnosis> = {}): Diagnosis => ({
     code: c,
     class: cls,
     hint,

@@ -1,4 +1,5 @@
 import { diagnoseApi } from './diagnose-api.js';
+import type { DiagnosisCode } from './diagnosis-codes.js';
 import { toMailTransportFailure } from './transport-failure.js';
 
 /**
@@ -61,7 +62,7 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
   const response = err.response ?? '';
   const rc = err.responseCode;
   const has = (c: string) => err.codes.includes(c);
-  const result = (code: string, cls: FailureClass, hint: string): Diagnosis => ({
+  const result = (code: DiagnosisCode, cls: FailureClass, hint: string): Diagnosis => ({
     code,
     class: cls,
     hint,
@@ -70,7 +71,8 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
   });
 
   // Refused by the egress policy before any byte was sent: retrying cannot help, only a settings change can.
-  if (err.kind === 'egress_denied') return { code: 'egress_denied', class: 'permanent', hint: err.hint ?? '', message };
+  if (err.kind === 'egress_denied')
+    return { code: 'egress_denied' satisfies DiagnosisCode, class: 'permanent', hint: err.hint ?? '', message };
   // Whatever answered is not SMTP (an SSH, HTTP or database port…): its bytes are never repeated, so a
   // Test connection cannot be used to read other services' banners.
   if (
@@ -80,7 +82,7 @@ export function diagnose(error: unknown, ctx: DiagnoseContext = {}): Diagnosis {
     !isSmtpGreeting(response)
   ) {
     return {
-      code: 'not_smtp',
+      code: 'not_smtp' satisfies DiagnosisCode,
       class: 'temporary',
       message: `${where(ctx)} is not an SMTP server (its greeting is not 220)`,
       hint: `Check the host and the port: ${where(ctx)} answered, but not as an SMTP server. SMTP servers usually listen on 25, 587 (submission) or 465 (smtps).`,

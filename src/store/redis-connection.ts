@@ -13,6 +13,8 @@ export type RedisMode = 'single' | 'cluster';
 
 /** The client the store sends its commands with; both kinds have the same command methods. */
 export type RedisClient = Redis | Cluster;
+/** One Redis (not a cluster), e.g. the source of a copy to a cluster. */
+export type SingleRedisClient = Redis;
 
 export interface RedisConnectionOptions {
   url: string;
@@ -143,4 +145,12 @@ export function createSubscriberClient(o: RedisConnectionOptions): RedisClient {
  */
 export function dataPrefixOf(mode: RedisMode, prefix: string): string {
   return mode === 'cluster' ? `{${prefix}}` : prefix;
+}
+
+/** A connection to one Redis (never a cluster), connected and answering: the source of a copy to a cluster. */
+export async function connectSingleClient(
+  url: string,
+  timeouts: { commandTimeoutMs: number; connectTimeoutMs: number },
+) {
+  return (await connectCommandClient({ url, mode: 'single', ...timeouts })) as SingleRedisClient;
 }

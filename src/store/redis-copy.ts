@@ -1,5 +1,4 @@
-import { Redis } from 'ioredis';
-import { connectCommandClient, dataPrefixOf } from './redis-connection.js';
+import { connectCommandClient, connectSingleClient, dataPrefixOf } from './redis-connection.js';
 import { quitOrDisconnect, safeUrl } from './redis-errors.js';
 import { StoreUnavailableError } from './store.js';
 
@@ -30,14 +29,11 @@ export interface CopyToClusterOptions {
 }
 
 export async function copyToCluster(o: CopyToClusterOptions): Promise<{ copied: number }> {
-  const source = new Redis(o.fromUrl, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  source.on('error', () => undefined);
-  try {
-    await source.connect();
-  } catch (cause) {
-    source.disconnect();
-    throw new StoreUnavailableError(`Cannot reach the source Redis at ${safeUrl(o.fromUrl)}`, { cause });
-  }
+  const source = await connectSingleClient(o.fromUrl, { commandTimeoutMs: 30_000, connectTimeoutMs: 5000 }).catch(
+    (cause: unknown) => {
+      throw new StoreUnavailableError(`Cannot reach the source Redis at ${safeUrl(o.fromUrl)}`, { cause });
+    },
+  );
   const target = await connectCommandClient({
     url: o.toUrl,
     mode: 'cluster',

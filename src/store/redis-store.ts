@@ -42,9 +42,9 @@ import {
 } from './store.js';
 
 /**
- * The Redis store: any number of mailgate instances share one Redis or one Redis Cluster. With
- * redis-connection.ts the only modules that import ioredis and connect-redis; pub/sub (redis-pubsub.ts) gets
- * its connection from here.
+ * The Redis store: any number of mailgate instances share one Redis or one Redis Cluster. The only module that
+ * imports connect-redis; its clients come from redis-connection.ts, the only one that imports ioredis; pub/sub
+ * (redis-pubsub.ts) gets its connection from here.
  *
  * Keys (all under `prefix`; on a cluster the first five under `{prefix}`, one hash slot, see dataPrefixOf):
  *   d:<collection>:<id>   hash {v: version, d: JSON}        documents

@@ -70,18 +70,22 @@ export interface ServerLookup {
   get(id: string): Promise<AuthorizableServer>;
 }
 
-export type AuthorizationRefusal =
-  | 'missing_state'
-  | 'unknown_state'
-  | 'expired'
-  | 'foreign_session'
-  | 'access_denied'
-  | 'provider_error'
-  | 'wrong_issuer'
-  | 'no_email'
-  | 'email_unverified'
-  | 'wrong_mailbox'
-  | 'exchange_failed';
+/** Why a callback can be refused; pages translate each one (`oauthFailure.<reason>`). */
+export const AUTHORIZATION_REFUSALS = [
+  'missing_state',
+  'unknown_state',
+  'expired',
+  'foreign_session',
+  'access_denied',
+  'provider_error',
+  'wrong_issuer',
+  'no_email',
+  'email_unverified',
+  'wrong_mailbox',
+  'exchange_failed',
+] as const;
+
+export type AuthorizationRefusal = (typeof AUTHORIZATION_REFUSALS)[number];
 
 /** Why a callback was refused (`oauth_failed`), for a clear page; `serverId` when known (never from the query). */
 export class AuthorizationFailure extends AppError {
@@ -90,6 +94,8 @@ export class AuthorizationFailure extends AppError {
     message: string,
     readonly serverId: string | null = null,
     hint: string | null = null,
+    /** For pages in other languages: the message's values and the diagnosis code its hint came from. */
+    readonly translation: { params?: Record<string, string>; hintCode?: string } = {},
   ) {
     super('oauth_failed', { message, hint: hint ?? undefined });
   }
@@ -292,12 +298,14 @@ export class AuthorizeService {
           'Access was denied at the provider, so nothing was changed.',
           t.serverId,
           diagnosis.hint,
+          { hintCode: diagnosis.code },
         );
       throw new AuthorizationFailure(
         'provider_error',
         `The provider reported an error (${error}).`,
         t.serverId,
         diagnosis.hint,
+        { params: { error }, hintCode: diagnosis.code },
       );
     }
     const client = await this.deps.integrations.client(t.integrationId);
@@ -333,6 +341,7 @@ export class AuthorizeService {
         `The provider did not accept the authorization (${e.oauthError ?? e.kind}).`,
         t.serverId,
         diagnosis.hint,
+        { params: { error: e.oauthError ?? e.kind }, hintCode: diagnosis.code },
       );
     }
     const claims = tokens.claims;
@@ -344,6 +353,8 @@ export class AuthorizeService {
         'email_unverified',
         `The provider says the email address of this account (${claims.email}) is not verified, so mailgate will not send as it. Verify the address at the provider, or sign in with another account, then press Authorize again.`,
         t.serverId,
+        null,
+        { params: { email: claims.email ?? '' } },
       );
     }
     // Without discovery there is no ID token to check: the server's configured user name names the mailbox.
@@ -366,6 +377,8 @@ export class AuthorizeService {
         'wrong_mailbox',
         `You signed in as ${mailbox}, but this server sends as ${params.expectedMailbox}. Nothing was changed: sign in with ${params.expectedMailbox}.`,
         t.serverId,
+        null,
+        { params: { mailbox, expected: params.expectedMailbox } },
       );
     }
     await params.beforeStore?.(mailbox);

@@ -11,6 +11,7 @@ import {
 import { catalogs } from '../i18n/messages/index.js';
 import { isApiRequest } from './api-path.js';
 import { readCookie } from './cookies.js';
+import { hintLocals } from './hints.js';
 
 /**
  * The reader's language for pages and API messages: the `mailgate_lang` cookie (set by the switch in the
@@ -52,6 +53,7 @@ export function languageMiddleware(): RequestHandler {
     const lang = languageOf(req);
     res.locals.lang = lang;
     res.locals.t = translations[lang];
+    Object.assign(res.locals, hintLocals(translations[lang], lang));
     res.locals.languages = LANGUAGES.map((code) => ({ code, name: LANGUAGE_NAMES[code], current: code === lang }));
     res.locals.currentPath = req.originalUrl;
     res.vary('Accept-Language');

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
+import { diagnosisHint } from './hints.js';
+import { languageOf, translatorFor } from './language.js';
 import { createIntake, type IntakeDeps } from './message-intake.js';
 import { batchRoute } from './messages-batch.js';
 import { pageQuery } from './pagination.js';
@@ -61,7 +63,12 @@ export function messagesRouter({ auth }: WebContext, deps: MessagesRouterDeps): 
     const admin = actor.type === 'api_key' && actor.scopes.includes('admin');
     if (!admin && message.apiKeyId !== actor.id)
       throw new AppError('not_found', { message: `No message ${message.id}.` });
-    res.json(message);
+    // The hint follows Accept-Language like error messages do; the code stays English.
+    res.vary('Accept-Language');
+    const lang = languageOf(req);
+    const e = message.lastError;
+    const hint = lang !== 'en' && e?.hint ? diagnosisHint(translatorFor(req), lang, e.code, e.hint) : null;
+    res.json(hint && e ? { ...message, lastError: { ...e, hint } } : message);
   });
 
   return router;

@@ -14,6 +14,7 @@ import type { OAuthWarning } from '../tokens/warnings.js';
 import { actorOf } from './auth.js';
 import { confirmed } from './confirm.js';
 import type { WebContext } from './context.js';
+import { oauthHint } from './hints.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
 import { parseId } from './validate.js';
@@ -36,7 +37,7 @@ export interface OAuthPanel {
     id: string;
     name: string;
     provider: string;
-    misconfigured: { hint: string } | null;
+    misconfigured: { code: string; hint: string } | null;
     grantType?: string;
   } | null;
   revocationNote: string | null;
@@ -138,8 +139,7 @@ export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallba
         {
           title: (res.locals.t as Translate)('oauthCallback.title'),
           reason: err.reason,
-          message: err.message,
-          hint: err.hint,
+          ...callbackFailureText(res.locals.t as Translate, res.locals.lang as string, err),
           back: err.serverId ? serverPage(err.serverId) : '/admin/smtp-servers',
         },
         err.reason === 'foreign_session' ? 403 : 400,
@@ -183,4 +183,18 @@ export function oauthCallbackRouter({ auth, eta }: WebContext, deps: OAuthCallba
   });
 
   return router;
+}
+
+/** The refusal in the reader's language: English keeps the exact message; others by reason and hint code. */
+function callbackFailureText(
+  t: Translate,
+  lang: string,
+  err: AuthorizationFailure,
+): { message: string; hint?: string } {
+  const { params, hintCode } = err.translation;
+  const hint = hintCode ? oauthHint(t, lang, hintCode, err.hint) : err.hint;
+  if (lang === 'en') return { message: err.message, ...(hint ? { hint } : {}) };
+  const key = `oauthFailure.${err.reason}`;
+  const message = t(key, params);
+  return { message: message === key ? err.message : message, ...(hint ? { hint } : {}) };
 }

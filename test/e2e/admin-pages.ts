@@ -16,6 +16,12 @@ export interface AdminPage {
   path: string | ((seed: Record<string, string>) => string);
   /** Pages that need no login. */
   anonymous?: boolean;
+  /** Pages reached by a form post (a confirmation step, a key just created): how to get there from `path`. */
+  reach?: (page: Page) => Promise<void>;
+  /** How the page is named in a failure, when `path` alone does not say it. */
+  label?: string;
+  /** A selector only the intended page has: the check fails rather than test a refusal or error page instead. */
+  shows?: string;
 }
 
 export const ADMIN_PAGES: AdminPage[] = [
@@ -23,19 +29,53 @@ export const ADMIN_PAGES: AdminPage[] = [
   { path: '/admin/smtp-servers' },
   { path: '/admin/smtp-servers/new' },
   { path: (s) => `/admin/smtp-servers/${s.serverId}` },
+  { path: (s) => `/admin/smtp-servers/${s.oauthServerId}` },
+  {
+    path: (s) => `/admin/smtp-servers/${s.serverId}`,
+    label: 'the confirmation step of Delete',
+    // A delete posted without `confirmed=yes` only answers the confirmation page (views/confirm.eta).
+    reach: (page) => clickAndLoad(page, page.locator('form[action$="/delete"] button[type="submit"]').first()),
+    shows: 'input[name="confirmed"][value="yes"]',
+  },
   { path: '/admin/oauth-integrations' },
   { path: '/admin/oauth-integrations/new' },
+  { path: (s) => `/admin/oauth-integrations/${s.authCodeIntegrationId}` },
+  { path: (s) => `/admin/oauth-integrations/${s.clientCredentialsIntegrationId}` },
+  { path: (s) => `/admin/oauth-integrations/${s.serviceAccountIntegrationId}` },
   { path: '/admin/mail-queue' },
   { path: '/admin/mail-queue?status=failed' },
   { path: (s) => `/admin/mail-queue/${s.failedMessageId}` },
+  { path: '/admin/notifications' },
+  { path: (s) => `/admin/notifications/${s.channelId}` },
   { path: '/admin/api-keys' },
+  {
+    path: '/admin/api-keys',
+    label: 'the page after creating an API key (the key and its SMTP settings)',
+    reach: async (page) => {
+      const form = page.locator('form[action="/admin/api-keys"]');
+      await form.locator('#name').fill(`app ${Date.now()}`);
+      await form.locator('input[name="scopes"][value="send"]').check();
+      await clickAndLoad(page, form.locator('button[type="submit"]'));
+      await page.locator('#smtp-host').waitFor({ timeout: 5000 });
+    },
+  },
   { path: '/admin/audit' },
   { path: '/account/password' },
+  { path: (s) => `/connect/${s.reconnectToken}`, anonymous: true, shows: '#connect' },
   { path: '/admin/no-such-page' },
 ];
 
 export function pathOf(p: AdminPage, seed: Record<string, string>): string {
   return typeof p.path === 'string' ? p.path : p.path(seed);
+}
+
+/** Opens the page (following its form post where it has one) and answers the name to report it by. */
+export async function openAdminPage(page: Page, app: TestApp, p: AdminPage, seed: Record<string, string>) {
+  const path = pathOf(p, seed);
+  await page.goto(`${app.url}${path}`);
+  if (p.reach) await p.reach(page);
+  if (p.shows) await page.locator(p.shows).first().waitFor({ state: 'attached', timeout: 5000 });
+  return p.label ? `${path} (${p.label})` : path;
 }
 
 export async function logInWithForm(page: Page, app: TestApp, user: { email: string; password: string }) {

@@ -17,9 +17,9 @@ export const diagnoses = defineMessages({
     'diagnosis.oauth_token_unavailable':
       'No access token could be obtained right now; mailgate retries. If it persists, check the OAuth 2.0 integration.',
     'diagnosis.smtp_auth_disabled':
-      'Microsoft 365 refuses SMTP AUTH for this mailbox (5.7.139): enable "Authenticated SMTP" for it, or use OAuth 2.0.',
+      'Microsoft 365 refuses SMTP AUTH for this mailbox (5.7.139): press Switch to Microsoft Graph on the server page, or enable "Authenticated SMTP" for the mailbox.',
     'diagnosis.basic_auth_retired':
-      'The provider no longer accepts basic authentication (5.7.30): switch to OAuth 2.0 and press Authorize.',
+      'The provider no longer accepts basic authentication (5.7.30): press Switch to Microsoft Graph on the server page, or switch to OAuth 2.0 and press Authorize.',
     'diagnosis.app_password_required':
       'Gmail refuses the account password (534 5.7.9): use an app password or switch to OAuth 2.0.',
     'diagnosis.must_starttls': '{where} requires STARTTLS: tick TLS, or use SMTPS if the port expects implicit TLS.',
@@ -48,6 +48,25 @@ export const diagnoses = defineMessages({
     'diagnosis.connection_dropped': '{where} closed the connection unexpectedly; mailgate retries.',
     'diagnosis.tls_failed': 'The TLS handshake with {where} failed: check the protocol and the certificate.',
     'diagnosis.send_failed': 'Sending failed for an unrecognized reason: read the message and the transcript.',
+    'diagnosis.send_as_denied':
+      'The mailbox is not allowed to send as the From address (SendAsDenied): grant it the "Send As" right on that address, or send from the mailbox itself, then press Resume.',
+    'diagnosis.api_unreachable':
+      "The provider's mail API could not be reached: mailgate retries with backoff. Check mailgate's outbound HTTPS access.",
+    'diagnosis.api_daily_limit':
+      'The mailbox reached its daily sending limit at the provider: its mail waits until the limit resets.',
+    'diagnosis.api_throttled':
+      'The provider asked to slow down for this mailbox: its mail waits until the time the provider gave. Frequent throttling means more mail than one mailbox may send.',
+    'diagnosis.api_message_too_large':
+      'The provider refused the message as too large: send smaller attachments; it will not be retried.',
+    'diagnosis.api_token_rejected':
+      'The provider rejected the access token even after a refresh: the authorization lacks the permission to send or was revoked. Press Re-authorize.',
+    'diagnosis.api_permission_missing':
+      'The app or the mailbox lacks the permission to send (Microsoft: Mail.Send; Google: gmail.send and the Gmail API enabled). Fix it at the provider, then press Resume.',
+    'diagnosis.api_mailbox_not_found':
+      'The provider does not know the mailbox: check the user name (the mailbox address); Microsoft Graph needs an Exchange Online mailbox.',
+    'diagnosis.api_unavailable': "The provider's mail API failed on its side: mailgate retries.",
+    'diagnosis.api_rejected': 'The provider rejected the message: read its message; it will not be retried.',
+    'diagnosis.server_deleted': 'The SMTP server no longer exists: resend the message through another server.',
   },
   ja: {
     'diagnosis.egress_denied':
@@ -61,9 +80,9 @@ export const diagnoses = defineMessages({
     'diagnosis.oauth_token_unavailable':
       '現在アクセストークンを取得できません。mailgate が再試行します。続く場合は OAuth 2.0 連携を確認してください。',
     'diagnosis.smtp_auth_disabled':
-      'Microsoft 365 がこのメールボックスの SMTP AUTH を拒否しています (5.7.139)。「SMTP 認証」を有効にするか、OAuth 2.0 を使用してください。',
+      'Microsoft 365 がこのメールボックスの SMTP AUTH を拒否しています (5.7.139)。サーバーのページで「Microsoft Graph に切り替え」を押すか、メールボックスの「SMTP 認証」を有効にしてください。',
     'diagnosis.basic_auth_retired':
-      'プロバイダーはベーシック認証を受け付けなくなりました (5.7.30)。OAuth 2.0 に切り替えて「認可」を押してください。',
+      'プロバイダーはベーシック認証を受け付けなくなりました (5.7.30)。サーバーのページで「Microsoft Graph に切り替え」を押すか、OAuth 2.0 に切り替えて「認可」を押してください。',
     'diagnosis.app_password_required':
       'Gmail がアカウントのパスワードを拒否しました (534 5.7.9)。アプリ パスワードを使うか、OAuth 2.0 に切り替えてください。',
     'diagnosis.must_starttls':
@@ -95,5 +114,25 @@ export const diagnoses = defineMessages({
     'diagnosis.connection_dropped': '{where} が予期せず接続を閉じました。mailgate が再試行します。',
     'diagnosis.tls_failed': '{where} との TLS ハンドシェイクに失敗しました。プロトコルと証明書を確認してください。',
     'diagnosis.send_failed': '不明な理由で送信に失敗しました。メッセージと SMTP のやり取りを確認してください。',
+    'diagnosis.send_as_denied':
+      'このメールボックスには送信元アドレスとして送信する権限がありません (SendAsDenied)。そのアドレスの「送信者」権限を付与するか、メールボックス自身のアドレスから送信してから、「再開」を押してください。',
+    'diagnosis.api_unreachable':
+      'プロバイダーのメール API に接続できません。mailgate が間隔を空けて再試行します。mailgate から外部への HTTPS 接続を確認してください。',
+    'diagnosis.api_daily_limit':
+      'このメールボックスはプロバイダーの 1 日の送信上限に達しました。上限がリセットされるまでメールは待機します。',
+    'diagnosis.api_throttled':
+      'プロバイダーからこのメールボックスの送信を減らすよう求められました。指定された時刻までメールは待機します。頻繁に起きる場合は、1 つのメールボックスで送れる量を超えています。',
+    'diagnosis.api_message_too_large':
+      'メッセージが大きすぎるためプロバイダーに拒否されました。添付ファイルを小さくしてください。再試行はされません。',
+    'diagnosis.api_token_rejected':
+      'トークンを更新してもプロバイダーがアクセストークンを拒否しました。認可に送信の権限がないか、取り消されています。「再認可」を押してください。',
+    'diagnosis.api_permission_missing':
+      'アプリまたはメールボックスに送信の権限がありません (Microsoft: Mail.Send、Google: gmail.send と Gmail API の有効化)。プロバイダー側で修正してから、「再開」を押してください。',
+    'diagnosis.api_mailbox_not_found':
+      'プロバイダーがこのメールボックスを認識していません。ユーザー名 (メールボックスのアドレス) を確認してください。Microsoft Graph には Exchange Online のメールボックスが必要です。',
+    'diagnosis.api_unavailable': 'プロバイダーのメール API 側でエラーが発生しました。mailgate が再試行します。',
+    'diagnosis.api_rejected':
+      'プロバイダーがメッセージを拒否しました。メッセージを確認してください。再試行はされません。',
+    'diagnosis.server_deleted': 'SMTP サーバーが存在しません。別のサーバーからメッセージを再送してください。',
   },
 });

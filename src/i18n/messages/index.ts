@@ -13,6 +13,7 @@ import { queue } from './queue.js';
 import { integrations } from './integrations.js';
 import { submission } from './submission.js';
 import { scale } from './scale.js';
+import { oauthHints } from './oauth-hints.js';
 
 /**
  * Every area's catalog, one import per area: add an area's file here and its keys are served in every
@@ -33,4 +34,5 @@ export const catalogs: readonly MessageCatalog[] = [
   integrations,
   submission,
   scale,
+  oauthHints,
 ];

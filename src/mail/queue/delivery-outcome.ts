@@ -1,6 +1,7 @@
 import { backoffDelay, type Backoff } from '../../backoff.js';
 import { diagnose, type DiagnoseContext, type Diagnosis } from '../diagnose.js';
 import type { SendResult } from '../transport.js';
+import type { DiagnosisCode } from '../diagnosis-codes.js';
 import { errorOf, type HeldReason, type MessageDoc, type RecipientResult } from './model.js';
 
 /**
@@ -89,7 +90,7 @@ export function deliveryOutcome(message: MessageDoc, attempt: DeliveryAttempt, o
   });
   if (attempt.kind === 'server_deleted') {
     const d: Diagnosis = {
-      code: 'server_deleted',
+      code: 'server_deleted' satisfies DiagnosisCode,
       class: 'permanent',
       message: `SMTP server ${message.serverId} no longer exists`,
       hint: 'Resend the message to another server, or recreate the server.',

@@ -18,7 +18,7 @@ export const MICROSOFT_TENANT_EXPLANATION =
   'so the ID token cannot be checked against the tenant that signed it, and single-tenant apps cannot use them at all.';
 
 /** Microsoft puts AADSTS codes in `error_description`; each names its own remedy. */
-const AADSTS_HINTS: Record<string, string> = {
+export const AADSTS_HINTS: Record<string, string> = {
   '700082':
     'The refresh token expired after being unused for too long (AADSTS700082). Press Re-authorize; mailgate touches idle grants to avoid this, so check that a worker instance is running.',
   '50173':
