@@ -83,5 +83,9 @@ export function isThrottled(error: unknown): boolean {
   const code = typeof responseCode === 'number' ? responseCode : 0;
   if (![421, 432, 450, 451, 452, 454].includes(code)) return false;
   const text = `${typeof response === 'string' ? response : ''} ${typeof message === 'string' ? message : ''}`;
-  return /too many|rate|throttl|limit|try again later|4\.7\.0|4\.3\.2|quota/i.test(text);
+  // A recipient's "busy, try again later" (4.3.0, greylisting) is not the mailbox being throttled: only words
+  // of rate and limits count, and Microsoft's and Google's 421 4.7.0 connection throttling.
+  return (
+    /too many (?!recipients)|rate limit|throttl|exceeded|quota/i.test(text) || (code === 421 && /4\.7\.0/.test(text))
+  );
 }
