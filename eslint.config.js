@@ -80,7 +80,7 @@ const layerZones = [
 ];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', 'bin/', 'scripts/', '.ci/'] },
+  { ignores: ['dist/', 'node_modules/', 'data/', 'coverage/', 'bin/', 'bench/*.mjs', 'scripts/', '.ci/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -167,6 +167,12 @@ export class ApiKeyService {
     return docs.map((d) => this.view(d.value)).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   }
 
+  /** A page in id order (`after` the last id of the previous page); one more than `limit` tells a next page. */
+  async page(options: { limit: number; after?: string | undefined }): Promise<ApiKeyView[]> {
+    const docs = await this.store.list<ApiKeyRecord>(API_KEYS, { limit: options.limit, after: options.after });
+    return docs.map((d) => this.view(d.value));
+  }
+
   async get(id: string): Promise<ApiKeyView | null> {
     const doc = await this.store.get<ApiKeyRecord>(API_KEYS, id);
     return doc ? this.view(doc.value) : null;

@@ -165,6 +165,13 @@ export class ChannelService {
     return channels.map((c) => this.view(c.id, c.value, byId.get(c.id) ?? null));
   }
 
+  /** A page in id order (`after` the last id of the previous page), with each channel's health. */
+  async page(options: { limit: number; after?: string | undefined }): Promise<ChannelView[]> {
+    const channels = await this.deps.store.list<ChannelDoc>(CHANNELS, { limit: options.limit, after: options.after });
+    const health = await Promise.all(channels.map((c) => this.health(c.id)));
+    return channels.map((c, i) => this.view(c.id, c.value, health[i] ?? null));
+  }
+
   /** Channels with their documents, for the fan-out of an event. */
   async all(): Promise<{ id: string; doc: ChannelDoc }[]> {
     return (await this.deps.store.list<ChannelDoc>(CHANNELS)).map((d) => ({ id: d.id, doc: d.value }));

@@ -24,9 +24,11 @@ export async function healthyServerFor(
   avoidServerId: string | null,
 ): Promise<{ id: string; name: string } | null> {
   if (!(await mail.servers.sendingEnabled())) return null;
-  const servers = await mail.servers.list();
-  // The default server first, then the others in their listed order.
-  const ordered = [...servers.filter((s) => s.isDefault), ...servers.filter((s) => !s.isDefault)];
+  // The default server first, then the first page of the others: never every server.
+  const defaultId = await mail.servers.defaultServerId();
+  const first = defaultId ? await mail.servers.get(defaultId).catch(() => null) : null;
+  const servers = (await mail.servers.page({ limit: 100 })).items;
+  const ordered = [...(first ? [first] : []), ...servers.filter((s) => s.id !== first?.id)];
   for (const s of ordered) {
     if (s.id === avoidServerId || s.paused) continue;
     if (s.authMethod === 'oauth2' && (await route.grantStatus(s.id)) !== 'active') continue;

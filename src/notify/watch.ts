@@ -1,6 +1,7 @@
 import { WAITING_MESSAGES } from '../mail/queue-limits.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
+import { grantCounts } from '../tokens/grant-index.js';
 import { GRANTS, type GrantRecord } from '../tokens/grants.js';
 import type { Notifier } from './events.js';
 import { EVENTS, STATES, type EventDoc, type StateDoc } from './model.js';
@@ -127,13 +128,8 @@ export function createWatch(deps: {
   async function gauges(now: number): Promise<void> {
     const metrics = deps.metrics;
     if (!metrics) return;
-    const counts: Record<string, number> = { active: 0, needs_reauth: 0, refresh_failing: 0 };
-    for (const g of await store.list<GrantRecord>(GRANTS)) {
-      const failing = g.value.status === 'active' && g.value.failures > 0 && g.value.lastError !== null;
-      const key = g.value.status === 'needs_reauth' ? 'needs_reauth' : failing ? 'refresh_failing' : 'active';
-      counts[key] = (counts[key] ?? 0) + 1;
-    }
-    for (const [state, n] of Object.entries(counts)) metrics.grantStates.set({ state }, n);
+    // Counters kept with every grant write (src/tokens/grant-index.ts): one read whatever the number of grants.
+    for (const [state, n] of Object.entries(await grantCounts(store))) metrics.grantStates.set({ state }, n);
     metrics.notifyChecks.set(now / 1000);
   }
 

@@ -1,3 +1,4 @@
+import { attentionMove } from './integration-index.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { Logger } from '../log.js';
 import { VersionConflictError, type Doc, type Store } from '../store/store.js';
@@ -37,7 +38,10 @@ export async function storeProvenCredential(
       misconfigured: null,
     };
     try {
-      return await deps.store.put(INTEGRATIONS, id, record, { ifVersion: current.version });
+      return await deps.store.put(INTEGRATIONS, id, record, {
+        ifVersion: current.version,
+        schedule: attentionMove(record),
+      });
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
     }
@@ -52,12 +56,8 @@ export async function markMisconfigured(
   const current = await deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
   if (!current || current.value.misconfigured?.code === diagnosis.code) return;
   try {
-    await deps.store.put(
-      INTEGRATIONS,
-      id,
-      { ...current.value, misconfigured: { at: Date.now(), ...diagnosis } },
-      { ifVersion: current.version },
-    );
+    const record = { ...current.value, misconfigured: { at: Date.now(), ...diagnosis } };
+    await deps.store.put(INTEGRATIONS, id, record, { ifVersion: current.version, schedule: attentionMove(record) });
     deps.log.error(
       { integrationId: id, code: diagnosis.code },
       'OAuth integration misconfigured: the provider rejected the client credentials',
@@ -71,7 +71,8 @@ export async function clearMisconfigured(deps: IntegrationStatusDeps, id: string
   const current = await deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
   if (!current?.value.misconfigured) return;
   try {
-    await deps.store.put(INTEGRATIONS, id, { ...current.value, misconfigured: null }, { ifVersion: current.version });
+    const record = { ...current.value, misconfigured: null };
+    await deps.store.put(INTEGRATIONS, id, record, { ifVersion: current.version, schedule: attentionMove(record) });
   } catch {
     // Changed meanwhile; the next success clears it.
   }

@@ -6,6 +6,7 @@ import { AppError, type ErrorDetail } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Doc, Store } from '../store/store.js';
 import { OAuthClient, type ClientOptions } from './client.js';
+import { attentionMove } from './integration-index.js';
 import {
   checkCredentials,
   clientAuthOf,
@@ -103,6 +104,11 @@ export class IntegrationService {
     return this.deps.store.list<IntegrationRecord>(INTEGRATIONS);
   }
 
+  /** A page in id order (`after` the last id of the previous page). */
+  page(options: { limit: number; after?: string | undefined }): Promise<Doc<IntegrationRecord>[]> {
+    return this.deps.store.list<IntegrationRecord>(INTEGRATIONS, { limit: options.limit, after: options.after });
+  }
+
   /** The integration, or null when there is none with this id. */
   async find(id: string): Promise<Doc<IntegrationRecord> | null> {
     return this.deps.store.get<IntegrationRecord>(INTEGRATIONS, id);
@@ -184,7 +190,7 @@ export class IntegrationService {
       updatedAt: now,
       secretChangedAt: now,
     };
-    const doc = await this.deps.store.put(INTEGRATIONS, id, record, { ifVersion: 0 });
+    const doc = await this.deps.store.put(INTEGRATIONS, id, record, { ifVersion: 0, schedule: attentionMove(record) });
     await this.deps.audit.record({
       actor,
       action: 'oauth_integration.create',
@@ -261,7 +267,10 @@ export class IntegrationService {
       record.misconfigured = null;
       changed.push(field);
     }
-    const doc = await this.deps.store.put(INTEGRATIONS, id, record, { ifVersion: ifVersion ?? current.version });
+    const doc = await this.deps.store.put(INTEGRATIONS, id, record, {
+      ifVersion: ifVersion ?? current.version,
+      schedule: attentionMove(record),
+    });
     this.#clients.delete(id);
     await this.deps.audit.record({
       actor,
@@ -282,7 +291,7 @@ export class IntegrationService {
         message: `This integration still holds ${inUse} authorized mailbox(es): press Disconnect on those SMTP servers first.`,
       });
     }
-    await this.deps.store.delete(INTEGRATIONS, id);
+    await this.deps.store.delete(INTEGRATIONS, id, { schedule: attentionMove(null) });
     this.#clients.delete(id);
     await this.deps.audit.record({
       actor,

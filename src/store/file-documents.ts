@@ -17,7 +17,7 @@ import type { FileStoreState } from './file-open-state.js';
 import { checkScheduleOption, type FileSchedules } from './file-schedules.js';
 import type { MemoryCounters } from './memory-counters.js';
 import { checkCollection, checkName, compareIds, isCollectionName, lowerBound } from './names.js';
-import { VersionConflictError, type Doc, type Documents, type WriteOptions } from './store.js';
+import { VersionConflictError, type Doc, type Documents, type ListOptions, type WriteOptions } from './store.js';
 
 /**
  * The embedded store's documents: every collection in memory (large values in blob files), each change a line of
@@ -147,7 +147,7 @@ export class FileDocuments implements Documents {
     return true;
   }
 
-  async list<T>(collection: string, options: { prefix?: string } = {}): Promise<Doc<T>[]> {
+  async list<T>(collection: string, options: ListOptions = {}): Promise<Doc<T>[]> {
     checkCollection(collection);
     this.#state.assertOpen();
     const col = this.#collections.get(collection);
@@ -156,9 +156,12 @@ export class FileDocuments implements Documents {
     const prefix = options.prefix ?? '';
     const ids = col.sortedIds;
     const out: Doc<T>[] = [];
-    for (let i = prefix ? lowerBound(ids, prefix, compareIds) : 0; i < ids.length; i++) {
+    const limit = options.limit ?? Infinity;
+    const from = options.after !== undefined && options.after > prefix ? options.after : prefix;
+    for (let i = from ? lowerBound(ids, from, compareIds) : 0; i < ids.length && out.length < limit; i++) {
       const id = ids[i]!;
       if (!id.startsWith(prefix)) break;
+      if (id === options.after) continue;
       const stored = col.docs.get(id);
       if (!stored) continue; // deleted while an earlier blob was read
       const doc =

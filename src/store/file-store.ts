@@ -16,6 +16,7 @@ import {
   StoreUnavailableError,
   type ClaimedDoc,
   type Doc,
+  type ListOptions,
   type Lock,
   type LogEntry,
   type ScheduledEntry,
@@ -158,7 +159,7 @@ class FileStore implements StoreWithSessions {
     return this.#documents.delete(collection, id, options);
   }
 
-  list<T>(collection: string, options?: { prefix?: string }): Promise<Doc<T>[]> {
+  list<T>(collection: string, options?: ListOptions): Promise<Doc<T>[]> {
     return this.#documents.list(collection, options);
   }
 

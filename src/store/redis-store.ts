@@ -33,6 +33,7 @@ import {
   CounterLimitError,
   VersionConflictError,
   type Doc,
+  type ListOptions,
   type Lock,
   type LogEntry,
   scheduleMoves,
@@ -236,19 +237,18 @@ class RedisBackedStore implements StoreWithSessions {
     });
   }
 
-  async list<T>(collection: string, options: { prefix?: string } = {}): Promise<Doc<T>[]> {
+  async list<T>(collection: string, options: ListOptions = {}): Promise<Doc<T>[]> {
     checkCollection(collection);
     const prefix = options.prefix ?? '';
     const index = this.#indexKey(collection);
+    const after = options.after !== undefined && options.after >= prefix ? options.after : null;
     // 0xFF never occurs in UTF-8, so "[prefix" .. "(prefix\xFF" is exactly the ids starting with prefix.
+    const min = after !== null ? Buffer.from(`(${after}`) : prefix ? Buffer.from(`[${prefix}`) : '-';
+    const max = prefix ? Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])]) : '+';
     const ids = await guard(() =>
-      prefix
-        ? this.#client.zrangebylex(
-            index,
-            Buffer.from(`[${prefix}`),
-            Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])]),
-          )
-        : this.#client.zrangebylex(index, '-', '+'),
+      options.limit !== undefined
+        ? this.#client.zrangebylex(index, min, max, 'LIMIT', 0, options.limit)
+        : this.#client.zrangebylex(index, min, max),
     );
     const out: Doc<T>[] = [];
     const chunk = 500;

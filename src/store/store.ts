@@ -119,14 +119,24 @@ export interface LogEntry<T> {
   entry: T;
 }
 
+/** Which documents `list` returns: ids starting with `prefix`, above `after` (exclusive), at most `limit`. */
+export interface ListOptions {
+  prefix?: string;
+  after?: string;
+  limit?: number;
+}
+
 /** Documents: collection names are [a-z0-9_-]+; ids are any non-empty string without NUL. */
 export interface Documents {
   get<T>(collection: string, id: string): Promise<Doc<T> | null>;
   put<T>(collection: string, id: string, value: T, options?: WriteOptions): Promise<Doc<T>>;
   /** Returns false when there was nothing to delete; throws VersionConflictError on a CAS mismatch. */
   delete(collection: string, id: string, options?: WriteOptions): Promise<boolean>;
-  /** Every document of a collection (optionally only ids starting with `prefix`), sorted by id. */
-  list<T>(collection: string, options?: { prefix?: string }): Promise<Doc<T>[]>;
+  /**
+   * The documents of a collection (optionally only ids starting with `prefix`), sorted by id; with `after` only
+   * ids above it, with `limit` at most that many: a page of a list costs the page, not the collection.
+   */
+  list<T>(collection: string, options?: ListOptions): Promise<Doc<T>[]>;
   /** The collection names that hold at least one document (used by key rotation to walk everything). */
   collections(): Promise<string[]>;
 }

@@ -6,6 +6,7 @@ import type { IntegrationService } from '../oauth/integrations.js';
 import { appOnlyScope } from '../oauth/providers/index.js';
 import { VersionConflictError, type Doc, type Store } from '../store/store.js';
 import type { ServerLookup } from './authorize.js';
+import { grantIndexChanges } from './grant-index.js';
 import { GRANTS, sealToken, type GrantRecord } from './grants.js';
 
 /**
@@ -46,7 +47,8 @@ export class AppOnlyGrants {
     if (!server || !integration || !isAppOnly(integration.value)) {
       // Delegated grants are Authorize's business; a stale app-only grant goes.
       if (!existing?.value.appOnly) return existing;
-      await this.deps.store.delete(GRANTS, serverId, { ifVersion: existing.version }).catch(() => false);
+      const indexes = grantIndexChanges(existing.value, null, this.deps.clock.now());
+      await this.deps.store.delete(GRANTS, serverId, { ifVersion: existing.version, ...indexes }).catch(() => false);
       return null;
     }
     const mailbox = server.username?.trim();
@@ -80,7 +82,10 @@ export class AppOnlyGrants {
     };
     let doc: Doc<GrantRecord>;
     try {
-      doc = await this.deps.store.put(GRANTS, serverId, record, { ifVersion: existing?.version ?? 0 });
+      doc = await this.deps.store.put(GRANTS, serverId, record, {
+        ifVersion: existing?.version ?? 0,
+        ...grantIndexChanges(existing?.value ?? null, record, now),
+      });
     } catch (err) {
       // Another instance made it first: theirs is the grant.
       if (err instanceof VersionConflictError) return this.deps.store.get<GrantRecord>(GRANTS, serverId);

@@ -3,7 +3,8 @@ import type { Clock } from '../clock.js';
 import type { Keyring } from '../crypto/keyring.js';
 import type { TokenSet } from '../oauth/client.js';
 import type { IntegrationService } from '../oauth/integrations.js';
-import type { Store } from '../store/store.js';
+import { VersionConflictError, type Doc, type Store } from '../store/store.js';
+import { grantIndexChanges } from './grant-index.js';
 import { GRANTS, sealToken, type GrantRecord } from './grants.js';
 import type { TokenService } from './refresh.js';
 
@@ -59,7 +60,7 @@ export async function storeGrant(deps: GrantStoreDeps, grant: NewGrant): Promise
     authorizedBy: actor.type === 'user' ? actor.email : actor.id,
   };
   // Re-authorization replaces the old grant whatever its state (its tokens are dead or superseded).
-  const doc = await deps.store.put(GRANTS, grantId, record);
+  const doc = await replaceGrant(deps.store, grantId, record, now);
   await deps.integrations.clearMisconfigured(grant.integrationId);
   await deps.audit.record({
     actor,
@@ -76,4 +77,24 @@ export async function storeGrant(deps: GrantStoreDeps, grant: NewGrant): Promise
     },
   });
   await deps.tokens.notifyAuthorized(doc);
+}
+
+/** Writes the grant over whatever was there, moving its indexes from the old state (grant-index.ts); retried on a race. */
+async function replaceGrant(
+  store: Store,
+  grantId: string,
+  record: GrantRecord,
+  now: number,
+): Promise<Doc<GrantRecord>> {
+  for (let attempt = 0; ; attempt++) {
+    const before = await store.get<GrantRecord>(GRANTS, grantId);
+    try {
+      return await store.put(GRANTS, grantId, record, {
+        ...grantIndexChanges(before?.value ?? null, record, now),
+        ifVersion: before?.version ?? 0,
+      });
+    } catch (err) {
+      if (!(err instanceof VersionConflictError) || attempt >= 4) throw err;
+    }
+  }
 }

@@ -61,8 +61,12 @@ export function acquireGrantLock(
 }
 
 /** How many grants hold tokens issued to this integration's client. */
-export async function countGrantsOfIntegration(store: Pick<Store, 'list'>, integrationId: string): Promise<number> {
-  return (await store.list<GrantRecord>(GRANTS)).filter((g) => g.value.integrationId === integrationId).length;
+export async function countGrantsOfIntegration(
+  store: Pick<Store, 'scheduleStats'>,
+  integrationId: string,
+): Promise<number> {
+  // The index kept with every grant write (grant-index.ts), not a scan of every grant.
+  return (await store.scheduleStats(`oauth_grants_of:${integrationId}`)).count;
 }
 
 export function grantIdForServer(serverId: string): string {

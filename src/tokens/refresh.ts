@@ -16,6 +16,7 @@ import {
 } from './grants.js';
 import { TokenListeners } from './listeners.js';
 import { appOnlyFailure, requestTokens } from './app-only-requests.js';
+import { grantIndexChanges } from './grant-index.js';
 import { needsRefresh, refreshDueAt } from './refresh-policy.js';
 import { reauthError, temporaryError } from './token-errors.js';
 import type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } from './token-service-types.js';
@@ -30,23 +31,18 @@ import type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } fro
  *  - Right before the token request the lock is extended (proving we still hold it) and the write after
  *    it is version-checked (`ifVersion`), so a holder that stalled past its TTL neither spends a refresh
  *    token someone else already rotated nor overwrites newer tokens.
- *  - A rotated refresh token is stored before the new access token is handed to anyone.
+ *  - A rotated refresh token is stored before the new access token is handed to anyone. Each write moves the
+ *    grant's indexes (grant-index.ts) in the same step.
  *  - Temporary failures back off with jitter and never kill the grant; `invalid_grant` marks it
  *    `needs_reauth` once (log + audit + listeners); `invalid_client` flags the integration.
  */
 
-export {
-  needsRefresh,
-  REFRESH_MARGIN_FRACTION,
-  REFRESH_MARGIN_MAX_MS,
-  refreshDueAt,
-  refreshMarginMs,
-} from './refresh-policy.js';
+export { needsRefresh, REFRESH_MARGIN_FRACTION, REFRESH_MARGIN_MAX_MS, refreshDueAt } from './refresh-policy.js';
+export { refreshMarginMs } from './refresh-policy.js';
 export type { AccessToken, RefreshOutcome, TokenListener, TokenServiceDeps } from './token-service-types.js';
 
 const SYSTEM: Actor = { type: 'system', id: 'token-service' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export class TokenService {
   readonly #inflight = new Map<string, Promise<AccessToken>>();
   readonly #listeners: TokenListeners;
@@ -257,7 +253,10 @@ export class TokenService {
       failingSince: null,
     };
     try {
-      await this.deps.store.put(GRANTS, grantId, record, { ifVersion: doc.version });
+      await this.deps.store.put(GRANTS, grantId, record, {
+        ifVersion: doc.version,
+        ...grantIndexChanges(doc.value, record, now),
+      });
     } catch (err) {
       if (!(err instanceof VersionConflictError)) throw err;
       // We stalled and someone else wrote newer tokens: theirs win, ours are dropped.
@@ -302,7 +301,8 @@ export class TokenService {
     };
     const failingSince = doc.value.failingSince ?? this.#clock.now();
     const next = { ...doc.value, failures, retryAt, lastError, failingSince };
-    const written = await this.deps.store.put(GRANTS, doc.id, next, { ifVersion: doc.version }).then(
+    const options = { ifVersion: doc.version, ...grantIndexChanges(doc.value, next, this.#clock.now()) };
+    const written = await this.deps.store.put(GRANTS, doc.id, next, options).then(
       () => true,
       (writeErr: unknown) => {
         if (writeErr instanceof VersionConflictError) return false;
@@ -347,12 +347,9 @@ export class TokenService {
     };
     let marked = false;
     try {
-      await this.deps.store.put(
-        GRANTS,
-        doc.id,
-        { ...doc.value, status: 'needs_reauth', lastError, retryAt: null },
-        { ifVersion: doc.version },
-      );
+      const next: GrantRecord = { ...doc.value, status: 'needs_reauth', lastError, retryAt: null };
+      const indexes = grantIndexChanges(doc.value, next, this.#clock.now());
+      await this.deps.store.put(GRANTS, doc.id, next, { ifVersion: doc.version, ...indexes });
       marked = true;
     } catch (writeErr) {
       if (!(writeErr instanceof VersionConflictError)) throw writeErr;

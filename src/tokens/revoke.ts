@@ -8,6 +8,7 @@ import { revocationNote } from '../oauth/providers/index.js';
 import { VersionConflictError, type Store } from '../store/store.js';
 import { GRANTS, openToken, type GrantRecord } from './grants.js';
 import { REFRESH_QUEUE } from './scheduler.js';
+import { grantIndexChanges } from './grant-index.js';
 
 /**
  * Disconnect: the local tokens are deleted first (so mailgate stops using them even if the provider is
@@ -47,10 +48,12 @@ export async function disconnectGrant(
     : openToken(deps.keyring, grantId, 'accessToken', g.tokens.accessToken);
   const hint = g.tokens.refreshToken ? 'refresh_token' : 'access_token';
   // Whoever deletes this version first does the rest; a concurrent Disconnect finds nothing to do.
-  const deleted = await deps.store.delete(GRANTS, grantId, { ifVersion: doc.version }).catch((err: unknown) => {
-    if (err instanceof VersionConflictError) return false;
-    throw err;
-  });
+  const deleted = await deps.store
+    .delete(GRANTS, grantId, { ifVersion: doc.version, ...grantIndexChanges(g, null, Date.now()) })
+    .catch((err: unknown) => {
+      if (err instanceof VersionConflictError) return false;
+      throw err;
+    });
   if (!deleted)
     throw new AppError('not_found', {
       message: 'This server has no authorized mailbox to disconnect (it was just disconnected).',

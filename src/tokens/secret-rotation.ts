@@ -7,6 +7,7 @@ import type { IntegrationRecord } from '../oauth/integration-types.js';
 import { appOnlyScope } from '../oauth/providers/index.js';
 import { OAuthProtocolError, type OAuthClient } from '../oauth/client.js';
 import type { IntegrationService } from '../oauth/integrations.js';
+import { integrationGrantsIndex } from './grant-index.js';
 import { acquireGrantLock, GRANTS, type GrantRecord } from './grants.js';
 import type { TokenService } from './refresh.js';
 
@@ -66,13 +67,20 @@ function refusalOf(err: unknown, withGrant: boolean): Proof {
   return { refused: code, message: `The new secret could not be proven (${code}); the old secret stays in use.` };
 }
 
+/** The integration's newest grants (up to 50), found through its index: a few reads, not a scan of every grant. */
+async function grantsOfIntegration(store: Store, integrationId: string): Promise<Doc<GrantRecord>[]> {
+  const entries = await store.scheduled(integrationGrantsIndex(integrationId), { limit: 50, newestFirst: true });
+  const docs = await Promise.all(entries.map((e) => store.get<GrantRecord>(GRANTS, e.id)));
+  return docs.filter((g): g is Doc<GrantRecord> => g !== null && g.value.integrationId === integrationId);
+}
+
 /** One real token request with the candidate client: a refresh of an authorized grant, else client_credentials. */
 async function prove(
   deps: SecretRotationDeps,
   integration: Doc<IntegrationRecord>,
   candidate: OAuthClient,
 ): Promise<Proof> {
-  const mine = (await deps.store.list<GrantRecord>(GRANTS)).filter((g) => g.value.integrationId === integration.id);
+  const mine = await grantsOfIntegration(deps.store, integration.id);
   const grant = mine.find((g) => g.value.status === 'active' && g.value.tokens.refreshToken);
   try {
     if (isAppOnly(integration.value)) {

@@ -9,6 +9,7 @@ import type { Store } from '../store/store.js';
 import { IntegrationService } from '../oauth/integrations.js';
 import { AppOnlyGrants } from './app-only.js';
 import { AuthorizeService, type ServerLookup } from './authorize.js';
+import { ensureGrantIndexes, grantCounts } from './grant-index.js';
 import { countGrantsOfIntegration } from './grants.js';
 import { TokenService } from './refresh.js';
 import { disconnectGrant } from './revoke.js';
@@ -44,6 +45,8 @@ export interface OAuthBase {
   /** fetch under the egress policy, for custom integrations' endpoints. */
   egressFetch?: typeof fetch;
 }
+
+const READINESS_TTL_MS = 5000;
 
 export function createOAuthServices(base: OAuthBase) {
   const tuning = base.oauthTuning ?? {};
@@ -102,6 +105,17 @@ export function createOAuthServices(base: OAuthBase) {
     servers: base.servers,
     clock,
   });
+  let readiness: { at: number; result: Promise<{ ok: boolean; detail: unknown }> } | null = null;
+  async function readinessDetail(): Promise<{ ok: boolean; detail: unknown }> {
+    const warnings = await collectOAuthWarnings({ store: base.store, integrations }, clock.now());
+    // /readyz answers anyone: how many warnings of each kind, never an id, mailbox address, name or hint.
+    const perKind = new Map<string, number>();
+    for (const { kind } of warnings) perKind.set(kind, (perKind.get(kind) ?? 0) + 1);
+    // The list is capped; the counter has the full number.
+    const { needs_reauth } = await grantCounts(base.store);
+    if (needs_reauth > 0) perKind.set('needs_reauth', Math.max(needs_reauth, perKind.get('needs_reauth') ?? 0));
+    return { ok: true, detail: { warnings: [...perKind].map(([kind, count]) => ({ kind, count })) } };
+  }
   let sweeper: NodeJS.Timeout | undefined;
   return {
     integrations,
@@ -113,11 +127,13 @@ export function createOAuthServices(base: OAuthBase) {
       name: 'oauth',
       // Warnings never fail readiness: mail still flows for every other server.
       async check() {
-        const warnings = await collectOAuthWarnings({ store: base.store, integrations }, clock.now());
-        // /readyz answers anyone: how many warnings of each kind, never an id, mailbox address, name or hint.
-        const perKind = new Map<string, number>();
-        for (const { kind } of warnings) perKind.set(kind, (perKind.get(kind) ?? 0) + 1);
-        return { ok: true, detail: { warnings: [...perKind].map(([kind, count]) => ({ kind, count })) } };
+        // Probes come every few seconds from every load balancer: the answer is kept for a few seconds.
+        const now = clock.now();
+        if (readiness && now - readiness.at < READINESS_TTL_MS && now >= readiness.at) return readiness.result;
+        const result = readinessDetail();
+        readiness = { at: now, result };
+        result.catch(() => (readiness = null));
+        return result;
       },
     },
     /**
@@ -142,6 +158,7 @@ export function createOAuthServices(base: OAuthBase) {
       });
     },
     async start() {
+      await ensureGrantIndexes(base.store, base.log, clock.now());
       if (!base.config.MAILGATE_WORKERS) return;
       await scheduler.start();
       sweeper = setInterval(() => void authorize.sweepExpired().catch(() => 0), 60_000);

@@ -22,6 +22,7 @@ import type { WebContext } from './context.js';
 import { translatorFor } from './language.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
+import { pageOf, pageQuery } from './pagination.js';
 import { formNumber, parseId, parseInput } from './validate.js';
 
 /**
@@ -56,9 +57,9 @@ export const rotateBody = z.strictObject({
 });
 
 export interface ApiKeysRouterDeps {
-  apiKeys: Pick<ApiKeyService, 'create' | 'get' | 'list' | 'revoke' | 'rotate' | 'setPolicy'>;
+  apiKeys: Pick<ApiKeyService, 'create' | 'get' | 'list' | 'page' | 'revoke' | 'rotate' | 'setPolicy'>;
   /** To offer the servers a key may be bound to, and to check that one exists. */
-  servers: Pick<MailServices['servers'], 'resolve' | 'list'>;
+  servers: Pick<MailServices['servers'], 'resolve' | 'list' | 'page'>;
   /** Seals a new key in the session between the post and the page that shows it. */
   handoff: KeyHandoff;
   /** The submission front's settings, shown with a new key. */
@@ -67,6 +68,16 @@ export interface ApiKeysRouterDeps {
 
 export function apiKeysRouter({ auth, eta }: WebContext, deps: ApiKeysRouterDeps): Router {
   const router = Router();
+  /** The policy's server choices: the first servers and those the keys name, never every server. */
+  async function serverChoices(keys: Array<{ policy?: { serverId?: string } | null }>) {
+    const first = (await deps.servers.page({ limit: 200 })).items.map((s) => ({ id: s.id, name: s.name }));
+    const named = [...new Set(keys.map((k) => k.policy?.serverId).filter((id): id is string => Boolean(id)))];
+    for (const id of named.filter((id) => !first.some((s) => s.id === id))) {
+      const s = await deps.servers.resolve(id);
+      if (s) first.push({ id: s.id, name: s.name });
+    }
+    return first;
+  }
   const oneTime = new OneTimeKey(deps.handoff);
 
   /** A key bound to a server that does not exist could never send: refused like any other bad field. */
@@ -88,14 +99,15 @@ export function apiKeysRouter({ auth, eta }: WebContext, deps: ApiKeysRouterDeps
     const t = translatorFor(req);
     const created = extra.created ?? null;
     if (created) res.setHeader('Cache-Control', 'no-store');
+    const keys = await deps.apiKeys.list();
     renderPage(
       res,
       eta,
       'api-keys',
       {
         title: t('apiKeys.title'),
-        keys: await deps.apiKeys.list(),
-        servers: (await deps.servers.list()).map((s) => ({ id: s.id, name: s.name })),
+        keys,
+        servers: await serverChoices(keys),
         created,
         smtp: created?.scopes.includes('send') ? smtpSettings(deps.config) : null,
         errors: (extra.errors ?? []).map((field) => ({ field, message: t(`apiKeys.error.${field}`) })),
@@ -191,8 +203,9 @@ export function apiKeysRouter({ auth, eta }: WebContext, deps: ApiKeysRouterDeps
     res.status(201).json(created);
   });
 
-  router.get('/api/v1/api-keys', auth.api('admin'), async (_req, res) => {
-    res.json({ items: await deps.apiKeys.list() });
+  router.get('/api/v1/api-keys', auth.api('admin'), async (req, res) => {
+    const { limit, cursor } = parseInput(pageQuery, req.query);
+    res.json(pageOf(await deps.apiKeys.page({ limit: limit + 1, after: cursor }), limit, (k) => k.id));
   });
 
   router.get('/api/v1/api-keys/:id', auth.api('admin'), async (req, res) => {

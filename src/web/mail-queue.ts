@@ -40,6 +40,9 @@ function translator(res: Response): Translate {
   return res.locals.t as Translate;
 }
 
+/** Servers offered by the queue page's server filter. */
+const SERVER_CHOICES = 50;
+
 export function mailQueueRouter(
   { auth, eta }: WebContext,
   deps: { mail: Pick<MailServices, 'queue' | 'servers'> },
@@ -47,8 +50,16 @@ export function mailQueueRouter(
   const queue = deps.mail.queue;
   const router = Router();
 
-  async function serverNames(): Promise<Map<string, string>> {
-    return new Map((await deps.mail.servers.list()).map((s) => [s.id, s.name]));
+  /** Names of these servers only (resolved from the per-instance cache): a page never reads every server. */
+  async function serverNames(ids: Iterable<string>): Promise<Map<string, string>> {
+    const names = new Map<string, string>();
+    await Promise.all(
+      [...new Set(ids)].map(async (id) => {
+        const s = await deps.mail.servers.resolve(id).catch(() => null);
+        if (s) names.set(id, s.name);
+      }),
+    );
+    return names;
   }
 
   function canManage(res: Response): boolean {
@@ -60,14 +71,19 @@ export function mailQueueRouter(
     const query = parseInput(listQuery, req.query);
     const lang = String(res.locals.lang ?? 'en');
     const times = timesFor(req, lang);
-    const [overview, settings, servers, page, hourly] = await Promise.all([
+    const [overview, settings, firstServers, pausedServers, page, hourly] = await Promise.all([
       queue.overview(1),
       deps.mail.servers.settings(),
-      deps.mail.servers.list(),
+      // The filter offers the first servers (and the one chosen); with more, a server is chosen by its id.
+      deps.mail.servers.page({ limit: SERVER_CHOICES }),
+      deps.mail.servers.paused(50),
       queue.browse({ status: query.status, serverId: query.server, recipient: query.recipient, cursor: query.cursor }),
       queue.hourly(),
     ]);
-    const names = new Map(servers.map((s) => [s.id, s.name]));
+    const names = await serverNames([...page.items.map((m) => m.serverId), ...(query.server ? [query.server] : [])]);
+    const servers = firstServers.items.map((s) => ({ id: s.id, name: s.name }));
+    if (query.server && !servers.some((s) => s.id === query.server))
+      servers.unshift({ id: query.server, name: names.get(query.server) ?? query.server });
     const filters = { status: query.status ?? '', server: query.server ?? '', recipient: query.recipient ?? '' };
     const link = (cursor?: string) => {
       const params = new URLSearchParams(Object.entries(filters).filter(([, v]) => v !== ''));
@@ -85,9 +101,9 @@ export function mailQueueRouter(
       statuses: STATUSES,
       filters,
       filtered: Object.values(filters).some((v) => v !== ''),
-      servers: servers.map((s) => ({ id: s.id, name: s.name })),
+      servers,
       serverName: (id: string) => names.get(id) ?? id,
-      pausedServers: servers.filter((s) => s.paused),
+      pausedServers,
       sendingEnabled: settings.outgoingEnabled && !settings.disabledByEnvironment,
       canManage: canManage(res),
       chart: chartData(hourly, times, dayLabeller(lang, timeZoneOf(req))),
@@ -99,7 +115,7 @@ export function mailQueueRouter(
   router.get('/admin/mail-queue/:id', auth.page('admin'), async (req, res) => {
     const t = translator(res);
     const m = await queue.get(parseId(req));
-    const names = await serverNames();
+    const names = await serverNames([m.serverId]);
     renderPage(res, eta, 'mail-message', {
       title: t('queue.message.title', { subject: m.subject }),
       m,

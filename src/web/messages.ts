@@ -7,6 +7,7 @@ import { diagnosisHint } from './hints.js';
 import { languageOf, translatorFor } from './language.js';
 import { createIntake, type IntakeDeps } from './message-intake.js';
 import { batchRoute } from './messages-batch.js';
+import { pageQuery } from './pagination.js';
 import { parseId, parseInput } from './validate.js';
 
 /**
@@ -19,6 +20,14 @@ import { parseId, parseInput } from './validate.js';
 export const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'expected 1-200 printable ASCII characters');
 
 export type MessagesRouterDeps = IntakeDeps;
+
+const messagesQuery = pageQuery.extend({
+  status: z.enum(['queued', 'sending', 'sent', 'deferred', 'held', 'failed']).optional(),
+  serverId: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a server id')
+    .optional(),
+});
 
 export function messagesRouter({ auth }: WebContext, deps: MessagesRouterDeps): Router {
   const router = Router();
@@ -33,6 +42,18 @@ export function messagesRouter({ auth }: WebContext, deps: MessagesRouterDeps): 
     const r = await intake(req.body, actor, key);
     if (!r.created) res.setHeader('Idempotent-Replayed', 'true');
     res.status(202).location(`/api/v1/messages/${r.id}`).json({ id: r.id, status: r.status });
+  });
+
+  // The queue as a list (admin keys): newest first, filtered by status and server, a page at a time.
+  router.get('/api/v1/messages', auth.api('admin'), async (req, res) => {
+    const q = parseInput(messagesQuery, req.query);
+    const page = await deps.mail.queue.browse({
+      status: q.status,
+      serverId: q.serverId,
+      cursor: q.cursor,
+      limit: q.limit,
+    });
+    res.json({ items: page.items, ...(page.next ? { next: page.next } : {}) });
   });
 
   router.get('/api/v1/messages/:id', auth.api('send'), async (req, res) => {

@@ -19,6 +19,7 @@ import { confirmed } from './confirm.js';
 import type { WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
+import { pageOf, pageQuery } from './pagination.js';
 import { formCheckbox, formText, parseId, parseInput } from './validate.js';
 
 /**
@@ -122,7 +123,10 @@ function formErrors(err: unknown): ErrorDetail[] | null {
 
 export interface OAuthIntegrationsRouterDeps {
   config: Pick<Config, 'MAILGATE_ALLOW_INSECURE_OAUTH'>;
-  integrations: Pick<IntegrationService, 'redirectUri' | 'list' | 'get' | 'view' | 'create' | 'update' | 'delete'>;
+  integrations: Pick<
+    IntegrationService,
+    'redirectUri' | 'list' | 'page' | 'get' | 'view' | 'create' | 'update' | 'delete'
+  >;
   /** Expiring secrets, grants to re-authorize, Google apps in testing: over every integration. */
   warnings(): Promise<OAuthWarning[]>;
   /** Proves the new credential with the provider before switching to it. */
@@ -312,8 +316,17 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
   });
 
   // JSON API
-  router.get('/api/v1/oauth-integrations', auth.api('admin'), async (_req, res) => {
-    res.json({ items: (await integrations.list()).map((d) => integrations.view(d)) });
+  router.get('/api/v1/oauth-integrations', auth.api('admin'), async (req, res) => {
+    const { limit, cursor } = parseInput(pageQuery, req.query);
+    const docs = await integrations.page({ limit: limit + 1, after: cursor });
+    res.json(
+      pageOf(
+        docs,
+        limit,
+        (d) => d.id,
+        (d) => integrations.view(d),
+      ),
+    );
   });
 
   router.post('/api/v1/oauth-integrations', auth.api('admin'), async (req, res) => {

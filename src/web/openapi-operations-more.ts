@@ -118,4 +118,25 @@ const reconnectLinks: ApiOperation[] = [
   },
 ];
 
-export const MORE_API_OPERATIONS: readonly ApiOperation[] = [...serverTests, ...channels, ...reconnectLinks];
+const queueList: ApiOperation[] = [
+  {
+    method: 'get',
+    path: '/api/v1/messages',
+    operationId: 'listMessages',
+    summary: 'The queue, newest first, a page at a time; optional `status` and `serverId` filters.',
+    tag: 'messages',
+    scope: 'admin',
+    query: listQuery.extend({
+      status: z.enum(['queued', 'sending', 'sent', 'deferred', 'held', 'failed']).optional(),
+      serverId: z.string().optional(),
+    }),
+    responses: ok('`{items, next?}`.'),
+  },
+];
+
+export const MORE_API_OPERATIONS: readonly ApiOperation[] = [
+  ...serverTests,
+  ...channels,
+  ...reconnectLinks,
+  ...queueList,
+];

@@ -11,7 +11,9 @@ import {
   rotateBody as rotateSecretBody,
   updateBody as updateIntegrationBody,
 } from './oauth-integrations.js';
+import { pageQuery } from './pagination.js';
 import { outgoingBody } from './smtp-servers.js';
+import { serverListQuery } from './smtp-servers-api.js';
 
 /**
  * Every operation of the JSON API, for the OpenAPI document. A route added under /api/v1 without an entry here
@@ -104,10 +106,11 @@ const keys: ApiOperation[] = [
     method: 'get',
     path: '/api/v1/api-keys',
     operationId: 'listApiKeys',
-    summary: 'List keys (never the key).',
+    summary: 'List keys (never the key), a page at a time in id order.',
     tag: 'api-keys',
     scope: 'admin',
-    responses: ok('`{items}`'),
+    query: pageQuery,
+    responses: ok('`{items, next?}`'),
   },
   {
     method: 'get',
@@ -154,10 +157,11 @@ const servers: ApiOperation[] = [
     method: 'get',
     path: '/api/v1/smtp-servers',
     operationId: 'listSmtpServers',
-    summary: 'List servers and the outgoing-mail settings.',
+    summary: 'List servers (a page at a time in id order; `search` scans up to 5,000) and the outgoing-mail settings.',
     tag: 'smtp-servers',
     scope: 'admin',
-    responses: ok('`{items, settings}`'),
+    query: serverListQuery,
+    responses: ok('`{items, next?, settings}`'),
   },
   {
     method: 'post',
@@ -269,10 +273,11 @@ const integrations: ApiOperation[] = [
     method: 'get',
     path: '/api/v1/oauth-integrations',
     operationId: 'listOAuthIntegrations',
-    summary: 'List integrations.',
+    summary: 'List integrations, a page at a time in id order.',
     tag: 'oauth-integrations',
     scope: 'admin',
-    responses: ok('`{items}`'),
+    query: pageQuery,
+    responses: ok('`{items, next?}`'),
   },
   {
     method: 'post',

@@ -38,6 +38,7 @@ export const createBody = z.strictObject({
   emailTo: z.email('not an email address').optional(),
 });
 
+const HEALTHY_CHOICES = 20;
 export const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z
@@ -79,18 +80,38 @@ export interface ReconnectRouterDeps {
   tokens: Pick<TokenService, 'get'>;
 }
 
-/** Servers that can carry the link's email: not this one, not paused, and with a live grant when on OAuth. */
+/** Whether a server can carry the link's email: not this one, not paused, and with a live grant when on OAuth. */
+async function canCarry(deps: Pick<ReconnectRouterDeps, 'tokens'>, s: SmtpServerView, exceptId: string) {
+  if (s.id === exceptId || s.paused) return false;
+  return s.authMethod !== 'oauth2' || (await deps.tokens.get(s.id))?.value.status === 'active';
+}
+
+/** Servers offered to carry the link's email: the first HEALTHY_CHOICES that can, from at most 500 servers. */
 export async function healthyServers(
   deps: Pick<ReconnectRouterDeps, 'mail' | 'tokens'>,
   exceptId: string,
 ): Promise<SmtpServerView[]> {
   const out: SmtpServerView[] = [];
-  for (const s of await deps.mail.servers.list()) {
-    if (s.id === exceptId || s.paused) continue;
-    if (s.authMethod === 'oauth2' && (await deps.tokens.get(s.id))?.value.status !== 'active') continue;
-    out.push(s);
+  let cursor: string | undefined;
+  for (let scanned = 0; scanned < 500 && out.length < HEALTHY_CHOICES;) {
+    const page = await deps.mail.servers.page({ limit: 100, cursor });
+    scanned += page.items.length;
+    const ok = await Promise.all(page.items.map((s) => canCarry(deps, s, exceptId)));
+    out.push(...page.items.filter((_, i) => ok[i]));
+    if (!page.next) break;
+    cursor = page.next;
   }
-  return out;
+  return out.slice(0, HEALTHY_CHOICES);
+}
+
+/** The chosen server when it can carry the link's email (read by its id, whatever its place in the list). */
+async function healthyServer(
+  deps: Pick<ReconnectRouterDeps, 'mail' | 'tokens'>,
+  exceptId: string,
+  id: string,
+): Promise<SmtpServerView | undefined> {
+  const s = await deps.mail.servers.get(id).catch(() => null);
+  return s && (await canCarry(deps, s, exceptId)) ? s : undefined;
 }
 
 /** What the partial on the server page needs. */
@@ -126,7 +147,7 @@ export function reconnectRouter({ auth, eta }: WebContext, deps: ReconnectRouter
   ): Promise<{ to: string; server: string } | null> {
     if (!input.emailVia) return null;
     const server = await deps.mail.servers.get(serverId);
-    const via = (await healthyServers(deps, serverId)).find((s) => s.id === input.emailVia);
+    const via = await healthyServer(deps, serverId, input.emailVia);
     const mailbox = server.username ?? (await deps.tokens.get(serverId))?.value.mailbox ?? null;
     const to = input.emailTo ?? mailbox;
     if (!via) {
@@ -225,8 +246,7 @@ export function reconnectRouter({ auth, eta }: WebContext, deps: ReconnectRouter
   ): Promise<void> {
     const server = await deps.mail.servers.get(serverId);
     if (!input.emailVia) return;
-    if (!(await healthyServers(deps, serverId)).some((s) => s.id === input.emailVia))
-      throw refusedField('emailVia', UNHEALTHY);
+    if (!(await healthyServer(deps, serverId, input.emailVia))) throw refusedField('emailVia', UNHEALTHY);
     if (!input.emailTo && !server.username && !(await deps.tokens.get(serverId)))
       throw refusedField('emailTo', 'this server names no mailbox: enter the address');
   }

@@ -9,7 +9,11 @@ import { languageOf, translatorFor } from './language.js';
 import { apiState, serverState, type ServerStateDeps } from './smtp-server-state.js';
 import { forgetStaleTest, hintFor } from './smtp-server-tests.js';
 import type { SmtpServersRouterDeps } from './smtp-servers.js';
+import { pageQuery } from './pagination.js';
 import { parseId, parseInput } from './validate.js';
+
+/** The list rule, plus `search` (name, description, host, address, user or id; a bounded scan, see pages.ts). */
+export const serverListQuery = pageQuery.extend({ search: z.string().max(200).optional() });
 
 /** /api/v1/smtp-servers: CRUD with each server's state, Test connection of a stored server, resume, the outgoing switch. */
 
@@ -31,9 +35,11 @@ export function registerServerApiRoutes(router: Router, { auth }: WebContext, de
   }
 
   router.get('/api/v1/smtp-servers', auth.api('admin'), async (req, res) => {
+    const { limit, cursor, search } = parseInput(serverListQuery, req.query);
     const enabled = await sendingEnabled();
-    const items = await Promise.all((await mail.servers.list()).map((s) => withApiState(req, s, enabled)));
-    res.json({ items, settings: await mail.servers.settings() });
+    const page = await mail.servers.page({ limit, cursor, search });
+    const items = await Promise.all(page.items.map((s) => withApiState(req, s, enabled)));
+    res.json({ items, ...(page.next ? { next: page.next } : {}), settings: await mail.servers.settings() });
   });
 
   router.post('/api/v1/smtp-servers', auth.api('admin'), async (req, res) => {

@@ -25,7 +25,7 @@ import {
 } from './smtp-server-form.js';
 import { serverState, type OAuthFacts } from './smtp-server-state.js';
 import { forgetStaleTest, registerServerTestRoutes } from './smtp-server-tests.js';
-import { registerServerApiRoutes } from './smtp-servers-api.js';
+import { registerServerApiRoutes, serverListQuery } from './smtp-servers-api.js';
 import { parseId, parseInput } from './validate.js';
 
 /**
@@ -201,9 +201,12 @@ export function smtpServersRouter(
 
   // ------------------------------------------------------------------------------------------ pages
 
-  router.get('/admin/smtp-servers', auth.page('admin'), async (_req, res) => {
+  router.get('/admin/smtp-servers', auth.page('admin'), async (req, res) => {
     const t = tr(res);
-    const servers = await mail.servers.list();
+    // A page of servers (in id order) and a bounded search: the page costs the same at 100 and 100,000 servers.
+    const query = parseInput(serverListQuery, { ...req.query, limit: req.query.limit ?? '50' });
+    const page = await mail.servers.page({ limit: query.limit, cursor: query.cursor, search: query.search });
+    const servers = page.items;
     const enabled = await sendingEnabled();
     const withState = await Promise.all(
       servers.map(async (s) => ({ ...s, state: await serverState(stateDeps, s, enabled, t) })),
@@ -220,6 +223,13 @@ export function smtpServersRouter(
     renderPage(res, eta, 'smtp-servers', {
       title: t('servers.title'),
       servers: withState,
+      search: query.search ?? '',
+      nextHref: page.next
+        ? `/admin/smtp-servers?${new URLSearchParams({ ...(query.search ? { search: query.search } : {}), cursor: page.next }).toString()}`
+        : null,
+      firstHref: query.cursor
+        ? `/admin/smtp-servers${query.search ? `?search=${encodeURIComponent(query.search)}` : ''}`
+        : null,
       warnings: options.warnings ? await options.warnings() : [],
       settings,
       sendingEnabled: enabled,

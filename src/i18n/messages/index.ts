@@ -12,6 +12,7 @@ import { servers } from './servers.js';
 import { queue } from './queue.js';
 import { integrations } from './integrations.js';
 import { submission } from './submission.js';
+import { scale } from './scale.js';
 import { oauthHints } from './oauth-hints.js';
 
 /**
@@ -32,5 +33,6 @@ export const catalogs: readonly MessageCatalog[] = [
   queue,
   integrations,
   submission,
+  scale,
   oauthHints,
 ];

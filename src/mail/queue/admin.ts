@@ -50,6 +50,9 @@ export interface QueueAdminDeps {
   wake: () => void;
 }
 
+/** Above this many waiting and held messages the overview reads a sample, not the whole backlog. */
+const OVERVIEW_FULL = 2000;
+
 export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
   const { store, servers, transport, log, metrics, clock, messages, holds, wake } = deps;
 
@@ -69,11 +72,17 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
     },
 
     async overview(limit = 200) {
-      // The backlog (waiting and held) is read in full for its counts and oldest age; failed and sent are only
-      // counted, and the error queue is the newest `limit` failures.
+      // A backlog (waiting and held) up to OVERVIEW_FULL is read in full for its counts and oldest age; a larger
+      // one only its earliest `limit` of each index, the rest counted by the indexes (a page view must not read
+      // 100,000 messages). Failed and sent are only counted, and the error queue is the newest `limit` failures.
+      const [waitingStats, heldStats] = await Promise.all([
+        store.scheduleStats(MAIL_QUEUE),
+        store.scheduleStats(HELD_INDEX),
+      ]);
+      const full = waitingStats.count + heldStats.count <= OVERVIEW_FULL;
       const [waiting, held, failedEntries, failed, sent] = await Promise.all([
-        store.scheduled(MAIL_QUEUE, { limit: ALL }),
-        store.scheduled(HELD_INDEX, { limit: ALL }),
+        store.scheduled(MAIL_QUEUE, { limit: full ? ALL : limit }),
+        store.scheduled(HELD_INDEX, { limit: full ? ALL : limit }),
         store.scheduled(FAILED_INDEX, { limit, newestFirst: true }),
         store.scheduleStats(FAILED_INDEX),
         store.scheduleStats(SENT_INDEX),
@@ -95,6 +104,10 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
         counts[m.status]++;
         queue.push(toView(doc.id, m));
         if (oldest === null || m.createdAt < oldest) oldest = m.createdAt;
+      }
+      if (!full) {
+        counts.held = heldStats.count;
+        counts.queued = Math.max(0, waitingStats.count - counts.sending - counts.deferred);
       }
       const errors = (await messages.read(failedEntries.map((e) => e.id))).filter((d) => d.value.status === 'failed');
       for (const [state, n] of Object.entries(counts)) metrics?.queueDepth.set({ state }, n);

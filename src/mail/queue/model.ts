@@ -103,6 +103,8 @@ export interface QueueOptions {
   maxRetryDelayMs?: number;
   /** Sent messages are deleted this long after sending (GET then answers 404). Default 7 days. */
   keepSentMs?: number;
+  /** Deliveries of one server at a time in one instance (fairness between mailboxes). Default a quarter of concurrency. */
+  perServerConcurrency?: number;
 }
 
 export interface MailQueueDeps {

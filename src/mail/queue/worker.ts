@@ -4,6 +4,7 @@ import type { Metrics } from '../../metrics.js';
 import { VersionConflictError, type ClaimedDoc, type Doc, type Store } from '../../store/store.js';
 import { composeMessage } from '../compose.js';
 import type { SmtpServers } from '../servers.js';
+import type { ResolvedServer } from '../servers/model.js';
 import type { MailTransport } from '../transport.js';
 import type { Holds } from './holds.js';
 import { createLeaseKeeper } from './lease.js';
@@ -19,6 +20,7 @@ import {
 } from './model.js';
 import { deliveryOutcome, type DeliveryAttempt, type NextState } from './delivery-outcome.js';
 import { createOutcomeWriter } from './outcomes.js';
+import { createPacer, isThrottled } from './pacing.js';
 
 /**
  * The workers of one instance. Delivery is at least once: a worker claims a batch of due ids (atomically, so
@@ -67,6 +69,11 @@ export function createWorkers(deps: WorkerDeps): Workers {
     now,
   });
   const outcomes = createOutcomeWriter({ store, queue: MAIL_QUEUE, lease, log, now });
+  const pacer = createPacer({
+    locks: store,
+    now,
+    perServerInFlight: opts.perServerConcurrency ?? Math.max(1, Math.ceil(opts.concurrency / 4)),
+  });
   const inFlight = new Map<string, Promise<void>>();
   let running = false;
   let loop: Promise<void> | null = null;
@@ -123,6 +130,27 @@ export function createWorkers(deps: WorkerDeps): Workers {
     if (!(await servers.sendingEnabled()))
       return record(id, doc.version, m.status, outcome({ kind: 'sending_disabled' }));
     if (await servers.pauseOf(server.id)) return record(id, doc.version, m.status, outcome({ kind: 'server_paused' }));
+    const later = await pacer.admit(server);
+    if (later !== null) {
+      await lease.end(id);
+      await store.schedule(MAIL_QUEUE, id, later);
+      return;
+    }
+    let paced: 'sent' | 'throttled' | 'other' = 'other';
+    try {
+      paced = await send(id, doc, server, outcome);
+    } finally {
+      pacer.done(server.id, paced);
+    }
+  }
+
+  async function send(
+    id: string,
+    doc: Doc<MessageDoc>,
+    server: ResolvedServer,
+    outcome: (attempt: DeliveryAttempt) => NextState,
+  ): Promise<'sent' | 'throttled' | 'other'> {
+    const m = doc.value;
 
     // `sending` is written only when a delivery takes a while: fast ones go from queued straight to sent,
     // one store write less per message. The attempt is counted in the final write either way.
@@ -174,6 +202,7 @@ export function createWorkers(deps: WorkerDeps): Workers {
     }
     await settleMark();
     await record(id, version, m.status, outcome(attempt));
+    return attempt.kind === 'accepted' ? 'sent' : isThrottled(attempt.error) ? 'throttled' : 'other';
   }
 
   async function run(): Promise<void> {

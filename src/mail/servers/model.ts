@@ -43,6 +43,8 @@ export interface SmtpServerDoc {
   host: string;
   port: number | null;
   timeoutMs: number | null;
+  /** Messages per minute across all instances; null (or absent on servers stored before it existed) = no limit. */
+  rateLimitPerMinute?: number | null;
   tls: boolean;
   authMethod: AuthMethod;
   oauthIntegrationId: string | null;
@@ -96,6 +98,8 @@ export interface ResolvedServer {
   port: number;
   /** 0 = no timeout. */
   timeoutMs: number;
+  /** Absent or null: no per-minute limit. */
+  rateLimitPerMinute?: number | null | undefined;
   tls: boolean;
   authMethod: AuthMethod;
   oauthIntegrationId: string | null;

@@ -38,6 +38,7 @@ export function resolvedServer(
     host: eff.host,
     port: eff.port,
     timeoutMs: eff.timeoutMs,
+    rateLimitPerMinute: doc.rateLimitPerMinute ?? null,
     tls: doc.tls,
     authMethod: doc.authMethod,
     oauthIntegrationId: doc.oauthIntegrationId,

@@ -4,6 +4,7 @@ import type { Keyring } from '../../crypto/keyring.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../../store/store.js';
 import type { PauseDoc, ResolvedServer, SmtpServerView } from './model.js';
+import type { ServerPage } from './pages.js';
 import type { CreateServerInput, UpdateServerInput } from './validation.js';
 
 /** What the SMTP servers service (service.ts) offers the rest of mailgate. */
@@ -22,6 +23,12 @@ export interface AuditContext {
 
 export interface SmtpServers {
   list(): Promise<SmtpServerView[]>;
+  /** A page of servers in id order, optionally searched (pages.ts). */
+  page(options: { limit: number; cursor?: string | undefined; search?: string | undefined }): Promise<ServerPage>;
+  /** Up to `limit` paused servers (read from the pauses, not from every server). */
+  paused(limit: number): Promise<SmtpServerView[]>;
+  /** Ids of the servers defined in MAILGATE_SMTP_SERVERS_FILE (read-only). */
+  fileServerIds(): string[];
   get(id: string): Promise<SmtpServerView>;
   create(input: CreateServerInput, ctx: AuditContext): Promise<SmtpServerView>;
   update(id: string, input: UpdateServerInput, ctx: AuditContext): Promise<SmtpServerView>;

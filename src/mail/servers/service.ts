@@ -11,12 +11,12 @@ import {
   type SmtpServerDoc,
   type SmtpServerView,
 } from './model.js';
-import { PROVIDER_PRESETS } from './presets.js';
+import { presetRate, PROVIDER_PRESETS } from './presets.js';
 import { effectiveSettings, resolvedServer } from './resolve.js';
 import { createMailSettingsState, createServerPauses } from './state.js';
+import { serverPages } from './pages.js';
 import type { AuditContext, SmtpServers, SmtpServersDeps } from './service-types.js';
 import { checkApiIntegration, checkServer, invalid } from './validation.js';
-
 export type { AuditContext, MailSettingsView, SmtpServers, SmtpServersDeps } from './service-types.js';
 
 /**
@@ -25,10 +25,7 @@ export type { AuditContext, MailSettingsView, SmtpServers, SmtpServersDeps } fro
  * change is published on SERVERS_CHANNEL and every instance forgets what it cached of that server.
  */
 
-function newServerId(): string {
-  return `srv_${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`;
-}
-
+const newServerId = () => `srv_${randomBytes(9).toString('base64url').replace(/[-_]/g, 'x')}`;
 export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
   const { store, keyring, config, audit, log } = deps;
   const fileServers = config.MAILGATE_SMTP_SERVERS_FILE
@@ -78,7 +75,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
     const chosen = settings?.value.defaultServerId ?? null;
     if (chosen && (fileServers.has(chosen) || (await store.get(SERVERS, chosen)))) return chosen;
     for (const [id, f] of fileServers) if (f.isDefault) return id;
-    const first = (await store.list<SmtpServerDoc>(SERVERS))[0];
+    const first = (await store.list<SmtpServerDoc>(SERVERS, { limit: 1 }))[0];
     return first?.id ?? [...fileServers.keys()][0] ?? null;
   }
 
@@ -139,6 +136,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
   }
 
   const service: SmtpServers = {
+    ...serverPages(store, () => service, fileServers),
     async list() {
       const defaultId = await defaultServerId();
       const out: SmtpServerView[] = [];
@@ -172,6 +170,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
         host: preset?.host ?? input.host ?? '',
         port: preset?.port ?? input.port ?? null,
         timeoutMs: input.timeoutMs ?? null,
+        rateLimitPerMinute: input.rateLimitPerMinute === undefined ? presetRate(provider) : input.rateLimitPerMinute,
         tls: preset?.tls ?? input.tls ?? false,
         authMethod: input.authMethod ?? 'none',
         oauthIntegrationId: input.authMethod === 'oauth2' ? (input.oauthIntegrationId ?? null) : null,
@@ -218,6 +217,7 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       set('host', input.host);
       set('port', input.port);
       set('timeoutMs', input.timeoutMs);
+      set('rateLimitPerMinute', input.rateLimitPerMinute);
       set('tls', input.tls);
       set('authMethod', input.authMethod);
       set('oauthIntegrationId', input.oauthIntegrationId);

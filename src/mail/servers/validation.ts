@@ -43,6 +43,9 @@ const common = {
       .int('expected whole milliseconds')
       .max(3_600_000, 'at most 3600000 (one hour)'),
   ).optional(),
+  rateLimitPerMinute: numberOrNull(
+    z.number('expected a number of messages').int('expected a whole number').min(1, 'at least 1').max(100_000),
+  ).optional(),
   authMethod: text(z.enum(['none', 'basic', 'oauth2'], 'choose none, basic or oauth2')).optional(),
   oauthIntegrationId: nullableText(z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'not a valid integration id')).optional(),
   username: nullableText(headerText(254, 'username')).optional(),

@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { clockReading } from '../../src/clock.js';
+import { messageInput } from '../../src/mail/compose.js';
+import { MESSAGES, type MessageDoc } from '../../src/mail/queue.js';
+import { createServerInput } from '../../src/mail/servers/validation.js';
+import { eventually, startMailHarness, TEST_ACTOR } from '../fakes/mail-services.js';
+import { redisUrlForTests, uniquePrefix } from '../fakes/redis.js';
+import { startTestSmtp } from '../fakes/smtp-server.js';
+
+// One mailbox's backlog or rate never holds up another's, and a server's rateLimitPerMinute holds across instances.
+
+const redisUrl = redisUrlForTests();
+const cleanup: Array<{ close(): Promise<void> }> = [];
+afterAll(async () => {
+  for (const c of cleanup.reverse()) await c.close();
+});
+const input = (i: number) => messageInput.parse({ to: `r${i}@example.net`, subject: `m${i}`, text: 'x' });
+
+describe('fairness between servers and server rates', () => {
+  it('a backlog of 1,000 on server A does not delay one message on server B', async () => {
+    const slowA = await startTestSmtp({ starttls: false, dataDelayMs: 40 });
+    const fastB = await startTestSmtp({ starttls: false });
+    cleanup.push(slowA, fastB);
+    const h = await startMailHarness({
+      queue: { pollMs: 20, retryBaseMs: 50, concurrency: 8 },
+      env: { MAILGATE_FSYNC: 'off' },
+    });
+    cleanup.push(h);
+    const a = await h.addServer({ host: '127.0.0.1', port: slowA.port });
+    const b = await h.addServer({ host: '127.0.0.1', port: fastB.port });
+    for (let i = 0; i < 1000; i++) await h.mail.queue.enqueue({ ...input(i), serverId: a });
+    const enqueuedAt = Date.now();
+    await h.mail.queue.enqueue({ ...input(5000), serverId: b });
+    await fastB.waitFor(1, 15_000);
+    const waitedMs = Date.now() - enqueuedAt;
+    // Were B's message behind A's backlog, A's 1,000 slow deliveries (40 ms each) would come first.
+    expect(slowA.messages.length).toBeLessThan(500);
+    expect(waitedMs).toBeLessThan(3000);
+  }, 60_000);
+
+  it('fills the Microsoft preset (30/min), leaves Google unset, and refuses a rate below 1 naming the field', async () => {
+    const h = await startMailHarness({ env: { MAILGATE_FSYNC: 'off' } });
+    cleanup.push(h);
+    const microsoft = await h.mail.servers.create(
+      { name: 'm', fromAddress: 'a@example.com', serviceProvider: 'microsoft' },
+      { actor: TEST_ACTOR },
+    );
+    const google = await h.mail.servers.create(
+      { name: 'g', fromAddress: 'a@example.com', serviceProvider: 'gmail' },
+      { actor: TEST_ACTOR },
+    );
+    expect(microsoft.rateLimitPerMinute).toBe(30);
+    expect(google.rateLimitPerMinute).toBeNull();
+    const changed = await h.mail.servers.update(google.id, { rateLimitPerMinute: 20 }, { actor: TEST_ACTOR });
+    expect(changed.rateLimitPerMinute).toBe(20);
+    const bad = createServerInput.safeParse({ name: 'x', fromAddress: 'a@example.com', rateLimitPerMinute: 0 });
+    expect(bad.success).toBe(false);
+    expect(bad.error?.issues[0]?.path).toEqual(['rateLimitPerMinute']);
+  });
+
+  it.skipIf(!redisUrl)(
+    '30/min on one server holds across two instances on Redis (injected clock)',
+    async () => {
+      const sink = await startTestSmtp({ starttls: false });
+      cleanup.push(sink);
+      const prefix = uniquePrefix('rate');
+      const key = randomBytes(32).toString('base64');
+      let t = Math.ceil(Date.now() / 60_000) * 60_000;
+      const clock = clockReading(() => t);
+      const queue = { pollMs: 10, retryBaseMs: 50, leaseMs: 600_000, concurrency: 8 };
+      const one = await startMailHarness({ redis: { url: redisUrl!, prefix }, encryptionKey: key, queue, clock });
+      const two = await startMailHarness({ redis: { url: redisUrl!, prefix }, encryptionKey: key, queue, clock });
+      cleanup.push(one, two);
+      const serverId = await one.addServer({ host: '127.0.0.1', port: sink.port, rateLimitPerMinute: 30 });
+      for (let i = 0; i < 100; i++) await (i % 2 ? two : one).mail.queue.enqueue({ ...input(i), serverId });
+      const settled = () =>
+        eventually(
+          async () => (await one.store.scheduleStats('mail')).earliestDueAt,
+          (due) => due === null || due > t,
+          10_000,
+          'due messages handled',
+        );
+      // One simulated minute, a second at a time: every message due is claimed and either sent or put back.
+      for (let s = 0; s < 60; s++) {
+        await settled();
+        t += 1000;
+      }
+      await settled();
+      const sent = await eventually(
+        async () => (await one.store.list<MessageDoc>(MESSAGES)).filter((d) => d.value.status === 'sent').length,
+        (n) => n === sink.messages.length,
+        5000,
+        'sends recorded',
+      );
+      expect(sent).toBeLessThanOrEqual(31);
+      expect(sent).toBeGreaterThanOrEqual(25);
+      const byInstance = new Set(sink.messages.map((m) => m.ehlo));
+      expect(byInstance.size).toBeGreaterThanOrEqual(1);
+    },
+    120_000,
+  );
+});
