@@ -15,7 +15,9 @@ export interface OAuthWarning {
   /** `needs_reauth`, `secret_expiring`, `secret_expired`, `integration_misconfigured`, or a provider's own (e.g. `google_in_testing`). */
   kind: string;
   target: string;
+  /** English; pages in another language render `warning.<kind>` with `params` instead. */
   message: string;
+  params?: Record<string, string | number>;
 }
 
 export { SECRET_WARNING_DAYS };
@@ -36,6 +38,7 @@ export async function collectOAuthWarnings(
         kind: 'needs_reauth',
         target: `smtp_server:${g.value.serverId}`,
         message: `${g.value.mailbox} needs re-authorization: ${g.value.lastError?.hint ?? 'press Re-authorize on the server page.'}`,
+        params: { mailbox: g.value.mailbox },
       });
     }
   }
@@ -54,17 +57,25 @@ export async function collectOAuthWarnings(
           kind: 'secret_expired',
           target,
           message: `The client secret of "${v.name}" expired on ${v.secretExpiresAt}; rotate it now.`,
+          params: { name: v.name, date: v.secretExpiresAt },
         });
       else if (days < SECRET_WARNING_DAYS)
         warnings.push({
           kind: 'secret_expiring',
           target,
           message: `The client secret of "${v.name}" expires on ${v.secretExpiresAt} (in ${days} day${days === 1 ? '' : 's'}); rotate it before then.`,
+          params: { name: v.name, date: v.secretExpiresAt, days },
         });
     }
-    for (const w of providerOf(v.provider).warnings?.(v) ?? []) warnings.push({ ...w, target });
+    for (const w of providerOf(v.provider).warnings?.(v) ?? [])
+      warnings.push({ ...w, target, params: { name: v.name } });
     if (v.misconfigured)
-      warnings.push({ kind: 'integration_misconfigured', target, message: `"${v.name}": ${v.misconfigured.hint}` });
+      warnings.push({
+        kind: 'integration_misconfigured',
+        target,
+        message: `"${v.name}": ${v.misconfigured.hint}`,
+        params: { name: v.name },
+      });
   }
   return warnings;
 }

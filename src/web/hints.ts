@@ -31,10 +31,24 @@ export function oauthHint(t: Translate, lang: string, code: string, english?: st
   return byCode(t, lang, `oauthDiagnosis.${code}`, english, {}, 'oauthDiagnosis.other');
 }
 
+/** An OAuth warning (src/tokens/warnings.ts): English keeps its message; other languages render its kind. */
+export function warningText(
+  t: Translate,
+  lang: string,
+  w: { kind: string; message: string; params?: Record<string, string | number> },
+): string {
+  if (lang === 'en' || !w.params) return w.message;
+  const key = `warning.${w.kind}`;
+  const text = t(key, w.params);
+  return text === key ? w.message : text;
+}
+
 /** The helpers pages use as `it.locals.diagnosisHint(code, hint, where)` and `it.locals.oauthHint(code, hint)`. */
 export function hintLocals(t: Translate, lang: string) {
   return {
     diagnosisHint: (code: string, english?: string, where?: string) => diagnosisHint(t, lang, code, english, where),
     oauthHint: (code: string, english?: string) => oauthHint(t, lang, code, english),
+    warningText: (w: { kind: string; message: string; params?: Record<string, string | number> }) =>
+      warningText(t, lang, w),
   };
 }

@@ -82,4 +82,25 @@ describe('hints in the reader language', () => {
     );
     expect((await get(en)).lastError.hint).toMatch(/^[\x20-\x7e]+$/);
   });
+
+  it('shows an integration warning in Japanese by its kind, and as written in English', async () => {
+    const inFiveDays = new Date(Date.now() + 5 * 86_400_000).toISOString().slice(0, 10);
+    await app.services.oauthIntegrations.create(
+      {
+        name: 'expiring app',
+        provider: 'microsoft',
+        clientId: 'expiring-client',
+        clientSecret: 'expiring-secret-value',
+        tenant: 'contoso.onmicrosoft.com',
+        secretExpiresAt: inFiveDays,
+      },
+      TEST_ACTOR,
+    );
+    const japanese = await admin.get('/admin/oauth-integrations', { headers: ja });
+    expect(japanese.text).toContain(
+      escape(`"expiring app" のクライアントシークレットは ${inFiveDays} に期限切れになります`),
+    );
+    const english = await admin.get('/admin/oauth-integrations', { headers: en });
+    expect(english.text).toContain(`The client secret of &quot;expiring app&quot; expires on ${inFiveDays}`);
+  });
 });

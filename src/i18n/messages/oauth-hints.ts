@@ -8,6 +8,13 @@ import { defineMessages } from '../i18n.js';
  */
 export const oauthHints = defineMessages({
   en: {
+    'warning.needs_reauth': '{mailbox} needs re-authorization: press Re-authorize on the server page.',
+    'warning.secret_expired': 'The client secret of "{name}" expired on {date}; rotate it now.',
+    'warning.secret_expiring':
+      'The client secret of "{name}" expires on {date} (in {days} days); rotate it before then.',
+    'warning.integration_misconfigured': '"{name}": the provider rejected this integration\'s client credentials.',
+    'warning.google_in_testing':
+      '"{name}" is a Google app in Testing: its refresh tokens expire after 7 days. Publish the app\'s consent screen.',
     'oauthDiagnosis.invalid_grant':
       'The provider rejected the refresh token (revoked, expired or reused). Press Re-authorize to connect the mailbox again.',
     'oauthDiagnosis.invalid_client':
@@ -70,6 +77,14 @@ export const oauthHints = defineMessages({
     'oauthFailure.exchange_failed': 'The provider did not accept the authorization ({error}).',
   },
   ja: {
+    'warning.needs_reauth': '{mailbox} の再認可が必要です。サーバーのページで「再認可」を押してください。',
+    'warning.secret_expired':
+      '"{name}" のクライアントシークレットは {date} に期限切れになりました。今すぐローテーションしてください。',
+    'warning.secret_expiring':
+      '"{name}" のクライアントシークレットは {date} に期限切れになります (あと {days} 日)。それまでにローテーションしてください。',
+    'warning.integration_misconfigured': '"{name}": プロバイダーがこの連携のクライアント認証情報を拒否しました。',
+    'warning.google_in_testing':
+      '"{name}" は「テスト中」の Google アプリです。リフレッシュトークンは 7 日で失効します。アプリの同意画面を公開してください。',
     'oauthDiagnosis.invalid_grant':
       'プロバイダーがリフレッシュトークンを拒否しました (取り消し、期限切れ、または再利用)。「再認可」を押してメールボックスを接続し直してください。',
     'oauthDiagnosis.invalid_client':
