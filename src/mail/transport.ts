@@ -5,8 +5,8 @@ import type { Logger } from '../log.js';
 import { findAppError } from '../errors.js';
 import { connectChecked, toConnectFailure, type EgressGuard } from '../net/connect.js';
 import { type AccessTokenSource, type GrantSource, type SmtpAuth, isAuthProblem, pickSmtpAuth } from './auth.js';
-import { base64Stream } from './attachments.js';
 import { coalesceChunks } from './coalesce.js';
+import { toNodemailerMessage, type RawMessage } from './nodemailer-message.js';
 import type { ComposedMessage } from './compose.js';
 import { isLoopbackHost, type ResolvedServer } from './servers.js';
 import { forLibrary, MailTransportFailure, toMailTransportFailure } from './transport-failure.js';
@@ -214,79 +214,7 @@ export function buildTransportOptions(server: ResolvedServer, auth: SmtpAuth, op
   };
 }
 
-const asAddress = (address: string) => ({ name: '', address });
-
-/**
- * A message kept as submitted (the SMTP front): its MIME bytes go out unchanged, to an explicit envelope. Its
- * headers were checked and rewritten when it was accepted (src/submission/); nodemailer adds nothing to a raw one.
- */
-export interface RawMessage {
-  raw: Buffer;
-  /** use8BitMime: MAIL FROM gets BODY=8BITMIME when the server offers it (octets above 127 in the message). */
-  envelope: { from: string; to: string[]; use8BitMime?: boolean };
-}
-
-export function isRawMessage(message: ComposedMessage | RawMessage): message is RawMessage {
-  return 'raw' in message;
-}
-
-/** The allowed custom headers: threading through nodemailer's own fields, the rest as headers. */
-function customHeaderFields(headers: Record<string, string> | undefined) {
-  if (!headers) return {};
-  const rest: Record<string, string> = {};
-  const out: { inReplyTo?: string; references?: string; headers?: Record<string, string> } = {};
-  for (const [name, value] of Object.entries(headers)) {
-    const lower = name.toLowerCase();
-    if (lower === 'in-reply-to') out.inReplyTo = value;
-    else if (lower === 'references') out.references = value;
-    else rest[name] = value;
-  }
-  if (Object.keys(rest).length > 0) out.headers = rest;
-  return out;
-}
-
-/** The nodemailer message: a raw one as submitted, or a composed one with only the allowed custom headers. */
-export function toNodemailerMessage(message: ComposedMessage | RawMessage, messageId?: string) {
-  if (isRawMessage(message)) {
-    return {
-      raw: message.raw,
-      envelope: {
-        from: message.envelope.from,
-        to: message.envelope.to,
-        ...(message.envelope.use8BitMime ? { use8BitMime: true } : {}),
-      },
-      disableFileAccess: true,
-      disableUrlAccess: true,
-    };
-  }
-  return {
-    ...customHeaderFields(message.headers),
-    ...(message.attachments?.length
-      ? {
-          // Inline (cid) parts go into multipart/related with the html; the content is decoded while it is written.
-          attachments: message.attachments.map((a) => ({
-            filename: a.filename,
-            content: base64Stream(a.content),
-            ...(a.contentType ? { contentType: a.contentType } : {}),
-            ...(a.cid ? { cid: a.cid } : {}),
-          })),
-        }
-      : {}),
-    from: { name: message.from.name, address: message.from.address },
-    // Validated bare addresses, handed over as address objects: nodemailer would otherwise run its address
-    // parser over each header several times per message (building the envelope, the headers, the address list).
-    to: message.to.map(asAddress),
-    cc: message.cc.map(asAddress),
-    ...(message.replyTo ? { replyTo: asAddress(message.replyTo) } : {}),
-    subject: message.subject,
-    text: message.text,
-    html: message.html,
-    envelope: { from: message.envelope.from, to: message.envelope.to },
-    ...(messageId ? { messageId } : {}),
-    disableFileAccess: true,
-    disableUrlAccess: true,
-  };
-}
+export { isRawMessage, toNodemailerMessage, type RawMessage } from './nodemailer-message.js';
 
 function toSendResult(info: {
   messageId: string;
