@@ -80,6 +80,35 @@ export async function forgetStaleTest(
 }
 
 /** A hint in the reader's language: English keeps the diagnosis's own (it names the reply); others by code. */
+/** The JSON answer of a Test connection, saved or not: the hint in the reader's language, the code in English. */
+export function testResultJson(
+  req: Request,
+  r: {
+    ok: boolean;
+    durationMs: number;
+    transcript: string[];
+    error?: string;
+    code?: string;
+    hint?: string;
+    responseCode?: number;
+  },
+  where: string,
+) {
+  return {
+    ok: r.ok,
+    durationMs: r.durationMs,
+    transcript: r.transcript,
+    ...(r.ok
+      ? {}
+      : {
+          error: r.error,
+          code: r.code,
+          hint: hintFor(translatorFor(req), languageOf(req), r, where),
+          ...(r.responseCode ? { responseCode: r.responseCode } : {}),
+        }),
+  };
+}
+
 export function hintFor(t: Translate, lang: string, r: { code?: string; hint?: string }, where: string): string {
   if (!r.code) return r.hint ?? '';
   if (lang === 'en' && r.hint) return r.hint;
@@ -158,20 +187,7 @@ export function registerServerTestRoutes(router: Router, { auth, eta }: WebConte
 
   router.post('/api/v1/smtp-servers/test', auth.api('admin'), async (req, res) => {
     const { r, server } = await runConnection(req, res, req.body, null);
-    const t = translatorFor(req);
-    res.json({
-      ok: r.ok,
-      durationMs: r.durationMs,
-      transcript: r.transcript,
-      ...(r.ok
-        ? {}
-        : {
-            error: r.error,
-            code: r.code,
-            hint: hintFor(t, languageOf(req), r, `${server.host}:${server.port}`),
-            ...(r.responseCode ? { responseCode: r.responseCode } : {}),
-          }),
-    });
+    res.json(testResultJson(req, r, `${server.host}:${server.port}`));
   });
 
   router.post('/api/v1/smtp-servers/test-email', auth.api('admin'), async (req, res) => {

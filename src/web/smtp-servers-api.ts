@@ -5,9 +5,9 @@ import { createServerInput, updateServerInput } from '../mail/servers.js';
 import type { AuditContext } from '../mail/servers.js';
 import { actorOf } from './auth.js';
 import type { WebContext } from './context.js';
-import { languageOf, translatorFor } from './language.js';
+import { translatorFor } from './language.js';
 import { apiState, serverState, type ServerStateDeps } from './smtp-server-state.js';
-import { forgetStaleTest, hintFor } from './smtp-server-tests.js';
+import { forgetStaleTest, testResultJson } from './smtp-server-tests.js';
 import type { SmtpServersRouterDeps } from './smtp-servers.js';
 import { pageQuery } from './pagination.js';
 import { parseId, parseInput } from './validate.js';
@@ -83,19 +83,7 @@ export function registerServerApiRoutes(router: Router, { auth }: WebContext, de
       ...(req.ip ? { ip: req.ip } : {}),
       detail: { durationMs: r.durationMs, ...(r.code ? { code: r.code } : {}) },
     });
-    res.json({
-      ok: r.ok,
-      durationMs: r.durationMs,
-      transcript: r.transcript,
-      ...(r.ok
-        ? {}
-        : {
-            error: r.error,
-            code: r.code,
-            hint: hintFor(translatorFor(req), languageOf(req), r, `${server.effective.host}:${server.effective.port}`),
-            ...(r.responseCode ? { responseCode: r.responseCode } : {}),
-          }),
-    });
+    res.json(testResultJson(req, r, `${server.effective.host}:${server.effective.port}`));
   });
 
   router.post('/api/v1/smtp-servers/:id/resume', auth.api('admin'), async (req, res) => {
