@@ -56,6 +56,8 @@ export interface IntegrationServiceDeps {
   requestTimeoutSec?: number | undefined;
   /** How many authorized mailboxes hold tokens of this integration (the grants live in tokens/). */
   grantsOf: (integrationId: string) => Promise<number>;
+  /** Called after an integration is created, changed or deleted on this instance (e.g. to drop a cached readiness answer). */
+  onChange?: (integrationId: string) => void;
 }
 
 export function redirectUriOf(config: Pick<Config, 'MAILGATE_BASE_URL'>): string {
@@ -199,6 +201,7 @@ export class IntegrationService {
       ip,
       detail: { provider: input.provider, name: input.name, grantType: record.grantType },
     });
+    this.deps.onChange?.(doc.id);
     return doc;
   }
 
@@ -280,6 +283,7 @@ export class IntegrationService {
       ip,
       detail: { changed },
     });
+    this.deps.onChange?.(doc.id);
     return doc;
   }
 
@@ -292,6 +296,7 @@ export class IntegrationService {
       });
     }
     await this.deps.store.delete(INTEGRATIONS, id, { schedule: attentionMove(null) });
+    this.deps.onChange?.(id);
     this.#clients.delete(id);
     await this.deps.audit.record({
       actor,

@@ -51,6 +51,8 @@ const READINESS_TTL_MS = 5000;
 export function createOAuthServices(base: OAuthBase) {
   const tuning = base.oauthTuning ?? {};
   const clock = base.clock ?? systemClock;
+  // The readiness answer is kept a few seconds; an integration changed here drops it at once.
+  let readiness: { at: number; result: Promise<{ ok: boolean; detail: unknown }> } | null = null;
   const integrations = new IntegrationService({
     config: base.config,
     store: base.store,
@@ -61,6 +63,9 @@ export function createOAuthServices(base: OAuthBase) {
     egressFetch: base.egressFetch,
     requestTimeoutSec: tuning.requestTimeoutSec,
     grantsOf: (integrationId) => countGrantsOfIntegration(base.store, integrationId),
+    onChange: () => {
+      readiness = null;
+    },
   });
   const appOnly: AppOnlyGrants = new AppOnlyGrants({
     store: base.store,
@@ -105,7 +110,6 @@ export function createOAuthServices(base: OAuthBase) {
     servers: base.servers,
     clock,
   });
-  let readiness: { at: number; result: Promise<{ ok: boolean; detail: unknown }> } | null = null;
   async function readinessDetail(): Promise<{ ok: boolean; detail: unknown }> {
     const warnings = await collectOAuthWarnings({ store: base.store, integrations }, clock.now());
     // /readyz answers anyone: how many warnings of each kind, never an id, mailbox address, name or hint.

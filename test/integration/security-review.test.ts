@@ -3,6 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { grantIndexChanges } from '../../src/tokens/grant-index.js';
+import type { GrantRecord } from '../../src/tokens/grants.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { assertAllKeysPresent, keyUsage, MissingEncryptionKeyError, rotateKeys } from '../../src/crypto/rotation.js';
@@ -368,7 +370,7 @@ for (const kind of ['file', 'redis'] as const) {
         expect(integration.status, integration.text).toBe(201);
         const integrationId = integration.body.id as string;
         const now = Date.now();
-        await app.store.put('oauth_grants', 'srv_uses_idp', {
+        const grant: GrantRecord = {
           serverId: 'srv_uses_idp',
           integrationId,
           mailbox: 'boss@example.com',
@@ -382,7 +384,9 @@ for (const kind of ['file', 'redis'] as const) {
           retryAt: null,
           authorizedAt: now,
           authorizedBy: 'sysadmin@example.com',
-        });
+        };
+        // Written with its indexes, as the token service writes grants: the integration's grants are found by index.
+        await app.store.put('oauth_grants', 'srv_uses_idp', grant, grantIndexChanges(null, grant, now));
         const moved = await api(app, 'PATCH', `/api/v1/oauth-integrations/${integrationId}`, adminKey, {
           tokenEndpoint: 'https://attacker.example/token',
         });
@@ -406,7 +410,7 @@ for (const kind of ['file', 'redis'] as const) {
             })
           ).status,
         ).toBe(200);
-        await app.store.delete('oauth_grants', 'srv_uses_idp');
+        await app.store.delete('oauth_grants', 'srv_uses_idp', grantIndexChanges(grant, null, Date.now()));
         // With no mailbox left, the endpoints may move, but only with the client secret typed again for them.
         const withoutSecret = await api(app, 'PATCH', `/api/v1/oauth-integrations/${integrationId}`, adminKey, {
           tokenEndpoint: 'https://idp2.example.test/token',
