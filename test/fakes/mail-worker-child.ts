@@ -11,7 +11,14 @@ const env = process.env;
 const h = await startMailHarness({
   ...(env.REDIS_URL ? { redis: { url: env.REDIS_URL, prefix: env.REDIS_PREFIX! } } : { dataDir: env.DATA_DIR! }),
   encryptionKey: env.ENCRYPTION_KEY!,
-  queue: { pollMs: 20, retryBaseMs: 50, maxAttempts: 10, ...(env.LEASE_MS ? { leaseMs: Number(env.LEASE_MS) } : {}) },
+  // One mailbox only: the per-mailbox fairness cap is lifted so crash recovery runs at the instance's full width.
+  queue: {
+    pollMs: 20,
+    retryBaseMs: 50,
+    maxAttempts: 10,
+    perServerConcurrency: 8,
+    ...(env.LEASE_MS ? { leaseMs: Number(env.LEASE_MS) } : {}),
+  },
 });
 const count = Number(env.ENQUEUE ?? 0);
 if (count > 0) {

@@ -72,7 +72,10 @@ describe.skipIf(!redisClusterTools())('queue chaos on a Redis Cluster (two insta
 
       const instances: MailHarness[] = [];
       for (let i = 0; i < 2; i++) {
-        const h = await startMailHarness({ ...options, queue: { pollMs: 50, retryBaseMs: 100, maxAttempts: 20 } });
+        const h = await startMailHarness({
+          ...options,
+          queue: { pollMs: 50, retryBaseMs: 100, maxAttempts: 20, perServerConcurrency: 8 },
+        });
         cleanups.push(() => h.close());
         instances.push(h);
       }
