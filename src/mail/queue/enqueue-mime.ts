@@ -4,8 +4,9 @@ import { AppError } from '../../errors.js';
 import type { RecipientEntry } from '../compose.js';
 import { queueFullError, type QueueLimits } from '../queue-limits.js';
 import type { SmtpServers } from '../servers.js';
+import { freshState } from './enqueue.js';
 import type { Messages } from './messages.js';
-import { newMessageId, type HeldReason, type MessageDoc, type MessageStatus } from './model.js';
+import { newMessageId, type MessageDoc, type MessageStatus } from './model.js';
 
 /** A message kept as submitted (the SMTP front), its headers already rewritten for the server it goes through. */
 export interface MimeSubmission {
@@ -46,20 +47,10 @@ export function createEnqueueMime(deps: {
       throw new AppError('validation_failed', { message: `serverId: no SMTP server ${submission.serverId}` });
     const now = clock.now();
     const id = givenId ?? newMessageId(now);
-    const enabled = await servers.sendingEnabled();
-    const paused = enabled ? await servers.pauseOf(submission.serverId) : null;
-    const heldReason: HeldReason | null = !enabled ? 'sending_disabled' : paused ? 'server_paused' : null;
     const size = submission.mime.length;
     const doc: MessageDoc = {
       serverId: submission.serverId,
-      status: heldReason ? 'held' : 'queued',
-      heldReason,
-      attempts: 0,
-      createdAt: now,
-      updatedAt: now,
-      nextAttemptAt: heldReason ? null : now,
-      sentAt: null,
-      lastError: null,
+      ...(await freshState(servers, submission.serverId, now)),
       recipients: submission.recipients.map((r) => ({ ...r, status: 'pending' })),
       input: {
         to: submission.recipients.filter((r) => r.kind === 'to').map((r) => r.address),
@@ -77,7 +68,7 @@ export function createEnqueueMime(deps: {
     } catch (err) {
       throw queueFullError(err, deps.limits);
     }
-    if (!heldReason) deps.wake();
+    if (!doc.heldReason) deps.wake();
     return { id, status: doc.status, size };
   };
 }

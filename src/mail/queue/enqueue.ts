@@ -25,6 +25,35 @@ function requestHash(input: MessageInput): string {
 }
 
 /**
+ * The state a message starts in, whatever path it came by (the API or the SMTP front): queued, or held when
+ * outgoing mail is disabled or its server is paused.
+ */
+export async function freshState(
+  servers: Pick<SmtpServers, 'sendingEnabled' | 'pauseOf'>,
+  serverId: string,
+  now: number,
+): Promise<
+  Pick<
+    MessageDoc,
+    'status' | 'heldReason' | 'attempts' | 'createdAt' | 'updatedAt' | 'nextAttemptAt' | 'sentAt' | 'lastError'
+  >
+> {
+  const enabled = await servers.sendingEnabled();
+  const paused = enabled ? await servers.pauseOf(serverId) : null;
+  const heldReason: HeldReason | null = !enabled ? 'sending_disabled' : paused ? 'server_paused' : null;
+  return {
+    status: heldReason ? 'held' : 'queued',
+    heldReason,
+    attempts: 0,
+    createdAt: now,
+    updatedAt: now,
+    nextAttemptAt: heldReason ? null : now,
+    sentAt: null,
+    lastError: null,
+  };
+}
+
+/**
  * Accepting a message: its server checked, held at once when outgoing mail is off or the server paused, and with
  * an Idempotency-Key the same message for every repeat of the request.
  */
@@ -45,19 +74,9 @@ export function createEnqueue(deps: {
     apiKeyId: string | null,
   ): Promise<{ status: MessageStatus; created: boolean }> {
     const now = clock.now();
-    const enabled = await servers.sendingEnabled();
-    const paused = enabled ? await servers.pauseOf(serverId) : null;
-    const heldReason: HeldReason | null = !enabled ? 'sending_disabled' : paused ? 'server_paused' : null;
     const doc: MessageDoc = {
       serverId,
-      status: heldReason ? 'held' : 'queued',
-      heldReason,
-      attempts: 0,
-      createdAt: now,
-      updatedAt: now,
-      nextAttemptAt: heldReason ? null : now,
-      sentAt: null,
-      lastError: null,
+      ...(await freshState(servers, serverId, now)),
       recipients: recipientsOf(input).map((r) => ({ ...r, status: 'pending' })),
       input,
       apiKeyId,
@@ -75,7 +94,7 @@ export function createEnqueue(deps: {
       }
       throw queueFullError(err, deps.limits);
     }
-    if (!heldReason) deps.wake();
+    if (!doc.heldReason) deps.wake();
     return { status: doc.status, created: true };
   }
 
