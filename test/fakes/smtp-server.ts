@@ -92,6 +92,8 @@ export interface TestSmtpOptions {
   onMailFrom?: (address: string) => Reply | undefined;
   onRcptTo?: (address: string) => Reply | undefined;
   onData?: (message: ReceivedMessage) => Reply | 'drop' | undefined;
+  /** Awaited after the data ends, before anything answers it: a test holds the answer until it has looked. */
+  beforeDataReply?: () => Promise<void>;
   /** Wait this long before answering the data (a slow server). */
   dataDelayMs?: number;
   /** Called when a connection opens; a reply rejects it (e.g. 421). */
@@ -181,7 +183,8 @@ export async function startTestSmtp(options: TestSmtpOptions = {}): Promise<Test
     onData(stream, session, cb) {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
+      stream.on('end', async () => {
+        if (options.beforeDataReply) await options.beforeDataReply();
         const raw = Buffer.concat(chunks).toString('utf8');
         const message: ReceivedMessage = {
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',

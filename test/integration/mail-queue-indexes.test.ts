@@ -110,7 +110,12 @@ function indexTests(name: string, backing: Backing): void {
 
     it('moves each message to the index of its status; the overview lists failed and held messages from the indexes', async () => {
       const good = await smtp();
-      const bad = await smtp({ onData: () => ({ code: 550, message: '5.1.1 no such user' }) });
+      // The refusing server answers only while `badAnswers` is open, so the test can look between resend and refusal.
+      let badAnswers: Promise<void> = Promise.resolve();
+      const bad = await smtp({
+        onData: () => ({ code: 550, message: '5.1.1 no such user' }),
+        beforeDataReply: () => badAnswers,
+      });
       const h = await harness();
       const goodId = await h.addServer({ host: '127.0.0.1', port: good.port });
       const badId = await h.addServer({ host: '127.0.0.1', port: bad.port });
@@ -148,8 +153,11 @@ function indexTests(name: string, backing: Backing): void {
       await until(h, held.id, 'sent');
       expect(await indexed(h.store, HELD_INDEX)).toEqual([]);
       expect(await indexed(h.store, SENT_INDEX)).toEqual([held.id, sent].sort());
+      let openBadAnswers = (): void => undefined;
+      badAnswers = new Promise((resolve) => (openBadAnswers = resolve));
       await h.mail.queue.resend(failed, TEST_ACTOR);
       expect(await indexed(h.store, FAILED_INDEX)).toEqual([]);
+      openBadAnswers();
       await until(h, failed, 'failed');
       expect(await indexed(h.store, FAILED_INDEX)).toEqual([failed]);
       await h.mail.queue.remove(failed, TEST_ACTOR);

@@ -31,9 +31,15 @@ describe('app-only SMTP through a token endpoint 429 storm', () => {
       accept: (info, user) => info.client_id === clientId && user === 'shared@contoso.test',
     });
     // Leases longer than any clock jump: a jump past an in-flight lease would let a second worker claim a
-    // message that is still being sent, which no real clock does.
+    // message that is still being sent, which no real clock does. Forty workers put all ten messages in flight
+    // at once (a mailbox's share is a quarter), so each meets the storm without waiting for the pacing.
     instance = await startApiInstance(
-      { ...providerEnv(provider), MAILGATE_QUEUE_MAX_ATTEMPTS: '2', MAILGATE_QUEUE_LEASE_MS: '600000' },
+      {
+        ...providerEnv(provider),
+        MAILGATE_QUEUE_MAX_ATTEMPTS: '2',
+        MAILGATE_QUEUE_LEASE_MS: '600000',
+        MAILGATE_QUEUE_CONCURRENCY: '40',
+      },
       now,
     );
     const clientSecret = `secret-${randomBytes(16).toString('hex')}`;

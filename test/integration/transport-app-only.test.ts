@@ -46,6 +46,8 @@ describe('app-only Graph and Gmail API through the queue', () => {
         MAILGATE_GRAPH_URL: graph.url,
         MAILGATE_GMAIL_API_URL: gmail.url,
         MAILGATE_QUEUE_MAX_ATTEMPTS: '2',
+        // Ten of a mailbox's messages at once, so a storm's messages are not paced one by one.
+        MAILGATE_QUEUE_CONCURRENCY: '40',
       },
       now,
     );
