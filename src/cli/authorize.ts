@@ -5,13 +5,16 @@ import { createServices } from '../services.js';
 import type { StoreWithSessions } from '../store/sessions.js';
 import { authorizeWithDevice, DeviceAuthorizationFailure } from '../tokens/device-authorize.js';
 import { cliActor, withCliContext } from './context.js';
+import { cliTranslate } from './language.js';
 import { CliError, EXIT, type CliCommand } from './types.js';
 
 /**
  * `mailgate authorize <serverId> --device`: Authorize for a machine without a browser (RFC 8628, Microsoft).
  * The services are built as the web process builds them, so the grant is stored by the same code and held
  * mail of the server is released as after the browser flow. stdout carries the two lines a script or a
- * person needs (`verification_uri: …`, `user_code: …`) and the result; explanations go to stderr.
+ * person needs (`verification_uri: …`, `user_code: …`) and the result; explanations go to stderr, in the
+ * terminal's language (LC_ALL, LC_MESSAGES or LANG: Japanese or English), since the person signing in with the
+ * mailbox may not be the operator. The two machine lines stay as they are.
  */
 
 const authorize: CliCommand = {
@@ -26,6 +29,7 @@ const authorize: CliCommand = {
     const serverId = rest[0];
     if (!args.includes('--device') || rest.length !== 1 || !serverId || serverId.startsWith('-'))
       throw new CliError(`usage: ${this.usage}`, EXIT.unusable);
+    const t = cliTranslate(io.env);
     return withCliContext(io, async (ctx) => {
       if (!ctx.keyring)
         throw new CliError('No encryption keys found (MAILGATE_ENCRYPTION_KEYS or the data folder).', EXIT.unusable);
@@ -59,18 +63,17 @@ const authorize: CliCommand = {
             signal: abort.signal,
             onPrompt(p) {
               io.stdout.write(`verification_uri: ${p.verificationUri}\nuser_code: ${p.userCode}\n`);
-              io.stderr.write(
-                `Open ${p.verificationUri} on any device, enter the code ${p.userCode} and sign in with the mailbox ` +
-                  `(the code expires in ${Math.round(p.expiresIn / 60)} minutes). Waiting…\n`,
-              );
+              const minutes = Math.round(p.expiresIn / 60);
+              io.stderr.write(`${t('device.prompt', { uri: p.verificationUri, code: p.userCode, minutes })}\n`);
             },
           },
         );
-        io.stdout.write(`Authorized: server ${done.serverId} now sends as ${done.mailbox}.\n`);
+        io.stdout.write(`${t('device.authorized', { serverId: done.serverId, mailbox: done.mailbox })}\n`);
         return EXIT.ok;
       } catch (err) {
-        if (abort.signal.aborted) throw new CliError('Interrupted; nothing was changed.', EXIT.interrupted);
-        if (err instanceof DeviceAuthorizationFailure) throw new CliError(err.message, EXIT.failed);
+        if (abort.signal.aborted) throw new CliError(t('device.interrupted'), EXIT.interrupted);
+        if (err instanceof DeviceAuthorizationFailure)
+          throw new CliError(t(err.translation.key, err.translation.params), EXIT.failed);
         throw err;
       } finally {
         stopListening();

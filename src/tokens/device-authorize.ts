@@ -30,6 +30,8 @@ export class DeviceAuthorizationFailure extends AppError {
   constructor(
     readonly reason: 'not_oauth' | 'not_microsoft' | 'unsupported' | 'expired' | 'denied' | 'wrong_mailbox' | 'failed',
     message: string,
+    /** For a terminal in another language: the message's key (`device.failure.<…>`) and its values. */
+    readonly translation: { key: string; params?: Record<string, string> },
   ) {
     super('oauth_failed', { message });
   }
@@ -69,6 +71,7 @@ async function runDeviceFlow(
     throw new DeviceAuthorizationFailure(
       'not_oauth',
       `Server ${server.id} does not use OAuth 2.0: set its authentication to OAuth 2.0 and choose an integration first.`,
+      { key: 'device.failure.not_oauth', params: { serverId: server.id } },
     );
   const integration = await deps.integrations.get(server.oauthIntegrationId);
   const provider = integration.value.provider;
@@ -76,12 +79,14 @@ async function runDeviceFlow(
     throw new DeviceAuthorizationFailure(
       'not_microsoft',
       `The device code flow is for Microsoft integrations; "${integration.value.name}" is ${provider}. Use Authorize on the server page or a reconnect link.`,
+      { key: 'device.failure.not_microsoft', params: { name: integration.value.name, provider } },
     );
   const client = await deps.integrations.client(integration.id);
   if (!client.hasDeviceAuthorization)
     throw new DeviceAuthorizationFailure(
       'unsupported',
       'The provider announces no device authorization endpoint for this integration.',
+      { key: 'device.failure.unsupported' },
     );
   let tokens;
   try {
@@ -101,28 +106,36 @@ async function runDeviceFlow(
       throw new DeviceAuthorizationFailure(
         'expired',
         'The code expired before anyone confirmed it. Run the command again.',
+        { key: 'device.failure.expired' },
       );
     if (err.kind === 'denied')
-      throw new DeviceAuthorizationFailure('denied', 'Access was denied at the provider; nothing was changed.');
-    throw new DeviceAuthorizationFailure(
-      'failed',
-      `The provider did not complete the authorization (${err.oauthError ?? err.kind}${err.description ? `: ${err.description}` : ''}).`,
-    );
+      throw new DeviceAuthorizationFailure('denied', 'Access was denied at the provider; nothing was changed.', {
+        key: 'device.failure.denied',
+      });
+    const detail = `${err.oauthError ?? err.kind}${err.description ? `: ${err.description}` : ''}`;
+    throw new DeviceAuthorizationFailure('failed', `The provider did not complete the authorization (${detail}).`, {
+      key: 'device.failure.failed',
+      params: { detail },
+    });
   }
   const claims = tokens.claims;
   if (claims?.email !== undefined && claims.emailVerified === false)
     throw new DeviceAuthorizationFailure(
       'failed',
       `The provider says ${claims.email} is not verified, so mailgate will not send as it.`,
+      { key: 'device.failure.unverified', params: { email: claims.email } },
     );
   const mailbox =
     claims?.email ?? (claims ? providerOf(provider).mailboxFromClaims?.(claims) : undefined) ?? server.username;
   if (!mailbox)
-    throw new DeviceAuthorizationFailure('failed', 'The signed-in account has no email address in its ID token.');
+    throw new DeviceAuthorizationFailure('failed', 'The signed-in account has no email address in its ID token.', {
+      key: 'device.failure.no_email',
+    });
   if (server.username && server.username.toLowerCase() !== mailbox.toLowerCase())
     throw new DeviceAuthorizationFailure(
       'wrong_mailbox',
       `You signed in as ${mailbox}, but this server sends as ${server.username}. Nothing was changed.`,
+      { key: 'device.failure.wrong_mailbox', params: { mailbox, username: server.username } },
     );
   await storeGrant(deps, {
     serverId: server.id,

@@ -80,14 +80,17 @@ describe.skipIf(!redisUrlForTests())('mailgate authorize --device (RFC 8628)', (
     expect(audit?.actor.type).toBe('cli');
   });
 
-  it('denied at the provider → non-zero with the reason, nothing changed', async () => {
+  it('denied at the provider → non-zero with the reason, nothing changed (a Japanese terminal reads it in Japanese)', async () => {
     await app.store.delete(GRANTS, serverId);
-    const cli = startCli(app.env, 'authorize', serverId, '--device');
+    const cli = startCli({ ...app.env, LANG: 'ja_JP.UTF-8' }, 'authorize', serverId, '--device');
     const { verificationUri, userCode } = await cli.prompt;
     await confirmDeviceCode(verificationUri, userCode, 'alice@example.test', { deny: true });
     const result = await cli.done;
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain('denied');
+    expect(result.stderr).toContain('プロバイダーでアクセスが拒否されました');
+    // The prompt is Japanese too; the machine-readable lines on stdout are not translated.
+    expect(result.stderr).toContain(`コード ${userCode} を入力して`);
+    expect(result.stdout).toMatch(/^user_code: \S+$/m);
     expect(await app.store.get(GRANTS, serverId)).toBeNull();
     const audit = (await app.services.audit.list({ limit: 50 })).entries.find(
       (e) => e.action === 'oauth.authorize' && e.detail?.via === 'device_code' && e.outcome === 'failure',
@@ -120,6 +123,15 @@ describe.skipIf(!redisUrlForTests())('mailgate authorize --device (RFC 8628)', (
     expect(notOauth.code).toBe(1);
     expect(notOauth.stderr).toContain('does not use OAuth 2.0');
     expect(notOauth.stdout).not.toContain('user_code');
+    // A Japanese terminal reads the same refusal in Japanese (LC_ALL wins over LANG, as POSIX has it).
+    const japanese = await startCli(
+      { ...app.env, LANG: 'en_US.UTF-8', LC_ALL: 'ja_JP.UTF-8' },
+      'authorize',
+      basic.id,
+      '--device',
+    ).done;
+    expect(japanese.code).toBe(1);
+    expect(japanese.stderr).toContain(`サーバー ${basic.id} は OAuth 2.0 を使用していません`);
 
     // Refused before the provider is contacted: no Google provider needs to run.
     {
