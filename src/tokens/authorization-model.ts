@@ -14,6 +14,8 @@ export interface AuthorizableServer {
   protocol?: string | undefined;
 }
 
+const GLOBAL_GRAPH = 'https://graph.microsoft.com';
+
 /** Default scopes of the HTTP mail protocols (DESIGN.md "Beyond SMTP AUTH"); SMTP uses the integration's. */
 export const PROTOCOL_SCOPES: Readonly<Record<string, readonly string[]>> = {
   graph: ['https://graph.microsoft.com/Mail.Send', 'offline_access'],
@@ -23,10 +25,19 @@ export const PROTOCOL_SCOPES: Readonly<Record<string, readonly string[]>> = {
 /**
  * The default scopes of the server's protocol plus the integration's (which add, never replace). Microsoft
  * issues one token per resource, so for Graph the integration's SMTP-resource scopes (outlook.office.com, the
- * SMTP default) are left out: asked together they would give a token Graph refuses.
+ * SMTP default) are left out: asked together they would give a token Graph refuses. A sovereign cloud's Graph
+ * (the integration's `graphBaseUrl`: graph.microsoft.us, microsoftgraph.chinacloudapi.cn, …) is its own resource,
+ * so Mail.Send is asked of that origin.
  */
-export function scopesForServer(protocol: string | undefined, integrationScopes: readonly string[]): string[] {
-  const own = PROTOCOL_SCOPES[protocol ?? ''] ?? [];
+export function scopesForServer(
+  protocol: string | undefined,
+  integrationScopes: readonly string[],
+  graphBaseUrl?: string | null,
+): string[] {
+  const graphOrigin = graphBaseUrl ? new URL(graphBaseUrl).origin : GLOBAL_GRAPH;
+  const own = (PROTOCOL_SCOPES[protocol ?? ''] ?? []).map((s) =>
+    s.startsWith(`${GLOBAL_GRAPH}/`) ? `${graphOrigin}${s.slice(GLOBAL_GRAPH.length)}` : s,
+  );
   const added =
     protocol === 'graph'
       ? integrationScopes.filter((s) => !/^https:\/\/outlook\.office(365)?\.com\//i.test(s))

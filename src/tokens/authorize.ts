@@ -96,7 +96,7 @@ export class AuthorizeService {
     const secrets = await newAuthorizationSecrets();
     const url = client.authorizationUrl({
       redirectUri: this.deps.integrations.redirectUri,
-      scope: scopesForServer(server.protocol, integration.value.scopes).join(' '),
+      scope: scopesForServer(server.protocol, integration.value.scopes, integration.value.graphBaseUrl).join(' '),
       state: secrets.state,
       nonce: secrets.nonce,
       codeChallenge: secrets.codeChallenge,

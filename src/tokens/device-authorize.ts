@@ -91,7 +91,7 @@ async function runDeviceFlow(
   let tokens;
   try {
     const device = await client.initiateDeviceAuthorization(
-      scopesForServer(server.protocol, integration.value.scopes).join(' '),
+      scopesForServer(server.protocol, integration.value.scopes, integration.value.graphBaseUrl).join(' '),
     );
     params.onPrompt({
       verificationUri: device.verificationUri,

@@ -8,17 +8,23 @@ import type { FakeProvider } from './oidc-provider.js';
  * credentials, scope `https://graph.microsoft.com/.default`: the Mail.Send application permission) send as any
  * mailbox of the tenant.
  */
-export function startGraphFake(provider: FakeProvider): Promise<MailApiFake> {
+export function startGraphFake(
+  provider: FakeProvider,
+  /** `resource`: the cloud's Graph origin its tokens must name (another cloud's Graph is another resource). */
+  options: { port?: number; resource?: string } = {},
+): Promise<MailApiFake> {
+  const resource = options.resource ?? 'https://graph.microsoft.com';
   return startMailApiFake(provider, {
     sendPath: /^\/v1\.0\/users\/([^/]+)\/sendMail$/,
     profilePath: /^\/v1\.0\/users\/([^/]+)$/,
-    sendScope: 'https://graph.microsoft.com/Mail.Send',
-    readScopes: ['https://graph.microsoft.com/User.Read', 'User.Read'],
-    appOnlyScope: 'https://graph.microsoft.com/.default',
+    sendScope: `${resource}/Mail.Send`,
+    readScopes: [`${resource}/User.Read`, 'User.Read'],
+    appOnlyScope: `${resource}/.default`,
     mimeOf: (body) => Buffer.from(body, 'base64').toString('utf8'),
     okSend: () => ({ status: 202, body: '' }),
     profile: (mailbox) => ({ mail: mailbox, userPrincipalName: mailbox }),
     error: (fault, message) => ({ error: { code: fault.code ?? `Http${fault.status}`, message } }),
     sendAsCode: 'ErrorSendAsDenied',
+    ...(options.port ? { port: options.port } : {}),
   });
 }

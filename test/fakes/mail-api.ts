@@ -60,6 +60,8 @@ export interface MailApiShape {
   profile(mailbox: string): unknown;
   error(fault: Fault, message: string): unknown;
   sendAsCode: string;
+  /** Listen on this port (0 or absent: any free one). */
+  port?: number;
 }
 
 const fromOf = (mime: string) => /^From:.*?<([^>]+)>/im.exec(mime)?.[1] ?? /^From:\s*(\S+@\S+)/im.exec(mime)?.[1] ?? '';
@@ -143,7 +145,7 @@ export async function startMailApiFake(provider: FakeProvider, shape: MailApiSha
     }
   }
 
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(shape.port ?? 0, '127.0.0.1', resolve));
   const fake: MailApiFake = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     messages: [],

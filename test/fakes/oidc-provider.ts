@@ -47,6 +47,8 @@ export interface FakeProviderOptions {
   accessTokenTtlSec?: number;
   /** How long a device flow user code stays valid (default 600 s). */
   deviceCodeTtlSec?: number;
+  /** More scopes the provider grants: another cloud's resources (`<Graph origin>/Mail.Send`, `…/.default`). */
+  extraScopes?: string[];
 }
 
 export interface FakeClient {
@@ -139,7 +141,12 @@ export async function startFakeProvider(options: FakeProviderOptions): Promise<F
         grant_types: [],
       },
     ],
-    scopes: ['openid', 'email', 'offline_access', ...new Set([...mailScopes, ...apiScopes, ...appOnlyScopes])],
+    scopes: [
+      'openid',
+      'email',
+      'offline_access',
+      ...new Set([...mailScopes, ...apiScopes, ...appOnlyScopes, ...(options.extraScopes ?? [])]),
+    ],
     claims: { openid: ['sub'], email: ['email', 'email_verified'] },
     conformIdTokenClaims: false,
     features: {

@@ -7,6 +7,7 @@ import type { MailApiFake } from '../fakes/mail-api.js';
 import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { authorizeThroughServices, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
+import { freePort } from '../fakes/net.js';
 
 /**
  * An integration's own Graph base URL (sovereign clouds) and who trusts which URL: MAILGATE_GRAPH_URL is the
@@ -41,10 +42,18 @@ describe('per-integration Graph base URL', () => {
   let rebound: ApiInstance;
 
   beforeAll(async () => {
-    provider = await startFakeProvider({ kind: 'microsoft', accessTokenTtlSec: 300 });
+    // The other cloud's Graph is its own resource: the provider grants its scopes, and the fake accepts only
+    // tokens that name it (as graph.microsoft.us would refuse a token for graph.microsoft.com).
+    const cloudPort = await freePort();
+    const cloudResource = `http://127.0.0.1:${cloudPort}`;
+    provider = await startFakeProvider({
+      kind: 'microsoft',
+      accessTokenTtlSec: 300,
+      extraScopes: [`${cloudResource}/Mail.Send`, `${cloudResource}/.default`],
+    });
     google = await startFakeProvider({ kind: 'google', accessTokenTtlSec: 300 });
     globalGraph = await startGraphFake(provider);
-    cloudGraph = await startGraphFake(provider);
+    cloudGraph = await startGraphFake(provider, { port: cloudPort, resource: cloudResource });
     smtp = await startOAuthSmtp(provider);
     const env = {
       ...providerEnv(provider),

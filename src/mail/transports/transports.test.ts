@@ -157,6 +157,14 @@ describe('Authorize scopes per protocol', () => {
       'offline_access',
       'User.Read',
     ]);
+    // A sovereign cloud's Graph is its own resource: Mail.Send is asked of it, not of the global Graph.
+    expect(scopesForServer('graph', ['offline_access'], 'https://graph.microsoft.us/v1.0')).toEqual([
+      'openid',
+      'email',
+      'https://graph.microsoft.us/Mail.Send',
+      'offline_access',
+    ]);
+    expect(scopesForServer('graph', [], null)).toContain('https://graph.microsoft.com/Mail.Send');
     expect(scopesForServer('gmail_api', ['https://mail.google.com/'])).toEqual([
       'openid',
       'email',
