@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { craftedBodies, htmlStall, printHtmlStall } from './html-stall.js';
+import { intakeStall, printIntakeStall } from './json-stall.js';
 import { oauthRefreshBench } from './oauth-refresh.js';
 import { cpuLine, startSmtpClient } from './smtp-front.js';
 import { commandsBetween, commandStats } from '../test/fakes/redis-commands.js';
@@ -633,9 +634,29 @@ if (values.only === 'smtp') {
   sinkProcess.disconnect();
   process.exit(0);
 }
+/** Large JSON bodies (bench/json-stall.ts) on the file store; --rounds repeats them. */
+async function intakePhase(): Promise<void> {
+  const app = await buildApp(null);
+  await app.start();
+  const target = {
+    url: app.url,
+    key: app.key,
+    pid: app.pids[0]!,
+    nextDelivery: () => receivedReaches(received + 1),
+    mailgateStall: () => app.stall(),
+  };
+  printIntakeStall(await intakeStall(target));
+  await app.close();
+}
+if (values.only === 'intake') {
+  for (let r = 0; r < ROUNDS; r++) await intakePhase();
+  sinkProcess.disconnect();
+  process.exit(0);
+}
 if (values.only) {
   const only = values.only;
-  if (!['file', 'file-nosync', 'redis'].includes(only)) throw new Error('--only takes file, file-nosync or redis');
+  if (!['file', 'file-nosync', 'redis'].includes(only))
+    throw new Error('--only takes file, file-nosync, redis, smtp or intake');
   const builds: [string, string[]][] = values.against
     ? [
         ['before', [path.resolve(values.against)]],
@@ -793,6 +814,7 @@ const stalls = await htmlStall(
 );
 await stallApp.close();
 printHtmlStall(stalls);
+await intakePhase();
 
 // OAuth token refresh counts (bench/oauth-refresh.ts).
 await oauthRefreshBench();
