@@ -75,12 +75,13 @@ const JSON_SLACK_BYTES = 8 * 1024 * 1024;
 /**
  * The JSON bodies of the send API, larger than the rest of /api allows: a batch up to MAILGATE_MAX_BATCH_BYTES,
  * one message up to its limit plus room for escapes. Mounted before the general /api parser, which then leaves
- * the parsed body alone. A single message too large to parse is refused as message_too_large.
+ * the parsed body alone. A single message too large to parse is refused as message_too_large, as soon as the
+ * bytes received pass the limit.
  */
 export function messageBodyParsers(limits: IntakeLimits): RequestHandler[] {
-  const batch = express.json({ limit: limits.maxBatchBytes, strict: true });
+  // Plain JSON bodies are read by json-body.ts (large ones parsed as they arrive); everything else by body-parser.
+  const batch = jsonBody(limits.maxBatchBytes, express.json({ limit: limits.maxBatchBytes, strict: true }));
   const singleLimit = limits.maxMessageBytes + JSON_SLACK_BYTES;
-  // Plain JSON bodies skip body-parser's machinery (json-body.ts); everything else still goes through it.
   const single = jsonBody(singleLimit, express.json({ limit: singleLimit, strict: true }));
   const isBatch = /^\/api\/v1\/messages\/batch\/?$/i;
   const isSingle = /^\/api\/v1\/messages\/?$/i;
