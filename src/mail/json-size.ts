@@ -12,7 +12,8 @@ export function jsonByteLength(value: unknown): number {
   if (typeof value === 'string')
     return NEEDS_WORK.test(value) ? Buffer.byteLength(JSON.stringify(value)) : value.length + 2;
   if (value === null || typeof value !== 'object') return Buffer.byteLength(JSON.stringify(value) ?? '');
-  if ('toJSON' in value && typeof value.toJSON === 'function') return jsonByteLength(value.toJSON());
+  const toJSON = (value as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === 'function') return jsonByteLength((toJSON as () => unknown).call(value));
   if (Array.isArray(value)) {
     // Brackets and commas; undefined, functions and symbols in an array are written as null.
     let size = 2 + Math.max(0, value.length - 1);

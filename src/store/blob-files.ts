@@ -39,12 +39,12 @@ export class BlobFiles {
     try {
       // A piece at a time: a 25 MB value is never encoded into one 25 MB buffer in one step that holds up the
       // event loop. A piece never ends between the two halves of a surrogate pair, which would encode as U+FFFD.
-      for (let at = 0; at < json.length; ) {
+      for (let at = 0; at < json.length;) {
         let end = Math.min(at + WRITE_CHARS, json.length);
         const last = json.charCodeAt(end - 1);
         if (end < json.length && last >= 0xd800 && last <= 0xdbff) end--;
         const piece = Buffer.from(json.slice(at, end), 'utf8');
-        for (let done = 0; done < piece.length; )
+        for (let done = 0; done < piece.length;)
           done += (await handle.write(piece, done, piece.length - done)).bytesWritten;
         at = end;
       }

@@ -107,7 +107,12 @@ describe('large JSON bodies of the send API, parsed as they arrive', () => {
       attachments: [
         { filename: 'Bericht für März.txt', content: small.toString('base64') },
         { filename: 'large.bin', contentType: 'application/octet-stream', content: large.toString('base64') },
-        { filename: 'logo.png', contentType: 'image/png', content: image.toString('base64'), cid: 'logo@mailgate.test' },
+        {
+          filename: 'logo.png',
+          contentType: 'image/png',
+          content: image.toString('base64'),
+          cid: 'logo@mailgate.test',
+        },
       ],
       headers: { 'X-Campaign': 'stream-test-1' },
     };
