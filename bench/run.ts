@@ -398,6 +398,8 @@ async function buildApp(
     start: () => each({ cmd: 'start' }),
     /** The worst event-loop delay of any instance since the last call, in ms. */
     stall: async () => Math.max(...((await Promise.all(all.map((x) => x.send({ cmd: 'stall' })))) as number[])),
+    /** The most CPU time any instance spent between two ticks of its 10 ms timer since the last call, in ms. */
+    cpuStall: async () => Math.max(...((await Promise.all(all.map((x) => x.send({ cmd: 'cpu-stall' })))) as number[])),
     stopQueue: () => each({ cmd: 'stop-queue' }),
     /** Runs in the first instance: phases (b) and (q). */
     first: (command: Command) => first.send(command),
@@ -644,6 +646,7 @@ async function intakePhase(): Promise<void> {
     pid: app.pids[0]!,
     nextDelivery: () => receivedReaches(received + 1),
     mailgateStall: () => app.stall(),
+    mailgateCpuStall: () => app.cpuStall(),
   };
   printIntakeStall(await intakeStall(target));
   await app.close();
