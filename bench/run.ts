@@ -13,7 +13,8 @@
  * Prints messages per second, the ratios, p50/p99 API latency, peak RSS, and the CPU time per message of every
  * process in the run (mailgate, sink, client, Redis), because they share the machine's cores. Then the worst
  * event-loop stall: over the throughput rounds, and for HTML-only messages with crafted bodies of up to
- * --html-chars characters (bench/html-stall.ts).
+ * --html-chars characters (bench/html-stall.ts), and for JSON bodies of 1, 5 and 25 MB with the peak RSS
+ * (bench/json-stall.ts; `--only intake` runs these alone, --rounds times).
  * (s0)/(s): the same SMTP client straight to the sink, then through mailgate's submission front (bench/smtp-front.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
