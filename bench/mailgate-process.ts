@@ -6,6 +6,7 @@
  * `start` (the workers), `send-module` and `enqueue` (phases (b) and (q), in this process), `stop-queue`, `close`.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import type net from 'node:net';
@@ -42,6 +43,12 @@ export type Command =
   | { cmd: 'submission-start' }
   /** Answers the worst event-loop delay since the last `stall` (or the start), in ms, and starts over. */
   | { cmd: 'stall' }
+  /**
+   * Answers the most CPU time the main thread spent between two ticks of a 10 ms timer since the last `cpu-stall`,
+   * in ms (to 10 ms): the longest synchronous step as the CPU counts it, which a loaded machine does not stretch
+   * (the event-loop delay also counts the time the process waited for a core).
+   */
+  | { cmd: 'cpu-stall' }
   | { cmd: 'close' };
 
 const tiny = (i: number) => ({ to: `rcpt${i}@example.net`, subject: `bench ${i}`, text: `message ${i}` });
@@ -98,11 +105,37 @@ const url = `http://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}`
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
 
+/**
+ * CPU time of the main thread alone, in ms (Linux, in clock ticks of 10 ms): not V8's helper threads nor libuv's
+ * pool, which process.cpuUsage() would add.
+ */
+function mainThreadCpuMs(): number {
+  try {
+    const fields = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    const usage = process.cpuUsage();
+    return (usage.user + usage.system) / 1000;
+  }
+}
+let cpuAtTick = mainThreadCpuMs();
+let maxCpuBetweenTicks = 0;
+setInterval(() => {
+  const now = mainThreadCpuMs();
+  maxCpuBetweenTicks = Math.max(maxCpuBetweenTicks, now - cpuAtTick);
+  cpuAtTick = now;
+}, 10).unref();
+
 async function run(command: Command): Promise<unknown> {
   switch (command.cmd) {
     case 'stall': {
       const max = loopDelay.max / 1e6;
       loopDelay.reset();
+      return max;
+    }
+    case 'cpu-stall': {
+      const max = maxCpuBetweenTicks;
+      maxCpuBetweenTicks = 0;
       return max;
     }
     case 'start':

@@ -13,7 +13,8 @@
  * Prints messages per second, the ratios, p50/p99 API latency, peak RSS, and the CPU time per message of every
  * process in the run (mailgate, sink, client, Redis), because they share the machine's cores. Then the worst
  * event-loop stall: over the throughput rounds, and for HTML-only messages with crafted bodies of up to
- * --html-chars characters (bench/html-stall.ts).
+ * --html-chars characters (bench/html-stall.ts), and for JSON bodies of 1, 5 and 25 MB with the peak RSS
+ * (bench/json-stall.ts; `--only intake` runs these alone, --rounds times).
  * (s0)/(s): the same SMTP client straight to the sink, then through mailgate's submission front (bench/smtp-front.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -28,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import nodemailer from 'nodemailer';
 import { craftedBodies, htmlStall, printHtmlStall } from './html-stall.js';
+import { intakeStall, printIntakeStall } from './json-stall.js';
 import { oauthRefreshBench } from './oauth-refresh.js';
 import { cpuLine, startSmtpClient } from './smtp-front.js';
 import { commandsBetween, commandStats } from '../test/fakes/redis-commands.js';
@@ -397,6 +399,8 @@ async function buildApp(
     start: () => each({ cmd: 'start' }),
     /** The worst event-loop delay of any instance since the last call, in ms. */
     stall: async () => Math.max(...((await Promise.all(all.map((x) => x.send({ cmd: 'stall' })))) as number[])),
+    /** The most CPU time any instance spent between two ticks of its 10 ms timer since the last call, in ms. */
+    cpuStall: async () => Math.max(...((await Promise.all(all.map((x) => x.send({ cmd: 'cpu-stall' })))) as number[])),
     stopQueue: () => each({ cmd: 'stop-queue' }),
     /** Runs in the first instance: phases (b) and (q). */
     first: (command: Command) => first.send(command),
@@ -633,9 +637,30 @@ if (values.only === 'smtp') {
   sinkProcess.disconnect();
   process.exit(0);
 }
+/** Large JSON bodies (bench/json-stall.ts) on the file store; --rounds repeats them. */
+async function intakePhase(): Promise<void> {
+  const app = await buildApp(null);
+  await app.start();
+  const target = {
+    url: app.url,
+    key: app.key,
+    pid: app.pids[0]!,
+    nextDelivery: () => receivedReaches(received + 1),
+    mailgateStall: () => app.stall(),
+    mailgateCpuStall: () => app.cpuStall(),
+  };
+  printIntakeStall(await intakeStall(target));
+  await app.close();
+}
+if (values.only === 'intake') {
+  for (let r = 0; r < ROUNDS; r++) await intakePhase();
+  sinkProcess.disconnect();
+  process.exit(0);
+}
 if (values.only) {
   const only = values.only;
-  if (!['file', 'file-nosync', 'redis'].includes(only)) throw new Error('--only takes file, file-nosync or redis');
+  if (!['file', 'file-nosync', 'redis'].includes(only))
+    throw new Error('--only takes file, file-nosync, redis, smtp or intake');
   const builds: [string, string[]][] = values.against
     ? [
         ['before', [path.resolve(values.against)]],
@@ -793,6 +818,7 @@ const stalls = await htmlStall(
 );
 await stallApp.close();
 printHtmlStall(stalls);
+await intakePhase();
 
 // OAuth token refresh counts (bench/oauth-refresh.ts).
 await oauthRefreshBench();

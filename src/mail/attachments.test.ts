@@ -25,6 +25,19 @@ describe('strict base64', () => {
   ])('refuses %j', (v) => {
     expect(isStrictBase64(v)).toBe(false);
   });
+
+  it('checks a value of several megabytes piece by piece, to its last character', () => {
+    const mib = 1024 * 1024;
+    for (const bytes of [3 * mib, 3 * mib + 1, 3 * mib + 2, (3 * mib) / 4 + 1]) {
+      const good = randomBytes(bytes).toString('base64');
+      expect(isStrictBase64(good), `${bytes} bytes`).toBe(true);
+      // A stray character in the second piece, right at the first piece's end, and in the last quantum.
+      for (const at of [mib + 5, mib - 1, mib, good.length - 5]) {
+        const bad = `${good.slice(0, at)}*${good.slice(at + 1)}`;
+        expect(isStrictBase64(bad), `${bytes} bytes, * at ${at}`).toBe(false);
+      }
+    }
+  });
 });
 
 describe('base64Stream', () => {

@@ -25,10 +25,14 @@ const HEADER_NAME = /^[!-9;-~]{1,76}$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 
+/** Base64 characters checked per piece: a multiple of 4, so every piece but the last decodes to exactly ¾ of it. */
+const CHECK_CHARS = 1024 * 1024;
+
 /**
  * Strict base64: the standard alphabet, padded, no whitespace, no url-safe characters, no bits after the end.
  * Decoding is native and fast (a 19 MB file in about 20 ms); characters the decoder skips make the decoded length
- * come out short, which is how they are found without a regular expression over the whole string.
+ * come out short, which is how they are found without a regular expression over the whole string. It is decoded a
+ * megabyte at a time, so the decoded file is never held whole beside its base64.
  */
 export function isStrictBase64(value: string): boolean {
   const length = value.length;
@@ -38,7 +42,11 @@ export function isStrictBase64(value: string): boolean {
   const firstPad = value.indexOf('=');
   if ((pad === 0 ? firstPad !== -1 : firstPad !== length - pad) || value.includes('-') || value.includes('_'))
     return false;
-  if (Buffer.from(value, 'base64').length !== (length / 4) * 3 - pad) return false;
+  for (let i = 0; i < length; i += CHECK_CHARS) {
+    const piece = value.slice(i, i + CHECK_CHARS);
+    const padHere = i + piece.length === length ? pad : 0;
+    if (Buffer.from(piece, 'base64').length !== (piece.length / 4) * 3 - padHere) return false;
+  }
   // Canonical only: the unused bits of the last quantum are zero ("QR==" is not another spelling of "QQ==").
   const last = value.slice(-4);
   return Buffer.from(last, 'base64').toString('base64') === last;

@@ -2,6 +2,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { CounterLimitError, VersionConflictError, type CounterChange, type Store } from '../store/store.js';
 import type { MessageInput } from './compose.js';
+import { jsonByteLength } from './json-size.js';
 import { HourTally } from './queue/hourly.js';
 import type { MessageDoc, MessageStatus } from './queue.js';
 
@@ -33,9 +34,16 @@ export function holdsPlace(status: MessageStatus): boolean {
   return status !== 'sent' && status !== 'failed';
 }
 
-/** The bytes a message is counted with: its stored input, as JSON. */
+/** The bytes a message is counted with: its stored input, as JSON (measured, not built). */
 export function messageSize(input: MessageInput): number {
-  return Buffer.byteLength(JSON.stringify(input));
+  if (!input.attachments?.length) return jsonByteLength(input);
+  // Attachment content is strict base64 (validated), which JSON writes as it is: no need to scan megabytes of it.
+  let content = 0;
+  const attachments = input.attachments.map((a) => {
+    content += a.content.length;
+    return { ...a, content: '' };
+  });
+  return jsonByteLength({ ...input, attachments }) + content;
 }
 
 /**

@@ -16,6 +16,9 @@ import { removeQuietly, syncFolder } from './append-file.js';
 /** Values at least this long (JSON characters) go to a blob file. */
 export const BLOB_MIN_CHARS = 16 * 1024;
 
+/** Characters encoded and written per piece of a blob file. */
+const WRITE_CHARS = 1024 * 1024;
+
 export class BlobFiles {
   readonly #dir: string;
   readonly #fsync: boolean;
@@ -34,7 +37,17 @@ export class BlobFiles {
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     const handle = await open(path.join(this.#dir, name), 'w', 0o600);
     try {
-      await handle.writeFile(json);
+      // A piece at a time: a 25 MB value is never encoded into one 25 MB buffer in one step that holds up the
+      // event loop. A piece never ends between the two halves of a surrogate pair, which would encode as U+FFFD.
+      for (let at = 0; at < json.length;) {
+        let end = Math.min(at + WRITE_CHARS, json.length);
+        const last = json.charCodeAt(end - 1);
+        if (end < json.length && last >= 0xd800 && last <= 0xdbff) end--;
+        const piece = Buffer.from(json.slice(at, end), 'utf8');
+        for (let done = 0; done < piece.length;)
+          done += (await handle.write(piece, done, piece.length - done)).bytesWritten;
+        at = end;
+      }
       if (this.#fsync) await handle.sync();
     } finally {
       await handle.close();
