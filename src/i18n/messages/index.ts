@@ -14,6 +14,7 @@ import { integrations } from './integrations.js';
 import { submission } from './submission.js';
 import { scale } from './scale.js';
 import { oauthHints } from './oauth-hints.js';
+import { listPages } from './list-pages.js';
 
 /**
  * Every area's catalog, one import per area: add an area's file here and its keys are served in every
@@ -35,4 +36,5 @@ export const catalogs: readonly MessageCatalog[] = [
   submission,
   scale,
   oauthHints,
+  listPages,
 ];
