@@ -37,6 +37,8 @@ import { reconnectPanelData, reconnectRouter, redactLinkPaths } from './web/reco
  */
 export type AppDeps = Omit<Services, 'start' | 'stop'>;
 
+/** OAuth integrations offered by a server's form (with the one it names): the page costs the same at any count. */
+const INTEGRATION_CHOICES = 200;
 const publicDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
 
 export function createApp(deps: AppDeps): Express {
@@ -167,7 +169,14 @@ export function createApp(deps: AppDeps): Express {
             integrationProblem: !integration || integration.value.misconfigured !== null || expired,
           };
         },
-        integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
+        integrations: async (chosen) => {
+          const fetched = await deps.oauthIntegrations.page({ limit: INTEGRATION_CHOICES + 1 });
+          const first = fetched.slice(0, INTEGRATION_CHOICES);
+          const extra =
+            chosen && !first.some((d) => d.id === chosen) ? await deps.oauthIntegrations.find(chosen) : null;
+          const choices = [...first, ...(extra ? [extra] : [])].map((d) => ({ id: d.id, name: d.value.name }));
+          return { choices, more: fetched.length > INTEGRATION_CHOICES };
+        },
         warnings: oauthAdmin.warnings,
       },
     ),

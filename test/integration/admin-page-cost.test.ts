@@ -133,4 +133,31 @@ describe.runIf(binary && redisUrlForTests())('admin pages on Redis cost the same
     expect(text.match(/list="key-server-choices"/g)?.length).toBe(50);
     expect(text.match(/<datalist id="key-server-choices">/g)?.length).toBe(1);
   });
+
+  it("a server's form offers the first 200 of 240 integrations and takes an id, keeping the one it names", async () => {
+    const all = (await app.services.oauthIntegrations.list()).map((d) => d.id);
+    const last = all.at(-1)!;
+    const server = await app.services.mail.servers.create(
+      {
+        name: 'Mailbox',
+        fromAddress: 'box@example.com',
+        host: 'smtp.office365.com',
+        port: 587,
+        tls: true,
+        authMethod: 'oauth2',
+        oauthIntegrationId: last,
+      },
+      { actor },
+    );
+    const { text } = await admin.get(`/admin/smtp-servers/${server.id}`);
+    expect(text).toMatch(
+      new RegExp(
+        `<input id="oauthIntegrationId" name="oauthIntegrationId" type="text" list="integration-choices"[^>]*value="${last}"`,
+      ),
+    );
+    const offered = [
+      ...(/<datalist id="integration-choices">(.*?)<\/datalist>/s.exec(text)?.[1] ?? '').matchAll(/value="([^"]+)"/g),
+    ].map((m) => m[1]);
+    expect(offered).toEqual([...all.slice(0, 200), last]);
+  });
 });
