@@ -37,6 +37,7 @@ import { onPath } from '../test/fakes/binaries.js';
 import { freePort } from '../test/fakes/net.js';
 import { spawnRedisServer } from '../test/fakes/redis-server.js';
 import type { Command, InstanceOptions } from './mailgate-process.js';
+import { startNodeFlags } from './start-flags.js';
 
 const { values } = parseArgs({
   options: {
@@ -319,7 +320,9 @@ async function startInstance(options: InstanceOptions, entry = instanceArgs): Pr
   const child = spawn(
     process.execPath,
     [
-      // e.g. MAILGATE_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof" to profile mailgate alone.
+      // As npm start runs it (its memory flags), plus e.g. MAILGATE_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof"
+      // to profile mailgate alone.
+      ...startNodeFlags(),
       ...(process.env.MAILGATE_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       ...entry,
       JSON.stringify(options),

@@ -8,7 +8,8 @@
  * straight to the store with the documents and index moves the services write (src/mail/servers/service.ts,
  * src/tokens/authorize.ts), because going through Authorize 100,000 times needs a provider and hours.
  *
- * Then an instance starts in a process of its own (bench/scale-instance.ts) and the bench prints: start-up time to
+ * Then an instance starts in a process of its own (bench/scale-instance.mjs, with the Node flags of `npm start`) and
+ * the bench prints: start-up time to
  * ready, RSS after start and after an hour of simulated scheduler time (injected clock), /readyz p50/p99,
  * POST /api/v1/messages p99, the first and p99 latency of each admin page, Redis memory per mailbox (INFO memory,
  * before and after seeding) and the scheduler's CPU per simulated hour. Redis is a private redis-server.
@@ -37,6 +38,7 @@ import { grantIndexChanges } from '../src/tokens/grant-index.js';
 import { GRANTS, sealToken, type GrantRecord } from '../src/tokens/grants.js';
 import { refreshDueAt } from '../src/tokens/refresh-policy.js';
 import { REFRESH_QUEUE } from '../src/tokens/scheduler.js';
+import { startNodeFlags } from './start-flags.js';
 
 const { values } = parseArgs({
   options: {
@@ -189,7 +191,7 @@ function startInstance(env: Record<string, string>): {
   child: ChildProcess;
   next: (event: string) => Promise<Record<string, number>>;
 } {
-  const child = spawn(process.execPath, [path.join(here, 'scale-instance.mjs')], {
+  const child = spawn(process.execPath, [...startNodeFlags(), path.join(here, 'scale-instance.mjs')], {
     env: { ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'inherit'],
   });

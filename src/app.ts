@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { KeyHandoff } from './admin/key-handoff.js';
+import { secretExpiryOf } from './oauth/integration-index.js';
 import type { Services } from './services.js';
 import { accountRouter } from './web/account.js';
 import { apiKeysRouter } from './web/api-keys.js';
@@ -37,6 +38,8 @@ import { reconnectPanelData, reconnectRouter, redactLinkPaths } from './web/reco
  */
 export type AppDeps = Omit<Services, 'start' | 'stop'>;
 
+/** OAuth integrations offered by a server's form (with the one it names): the page costs the same at any count. */
+const INTEGRATION_CHOICES = 200;
 const publicDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../public');
 
 export function createApp(deps: AppDeps): Express {
@@ -157,17 +160,27 @@ export function createApp(deps: AppDeps): Express {
         }),
         oauthStatus: async (serverId) => (await deps.tokens.get(serverId))?.value.status ?? null,
         oauthFacts: async (server) => {
-          const integration = server.oauthIntegrationId
-            ? await deps.oauthIntegrations.find(server.oauthIntegrationId)
-            : null;
-          const target = `oauth_integration:${integration?.id ?? ''}`;
-          const expired = (await oauthAdmin.warnings()).some((w) => w.target === target && w.kind === 'secret_expired');
+          const [integration, grant] = await Promise.all([
+            server.oauthIntegrationId ? deps.oauthIntegrations.find(server.oauthIntegrationId) : null,
+            deps.tokens.get(server.id),
+          ]);
+          // Read off the integration itself: the servers list asks this for each of its rows, and collecting every
+          // OAuth warning per row cost a page of 50 servers 50 reads of the warning indexes and their documents.
+          const expiresAt = integration?.value.secretExpiresAt;
+          const expired = expiresAt ? secretExpiryOf(expiresAt) < (deps.clock ?? Date.now)() : false;
           return {
-            grantStatus: (await deps.tokens.get(server.id))?.value.status ?? null,
+            grantStatus: grant?.value.status ?? null,
             integrationProblem: !integration || integration.value.misconfigured !== null || expired,
           };
         },
-        integrations: async () => (await deps.oauthIntegrations.list()).map((d) => ({ id: d.id, name: d.value.name })),
+        integrations: async (chosen) => {
+          const fetched = await deps.oauthIntegrations.page({ limit: INTEGRATION_CHOICES + 1 });
+          const first = fetched.slice(0, INTEGRATION_CHOICES);
+          const extra =
+            chosen && !first.some((d) => d.id === chosen) ? await deps.oauthIntegrations.find(chosen) : null;
+          const choices = [...first, ...(extra ? [extra] : [])].map((d) => ({ id: d.id, name: d.value.name }));
+          return { choices, more: fetched.length > INTEGRATION_CHOICES };
+        },
         warnings: oauthAdmin.warnings,
       },
     ),

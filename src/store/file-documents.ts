@@ -155,20 +155,37 @@ export class FileDocuments implements Documents {
     col.sortedIds ??= [...col.docs.keys()].sort(compareIds);
     const prefix = options.prefix ?? '';
     const ids = col.sortedIds;
-    const out: Doc<T>[] = [];
     const limit = options.limit ?? Infinity;
-    const from = options.after !== undefined && options.after > prefix ? options.after : prefix;
-    for (let i = from ? lowerBound(ids, from, compareIds) : 0; i < ids.length && out.length < limit; i++) {
-      const id = ids[i]!;
-      if (!id.startsWith(prefix)) break;
-      if (id === options.after) continue;
+    const after = options.after !== undefined && options.after > prefix ? options.after : prefix;
+    // [start, end): the ids above `after` (or from `prefix`) and below `before`; the prefix check ends the walk.
+    const start = after ? lowerBound(ids, after, compareIds) : 0;
+    let end = options.before !== undefined ? lowerBound(ids, options.before, compareIds) : ids.length;
+    // Ids are text: none sorts above the prefix followed by the highest UTF-16 unit.
+    if (prefix) end = Math.min(end, lowerBound(ids, `${prefix}\uffff`, compareIds));
+    const out: Doc<T>[] = [];
+    const take = async (id: string): Promise<void> => {
       const stored = col.docs.get(id);
-      if (!stored) continue; // deleted while an earlier blob was read
+      if (!stored) return; // deleted while an earlier blob was read
       const doc =
         stored.json !== null
           ? { id, version: stored.version, value: JSON.parse(stored.json) as T }
           : await this.get<T>(collection, id);
       if (doc) out.push(doc);
+    };
+    if (options.descending) {
+      for (let i = end - 1; i >= start && out.length < limit; i--) {
+        const id = ids[i]!;
+        if (id === options.after) break;
+        if (id.startsWith(prefix)) await take(id);
+        else if (id < prefix) break;
+      }
+      return out;
+    }
+    for (let i = start; i < end && out.length < limit; i++) {
+      const id = ids[i]!;
+      if (!id.startsWith(prefix)) break;
+      if (id === options.after) continue;
+      await take(id);
     }
     return out;
   }

@@ -244,11 +244,21 @@ class RedisBackedStore implements StoreWithSessions {
     const after = options.after !== undefined && options.after >= prefix ? options.after : null;
     // 0xFF never occurs in UTF-8, so "[prefix" .. "(prefix\xFF" is exactly the ids starting with prefix.
     const min = after !== null ? Buffer.from(`(${after}`) : prefix ? Buffer.from(`[${prefix}`) : '-';
-    const max = prefix ? Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])]) : '+';
+    const prefixMax = prefix ? Buffer.concat([Buffer.from(`(${prefix}`), Buffer.from([0xff])]) : '+';
+    const before = options.before;
+    const max =
+      before !== undefined && (!prefix || before.startsWith(prefix) || before < prefix)
+        ? Buffer.from(`(${before}`)
+        : prefixMax;
+    const limit = options.limit !== undefined ? (['LIMIT', 0, options.limit] as const) : null;
     const ids = await guard(() =>
-      options.limit !== undefined
-        ? this.#client.zrangebylex(index, min, max, 'LIMIT', 0, options.limit)
-        : this.#client.zrangebylex(index, min, max),
+      options.descending
+        ? limit
+          ? this.#client.zrevrangebylex(index, max, min, ...limit)
+          : this.#client.zrevrangebylex(index, max, min)
+        : limit
+          ? this.#client.zrangebylex(index, min, max, ...limit)
+          : this.#client.zrangebylex(index, min, max),
     );
     const out: Doc<T>[] = [];
     const chunk = 500;
@@ -266,7 +276,7 @@ class RedisBackedStore implements StoreWithSessions {
       });
     }
     // Redis orders by bytes, JavaScript by UTF-16 units; sort so both stores agree exactly.
-    return out.sort((a, b) => compareIds(a.id, b.id));
+    return options.descending ? out.sort((a, b) => compareIds(b.id, a.id)) : out.sort((a, b) => compareIds(a.id, b.id));
   }
 
   async collections(): Promise<string[]> {

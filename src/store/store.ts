@@ -119,11 +119,17 @@ export interface LogEntry<T> {
   entry: T;
 }
 
-/** Which documents `list` returns: ids starting with `prefix`, above `after` (exclusive), at most `limit`. */
+/**
+ * Which documents `list` returns: ids starting with `prefix`, above `after` and below `before` (both exclusive), at
+ * most `limit`, in ascending id order or, with `descending`, the highest ids first (for ids that start with their
+ * creation time, the newest page of a collection costs the page).
+ */
 export interface ListOptions {
   prefix?: string;
   after?: string;
+  before?: string;
   limit?: number;
+  descending?: boolean;
 }
 
 /** Documents: collection names are [a-z0-9_-]+; ids are any non-empty string without NUL. */
@@ -133,8 +139,9 @@ export interface Documents {
   /** Returns false when there was nothing to delete; throws VersionConflictError on a CAS mismatch. */
   delete(collection: string, id: string, options?: WriteOptions): Promise<boolean>;
   /**
-   * The documents of a collection (optionally only ids starting with `prefix`), sorted by id; with `after` only
-   * ids above it, with `limit` at most that many: a page of a list costs the page, not the collection.
+   * The documents of a collection (optionally only ids starting with `prefix`), sorted by id (highest first with
+   * `descending`); with `after` only ids above it, with `before` only ids below it, with `limit` at most that many:
+   * a page of a list costs the page, not the collection.
    */
   list<T>(collection: string, options?: ListOptions): Promise<Doc<T>[]>;
   /** The collection names that hold at least one document (used by key rotation to walk everything). */

@@ -22,7 +22,7 @@ import type { WebContext } from './context.js';
 import { translatorFor } from './language.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
-import { pageOf, pageQuery } from './pagination.js';
+import { PAGE_DEFAULT, pageOf, pageQuery, type PageQuery } from './pagination.js';
 import { formNumber, parseId, parseInput } from './validate.js';
 
 /**
@@ -72,10 +72,9 @@ export function apiKeysRouter({ auth, eta }: WebContext, deps: ApiKeysRouterDeps
   async function serverChoices(keys: Array<{ policy?: { serverId?: string } | null }>) {
     const first = (await deps.servers.page({ limit: 200 })).items.map((s) => ({ id: s.id, name: s.name }));
     const named = [...new Set(keys.map((k) => k.policy?.serverId).filter((id): id is string => Boolean(id)))];
-    for (const id of named.filter((id) => !first.some((s) => s.id === id))) {
-      const s = await deps.servers.resolve(id);
+    const others = named.filter((id) => !first.some((s) => s.id === id));
+    for (const s of await Promise.all(others.map((id) => deps.servers.resolve(id))))
       if (s) first.push({ id: s.id, name: s.name });
-    }
     return first;
   }
   const oneTime = new OneTimeKey(deps.handoff);
@@ -93,13 +92,30 @@ export function apiKeysRouter({ auth, eta }: WebContext, deps: ApiKeysRouterDeps
   async function showPage(
     req: Request,
     res: Response,
-    extra: { created?: CreatedApiKey | null; errors?: string[]; form?: FormValues; editing?: string } = {},
+    extra: {
+      created?: CreatedApiKey | null;
+      errors?: string[];
+      form?: FormValues;
+      editing?: string;
+      list?: PageQuery;
+    } = {},
     status = 200,
   ) {
     const t = translatorFor(req);
     const created = extra.created ?? null;
     if (created) res.setHeader('Cache-Control', 'no-store');
-    const keys = await deps.apiKeys.list();
+    // A page of keys in id order, as the JSON list; the key whose form is being corrected is shown on any page.
+    const { limit, cursor } = extra.list ?? { limit: PAGE_DEFAULT };
+    const page = pageOf(await deps.apiKeys.page({ limit: limit + 1, after: cursor }), limit, (k) => k.id);
+    const keys = page.items;
+    if (extra.editing && !keys.some((k) => k.id === extra.editing)) {
+      const editing = await deps.apiKeys.get(extra.editing);
+      if (editing) keys.unshift(editing);
+    }
+    const href = (params: Record<string, string>) => {
+      const query = new URLSearchParams({ ...(limit !== PAGE_DEFAULT ? { limit: String(limit) } : {}), ...params });
+      return `/admin/api-keys${query.size ? `?${query.toString()}` : ''}`;
+    };
     renderPage(
       res,
       eta,
@@ -113,13 +129,15 @@ export function apiKeysRouter({ auth, eta }: WebContext, deps: ApiKeysRouterDeps
         errors: (extra.errors ?? []).map((field) => ({ field, message: t(`apiKeys.error.${field}`) })),
         form: extra.form ?? {},
         editing: extra.editing ?? null,
+        nextHref: page.next ? href({ cursor: page.next }) : null,
+        firstHref: cursor ? href({}) : null,
       },
       status,
     );
   }
 
   router.get('/admin/api-keys', auth.page('sysadmin'), async (req, res) => {
-    await showPage(req, res, { created: oneTime.take(req) });
+    await showPage(req, res, { created: oneTime.take(req), list: parseInput(pageQuery, req.query) });
   });
 
   router.post('/admin/api-keys', auth.page('sysadmin'), async (req, res) => {

@@ -19,7 +19,7 @@ import { confirmed } from './confirm.js';
 import type { WebContext } from './context.js';
 import { renderPage } from './render.js';
 import { setFlash } from './session.js';
-import { pageOf, pageQuery } from './pagination.js';
+import { PAGE_DEFAULT, pageOf, pageQuery } from './pagination.js';
 import { formCheckbox, formText, parseId, parseInput } from './validate.js';
 
 /**
@@ -223,14 +223,30 @@ export function oauthIntegrationsRouter({ auth, eta }: WebContext, deps: OAuthIn
     return { ...rest, googleInTesting: rest.googleInTesting === 'on' };
   }
 
-  router.get('/admin/oauth-integrations', auth.page('admin'), async (_req, res) => {
-    const list = (await integrations.list()).map((d) => integrations.view(d));
-    const warnings = await deps.warnings();
+  router.get('/admin/oauth-integrations', auth.page('admin'), async (req, res) => {
+    // A page of integrations in id order, as the JSON list: the page costs the same at 10 and 10,000 integrations.
+    const { limit, cursor } = parseInput(pageQuery, req.query);
+    const [docs, warnings] = await Promise.all([
+      integrations.page({ limit: limit + 1, after: cursor }),
+      deps.warnings(),
+    ]);
+    const page = pageOf(
+      docs,
+      limit,
+      (d) => d.id,
+      (d) => integrations.view(d),
+    );
+    const href = (params: Record<string, string>) => {
+      const query = new URLSearchParams({ ...(limit !== PAGE_DEFAULT ? { limit: String(limit) } : {}), ...params });
+      return `/admin/oauth-integrations${query.size ? `?${query.toString()}` : ''}`;
+    };
     renderPage(res, eta, 'oauth-integrations', {
       title: (res.locals.t as (key: string) => string)('integrations.title'),
-      integrations: list,
+      integrations: page.items,
       warnings,
       redirectUri: integrations.redirectUri,
+      nextHref: page.next ? href({ cursor: page.next }) : null,
+      firstHref: cursor ? href({}) : null,
     });
   });
 

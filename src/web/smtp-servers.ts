@@ -42,8 +42,11 @@ export interface SmtpServersRouterOptions {
   oauthStatus?: (serverId: string) => Promise<string | null>;
   /** Grant and integration facts of an oauth2 server, for its state. */
   oauthFacts?: (server: SmtpServerView) => Promise<OAuthFacts>;
-  /** OAuth 2.0 integrations to choose from on the form. */
-  integrations?: () => Promise<{ id: string; name: string }[]>;
+  /**
+   * OAuth 2.0 integrations to choose from on the form: the first ones (a form never lists thousands) and `chosen`,
+   * the one the form names, wherever it is; `more` when there are others (the form then takes an id, offering these).
+   */
+  integrations?: (chosen: string | null) => Promise<{ choices: { id: string; name: string }[]; more: boolean }>;
   /** Warnings shown above the list before mail stops: grants to re-authorize, client secrets expiring, Google apps in testing. */
   warnings?: () => Promise<{ kind: string; target: string; message: string }[]>;
 }
@@ -160,6 +163,16 @@ export function smtpServersRouter(
     }
   }
 
+  function chosenIntegration(form: object): string | null {
+    const id = (form as { oauthIntegrationId?: unknown }).oauthIntegrationId;
+    return typeof id === 'string' && id ? id : null;
+  }
+
+  async function integrationChoices(form: object) {
+    const found = options.integrations ? await options.integrations(chosenIntegration(form)) : null;
+    return { integrations: found?.choices ?? null, integrationsMore: found?.more ?? false };
+  }
+
   async function showServer(
     req: Request,
     res: Response,
@@ -191,7 +204,7 @@ export function smtpServersRouter(
         options: formOptions(t),
         canConfigure: canConfigure(res),
         state: server ? await serverState(stateDeps, server, await sendingEnabled(), t) : null,
-        integrations: options.integrations ? await options.integrations() : null,
+        ...(await integrationChoices(form)),
         // The OAuth area renders its panel (views/partials/smtp-oauth.eta) from this, when wired.
         oauth: server && server.authMethod === 'oauth2' && options.oauthPanel ? await options.oauthPanel(server) : null,
       },

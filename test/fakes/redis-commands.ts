@@ -5,15 +5,15 @@
  */
 import net from 'node:net';
 
-/** Calls per command name (`evalsha`, `hset`, …), read over a plain connection (RESP inline command). */
-export async function commandStats(url: string): Promise<Map<string, number>> {
+/** A section of INFO, read over a plain connection (RESP inline command). */
+async function info(url: string, section: string): Promise<string> {
   const { hostname, port } = new URL(url);
-  const text = await new Promise<string>((resolve, reject) => {
+  return new Promise<string>((resolve, reject) => {
     const socket = net.connect(Number(port || 6379), hostname);
     let buffer = '';
     socket.setEncoding('utf8');
     socket.on('error', reject);
-    socket.on('connect', () => socket.write('INFO commandstats\r\n'));
+    socket.on('connect', () => socket.write(`INFO ${section}\r\n`));
     socket.on('data', (chunk: string) => {
       buffer += chunk;
       // A bulk string: `$<length>\r\n<payload>\r\n`.
@@ -26,6 +26,11 @@ export async function commandStats(url: string): Promise<Map<string, number>> {
       }
     });
   });
+}
+
+/** Calls per command name (`evalsha`, `hset`, …). */
+export async function commandStats(url: string): Promise<Map<string, number>> {
+  const text = await info(url, 'commandstats');
   const calls = new Map<string, number>();
   for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1]!, Number(m[2]));
   return calls;
@@ -39,4 +44,9 @@ export function commandsBetween(before: Map<string, number>, after: Map<string, 
     if (delta > 0) out.push([name, delta]);
   }
   return out.sort((a, b) => b[1] - a[1]);
+}
+
+/** Bytes the server has sent to its clients so far (INFO stats): what reading a page costs the network. */
+export async function bytesSent(url: string): Promise<number> {
+  return Number(/^total_net_output_bytes:(\d+)/m.exec(await info(url, 'stats'))?.[1] ?? NaN);
 }

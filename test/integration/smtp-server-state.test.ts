@@ -196,6 +196,27 @@ describe('SMTP server tests, state and safe actions', () => {
       oauthIntegrationId: 'oi_gone',
     });
     expect((await stateOf(orphan.body.id as string)).code).toBe('misconfigured');
+    // An integration whose client secret has expired is a problem of the integration, in the list and on the page.
+    const expired = await api('POST', '/api/v1/oauth-integrations', {
+      name: 'Expired',
+      provider: 'google',
+      clientId: 'client',
+      clientSecret: 'client secret value',
+      secretExpiresAt: '2020-01-31',
+    });
+    expect(expired.status).toBe(201);
+    const stale = await api('POST', '/api/v1/smtp-servers', {
+      name: 'Stale box',
+      fromAddress: 'box@example.com',
+      serviceProvider: 'gmail',
+      authMethod: 'oauth2',
+      oauthIntegrationId: expired.body.id,
+    });
+    expect((await stateOf(stale.body.id as string)).code).toBe('misconfigured');
+    expect(
+      await api('PATCH', `/api/v1/oauth-integrations/${String(expired.body.id)}`, { secretExpiresAt: null }),
+    ).toMatchObject({ status: 200 });
+    expect((await stateOf(stale.body.id as string)).code).toBe('not_authorized');
   });
 
   it('Disable outgoing mail: a confirmation step, then a warning (not a success) and a banner on every page', async () => {

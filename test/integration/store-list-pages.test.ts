@@ -69,3 +69,43 @@ describe.each(backends)('list pages ($name)', ({ open }) => {
     expect(await store.list('things', { prefix: 'a', after: 'a22' })).toEqual([]);
   });
 });
+
+describe.each(backends)('list pages, highest ids first ($name)', ({ open }) => {
+  it('walks a collection backwards with `before`, with and without a prefix, as the mirror of the forward walk', async () => {
+    const store = await open();
+    const ids = Array.from({ length: 23 }, (_, i) => `a${String(i).padStart(2, '0')}`);
+    for (const id of ['0z', ...ids, 'b1', 'b2']) await store.put('things', id, { id });
+    const walk = async (prefix?: string) => {
+      const seen: string[] = [];
+      let before: string | undefined;
+      for (;;) {
+        const page = await store.list('things', {
+          limit: 5,
+          descending: true,
+          ...(before !== undefined ? { before } : {}),
+          ...(prefix ? { prefix } : {}),
+        });
+        expect(page.length).toBeLessThanOrEqual(5);
+        seen.push(...page.map((d) => d.id));
+        if (page.length < 5) return seen;
+        before = page.at(-1)!.id;
+      }
+    };
+    expect(await walk()).toEqual(['0z', ...ids, 'b1', 'b2'].reverse());
+    expect(await walk('a')).toEqual([...ids].reverse());
+    expect((await store.list('things', { before: 'a02', descending: true })).map((d) => d.id)).toEqual([
+      'a01',
+      'a00',
+      '0z',
+    ]);
+    expect((await store.list('things', { before: 'a02' })).map((d) => d.id)).toEqual(['0z', 'a00', 'a01']);
+    expect(
+      (await store.list('things', { after: 'a19', before: 'b2', descending: true, limit: 3 })).map((d) => d.id),
+    ).toEqual(['b1', 'a22', 'a21']);
+    expect((await store.list('things', { prefix: 'b', before: 'zz', descending: true })).map((d) => d.id)).toEqual([
+      'b2',
+      'b1',
+    ]);
+    expect(await store.list('things', { prefix: 'b', before: 'a05', descending: true })).toEqual([]);
+  });
+});

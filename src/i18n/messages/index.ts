@@ -15,6 +15,7 @@ import { submission } from './submission.js';
 import { scale } from './scale.js';
 import { oauthHints } from './oauth-hints.js';
 import { device } from './device.js';
+import { listPages } from './list-pages.js';
 
 /**
  * Every area's catalog, one import per area: add an area's file here and its keys are served in every
@@ -37,4 +38,5 @@ export const catalogs: readonly MessageCatalog[] = [
   scale,
   oauthHints,
   device,
+  listPages,
 ];

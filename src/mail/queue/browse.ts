@@ -3,14 +3,16 @@ import type { Store } from '../../store/store.js';
 import { toView, type MessageView } from '../message-view.js';
 import { readHourly, type HourlyOutcomes } from './hourly.js';
 import type { Messages } from './messages.js';
-import { ALL, indexOf, STATUS_INDEXES, type MessageStatus } from './model.js';
+import { indexOf, MESSAGES, type MessageDoc, type MessageStatus } from './model.js';
 
 /**
  * Reading the queue page by page for the admin page: newest message first, filtered by status, server and
  * recipient, with a cursor (the id of the last message shown). Message ids start with their creation time, so
- * ordering by id is ordering by age. Only the index of the status asked for is read (ids only), and documents
- * are read in batches until a page is full; a filter that matches little stops after MAX_SCAN messages and
- * says so, with a cursor to continue, so one request never reads the whole history.
+ * ordering by id is ordering by age, and the newest page is the top of the collection's id order: a page without
+ * a filter reads the page and nothing else. A status filter reads the ids of its status index when that holds at
+ * most MAX_SCAN messages (so a rare status is found exactly); otherwise, and for the server and recipient filters,
+ * documents are read newest first in batches until a page is full. A filter that matches little stops after
+ * MAX_SCAN messages and says so, with a cursor to continue, so one request never reads the whole history.
  */
 
 export const PAGE_SIZE = 50;
@@ -41,46 +43,79 @@ export interface QueueBrowser {
   hourly(): Promise<HourlyOutcomes>;
 }
 
+/**
+ * Messages newest first, a batch at a time; an empty batch means there are no more. A null value is an index entry
+ * whose message was deleted meanwhile: looked at, never shown.
+ */
+type Batches = (size: number) => Promise<Array<{ id: string; value: MessageDoc | null }>>;
+
+const newestFirst = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);
+
 export function createQueueBrowser(deps: { store: Store; messages: Messages; clock: Clock }): QueueBrowser {
   const { store, messages, clock } = deps;
 
-  async function candidateIds(status: MessageStatus | undefined, cursor: string | undefined): Promise<string[]> {
-    const indexes = status ? [indexOf(status)] : [...STATUS_INDEXES];
-    const ids = new Set<string>();
-    for (const index of indexes) for (const e of await store.scheduled(index, { limit: ALL })) ids.add(e.id);
-    return [...ids].filter((id) => cursor === undefined || id < cursor).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  /** The collection, newest first, below the cursor. */
+  function collectionBatches(cursor: string | undefined): Batches {
+    let before = cursor;
+    let done = false;
+    return async (size) => {
+      if (done) return [];
+      const docs = await store.list<MessageDoc>(MESSAGES, {
+        descending: true,
+        limit: size,
+        ...(before !== undefined ? { before } : {}),
+      });
+      done = docs.length < size;
+      before = docs.at(-1)?.id ?? before;
+      return docs;
+    };
+  }
+
+  /** The ids of a small status index, newest first, below the cursor; null when the index is too large to read. */
+  async function indexBatches(status: MessageStatus, cursor: string | undefined): Promise<Batches | null> {
+    const index = indexOf(status);
+    if ((await store.scheduleStats(index)).count > MAX_SCAN) return null;
+    const ids = (await store.scheduled(index, { limit: MAX_SCAN }))
+      .map((e) => e.id)
+      .filter((id) => cursor === undefined || id < cursor)
+      .sort(newestFirst);
+    let at = 0;
+    return async (size) => {
+      const chunk = ids.slice(at, at + size);
+      at += size;
+      const byId = new Map((await messages.read(chunk)).map((d) => [d.id, d.value]));
+      return chunk.map((id) => ({ id, value: byId.get(id) ?? null }));
+    };
   }
 
   return {
     async browse(filter) {
       const limit = Math.min(Math.max(filter.limit ?? PAGE_SIZE, 1), 500);
       const recipient = filter.recipient?.trim().toLowerCase() || undefined;
-      const ids = await candidateIds(filter.status, filter.cursor);
+      const filtered = Boolean(filter.status || filter.serverId || recipient);
+      const matches = (m: MessageDoc | null): m is MessageDoc =>
+        m !== null &&
+        (!filter.status || m.status === filter.status) &&
+        (!filter.serverId || m.serverId === filter.serverId) &&
+        (!recipient || m.recipients.some((r) => r.address.toLowerCase().includes(recipient)));
+      const batches =
+        (filter.status ? await indexBatches(filter.status, filter.cursor) : null) ?? collectionBatches(filter.cursor);
+      // Unfiltered, one more than the page tells whether there is a next page.
+      const size = filtered ? BATCH : limit + 1;
       const items: MessageView[] = [];
       let scanned = 0;
-      let more = false;
-      for (let i = 0; i < ids.length && !more; i += BATCH) {
-        const chunk = ids.slice(i, i + BATCH);
-        const byId = new Map((await messages.read(chunk)).map((d) => [d.id, d.value]));
-        for (const id of chunk) {
+      for (;;) {
+        const batch = await batches(size);
+        if (batch.length === 0) return { items, next: null, partial: false };
+        for (const doc of batch) {
           scanned++;
-          const m = byId.get(id);
-          if (!m) continue;
-          if (filter.status && m.status !== filter.status) continue;
-          if (filter.serverId && m.serverId !== filter.serverId) continue;
-          if (recipient && !m.recipients.some((r) => r.address.toLowerCase().includes(recipient))) continue;
-          if (items.length === limit) {
-            more = true;
-            break;
-          }
-          items.push(toView(id, m));
+          if (!matches(doc.value)) continue;
+          if (items.length === limit) return { items, next: items.at(-1)!.id, partial: false };
+          items.push(toView(doc.id, doc.value));
         }
-        if (!more && scanned >= MAX_SCAN && i + BATCH < ids.length) {
-          // Stopped early: continue after the last message looked at, not the last one shown.
-          return { items, next: chunk.at(-1) ?? null, partial: true };
-        }
+        // Stopped early: continue after the last message looked at, not the last one shown.
+        if (scanned >= MAX_SCAN && batch.length === size) return { items, next: batch.at(-1)!.id, partial: true };
       }
-      return { items, next: more ? (items.at(-1)?.id ?? null) : null, partial: false };
     },
     hourly: () => readHourly(store, clock.now()),
   };

@@ -1,4 +1,4 @@
-import type { Documents } from '../../store/store.js';
+import type { Doc, Documents } from '../../store/store.js';
 import { PAUSES, SERVERS, type SmtpServerDoc, type SmtpServerView } from './model.js';
 import type { SmtpServers } from './service-types.js';
 
@@ -27,7 +27,7 @@ function matcher(search: string | undefined): (id: string, s: Searchable) => boo
 }
 
 export async function pageServers(
-  deps: { store: Pick<Documents, 'list'>; servers: Pick<SmtpServers, 'get' | 'fileServerIds'> },
+  deps: { store: Pick<Documents, 'list'>; servers: Pick<SmtpServers, 'get' | 'viewOf' | 'fileServerIds'> },
   options: { limit: number; cursor?: string | undefined; search?: string | undefined },
 ): Promise<ServerPage> {
   const matches = matcher(options.search);
@@ -40,9 +40,9 @@ export async function pageServers(
     }
   let after = options.cursor;
   let scanned = 0;
-  const ids: string[] = [];
+  const found: Doc<SmtpServerDoc>[] = [];
   for (;;) {
-    const room = options.limit - items.length - ids.length;
+    const room = options.limit - items.length - found.length;
     // One more than needed tells whether a next page exists; a search reads larger batches.
     const want = searching ? Math.min(500, SEARCH_SCAN - scanned) : room + 1;
     if (room <= 0 || want <= 0) break;
@@ -50,12 +50,12 @@ export async function pageServers(
     scanned += docs.length;
     let stoppedEarly = false;
     for (const d of docs) {
-      if (items.length + ids.length >= options.limit) {
+      if (items.length + found.length >= options.limit) {
         stoppedEarly = true;
         break;
       }
       after = d.id;
-      if (matches(d.id, d.value)) ids.push(d.id);
+      if (matches(d.id, d.value)) found.push(d);
     }
     if (!stoppedEarly && docs.length < want) {
       after = undefined; // the end of the collection
@@ -63,7 +63,8 @@ export async function pageServers(
     }
     if (stoppedEarly) break;
   }
-  items.push(...(await Promise.all(ids.map((id) => deps.servers.get(id)))));
+  // Views of the documents just listed: a page reads each server once.
+  items.push(...(await Promise.all(found.map((d) => deps.servers.viewOf(d)))));
   return after !== undefined ? { items, next: after } : { items };
 }
 
@@ -80,7 +81,7 @@ export async function pausedServers(
 /** The page functions of the servers service (kept here so the service stays small). */
 export function serverPages(
   store: Pick<Documents, 'list'>,
-  service: () => Pick<SmtpServers, 'get' | 'fileServerIds'>,
+  service: () => Pick<SmtpServers, 'get' | 'viewOf' | 'fileServerIds'>,
   fileServers: { keys(): Iterable<string> },
 ): Pick<SmtpServers, 'fileServerIds' | 'paused' | 'page'> {
   return {

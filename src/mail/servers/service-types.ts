@@ -2,8 +2,8 @@ import type { Actor, AuditRecorder } from '../../admin/types.js';
 import type { Config } from '../../config.js';
 import type { Keyring } from '../../crypto/keyring.js';
 import type { Logger } from '../../log.js';
-import type { Store } from '../../store/store.js';
-import type { PauseDoc, ResolvedServer, SmtpServerView } from './model.js';
+import type { Doc, Store } from '../../store/store.js';
+import type { PauseDoc, ResolvedServer, SmtpServerDoc, SmtpServerView } from './model.js';
 import type { ServerPage } from './pages.js';
 import type { CreateServerInput, UpdateServerInput } from './validation.js';
 
@@ -30,6 +30,8 @@ export interface SmtpServers {
   /** Ids of the servers defined in MAILGATE_SMTP_SERVERS_FILE (read-only). */
   fileServerIds(): string[];
   get(id: string): Promise<SmtpServerView>;
+  /** The view of a server document already read (a listed page), without reading the document again. */
+  viewOf(doc: Doc<SmtpServerDoc>): Promise<SmtpServerView>;
   create(input: CreateServerInput, ctx: AuditContext): Promise<SmtpServerView>;
   update(id: string, input: UpdateServerInput, ctx: AuditContext): Promise<SmtpServerView>;
   remove(id: string, ctx: AuditContext): Promise<void>;

@@ -146,6 +146,10 @@ export function createSmtpServers(deps: SmtpServersDeps): SmtpServers {
       return out.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
     },
 
+    async viewOf(d) {
+      return view(d.id, d.value, d.version, 'ui', d.value.password !== null, await defaultServerId());
+    },
+
     async get(id) {
       const defaultId = await defaultServerId();
       const f = fileServers.get(id);
