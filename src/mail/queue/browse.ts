@@ -3,14 +3,16 @@ import type { Store } from '../../store/store.js';
 import { toView, type MessageView } from '../message-view.js';
 import { readHourly, type HourlyOutcomes } from './hourly.js';
 import type { Messages } from './messages.js';
-import { ALL, indexOf, STATUS_INDEXES, type MessageStatus } from './model.js';
+import { ALL, indexOf, MAIL_QUEUE, STATUS_INDEXES, type MessageStatus } from './model.js';
+import type { Parking } from './parking.js';
 
 /**
  * Reading the queue page by page for the admin page: newest message first, filtered by status, server and
  * recipient, with a cursor (the id of the last message shown). Message ids start with their creation time, so
  * ordering by id is ordering by age. Only the index of the status asked for is read (ids only), and documents
  * are read in batches until a page is full; a filter that matches little stops after MAX_SCAN messages and
- * says so, with a cursor to continue, so one request never reads the whole history.
+ * says so, with a cursor to continue, so one request never reads the whole history. Waiting messages include the
+ * parked ones (of at most PARKED_SERVERS_READ servers, parking.ts).
  */
 
 export const PAGE_SIZE = 50;
@@ -41,13 +43,19 @@ export interface QueueBrowser {
   hourly(): Promise<HourlyOutcomes>;
 }
 
-export function createQueueBrowser(deps: { store: Store; messages: Messages; clock: Clock }): QueueBrowser {
-  const { store, messages, clock } = deps;
+export function createQueueBrowser(deps: {
+  store: Store;
+  messages: Messages;
+  clock: Clock;
+  parking: Parking;
+}): QueueBrowser {
+  const { store, messages, clock, parking } = deps;
 
   async function candidateIds(status: MessageStatus | undefined, cursor: string | undefined): Promise<string[]> {
     const indexes = status ? [indexOf(status)] : [...STATUS_INDEXES];
     const ids = new Set<string>();
     for (const index of indexes) for (const e of await store.scheduled(index, { limit: ALL })) ids.add(e.id);
+    if (indexes.includes(MAIL_QUEUE)) for (const e of (await parking.read(ALL)).entries) ids.add(e.id);
     return [...ids].filter((id) => cursor === undefined || id < cursor).sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
   }
 
