@@ -26,7 +26,7 @@ export interface ServerActivity {
   touch(serverId: string, dueAt?: number | null): Promise<void>;
   /**
    * Whether a server other than this one had mail waiting lately, from marks read at most LOOK_EVERY_MS ago (a
-   * newer read starts in the background). Until the first read lands, true: the cap holds.
+   * newer read starts in the background). Until the first read lands (one round trip), false.
    */
   othersWaiting(serverId: string): boolean;
 }
@@ -75,7 +75,7 @@ export function createServerActivity(deps: { store: Schedules; now: () => number
           .finally(() => {
             looking = null;
           });
-      if (!marks) return true;
+      if (!marks) return false;
       for (const [id, score] of marks)
         if (id !== serverId && score >= at - ACTIVE_WINDOW_MS && score <= at + ACTIVE_WINDOW_MS) return true;
       return false;
