@@ -22,9 +22,12 @@ import { ALL, MAIL_QUEUE } from './model.js';
 export const PARKED_SERVERS = 'mail_parked_servers';
 export const PARKED_MARK_MS = 30_000;
 /**
- * An unparked id is first leased this long in its parked schedule, then put in the global one, then dropped from
- * the parked one: a crash between the steps offers it again only after this lease (in the sweep), never twice at
- * once. The risk accepted: a message whose unpark was cut off waits up to an hour.
+ * An unparked id is first claimed in its parked schedule with a lease this long, then put in the global one, then
+ * dropped from the parked one. The claim makes two instances (or two finished deliveries) that unpark at once take
+ * different ids: one id put back twice could overwrite the lease of a delivery that already claimed it, and be
+ * sent twice. The risk accepted: after a crash between the steps the id is offered again only once the lease
+ * ends (an hour later, through the sweep); if it was put back and delivered meanwhile, that copy is stale and
+ * dropped, and if its delivery is running just then, it may be sent twice.
  */
 const UNPARK_LEASE_MS = 3_600_000;
 /** A server's mark is written at most this often by one instance (it only has to stay fresh). */
@@ -48,8 +51,6 @@ export interface Parking {
   unpark(serverId: string, n: number): Promise<number>;
   /** Whether this instance parked or unparked messages of this server within the mark's window. */
   hinted(serverId: string): boolean;
-  /** Whether any server is hinted (this instance parks, so a short claim should look at parked servers). */
-  anyHinted(): boolean;
   /** Servers with parked mail, earliest mark first. */
   servers(limit: number): Promise<ScheduledEntry[]>;
   /** Parked ids of a server, earliest first. */
@@ -116,10 +117,6 @@ export function createParking(deps: { store: Schedules; now: () => number; log: 
     },
     unpark,
     hinted,
-    anyHinted() {
-      for (const id of hints.keys()) if (hinted(id)) return true;
-      return false;
-    },
     servers: (limit) => store.scheduled(PARKED_SERVERS, { limit }),
     parked: (serverId, limit) => store.scheduled(parkedQueue(serverId), { limit }),
     async read(limitPerServer) {

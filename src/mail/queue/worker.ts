@@ -129,12 +129,17 @@ export function createWorkers(deps: WorkerDeps): Workers {
       await store.unschedule(MAIL_QUEUE, id);
       return;
     }
-    if ((await deliverWaiting(id, doc)) === 'done' && parking.hinted(doc.value.serverId)) {
-      // The message left the waiting queue (sent, deferred, held, failed): the earliest message this instance
-      // parked for its server takes its place. A paused server's parked messages are thus held one after the
-      // other. An instance that never parks pays nothing here.
-      await parking.unpark(doc.value.serverId, 1).catch((err: unknown) => {
-        log.warn({ err, serverId: doc.value.serverId }, 'unparking a message failed; the sweep will');
+    const serverId = doc.value.serverId;
+    if (
+      (await deliverWaiting(id, doc)) === 'done' &&
+      parking.hinted(serverId) &&
+      pacer.inFlight(serverId) < pacer.perServerInFlight
+    ) {
+      // The message left the waiting queue (sent, deferred, held, failed) and its server is below the cap: the
+      // earliest message this instance parked for it takes the slot. A paused server's parked messages are thus
+      // held one after the other. An instance that never parks pays nothing here.
+      await parking.unpark(serverId, 1).catch((err: unknown) => {
+        log.warn({ err, serverId }, 'unparking a message failed; the sweep will');
       });
     }
   }
@@ -176,15 +181,17 @@ export function createWorkers(deps: WorkerDeps): Workers {
   /**
    * Work conservation: a claim came back short, so nothing else is due and this instance has room. Servers with
    * parked mail (a few, earliest mark first) get as many unparked as this instance has room for under the cap,
-   * so a second instance helps drain what another parked. Looked at on every short claim while this instance
-   * parks, otherwise at most once a second (one store command).
+   * so a second instance helps drain what another parked, and a restarted one what it parked before. Servers
+   * this instance parks itself are skipped: each of their finished deliveries already unparks the next, and
+   * unparking more would only park them again. At most once a second (one store command).
    */
   async function takeOverParked(free: number): Promise<number> {
     const at = now();
-    if (!parking.anyHinted() && at - parkedLookAt < 1000) return 0;
+    if (at - parkedLookAt < 1000) return 0;
     parkedLookAt = at;
     let moved = 0;
     for (const { id: serverId } of await parking.servers(5)) {
+      if (parking.hinted(serverId) && pacer.inFlight(serverId) > 0) continue;
       const room = Math.min(free - moved, pacer.perServerInFlight - pacer.inFlight(serverId));
       if (room > 0) moved += await parking.unpark(serverId, room);
       if (moved >= free) break;
