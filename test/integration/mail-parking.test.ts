@@ -106,8 +106,8 @@ describe.runIf(redisBinary)('parking on Redis', () => {
     console.log(`one mailbox, ${N} messages at concurrency 8: ${perMessage.toFixed(1)} Redis commands per message`);
     expect(received(s)).toEqual({ distinct: N, duplicates: 0 });
     expect(await h.store.scheduleStats(PARKED_SERVERS)).toEqual({ count: 0, earliestDueAt: null });
-    // Claiming a backlog again and again cost about twice this (pushed back a second at a time).
-    expect(perMessage).toBeLessThan(9);
+    // Pushed back a second at a time, the backlog was claimed again and again: about 34 per message.
+    expect(perMessage).toBeLessThan(12);
   }, 60_000);
 
   it('kill -9 of an instance holding parked messages: the other instance delivers them within 30 s', async () => {
@@ -127,6 +127,8 @@ describe.runIf(redisBinary)('parking on Redis', () => {
       ENCRYPTION_KEY: options.encryptionKey!,
       MAILGATE_LOG_LEVEL: 'silent',
       PER_SERVER: '2',
+      // A short lease, so what is timed is the parked messages' recovery, not the killed sends' leases.
+      LEASE_MS: '2000',
     });
     await expect
       .poll(async () => (await seeder.store.scheduleStats(parkedQueue(a))).count, { timeout: 20_000, interval: 20 })
@@ -177,8 +179,8 @@ describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))(
     expect(received(slowA)).toEqual({ distinct: N, duplicates: 0 });
     expect(received(fastB)).toEqual({ distinct: 10, duplicates: 0 });
     expect((await h.store.scheduleStats(parkedQueue(a))).count).toBe(0);
-    // A park and an unpark are a few commands each; claiming the backlog again every second cost far more.
-    if (url) expect(perMessage).toBeLessThan(22);
+    // A park and an unpark are a few commands each (about 20 in all); pushing back cost about 47.
+    if (url) expect(perMessage).toBeLessThan(26);
   }, 90_000);
 
   it('parked messages are waiting on the queue page and in its counts; removing one removes it for good', async () => {
