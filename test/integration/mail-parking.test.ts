@@ -75,10 +75,10 @@ function received(s: TestSmtp): { distinct: number; duplicates: number } {
 
 async function allSent(h: MailHarness, n: number): Promise<void> {
   await expect
-    .poll(
-      async () => (await h.store.list<MessageDoc>(MESSAGES)).filter((d) => d.value.status === 'sent').length,
-      { timeout: 30_000, interval: 100 },
-    )
+    .poll(async () => (await h.store.list<MessageDoc>(MESSAGES)).filter((d) => d.value.status === 'sent').length, {
+      timeout: 30_000,
+      interval: 100,
+    })
     .toBe(n);
 }
 
