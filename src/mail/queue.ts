@@ -138,6 +138,7 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     async start() {
       if (started) return;
       await maintenance.prepare();
+      await activity.refresh();
       started = true;
       workers.start();
       maintenance.start();

@@ -26,9 +26,11 @@ export interface ServerActivity {
   touch(serverId: string, dueAt?: number | null): Promise<void>;
   /**
    * Whether a server other than this one had mail waiting lately, from marks read at most LOOK_EVERY_MS ago (a
-   * newer read starts in the background). Until the first read lands (one round trip), false.
+   * newer read starts in the background). False until the first read (`refresh`, done before the workers start).
    */
   othersWaiting(serverId: string): boolean;
+  /** Reads the marks now. */
+  refresh(): Promise<void>;
 }
 
 export function createServerActivity(deps: { store: Schedules; now: () => number; log: Logger }): ServerActivity {
@@ -59,6 +61,7 @@ export function createServerActivity(deps: { store: Schedules; now: () => number
   }
 
   return {
+    refresh: look,
     async touch(serverId, dueAt) {
       const score = Math.max(now(), dueAt ?? 0);
       if (score < (written.get(serverId) ?? -Infinity) + TOUCH_EVERY_MS) return;

@@ -87,6 +87,12 @@ export function createWorkers(deps: WorkerDeps): Workers {
   let claimsFailing = false;
   /** When a short claim last looked for parked mail to take over (see takeOverParked). */
   let parkedLookAt = -Infinity;
+  /**
+   * The last claim took fewer than it asked for: nothing else is due in the global schedule, so no other
+   * server's message waits behind this instance's deliveries and the cap would only leave slots idle. While
+   * true, a server's messages are admitted over the cap and its parked ones take every free slot.
+   */
+  let queueDrained = false;
 
   function wake(): void {
     const s = signal;
@@ -133,11 +139,11 @@ export function createWorkers(deps: WorkerDeps): Workers {
     if (
       (await deliverWaiting(id, doc)) === 'done' &&
       parking.hinted(serverId) &&
-      pacer.inFlight(serverId) < pacer.perServerInFlight
+      (queueDrained || pacer.inFlight(serverId) < pacer.perServerInFlight)
     ) {
-      // The message left the waiting queue (sent, deferred, held, failed) and its server is below the cap: the
-      // earliest message this instance parked for it takes the slot. A paused server's parked messages are thus
-      // held one after the other. An instance that never parks pays nothing here.
+      // The message left the waiting queue (sent, deferred, held, failed) and its server is below the cap (or
+      // nothing else is due): the earliest message this instance parked for it takes the slot. A paused server's
+      // parked messages are thus held one after the other. An instance that never parks pays nothing here.
       await parking.unpark(serverId, 1).catch((err: unknown) => {
         log.warn({ err, serverId }, 'unparking a message failed; the sweep will');
       });
@@ -158,7 +164,7 @@ export function createWorkers(deps: WorkerDeps): Workers {
     if (!(await servers.sendingEnabled())) return finish({ kind: 'sending_disabled' });
     if (await servers.pauseOf(server.id)) return finish({ kind: 'server_paused' });
     await activity.touch(server.id);
-    const later = await pacer.admit(server, () => activity.othersWaiting(server.id));
+    const later = await pacer.admit(server, () => !queueDrained && activity.othersWaiting(server.id));
     if (later === 'park') {
       await lease.end(id);
       await parking.park(id, server.id);
@@ -179,11 +185,11 @@ export function createWorkers(deps: WorkerDeps): Workers {
   }
 
   /**
-   * Work conservation: a claim came back short, so nothing else is due and this instance has room. Servers with
-   * parked mail (a few, earliest mark first) get as many unparked as this instance has room for under the cap,
-   * so a second instance helps drain what another parked, and a restarted one what it parked before. Servers
-   * this instance parks itself are skipped: each of their finished deliveries already unparks the next, and
-   * unparking more would only park them again. At most once a second (one store command).
+   * Work conservation: a claim came back short, so nothing else is due and this instance has free slots.
+   * Servers with parked mail (a few, earliest mark first) get them, so a second instance helps drain what
+   * another parked, a restarted one picks up what it parked before, and a mailbox parked while another had mail
+   * waiting goes back to the instance's full width once that one is done. At most once a second (one store
+   * command); in between, each finished delivery of a server this instance parked unparks the next.
    */
   async function takeOverParked(free: number): Promise<number> {
     const at = now();
@@ -191,9 +197,7 @@ export function createWorkers(deps: WorkerDeps): Workers {
     parkedLookAt = at;
     let moved = 0;
     for (const { id: serverId } of await parking.servers(5)) {
-      if (parking.hinted(serverId) && pacer.inFlight(serverId) > 0) continue;
-      const room = Math.min(free - moved, pacer.perServerInFlight - pacer.inFlight(serverId));
-      if (room > 0) moved += await parking.unpark(serverId, room);
+      moved += await parking.unpark(serverId, free - moved);
       if (moved >= free) break;
     }
     return moved;
@@ -278,10 +282,13 @@ export function createWorkers(deps: WorkerDeps): Workers {
           claimsFailing = true;
         }
         claimed = claims.length;
+        if (!claimsFailing) queueDrained = claimed < free;
         if (!claimsFailing && claimed < free) {
           try {
             // Unparked messages are due now: the next turn of the loop claims them without waiting.
-            unparked = await takeOverParked(free - claimed);
+            // One slot fewer than free: the claim that takes them then still comes back short if nothing else is
+            // due, so they are not parked again at once.
+            unparked = await takeOverParked(Math.max(1, free - claimed - 1));
           } catch (err) {
             log.warn({ err }, 'taking over parked messages failed');
           }
