@@ -151,7 +151,15 @@ describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))(
   it('two mailboxes: A is parked about once per message, B passes its backlog, each delivered once', async () => {
     const N = 300;
     const options = await storeOptions(kind);
-    const slowA = await sink({ dataDelayMs: 10 });
+    let atOnce = 0;
+    let mostAtOnce = 0;
+    const slowA = await sink({
+      beforeDataReply: async () => {
+        mostAtOnce = Math.max(mostAtOnce, ++atOnce);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        atOnce--;
+      },
+    });
     const fastB = await sink();
     const seeder = await harness({ ...options, workers: false });
     const a = await seeder.addServer({ host: '127.0.0.1', port: slowA.port });
@@ -176,6 +184,8 @@ describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))(
     const perMessage = url && before ? (await commandsSince(url, before)) / (N + 10) : 0;
     if (url) console.log(`two mailboxes, A parked: ${perMessage.toFixed(1)} Redis commands per message`);
     expect(mostParked, 'A was parked').toBeGreaterThan(N / 2);
+    // Once nothing else was due, A's parked messages took every free slot, not only the cap's 2.
+    expect(mostAtOnce, 'A back to full width').toBeGreaterThan(2);
     expect(received(slowA)).toEqual({ distinct: N, duplicates: 0 });
     expect(received(fastB)).toEqual({ distinct: 10, duplicates: 0 });
     expect((await h.store.scheduleStats(parkedQueue(a))).count).toBe(0);
