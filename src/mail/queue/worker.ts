@@ -283,16 +283,6 @@ export function createWorkers(deps: WorkerDeps): Workers {
         }
         claimed = claims.length;
         if (!claimsFailing) queueDrained = claimed < free;
-        if (!claimsFailing && claimed < free) {
-          try {
-            // Unparked messages are due now: the next turn of the loop claims them without waiting.
-            // One slot fewer than free: the claim that takes them then still comes back short if nothing else is
-            // due, so they are not parked again at once.
-            unparked = await takeOverParked(Math.max(1, free - claimed - 1));
-          } catch (err) {
-            log.warn({ err }, 'taking over parked messages failed');
-          }
-        }
         for (const { id, doc } of claims) {
           lease.hold(id);
           const p = deliver(id, doc)
@@ -303,6 +293,16 @@ export function createWorkers(deps: WorkerDeps): Workers {
               wake();
             });
           inFlight.set(id, p);
+        }
+        if (!claimsFailing && claimed < free) {
+          try {
+            // Unparked messages are due now: the next turn of the loop claims them without waiting.
+            // One slot fewer than free: the claim that takes them then still comes back short if nothing else is
+            // due, so they are not parked again at once.
+            unparked = await takeOverParked(Math.max(1, free - claimed - 1));
+          } catch (err) {
+            log.warn({ err }, 'taking over parked messages failed');
+          }
         }
       }
       if (!running) break;
