@@ -53,8 +53,6 @@ export interface Parking {
   hinted(serverId: string): boolean;
   /** Servers with parked mail, earliest mark first. */
   servers(limit: number): Promise<ScheduledEntry[]>;
-  /** Parked ids of a server, earliest first. */
-  parked(serverId: string, limit: number): Promise<ScheduledEntry[]>;
   /**
    * What the readers of the whole waiting queue add to the global schedule: the parked messages of at most
    * PARKED_SERVERS_READ servers (their count, and up to `limitPerServer` entries of each).
@@ -118,7 +116,6 @@ export function createParking(deps: { store: Schedules; now: () => number; log: 
     unpark,
     hinted,
     servers: (limit) => store.scheduled(PARKED_SERVERS, { limit }),
-    parked: (serverId, limit) => store.scheduled(parkedQueue(serverId), { limit }),
     async read(limitPerServer) {
       let count = 0;
       const entries: ScheduledEntry[] = [];
