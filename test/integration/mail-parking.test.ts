@@ -239,6 +239,49 @@ describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))(
   }, 60_000);
 });
 
+describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))('parking and holds on %s', (kind) => {
+  it('pausing a server holds its parked messages too, and resuming sends them', async () => {
+    const N = 20;
+    const options = await storeOptions(kind);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    cleanups.push(() => release());
+    const heldA = await sink({ beforeDataReply: () => gate });
+    const fastB = await sink();
+    const seeder = await harness({ ...options, workers: false });
+    const a = await seeder.addServer({ host: '127.0.0.1', port: heldA.port });
+    const b = await seeder.addServer({ host: '127.0.0.1', port: fastB.port });
+    await seeder.mail.queue.enqueue({ ...input(100), serverId: b });
+    for (let i = 0; i < N; i++) await seeder.mail.queue.enqueue({ ...input(i), serverId: a });
+    if (kind === 'file') await seeder.close();
+    const h = await harness({ ...options, queue: { concurrency: 8, pollMs: 20, retryBaseMs: 50 } });
+    await expect
+      .poll(async () => (await h.store.scheduleStats(parkedQueue(a))).count, { timeout: 10_000, interval: 20 })
+      .toBeGreaterThanOrEqual(N - 8);
+    await h.mail.servers.pause(a, { reason: 'test', code: 'auth_failed' });
+    release();
+    const statusesOfA = async () =>
+      (await h.store.list<MessageDoc>(MESSAGES))
+        .filter((d) => d.value.serverId === a)
+        .map((d) => d.value.status)
+        .sort();
+    // The sends under way finish; every other message of A, parked ones included, is held.
+    await expect
+      .poll(async () => (await statusesOfA()).filter((s) => s !== 'sent' && s !== 'held'), {
+        timeout: 15_000,
+        interval: 50,
+      })
+      .toEqual([]);
+    expect((await h.store.scheduleStats(parkedQueue(a))).count).toBe(0);
+    expect((await statusesOfA()).filter((s) => s === 'held').length).toBeGreaterThanOrEqual(N - 8);
+
+    await h.mail.queue.resumeServer(a);
+    await heldA.waitFor(N, 20_000);
+    await allSent(h, N + 1);
+    expect(received(heldA)).toEqual({ distinct: N, duplicates: 0 });
+  }, 60_000);
+});
+
 function startChild(env: Record<string, string>): Promise<ChildProcess> {
   const proc = spawn(process.execPath, ['--import', 'tsx', workerChild], {
     env: { ...process.env, ...env },
