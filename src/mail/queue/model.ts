@@ -105,7 +105,10 @@ export interface QueueOptions {
   maxRetryDelayMs?: number;
   /** Sent messages are deleted this long after sending (GET then answers 404). Default 7 days. */
   keepSentMs?: number;
-  /** Deliveries of one server at a time in one instance (fairness between mailboxes). Default a quarter of concurrency. */
+  /**
+   * Deliveries of one server at a time in one instance while other servers have mail waiting (fairness between
+   * mailboxes; the rest is parked). Default a quarter of concurrency.
+   */
   perServerConcurrency?: number;
 }
 
