@@ -688,7 +688,10 @@ if (values.only) {
         await app.stopQueue();
         const used = commandsBetween(before, await commandStats(redis.url)).filter(([cmd]) => cmd !== 'info');
         console.log(
-          `    Redis commands per message: ${(used.reduce((sum, [, calls]) => sum + calls, 0) / N).toFixed(1)}`,
+          `    Redis commands per message: ${(used.reduce((sum, [, calls]) => sum + calls, 0) / N).toFixed(1)} (${used
+            .slice(0, 8)
+            .map(([cmd, calls]) => `${cmd} ${(calls / N).toFixed(2)}`)
+            .join(', ')})`,
         );
       }
       if (r >= WARMUP_ROUNDS) results.get(name)!.push(phase);

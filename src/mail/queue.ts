@@ -1,5 +1,6 @@
 import { systemClock } from '../clock.js';
 import type { MessageInput } from './compose.js';
+import { createServerActivity } from './queue/activity.js';
 import { createQueueAdmin, type QueueAdmin } from './queue/admin.js';
 import { createQueueBrowser, type QueueBrowser } from './queue/browse.js';
 import { createEnqueue } from './queue/enqueue.js';
@@ -7,8 +8,10 @@ import { createEnqueueMime, type EnqueueMime } from './queue/enqueue-mime.js';
 import { createHolds } from './queue/holds.js';
 import { createQueueMaintenance } from './queue/maintenance.js';
 import { createMessages } from './queue/messages.js';
+import { createParking } from './queue/parking.js';
 import {
   DEFAULT_KEEP_SENT_MS,
+  perServerInFlight,
   type EnqueueOptions,
   type MailQueueDeps,
   type MessageDoc,
@@ -66,6 +69,8 @@ export interface MailQueue extends QueueAdmin, QueueBrowser {
   onMessageFailed(listener: (id: string, message: MessageDoc) => void): void;
   /** Deletes sent messages older than the retention (runs hourly while workers run). */
   cleanup(): Promise<number>;
+  /** Puts parked messages of servers whose mark is stale back in the queue (runs every few seconds). */
+  sweepParked(): Promise<number>;
   start(): Promise<void>;
   /** Stops claiming and waits for in-flight sends to finish and be recorded. */
   stop(): Promise<void>;
@@ -75,7 +80,10 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
   const { store, servers, log } = deps;
   const clock = deps.clock ?? systemClock;
   const keepSentMs = deps.options.keepSentMs ?? DEFAULT_KEEP_SENT_MS;
-  const messages = createMessages({ store, limits: deps.limits, keepSentMs });
+  const now = () => clock.now();
+  const activity = createServerActivity({ store, now, log });
+  const parking = createParking({ store, now, log });
+  const messages = createMessages({ store, limits: deps.limits, keepSentMs, activity });
   const wake = () => workers.wake();
   const failedListeners: Array<(id: string, message: MessageDoc) => void> = [];
   const holds = createHolds({ store, servers, messages, clock, wake });
@@ -88,11 +96,21 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     clock,
     messages,
     holds,
+    parking,
+    activity,
     fromFormat: deps.fromFormat,
     options: deps.options,
     onFailed: (id, message) => failedListeners.forEach((l) => l(id, message)),
   });
-  const maintenance = createQueueMaintenance({ store, log, clock, keepSentMs });
+  const maintenance = createQueueMaintenance({
+    store,
+    log,
+    clock,
+    keepSentMs,
+    parking,
+    perServerInFlight: perServerInFlight(deps.options),
+    wake,
+  });
   const admin = createQueueAdmin({
     store,
     servers,
@@ -103,21 +121,24 @@ export function createMailQueue(deps: MailQueueDeps): MailQueue {
     clock,
     messages,
     holds,
+    parking,
     wake,
   });
   let started = false;
 
   return {
     ...admin,
-    ...createQueueBrowser({ store, messages, clock }),
+    ...createQueueBrowser({ store, messages, clock, parking }),
     enqueue: createEnqueue({ store, servers, messages, clock, limits: deps.limits, wake }),
     enqueueMime: createEnqueueMime({ servers, messages, clock, limits: deps.limits, wake }),
     wake,
     onMessageFailed: (listener) => void failedListeners.push(listener),
     cleanup: () => maintenance.cleanup(),
+    sweepParked: () => maintenance.sweepParked(),
     async start() {
       if (started) return;
       await maintenance.prepare();
+      await activity.refresh();
       started = true;
       workers.start();
       maintenance.start();

@@ -1,8 +1,8 @@
 /**
  * A mailgate mail worker in its own process, for the kill -9 tests: opens the file store in DATA_DIR (or Redis at
  * REDIS_URL with REDIS_PREFIX), optionally creates a server and queues ENQUEUE messages, then delivers until
- * SIGTERM (graceful stop) or SIGKILL. LEASE_MS overrides the lease (default: the product's). Reports progress as
- * JSON lines on stdout.
+ * SIGTERM (graceful stop) or SIGKILL. LEASE_MS overrides the lease (default: the product's), PER_SERVER the
+ * per-server cap (default 8, the whole width). Reports progress as JSON lines on stdout.
  */
 import { messageInput } from '../../src/mail/compose.js';
 import { startMailHarness } from './mail-services.js';
@@ -16,7 +16,7 @@ const h = await startMailHarness({
     pollMs: 20,
     retryBaseMs: 50,
     maxAttempts: 10,
-    perServerConcurrency: 8,
+    perServerConcurrency: Number(env.PER_SERVER ?? 8),
     ...(env.LEASE_MS ? { leaseMs: Number(env.LEASE_MS) } : {}),
   },
 });

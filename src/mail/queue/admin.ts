@@ -10,6 +10,7 @@ import type { SmtpServers } from '../servers.js';
 import type { MailTransport } from '../transport.js';
 import type { Holds } from './holds.js';
 import type { Messages } from './messages.js';
+import { parkedQueue, type Parking } from './parking.js';
 import {
   ALL,
   FAILED_INDEX,
@@ -47,6 +48,7 @@ export interface QueueAdminDeps {
   clock: Clock;
   messages: Messages;
   holds: Holds;
+  parking: Parking;
   wake: () => void;
 }
 
@@ -54,7 +56,7 @@ export interface QueueAdminDeps {
 const OVERVIEW_FULL = 2000;
 
 export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
-  const { store, servers, transport, log, metrics, clock, messages, holds, wake } = deps;
+  const { store, servers, transport, log, metrics, clock, messages, holds, parking, wake } = deps;
 
   async function audit(
     actor: Actor,
@@ -75,11 +77,14 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
       // A backlog (waiting and held) up to OVERVIEW_FULL is read in full for its counts and oldest age; a larger
       // one only its earliest `limit` of each index, the rest counted by the indexes (a page view must not read
       // 100,000 messages). Failed and sent are only counted, and the error queue is the newest `limit` failures.
-      const [waitingStats, heldStats] = await Promise.all([
+      // Parked messages are waiting too: those of at most PARKED_SERVERS_READ servers are read (parking.ts).
+      const [waitingStats, heldStats, parkedSample] = await Promise.all([
         store.scheduleStats(MAIL_QUEUE),
         store.scheduleStats(HELD_INDEX),
+        parking.read(limit),
       ]);
-      const full = waitingStats.count + heldStats.count <= OVERVIEW_FULL;
+      const full = waitingStats.count + parkedSample.count + heldStats.count <= OVERVIEW_FULL;
+      const parked = full && parkedSample.count > parkedSample.entries.length ? await parking.read(ALL) : parkedSample;
       const [waiting, held, failedEntries, failed, sent] = await Promise.all([
         store.scheduled(MAIL_QUEUE, { limit: full ? ALL : limit }),
         store.scheduled(HELD_INDEX, { limit: full ? ALL : limit }),
@@ -97,7 +102,7 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
       };
       const queue: MessageView[] = [];
       let oldest: number | null = null;
-      for (const doc of await messages.read([...waiting, ...held].map((e) => e.id))) {
+      for (const doc of await messages.read([...waiting, ...parked.entries, ...held].map((e) => e.id))) {
         const m = doc.value;
         // A stale entry (a finished message a worker has not dropped yet) is counted by its own index.
         if (m.status === 'sent' || m.status === 'failed') continue;
@@ -107,7 +112,7 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
       }
       if (!full) {
         counts.held = heldStats.count;
-        counts.queued = Math.max(0, waitingStats.count - counts.sending - counts.deferred);
+        counts.queued = Math.max(0, waitingStats.count + parked.count - counts.sending - counts.deferred);
       }
       const errors = (await messages.read(failedEntries.map((e) => e.id))).filter((d) => d.value.status === 'failed');
       for (const [state, n] of Object.entries(counts)) metrics?.queueDepth.set({ state }, n);
@@ -143,6 +148,8 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
         doc.version,
         m.status,
       );
+      // Back in the global schedule, due now: a parked copy of it would only be a stale entry later.
+      await store.unschedule(parkedQueue(m.serverId), id);
       wake();
       await audit(actor, 'mail.resend', `message:${id}`, { previousStatus: m.status });
       return toView(id, (await messages.get(id)).value);
@@ -152,16 +159,18 @@ export function createQueueAdmin(deps: QueueAdminDeps): QueueAdmin {
       const doc = await messages.get(id);
       if (doc.value.status === 'sending')
         throw new AppError('conflict', { message: 'The message is being sent right now; try again in a moment.' });
-      // Out of every index, not only its status's: nothing can be left pointing at a deleted message.
+      // Out of every index, not only its status's, and out of its server's parked schedule: nothing can be left
+      // pointing at a deleted message.
       await store.delete(MESSAGES, id, {
         ifVersion: doc.version,
-        schedule: STATUS_INDEXES.map((queue) => ({ queue, dueAt: null })),
+        schedule: [...STATUS_INDEXES, parkedQueue(doc.value.serverId)].map((queue) => ({ queue, dueAt: null })),
         count: deleteChanges(doc.value),
       });
       await audit(actor, 'mail.delete', `message:${id}`, { status: doc.value.status });
     },
 
     async flush(actor) {
+      // Parked messages are left where they are: they were due when claimed, and go back due at once.
       let n = 0;
       const now = clock.now();
       const waiting = await store.scheduled(MAIL_QUEUE, { limit: ALL });

@@ -3,7 +3,8 @@ import type { Store } from '../../store/store.js';
 import { toView, type MessageView } from '../message-view.js';
 import { readHourly, type HourlyOutcomes } from './hourly.js';
 import type { Messages } from './messages.js';
-import { indexOf, MESSAGES, type MessageDoc, type MessageStatus } from './model.js';
+import { indexOf, MAIL_QUEUE, MESSAGES, type MessageDoc, type MessageStatus } from './model.js';
+import type { Parking } from './parking.js';
 
 /**
  * Reading the queue page by page for the admin page: newest message first, filtered by status, server and
@@ -12,7 +13,8 @@ import { indexOf, MESSAGES, type MessageDoc, type MessageStatus } from './model.
  * a filter reads the page and nothing else. A status filter reads the ids of its status index when that holds at
  * most MAX_SCAN messages (so a rare status is found exactly); otherwise, and for the server and recipient filters,
  * documents are read newest first in batches until a page is full. A filter that matches little stops after
- * MAX_SCAN messages and says so, with a cursor to continue, so one request never reads the whole history.
+ * MAX_SCAN messages and says so, with a cursor to continue, so one request never reads the whole history. Waiting
+ * messages include the parked ones (of at most PARKED_SERVERS_READ servers, parking.ts).
  */
 
 export const PAGE_SIZE = 50;
@@ -51,8 +53,13 @@ type Batches = (size: number) => Promise<Array<{ id: string; value: MessageDoc |
 
 const newestFirst = (a: string, b: string) => (a < b ? 1 : a > b ? -1 : 0);
 
-export function createQueueBrowser(deps: { store: Store; messages: Messages; clock: Clock }): QueueBrowser {
-  const { store, messages, clock } = deps;
+export function createQueueBrowser(deps: {
+  store: Store;
+  messages: Messages;
+  clock: Clock;
+  parking: Parking;
+}): QueueBrowser {
+  const { store, messages, clock, parking } = deps;
 
   /** The collection, newest first, below the cursor. */
   function collectionBatches(cursor: string | undefined): Batches {
@@ -74,11 +81,15 @@ export function createQueueBrowser(deps: { store: Store; messages: Messages; clo
   /** The ids of a small status index, newest first, below the cursor; null when the index is too large to read. */
   async function indexBatches(status: MessageStatus, cursor: string | undefined): Promise<Batches | null> {
     const index = indexOf(status);
-    if ((await store.scheduleStats(index)).count > MAX_SCAN) return null;
-    const ids = (await store.scheduled(index, { limit: MAX_SCAN }))
-      .map((e) => e.id)
-      .filter((id) => cursor === undefined || id < cursor)
-      .sort(newestFirst);
+    const indexed = (await store.scheduleStats(index)).count;
+    if (indexed > MAX_SCAN) return null;
+    const found = new Set((await store.scheduled(index, { limit: MAX_SCAN })).map((e) => e.id));
+    if (index === MAIL_QUEUE) {
+      const parked = await parking.read(MAX_SCAN);
+      if (indexed + parked.count > MAX_SCAN) return null;
+      for (const e of parked.entries) found.add(e.id);
+    }
+    const ids = [...found].filter((id) => cursor === undefined || id < cursor).sort(newestFirst);
     let at = 0;
     return async (size) => {
       const chunk = ids.slice(at, at + size);

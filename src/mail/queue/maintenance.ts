@@ -16,10 +16,13 @@ import {
   STATUS_INDEXES,
   type MessageDoc,
 } from './model.js';
+import type { Parking } from './parking.js';
 
 /** Sent messages deleted per claim of the retention sweep. */
 const CLEANUP_BATCH = 100;
 const SWEEP_EVERY_MS = 3_600_000;
+/** Parked messages whose server's mark went stale are looked for this often. */
+const PARKED_SWEEP_EVERY_MS = 5_000;
 
 /** Keeping the queue's data in shape: indexes and counters at start, and the retention sweep of sent messages. */
 export interface QueueMaintenance {
@@ -27,7 +30,9 @@ export interface QueueMaintenance {
   prepare(): Promise<void>;
   /** Deletes sent messages older than the retention. */
   cleanup(): Promise<number>;
-  /** Sweeps now and then hourly, until stop(). */
+  /** Puts parked messages of servers whose mark is stale (their parking instance stopped) back in the queue. */
+  sweepParked(): Promise<number>;
+  /** Sweeps sent messages now and then hourly, and parked ones every few seconds, until stop(). */
   start(): void;
   stop(): void;
 }
@@ -37,9 +42,21 @@ export function createQueueMaintenance(deps: {
   log: Logger;
   clock: Clock;
   keepSentMs: number;
+  parking: Parking;
+  perServerInFlight: number;
+  wake: () => void;
 }): QueueMaintenance {
-  const { store, log, clock, keepSentMs } = deps;
+  const { store, log, clock, keepSentMs, parking } = deps;
   let sweepTimer: NodeJS.Timeout | null = null;
+  let parkedTimer: NodeJS.Timeout | null = null;
+  let parkedSweep: Promise<unknown> | null = null;
+
+  async function sweepParked(): Promise<number> {
+    // Up to a cap's worth per server and tick; this instance then keeps unparking one per finished delivery.
+    const n = await parking.sweep(deps.perServerInFlight);
+    if (n) deps.wake();
+    return n;
+  }
 
   /**
    * The embedded store writes a message and its schedule entries to separate files; a kill -9 in between leaves
@@ -49,6 +66,8 @@ export function createQueueMaintenance(deps: {
    * the others at their index time. This also builds the indexes for messages written before they existed.
    */
   async function reindexOnFileStore(): Promise<void> {
+    // Whatever was parked goes back to the global schedule below, as every waiting message does.
+    await parking.clear();
     const now = clock.now();
     const entries = new Map<string, Map<string, number>>();
     for (const queue of STATUS_INDEXES)
@@ -179,15 +198,26 @@ export function createQueueMaintenance(deps: {
       else await buildIndexesOnRedis().then(() => buildCountersOnRedis(store, log, [MAIL_QUEUE, HELD_INDEX], MESSAGES));
     },
     cleanup,
+    sweepParked,
     start() {
       const sweep = () => void cleanup().catch((err: unknown) => log.warn({ err }, 'cleaning up sent messages failed'));
       sweepTimer = setInterval(sweep, SWEEP_EVERY_MS);
       sweepTimer.unref();
       sweep();
+      parkedTimer = setInterval(() => {
+        parkedSweep ??= sweepParked()
+          .catch((err: unknown) => log.warn({ err }, 'sweeping parked messages failed'))
+          .finally(() => {
+            parkedSweep = null;
+          });
+      }, PARKED_SWEEP_EVERY_MS);
+      parkedTimer.unref();
     },
     stop() {
       if (sweepTimer) clearInterval(sweepTimer);
+      if (parkedTimer) clearInterval(parkedTimer);
       sweepTimer = null;
+      parkedTimer = null;
     },
   };
 }

@@ -1,8 +1,9 @@
 import { AppError } from '../../errors.js';
 import type { Doc, Store } from '../../store/store.js';
 import { placeChanges, type QueueLimits } from '../queue-limits.js';
+import type { ServerActivity } from './activity.js';
 import { hourlyChanges } from './hourly.js';
-import { indexMoves, MESSAGES, type MessageDoc, type MessageStatus } from './model.js';
+import { indexMoves, indexOf, MAIL_QUEUE, MESSAGES, type MessageDoc, type MessageStatus } from './model.js';
 
 /** The message documents: reads, and writes that keep the status indexes and the queue's counters in step. */
 export interface Messages {
@@ -19,12 +20,17 @@ export interface Messages {
   read(ids: Iterable<string>): Promise<Doc<MessageDoc>[]>;
 }
 
-export function createMessages(deps: { store: Store; limits: QueueLimits; keepSentMs: number }): Messages {
-  const { store, limits, keepSentMs } = deps;
+export function createMessages(deps: {
+  store: Store;
+  limits: QueueLimits;
+  keepSentMs: number;
+  activity: ServerActivity;
+}): Messages {
+  const { store, limits, keepSentMs, activity } = deps;
   const find = (id: string) => store.get<MessageDoc>(MESSAGES, id);
   return {
-    put(id, value, version, from) {
-      return store.put(MESSAGES, id, value, {
+    async put(id, value, version, from) {
+      const written = await store.put(MESSAGES, id, value, {
         ifVersion: version,
         ...(from !== undefined
           ? {
@@ -33,6 +39,10 @@ export function createMessages(deps: { store: Store; limits: QueueLimits; keepSe
             }
           : {}),
       });
+      // Queued, deferred or released: its server has mail waiting (a store write at most every few seconds).
+      if (from !== undefined && indexOf(value.status) === MAIL_QUEUE)
+        await activity.touch(value.serverId, value.nextAttemptAt);
+      return written;
     },
     find,
     async get(id) {

@@ -19,11 +19,13 @@ import type { MailTransport } from '../transport.js';
  *   schedule "mail-held"          held messages, by the time they were held
  *   schedule "mail-failed"        failed messages, by the time they failed (the error queue, newest first)
  *   schedule "mail-sent"          sent messages, by the time they are to be deleted (sentAt + retention)
+ *   schedule "mail_parked:<srv>"  waiting messages set aside while their server is at its in-flight cap (parking.ts)
  *   idempotency/<apiKey>:<key>    compare-and-set created, points at the one message of that key
  *   mail_meta/indexes-v1          marks the status indexes as built for messages written before they existed
  *
  * Every message is in exactly one of the four schedules, the one of its status, and every write that changes
- * the status moves it between them in the same atomic step.
+ * the status moves it between them in the same atomic step; a parked message is waiting, in its server's parked
+ * schedule instead of "mail" (a crash while parking may leave it in both, which is harmless).
  */
 
 export const MESSAGES = 'messages';
@@ -103,7 +105,10 @@ export interface QueueOptions {
   maxRetryDelayMs?: number;
   /** Sent messages are deleted this long after sending (GET then answers 404). Default 7 days. */
   keepSentMs?: number;
-  /** Deliveries of one server at a time in one instance (fairness between mailboxes). Default a quarter of concurrency. */
+  /**
+   * Deliveries of one server at a time in one instance while other servers have mail waiting (fairness between
+   * mailboxes; the rest is parked). Default a quarter of concurrency.
+   */
   perServerConcurrency?: number;
 }
 
@@ -175,6 +180,11 @@ export function indexMoves(from: MessageStatus | null, value: MessageDoc, keepSe
   const moves: ScheduleMove[] = [{ queue: target, dueAt: indexScore(value, keepSentMs) }];
   if (from !== null && indexOf(from) !== target) moves.push({ queue: indexOf(from), dueAt: null });
   return moves;
+}
+
+/** Deliveries of one server at a time in one instance while other servers have mail waiting. */
+export function perServerInFlight(options: QueueOptions): number {
+  return options.perServerConcurrency ?? Math.max(1, Math.ceil(options.concurrency / 4));
 }
 
 export function errorOf(d: Diagnosis, now: number, message?: string): MessageError {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MemoryLocks } from '../../store/memory-locks.js';
-import { createPacer, isThrottled, PUSHBACK_MS } from './pacing.js';
+import { createPacer, isThrottled } from './pacing.js';
 
 describe('pacing', () => {
   it('reads a provider throttling answer, not a busy recipient, as "too many"', () => {
@@ -15,7 +15,7 @@ describe('pacing', () => {
     expect(isThrottled(new Error('connect ECONNREFUSED'))).toBe(false);
   });
 
-  it('slows only the throttled server, caps one server in flight, and spaces a rate-limited server by slots', async () => {
+  it('slows only the throttled server, caps one server in flight only when others wait, and spaces a rate-limited server by slots', async () => {
     let now = 1_000_000;
     const pacer = createPacer({ locks: new MemoryLocks(() => undefined), now: () => now, perServerInFlight: 2 });
     expect(await pacer.admit({ id: 'a' })).toBeNull();
@@ -23,12 +23,17 @@ describe('pacing', () => {
     expect(await pacer.admit({ id: 'a' })).toBe(now + 30_000);
     expect(await pacer.admit({ id: 'b' })).toBeNull();
     expect(await pacer.admit({ id: 'b' })).toBeNull();
-    expect(await pacer.admit({ id: 'b' })).toBe(now + PUSHBACK_MS);
+    expect(await pacer.admit({ id: 'b' })).toBe('park');
+    // Nobody else waiting: the cap has nobody to be fair to.
+    expect(await pacer.admit({ id: 'b' }, () => false)).toBeNull();
+    expect(pacer.inFlight('b')).toBe(3);
+    expect(await pacer.admit({ id: 'b' }, () => true)).toBe('park');
+    pacer.done('b', 'sent');
     // 30 per minute: one slot every 2 s; the second message of the slot waits for the next free one.
     expect(await pacer.admit({ id: 'c', rateLimitPerMinute: 30 })).toBeNull();
     const later = await pacer.admit({ id: 'c', rateLimitPerMinute: 30 });
     expect(later).toBe((Math.floor(now / 2000) + 1) * 2000);
-    now = later!;
+    now = later as number;
     expect(await pacer.admit({ id: 'c', rateLimitPerMinute: 30 })).toBeNull();
   });
 });

@@ -7,22 +7,30 @@ import type { Locks } from '../../store/store.js';
  *  - A server's `rateLimitPerMinute` holds across every instance: sending time is cut into slots of 60 s / rate
  *    and each message takes one slot with a store lock named after it (SET NX PX on Redis), so two instances
  *    never use the same slot. The sending is smooth (30/min is one message every 2 s), never a burst.
- *  - This instance delivers at most `perServerInFlight` messages of one server at a time; more of the same
- *    server in a claim are put back a moment later, behind what other servers have waiting, so a backlog of
- *    thousands on one server is passed over by the claims instead of filling every slot.
+ *  - This instance delivers at most `perServerInFlight` messages of one server at a time while another server
+ *    has mail waiting (`crowded`); more of the same server in a claim are parked (parking.ts), out of the way of
+ *    the claims, so a backlog of thousands on one server is passed over instead of filling every slot. With
+ *    nobody else waiting the cap would only slow the one mailbox down: it does not apply.
  *  - A provider's "too many" answer slows that server only, with a growing pause (in this instance).
  *
- * A message pushed back keeps its status and attempts: it is only due later.
+ * A message pushed back or parked keeps its status and attempts: it is only due later.
  */
 
 export interface Pacer {
-  /** null: send now (call `done` afterwards); a time: put the message back in the queue, due then. */
-  admit(server: { id: string; rateLimitPerMinute?: number | null | undefined }): Promise<number | null>;
+  /**
+   * null: send now (call `done` afterwards); a time: put the message back in the queue, due then; `park`: the
+   * server is at its in-flight cap and `crowded()` said another server has mail waiting. `crowded` is asked only
+   * at the cap, and synchronously, so the messages of one claim batch see each other's counts.
+   */
+  admit(
+    server: { id: string; rateLimitPerMinute?: number | null | undefined },
+    crowded?: () => boolean,
+  ): Promise<number | 'park' | null>;
   done(serverId: string, outcome: 'sent' | 'throttled' | 'other'): void;
+  /** Deliveries of this server running in this instance. */
+  inFlight(serverId: string): number;
+  readonly perServerInFlight: number;
 }
-
-/** How long a message of a server at its in-flight cap waits before it is claimable again. */
-export const PUSHBACK_MS = 1000;
 const SLOW_BASE_MS = 30_000;
 const SLOW_MAX_MS = 15 * 60_000;
 
@@ -39,12 +47,14 @@ export function createPacer(deps: { locks: Locks; now: () => number; perServerIn
   }
 
   return {
-    async admit(server) {
+    perServerInFlight: deps.perServerInFlight,
+    inFlight: (serverId) => inFlight.get(serverId) ?? 0,
+    async admit(server, crowded = () => true) {
       const now = deps.now();
       const pause = slow.get(server.id);
       if (pause && pause.until > now) return pause.until;
       const running = inFlight.get(server.id) ?? 0;
-      if (running >= deps.perServerInFlight) return now + PUSHBACK_MS;
+      if (running >= deps.perServerInFlight && crowded()) return 'park';
       // Counted before any await, so messages of one claim batch see each other.
       inFlight.set(server.id, running + 1);
       const rate = server.rateLimitPerMinute;

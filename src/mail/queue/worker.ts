@@ -6,6 +6,7 @@ import { composeMessage } from '../compose.js';
 import type { SmtpServers } from '../servers.js';
 import type { ResolvedServer } from '../servers/model.js';
 import type { MailTransport } from '../transport.js';
+import type { ServerActivity } from './activity.js';
 import type { Holds } from './holds.js';
 import { createLeaseKeeper } from './lease.js';
 import type { Messages } from './messages.js';
@@ -13,6 +14,7 @@ import {
   DEFAULT_MAX_RETRY_DELAY_MS,
   MAIL_QUEUE,
   MESSAGES,
+  perServerInFlight,
   SENDING_MARK_AFTER_MS,
   type MessageDoc,
   type MessageStatus,
@@ -21,6 +23,7 @@ import {
 import { deliveryOutcome, type DeliveryAttempt, type NextState } from './delivery-outcome.js';
 import { createOutcomeWriter } from './outcomes.js';
 import { createPacer, isThrottled } from './pacing.js';
+import type { Parking } from './parking.js';
 
 /**
  * The workers of one instance. Delivery is at least once: a worker claims a batch of due ids (atomically, so
@@ -48,6 +51,8 @@ export interface WorkerDeps {
   clock: Clock;
   messages: Messages;
   holds: Holds;
+  parking: Parking;
+  activity: ServerActivity;
   fromFormat: string;
   options: QueueOptions;
   /** Told once per message that this worker's write made failed (notifications). */
@@ -55,7 +60,7 @@ export interface WorkerDeps {
 }
 
 export function createWorkers(deps: WorkerDeps): Workers {
-  const { store, servers, transport, log, metrics, clock, messages, holds, options: opts } = deps;
+  const { store, servers, transport, log, metrics, clock, messages, holds, parking, activity, options: opts } = deps;
   const leaseMs = opts.leaseMs ?? 20_000;
   const pollMs = opts.pollMs ?? 200;
   const backoff = { baseMs: opts.retryBaseMs, capMs: opts.maxRetryDelayMs ?? DEFAULT_MAX_RETRY_DELAY_MS };
@@ -72,7 +77,7 @@ export function createWorkers(deps: WorkerDeps): Workers {
   const pacer = createPacer({
     locks: store,
     now,
-    perServerInFlight: opts.perServerConcurrency ?? Math.max(1, Math.ceil(opts.concurrency / 4)),
+    perServerInFlight: perServerInFlight(opts),
   });
   const inFlight = new Map<string, Promise<void>>();
   let running = false;
@@ -80,6 +85,14 @@ export function createWorkers(deps: WorkerDeps): Workers {
   let signal: (() => void) | null = null;
   /** Set while claims fail: an outage is logged once, not at every poll. */
   let claimsFailing = false;
+  /** When a short claim last looked for parked mail to take over (see takeOverParked). */
+  let parkedLookAt = -Infinity;
+  /**
+   * The last claim took fewer than it asked for: nothing else is due in the global schedule, so no other
+   * server's message waits behind this instance's deliveries and the cap would only leave slots idle. While
+   * true, a server's messages are admitted over the cap and its parked ones take every free slot.
+   */
+  let queueDrained = false;
 
   function wake(): void {
     const s = signal;
@@ -122,19 +135,45 @@ export function createWorkers(deps: WorkerDeps): Workers {
       await store.unschedule(MAIL_QUEUE, id);
       return;
     }
+    const serverId = doc.value.serverId;
+    if (
+      (await deliverWaiting(id, doc)) === 'done' &&
+      parking.hinted(serverId) &&
+      (queueDrained || pacer.inFlight(serverId) < pacer.perServerInFlight)
+    ) {
+      // The message left the waiting queue (sent, deferred, held, failed) and its server is below the cap (or
+      // nothing else is due): the earliest message this instance parked for it takes the slot. A paused server's
+      // parked messages are thus held one after the other. An instance that never parks pays nothing here.
+      await parking.unpark(serverId, 1).catch((err: unknown) => {
+        log.warn({ err, serverId }, 'unparking a message failed; the sweep will');
+      });
+    }
+  }
+
+  /** Delivers a waiting message, or parks or puts it back when its server may not send now. */
+  async function deliverWaiting(id: string, doc: Doc<MessageDoc>): Promise<'done' | 'later'> {
     const m = doc.value;
     const outcome = (attempt: DeliveryAttempt) =>
       deliveryOutcome(m, attempt, { maxAttempts: opts.maxAttempts, backoff, now: now() });
     const server = await servers.resolve(m.serverId);
-    if (!server) return record(id, doc.version, m.status, outcome({ kind: 'server_deleted' }));
-    if (!(await servers.sendingEnabled()))
-      return record(id, doc.version, m.status, outcome({ kind: 'sending_disabled' }));
-    if (await servers.pauseOf(server.id)) return record(id, doc.version, m.status, outcome({ kind: 'server_paused' }));
-    const later = await pacer.admit(server);
+    const finish = async (attempt: DeliveryAttempt) => {
+      await record(id, doc.version, m.status, outcome(attempt));
+      return 'done' as const;
+    };
+    if (!server) return finish({ kind: 'server_deleted' });
+    if (!(await servers.sendingEnabled())) return finish({ kind: 'sending_disabled' });
+    if (await servers.pauseOf(server.id)) return finish({ kind: 'server_paused' });
+    await activity.touch(server.id);
+    const later = await pacer.admit(server, () => !queueDrained && activity.othersWaiting(server.id));
+    if (later === 'park') {
+      await lease.end(id);
+      await parking.park(id, server.id);
+      return 'later';
+    }
     if (later !== null) {
       await lease.end(id);
       await store.schedule(MAIL_QUEUE, id, later);
-      return;
+      return 'later';
     }
     let paced: 'sent' | 'throttled' | 'other' = 'other';
     try {
@@ -142,6 +181,26 @@ export function createWorkers(deps: WorkerDeps): Workers {
     } finally {
       pacer.done(server.id, paced);
     }
+    return 'done';
+  }
+
+  /**
+   * Work conservation: a claim came back short, so nothing else is due and this instance has free slots.
+   * Servers with parked mail (a few, earliest mark first) get them, so a second instance helps drain what
+   * another parked, a restarted one picks up what it parked before, and a mailbox parked while another had mail
+   * waiting goes back to the instance's full width once that one is done. At most once a second (one store
+   * command); in between, each finished delivery of a server this instance parked unparks the next.
+   */
+  async function takeOverParked(free: number): Promise<number> {
+    const at = now();
+    if (at - parkedLookAt < 1000) return 0;
+    parkedLookAt = at;
+    let moved = 0;
+    for (const { id: serverId } of await parking.servers(5)) {
+      moved += await parking.unpark(serverId, free - moved);
+      if (moved >= free) break;
+    }
+    return moved;
   }
 
   async function send(
@@ -212,6 +271,7 @@ export function createWorkers(deps: WorkerDeps): Workers {
     while (running) {
       const free = opts.concurrency - inFlight.size;
       let claimed = 0;
+      let unparked = 0;
       if (free >= batch || (free > 0 && inFlight.size === 0)) {
         let claims: ClaimedDoc<MessageDoc>[] = [];
         try {
@@ -222,6 +282,7 @@ export function createWorkers(deps: WorkerDeps): Workers {
           claimsFailing = true;
         }
         claimed = claims.length;
+        if (!claimsFailing) queueDrained = claimed < free;
         for (const { id, doc } of claims) {
           lease.hold(id);
           const p = deliver(id, doc)
@@ -233,10 +294,20 @@ export function createWorkers(deps: WorkerDeps): Workers {
             });
           inFlight.set(id, p);
         }
+        if (!claimsFailing && claimed < free) {
+          try {
+            // Unparked messages are due now: the next turn of the loop claims them without waiting.
+            // One slot fewer than free: the claim that takes them then still comes back short if nothing else is
+            // due, so they are not parked again at once.
+            unparked = await takeOverParked(Math.max(1, free - claimed - 1));
+          } catch (err) {
+            log.warn({ err }, 'taking over parked messages failed');
+          }
+        }
       }
       if (!running) break;
       // Nothing due, or not enough free slots for a batch: wait for a finished send, a local enqueue, or the poll.
-      if (claimed === 0 || opts.concurrency - inFlight.size < batch) {
+      if ((claimed === 0 && unparked === 0) || opts.concurrency - inFlight.size < batch) {
         await new Promise<void>((resolve) => {
           let timer: Timer | null = null;
           const done = () => {
