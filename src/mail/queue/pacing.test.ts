@@ -15,7 +15,7 @@ describe('pacing', () => {
     expect(isThrottled(new Error('connect ECONNREFUSED'))).toBe(false);
   });
 
-  it('slows only the throttled server, caps one server in flight, and spaces a rate-limited server by slots', async () => {
+  it('slows only the throttled server, caps one server in flight (as many more wait for a slot), and spaces a rate-limited server by slots', async () => {
     let now = 1_000_000;
     const pacer = createPacer({ locks: new MemoryLocks(() => undefined), now: () => now, perServerInFlight: 2 });
     expect(await pacer.admit({ id: 'a' })).toBeNull();
@@ -23,7 +23,27 @@ describe('pacing', () => {
     expect(await pacer.admit({ id: 'a' })).toBe(now + 30_000);
     expect(await pacer.admit({ id: 'b' })).toBeNull();
     expect(await pacer.admit({ id: 'b' })).toBeNull();
+    // Over the cap: two more wait for b's next slots, the fifth is put back.
+    const third = pacer.admit({ id: 'b' });
+    const fourth = pacer.admit({ id: 'b' });
     expect(await pacer.admit({ id: 'b' })).toBe(now + PUSHBACK_MS);
+    const admitted: string[] = [];
+    void third.then((r) => admitted.push(`third ${r}`));
+    void fourth.then((r) => admitted.push(`fourth ${r}`));
+    await Promise.resolve();
+    expect(admitted).toEqual([]);
+    pacer.done('b', 'sent');
+    await third;
+    expect(admitted).toEqual(['third null']);
+    pacer.done('b', 'sent');
+    await fourth;
+    expect(admitted).toEqual(['third null', 'fourth null']);
+    // Still two in flight (the slots were handed over, not given back): the next one waits again.
+    const fifth = pacer.admit({ id: 'b' });
+    // Throttled while it waited: it takes the pause, not the slot.
+    pacer.done('b', 'throttled');
+    expect(await fifth).toBe(now + 30_000);
+    expect(await pacer.admit({ id: 'b' })).toBe(now + 30_000);
     // 30 per minute: one slot every 2 s; the second message of the slot waits for the next free one.
     expect(await pacer.admit({ id: 'c', rateLimitPerMinute: 30 })).toBeNull();
     const later = await pacer.admit({ id: 'c', rateLimitPerMinute: 30 });

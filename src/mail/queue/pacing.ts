@@ -7,9 +7,12 @@ import type { Locks } from '../../store/store.js';
  *  - A server's `rateLimitPerMinute` holds across every instance: sending time is cut into slots of 60 s / rate
  *    and each message takes one slot with a store lock named after it (SET NX PX on Redis), so two instances
  *    never use the same slot. The sending is smooth (30/min is one message every 2 s), never a burst.
- *  - This instance delivers at most `perServerInFlight` messages of one server at a time; more of the same
- *    server in a claim are put back a moment later, behind what other servers have waiting, so a backlog of
- *    thousands on one server is passed over by the claims instead of filling every slot.
+ *  - This instance delivers at most `perServerInFlight` messages of one server at a time. As many more wait here
+ *    for the next free slot of their server (each takes it the moment a send of that server ends); the rest of
+ *    a claim is put back a moment later, behind what other servers have waiting, so a backlog of thousands on
+ *    one server is passed over by the claims instead of filling every slot (sending and waiting, a server holds
+ *    at most twice its cap). Putting back every message over the cap made a burst of one server leave in waves
+ *    a second apart: the messages put back together came due together, and all but the cap went back again.
  *  - A provider's "too many" answer slows that server only, with a growing pause (in this instance).
  *
  * A message pushed back keeps its status and attempts: it is only due later.
@@ -31,11 +34,31 @@ export function createPacer(deps: { locks: Locks; now: () => number; perServerIn
   /** The last slot this instance handed out per rate-limited server: spreads a backlog over the slots ahead. */
   const lastSlot = new Map<string, number>();
   const slow = new Map<string, { until: number; strikes: number }>();
+  /** Per server, the messages over its cap waiting for one of its slots, first come first served. */
+  const waiting = new Map<string, Array<() => void>>();
 
+  /** A slot of the server is free: the first message waiting for one takes it over, else it is given back. */
   function release(serverId: string): void {
+    const line = waiting.get(serverId);
+    const next = line?.shift();
+    if (line?.length === 0) waiting.delete(serverId);
+    if (next) return next();
     const n = (inFlight.get(serverId) ?? 1) - 1;
     if (n <= 0) inFlight.delete(serverId);
     else inFlight.set(serverId, n);
+  }
+
+  /** A slot of the server now, a promise of one (resolved when it is this message's), or null when the line is full. */
+  function takeSlot(serverId: string): 'taken' | Promise<void> | null {
+    const running = inFlight.get(serverId) ?? 0;
+    if (running < deps.perServerInFlight) {
+      inFlight.set(serverId, running + 1);
+      return 'taken';
+    }
+    const line = waiting.get(serverId) ?? [];
+    if (line.length >= deps.perServerInFlight) return null;
+    waiting.set(serverId, line);
+    return new Promise<void>((resolve) => line.push(resolve));
   }
 
   return {
@@ -43,19 +66,27 @@ export function createPacer(deps: { locks: Locks; now: () => number; perServerIn
       const now = deps.now();
       const pause = slow.get(server.id);
       if (pause && pause.until > now) return pause.until;
-      const running = inFlight.get(server.id) ?? 0;
-      if (running >= deps.perServerInFlight) return now + PUSHBACK_MS;
       // Counted before any await, so messages of one claim batch see each other.
-      inFlight.set(server.id, running + 1);
+      const slot = takeSlot(server.id);
+      if (slot === null) return now + PUSHBACK_MS;
+      if (slot !== 'taken') {
+        await slot;
+        // Throttled while this one waited: the slot goes on, the message waits for the pause.
+        const throttled = slow.get(server.id);
+        if (throttled && throttled.until > deps.now()) {
+          release(server.id);
+          return throttled.until;
+        }
+      }
       const rate = server.rateLimitPerMinute;
       if (!rate) return null;
       const interval = 60_000 / rate;
-      const slot = Math.floor(now / interval);
+      const rateSlot = Math.floor(deps.now() / interval);
       // The slot's lock outlives the slot; its name, not its expiry, keeps the slot used.
-      const lock = await deps.locks.acquireLock(`server-rate:${server.id}:${rate}:${slot}`, 60_000 + interval * 2);
+      const lock = await deps.locks.acquireLock(`server-rate:${server.id}:${rate}:${rateSlot}`, 60_000 + interval * 2);
       if (lock) return null;
       release(server.id);
-      const next = Math.max(slot + 1, (lastSlot.get(server.id) ?? 0) + 1);
+      const next = Math.max(rateSlot + 1, (lastSlot.get(server.id) ?? 0) + 1);
       lastSlot.set(server.id, next);
       return Math.ceil(next * interval);
     },
