@@ -500,26 +500,36 @@ async function httpCeiling(client: Client): Promise<PhaseResult> {
 
 /**
  * The same SMTP client straight to the sink (s0), then through the submission front (s) on the file store
- * (MAILGATE_FSYNC=always) and, when a redis-server is at hand, on Redis.
+ * (MAILGATE_FSYNC=always) and, when a redis-server is at hand, on Redis. With several `builds` (--against), each
+ * store runs every build in turn, under the same load.
  */
-async function smtpPhases(run: (label: string, fn: () => Promise<PhaseResult>, pids?: number[]) => Promise<unknown>) {
+async function smtpPhases(
+  run: (label: string, fn: () => Promise<PhaseResult>, pids?: number[]) => Promise<unknown>,
+  builds: [string, string[]][] = [['', instanceArgs]],
+) {
   const direct = await startSmtpClient({ port: sinkPort, n: N, connections: CONNECTIONS });
   await run('(s0) SMTP client to the sink directly', async () => ({ clientCpuMs: (await direct.go()).cpuMs }));
   const redis = await startRedis();
   for (const redisUrl of [null, ...(redis ? [redis.url] : [])]) {
-    const app = await buildApp(redisUrl, 'always', { env: { MAILGATE_SUBMISSION_PORT: '0' } });
-    await app.start();
-    const port = (await app.first({ cmd: 'submission-start' })) as number;
-    const client = await startSmtpClient({ port, n: N, connections: CONNECTIONS, password: app.key });
-    await run(
-      `(s) SMTP front, ${redisUrl ? 'Redis' : 'file store'}`,
-      async () => ({
-        clientCpuMs: (await client.go()).cpuMs,
-        note: 'STARTTLS + AUTH, durable queue, workers',
-      }),
-      app.pids,
-    );
-    await app.close();
+    for (const [name, entry] of builds) {
+      const app = await buildApp(redisUrl, 'always', { env: { MAILGATE_SUBMISSION_PORT: '0' }, entry });
+      await app.start();
+      const port = (await app.first({ cmd: 'submission-start' })) as number;
+      const client = await startSmtpClient({ port, n: N, connections: CONNECTIONS, password: app.key });
+      await run(
+        `(s) SMTP front, ${redisUrl ? 'Redis' : 'file store'}${name ? `, ${name}` : ''}`,
+        async () => {
+          const before = received;
+          const r = await client.go();
+          console.log(
+            `    the client had its last 250 after ${(r.elapsedMs / 1000).toFixed(1)} s (${((N / r.elapsedMs) * 1000).toFixed(0)} msgs/s accepted), ${received - before} delivered by then`,
+          );
+          return { clientCpuMs: r.cpuMs, note: 'STARTTLS + AUTH, durable queue, workers' };
+        },
+        app.pids,
+      );
+      await app.close();
+    }
   }
   await redis?.stop();
 }
@@ -610,24 +620,34 @@ async function round(quiet: boolean): Promise<Phase[]> {
  * profile of mailgate alone: MAILGATE_BENCH_NODE_ARGS="--cpu-prof" npx tsx bench/run.ts --only file --n 4000.
  * --against <another build's dist/bench/bench/mailgate-process.js>: each round runs that build first, then this
  * one, under the same load (the fair comparison of a change on a shared machine); prints the medians of both.
+ * --only smtp: (s0) and (s) alone; with --against, both builds' (s) on each store after the same (s0).
  */
 if (values.only === 'smtp') {
+  const builds: [string, string[]][] = values.against
+    ? [
+        ['before', [path.resolve(values.against)]],
+        ['after', instanceArgs],
+      ]
+    : [['', instanceArgs]];
   const ratios = new Map<string, number[]>();
+  const cpu = new Map<string, number[]>();
   for (let r = 0; r < WARMUP_ROUNDS + ROUNDS; r++) {
     const phases: Phase[] = [];
     await smtpPhases(async (label, fn, pids) => {
       const p = await measure(`${label}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`, fn, false, pids);
       console.log(`    CPU ms/msg by process: ${cpuLine(p.parts ?? {})}`);
-      phases.push(p);
-    });
+      phases.push({ ...p, label });
+    }, builds);
     if (r < WARMUP_ROUNDS) continue;
-    for (const p of phases.slice(1))
+    for (const p of phases.slice(1)) {
       ratios.set(p.label, [...(ratios.get(p.label) ?? []), p.msgsPerSec / phases[0]!.msgsPerSec]);
+      cpu.set(p.label, [...(cpu.get(p.label) ?? []), p.cpuMs]);
+    }
   }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   for (const [label, xs] of ratios) {
-    const sorted = [...xs].sort((x, y) => x - y);
     console.log(
-      `s/s0 = ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} ${label} (median of ${ROUNDS}; goal ≥ 0.4)`,
+      `s/s0 = ${median(xs).toFixed(2)} ${label} (median of ${ROUNDS}; goal ≥ 0.4; each round ${xs.map((x) => x.toFixed(2)).join(' ')}), mailgate CPU ${median(cpu.get(label)!).toFixed(2)} ms/msg`,
     );
   }
   sinkProcess.disconnect();
