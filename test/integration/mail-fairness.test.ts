@@ -1,5 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { clockReading } from '../../src/clock.js';
 import { messageInput } from '../../src/mail/compose.js';
 import { MESSAGES, type MessageDoc } from '../../src/mail/queue.js';
@@ -100,4 +103,44 @@ describe('fairness between servers and server rates', () => {
     },
     120_000,
   );
+
+  it("frees a server's slot when the server has answered, before the outcome is written", async () => {
+    const sink = await startTestSmtp({ starttls: false });
+    cleanup.push(sink);
+    const h = await startMailHarness({ workers: false, queue: { pollMs: 20, perServerConcurrency: 1 } });
+    cleanup.push(h);
+    const serverId = await h.addServer({ host: '127.0.0.1', port: sink.port });
+    await h.mail.queue.enqueue({ ...input(1), serverId });
+    await h.mail.queue.enqueue({ ...input(2), serverId });
+
+    // Every outcome write ("status":"sent" in the journal) waits until the gate opens.
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'mailgate-proto-'));
+    const probe = await open(path.join(dir, 'x'), 'w');
+    await probe.close();
+    await rm(dir, { recursive: true, force: true });
+    const proto = Object.getPrototypeOf(probe) as typeof probe;
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    const { appendFile } = proto;
+    let openGate = () => undefined as void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    const spy = vi.spyOn(proto, 'appendFile').mockImplementation(async function (this: typeof probe, data, options) {
+      if (String(data).includes('"status":"sent"')) await gate;
+      return appendFile.call(this, data, options);
+    });
+    try {
+      await h.mail.queue.start();
+      // With one slot, the second message goes out while the first one's outcome is still being written.
+      await sink.waitFor(2, 10_000);
+    } finally {
+      openGate();
+      spy.mockRestore();
+    }
+    const statuses = await eventually(
+      async () => (await h.store.list<MessageDoc>(MESSAGES)).map((d) => d.value.status),
+      (all) => all.length === 2 && all.every((status) => status === 'sent'),
+      10_000,
+      'outcomes written',
+    );
+    expect(statuses).toEqual(['sent', 'sent']);
+  }, 30_000);
 });

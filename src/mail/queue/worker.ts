@@ -136,11 +136,18 @@ export function createWorkers(deps: WorkerDeps): Workers {
       await store.schedule(MAIL_QUEUE, id, later);
       return;
     }
-    let paced: 'sent' | 'throttled' | 'other' = 'other';
-    try {
-      paced = await send(id, doc, server, outcome);
-    } finally {
+    // The server's slot is free once it has answered, before the outcome is written (an fsync on the file store):
+    // the next message of that server need not wait for this one's bookkeeping.
+    let released = false;
+    const release = (paced: 'sent' | 'throttled' | 'other') => {
+      if (released) return;
+      released = true;
       pacer.done(server.id, paced);
+    };
+    try {
+      await send(id, doc, server, outcome, release);
+    } finally {
+      release('other');
     }
   }
 
@@ -149,7 +156,8 @@ export function createWorkers(deps: WorkerDeps): Workers {
     doc: Doc<MessageDoc>,
     server: ResolvedServer,
     outcome: (attempt: DeliveryAttempt) => NextState,
-  ): Promise<'sent' | 'throttled' | 'other'> {
+    sent: (paced: 'sent' | 'throttled' | 'other') => void,
+  ): Promise<void> {
     const m = doc.value;
 
     // `sending` is written only when a delivery takes a while: fast ones go from queued straight to sent,
@@ -200,9 +208,9 @@ export function createWorkers(deps: WorkerDeps): Workers {
         server: { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls },
       };
     }
+    sent(attempt.kind === 'accepted' ? 'sent' : isThrottled(attempt.error) ? 'throttled' : 'other');
     await settleMark();
     await record(id, version, m.status, outcome(attempt));
-    return attempt.kind === 'accepted' ? 'sent' : isThrottled(attempt.error) ? 'throttled' : 'other';
   }
 
   async function run(): Promise<void> {
