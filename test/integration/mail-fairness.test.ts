@@ -143,4 +143,30 @@ describe('fairness between servers and server rates', () => {
     );
     expect(statuses).toEqual(['sent', 'sent']);
   }, 30_000);
+
+  it("a message waiting for its server's slot is held, not sent, when the send before it gets the server paused", async () => {
+    const bad = await startTestSmtp({ starttls: false, allowInsecureAuth: true, auth: { user: 'u', pass: 'real' } });
+    cleanup.push(bad);
+    const h = await startMailHarness({ workers: false, queue: { pollMs: 20, perServerConcurrency: 1 } });
+    cleanup.push(h);
+    const serverId = await h.addServer({
+      host: '127.0.0.1',
+      port: bad.port,
+      authMethod: 'basic',
+      username: 'u',
+      password: 'wrong',
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await h.mail.queue.enqueue({ ...input(i), serverId })).id);
+    await h.mail.queue.start();
+    const held = await eventually(
+      async () => Promise.all(ids.map(async (id) => (await h.mail.queue.get(id)).heldReason)),
+      (reasons) => reasons.every((r) => r === 'server_paused'),
+      10_000,
+      'all three held',
+    );
+    expect(held).toEqual(['server_paused', 'server_paused', 'server_paused']);
+    // The first message's rejected login paused the server; the one that waited for the slot did not log in.
+    expect(bad.authAttempts).toHaveLength(1);
+  }, 30_000);
 });

@@ -127,17 +127,23 @@ export function createWorkers(deps: WorkerDeps): Workers {
       deliveryOutcome(m, attempt, { maxAttempts: opts.maxAttempts, backoff, now: now() });
     const server = await servers.resolve(m.serverId);
     if (!server) return record(id, doc.version, m.status, outcome({ kind: 'server_deleted' }));
-    if (!(await servers.sendingEnabled()))
-      return record(id, doc.version, m.status, outcome({ kind: 'sending_disabled' }));
-    if (await servers.pauseOf(server.id)) return record(id, doc.version, m.status, outcome({ kind: 'server_paused' }));
+    /** Held instead of sent when sending is off or the server paused (both read from caches the changes clear). */
+    const heldNow = async (): Promise<boolean> => {
+      if (!(await servers.sendingEnabled())) {
+        await record(id, doc.version, m.status, outcome({ kind: 'sending_disabled' }));
+        return true;
+      }
+      if (!(await servers.pauseOf(server.id))) return false;
+      await record(id, doc.version, m.status, outcome({ kind: 'server_paused' }));
+      return true;
+    };
+    if (await heldNow()) return;
     const later = await pacer.admit(server);
     if (later !== null) {
       await lease.end(id);
       await store.schedule(MAIL_QUEUE, id, later);
       return;
     }
-    // The server's slot is free once it has answered, before the outcome is written (an fsync on the file store):
-    // the next message of that server need not wait for this one's bookkeeping.
     let released = false;
     const release = (paced: 'sent' | 'throttled' | 'other') => {
       if (released) return;
@@ -145,6 +151,8 @@ export function createWorkers(deps: WorkerDeps): Workers {
       pacer.done(server.id, paced);
     };
     try {
+      // Asked again: this message may have waited for its server's slot while a send paused the server.
+      if (await heldNow()) return;
       await send(id, doc, server, outcome, release);
     } finally {
       release('other');
@@ -208,9 +216,13 @@ export function createWorkers(deps: WorkerDeps): Workers {
         server: { host: server.host, port: server.port, protocol: server.protocol, tls: server.tls },
       };
     }
-    sent(attempt.kind === 'accepted' ? 'sent' : isThrottled(attempt.error) ? 'throttled' : 'other');
+    const paced = attempt.kind === 'accepted' ? 'sent' : isThrottled(attempt.error) ? 'throttled' : 'other';
+    // An accepted message frees its server's slot at once, before its outcome is written (an fsync on the file
+    // store); a failure only after, so the next message of that server sees the pause or slow-down it brings.
+    if (paced === 'sent') sent(paced);
     await settleMark();
     await record(id, version, m.status, outcome(attempt));
+    sent(paced);
   }
 
   async function run(): Promise<void> {
