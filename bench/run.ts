@@ -507,26 +507,40 @@ async function httpCeiling(client: Client): Promise<PhaseResult> {
 
 /**
  * The same SMTP client straight to the sink (s0), then through the submission front (s) on the file store
- * (MAILGATE_FSYNC=always) and, when a redis-server is at hand, on Redis.
+ * (MAILGATE_FSYNC=always); then (s0) again and (s) on Redis, when a redis-server is at hand. Each (s) is compared
+ * with the (s0) just before it: on a shared machine the load changes within a minute, and (s0) taken once per
+ * round made the ratio swing by a factor of two. With several `builds` (--against), each store runs every build
+ * in turn after its (s0), under the same load.
  */
-async function smtpPhases(run: (label: string, fn: () => Promise<PhaseResult>, pids?: number[]) => Promise<unknown>) {
-  const direct = await startSmtpClient({ port: sinkPort, n: N, connections: CONNECTIONS });
-  await run('(s0) SMTP client to the sink directly', async () => ({ clientCpuMs: (await direct.go()).cpuMs }));
+async function smtpPhases(
+  run: (label: string, fn: () => Promise<PhaseResult>, pids?: number[]) => Promise<unknown>,
+  builds: [string, string[]][] = [['', instanceArgs]],
+) {
   const redis = await startRedis();
   for (const redisUrl of [null, ...(redis ? [redis.url] : [])]) {
-    const app = await buildApp(redisUrl, 'always', { env: { MAILGATE_SUBMISSION_PORT: '0' } });
-    await app.start();
-    const port = (await app.first({ cmd: 'submission-start' })) as number;
-    const client = await startSmtpClient({ port, n: N, connections: CONNECTIONS, password: app.key });
-    await run(
-      `(s) SMTP front, ${redisUrl ? 'Redis' : 'file store'}`,
-      async () => ({
-        clientCpuMs: (await client.go()).cpuMs,
-        note: 'STARTTLS + AUTH, durable queue, workers',
-      }),
-      app.pids,
-    );
-    await app.close();
+    const direct = await startSmtpClient({ port: sinkPort, n: N, connections: CONNECTIONS });
+    await run(`(s0) SMTP client to the sink directly${redisUrl ? ', before Redis' : ''}`, async () => ({
+      clientCpuMs: (await direct.go()).cpuMs,
+    }));
+    for (const [name, entry] of builds) {
+      const app = await buildApp(redisUrl, 'always', { env: { MAILGATE_SUBMISSION_PORT: '0' }, entry });
+      await app.start();
+      const port = (await app.first({ cmd: 'submission-start' })) as number;
+      const client = await startSmtpClient({ port, n: N, connections: CONNECTIONS, password: app.key });
+      await run(
+        `(s) SMTP front, ${redisUrl ? 'Redis' : 'file store'}${name ? `, ${name}` : ''}`,
+        async () => {
+          const before = received;
+          const r = await client.go();
+          console.log(
+            `    the client had its last 250 after ${(r.elapsedMs / 1000).toFixed(1)} s (${((N / r.elapsedMs) * 1000).toFixed(0)} msgs/s accepted), ${received - before} delivered by then`,
+          );
+          return { clientCpuMs: r.cpuMs, note: 'STARTTLS + AUTH, durable queue, workers' };
+        },
+        app.pids,
+      );
+      await app.close();
+    }
   }
   await redis?.stop();
 }
@@ -617,24 +631,39 @@ async function round(quiet: boolean): Promise<Phase[]> {
  * profile of mailgate alone: MAILGATE_BENCH_NODE_ARGS="--cpu-prof" npx tsx bench/run.ts --only file --n 4000.
  * --against <another build's dist/bench/bench/mailgate-process.js>: each round runs that build first, then this
  * one, under the same load (the fair comparison of a change on a shared machine); prints the medians of both.
+ * --only smtp: (s0) and (s) alone; with --against, both builds' (s) on each store after the same (s0).
  */
 if (values.only === 'smtp') {
+  const builds: [string, string[]][] = values.against
+    ? [
+        ['before', [path.resolve(values.against)]],
+        ['after', instanceArgs],
+      ]
+    : [['', instanceArgs]];
   const ratios = new Map<string, number[]>();
+  const cpu = new Map<string, number[]>();
   for (let r = 0; r < WARMUP_ROUNDS + ROUNDS; r++) {
     const phases: Phase[] = [];
     await smtpPhases(async (label, fn, pids) => {
       const p = await measure(`${label}${r < WARMUP_ROUNDS ? ', warm-up' : ''}`, fn, false, pids);
       console.log(`    CPU ms/msg by process: ${cpuLine(p.parts ?? {})}`);
-      phases.push(p);
-    });
+      phases.push({ ...p, label });
+    }, builds);
     if (r < WARMUP_ROUNDS) continue;
-    for (const p of phases.slice(1))
-      ratios.set(p.label, [...(ratios.get(p.label) ?? []), p.msgsPerSec / phases[0]!.msgsPerSec]);
+    let direct = phases[0]!;
+    for (const p of phases) {
+      if (p.label.startsWith('(s0)')) {
+        direct = p;
+        continue;
+      }
+      ratios.set(p.label, [...(ratios.get(p.label) ?? []), p.msgsPerSec / direct.msgsPerSec]);
+      cpu.set(p.label, [...(cpu.get(p.label) ?? []), p.cpuMs]);
+    }
   }
+  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   for (const [label, xs] of ratios) {
-    const sorted = [...xs].sort((x, y) => x - y);
     console.log(
-      `s/s0 = ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)} ${label} (median of ${ROUNDS}; goal ≥ 0.4)`,
+      `s/s0 = ${median(xs).toFixed(2)} ${label} (median of ${ROUNDS}; goal ≥ 0.4; each round ${xs.map((x) => x.toFixed(2)).join(' ')}), mailgate CPU ${median(cpu.get(label)!).toFixed(2)} ms/msg`,
     );
   }
   sinkProcess.disconnect();
@@ -777,13 +806,13 @@ console.log(`  b/a = ${ratio(b)} (target ≥ 0.95)`);
 console.log(`  c/a = ${cs.map((p) => `${ratio(p)} ${storeOf(p)}`).join(', ')} (target ≥ 0.70)`);
 console.log(`  m/a = ${ratio(m)}: the ceiling of any HTTP-fronted sender here (no key check, validation or storage)`);
 console.log(`  c/m = ${cs.map((p) => `${ratio(p, m)} ${storeOf(p)}`).join(', ')}: mailgate against that ceiling`);
-const s0 = find('(s0)')[0]!;
-console.log(`    CPU ms/msg by process, (s0): ${cpuLine(s0.parts ?? {})}`);
 for (const s of find('(s) ')) {
+  // Against the (s0) run just before it.
+  const s0 = phases.slice(0, phases.indexOf(s)).findLast((p) => p.label.startsWith('(s0)'))!;
   console.log(
     `  s/s0 = ${ratio(s, s0)} ${s.label.slice(4)} (goal ≥ 0.4): against the same client straight to the sink`,
   );
-  console.log(`    CPU ms/msg by process: ${cpuLine(s.parts ?? {})}`);
+  console.log(`    CPU ms/msg by process: ${cpuLine(s.parts ?? {})}, (s0): ${cpuLine(s0.parts ?? {})}`);
 }
 const cores = os.cpus().length;
 console.log(

@@ -26,6 +26,7 @@ process.stdout.write('ready\n');
 process.stdin.resume();
 await once(process.stdin, 'data');
 const cpuAtStart = process.cpuUsage();
+const t0 = performance.now();
 await Promise.all(
   Array.from({ length: n }, (_, i) =>
     transport.sendMail({
@@ -38,6 +39,7 @@ await Promise.all(
   ),
 );
 const cpu = process.cpuUsage(cpuAtStart);
+const elapsedMs = performance.now() - t0;
 transport.close();
-process.stdout.write(`${JSON.stringify({ cpuMs: (cpu.user + cpu.system) / 1000 })}\n`);
+process.stdout.write(`${JSON.stringify({ cpuMs: (cpu.user + cpu.system) / 1000, elapsedMs })}\n`);
 process.exit(0);

@@ -17,7 +17,14 @@ import type { FileStoreState } from './file-open-state.js';
 import { checkScheduleOption, type FileSchedules } from './file-schedules.js';
 import type { MemoryCounters } from './memory-counters.js';
 import { checkCollection, checkName, compareIds, isCollectionName, lowerBound } from './names.js';
-import { VersionConflictError, type Doc, type Documents, type ListOptions, type WriteOptions } from './store.js';
+import {
+  VersionConflictError,
+  type Doc,
+  type Documents,
+  type ListOptions,
+  type ScheduleMove,
+  type WriteOptions,
+} from './store.js';
 
 /**
  * The embedded store's documents: every collection in memory (large values in blob files), each change a line of
@@ -122,7 +129,8 @@ export class FileDocuments implements Documents {
     col.docs.set(id, stored);
     if (!current) col.sortedIds = null;
     const written = this.#writeVersion(col, collection, id, stored, current);
-    await Promise.all([written, ...moves.map((move) => this.#schedules.applyMove(move, id, written))]);
+    this.#scheduleAfter(moves, id, written);
+    await written;
     return parsedOnRead<T>(id, version, json);
   }
 
@@ -143,7 +151,8 @@ export class FileDocuments implements Documents {
     col.docs.delete(id);
     col.sortedIds = null;
     const written = this.#afterReplace(this.#writeLine(col, deleteLine(id)), current);
-    await Promise.all([written, ...moves.map((move) => this.#schedules.applyMove(move, id, written))]);
+    this.#scheduleAfter(moves, id, written);
+    await written;
     return true;
   }
 
@@ -217,6 +226,16 @@ export class FileDocuments implements Documents {
       this.#collections.set(name, collection);
     }
     return collection;
+  }
+
+  /**
+   * The schedule moves of a document write: in memory now, on disk after the document's line. The write is
+   * acknowledged once its document line is written, without waiting for these: schedule lines are never synced
+   * and the queue rebuilds its schedules from the documents at start (durableIndexes false), so waiting only
+   * added a write to every put's latency. A failed schedule write still stops the store (FileStoreState).
+   */
+  #scheduleAfter(moves: ScheduleMove[], id: string, written: Promise<void>): void {
+    for (const move of moves) this.#schedules.applyMove(move, id, written).catch(() => undefined);
   }
 
   /** A version's JSON, from memory or its blob file. */

@@ -81,6 +81,12 @@ export async function startSubmissionListener(deps: SubmissionDeps): Promise<Sub
   let stopping = false;
 
   const userOf = (session: SMTPServerSession) => session.user as SubmissionUser;
+  /**
+   * The TLS socket of each session. A client that pipelines MAIL, RCPT and DATA gets their three replies in one
+   * TLS record and one write: smtp-server writes each reply on its own, and they left in two or three records,
+   * each costing both sides a system call and the client a wake-up.
+   */
+  const tlsSockets = new WeakMap<SMTPServerSession, { cork(): void; uncork(): void }>();
 
   async function authenticate(username: string, password: string, session: SMTPServerSession) {
     const ip = plainAddress(session.remoteAddress);
@@ -159,10 +165,25 @@ export async function startSubmissionListener(deps: SubmissionDeps): Promise<Sub
         (err: unknown) => callback(asReply(err, log, 'AUTH')),
       );
     },
+    onSecure(socket, session, callback) {
+      tlsSockets.set(session, socket);
+      callback();
+    },
     onMailFrom(_address, session, callback) {
+      // The RCPT and DATA pipelined behind this MAIL are answered within callback() (onRcptTo is synchronous,
+      // onData answers 354 at once), so their replies are written together at uncork().
+      const answer = (err?: SmtpReply) => {
+        const socket = tlsSockets.get(session);
+        socket?.cork();
+        try {
+          callback(err);
+        } finally {
+          socket?.uncork();
+        }
+      };
       startTransaction(session).then(
-        () => callback(),
-        (err: unknown) => callback(asReply(err, log, 'MAIL FROM')),
+        () => answer(),
+        (err: unknown) => answer(asReply(err, log, 'MAIL FROM')),
       );
     },
     onRcptTo(address, session, callback) {

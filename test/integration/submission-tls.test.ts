@@ -11,7 +11,7 @@ import { startSubmissionRig, type SubmissionRig } from '../fakes/submission-rig.
 /**
  * MAILGATE_SUBMISSION_IMPLICIT_TLS with the operator's certificate (MAILGATE_SUBMISSION_TLS_CERT_FILE/_KEY_FILE):
  * TLS from the first byte, that certificate presented (verified by the client against it as its CA), and mail
- * delivered as with STARTTLS.
+ * delivered as with STARTTLS; the replies to pipelined commands come back in one TLS record.
  */
 
 let rig: SubmissionRig;
@@ -70,5 +70,35 @@ describe('implicit TLS with a configured certificate', () => {
     client.close();
     expect(String(info.response)).toMatch(/^250 2\.0\.0 /);
     await rig.sink.waitFor(before + 1);
+  });
+
+  it('answers MAIL, RCPT and DATA pipelined in one write with one TLS record', async () => {
+    const key = await rig.key();
+    const socket = tls.connect({ host: '127.0.0.1', port: rig.port, ca: [cert] });
+    const chunks: string[] = [];
+    let wake = () => undefined as void;
+    socket.on('data', (d: Buffer) => {
+      chunks.push(d.toString('latin1'));
+      wake();
+    });
+    const until = async (done: () => boolean) => {
+      while (!done()) await new Promise<void>((resolve) => (wake = resolve));
+    };
+    /** Writes `data` at once and waits for the last reply it asks for (`count` replies in all). */
+    const send = async (data: string, count = 1) => {
+      chunks.length = 0;
+      socket.write(data);
+      await until(() => (chunks.join('').match(/^\d{3} [^\r\n]*\r\n/gm) ?? []).length >= count);
+      return chunks.join('');
+    };
+    await until(() => chunks.join('').includes('\r\n'));
+    expect(await send('EHLO test.example\r\n')).toMatch(/^250-/);
+    expect(await send(`AUTH PLAIN ${Buffer.from(`\0app\0${key}`).toString('base64')}\r\n`)).toMatch(/^235 /);
+    const replies = await send('MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n', 3);
+    expect(replies).toMatch(/^250 [^\r\n]*\r\n250 [^\r\n]*\r\n354 [^\r\n]*\r\n$/);
+    // One 'data' event per TLS record: written one by one, the three replies would come as three.
+    expect(chunks).toHaveLength(1);
+    expect(await send('From: alice@example.test\r\nSubject: pipelined\r\n\r\nx\r\n.\r\n')).toMatch(/^250 /);
+    socket.destroy();
   });
 });
