@@ -71,13 +71,14 @@ export class FileSchedules implements Schedules {
     return this.#record(state, [['s', id, option.dueAt]], after);
   }
 
-  async schedule(queue: string, id: string, dueAt: number): Promise<void> {
+  async schedule(queue: string, id: string, dueAt: number, options?: { onlyIfAbsent?: boolean }): Promise<void> {
     checkFileBackedName('queue name', queue);
     checkName('scheduled id', id);
     if (!Number.isFinite(dueAt))
       throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
     this.#state.assertOpen();
     const state = this.#schedule(queue);
+    if (options?.onlyIfAbsent && state.due.has(id)) return;
     this.#setDue(state, id, dueAt);
     await this.#record(state, [['s', id, dueAt]]);
   }

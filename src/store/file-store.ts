@@ -189,8 +189,8 @@ class FileStore implements StoreWithSessions {
     return this.#logs.readLog(log, options);
   }
 
-  schedule(queue: string, id: string, dueAt: number): Promise<void> {
-    return this.#schedules.schedule(queue, id, dueAt);
+  schedule(queue: string, id: string, dueAt: number, options?: { onlyIfAbsent?: boolean }): Promise<void> {
+    return this.#schedules.schedule(queue, id, dueAt, options);
   }
 
   unschedule(queue: string, id: string): Promise<void> {

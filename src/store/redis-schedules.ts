@@ -5,6 +5,7 @@ import type { ClaimedDoc, ScheduledEntry } from './store.js';
 /** The sorted-set commands schedules use (the ioredis client made by redis-store.ts). */
 export interface ScheduleCommands {
   zadd(key: string, score: number, member: string): Promise<unknown>;
+  zadd(key: string, nx: 'NX', score: number, member: string): Promise<unknown>;
   zrem(key: string, member: string): Promise<unknown>;
   zcard(key: string): Promise<number>;
   zrange(key: string, start: string, stop: string, withScores: 'WITHSCORES'): Promise<string[]>;
@@ -35,12 +36,15 @@ export class RedisSchedules {
     return `${this.#o.prefix}sched:${queue}`;
   }
 
-  async schedule(queue: string, id: string, dueAt: number): Promise<void> {
+  async schedule(queue: string, id: string, dueAt: number, options?: { onlyIfAbsent?: boolean }): Promise<void> {
     checkName('queue name', queue);
     checkName('scheduled id', id);
     if (!Number.isFinite(dueAt))
       throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
-    await guard(() => this.#o.commands.zadd(this.keyOf(queue), dueAt, id));
+    const key = this.keyOf(queue);
+    await guard(() =>
+      options?.onlyIfAbsent ? this.#o.commands.zadd(key, 'NX', dueAt, id) : this.#o.commands.zadd(key, dueAt, id),
+    );
   }
 
   async unschedule(queue: string, id: string): Promise<void> {

@@ -298,8 +298,8 @@ class RedisBackedStore implements StoreWithSessions {
     return this.#logs.readLog<T>(log, options);
   }
 
-  schedule(queue: string, id: string, dueAt: number): Promise<void> {
-    return this.#schedules.schedule(queue, id, dueAt);
+  schedule(queue: string, id: string, dueAt: number, options?: { onlyIfAbsent?: boolean }): Promise<void> {
+    return this.#schedules.schedule(queue, id, dueAt, options);
   }
 
   unschedule(queue: string, id: string): Promise<void> {

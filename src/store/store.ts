@@ -158,8 +158,11 @@ export interface Counters {
 
 /** A due-time index per queue: ids scheduled at a time, claimed atomically by one worker. */
 export interface Schedules {
-  /** Adds or moves `id` to `dueAt` (ms since epoch). */
-  schedule(queue: string, id: string, dueAt: number): Promise<void>;
+  /**
+   * Adds or moves `id` to `dueAt` (ms since epoch). With `onlyIfAbsent`, an id already in the schedule keeps its
+   * time: putting back an id that a worker may have claimed meanwhile must not overwrite that claim's lease.
+   */
+  schedule(queue: string, id: string, dueAt: number, options?: { onlyIfAbsent?: boolean }): Promise<void>;
   unschedule(queue: string, id: string): Promise<void>;
   /**
    * Atomically takes up to `limit` ids due at `now` or earlier and moves each to `now + leaseMs`, so no

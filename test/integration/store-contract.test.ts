@@ -298,6 +298,19 @@ function contract(name: string, makeHarness: () => Promise<Harness>): void {
         expect(await schedules().scheduleStats('q2')).toEqual({ count: 0, earliestDueAt: null });
       });
 
+      it('onlyIfAbsent adds an id but never moves one already scheduled (a claim keeps its lease)', async () => {
+        const now = Date.now();
+        await schedules().schedule('q-nx', 'held', now - 1);
+        expect(await schedules().claimDue('q-nx', now, 60_000, 10)).toEqual(['held']);
+        await schedules().schedule('q-nx', 'held', now - 1, { onlyIfAbsent: true });
+        await schedules().schedule('q-nx', 'new', now - 1, { onlyIfAbsent: true });
+        expect(await schedules().claimDue('q-nx', now, 60_000, 10)).toEqual(['new']);
+        expect(await schedules().scheduled('q-nx', { limit: 10 })).toEqual([
+          { id: 'held', dueAt: now + 60_000 },
+          { id: 'new', dueAt: now + 60_000 },
+        ]);
+      });
+
       it('moves an id in a schedule together with a document write, and only when the write happens', async () => {
         const now = Date.now();
         const created = await schedules().put(

@@ -22,14 +22,14 @@ import { ALL, MAIL_QUEUE } from './model.js';
 export const PARKED_SERVERS = 'mail_parked_servers';
 export const PARKED_MARK_MS = 30_000;
 /**
- * An unparked id is first claimed in its parked schedule with a lease this long, then put in the global one, then
- * dropped from the parked one. The claim makes two instances (or two finished deliveries) that unpark at once take
- * different ids: one id put back twice could overwrite the lease of a delivery that already claimed it, and be
- * sent twice. The risk accepted: after a crash between the steps the id is offered again only once the lease
- * ends (an hour later, through the sweep); if it was put back and delivered meanwhile, that copy is stale and
- * dropped, and if its delivery is running just then, it may be sent twice.
+ * An unparked id is first claimed in its parked schedule with a lease this long, then put in the global one only
+ * if it is not there already, then dropped from the parked one. The claim makes two instances (or two finished
+ * deliveries) that unpark at once take different ids; "only if absent" keeps a put-back from overwriting the
+ * lease of a worker that claimed the id meanwhile (which would let a second worker send it too). After a crash
+ * between the steps the parked entry is due again when this lease ends and is put back then; a copy that was
+ * already delivered is dropped as stale by the worker that claims it.
  */
-const UNPARK_LEASE_MS = 3_600_000;
+const UNPARK_LEASE_MS = 15_000;
 /** A server's mark is written at most this often by one instance (it only has to stay fresh). */
 const MARK_EVERY_MS = 1_000;
 /** Servers the sweep looks at per tick. */
@@ -97,7 +97,7 @@ export function createParking(deps: { store: Schedules; now: () => number; log: 
     const queue = parkedQueue(serverId);
     const ids = await store.claimDue(queue, now(), UNPARK_LEASE_MS, n);
     for (const id of ids) {
-      await store.schedule(MAIL_QUEUE, id, now());
+      await store.schedule(MAIL_QUEUE, id, now(), { onlyIfAbsent: true });
       await store.unschedule(queue, id);
     }
     if (ids.length) hint(serverId);
