@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MESSAGES } from '../../src/mail/queue.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
+import { addLoopbackRelay } from '../fakes/loopback-relay.js';
 import { filenameOf, leaves, parseMime } from '../fakes/mime.js';
 import { redisUrlForTests } from '../fakes/redis.js';
 import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
@@ -42,22 +43,7 @@ for (const kind of ['file', 'redis'] as const) {
         env: { MAILGATE_MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES) },
       });
       sendKey = await app.apiKey(['send']);
-      const adminKey = await app.apiKey(['admin']);
-      const created = await fetch(`${app.url}/api/v1/smtp-servers`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          name: 'Loopback relay',
-          fromAddress: 'notify@example.com',
-          host: '127.0.0.1',
-          port: smtp.port,
-          authMethod: 'basic',
-          username: 'relay',
-          password: PASSWORD,
-          isDefault: true,
-        }),
-      });
-      expect(created.status).toBe(201);
+      await addLoopbackRelay(app, smtp.port, PASSWORD);
     });
 
     afterAll(async () => {

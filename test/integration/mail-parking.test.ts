@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { messageInput } from '../../src/mail/compose.js';
 import { MESSAGES, type MessageDoc } from '../../src/mail/queue.js';
@@ -15,6 +14,7 @@ import { commandsBetween, commandStats } from '../fakes/redis-commands.js';
 import { uniquePrefix } from '../fakes/redis.js';
 import { spawnRedisServer } from '../fakes/redis-server.js';
 import { startTestSmtp, type TestSmtp, type TestSmtpOptions } from '../fakes/smtp-server.js';
+import { startWorkerChild } from '../fakes/worker-child-process.js';
 
 // Fairness without claiming a backlog again and again: a server at its in-flight cap while another server has
 // mail waiting has its extra messages parked (src/mail/queue/parking.ts) and put back one per finished delivery;
@@ -22,7 +22,6 @@ import { startTestSmtp, type TestSmtp, type TestSmtpOptions } from '../fakes/smt
 // embedded store.
 
 const redisBinary = onPath('redis-server');
-const workerChild = fileURLToPath(new URL('../fakes/mail-worker-child.ts', import.meta.url));
 
 const cleanups: (() => Promise<unknown> | void)[] = [];
 afterEach(async () => {
@@ -283,19 +282,5 @@ describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))(
 });
 
 function startChild(env: Record<string, string>): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', workerChild], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  cleanups.push(() => {
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    proc.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('"ready":true')) resolve(proc);
-    });
-    proc.once('exit', (code) => reject(new Error(`worker exited early (${code})`)));
-  });
+  return startWorkerChild(env, (kill) => cleanups.push(kill));
 }

@@ -1,11 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -19,13 +18,13 @@ import { freePort } from '../fakes/net.js';
 import { uniquePrefix } from '../fakes/redis.js';
 import { spawnRedisServer } from '../fakes/redis-server.js';
 import { startTestSmtp, type TestSmtp, type TestSmtpOptions } from '../fakes/smtp-server.js';
+import { startWorkerChild } from '../fakes/worker-child-process.js';
 
 // Faults in the middle of draining a queue, on a real Redis (AOF, appendfsync always) and on the embedded store:
 // in each, nothing is lost, every message reaches the SMTP server within 30 s of the fault ending, and a message
 // is sent twice only if the fault cut it off after the server had accepted it.
 
 const redisBinary = onPath('redis-server');
-const workerChild = fileURLToPath(new URL('../fakes/mail-worker-child.ts', import.meta.url));
 const AFTER_FAULT_MS = 30_000;
 /** The sink answers each DATA after this long, so a drain lasts long enough to be hit mid-way. */
 const SINK_DELAY_MS = 40;
@@ -320,19 +319,5 @@ async function dropScenario(start: (sink: TestSmtp) => Promise<MailHarness[]>): 
 }
 
 function startChild(env: Record<string, string>): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', workerChild], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  cleanups.push(() => {
-    if (proc.exitCode === null) proc.kill('SIGKILL');
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    proc.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('"ready":true')) resolve(proc);
-    });
-    proc.once('exit', (code) => reject(new Error(`worker exited early (${code})`)));
-  });
+  return startWorkerChild(env, (kill) => cleanups.push(kill));
 }
