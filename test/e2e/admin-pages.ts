@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Locator, Page } from 'playwright-core';
+import { expect } from 'vitest';
 import type { TestApp } from '../fakes/app.js';
 
 /**
@@ -78,7 +79,8 @@ export async function openAdminPage(page: Page, app: TestApp, p: AdminPage, seed
   return p.label ? `${path} (${p.label})` : path;
 }
 
-export async function logInWithForm(page: Page, app: TestApp, user: { email: string; password: string }) {
+/** Logs in through the login form of `app` (or of whatever serves it at `app.url`, e.g. a forwarding proxy). */
+export async function logInWithForm(page: Page, app: Pick<TestApp, 'url'>, user: { email: string; password: string }) {
   await page.goto(`${app.url}/login`);
   await page.locator('#email').fill(user.email);
   await page.locator('#password').fill(user.password);
@@ -99,4 +101,18 @@ export async function screenshot(page: Page, name: string, options: { fullPage?:
 /** Clicks a link or submit button and waits for the page it loads. */
 export async function clickAndLoad(page: Page, target: Locator): Promise<void> {
   await Promise.all([page.waitForEvent('load'), target.click()]);
+}
+
+/** Sends a message through the API to a server whose grant is dead and waits until the queue holds it. */
+export async function sendHeldMessage(app: TestApp, serverId: string): Promise<string> {
+  const key = await app.apiKey(['send']);
+  const sent = await fetch(`${app.url}/api/v1/messages`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ serverId, to: 'bob@example.test', subject: 'held until reconnected', text: 'hello' }),
+  });
+  expect(sent.status).toBe(202);
+  const { id } = (await sent.json()) as { id: string };
+  await expect.poll(async () => (await app.services.mail.queue.get(id)).status, { timeout: 10_000 }).toBe('held');
+  return id;
 }

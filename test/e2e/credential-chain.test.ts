@@ -10,6 +10,7 @@ import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js'
 import { redisUrlForTests } from '../fakes/redis.js';
 import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
 import { startWebhookReceiver, waitFor, type WebhookReceiver } from '../fakes/webhook-receiver.js';
+import { logInWithForm, sendHeldMessage } from './admin-pages.js';
 
 /**
  * Issue 13's "Done when", as one chain on Redis with two instances running workers and token schedulers:
@@ -132,26 +133,13 @@ describe.skipIf(!chromiumPathForTests() || !redisUrlForTests())('the credential 
     expect(subjectOf(relay.messages[0]!.raw)).toContain('grant.needs_reauth');
 
     // Mail sent meanwhile is held.
-    const key = await a.apiKey(['send']);
-    const sent = await fetch(`${a.url}/api/v1/messages`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ serverId, to: 'bob@example.test', subject: 'held until reconnected', text: 'hello' }),
-    });
-    expect(sent.status).toBe(202);
-    const { id: messageId } = (await sent.json()) as { id: string };
-    await expect
-      .poll(async () => (await a.services.mail.queue.get(messageId)).status, { timeout: 10_000 })
-      .toBe('held');
+    const messageId = await sendHeldMessage(a, serverId);
 
     // Every admin page shows the banner, with a link to the server page.
     const admin = await openTestBrowser(consoleErrors);
     browsers.push(admin);
     const user = await a.createUser('sysadmin');
-    await admin.page.goto(`${baseUrl}/login`);
-    await admin.page.getByLabel('Email').fill(user.email);
-    await admin.page.getByLabel('Password').fill(user.password);
-    await Promise.all([admin.page.waitForURL(/\/admin\//), admin.page.getByRole('button', { name: 'Log in' }).click()]);
+    await logInWithForm(admin.page, { url: baseUrl }, user);
     for (const path of ADMIN_PATHS(serverId)) {
       await admin.page.goto(`${baseUrl}${path}`);
       const banner = admin.page.locator('p.banner', {

@@ -10,6 +10,7 @@ import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
 import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
+import { logInWithForm, sendHeldMessage } from './admin-pages.js';
 
 /**
  * The repair a reconnect link exists for, in real Chromium: the provider revokes the mailbox's grant
@@ -95,26 +96,13 @@ describe.skipIf(!chromiumPathForTests())('reconnect link in a real browser', () 
     provider.disableAccount('alice@example.test');
     await expect(app.services.tokens.getAccessToken(serverId, { force: true })).rejects.toThrow();
     expect((await app.store.get<GrantRecord>(GRANTS, serverId))?.value.status).toBe('needs_reauth');
-    const key = await app.apiKey(['send']);
-    const sent = await fetch(`${app.url}/api/v1/messages`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ serverId, to: 'bob@example.test', subject: 'held until reconnected', text: 'hello' }),
-    });
-    expect(sent.status).toBe(202);
-    const { id: messageId } = (await sent.json()) as { id: string };
-    await expect
-      .poll(async () => (await app.services.mail.queue.get(messageId)).status, { timeout: 10_000 })
-      .toBe('held');
+    await sendHeldMessage(app, serverId);
 
     // The admin creates a link on the server page and has it emailed through the relay.
     const admin = await openTestBrowser(consoleErrors);
     browsers.push(admin);
     const user = await app.createUser('sysadmin');
-    await admin.page.goto(`${baseUrl}/login`);
-    await admin.page.getByLabel('Email').fill(user.email);
-    await admin.page.getByLabel('Password').fill(user.password);
-    await Promise.all([admin.page.waitForURL(/\/admin\//), admin.page.getByRole('button', { name: 'Log in' }).click()]);
+    await logInWithForm(admin.page, { url: baseUrl }, user);
     await admin.page.goto(`${baseUrl}/admin/smtp-servers/${serverId}`);
     expect(await axeViolations(admin.page, '#reconnect-links')).toEqual([]);
     await admin.page.locator('#emailVia').selectOption(relayId);

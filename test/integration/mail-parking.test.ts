@@ -194,20 +194,7 @@ describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))(
 
   it('parked messages are waiting on the queue page and in its counts; removing one removes it for good', async () => {
     const N = 20;
-    const options = await storeOptions(kind);
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    cleanups.push(() => release());
-    const heldA = await sink({ beforeDataReply: () => gate });
-    const fastB = await sink();
-    const seeder = await harness({ ...options, workers: false });
-    const a = await seeder.addServer({ host: '127.0.0.1', port: heldA.port });
-    const b = await seeder.addServer({ host: '127.0.0.1', port: fastB.port });
-    await seeder.mail.queue.enqueue({ ...input(100), serverId: b });
-    const ids: string[] = [];
-    for (let i = 0; i < N; i++) ids.push((await seeder.mail.queue.enqueue({ ...input(i), serverId: a })).id);
-    if (kind === 'file') await seeder.close();
-    const h = await harness({ ...options, queue: { concurrency: 8, pollMs: 20, retryBaseMs: 50 } });
+    const { release, heldA, fastB, a, ids, h } = await heldBacklog(kind, N);
     await fastB.waitFor(1);
     // A's first messages hang in DATA; those claimed beyond the cap (2 of concurrency 8) while more were due are
     // parked, and stay parked while every slot is taken.
@@ -241,19 +228,7 @@ describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))(
 describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))('parking and holds on %s', (kind) => {
   it('pausing a server holds its parked messages too, and resuming sends them', async () => {
     const N = 20;
-    const options = await storeOptions(kind);
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    cleanups.push(() => release());
-    const heldA = await sink({ beforeDataReply: () => gate });
-    const fastB = await sink();
-    const seeder = await harness({ ...options, workers: false });
-    const a = await seeder.addServer({ host: '127.0.0.1', port: heldA.port });
-    const b = await seeder.addServer({ host: '127.0.0.1', port: fastB.port });
-    await seeder.mail.queue.enqueue({ ...input(100), serverId: b });
-    for (let i = 0; i < N; i++) await seeder.mail.queue.enqueue({ ...input(i), serverId: a });
-    if (kind === 'file') await seeder.close();
-    const h = await harness({ ...options, queue: { concurrency: 8, pollMs: 20, retryBaseMs: 50 } });
+    const { release, heldA, a, h } = await heldBacklog(kind, N);
     await expect
       .poll(async () => (await h.store.scheduleStats(parkedQueue(a))).count, { timeout: 10_000, interval: 20 })
       .toBeGreaterThanOrEqual(N - 8);
@@ -280,6 +255,28 @@ describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))(
     expect(received(heldA)).toEqual({ distinct: N, duplicates: 0 });
   }, 60_000);
 });
+
+/**
+ * One message of server B, then `n` of server A whose SMTP server holds every DATA answer until `release`;
+ * then an instance of concurrency 8 starts delivering (on the file store, after the seeding instance closed).
+ */
+async function heldBacklog(kind: 'redis' | 'file', n: number) {
+  const options = await storeOptions(kind);
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  cleanups.push(() => release());
+  const heldA = await sink({ beforeDataReply: () => gate });
+  const fastB = await sink();
+  const seeder = await harness({ ...options, workers: false });
+  const a = await seeder.addServer({ host: '127.0.0.1', port: heldA.port });
+  const b = await seeder.addServer({ host: '127.0.0.1', port: fastB.port });
+  await seeder.mail.queue.enqueue({ ...input(100), serverId: b });
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) ids.push((await seeder.mail.queue.enqueue({ ...input(i), serverId: a })).id);
+  if (kind === 'file') await seeder.close();
+  const h = await harness({ ...options, queue: { concurrency: 8, pollMs: 20, retryBaseMs: 50 } });
+  return { release, heldA, fastB, a, b, ids, h };
+}
 
 function startChild(env: Record<string, string>): Promise<ChildProcess> {
   return startWorkerChild(env, (kill) => cleanups.push(kill));

@@ -294,7 +294,7 @@ export function createWorkers(deps: WorkerDeps): Workers {
             });
           inFlight.set(id, p);
         }
-        if (!claimsFailing && claimed < free) {
+        if (!claimsFailing && queueDrained) {
           try {
             // Unparked messages are due now: the next turn of the loop claims them without waiting.
             // One slot fewer than free: the claim that takes them then still comes back short if nothing else is
