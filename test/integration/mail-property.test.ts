@@ -4,6 +4,7 @@ import { createLogger } from '../../src/log.js';
 import { composeMessage, messageInput } from '../../src/mail/compose.js';
 import type { ResolvedServer } from '../../src/mail/servers.js';
 import { createMailTransport, type MailTransport } from '../../src/mail/transport.js';
+import { resolvedServerForTests } from '../fakes/mail-services.js';
 import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
 
 // For any input the validator accepts, the RCPT TO list the SMTP server sees equals the validated recipient
@@ -12,25 +13,13 @@ import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
 
 let sink: TestSmtp;
 let transport: MailTransport;
-const server: ResolvedServer = {
+const server: ResolvedServer = resolvedServerForTests({
   id: 'srv_prop',
-  version: 1,
-  source: 'ui',
   name: 'Prop',
-  fromAddress: 'notify@example.com',
   emailPrefix: '[p]',
-  protocol: 'smtp',
-  host: '127.0.0.1',
   port: 0,
-  timeoutMs: 5000,
   tls: false,
-  authMethod: 'none',
-  oauthIntegrationId: null,
-  username: null,
-  password: null,
-  passwordVersion: 1,
-  ehloName: null,
-};
+});
 
 beforeAll(async () => {
   sink = await startTestSmtp({ starttls: false });

@@ -7,6 +7,7 @@ import { ChunkCoalescer } from '../../src/mail/coalesce.js';
 import { composeMessage, messageInput } from '../../src/mail/compose.js';
 import type { ResolvedServer } from '../../src/mail/servers.js';
 import { createMailTransport, type MailTransport } from '../../src/mail/transport.js';
+import { resolvedServerForTests } from '../fakes/mail-services.js';
 import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
 
 // Every socket write is a system call (and a TLS record under STARTTLS); nodemailer's MIME builder emits a
@@ -15,25 +16,13 @@ import { startTestSmtp, type TestSmtp } from '../fakes/smtp-server.js';
 
 let sink: TestSmtp;
 let transport: MailTransport;
-const server: ResolvedServer = {
+const server: ResolvedServer = resolvedServerForTests({
   id: 'srv_writes',
-  version: 1,
-  source: 'ui',
   name: 'Writes',
-  fromAddress: 'notify@example.com',
   emailPrefix: null,
-  protocol: 'smtp',
-  host: '127.0.0.1',
   port: 0,
-  timeoutMs: 5000,
   tls: false,
-  authMethod: 'none',
-  oauthIntegrationId: null,
-  username: null,
-  password: null,
-  passwordVersion: 1,
-  ehloName: null,
-};
+});
 
 beforeAll(async () => {
   sink = await startTestSmtp({ starttls: false });
