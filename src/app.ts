@@ -29,7 +29,7 @@ import { openApiRouter } from './web/openapi.js';
 import { createRenderer } from './web/render.js';
 import { observeRequest } from './web/request-metrics.js';
 import { recordHeaders, securityHeaders } from './web/security-headers.js';
-import { sendFastPath } from './web/send-fast-path.js';
+import { sendFastPath, type FastPath } from './web/send-fast-path.js';
 import { createSessionLayer } from './web/session.js';
 import { serverTransportRouter } from './web/server-transport.js';
 import { smtpServersRouter } from './web/smtp-servers.js';
@@ -51,9 +51,17 @@ const publicDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
  */
 export function createRequestListener(deps: AppDeps): RequestListener {
   const app = createApp(deps);
+  const sendMessage = createSendFastPath(deps);
+  return (req, res) => {
+    if (!sendMessage(req, res)) app(req, res);
+  };
+}
+
+/** `POST /api/v1/messages` outside express, on the services and settings createApp gives its route. */
+export function createSendFastPath(deps: AppDeps): FastPath {
   const { config } = deps;
   const limits = { maxMessageBytes: config.MAILGATE_MAX_MESSAGE_BYTES, maxBatchBytes: config.MAILGATE_MAX_BATCH_BYTES };
-  const sendMessage = sendFastPath({
+  return sendFastPath({
     auth: createAuthMiddleware({ apiKeys: deps.apiKeys }),
     intake: createIntake({ mail: deps.mail, keyRates: deps.keyRates, limits }),
     limits,
@@ -61,9 +69,6 @@ export function createRequestListener(deps: AppDeps): RequestListener {
     metrics: deps.metrics,
     securityHeaders: recordHeaders(securityHeaders({ secureCookies: config.secureCookies })),
   });
-  return (req, res) => {
-    if (!sendMessage(req, res)) app(req, res);
-  };
 }
 
 export function createApp(deps: AppDeps): Express {
