@@ -18,7 +18,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createApp } from '../src/app.js';
+import { createRequestListener } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { Keyring } from '../src/crypto/keyring.js';
 import { createLogger } from '../src/log.js';
@@ -102,7 +102,7 @@ await services.mail.servers.create(
   { actor: { type: 'system', id: 'bench' } },
 );
 await services.start();
-const httpServer = http.createServer(createApp(services));
+const httpServer = http.createServer(createRequestListener(services));
 await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
 const url = `http://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}`;
 const key = (await services.apiKeys.create({ name: 'bench', scopes: ['send'], actor: { type: 'system', id: 'b' } }))

@@ -13,7 +13,7 @@ import type net from 'node:net';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import path from 'node:path';
-import { createApp } from '../src/app.js';
+import { createRequestListener } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { Keyring } from '../src/crypto/keyring.js';
 import { createLogger } from '../src/log.js';
@@ -97,7 +97,7 @@ const serverId =
     )
   ).id;
 const key = options.join?.key ?? (await services.apiKeys.create({ name: 'bench', scopes: ['send'], actor })).key;
-const httpServer = http.createServer({ keepAliveTimeout: 30_000 }, createApp(services));
+const httpServer = http.createServer({ keepAliveTimeout: 30_000 }, createRequestListener(services));
 await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
 const url = `http://127.0.0.1:${(httpServer.address() as net.AddressInfo).port}`;
 

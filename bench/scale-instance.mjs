@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import readline from 'node:readline';
-import { createApp } from '../dist/app.js';
+import { createRequestListener } from '../dist/app.js';
 import { loadConfig } from '../dist/config.js';
 import { Keyring } from '../dist/crypto/keyring.js';
 import { createLogger } from '../dist/log.js';
@@ -29,8 +29,7 @@ const services = await createServices({
   oauthTuning: { schedulerPollMs: 3_600_000 },
 });
 await services.start();
-const app = createApp(services);
-const server = http.createServer(app);
+const server = http.createServer(createRequestListener(services));
 await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 const port = server.address().port;
 const memory = () => {

@@ -1,5 +1,5 @@
-import type { Server } from 'node:http';
-import { createApp } from './app.js';
+import { createServer, type Server } from 'node:http';
+import { createRequestListener } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { Keyring } from './crypto/keyring.js';
 import { resolveSecrets } from './crypto/local-secrets.js';
@@ -58,10 +58,10 @@ async function main(): Promise<void> {
   }
 
   const services = await createServices({ config, store, keyring, log, sessionSecrets: secrets.sessionSecrets });
-  const app = createApp(services);
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.PORT, config.MAILGATE_HOST, () => resolve(s));
+    const s = createServer(createRequestListener(services));
     s.once('error', reject);
+    s.listen(config.PORT, config.MAILGATE_HOST, () => resolve(s));
   });
   await services.start();
   await services.submission.start();

@@ -14,7 +14,7 @@ import {
   type StoredDoc,
 } from './file-collections.js';
 import type { FileStoreState } from './file-open-state.js';
-import { checkScheduleOption, type FileSchedules } from './file-schedules.js';
+import type { FileSchedules } from './file-schedules.js';
 import type { MemoryCounters } from './memory-counters.js';
 import { checkCollection, checkName, compareIds, isCollectionName, lowerBound } from './names.js';
 import {
@@ -116,7 +116,7 @@ export class FileDocuments implements Documents {
     this.#state.assertOpen();
     const json = JSON.stringify(value);
     if (json === undefined) throw new Error(`cannot store ${typeof value} in ${collection}/${id}: not JSON`);
-    const moves = checkScheduleOption(options);
+    const moves = this.#schedules.checkMoves(options);
     const col = this.#collection(collection);
     const current = col.docs.get(id);
     const actual = current?.version ?? 0;
@@ -136,7 +136,7 @@ export class FileDocuments implements Documents {
 
   async delete(collection: string, id: string, options: WriteOptions = {}): Promise<boolean> {
     checkCollection(collection);
-    const moves = checkScheduleOption(options);
+    const moves = this.#schedules.checkMoves(options);
     this.#state.assertOpen();
     const col = this.#collections.get(collection);
     const current = col?.docs.get(id);

@@ -14,19 +14,10 @@ interface ScheduleState {
   file: AppendFile;
 }
 
+const MAX_CHECKED_NAMES = 1000;
+
 function compareDue(a: { dueAt: number; id: string }, b: { dueAt: number; id: string }): number {
   return a.dueAt - b.dueAt || compareIds(a.id, b.id);
-}
-
-/** The `schedule` option's moves, checked before anything changes. */
-export function checkScheduleOption(options: WriteOptions): ScheduleMove[] {
-  const moves = scheduleMoves(options);
-  for (const { queue, dueAt } of moves) {
-    checkFileBackedName('queue name', queue);
-    if (dueAt !== null && !Number.isFinite(dueAt))
-      throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
-  }
-  return moves;
 }
 
 /**
@@ -38,6 +29,8 @@ export class FileSchedules implements Schedules {
   readonly #fsync: boolean;
   readonly #state: FileStoreState;
   readonly #schedules = new Map<string, ScheduleState>();
+  /** Queue names already checked: a handful, named by every write that moves a message. */
+  readonly #checkedNames = new Set<string>();
 
   constructor(dir: string, fsync: boolean, state: FileStoreState) {
     this.#dir = dir;
@@ -56,6 +49,17 @@ export class FileSchedules implements Schedules {
     }
   }
 
+  /** The `schedule` option's moves, checked before anything changes. */
+  checkMoves(options: WriteOptions): ScheduleMove[] {
+    const moves = scheduleMoves(options);
+    for (const { queue, dueAt } of moves) {
+      this.#checkQueueName(queue);
+      if (dueAt !== null && !Number.isFinite(dueAt))
+        throw new Error(`schedule ${queue}: due time must be a finite number of ms or null, got ${dueAt}`);
+    }
+    return moves;
+  }
+
   /**
    * One move of the `schedule` option of a document write: memory changes in the same tick as the document's,
    * and with `after` (the document's line) the schedule line is written only once that one is.
@@ -72,7 +76,7 @@ export class FileSchedules implements Schedules {
   }
 
   async schedule(queue: string, id: string, dueAt: number, options?: { onlyIfAbsent?: boolean }): Promise<void> {
-    checkFileBackedName('queue name', queue);
+    this.#checkQueueName(queue);
     checkName('scheduled id', id);
     if (!Number.isFinite(dueAt))
       throw new Error(`schedule ${queue}/${id}: due time must be a finite number of ms, got ${dueAt}`);
@@ -141,6 +145,13 @@ export class FileSchedules implements Schedules {
       this.#schedules.set(name, state);
     }
     return state;
+  }
+
+  #checkQueueName(queue: string): void {
+    if (this.#checkedNames.has(queue)) return;
+    checkFileBackedName('queue name', queue);
+    // Bounded, whatever callers name: past the limit names are checked each time again.
+    if (this.#checkedNames.size < MAX_CHECKED_NAMES) this.#checkedNames.add(queue);
   }
 
   #setDue(state: ScheduleState, id: string, dueAt: number): void {

@@ -12,6 +12,8 @@ import { wantsJson } from './error-handler.js';
 export interface AuthMiddleware {
   page(role: Role): RequestHandler;
   api(scope: ApiScope): RequestHandler;
+  /** The check `api(scope)` makes, for a handler outside express: the Actor of an Authorization header, or throws. */
+  apiActor(authorization: string | undefined, scope: ApiScope): Promise<Actor>;
 }
 
 export function actorOf(res: Response): Actor {
@@ -31,6 +33,25 @@ export function safeNextPath(next: unknown): string | null {
 }
 
 export function createAuthMiddleware(deps: { apiKeys: ApiKeyService }): AuthMiddleware {
+  async function apiActor(authorization: string | undefined, scope: ApiScope): Promise<Actor> {
+    const match = BEARER.exec(authorization ?? '');
+    if (!match?.[1]) throw new AppError('invalid_api_key', { headers: API_CHALLENGE });
+    const key = await deps.apiKeys.authenticate(match[1]);
+    if (!key) throw new AppError('invalid_api_key', { headers: API_CHALLENGE });
+    if (!key.scopes.includes(scope)) {
+      throw new AppError('insufficient_scope', {
+        message: `This endpoint needs an API key with the "${scope}" scope.`,
+      });
+    }
+    return {
+      type: 'api_key',
+      id: key.id,
+      name: key.name,
+      scopes: key.scopes,
+      ...(key.policy ? { policy: key.policy } : {}),
+    } satisfies Actor;
+  }
+
   return {
     page(role) {
       return (req, res, next) => {
@@ -49,24 +70,10 @@ export function createAuthMiddleware(deps: { apiKeys: ApiKeyService }): AuthMidd
     },
     api(scope) {
       return async (req, res, next) => {
-        const match = BEARER.exec(req.get('authorization') ?? '');
-        if (!match?.[1]) throw new AppError('invalid_api_key', { headers: API_CHALLENGE });
-        const key = await deps.apiKeys.authenticate(match[1]);
-        if (!key) throw new AppError('invalid_api_key', { headers: API_CHALLENGE });
-        if (!key.scopes.includes(scope)) {
-          throw new AppError('insufficient_scope', {
-            message: `This endpoint needs an API key with the "${scope}" scope.`,
-          });
-        }
-        res.locals.actor = {
-          type: 'api_key',
-          id: key.id,
-          name: key.name,
-          scopes: key.scopes,
-          ...(key.policy ? { policy: key.policy } : {}),
-        } satisfies Actor;
+        res.locals.actor = await apiActor(req.get('authorization'), scope);
         next();
       };
     },
+    apiActor,
   };
 }

@@ -4,6 +4,7 @@ import { AppError, ERROR_CODES, errorBody, isAppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { StoreUnavailableError, VersionConflictError } from '../store/store.js';
 import { isApiRequest } from './api-path.js';
+import type { Translate } from '../i18n/i18n.js';
 import { translatorFor } from './language.js';
 import { renderPage } from './render.js';
 
@@ -35,38 +36,59 @@ export function toAppError(err: unknown): AppError {
   return new AppError('internal', { cause: err });
 }
 
+/** What the API answers for an error: its status, its extra headers and its JSON body. */
+export interface ApiErrorAnswer {
+  status: number;
+  headers: Record<string, string>;
+  json: ReturnType<typeof errorBody>;
+}
+
+/**
+ * The one rendering of an error for the API and the pages: logged (5xx with its cause and stack, the rest as a
+ * refusal), mapped onto the error table, its default message in the reader's language (cookie, then
+ * Accept-Language). Every path that answers an error goes through here.
+ */
+export function answerForError(
+  log: Logger,
+  err: unknown,
+  req: Pick<Request, 'headers'>,
+  where: { method: string; path: string },
+): ApiErrorAnswer & { t: Translate } {
+  const appError = toAppError(err);
+  if (appError.status >= 500) log.error({ err: appError.cause ?? appError, ...where }, 'request failed');
+  else log.debug({ code: appError.code, ...where }, 'request refused');
+  const t = translatorFor(req);
+  const json = errorBody(appError);
+  // Codes stay English for programs; the default message follows the reader's language.
+  if (json.error.message === ERROR_CODES[json.error.code].message) json.error.message = t(`error.${json.error.code}`);
+  return { status: appError.status, headers: appError.headers, json, t };
+}
+
 export function createErrorHandler(log: Logger, eta: Eta): ErrorRequestHandler {
   return (err: unknown, req, res, _next) => {
-    const appError = toAppError(err);
-    if (appError.status >= 500)
-      log.error({ err: appError.cause ?? appError, method: req.method, path: req.path }, 'request failed');
-    else log.debug({ code: appError.code, method: req.method, path: req.path }, 'request refused');
+    const answer = answerForError(log, err, req, { method: req.method, path: req.path });
     if (res.headersSent) {
       res.end();
       return;
     }
-    for (const [name, value] of Object.entries(appError.headers)) res.setHeader(name, value);
-    const t = translatorFor(req);
-    const json = errorBody(appError);
-    // Codes stay English for programs; the default message follows the reader's language.
-    if (json.error.message === ERROR_CODES[json.error.code].message) json.error.message = t(`error.${json.error.code}`);
+    for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
     if (wantsJson(req)) {
-      res.status(appError.status).json(json);
+      res.status(answer.status).json(answer.json);
       return;
     }
-    const body = json.error;
+    const body = answer.json.error;
     renderPage(
       res,
       eta,
       'error',
       {
-        title: t('error.title'),
-        status: appError.status,
+        title: answer.t('error.title'),
+        status: answer.status,
         code: body.code,
         message: body.message,
         details: body.details,
       },
-      appError.status,
+      answer.status,
     );
   };
 }

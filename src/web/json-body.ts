@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { IncrementalJsonParser } from './json-stream.js';
 
@@ -38,91 +39,119 @@ function isPlainJson(type: string | undefined): boolean {
   return params.every((p) => /^\s*charset\s*=\s*("utf-8"|utf-8)\s*$/.test(p));
 }
 
+/**
+ * Whether `readJsonBody` reads this request itself: a plain JSON body with a length or chunked, not compressed,
+ * not read yet. The rest is for the library.
+ */
+export function readsPlainJson(req: IncomingMessage): boolean {
+  const lengthHeader = req.headers['content-length'];
+  const chunked = req.headers['transfer-encoding'] !== undefined;
+  const encoding = req.headers['content-encoding'];
+  return (
+    (chunked || (lengthHeader !== undefined && bodyLength(lengthHeader) > 0)) &&
+    (encoding === undefined || encoding.toLowerCase() === 'identity') &&
+    isPlainJson(req.headers['content-type']) &&
+    !req.readableEnded
+  );
+}
+
+function bodyLength(header: string | undefined): number {
+  return header !== undefined && /^[0-9]{1,9}$/.test(header) ? Number(header) : -1;
+}
+
+/**
+ * Reads the JSON body of a request `readsPlainJson` accepted and calls `done` once: with the value, or with an error
+ * of body-parser's types (the rest of a refused body is read and dropped, and the response closes the connection).
+ */
+export function readJsonBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limit: number,
+  done: (err: HttpError | Error | null, body?: unknown) => void,
+): void {
+  const length = bodyLength(req.headers['content-length']);
+  let chunks: Buffer[] = [];
+  let received = 0;
+  let parser: IncrementalJsonParser | null = null;
+  let finished = false;
+  const cleanup = () => {
+    finished = true;
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', onError);
+    chunks = [];
+    parser = null;
+  };
+  /** Answers the error; the rest of the body is read and dropped, and the connection ends after the answer. */
+  const refuse = (status: number, message: string, type: string) => {
+    cleanup();
+    if (!req.readableEnded) {
+      res.setHeader('Connection', 'close');
+      req.resume();
+    }
+    done(httpError(status, message, type));
+  };
+  const toParser = (chunk: Buffer): boolean => {
+    try {
+      parser!.write(chunk);
+      return true;
+    } catch (err) {
+      refuse(400, (err as Error).message, 'entity.parse.failed');
+      return false;
+    }
+  };
+  const onData = (chunk: Buffer) => {
+    if (finished) return;
+    received += chunk.length;
+    if (received > limit) return refuse(413, 'request entity too large', 'entity.too.large');
+    if (length >= 0 && received > length)
+      return refuse(400, 'request size did not match content length', 'request.size.invalid');
+    if (parser) return void toParser(chunk);
+    chunks.push(chunk);
+    if (received <= STREAM_ABOVE) return;
+    // Large after all: what came so far goes to the incremental parser, and so does everything after it.
+    parser = new IncrementalJsonParser();
+    const kept = chunks;
+    chunks = [];
+    for (const c of kept) if (!toParser(c)) return;
+  };
+  const onEnd = () => {
+    if (finished) return;
+    if (length >= 0 && received !== length)
+      return refuse(400, 'request size did not match content length', 'request.size.invalid');
+    let body: unknown;
+    try {
+      body = parser ? parser.end() : parseWhole(chunks, received);
+    } catch (err) {
+      return refuse(400, (err as Error).message, 'entity.parse.failed');
+    }
+    cleanup();
+    done(null, body);
+  };
+  const onError = (err: Error) => {
+    cleanup();
+    done(err);
+  };
+  if (length > limit) {
+    refuse(413, 'request entity too large', 'entity.too.large');
+    return;
+  }
+  req.on('data', onData);
+  req.on('end', onEnd);
+  req.on('error', onError);
+}
+
 export function jsonBody(limit: number, library: RequestHandler): RequestHandler {
   return (req, res, next) => {
-    const lengthHeader = req.headers['content-length'];
-    const chunked = req.headers['transfer-encoding'] !== undefined;
-    const length = lengthHeader !== undefined && /^[0-9]{1,9}$/.test(lengthHeader) ? Number(lengthHeader) : -1;
-    const encoding = req.headers['content-encoding'];
-    if (
-      (length <= 0 && !chunked) ||
-      (encoding !== undefined && encoding.toLowerCase() !== 'identity') ||
-      !isPlainJson(req.headers['content-type']) ||
-      req.readableEnded
-    ) {
+    if (!readsPlainJson(req)) {
       library(req, res, next);
       return;
     }
-    let chunks: Buffer[] = [];
-    let received = 0;
-    let parser: IncrementalJsonParser | null = null;
-    let done = false;
-    const cleanup = () => {
-      done = true;
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      chunks = [];
-      parser = null;
-    };
-    /** Answers the error; the rest of the body is read and dropped, and the connection ends after the answer. */
-    const refuse = (status: number, message: string, type: string) => {
-      cleanup();
-      if (!req.readableEnded) {
-        res.setHeader('Connection', 'close');
-        req.resume();
-      }
-      next(httpError(status, message, type));
-    };
-    const toParser = (chunk: Buffer): boolean => {
-      try {
-        parser!.write(chunk);
-        return true;
-      } catch (err) {
-        refuse(400, (err as Error).message, 'entity.parse.failed');
-        return false;
-      }
-    };
-    const onData = (chunk: Buffer) => {
-      if (done) return;
-      received += chunk.length;
-      if (received > limit) return refuse(413, 'request entity too large', 'entity.too.large');
-      if (length >= 0 && received > length)
-        return refuse(400, 'request size did not match content length', 'request.size.invalid');
-      if (parser) return void toParser(chunk);
-      chunks.push(chunk);
-      if (received <= STREAM_ABOVE) return;
-      // Large after all: what came so far goes to the incremental parser, and so does everything after it.
-      parser = new IncrementalJsonParser();
-      const kept = chunks;
-      chunks = [];
-      for (const c of kept) if (!toParser(c)) return;
-    };
-    const onEnd = () => {
-      if (done) return;
-      if (length >= 0 && received !== length)
-        return refuse(400, 'request size did not match content length', 'request.size.invalid');
-      let body: unknown;
-      try {
-        body = parser ? parser.end() : parseWhole(chunks, received);
-      } catch (err) {
-        return refuse(400, (err as Error).message, 'entity.parse.failed');
-      }
-      cleanup();
+    readJsonBody(req, res, limit, (err, body) => {
+      if (err) return next(err);
       req.body = body;
       next();
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      next(err);
-    };
-    if (length > limit) {
-      refuse(413, 'request entity too large', 'entity.too.large');
-      return;
-    }
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
+    });
   };
 }
 

@@ -1,5 +1,6 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import express, { type RequestHandler } from 'express';
+import { z } from 'zod';
 import { fromAllowed, serverForKey, type KeyRateLimits } from '../admin/key-policy.js';
 import type { Actor } from '../admin/types.js';
 import { AppError } from '../errors.js';
@@ -36,6 +37,30 @@ export interface Accepted {
 }
 
 export type Intake = (body: unknown, actor: Actor, idempotencyKey: string | null) => Promise<Accepted>;
+
+/** Where one message is sent (POST) and the queue is listed (GET). */
+export const SEND_PATH = '/api/v1/messages';
+
+export const idempotencyKey = z.string().regex(/^[\x21-\x7e]{1,200}$/, 'expected 1-200 printable ASCII characters');
+
+/** The answer to one message accepted: 202 with its id and status, where to read it, whether it was a replay. */
+export interface SendAnswer {
+  location: string;
+  replayed: boolean;
+  json: { id: string; status: MessageStatus };
+}
+
+/** One message of `POST /api/v1/messages`, its Idempotency-Key header as given (checked here). */
+export async function sendOne(
+  intake: Intake,
+  body: unknown,
+  actor: Actor,
+  idempotencyHeader: string | undefined,
+): Promise<SendAnswer> {
+  const key = idempotencyHeader === undefined ? null : parseInput(idempotencyKey, idempotencyHeader);
+  const r = await intake(body, actor, key);
+  return { location: `${SEND_PATH}/${r.id}`, replayed: !r.created, json: { id: r.id, status: r.status } };
+}
 
 /** Messages larger than this give other requests a turn between being checked and being stored. */
 const YIELD_ABOVE_BYTES = 1024 * 1024;
@@ -79,6 +104,18 @@ export function createIntake(deps: IntakeDeps): Intake {
 /** Room for JSON escapes of the text parts beyond the message's own limit (the exact check follows parsing). */
 const JSON_SLACK_BYTES = 8 * 1024 * 1024;
 
+/** The most bytes the JSON body of one message may have: its limit as sent, plus room for JSON escapes. */
+export function singleMessageBodyLimit(limits: IntakeLimits): number {
+  return limits.maxMessageBytes + JSON_SLACK_BYTES;
+}
+
+/** A single message too large to parse is refused as the message being too large, not as any large body. */
+export function singleMessageBodyError(err: unknown): unknown {
+  return (err as { type?: string } | undefined)?.type === 'entity.too.large'
+    ? new AppError('message_too_large', { cause: err })
+    : err;
+}
+
 /**
  * The JSON bodies of the send API, larger than the rest of /api allows: a batch up to MAILGATE_MAX_BATCH_BYTES,
  * one message up to its limit plus room for escapes. Mounted before the general /api parser, which then leaves
@@ -88,7 +125,7 @@ const JSON_SLACK_BYTES = 8 * 1024 * 1024;
 export function messageBodyParsers(limits: IntakeLimits): RequestHandler[] {
   // Plain JSON bodies are read by json-body.ts (large ones parsed as they arrive); everything else by body-parser.
   const batch = jsonBody(limits.maxBatchBytes, express.json({ limit: limits.maxBatchBytes, strict: true }));
-  const singleLimit = limits.maxMessageBytes + JSON_SLACK_BYTES;
+  const singleLimit = singleMessageBodyLimit(limits);
   const single = jsonBody(singleLimit, express.json({ limit: singleLimit, strict: true }));
   const isBatch = /^\/api\/v1\/messages\/batch\/?$/i;
   const isSingle = /^\/api\/v1\/messages\/?$/i;
@@ -97,11 +134,7 @@ export function messageBodyParsers(limits: IntakeLimits): RequestHandler[] {
       if (req.method !== 'POST') return next();
       if (isBatch.test(req.path)) return batch(req, res, next);
       if (!isSingle.test(req.path)) return next();
-      single(req, res, (err?: unknown) => {
-        if ((err as { type?: string } | undefined)?.type === 'entity.too.large')
-          return next(new AppError('message_too_large', { cause: err }));
-        next(err);
-      });
+      single(req, res, (err?: unknown) => next(err === undefined ? undefined : singleMessageBodyError(err)));
     },
   ];
 }

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import type { ApiScope, Role } from '../../src/admin/types.js';
-import { createApp } from '../../src/app.js';
+import { createRequestListener } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { Keyring } from '../../src/crypto/keyring.js';
 import { createLogger } from '../../src/log.js';
@@ -221,8 +221,7 @@ export async function startTestApp(options: TestAppOptions = {}): Promise<TestAp
     ...options.seams,
     ...(options.tlsCa ? { mail: { ...options.seams?.mail, tlsCa: options.tlsCa } } : {}),
   });
-  const app = createApp(services);
-  const server = http.createServer(app);
+  const server = http.createServer(createRequestListener(services));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   if (config.MAILGATE_WORKERS) await services.start();
