@@ -1,6 +1,7 @@
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { ComposedMessage } from '../compose.js';
-import { toNodemailerMessage } from '../transport.js';
+import { writeMime } from '../mime-writer.js';
+import { composedFields } from '../nodemailer-message.js';
 
 /**
  * The SMTP transport is src/mail/transport.ts (nodemailer, pooled per server); this module is its other half for
@@ -27,8 +28,11 @@ export async function composeMime(
   options: { keepBcc: boolean },
 ): Promise<Buffer> {
   const bcc = bccOf(message);
+  // The same bytes the SMTP transport sends, when the message has no attachments.
+  const written = writeMime(message, messageId, { bcc: options.keepBcc ? bcc : [] });
+  if (written) return written.raw;
   const mail = new MailComposer({
-    ...toNodemailerMessage(message, messageId),
+    ...composedFields(message, messageId),
     ...(options.keepBcc && bcc.length ? { bcc } : {}),
   });
   const node = mail.compile();
