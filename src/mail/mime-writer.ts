@@ -1,6 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import * as base64 from 'nodemailer/lib/base64';
-import { encodeWord, encodeWords, foldLines, hasLongerLines, isPlainText, quoteString } from 'nodemailer/lib/mime-funcs';
+import {
+  encodeWord,
+  encodeWords,
+  foldLines,
+  hasLongerLines,
+  isPlainText,
+  quoteString,
+} from 'nodemailer/lib/mime-funcs';
 import * as qp from 'nodemailer/lib/qp';
 import type { ComposedMessage } from './compose.js';
 

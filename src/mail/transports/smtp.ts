@@ -5,9 +5,9 @@ import { composedFields } from '../nodemailer-message.js';
 
 /**
  * The SMTP transport is src/mail/transport.ts (nodemailer, pooled per server); this module is its other half for
- * the HTTP transports: the same MIME message nodemailer would put on the wire, built by the same library from the
- * same options, so a message reads the same whichever way it leaves. Only the mail transport modules import
- * nodemailer.
+ * the HTTP transports: the same MIME message the SMTP transport puts on the wire, written by the same code
+ * (mime-writer.ts, or MailComposer from the same options for a message with attachments), so a message reads the
+ * same whichever way it leaves. Only the mail transport modules import nodemailer.
  */
 
 export { createMailTransport as createSmtpTransport } from '../transport.js';
@@ -28,7 +28,6 @@ export async function composeMime(
   options: { keepBcc: boolean },
 ): Promise<Buffer> {
   const bcc = bccOf(message);
-  // The same bytes the SMTP transport sends, when the message has no attachments.
   const written = writeMime(message, messageId, { bcc: options.keepBcc ? bcc : [] });
   if (written) return written.raw;
   const mail = new MailComposer({
