@@ -3,8 +3,9 @@ import type { ComposedMessage } from './compose.js';
 import { writeMime } from './mime-writer.js';
 
 /**
- * The message handed to nodemailer, built from ours: a raw one as submitted (the SMTP front), or a composed one
- * with an explicit envelope and only the allowed custom headers. Shared by the SMTP transport and the MIME
+ * The message handed to nodemailer, built from ours, always with an explicit envelope: a raw one as submitted (the
+ * SMTP front); a composed one without attachments as the bytes mime-writer.ts wrote, raw as well; a composed one
+ * with attachments as fields with only the allowed custom headers. Shared by the SMTP transport and the MIME
  * builder of the HTTP mail APIs (src/mail/transports/), so every transport sends the same bytes.
  */
 
