@@ -19,8 +19,8 @@ import type { ComposedMessage } from './compose.js';
  * delivery; the bytes here are what reaches the server after nodemailer's SMTP data stream has made every line
  * break CRLF, so any sender can put them on the wire as they are (after dot-stuffing).
  *
- * Messages with attachments, and the rare message this writer leaves alone (an empty part, an address outside
- * the forms the API accepts), keep going through MailComposer: writeMime returns null for them.
+ * Messages with attachments, large ones (MAX_WRITTEN_CHARS) and the rare message this writer leaves alone (an empty
+ * part, an address outside the forms the API accepts) keep going through MailComposer: writeMime returns null.
  */
 
 export interface WrittenMime {
@@ -34,6 +34,13 @@ export interface WriteOptions {
   bcc?: string[];
   now?: Date;
 }
+
+/**
+ * Text and html together, in characters, up to which a message is written here. The writer works in one go, and a
+ * quoted-printable body costs about 40 ms per MB; MailComposer encodes a larger message in slices with turns of the
+ * event loop between them, so no delivery holds up the API for more than a few milliseconds.
+ */
+export const MAX_WRITTEN_CHARS = 128 * 1024;
 
 const ATEXT = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+";
 // The addresses the API accepts (compose.ts): nodemailer writes them with the domain lower-cased, bare, or in
@@ -175,9 +182,14 @@ function newMessageId(envelopeFrom: string): string {
   return `<${randomUUID()}@${domain}>`;
 }
 
-/** Whether writeMime takes this message (no attachments, both parts non-empty). */
+/** Whether writeMime takes this message (no attachments, both parts non-empty, not too large). */
 export function isWritable(message: ComposedMessage): boolean {
-  return !message.attachments?.length && message.text !== '' && message.html !== '';
+  return (
+    !message.attachments?.length &&
+    message.text !== '' &&
+    message.html !== '' &&
+    message.text.length + message.html.length <= MAX_WRITTEN_CHARS
+  );
 }
 
 /** The whole message as bytes, or null for one that MailComposer has to build (see above). */
