@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import nodemailer from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { describe, expect, it } from 'vitest';
@@ -230,5 +231,80 @@ describe('the MIME writer against nodemailer', () => {
     expect(writeMime(large, ID)).toBeNull();
     expect(toNodemailerMessage(large, ID)).not.toHaveProperty('raw');
     expect(writeMime({ ...large, text: large.text.slice(1) }, ID)).not.toBeNull();
+  });
+});
+
+describe('the MIME writer against nodemailer, for any accepted input', () => {
+  // Text built from pieces that steer every encoding choice: ASCII words, Latin accents, CJK, emoji, specials of
+  // encoded words and quoted-printable, every kind of line break, dots and "From " at line starts, long runs.
+  const piece = fc.constantFrom(
+    'word',
+    'More',
+    ' ',
+    '  ',
+    '\t',
+    '\n',
+    '\r\n',
+    '\r',
+    '.',
+    '\n.',
+    '\nFrom ',
+    '=',
+    '=?utf-8?Q?x?=',
+    '"',
+    '(',
+    '_',
+    '?',
+    'é',
+    'Größe',
+    '日本語',
+    '😀',
+    'x'.repeat(70),
+    'y'.repeat(1000),
+  );
+  const text = (max: number) => fc.array(piece, { maxLength: max }).map((p) => p.join(''));
+  const oneLine = (max: number) => text(max).map((t) => t.replace(/[\r\n]+/g, ' '));
+  const address = fc
+    .tuple(
+      fc.stringMatching(/^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,10}(\.[A-Za-z0-9_+-]{1,5})?$/),
+      fc.stringMatching(/^[A-Za-z0-9]([A-Za-z0-9-]{0,6}[A-Za-z0-9])?$/),
+      fc.constantFrom('com', 'NET', 'Org'),
+    )
+    .map(([l, d, t]) => `${l}@${d}.${t}`);
+  const input = fc.record(
+    {
+      fromName: oneLine(6).map((n) => n.replace(/[<>@"]/g, '').slice(0, 100)),
+      to: fc.array(address, { minLength: 1, maxLength: 4 }),
+      cc: fc.array(address, { maxLength: 3 }),
+      replyTo: address,
+      subject: oneLine(12).map((v) => v.slice(0, 500)),
+      text: text(30),
+      html: text(30),
+      headers: fc.record(
+        {
+          'X-Note': oneLine(8).map((v) => v.slice(0, 900)),
+          'In-Reply-To': fc.constantFrom('<a@example.com>', 'b@example.com', '<c d@example.com>'),
+          References: fc.constantFrom('<a@example.com> <b@example.com>', 'x@example.com  y@example.com'),
+        },
+        { requiredKeys: [] },
+      ),
+    },
+    { requiredKeys: ['to', 'subject'] },
+  );
+
+  it('writes the bytes nodemailer sends, apart from the boundary', async () => {
+    await fc.assert(
+      fc.asyncProperty(input, async (body) => {
+        const parsed = messageInput.safeParse({ text: 'fallback', ...body });
+        fc.pre(parsed.success);
+        const message = composeMessage(await withTextPart(parsed.data!), SENDER, '{name} (mailgate)');
+        const written = writeMime(message, ID, { now: NOW });
+        fc.pre(written !== null);
+        const ours = written!.raw.toString('utf8');
+        expectValid(ours);
+        expect(comparable(ours)).toBe(comparable(await nodemailerWire(message)));
+      }),
+      { numRuns: 300 },
+    );
   });
 });
