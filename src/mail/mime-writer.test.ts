@@ -260,6 +260,7 @@ describe('the MIME writer against nodemailer, for any accepted input', () => {
     '日本語',
     '😀',
     'x'.repeat(70),
+    'z'.repeat(76),
     'y'.repeat(1000),
   );
   const text = (max: number) => fc.array(piece, { maxLength: max }).map((p) => p.join(''));
