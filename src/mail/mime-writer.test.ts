@@ -298,10 +298,10 @@ describe('the MIME writer against nodemailer, for any accepted input', () => {
       fc.asyncProperty(input, async (body) => {
         const parsed = messageInput.safeParse({ text: 'fallback', ...body });
         fc.pre(parsed.success);
-        const message = composeMessage(await withTextPart(parsed.data!), SENDER, '{name} (mailgate)');
+        const message = composeMessage(await withTextPart(parsed.data), SENDER, '{name} (mailgate)');
         const written = writeMime(message, ID, { now: NOW });
         fc.pre(written !== null);
-        const ours = written!.raw.toString('utf8');
+        const ours = written.raw.toString('utf8');
         expectValid(ours);
         expect(comparable(ours)).toBe(comparable(await nodemailerWire(message)));
       }),
