@@ -1,9 +1,11 @@
 import { base64Stream } from './attachments.js';
 import type { ComposedMessage } from './compose.js';
+import { writeMime } from './mime-writer.js';
 
 /**
- * The message handed to nodemailer, built from ours: a raw one as submitted (the SMTP front), or a composed one
- * with an explicit envelope and only the allowed custom headers. Shared by the SMTP transport and the MIME
+ * The message handed to nodemailer, built from ours, always with an explicit envelope: a raw one as submitted (the
+ * SMTP front); a composed one without attachments as the bytes mime-writer.ts wrote, raw as well; a composed one
+ * with attachments as fields with only the allowed custom headers. Shared by the SMTP transport and the MIME
  * builder of the HTTP mail APIs (src/mail/transports/), so every transport sends the same bytes.
  */
 
@@ -38,7 +40,11 @@ function customHeaderFields(headers: Record<string, string> | undefined) {
   return out;
 }
 
-/** The nodemailer message: a raw one as submitted, or a composed one with only the allowed custom headers. */
+/**
+ * The nodemailer message: a raw one as submitted; a composed one written out here as bytes (mime-writer.ts), with
+ * its Message-ID passed beside them, which is what nodemailer reports back as the message's id; or, for a message
+ * with attachments, the fields MailComposer builds it from.
+ */
 export function toNodemailerMessage(message: ComposedMessage | RawMessage, messageId?: string) {
   if (isRawMessage(message)) {
     return {
@@ -52,6 +58,21 @@ export function toNodemailerMessage(message: ComposedMessage | RawMessage, messa
       disableUrlAccess: true,
     };
   }
+  const written = writeMime(message, messageId);
+  if (written) {
+    return {
+      raw: written.raw,
+      envelope: { from: message.envelope.from, to: message.envelope.to },
+      messageId: written.messageId,
+      disableFileAccess: true,
+      disableUrlAccess: true,
+    };
+  }
+  return composedFields(message, messageId);
+}
+
+/** The fields MailComposer builds a composed message from: only the allowed custom headers. */
+export function composedFields(message: ComposedMessage, messageId?: string) {
   return {
     ...customHeaderFields(message.headers),
     ...(message.attachments?.length

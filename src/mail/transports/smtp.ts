@@ -1,12 +1,13 @@
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { ComposedMessage } from '../compose.js';
-import { toNodemailerMessage } from '../transport.js';
+import { writeMime } from '../mime-writer.js';
+import { composedFields } from '../nodemailer-message.js';
 
 /**
  * The SMTP transport is src/mail/transport.ts (nodemailer, pooled per server); this module is its other half for
- * the HTTP transports: the same MIME message nodemailer would put on the wire, built by the same library from the
- * same options, so a message reads the same whichever way it leaves. Only the mail transport modules import
- * nodemailer.
+ * the HTTP transports: the same MIME message the SMTP transport puts on the wire, written by the same code
+ * (mime-writer.ts, or MailComposer from the same options for a message with attachments), so a message reads the
+ * same whichever way it leaves. Only the mail transport modules import nodemailer.
  */
 
 export { createMailTransport as createSmtpTransport } from '../transport.js';
@@ -27,8 +28,10 @@ export async function composeMime(
   options: { keepBcc: boolean },
 ): Promise<Buffer> {
   const bcc = bccOf(message);
+  const written = writeMime(message, messageId, { bcc: options.keepBcc ? bcc : [] });
+  if (written) return written.raw;
   const mail = new MailComposer({
-    ...toNodemailerMessage(message, messageId),
+    ...composedFields(message, messageId),
     ...(options.keepBcc && bcc.length ? { bcc } : {}),
   });
   const node = mail.compile();
