@@ -223,7 +223,8 @@ export async function openSession(options: SessionOptions): Promise<WireConnecti
     if (allowsAuth) await authenticate(conn, options.auth, auth);
     return conn;
   } catch (err) {
-    conn.close();
+    if (err instanceof NotHandled) conn.quit();
+    else conn.close();
     throw err;
   }
 }
