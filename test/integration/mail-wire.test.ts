@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import type { ResolvedServer } from '../../src/mail/servers.js';
@@ -118,7 +119,33 @@ describe('the bytes on the wire', () => {
   });
 });
 
+/** Counts the writes (write or writev) on client sockets to `port` while `work` runs. */
+async function clientWrites(port: number, work: () => Promise<unknown>): Promise<number> {
+  const proto = net.Socket.prototype as unknown as { _writeGeneric: (...args: unknown[]) => unknown };
+  const original = proto._writeGeneric;
+  let writes = 0;
+  proto._writeGeneric = function (this: net.Socket, ...args: unknown[]) {
+    if (this.remotePort === port) writes++;
+    return original.apply(this, args);
+  };
+  try {
+    await work();
+  } finally {
+    proto._writeGeneric = original;
+  }
+  return writes;
+}
+
 describe('pooled, pipelined sessions', () => {
+  it('on an open session a message is two writes: MAIL FROM, every RCPT TO and DATA; then the data and the dot', async () => {
+    const sink = await scripted();
+    const t = transport();
+    await t.send(plain(sink.port), raw('Subject: first\r\n\r\nx\r\n'));
+    const message = raw('Subject: second\r\n\r\n.dot\r\nbody\r\n', ['a@example.net', 'b@example.net', 'c@example.net']);
+    expect(await clientWrites(sink.port, () => t.send(plain(sink.port), message))).toBe(2);
+    expect(sink.data[1]!.toString()).toBe('Subject: second\r\n\r\n..dot\r\nbody\r\n');
+  });
+
   it('many concurrent messages share a few connections, each envelope in one write', async () => {
     const sink = await scripted();
     const t = transport({ maxConnections: 2 });

@@ -113,12 +113,16 @@ export class WirePool {
           this.#pump();
           return;
         }
-        job.reject(err);
         if ((err.code === 'EENVELOPE' || err.code === 'EMESSAGE') && err.responseCode !== 421 && !conn.closed) {
-          void conn.reset().then((ok) => (ok ? this.#release(conn) : undefined));
+          // Reset before the caller hears of it, so its next message finds this session free again.
+          void conn.reset().then((ok) => {
+            if (ok) this.#release(conn);
+            job.reject(err);
+          });
           return;
         }
         conn.close();
+        job.reject(err);
       },
     );
   }

@@ -201,12 +201,13 @@ export async function openSession(options: SessionOptions): Promise<WireConnecti
   }
   const conn = new WireConnection(socket);
   try {
+    // Armed before the greeting timer, as nodemailer does: a silent server is reported as a socket timeout.
+    conn.setTimeout(options.timeoutMs);
     const greetingTimer = setTimeout(
       () => conn.fail(timeoutError('Greeting never received', 'GREETING_TIMEOUT')),
       wait,
     );
     const greeting = await conn.request().finally(() => clearTimeout(greetingTimer));
-    conn.setTimeout(options.timeoutMs);
     if (greeting.code !== 220)
       throw smtpError(`Invalid greeting. response=${greeting.text}`, 'EPROTOCOL', greeting.text, 'CONN');
     const name = (options.name || defaultClientName()).replace(/[\r\n]+/g, '');
