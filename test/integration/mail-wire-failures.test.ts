@@ -234,6 +234,42 @@ describe('connections that go away', () => {
     expect(wire).toEqual({ accepted: ['b@example.net'], received: 2, connections: 2 });
   });
 
+  it('a message behind a refused one, its envelope already sent with the data, still goes out on the session', async () => {
+    const sink = await scripted({ onMessage: (data) => (data.includes('refuse me') ? '554 5.6.0 no' : undefined) });
+    const t = transport({ maxConnections: 1 });
+    const s = plain(sink.port);
+    await t.send(s, raw());
+    const [refused, next] = await Promise.allSettled([
+      t.send(s, raw(['a@example.net'], 'refuse me')),
+      t.send(s, raw(['b@example.net'])),
+    ]);
+    expect(refused).toMatchObject({ status: 'rejected', reason: { stage: 'EMESSAGE', responseCode: 554 } });
+    expect(next).toMatchObject({ status: 'fulfilled', value: { accepted: ['b@example.net'] } });
+    expect(sink.connections).toBe(1);
+    expect(sink.lines.some((l) => l.endsWith('RSET'))).toBe(false);
+  });
+
+  it('a cut after a message with the next envelope behind it: the first may be delivered (failed here), the next goes over a fresh session', async () => {
+    const sink = await scripted({
+      onMessage: (data, connection) => (connection === 1 && data.includes('cut') ? 'drop' : undefined),
+    });
+    const t = transport({ maxConnections: 1 });
+    const s = plain(sink.port);
+    await t.send(s, raw());
+    const [cut, next] = await Promise.allSettled([
+      t.send(s, raw(['a@example.net'], 'cut')),
+      t.send(s, raw(['b@example.net'], 'next')),
+    ]);
+    expect(cut).toMatchObject({ status: 'rejected', reason: { stage: 'ECONNECTION' } });
+    expect(next).toMatchObject({ status: 'fulfilled', value: { accepted: ['b@example.net'] } });
+    expect(sink.data.map((d) => d.toString().split('\r\n')[0])).toEqual([
+      'Subject: hello',
+      'Subject: cut',
+      'Subject: next',
+    ]);
+    expect(sink.connections).toBe(2);
+  });
+
   it('a silent server (a socket timeout, as nodemailer reports it), a refused connection', async () => {
     const silent = await startSilentServer();
     servers.push(silent);

@@ -169,6 +169,27 @@ describe('pooled, pipelined sessions', () => {
     expect(sink.lines.filter((l) => / EHLO /.test(l))).toHaveLength(2);
   });
 
+  it('with messages waiting, the next envelope goes in the same write as the data: one write per message', async () => {
+    const sink = await scripted();
+    const t = transport({ maxConnections: 1 });
+    await t.send(plain(sink.port), raw('Subject: open\r\n\r\nx\r\n'));
+    const writes = await clientWrites(sink.port, () =>
+      Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          t.send(plain(sink.port), raw(`Subject: ${i}\r\n\r\n.${i}\r\n`, [`r${i}@example.net`])),
+        ),
+      ),
+    );
+    // The first envelope alone, then each message's data with the next envelope behind it.
+    expect(writes).toBe(21);
+    expect(sink.data.slice(1).map((d) => d.toString())).toEqual(
+      Array.from({ length: 20 }, (_, i) => `Subject: ${i}\r\n\r\n..${i}\r\n`),
+    );
+    expect(sink.lines.filter((l) => l.includes('RCPT TO')).slice(1)).toEqual(
+      Array.from({ length: 20 }, (_, i) => `1 RCPT TO:<r${i}@example.net>`),
+    );
+  });
+
   it('STARTTLS and AUTH PLAIN, then every message over the one authenticated session', async () => {
     const sink = await smtp({ auth: { user: 'alice', pass: 'secret' } });
     const t = transport({ ca: sink.ca, maxConnections: 1 });

@@ -22,6 +22,15 @@ export interface TransactionResult {
   response: string;
 }
 
+/** One message to send on a connection, and where its outcome goes. */
+export interface PendingSend {
+  envelope: WireEnvelope;
+  raw: Buffer;
+  resolve(result: TransactionResult): void;
+  /** `bodyStarted`: (part of) the message was written, so it must not be tried again elsewhere. */
+  reject(err: WireError, bodyStarted: boolean): void;
+}
+
 type Handler = (reply: Reply) => void;
 
 /** Time the server gets to close its side after QUIT before the socket is destroyed. */
@@ -34,15 +43,20 @@ export class WireConnection {
   #socket: Socket;
   readonly #reader = new ReplyReader();
   readonly #handlers: Handler[] = [];
-  /** Fails whatever operation is waiting for the server (a setup step or a transaction). */
+  /** Fails the setup step waiting for the server. */
   #abort: ((err: WireError) => void) | null = null;
+  /** Fail the transactions in progress (one, or two when the next envelope went out with a message's data). */
+  readonly #transactions = new Set<(err: WireError) => void>();
   #closed = false;
   /** Extensions from the last EHLO (upper case keywords). */
   extensions = new Set<string>();
-  /** Transactions completed on this connection, either way. */
-  messages = 0;
-  /** The current transaction wrote (part of) its message: it must not be tried again elsewhere. */
-  bodyStarted = false;
+  /** Transactions started on this connection. */
+  started = 0;
+  /**
+   * Asked when a message's data is about to be written: a waiting message whose envelope can go in the same write
+   * (RFC 2920 lets message content start a group of commands).
+   */
+  nextInLine: (() => PendingSend | undefined) | undefined;
   /** Called once when the connection is gone (closed by either side or failed). */
   onClosed: (() => void) | undefined;
 
@@ -53,6 +67,16 @@ export class WireConnection {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Something waits for the server. */
+  get busy(): boolean {
+    return this.#abort !== null || this.#transactions.size > 0 || this.#handlers.length > 0;
+  }
+
+  /** Transactions in progress. */
+  get active(): number {
+    return this.#transactions.size;
   }
 
   /** Lets go of the plain socket for a TLS handshake over it; what was read in plaintext is dropped (RFC 3207). */
@@ -91,7 +115,7 @@ export class WireConnection {
       if (handler) {
         handler(reply);
         if (closing) this.fail(smtpError('Server closed the connection', 'ECONNECTION', reply.text, 'CONN'));
-      } else if (closing && !this.#abort) {
+      } else if (closing && !this.busy) {
         this.close();
       } else {
         this.fail(smtpError('Unexpected Response', 'EPROTOCOL', reply.text, 'CONN'));
@@ -104,8 +128,7 @@ export class WireConnection {
   readonly #onClose = () => {
     const leftover = this.#reader.leftover();
     const failure = /^[45]\d{2}[ -]/.test(leftover) ? leftover : false;
-    if (this.#abort || this.#handlers.length > 0 || failure)
-      this.fail(smtpError('Connection closed unexpectedly', 'ECONNECTION', failure, 'CONN'));
+    if (this.busy || failure) this.fail(smtpError('Connection closed unexpectedly', 'ECONNECTION', failure, 'CONN'));
     else this.close();
   };
 
@@ -114,7 +137,7 @@ export class WireConnection {
   };
 
   readonly #onTimeout = () => {
-    if (this.#abort || this.#handlers.length > 0) this.fail(timeoutError('Timeout', 'SOCKET_TIMEOUT'));
+    if (this.busy) this.fail(timeoutError('Timeout', 'SOCKET_TIMEOUT'));
     else this.quit();
   };
 
@@ -160,9 +183,12 @@ export class WireConnection {
   /** Closes the connection and fails what was waiting with `err`. */
   fail(err: WireError): void {
     const abort = this.#abort;
+    const transactions = [...this.#transactions];
     this.#abort = null;
+    this.#transactions.clear();
     this.close();
     abort?.(err);
+    for (const t of transactions) t(err);
   }
 
   close(): void {
@@ -205,103 +231,114 @@ export class WireConnection {
 
   /**
    * One message: MAIL FROM, every RCPT TO and DATA in one write; on the go-ahead, the message and the final dot in
-   * one write. Outcomes and errors as nodemailer's SMTPConnection.send reports them for a pipelined envelope.
+   * one write (with the next waiting message's envelope behind them). Outcomes and errors as nodemailer's
+   * SMTPConnection.send reports them for a pipelined envelope.
    */
-  send(envelope: WireEnvelope, raw: Buffer): Promise<TransactionResult> {
-    this.bodyStarted = false;
-    return new Promise<TransactionResult>((resolve, reject) => {
-      const { from, to } = envelope;
-      if (to.length === 0) return reject(smtpError('No recipients defined', 'EENVELOPE', false, 'API'));
-      if (INVALID_ADDRESS.test(from))
-        return reject(smtpError(`Invalid sender ${JSON.stringify(from)}`, 'EENVELOPE', false, 'API'));
-      let utf8 = NON_ASCII.test(from);
-      for (const address of to) {
-        if (!address || INVALID_ADDRESS.test(address))
-          return reject(smtpError(`Invalid recipient ${JSON.stringify(address)}`, 'EENVELOPE', false, 'API'));
-        if (NON_ASCII.test(address)) utf8 = true;
-      }
-      const accepted: string[] = [];
-      const rejected: string[] = [];
-      const rejectedErrors: WireError[] = [];
-      let mailError: WireError | undefined;
-      let settled = false;
-      const settle = (err: WireError | null, result?: TransactionResult) => {
-        if (settled) return;
-        settled = true;
-        this.setAbort(null);
-        this.messages++;
-        if (err) reject(err);
-        else resolve(result!);
-      };
-      this.setAbort((err) => settle(mailError ?? err));
+  send(pending: PendingSend): void {
+    const commands = this.#begin(pending);
+    if (commands) this.write(commands);
+  }
 
-      let args = '';
-      if (utf8 && this.extensions.has('SMTPUTF8')) args += ' SMTPUTF8';
-      if (envelope.use8BitMime && this.extensions.has('8BITMIME')) args += ' BODY=8BITMIME';
-      let commands = `MAIL FROM:<${from}>${args}\r\n`;
-      this.#handlers.push((reply) => {
-        if (reply.code < 200 || reply.code >= 300) {
-          const message =
-            utf8 && reply.code === 550 && NON_ASCII.test(from)
-              ? 'Internationalized mailbox name not allowed'
-              : 'Mail command failed';
-          mailError = smtpError(message, 'EENVELOPE', reply.text, 'MAIL FROM');
-        }
-      });
-      for (const address of to) {
-        commands += `RCPT TO:<${address}>\r\n`;
-        this.#handlers.push((reply) => {
-          if (reply.code >= 200 && reply.code < 300) {
-            accepted.push(address);
-            return;
-          }
-          const message =
-            utf8 && reply.code === 553 && NON_ASCII.test(address)
-              ? 'Internationalized mailbox name not allowed'
-              : 'Recipient command failed';
-          const err = smtpError(message, 'EENVELOPE', reply.text, 'RCPT TO');
-          err.recipient = address;
-          rejected.push(address);
-          rejectedErrors.push(err);
-        });
+  /** Registers the replies a message's envelope will get; returns its commands (null when refused before any). */
+  #begin(pending: PendingSend): Buffer | null {
+    const { envelope, raw } = pending;
+    const { from, to } = envelope;
+    const refuse = (message: string) => {
+      pending.reject(smtpError(message, 'EENVELOPE', false, 'API'), false);
+      return null;
+    };
+    if (to.length === 0) return refuse('No recipients defined');
+    if (INVALID_ADDRESS.test(from)) return refuse(`Invalid sender ${JSON.stringify(from)}`);
+    let utf8 = NON_ASCII.test(from);
+    for (const address of to) {
+      if (!address || INVALID_ADDRESS.test(address)) return refuse(`Invalid recipient ${JSON.stringify(address)}`);
+      if (NON_ASCII.test(address)) utf8 = true;
+    }
+    this.started++;
+    const accepted: string[] = [];
+    const rejected: string[] = [];
+    const rejectedErrors: WireError[] = [];
+    let mailError: WireError | undefined;
+    let bodyStarted = false;
+    let settled = false;
+    const abort = (err: WireError) => settle(mailError ?? err);
+    const settle = (err: WireError | null, result?: TransactionResult) => {
+      if (settled) return;
+      settled = true;
+      this.#transactions.delete(abort);
+      if (err) pending.reject(err, bodyStarted);
+      else pending.resolve(result!);
+    };
+    this.#transactions.add(abort);
+
+    let args = '';
+    if (utf8 && this.extensions.has('SMTPUTF8')) args += ' SMTPUTF8';
+    if (envelope.use8BitMime && this.extensions.has('8BITMIME')) args += ' BODY=8BITMIME';
+    let commands = `MAIL FROM:<${from}>${args}\r\n`;
+    this.#handlers.push((reply) => {
+      if (reply.code < 200 || reply.code >= 300) {
+        const message =
+          utf8 && reply.code === 550 && NON_ASCII.test(from)
+            ? 'Internationalized mailbox name not allowed'
+            : 'Mail command failed';
+        mailError = smtpError(message, 'EENVELOPE', reply.text, 'MAIL FROM');
       }
-      commands += 'DATA\r\n';
+    });
+    for (const address of to) {
+      commands += `RCPT TO:<${address}>\r\n`;
       this.#handlers.push((reply) => {
-        const goAhead = reply.code >= 300 && reply.code < 400;
-        if (mailError) {
-          // A server that refused the sender but takes DATA cannot be trusted with the session.
-          if (goAhead) this.close();
-          return settle(mailError);
-        }
-        if (accepted.length === 0) {
-          // Report a temporary refusal when there is one: the last reply could make the message look permanently failed.
-          const deferred = rejectedErrors.find((e) => e.responseCode && e.responseCode < 500);
-          const last = rejectedErrors[rejectedErrors.length - 1];
-          const err = smtpError(
-            "Can't send mail - all recipients were rejected",
-            'EENVELOPE',
-            deferred?.response ?? last?.response ?? reply.text,
-            'RCPT TO',
-          );
-          err.rejected = rejected;
-          err.rejectedErrors = rejectedErrors;
-          if (!goAhead) return settle(err);
-          // The server took DATA without a recipient: an empty message to nobody keeps the session usable.
-          this.#handlers.push(() => settle(err));
-          this.write('.\r\n');
+        if (reply.code >= 200 && reply.code < 300) {
+          accepted.push(address);
           return;
         }
-        if (reply.code < 200 || reply.code >= 400)
-          return settle(smtpError('Data command failed', 'EENVELOPE', reply.text, 'DATA'));
-        this.#handlers.push((end) => {
-          if (end.code < 200 || end.code >= 300)
-            return settle(smtpError('Message failed', 'EMESSAGE', end.text, 'DATA'));
-          settle(null, { accepted, rejected, rejectedErrors, response: end.text });
-        });
-        this.bodyStarted = true;
-        this.write(dataBlock(raw));
+        const message =
+          utf8 && reply.code === 553 && NON_ASCII.test(address)
+            ? 'Internationalized mailbox name not allowed'
+            : 'Recipient command failed';
+        const err = smtpError(message, 'EENVELOPE', reply.text, 'RCPT TO');
+        err.recipient = address;
+        rejected.push(address);
+        rejectedErrors.push(err);
       });
-      this.write(Buffer.from(commands, 'utf8'));
+    }
+    commands += 'DATA\r\n';
+    this.#handlers.push((reply) => {
+      const goAhead = reply.code >= 300 && reply.code < 400;
+      if (mailError) {
+        // A server that refused the sender but takes DATA cannot be trusted with the session.
+        if (goAhead) this.close();
+        return settle(mailError);
+      }
+      if (accepted.length === 0) {
+        // Report a temporary refusal when there is one: the last reply could make the message look permanently failed.
+        const deferred = rejectedErrors.find((e) => e.responseCode && e.responseCode < 500);
+        const last = rejectedErrors[rejectedErrors.length - 1];
+        const err = smtpError(
+          "Can't send mail - all recipients were rejected",
+          'EENVELOPE',
+          deferred?.response ?? last?.response ?? reply.text,
+          'RCPT TO',
+        );
+        err.rejected = rejected;
+        err.rejectedErrors = rejectedErrors;
+        if (!goAhead) return settle(err);
+        // The server took DATA without a recipient: an empty message to nobody keeps the session usable.
+        this.#handlers.push(() => settle(err));
+        this.write('.\r\n');
+        return;
+      }
+      if (reply.code < 200 || reply.code >= 400)
+        return settle(smtpError('Data command failed', 'EENVELOPE', reply.text, 'DATA'));
+      this.#handlers.push((end) => {
+        if (end.code < 200 || end.code >= 300) return settle(smtpError('Message failed', 'EMESSAGE', end.text, 'DATA'));
+        settle(null, { accepted, rejected, rejectedErrors, response: end.text });
+      });
+      bodyStarted = true;
+      const data = dataBlock(raw);
+      const next = this.nextInLine?.();
+      const nextCommands = next ? this.#begin(next) : null;
+      this.write(nextCommands ? Buffer.concat([data, nextCommands]) : data);
     });
+    return Buffer.from(commands, 'utf8');
   }
 }

@@ -1,4 +1,4 @@
-import type { TransactionResult, WireConnection, WireEnvelope } from './connection.js';
+import type { PendingSend, TransactionResult, WireConnection, WireEnvelope } from './connection.js';
 import { isConnectionLoss, type WireError } from './errors.js';
 import { NotHandled } from './session.js';
 
@@ -71,6 +71,10 @@ export class WirePool {
           if (at >= 0) this.#idle.splice(at, 1);
           if (!this.#closed) this.#pump();
         };
+        conn.nextInLine = () => {
+          const job = this.#closed ? undefined : this.#queue.shift();
+          return job && this.#pending(conn, job);
+        };
         this.#release(conn);
       },
       (err: unknown) => {
@@ -88,8 +92,9 @@ export class WirePool {
     );
   }
 
+  /** A free session takes the next waiting message, or waits itself. */
   #release(conn: WireConnection): void {
-    if (conn.closed) return;
+    if (conn.closed || conn.active > 0) return;
     if (this.#closed) return conn.quit();
     const job = this.#queue.shift();
     if (job) this.#run(conn, job);
@@ -97,14 +102,20 @@ export class WirePool {
   }
 
   #run(conn: WireConnection, job: Job): void {
-    const reused = conn.messages > 0;
-    conn.send(job.envelope, job.raw).then(
-      (result) => {
+    conn.send(this.#pending(conn, job));
+  }
+
+  #pending(conn: WireConnection, job: Job): PendingSend {
+    const reused = conn.started > 0;
+    return {
+      envelope: job.envelope,
+      raw: job.raw,
+      resolve: (result) => {
         job.resolve(result);
         this.#release(conn);
       },
-      (err: WireError) => {
-        if (reused && !conn.bodyStarted && !job.retried && isConnectionLoss(err)) {
+      reject: (err: WireError, bodyStarted) => {
+        if (reused && !bodyStarted && !job.retried && isConnectionLoss(err)) {
           // The server had closed the session while it sat idle: nothing of this message was delivered.
           conn.close();
           if (this.#closed) return job.reject(err);
@@ -113,7 +124,8 @@ export class WirePool {
           this.#pump();
           return;
         }
-        if ((err.code === 'EENVELOPE' || err.code === 'EMESSAGE') && err.responseCode !== 421 && !conn.closed) {
+        const refused = (err.code === 'EENVELOPE' || err.code === 'EMESSAGE') && err.responseCode !== 421;
+        if (refused && !conn.closed && conn.active === 0) {
           // Reset before the caller hears of it, so its next message finds this session free again.
           void conn.reset().then((ok) => {
             if (ok) this.#release(conn);
@@ -121,9 +133,10 @@ export class WirePool {
           });
           return;
         }
-        conn.close();
+        // A refused message with the next one already under way: its transaction is over, nothing to reset.
+        if (!refused) conn.close();
         job.reject(err);
       },
-    );
+    };
   }
 }
