@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import { diagnose } from '../../src/mail/diagnose.js';
@@ -293,6 +294,32 @@ describe('TLS, credentials and the egress policy', () => {
     expect(wire).toEqual(reference);
     expect(wire.failure).toMatchObject({ stage: 'ETLS', command: 'STARTTLS', diagnosis: 'starttls_unavailable' });
     expect(wire.received).toBe(0);
+  });
+
+  it('an untrusted certificate, over implicit TLS and over STARTTLS', async () => {
+    const [wire, reference] = await both(async (t) => {
+      const implicit = await smtp({ secure: true });
+      const starttls = await smtp();
+      return {
+        implicit: await failureOf(t(), resolvedServerForTests({ port: implicit.port, protocol: 'smtps', tls: false })),
+        starttls: await failureOf(t(), resolvedServerForTests({ port: starttls.port })),
+      };
+    });
+    expect(wire).toEqual(reference);
+    expect([wire.implicit.diagnosis, wire.starttls.diagnosis]).toEqual(['tls_untrusted', 'tls_untrusted']);
+  });
+
+  it('a port that is not SMTP: its banner is not repeated', async () => {
+    const banner = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.end('SSH-2.0-OpenSSH_9.6 secret-build\r\n');
+    });
+    await new Promise<void>((resolve) => banner.listen(0, '127.0.0.1', resolve));
+    servers.push({ close: () => new Promise<void>((resolve) => banner.close(() => resolve())) });
+    const port = (banner.address() as net.AddressInfo).port;
+    const [wire, reference] = await both(async (t) => failureOf(t(), plain(port)));
+    expect(wire).toEqual(reference);
+    expect(wire.diagnosis).toBe('not_smtp');
   });
 
   it('a wrong password: EAUTH 535, the server is to be paused', async () => {

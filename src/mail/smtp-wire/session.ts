@@ -3,7 +3,7 @@ import os from 'node:os';
 import tls, { type ConnectionOptions } from 'node:tls';
 import { connectChecked, toConnectFailure, type EgressGuard } from '../../net/connect.js';
 import { WireConnection } from './connection.js';
-import { smtpError, timeoutError, type WireError } from './errors.js';
+import { smtpError, timeoutError } from './errors.js';
 import type { Reply } from './replies.js';
 
 /**
@@ -85,17 +85,11 @@ function upgrade(socket: Socket, options: SessionOptions, timeoutMs: number, com
       secured.destroy();
       reject(timeoutError('TLS handshake timed out', 'UPGRADE_TIMEOUT', command));
     }, timeoutMs);
+    // A failed handshake (an untrusted certificate…) is a socket error to nodemailer, whatever the step.
     const onError = (err: Error) => {
       clearTimeout(timer);
       secured.destroy();
-      reject(
-        smtpError(
-          Object.assign(new Error(`Error initiating TLS - ${err.message}`), { code: (err as WireError).code }),
-          'ETLS',
-          false,
-          command,
-        ),
-      );
+      reject(smtpError(err, 'ESOCKET', false, 'CONN'));
     };
     secured.once('error', onError);
     secured.once('secureConnect', () => {
