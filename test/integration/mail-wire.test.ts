@@ -3,6 +3,8 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import type { ResolvedServer } from '../../src/mail/servers.js';
 import { createMailTransport, type MailTransport, type RawMessage } from '../../src/mail/transport.js';
+import { createEgressPolicy } from '../../src/net/egress.js';
+import { toMailTransportFailure } from '../../src/mail/transport-failure.js';
 import { resolvedServerForTests } from '../fakes/mail-services.js';
 import { startScriptedSmtp, type ScriptedSmtp, type ScriptedSmtpOptions } from '../fakes/scripted-smtp.js';
 import { startTestSmtp, type TestSmtp, type TestSmtpOptions } from '../fakes/smtp-server.js';
@@ -220,6 +222,37 @@ describe('pooled, pipelined sessions', () => {
     await sink.waitFor(1);
     expect(sink.authAttempts).toEqual([{ method: 'LOGIN', user: 'bob' }]);
     expect(sink.messages[0]).toMatchObject({ secure: true, authUser: 'bob' });
+  });
+
+  it('through the egress policy: the name as entered is checked against the certificate', async () => {
+    const sink = await smtp();
+    const t = createMailTransport({
+      log,
+      tlsCa: [sink.ca],
+      egress: {
+        policy: createEgressPolicy({ production: true, allow: ['127.0.0.1'] }),
+        resolve: (_host, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }]),
+      },
+    });
+    transports.push(t);
+    await t.send(
+      resolvedServerForTests({ host: 'localhost', port: sink.port }),
+      raw('Subject: via egress\r\n\r\nx\r\n'),
+    );
+    await sink.waitFor(1);
+    expect(sink.messages[0]!.secure).toBe(true);
+    const wrongName = await t
+      .send(
+        resolvedServerForTests({ id: 'srv_imposter', host: 'imposter.test', port: sink.port }),
+        raw('Subject: no\r\n\r\nx\r\n'),
+      )
+      .catch((e: unknown) => toMailTransportFailure(e));
+    expect(wrongName).toMatchObject({
+      kind: 'smtp',
+      stage: 'ESOCKET',
+      codes: ['ESOCKET', 'ERR_TLS_CERT_ALTNAME_INVALID'],
+    });
+    expect(sink.messages).toHaveLength(1);
   });
 
   it('the EHLO name is the server setting', async () => {
