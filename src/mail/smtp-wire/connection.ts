@@ -186,20 +186,22 @@ export class WireConnection {
     const transactions = [...this.#transactions];
     this.#abort = null;
     this.#transactions.clear();
-    this.close();
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#handlers.length = 0;
+      const socket = this.#socket;
+      this.#detach(socket);
+      socket.on('error', () => undefined);
+      socket.destroy();
+      this.onClosed?.();
+    }
     abort?.(err);
     for (const t of transactions) t(err);
   }
 
+  /** Closes the connection; anything still waiting for the server fails as a lost connection. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#handlers.length = 0;
-    const socket = this.#socket;
-    this.#detach(socket);
-    socket.on('error', () => undefined);
-    socket.destroy();
-    this.onClosed?.();
+    this.fail(smtpError('Connection closed', 'ECONNECTION', false, 'CONN'));
   }
 
   /** Ends the session politely: QUIT, then our side closed; the socket is destroyed if the server lingers. */

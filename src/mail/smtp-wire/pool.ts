@@ -48,7 +48,7 @@ export class WirePool {
     });
   }
 
-  /** Idle sessions end with QUIT now, busy ones when their message is done. */
+  /** Idle sessions end with QUIT now, busy ones once no message waits for them. */
   close(): void {
     this.#closed = true;
     for (const conn of this.#idle.splice(0)) conn.quit();
@@ -69,10 +69,10 @@ export class WirePool {
           this.#live--;
           const at = this.#idle.indexOf(conn);
           if (at >= 0) this.#idle.splice(at, 1);
-          if (!this.#closed) this.#pump();
+          this.#pump();
         };
         conn.nextInLine = () => {
-          const job = this.#closed ? undefined : this.#queue.shift();
+          const job = this.#queue.shift();
           return job && this.#pending(conn, job);
         };
         this.#release(conn);
@@ -87,7 +87,7 @@ export class WirePool {
         }
         // The message this session was opened for fails with it; the next one gets its own attempt.
         this.#queue.shift()?.reject(err);
-        if (!this.#closed) this.#pump();
+        this.#pump();
       },
     );
   }
@@ -95,9 +95,9 @@ export class WirePool {
   /** A free session takes the next waiting message, or waits itself. */
   #release(conn: WireConnection): void {
     if (conn.closed || conn.active > 0) return;
-    if (this.#closed) return conn.quit();
     const job = this.#queue.shift();
     if (job) this.#run(conn, job);
+    else if (this.#closed) conn.quit();
     else this.#idle.push(conn);
   }
 
@@ -118,7 +118,6 @@ export class WirePool {
         if (reused && !bodyStarted && !job.retried && isConnectionLoss(err)) {
           // The server had closed the session while it sat idle: nothing of this message was delivered.
           conn.close();
-          if (this.#closed) return job.reject(err);
           job.retried = true;
           this.#queue.unshift(job);
           this.#pump();
