@@ -28,24 +28,24 @@ export interface WirePoolSettings {
   maxConnections: number;
 }
 
-/** Tokens as nodemailer's XOAuth2 gets them: the cached one while it is valid, the token source otherwise. */
+/**
+ * Every session asks the token service (the single authority on expiry, with its own clock and cache); only
+ * without one does the grant's token serve, while it is valid, as it would for nodemailer.
+ */
 function wireAuth(auth: SmtpAuth, tokens: AccessTokenSource | undefined): WireAuth {
   if (auth.type === 'none') return auth;
   if (auth.type === 'basic') return auth;
-  const grantId = auth.grantId;
-  let cached = auth.accessToken;
-  let expires = auth.expires;
+  const { grantId, accessToken, expires } = auth;
   return {
     type: 'xoauth2',
     user: auth.user,
     async token(force) {
-      if (!force && cached && (!expires || expires > Date.now())) return cached;
-      if (!tokens) throw credentialsFailure('OAuth 2.0 is not configured in this mailgate', 'token_needs_reauth');
+      if (!tokens) {
+        if (!force && accessToken && (!expires || expires > Date.now())) return accessToken;
+        throw credentialsFailure('OAuth 2.0 is not configured in this mailgate', 'token_needs_reauth');
+      }
       try {
-        const t = await tokens.getAccessToken(grantId, { force });
-        cached = t.accessToken;
-        expires = t.expiresAt;
-        return t.accessToken;
+        return (await tokens.getAccessToken(grantId, { force })).accessToken;
       } catch (err) {
         throw credentialsFailure(`no access token: ${(err as Error).message ?? String(err)}`, tokenProblemOf(err), err);
       }
