@@ -9,14 +9,8 @@ import { toNodemailerMessage, type RawMessage } from './nodemailer-message.js';
 import type { ComposedMessage } from './compose.js';
 import { isLoopbackHost, type ResolvedServer } from './servers.js';
 import { createWirePool, isHandedOver, type WirePool } from './smtp-wire/index.js';
-import type {
-  MailTransportFailure} from './transport-failure.js';
-import {
-  credentialsFailure,
-  forLibrary,
-  tokenProblemOf,
-  toMailTransportFailure,
-} from './transport-failure.js';
+import type { MailTransportFailure } from './transport-failure.js';
+import { credentialsFailure, forLibrary, tokenProblemOf, toMailTransportFailure } from './transport-failure.js';
 
 /**
  * The only importer of nodemailer, and where its failures become MailTransportFailure (transport-failure.ts). Builds transport options from a server (timeouts, TLS policy, EHLO name,
