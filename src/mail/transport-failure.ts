@@ -172,3 +172,17 @@ export function toMailTransportFailure(error: unknown): MailTransportFailure {
 export function forLibrary(failure: AppError): Error {
   return new Error(failure.message, { cause: failure });
 }
+
+/** No credentials for a server: its grant is dead (`token_needs_reauth`) or the provider gave no token now. */
+export function credentialsFailure(
+  message: string,
+  kind: 'token_needs_reauth' | 'token_unavailable',
+  cause?: unknown,
+): MailTransportFailure {
+  return new MailTransportFailure({ kind, message }, cause);
+}
+
+/** The token service says `reauth_required` when the grant is dead; anything else may pass. */
+export function tokenProblemOf(err: unknown): 'token_needs_reauth' | 'token_unavailable' {
+  return findAppError(err, 'reauth_required') ? 'token_needs_reauth' : 'token_unavailable';
+}

@@ -2,14 +2,15 @@ import type { Socket } from 'node:net';
 import { format } from 'node:util';
 import nodemailer from 'nodemailer';
 import type { Logger } from '../log.js';
-import { findAppError } from '../errors.js';
 import { connectChecked, toConnectFailure, type EgressGuard } from '../net/connect.js';
 import { type AccessTokenSource, type GrantSource, type SmtpAuth, isAuthProblem, pickSmtpAuth } from './auth.js';
 import { coalesceChunks } from './coalesce.js';
 import { toNodemailerMessage, type RawMessage } from './nodemailer-message.js';
 import type { ComposedMessage } from './compose.js';
 import { isLoopbackHost, type ResolvedServer } from './servers.js';
-import { forLibrary, MailTransportFailure, toMailTransportFailure } from './transport-failure.js';
+import { createWirePool, isHandedOver, type WirePool } from './smtp-wire/index.js';
+import type { MailTransportFailure } from './transport-failure.js';
+import { credentialsFailure, forLibrary, tokenProblemOf, toMailTransportFailure } from './transport-failure.js';
 
 /**
  * The only importer of nodemailer, and where its failures become MailTransportFailure (transport-failure.ts). Builds transport options from a server (timeouts, TLS policy, EHLO name,
@@ -44,15 +45,6 @@ export interface SendResult {
   accepted: string[];
   rejected: { address: string; responseCode?: number; response?: string }[];
   response: string;
-}
-
-/** No credentials for a server: its grant is dead (`token_needs_reauth`) or the provider gave no token now. */
-function credentialsFailure(
-  message: string,
-  kind: 'token_needs_reauth' | 'token_unavailable',
-  cause?: unknown,
-): MailTransportFailure {
-  return new MailTransportFailure({ kind, message }, cause);
 }
 
 /** A nodemailer-style logger (bunyan-like `debug(data, fmt, ...args)`). */
@@ -135,11 +127,6 @@ export interface BuildOptions {
   logger?: ProtocolLogger;
   tokens?: AccessTokenSource;
   egress?: EgressGuard | undefined;
-}
-
-/** The token service says `reauth_required` when the grant is dead; anything else may pass. */
-function tokenProblemOf(err: unknown): 'token_needs_reauth' | 'token_unavailable' {
-  return findAppError(err, 'reauth_required') ? 'token_needs_reauth' : 'token_unavailable';
 }
 
 function toNodemailerAuth(auth: SmtpAuth, tokens: AccessTokenSource | undefined): NodemailerAuth {
@@ -245,6 +232,8 @@ type Mailer = ReturnType<typeof nodemailer.createTransport>;
 interface PoolEntry {
   fingerprint: string;
   mailer: Mailer;
+  /** The narrow client for raw messages (absent with protocol logging on: nodemailer logs every line). */
+  wire: WirePool | undefined;
   inFlight: number;
   retired: boolean;
 }
@@ -288,7 +277,12 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
   function retire(serverId: string, entry: PoolEntry): void {
     entry.retired = true;
     if (pools.get(serverId) === entry) pools.delete(serverId);
-    if (entry.inFlight === 0) entry.mailer.close();
+    if (entry.inFlight === 0) closeEntry(entry);
+  }
+
+  function closeEntry(entry: PoolEntry): void {
+    entry.mailer.close();
+    entry.wire?.close();
   }
 
   async function poolFor(server: ResolvedServer): Promise<PoolEntry> {
@@ -312,6 +306,21 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
     const entry: PoolEntry = {
       fingerprint,
       mailer: nodemailer.createTransport(options as Parameters<typeof nodemailer.createTransport>[0]),
+      wire: debugLogger
+        ? undefined
+        : createWirePool({
+            host: server.host,
+            port: server.port,
+            secure: options.secure,
+            requireTLS: options.requireTLS,
+            name: server.ehloName ?? undefined,
+            timeoutMs: server.timeoutMs,
+            tls: options.tls,
+            egress: deps.egress,
+            auth,
+            tokens: deps.tokens,
+            maxConnections: deps.maxConnections ?? 5,
+          }),
       inFlight: 0,
       retired: false,
     };
@@ -326,15 +335,18 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
       const entry = await poolFor(server);
       entry.inFlight++;
       try {
-        const info = (await entry.mailer.sendMail(toNodemailerMessage(message, messageId))) as Parameters<
-          typeof toSendResult
-        >[0];
+        const mail = toNodemailerMessage(message, messageId);
+        if (entry.wire && 'raw' in mail && mail.raw) {
+          const sent = await entry.wire.send(mail.envelope, mail.raw);
+          if (!isHandedOver(sent)) return toSendResult({ ...sent, messageId: messageId ?? '' });
+        }
+        const info = (await entry.mailer.sendMail(mail)) as Parameters<typeof toSendResult>[0];
         return toSendResult(info);
       } catch (error) {
         throw toMailTransportFailure(error);
       } finally {
         entry.inFlight--;
-        if (entry.retired && entry.inFlight === 0) entry.mailer.close();
+        if (entry.retired && entry.inFlight === 0) closeEntry(entry);
       }
     },
 
