@@ -25,6 +25,9 @@ import { credentialsFailure, forLibrary, tokenProblemOf, toMailTransportFailure 
 /** setTimeout's largest delay: nodemailer treats 0 as "use the default", so "wait forever" is this. */
 const FOREVER_MS = 2_147_483_647;
 
+/** The largest raw message the narrow client writes (dot-stuffed as one buffer); larger ones are streamed. */
+const WIRE_MAX_BYTES = 1 << 20;
+
 export interface TransportDeps {
   log: Logger;
   /** MAILGATE_MAIL_DEBUG: protocol-level lines to the (redacting) logger. */
@@ -336,7 +339,8 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
       entry.inFlight++;
       try {
         const mail = toNodemailerMessage(message, messageId);
-        if (entry.wire && 'raw' in mail && mail.raw) {
+        // A large message goes to nodemailer, which streams it in pieces: one buffer would hold the event loop.
+        if (entry.wire && 'raw' in mail && mail.raw && mail.raw.length <= WIRE_MAX_BYTES) {
           const sent = await entry.wire.send(mail.envelope, mail.raw);
           if (!isHandedOver(sent)) return toSendResult({ ...sent, messageId: messageId ?? '' });
         }

@@ -192,6 +192,19 @@ describe('pooled, pipelined sessions', () => {
     );
   });
 
+  it('a raw message over 1 MiB goes to nodemailer, streamed in pieces, with the same bytes on the wire', async () => {
+    const sink = await scripted();
+    const t = transport();
+    const line = '.x'.repeat(35).concat('\r\n');
+    const big = Buffer.from(`Subject: big\r\n\r\n${line.repeat(Math.ceil((1 << 20) / line.length) + 10)}`);
+    await t.send(plain(sink.port), raw('Subject: open\r\n\r\nx\r\n'));
+    // nodemailer opens its own connection and writes the message in chunks; one buffer would be one write.
+    const writes = await clientWrites(sink.port, () => t.send(plain(sink.port), raw(big)));
+    expect(writes).toBeGreaterThan(2);
+    expect(sink.connections).toBe(2);
+    expect(sink.data[1]!.equals(Buffer.from(big.toString().replace(/^\./gm, '..')))).toBe(true);
+  });
+
   it('STARTTLS and AUTH PLAIN, then every message over the one authenticated session', async () => {
     const sink = await smtp({ auth: { user: 'alice', pass: 'secret' } });
     const t = transport({ ca: sink.ca, maxConnections: 1 });
