@@ -8,7 +8,7 @@ import { coalesceChunks } from './coalesce.js';
 import { toNodemailerMessage, type RawMessage } from './nodemailer-message.js';
 import type { ComposedMessage } from './compose.js';
 import { isLoopbackHost, type ResolvedServer } from './servers.js';
-import { createWirePool, isHandedOver, type WirePool } from './smtp-wire/index.js';
+import { createWirePool, isHandedOver, normalizeEnvelope, type WirePool } from './smtp-wire/index.js';
 import type { MailTransportFailure } from './transport-failure.js';
 import { credentialsFailure, forLibrary, tokenProblemOf, toMailTransportFailure } from './transport-failure.js';
 
@@ -341,8 +341,9 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
         const mail = toNodemailerMessage(message, messageId);
         // A large message goes to nodemailer, which streams it in pieces: one buffer would hold the event loop.
         if (entry.wire && 'raw' in mail && mail.raw && mail.raw.length <= WIRE_MAX_BYTES) {
-          const sent = await entry.wire.send(mail.envelope, mail.raw);
-          if (!isHandedOver(sent)) return toSendResult({ ...sent, messageId: messageId ?? '' });
+          const sent = await entry.wire.send(normalizeEnvelope(mail.envelope), mail.raw);
+          // The Message-ID the message carries: the queue's, or the one the MIME writer made for a test email.
+          if (!isHandedOver(sent)) return toSendResult({ ...sent, messageId: mail.messageId ?? messageId ?? '' });
         }
         const info = (await entry.mailer.sendMail(mail)) as Parameters<typeof toSendResult>[0];
         return toSendResult(info);

@@ -106,6 +106,31 @@ describe('the bytes on the wire', () => {
     expect(envelopes(1)[0]).toBe('MAIL FROM:<notify@example.com> BODY=8BITMIME');
   });
 
+  it('carry the envelope nodemailer would: domains lower-cased or punycoded, repeated recipients once', async () => {
+    const sink = await scripted({ extensions: ['PIPELINING', '8BITMIME', 'SMTPUTF8'] });
+    const envelopes: RawMessage['envelope'][] = [
+      { from: 'Notify@Example.COM', to: ['Dest@Example.NET', 'dest@example.net', 'Dest@Example.NET'] },
+      { from: 'a@example.com', to: ['x@jõgeva.ee', 'ü@jõgeva.ee', 'b@[192.0.2.1]'] },
+      { from: '', to: ['bounce@example.net'] },
+      { from: 'plain@example.com', to: ['one@example.net', 'two@example.net'] },
+    ];
+    const wire = transport();
+    const reference = transport({ nodemailer: true });
+    for (const envelope of envelopes) {
+      const message = { raw: Buffer.from('Subject: e\r\n\r\nx\r\n'), envelope };
+      await wire.send(plain(sink.port), message);
+      await reference.send(plain(sink.port, { id: 'srv_reference' }), message);
+    }
+    const commands = (connection: number) =>
+      sink.lines.filter((l) => /^\d+ (MAIL|RCPT)/.test(l) && l.startsWith(`${connection} `)).map((l) => l.slice(2));
+    expect(commands(1)).toEqual(commands(2));
+    expect(commands(1).slice(0, 3)).toEqual([
+      'MAIL FROM:<Notify@example.com>',
+      'RCPT TO:<Dest@example.net>',
+      'RCPT TO:<dest@example.net>',
+    ]);
+  });
+
   it('a real SMTP server reads back each tricky message as nodemailer delivers it', async () => {
     const sink = await smtp({ starttls: false });
     const wire = transport();

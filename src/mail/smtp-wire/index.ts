@@ -12,6 +12,7 @@ import { openSession, type WireAuth } from './session.js';
  */
 
 export { HAND_OVER, WirePool } from './pool.js';
+export { normalizeEnvelope } from './envelope.js';
 export type { TransactionResult, WireEnvelope } from './connection.js';
 
 export interface WirePoolSettings {
