@@ -142,7 +142,11 @@ describe.runIf(redisBinary)('parking on Redis', () => {
     // Only the sends in flight at the kill may repeat.
     expect(received(slowA).distinct).toBe(N);
     expect(received(slowA).duplicates).toBeLessThanOrEqual(8);
-    expect((await survivor.store.scheduleStats(parkedQueue(a))).count).toBe(0);
+    // A kill between a park's two steps leaves the id in both schedules; its parked copy is unparked at the next
+    // short claim and dropped as stale, possibly just after the last delivery.
+    await expect
+      .poll(async () => (await survivor.store.scheduleStats(parkedQueue(a))).count, { timeout: 10_000, interval: 50 })
+      .toBe(0);
   }, 90_000);
 });
 
