@@ -271,6 +271,19 @@ describe('connections that go away', () => {
     expect(sink.connections).toBe(2);
   });
 
+  it('a server that closes the session in the same packet as its EHLO reply: the message fails, the next one gets a new session', async () => {
+    // The 421 arrives with the EHLO reply, so the session is gone before it is handed to the pool.
+    const sink = await scripted({
+      onCommand: (verb, _line, connection) =>
+        verb === 'EHLO' && connection === 1 ? '250-scripted\r\n250 PIPELINING\r\n421 4.3.2 shutting down' : undefined,
+    });
+    const t = transport({ maxConnections: 1 });
+    const s = plain(sink.port);
+    await expect(t.send(s, raw(['a@example.net']))).rejects.toMatchObject({ stage: 'ECONNECTION' });
+    await expect(t.send(s, raw(['b@example.net']))).resolves.toMatchObject({ accepted: ['b@example.net'] });
+    expect(sink.connections).toBe(2);
+  });
+
   it('a silent server (a socket timeout, as nodemailer reports it), a refused connection', async () => {
     const silent = await startSilentServer();
     servers.push(silent);
