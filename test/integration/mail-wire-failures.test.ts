@@ -284,6 +284,21 @@ describe('connections that go away', () => {
     expect(sink.connections).toBe(2);
   });
 
+  it('a server that closes the session in the same packet as a setup reply with a step to follow: the step fails, nothing hangs', async () => {
+    // STARTTLS is offered, so the client has another command to send on a session the 421 already closed.
+    const sink = await scripted({
+      onCommand: (verb, _line, connection) =>
+        verb === 'EHLO' && connection === 1
+          ? '250-scripted\r\n250-STARTTLS\r\n250 PIPELINING\r\n421 4.3.2 shutting down'
+          : undefined,
+    });
+    const t = transport({ maxConnections: 1 });
+    const s = plain(sink.port);
+    await expect(t.send(s, raw(['a@example.net']))).rejects.toMatchObject({ stage: 'ECONNECTION' });
+    await expect(t.send(s, raw(['b@example.net']))).resolves.toMatchObject({ accepted: ['b@example.net'] });
+    expect(sink.lines.filter((l) => l.includes('STARTTLS'))).toEqual([]);
+  });
+
   it('a silent server (a socket timeout, as nodemailer reports it), a refused connection', async () => {
     const silent = await startSilentServer();
     servers.push(silent);
