@@ -387,6 +387,29 @@ describe('TLS, credentials and the egress policy', () => {
     expect(wire.users).toEqual(['box@example.com', 'box@example.com']);
   });
 
+  it('XOAUTH2 with a token that comes after the session timed out: the message fails, nothing hangs', async () => {
+    const sink = await scripted({
+      extensions: ['PIPELINING', 'AUTH XOAUTH2'],
+      onCommand: (verb) => (verb === 'AUTH' ? '235 2.7.0 accepted' : undefined),
+    });
+    let calls = 0;
+    const t = transport({
+      maxConnections: 1,
+      grants: { grantForServer: async () => ({ grantId: 'g1', mailbox: 'box@example.com', status: 'active' }) },
+      tokens: {
+        async getAccessToken() {
+          // The first token is slow: it arrives once the client has ended the idle session.
+          if (++calls === 1) await sink.closed(1);
+          return { accessToken: 'token', expiresAt: Date.now() + 3_600_000 };
+        },
+      },
+    });
+    const s = plain(sink.port, { authMethod: 'oauth2', timeoutMs: 100 });
+    await expect(t.send(s, raw(['a@example.net']))).rejects.toMatchObject({ stage: 'ECONNECTION' });
+    await expect(t.send(s, raw(['b@example.net']))).resolves.toMatchObject({ accepted: ['b@example.net'] });
+    expect(sink.lines.filter((l) => l.startsWith('1 AUTH'))).toEqual([]);
+  });
+
   it('XOAUTH2 without a token (the provider is down): token_unavailable, nothing sent', async () => {
     const [wire, reference] = await both(async (t) => {
       const sink = await smtp({ tokens: new Map([['box@example.com', 'fresh']]) });
