@@ -342,7 +342,9 @@ export function createMailTransport(deps: TransportDeps): MailTransport {
         // A large message goes to nodemailer, which streams it in pieces: one buffer would hold the event loop.
         if (entry.wire && 'raw' in mail && mail.raw && mail.raw.length <= WIRE_MAX_BYTES) {
           const sent = await entry.wire.send(mail.envelope, mail.raw);
-          if (!isHandedOver(sent)) return toSendResult({ ...sent, messageId: messageId ?? '' });
+          // The id of the message as written (mime-writer.ts), which nodemailer would report, else the one given.
+          const id = ('messageId' in mail && mail.messageId) || messageId || '';
+          if (!isHandedOver(sent)) return toSendResult({ ...sent, messageId: id });
         }
         const info = (await entry.mailer.sendMail(mail)) as Parameters<typeof toSendResult>[0];
         return toSendResult(info);
