@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { envelopeAddress, envelopeRecipients } from './addresses.js';
 import { dataBlock } from './data-block.js';
 import { smtpError, timeoutError, type WireError } from './errors.js';
 import { ReplyReader, ReplyTooLarge, type Reply } from './replies.js';
@@ -246,7 +247,8 @@ export class WireConnection {
   /** Registers the replies a message's envelope will get; returns its commands (null when refused before any). */
   #begin(pending: PendingSend): Buffer | null {
     const { envelope, raw } = pending;
-    const { from, to } = envelope;
+    const from = envelopeAddress(envelope.from);
+    const to = envelopeRecipients(envelope.to);
     const refuse = (message: string) => {
       pending.reject(smtpError(message, 'EENVELOPE', false, 'API'), false);
       return null;
