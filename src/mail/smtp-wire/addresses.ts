@@ -7,12 +7,15 @@ import { domainToASCII } from 'node:url';
  */
 
 const NON_ASCII = /[\x80-\uFFFF]/;
+/** A domain nodemailer's normalization leaves as it is (nearly every one): no call into the URL parser for it. */
+const PLAIN_DOMAIN = /^[a-z0-9.-]+$/;
 
 export function envelopeAddress(address: string): string {
   const at = address.lastIndexOf('@');
   if (at < 0) return address;
   const local = address.slice(0, at);
   const domain = address.slice(at + 1);
+  if (PLAIN_DOMAIN.test(domain)) return address;
   if (NON_ASCII.test(local) || domain.startsWith('[')) return `${local}@${domain.toLowerCase()}`;
   return `${local}@${domainToASCII(domain) || domain.toLowerCase()}`;
 }
