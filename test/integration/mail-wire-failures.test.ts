@@ -271,6 +271,34 @@ describe('connections that go away', () => {
     expect(sink.connections).toBe(2);
   });
 
+  it('a server that closes the session in the same packet as its EHLO reply: the message fails, the next one gets a new session', async () => {
+    // The 421 arrives with the EHLO reply, so the session is gone before it is handed to the pool.
+    const sink = await scripted({
+      onCommand: (verb, _line, connection) =>
+        verb === 'EHLO' && connection === 1 ? '250-scripted\r\n250 PIPELINING\r\n421 4.3.2 shutting down' : undefined,
+    });
+    const t = transport({ maxConnections: 1 });
+    const s = plain(sink.port);
+    await expect(t.send(s, raw(['a@example.net']))).rejects.toMatchObject({ stage: 'ECONNECTION' });
+    await expect(t.send(s, raw(['b@example.net']))).resolves.toMatchObject({ accepted: ['b@example.net'] });
+    expect(sink.connections).toBe(2);
+  });
+
+  it('a server that closes the session in the same packet as a setup reply with a step to follow: the step fails, nothing hangs', async () => {
+    // STARTTLS is offered, so the client has another command to send on a session the 421 already closed.
+    const sink = await scripted({
+      onCommand: (verb, _line, connection) =>
+        verb === 'EHLO' && connection === 1
+          ? '250-scripted\r\n250-STARTTLS\r\n250 PIPELINING\r\n421 4.3.2 shutting down'
+          : undefined,
+    });
+    const t = transport({ maxConnections: 1 });
+    const s = plain(sink.port);
+    await expect(t.send(s, raw(['a@example.net']))).rejects.toMatchObject({ stage: 'ECONNECTION' });
+    await expect(t.send(s, raw(['b@example.net']))).resolves.toMatchObject({ accepted: ['b@example.net'] });
+    expect(sink.lines.filter((l) => l.includes('STARTTLS'))).toEqual([]);
+  });
+
   it('a silent server (a socket timeout, as nodemailer reports it), a refused connection', async () => {
     const silent = await startSilentServer();
     servers.push(silent);
@@ -357,6 +385,29 @@ describe('TLS, credentials and the egress policy', () => {
     expect(wire).toEqual(reference);
     expect(wire.calls).toEqual([false, true]);
     expect(wire.users).toEqual(['box@example.com', 'box@example.com']);
+  });
+
+  it('XOAUTH2 with a token that comes after the session timed out: the message fails, nothing hangs', async () => {
+    const sink = await scripted({
+      extensions: ['PIPELINING', 'AUTH XOAUTH2'],
+      onCommand: (verb) => (verb === 'AUTH' ? '235 2.7.0 accepted' : undefined),
+    });
+    let calls = 0;
+    const t = transport({
+      maxConnections: 1,
+      grants: { grantForServer: async () => ({ grantId: 'g1', mailbox: 'box@example.com', status: 'active' }) },
+      tokens: {
+        async getAccessToken() {
+          // The first token is slow: it arrives once the client has ended the idle session.
+          if (++calls === 1) await sink.closed(1);
+          return { accessToken: 'token', expiresAt: Date.now() + 3_600_000 };
+        },
+      },
+    });
+    const s = plain(sink.port, { authMethod: 'oauth2', timeoutMs: 100 });
+    await expect(t.send(s, raw(['a@example.net']))).rejects.toMatchObject({ stage: 'ECONNECTION' });
+    await expect(t.send(s, raw(['b@example.net']))).resolves.toMatchObject({ accepted: ['b@example.net'] });
+    expect(sink.lines.filter((l) => l.startsWith('1 AUTH'))).toEqual([]);
   });
 
   it('XOAUTH2 without a token (the provider is down): token_unavailable, nothing sent', async () => {

@@ -165,6 +165,8 @@ export class WireConnection {
 
   /** Sends `line` (when given) and resolves with the next reply; for setup steps, where a promise per reply is fine. */
   request(line?: string): Promise<Reply> {
+    // Closed between two setup steps (a 421 behind the last reply): nothing would ever answer or fail this one.
+    if (this.#closed) return Promise.reject(smtpError('Connection closed unexpectedly', 'ECONNECTION', false, 'CONN'));
     return new Promise<Reply>((resolve, reject) => {
       this.setAbort(reject);
       this.#handlers.push((reply) => {

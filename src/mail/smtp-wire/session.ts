@@ -216,6 +216,9 @@ export async function openSession(options: SessionOptions): Promise<WireConnecti
     const { auth, allowsAuth } = readExtensions(conn, hello);
     if (!conn.extensions.has('PIPELINING')) throw new NotHandled('the server does not offer PIPELINING');
     if (allowsAuth) await authenticate(conn, options.auth, auth);
+    // A server can close right behind its last setup reply (a 421 in the same packet): the pool only hears of a
+    // session's end after it took the session, so a closed one would hold its place and its message forever.
+    if (conn.closed) throw smtpError('Connection closed unexpectedly', 'ECONNECTION', false, 'CONN');
     return conn;
   } catch (err) {
     if (err instanceof NotHandled) conn.quit();
