@@ -6,7 +6,10 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { messageInput } from '../../src/mail/compose.js';
 import { MESSAGES, type MessageDoc } from '../../src/mail/queue.js';
-import { PARKED_SERVERS, parkedQueue } from '../../src/mail/queue/parking.js';
+import { createLogger } from '../../src/log.js';
+import { MAIL_QUEUE } from '../../src/mail/queue/model.js';
+import { createParking, PARKED_SERVERS, parkedQueue } from '../../src/mail/queue/parking.js';
+import type { Schedules } from '../../src/store/store.js';
 import { onPath } from '../fakes/binaries.js';
 import { startMailHarness, TEST_ACTOR, type MailHarness, type MailHarnessOptions } from '../fakes/mail-services.js';
 import { freePort } from '../fakes/net.js';
@@ -195,6 +198,44 @@ describe.each(redisBinary ? (['redis', 'file'] as const) : (['file'] as const))(
     // A park and an unpark are a few commands each (about 20 in all); pushing back cost about 47.
     if (url) expect(perMessage).toBeLessThan(26);
   }, 90_000);
+
+  it('an unpark while a park is under way leaves the message in a schedule, and it is unparked after', async () => {
+    const h = await harness({ ...(await storeOptions(kind)), workers: false });
+    const id = 'msg_park_race';
+    await h.store.schedule(MAIL_QUEUE, id, Date.now());
+    // The park stops before taking the id out of the global schedule; an unpark runs in that gap.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let gapReached!: () => void;
+    const inGap = new Promise<void>((resolve) => (gapReached = resolve));
+    const store = h.store;
+    const gated: Schedules = {
+      schedule: (queue, entry, dueAt, options) => store.schedule(queue, entry, dueAt, options),
+      claimDue: (queue, at, leaseMs, limit) => store.claimDue(queue, at, leaseMs, limit),
+      scheduled: (queue, options) => store.scheduled(queue, options),
+      scheduleStats: (queue) => store.scheduleStats(queue),
+      async unschedule(queue, entry) {
+        if (queue === MAIL_QUEUE) {
+          gapReached();
+          await gate;
+        }
+        return store.unschedule(queue, entry);
+      },
+    };
+    const log = createLogger({ level: 'silent' });
+    const parking = createParking({ store: gated, now: Date.now, log });
+    const other = createParking({ store: h.store, now: Date.now, log });
+    const parked = parking.park(id, 'srv_a');
+    await inGap;
+    await other.unpark('srv_a', 1);
+    release();
+    await parked;
+    const inGlobal = (await h.store.scheduled(MAIL_QUEUE, { limit: 10 })).some((e) => e.id === id);
+    const inParked = (await h.store.scheduled(parkedQueue('srv_a'), { limit: 10 })).some((e) => e.id === id);
+    expect(inGlobal || inParked, 'the message is in no schedule: lost').toBe(true);
+    expect(await other.unpark('srv_a', 1)).toBe(1);
+    expect((await h.store.scheduled(MAIL_QUEUE, { limit: 10 })).map((e) => e.id)).toEqual([id]);
+  });
 
   it('parked messages are waiting on the queue page and in its counts; removing one removes it for good', async () => {
     const N = 20;

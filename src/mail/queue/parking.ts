@@ -107,11 +107,16 @@ export function createParking(deps: { store: Schedules; now: () => number; log: 
   return {
     async park(id, serverId) {
       hint(serverId);
-      // Parked first, then out of the global schedule: a crash in between leaves it in both, and the copy left
-      // behind is dropped as stale once the message is finished.
-      await store.schedule(parkedQueue(serverId), id, now());
+      const queue = parkedQueue(serverId);
+      // Parked first, then out of the global schedule, then due: a crash in between leaves it in both (the copy
+      // left behind is dropped as stale once the message is finished) or parked, due when the unpark lease would
+      // end. Parked due at once, an unpark running meanwhile (a delivery of the server ending, another instance)
+      // would find the id still in the global schedule, skip the put-back and drop the parked entry, and this park
+      // would then take it out of the global one: in neither schedule, the message was never sent.
+      await store.schedule(queue, id, now() + UNPARK_LEASE_MS);
       await mark(serverId);
       await store.unschedule(MAIL_QUEUE, id);
+      await store.schedule(queue, id, now());
     },
     unpark,
     hinted,
