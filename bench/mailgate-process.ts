@@ -2,7 +2,7 @@
  * One mailgate instance for bench/run.ts in its own process, so the CPU time and the peak RSS the bench prints
  * for mailgate are mailgate's alone (not the raw pool's, the minimal front's or the bench's own bookkeeping).
  * Started with the sink port, the connections, the queue concurrency, MAILGATE_FSYNC and, for Redis, its URL and
- * key prefix; reports `{ ready: { url, key, serverId } }` over IPC, then runs the commands bench/run.ts sends:
+ * key prefix; reports `{ ready: { url, key, serverId } }` over IPC, then runs the commands bench/instances.ts sends:
  * `start` (the workers), `send-module` and `enqueue` (phases (b) and (q), in this process), `stop-queue`, `close`.
  */
 import { randomBytes } from 'node:crypto';
