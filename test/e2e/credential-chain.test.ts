@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DELIVERIES, EVENTS, type EventDoc } from '../../src/notify/model.js';
 import { GRANTS, type GrantRecord } from '../../src/tokens/grants.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
+import { afterInstancesLookAgain, notifyEventsOfType } from '../fakes/look-again.js';
 import { chromiumPathForTests, openTestBrowser, type TestBrowser } from '../fakes/chromium.js';
 import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
@@ -114,32 +114,6 @@ describe.skipIf(!chromiumPathForTests() || !redisUrlForTests())('the credential 
     forwarder?.close();
   });
 
-  /**
-   * One more pass of each instance's periodic checks and token scheduler at the current time (a scheduler pass
-   * only once the background one has finished), then every event fanned out and every delivery through: what
-   * the instances would still do about the grant now, they have done.
-   */
-  async function afterBothInstancesLookAgain(): Promise<void> {
-    for (const app of [a, b]) {
-      await app.services.tokenScheduler.stop();
-      await app.services.tokenScheduler.runDue();
-      await app.services.tokenScheduler.start();
-      await app.services.notify.check();
-    }
-    await expect
-      .poll(
-        async () => {
-          const events = await a.store.list<EventDoc>(EVENTS);
-          return events.every((e) => e.value.fannedOut) && (await a.store.list(DELIVERIES)).length === 0;
-        },
-        { timeout: 20_000 },
-      )
-      .toBe(true);
-  }
-
-  const eventsOfType = async (type: string) =>
-    (await a.store.list<EventDoc>(EVENTS)).filter((e) => e.value.event.type === type).length;
-
   it('revoked → one webhook and one email → banner → emailed link → owner repairs → one recovered → mail out', async () => {
     // Revoked at the provider; the clock moves past the access token's life and the schedulers refresh.
     provider.disableAccount(MAILBOX);
@@ -151,8 +125,8 @@ describe.skipIf(!chromiumPathForTests() || !redisUrlForTests())('the credential 
     await waitFor('grant.needs_reauth webhook', () => receiver.ofType('grant.needs_reauth').length > 0);
     await relay.waitFor(1, 20_000);
     // Both instances' periodic checks and schedulers keep looking: still one of each.
-    await afterBothInstancesLookAgain();
-    expect(await eventsOfType('grant.needs_reauth')).toBe(1);
+    await afterInstancesLookAgain([a, b]);
+    expect(await notifyEventsOfType(a.store, 'grant.needs_reauth')).toBe(1);
     expect(receiver.ofType('grant.needs_reauth')).toHaveLength(1);
     expect(receiver.ofType('grant.needs_reauth')[0]!.target).toBe(`smtp_server:${serverId}`);
     expect(receiver.badSignatures).toBe(0);
@@ -212,9 +186,9 @@ describe.skipIf(!chromiumPathForTests() || !redisUrlForTests())('the credential 
     // Exactly one grant.recovered; the held mail goes out through XOAUTH2 with an introspected token.
     await waitFor('grant.recovered webhook', () => receiver.ofType('grant.recovered').length > 0);
     await mailbox.waitFor(1);
-    await afterBothInstancesLookAgain();
-    expect(await eventsOfType('grant.recovered')).toBe(1);
-    expect(await eventsOfType('grant.needs_reauth')).toBe(1);
+    await afterInstancesLookAgain([a, b]);
+    expect(await notifyEventsOfType(a.store, 'grant.recovered')).toBe(1);
+    expect(await notifyEventsOfType(a.store, 'grant.needs_reauth')).toBe(1);
     expect(receiver.ofType('grant.recovered')).toHaveLength(1);
     expect(receiver.ofType('grant.needs_reauth')).toHaveLength(1);
     expect(receiver.badSignatures).toBe(0);
