@@ -10,9 +10,8 @@ import { toolForTests } from '../fakes/tools.js';
 const WRITER = path.resolve(import.meta.dirname, '../fakes/file-store-writer.ts');
 
 function startWriter(dir: string, mode: 'write' | 'compact' | 'open' | 'hold') {
-  const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, mode], {
-    stdio: [mode === 'hold' ? 'pipe' : 'ignore', 'pipe', 'pipe'],
-  });
+  // stdin is for `hold`: closing it lets the writer go.
+  const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, mode], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
