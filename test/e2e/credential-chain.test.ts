@@ -3,6 +3,7 @@ import net, { type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GRANTS, type GrantRecord } from '../../src/tokens/grants.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
+import { afterInstancesLookAgain, notifyEventsOfType } from '../fakes/look-again.js';
 import { chromiumPathForTests, openTestBrowser, type TestBrowser } from '../fakes/chromium.js';
 import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
@@ -123,8 +124,9 @@ describe.skipIf(!chromiumPathForTests() || !redisUrlForTests())('the credential 
     );
     await waitFor('grant.needs_reauth webhook', () => receiver.ofType('grant.needs_reauth').length > 0);
     await relay.waitFor(1, 20_000);
-    // Both instances' periodic checks (watchMs 100) and schedulers keep looking: still one of each.
-    await new Promise((r) => setTimeout(r, 1000));
+    // Both instances' periodic checks and schedulers keep looking: still one of each.
+    await afterInstancesLookAgain([a, b]);
+    expect(await notifyEventsOfType(a.store, 'grant.needs_reauth')).toBe(1);
     expect(receiver.ofType('grant.needs_reauth')).toHaveLength(1);
     expect(receiver.ofType('grant.needs_reauth')[0]!.target).toBe(`smtp_server:${serverId}`);
     expect(receiver.badSignatures).toBe(0);
@@ -184,7 +186,9 @@ describe.skipIf(!chromiumPathForTests() || !redisUrlForTests())('the credential 
     // Exactly one grant.recovered; the held mail goes out through XOAUTH2 with an introspected token.
     await waitFor('grant.recovered webhook', () => receiver.ofType('grant.recovered').length > 0);
     await mailbox.waitFor(1);
-    await new Promise((r) => setTimeout(r, 1000));
+    await afterInstancesLookAgain([a, b]);
+    expect(await notifyEventsOfType(a.store, 'grant.recovered')).toBe(1);
+    expect(await notifyEventsOfType(a.store, 'grant.needs_reauth')).toBe(1);
     expect(receiver.ofType('grant.recovered')).toHaveLength(1);
     expect(receiver.ofType('grant.needs_reauth')).toHaveLength(1);
     expect(receiver.badSignatures).toBe(0);

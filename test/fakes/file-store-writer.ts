@@ -38,8 +38,8 @@ try {
   const store = await createFileStore(dir);
   if (mode === 'open' || mode === 'hold') {
     process.stdout.write('opened\n');
-    // `hold` keeps the folder for a while, so processes started together really compete for it.
-    if (mode === 'hold') await new Promise((r) => setTimeout(r, 8000));
+    // `hold` keeps the folder until the parent closes our stdin (once every competitor has had its try).
+    if (mode === 'hold') await new Promise((r) => process.stdin.on('end', r).resume());
     await store.close();
     process.exit(0);
   }

@@ -4,8 +4,9 @@
  *   TOKEN_WORKER_GRANT    grant id
  *   TOKEN_WORKER_CALLERS  concurrent getAccessToken calls when "go" arrives on stdin (default 1); "go <ms>" first sets
  *                         how far ahead of the system clock this process's clock runs (the parent's offset)
- *   TOKEN_WORKER_PAUSE    "after-lock": print LOCKED and wait before the token request;
- *                         "after-response": print RESPONDED and wait after the provider answered, before the write
+ *   TOKEN_WORKER_PAUSE    "after-lock": print LOCKED and wait for "resume" on stdin before the token request;
+ *                         "after-response": print RESPONDED and wait for "resume" after the provider answered,
+ *                         before the write (the parent freezes the process meanwhile)
  *   TOKEN_WORKER_LOCK_MARGIN_MS   refresh lock lifetime beyond the 1 s request timeout (default 5 s)
  * Prints READY, then one RESULT line of JSON: distinct tokens, errors and the token service's counters.
  */
@@ -25,7 +26,6 @@ let clockOffsetMs = 0;
 const lockMarginMs = process.env.TOKEN_WORKER_LOCK_MARGIN_MS
   ? Number(process.env.TOKEN_WORKER_LOCK_MARGIN_MS)
   : undefined;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const config = loadConfig(process.env);
 const log = createLogger({ level: 'silent' });
@@ -33,13 +33,30 @@ const keyring = new Keyring(config.encryptionKeys ?? []);
 const store = await openStore(config);
 const audit = new AuditLog(store);
 
+const stdinLines: string[] = [];
+const lineWaiters: Array<(line: string) => void> = [];
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const waiter = lineWaiters.shift();
+  if (waiter) waiter(line.trim());
+  else stdinLines.push(line.trim());
+});
+const nextLine = (): Promise<string> =>
+  stdinLines.length > 0 ? Promise.resolve(stdinLines.shift()!) : new Promise((r) => lineWaiters.push(r));
+
+/** Says where it stopped and waits for the parent's "resume" (sent once the parent is done with it frozen). */
+async function pauseAt(mark: string): Promise<void> {
+  process.stdout.write(`${mark}\n`);
+  while ((await nextLine()) !== 'resume');
+}
+
 const pausingFetch: typeof fetch = async (input, init) => {
   const res = await fetch(input, init);
-  if (pause === 'after-response' && String(input instanceof Request ? input.url : input).endsWith('/token')) {
-    process.stdout.write('RESPONDED\n');
-    await sleep(500);
-  }
-  return res;
+  if (pause !== 'after-response' || !String(input instanceof Request ? input.url : input).endsWith('/token'))
+    return res;
+  // The whole answer is read first: the request's timeout, overdue once the process is thawed, must not cut it.
+  const body = await res.arrayBuffer();
+  await pauseAt('RESPONDED');
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
 };
 
 const oauth = createOAuthServices({
@@ -57,19 +74,15 @@ const oauth = createOAuthServices({
     fetch: pausingFetch,
     ...(pause === 'after-lock'
       ? {
-          afterLock: async () => {
-            process.stdout.write('LOCKED\n');
-            await sleep(500);
-          },
+          afterLock: () => pauseAt('LOCKED'),
         }
       : {}),
   },
 });
 
 process.stdout.write('READY\n');
-const lines = createInterface({ input: process.stdin });
-for await (const line of lines) {
-  const [command, offset] = line.trim().split(' ');
+for (;;) {
+  const [command, offset] = (await nextLine()).split(' ');
   if (command !== 'go') continue;
   clockOffsetMs = Number(offset ?? '0');
   const settled = await Promise.allSettled(Array.from({ length: callers }, () => oauth.tokens.getAccessToken(grantId)));

@@ -78,6 +78,7 @@ describe('acknowledged only once on disk (embedded store)', () => {
     });
     // The message's journal line reaches its fsync, which is held: no answer may come meanwhile.
     await expect.poll(() => held.length, { timeout: 10_000, interval: 10 }).toBeGreaterThan(0);
+    // Nothing signals an answer that does not come: an early one would be sent within milliseconds of the append.
     await new Promise((r) => setTimeout(r, 200));
     expect(answered, 'answered before the fsync finished').toBe(false);
 

@@ -12,8 +12,6 @@ import { redisUrlForTests } from '../fakes/redis.js';
  * app-only tokens go through the same single refresher (lock, re-read, version-checked write) as refreshes.
  */
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe.skipIf(!redisUrlForTests())('app-only tokens across two instances on Redis', () => {
   let provider: FakeProvider;
   let a: TestApp;
@@ -61,6 +59,16 @@ describe.skipIf(!redisUrlForTests())('app-only tokens across two instances on Re
     await provider?.close();
   });
 
+  /**
+   * Lets the pass each instance's scheduler may be in finish, then runs one more on each at the current time:
+   * whatever the schedulers would do about the token now, they have done.
+   */
+  async function afterSchedulerPasses(): Promise<void> {
+    for (const app of [a, b]) await app.services.tokenScheduler.stop();
+    for (const app of [a, b]) await app.services.tokenScheduler.runDue();
+    for (const app of [a, b]) await app.services.tokenScheduler.start();
+  }
+
   /** Twenty callers on each instance ask for the server's token at once. */
   async function stampede(): Promise<string[]> {
     const ask = (app: TestApp) =>
@@ -75,7 +83,7 @@ describe.skipIf(!redisUrlForTests())('app-only tokens across two instances on Re
     const tokens = await stampede();
     expect(new Set(tokens).size).toBe(1);
     // The schedulers of both instances may also have been told about the new grant: still one request.
-    await sleep(1500);
+    await afterSchedulerPasses();
     expect(provider.counts.clientCredentials).toBe(1);
     const grant = await a.store.get<GrantRecord>(GRANTS, serverId);
     expect(grant?.value.appOnly?.scope).toBe('https://outlook.office365.com/.default');
@@ -89,7 +97,7 @@ describe.skipIf(!redisUrlForTests())('app-only tokens across two instances on Re
       clockOffsetMs += grant.tokens.expiresAt - clock() - 5000;
       const tokens = await stampede();
       expect(new Set(tokens).size).toBe(1);
-      await sleep(1500);
+      await afterSchedulerPasses();
       expect(provider.counts.clientCredentials).toBe(before + 1);
       const after = (await a.store.get<GrantRecord>(GRANTS, serverId))!.value;
       expect(after.tokens.expiresAt).toBeGreaterThan(grant.tokens.expiresAt);

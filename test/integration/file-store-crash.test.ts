@@ -10,7 +10,8 @@ import { toolForTests } from '../fakes/tools.js';
 const WRITER = path.resolve(import.meta.dirname, '../fakes/file-store-writer.ts');
 
 function startWriter(dir: string, mode: 'write' | 'compact' | 'open' | 'hold') {
-  const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // stdin is for `hold`: closing it lets the writer go.
+  const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, mode], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -243,6 +244,7 @@ describe('file store crash safety', () => {
       const trigger = store.schedule('q', ids[0]!, 0);
       move();
       await trigger;
+      // The rewrite's end is not visible from outside the store: the moves go on for a while that covers it.
       await sleep(300);
       moving = false;
       expect(moves).toBeGreaterThan(100);
@@ -375,6 +377,10 @@ describe('file store crash safety', () => {
       await (await createFileStore(folder)).close();
       await writeFile(path.join(folder, 'store', '.lock'), `${dead.pid}\n`);
       const racers = Array.from({ length: 6 }, () => startWriter(folder, 'hold'));
+      // Whoever gets the folder keeps it until every racer has either opened it too or given up.
+      const decided = (r: (typeof racers)[number]) => r.child.exitCode !== null || r.output().stdout.includes('opened');
+      await expect.poll(() => racers.every(decided), { timeout: 45_000, interval: 20 }).toBe(true);
+      for (const r of racers) r.child.stdin?.end();
       const results = await Promise.all(racers.map((r) => r.exited));
       expect(results.filter((r) => r.code === 0)).toHaveLength(1);
       for (const [i, r] of results.entries())

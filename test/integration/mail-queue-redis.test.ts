@@ -43,7 +43,8 @@ describe.skipIf(!redisUrl)('mail queue on Redis, two instances', () => {
     for (let i = 0; i < 200; i++)
       ids.push((await (i % 2 ? two : one).mail.queue.enqueue({ ...input(i), serverId })).id);
     await sink.waitFor(200, 30_000);
-    await new Promise((r) => setTimeout(r, 500));
+    // Stopping waits for every send in flight to finish and be recorded: a duplicate would be at the sink now.
+    await Promise.all([one.mail.queue.stop(), two.mail.queue.stop()]);
 
     const messageIds = sink.messages.map((m) => m.headers.find((h) => h.startsWith('Message-ID:'))!);
     expect(messageIds).toHaveLength(200);
@@ -59,6 +60,7 @@ describe.skipIf(!redisUrl)('mail queue on Redis, two instances', () => {
     expect(docs.filter((d) => d.value.status === 'sent')).toHaveLength(200);
     expect(docs.every((d) => d.value.attempts === 1)).toBe(true);
     expect((await one.store.scheduleStats('mail')).count).toBe(0);
+    await Promise.all([one.mail.queue.start(), two.mail.queue.start()]);
 
     // Change the server on instance one; instance two must drop its cached server and pool.
     await one.mail.servers.update(serverId, { port: sink2.port }, { actor: TEST_ACTOR });

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../fakes/app.js';
+import { afterInstancesLookAgain, notifyEventsOfType } from '../fakes/look-again.js';
 import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
@@ -85,7 +86,7 @@ describe('durable webhook delivery', () => {
     expect(page.text).toContain('channel-status">failing');
     receiver.mode = 'ok';
     await waitFor('the delivery', () => receiver.accepted.length > 0);
-    await new Promise((r) => setTimeout(r, 300));
+    await afterInstancesLookAgain([app]);
     expect(receiver.ofType('queue.backlog')).toHaveLength(1);
     expect((await app.services.notify.channels.get(channelId)).status).toBe('ok');
     expect((await app.services.notify.worker.pendingByChannel()).size).toBe(0);
@@ -115,7 +116,8 @@ describe('keep-alive and refresh_failing', () => {
     expect(receiver.ofType('grant.refresh_failing')).toHaveLength(0);
     offsetMs += 30 * 60_000;
     await waitFor('more failures', async () => (await grant()).failures > 1);
-    await new Promise((r) => setTimeout(r, 200));
+    await afterInstancesLookAgain([app]);
+    expect(await notifyEventsOfType(app.store, 'grant.refresh_failing')).toBe(0);
     expect(receiver.ofType('grant.refresh_failing')).toHaveLength(0);
     offsetMs += 31 * 60_000;
     await waitFor('grant.refresh_failing', () => receiver.ofType('grant.refresh_failing').length > 0);
@@ -125,7 +127,9 @@ describe('keep-alive and refresh_failing', () => {
     provider.setTokenFault('none');
     offsetMs += 10 * 60_000;
     await waitFor('grant.recovered', () => receiver.ofType('grant.recovered').length > 0);
-    await new Promise((r) => setTimeout(r, 200));
+    await afterInstancesLookAgain([app]);
+    expect(await notifyEventsOfType(app.store, 'grant.refresh_failing')).toBe(1);
+    expect(await notifyEventsOfType(app.store, 'grant.recovered')).toBe(1);
     expect(receiver.ofType('grant.refresh_failing')).toHaveLength(1);
     expect(receiver.ofType('grant.recovered')).toHaveLength(1);
     expect(receiver.ofType('grant.needs_reauth')).toHaveLength(0);
@@ -166,7 +170,9 @@ describe('server.paused and server.resumed', () => {
       );
       await waitFor('server.resumed', () => receiver.ofType('server.resumed').length > 0);
       await smtp.waitFor(1);
-      await new Promise((r) => setTimeout(r, 200));
+      await afterInstancesLookAgain([app]);
+      expect(await notifyEventsOfType(app.store, 'server.paused')).toBe(1);
+      expect(await notifyEventsOfType(app.store, 'server.resumed')).toBe(1);
       expect(receiver.ofType('server.paused')).toHaveLength(1);
       expect(receiver.ofType('server.resumed')).toHaveLength(1);
     } finally {

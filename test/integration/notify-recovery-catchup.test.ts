@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GRANTS, type GrantRecord } from '../../src/tokens/grants.js';
 import { startTestApp, type TestApp } from '../fakes/app.js';
+import { afterInstancesLookAgain, notifyEventsOfType } from '../fakes/look-again.js';
 import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
@@ -61,7 +62,8 @@ describe('grant.recovered catch-up by the periodic check', () => {
 
     await app.services.notify.check();
     await app.services.notify.check();
-    await new Promise((r) => setTimeout(r, 300));
+    await afterInstancesLookAgain([app]);
+    expect(await notifyEventsOfType(app.store, 'grant.recovered')).toBe(1);
     expect(receiver.ofType('grant.recovered')).toHaveLength(1);
     expect(receiver.badSignatures).toBe(0);
   });
@@ -72,8 +74,8 @@ describe('grant.recovered catch-up by the periodic check', () => {
     await waitFor('grant.needs_reauth of srv_gone', () =>
       receiver.accepted.some((e) => e.target === 'smtp_server:srv_gone'),
     );
-    await app.services.notify.check();
-    await new Promise((r) => setTimeout(r, 300));
+    await afterInstancesLookAgain([app]);
+    expect(await notifyEventsOfType(app.store, 'grant.recovered', 'smtp_server:srv_gone')).toBe(0);
     expect(receiver.accepted.filter((e) => e.target === 'smtp_server:srv_gone').map((e) => e.type)).toEqual([
       'grant.needs_reauth',
     ]);

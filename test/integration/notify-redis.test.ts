@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../fakes/app.js';
+import { afterInstancesLookAgain, notifyEventsOfType } from '../fakes/look-again.js';
 import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
@@ -59,8 +60,9 @@ describe.skipIf(!redisUrlForTests())('notifications across two instances on Redi
       b.services.tokens.getAccessToken(serverId, { force: true }),
     ]);
     await waitFor('grant.needs_reauth', () => receiver.ofType('grant.needs_reauth').length > 0);
-    // The periodic checks of both instances see the grant too (watchMs 100): still one event.
-    await new Promise((r) => setTimeout(r, 800));
+    // The periodic checks and schedulers of both instances see the grant too: still one event.
+    await afterInstancesLookAgain([a, b]);
+    expect(await notifyEventsOfType(a.store, 'grant.needs_reauth')).toBe(1);
     expect(receiver.ofType('grant.needs_reauth')).toHaveLength(1);
   });
 
@@ -68,7 +70,8 @@ describe.skipIf(!redisUrlForTests())('notifications across two instances on Redi
     provider.enableAccount('alice@example.test');
     await authorizeThroughServices(b.services, serverId);
     await waitFor('grant.recovered', () => receiver.ofType('grant.recovered').length > 0);
-    await new Promise((r) => setTimeout(r, 500));
+    await afterInstancesLookAgain([a, b]);
+    expect(await notifyEventsOfType(a.store, 'grant.recovered')).toBe(1);
     expect(receiver.ofType('grant.recovered')).toHaveLength(1);
   });
 
@@ -79,7 +82,7 @@ describe.skipIf(!redisUrlForTests())('notifications across two instances on Redi
     await waitFor('both events', () =>
       receiver.accepted.some((e) => e.target === 'smtp_server:srv_race' && e.type === 'grant.recovered'),
     );
-    await new Promise((r) => setTimeout(r, 400));
+    await afterInstancesLookAgain([a, b]);
     const race = receiver.accepted.filter((e) => e.target === 'smtp_server:srv_race');
     expect(race.map((e) => e.type).sort()).toEqual(['grant.needs_reauth', 'grant.recovered']);
   });

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestApp, type TestApp } from '../fakes/app.js';
+import { afterInstancesLookAgain, notifyEventsOfType } from '../fakes/look-again.js';
 import { startOAuthSmtp, type OAuthSmtp } from '../fakes/oauth-flow.js';
 import { authorizeThroughServices, createOAuthServer, providerEnv, TEST_ACTOR } from '../fakes/oauth-setup.js';
 import { startFakeProvider, type FakeProvider } from '../fakes/oidc-provider.js';
@@ -130,8 +131,9 @@ describe('notifications of a revoked grant', () => {
     offsetMs += 3600_000; // the access token is due: the scheduler's next poll refreshes it
     await waitFor('the webhook', () => receiver.ofType('grant.needs_reauth').length > 0);
     await sink.waitFor(1);
-    // Let the workers and schedulers run many more cycles: nothing is sent twice.
-    await new Promise((r) => setTimeout(r, 600));
+    // The scheduler and the periodic checks look again, the outbox empties: nothing is sent twice.
+    await afterInstancesLookAgain([app]);
+    expect(await notifyEventsOfType(app.store, 'grant.needs_reauth')).toBe(1);
     expect(provider.counts.refreshErrors - refreshErrorsBefore).toBe(1);
     const [event] = receiver.ofType('grant.needs_reauth');
     expect(receiver.ofType('grant.needs_reauth')).toHaveLength(1);
@@ -165,7 +167,8 @@ describe('notifications of a revoked grant', () => {
     await waitFor('grant.recovered', () => receiver.ofType('grant.recovered').length > 0);
     await oauthSmtp.waitFor(1);
     await sink.waitFor(2);
-    await new Promise((r) => setTimeout(r, 400));
+    await afterInstancesLookAgain([app]);
+    expect(await notifyEventsOfType(app.store, 'grant.recovered')).toBe(1);
     expect(receiver.ofType('grant.recovered')).toHaveLength(1);
     expect(receiver.ofType('grant.needs_reauth')).toHaveLength(1);
     expect(receiver.ofType('server.paused')).toHaveLength(0);
@@ -214,7 +217,8 @@ describe('notifications of a revoked grant', () => {
     await app.services.notify.check();
     await app.services.notify.check();
     await waitFor('the event', () => receiver.ofType('integration.secret_expiring').length > 0);
-    await new Promise((r) => setTimeout(r, 200));
+    await afterInstancesLookAgain([app]);
+    expect(await notifyEventsOfType(app.store, 'integration.secret_expiring')).toBe(1);
     const [event] = receiver.ofType('integration.secret_expiring');
     expect(receiver.ofType('integration.secret_expiring')).toHaveLength(1);
     expect(event!.target).toBe(`oauth_integration:${integration.id}`);
@@ -248,7 +252,8 @@ describe('notifications of a revoked grant', () => {
         [...sink.messages, ...oauthSmtp.messages].filter((m) => m.raw.includes(`message.failed`) && m.raw.includes(id));
       await waitFor('message.failed', () => receiver.ofType('message.failed').length > 0);
       await waitFor('the alert email', () => alerts().length > 0);
-      await new Promise((r) => setTimeout(r, 300));
+      await afterInstancesLookAgain([app]);
+      expect(await notifyEventsOfType(app.store, 'message.failed')).toBe(1);
       expect(receiver.ofType('message.failed').map((e) => e.target)).toEqual([`message:${id}`]);
       expect(alerts()).toHaveLength(1);
       expect(alerts()[0]!.to).toEqual(['oncall@example.test']);

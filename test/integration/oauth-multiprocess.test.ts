@@ -19,6 +19,8 @@ interface Worker {
   waitFor(prefix: string, timeoutMs?: number): Promise<string>;
   /** Starts the callers, with the worker's clock `clockOffsetMs` ahead of the system clock like the parent's. */
   go(clockOffsetMs: number): void;
+  /** Lets a worker stopped at its pause point (LOCKED, RESPONDED) go on. */
+  resume(): void;
 }
 
 function startWorker(env: Record<string, string>): Worker {
@@ -53,6 +55,9 @@ function startWorker(env: Record<string, string>): Worker {
     },
     go(clockOffsetMs) {
       child.stdin.write(`go ${clockOffsetMs}\n`);
+    },
+    resume() {
+      child.stdin.write('resume\n');
     },
   };
 }
@@ -128,11 +133,13 @@ describe.skipIf(!redisUrlForTests())('token refresh across processes on one Redi
         frozen.go(clockOffsetMs);
         await frozen.waitFor('LOCKED');
         frozen.child.kill('SIGSTOP');
-        // A frozen process is waited out in real time: its lock expires in the store, not by our clock.
-        await sleep(WORKER_LOCK_TTL_MS + 500);
+        // The parent waits on the frozen holder's lock until the store expires it (real time), then refreshes.
+        const asked = Date.now();
         const fresh = await app.services.tokens.getAccessToken(serverId);
+        expect(Date.now() - asked).toBeGreaterThanOrEqual(WORKER_LOCK_TTL_MS - 1000);
         expect(provider.counts.refresh - before).toBe(1);
         frozen.child.kill('SIGCONT');
+        frozen.resume();
         const result = resultOf(await frozen.waitFor('RESULT'));
         expect(result.errors).toEqual([]);
         expect(result.stats.refreshRequests).toBe(0);
@@ -154,10 +161,11 @@ describe.skipIf(!redisUrlForTests())('token refresh across processes on one Redi
         frozen.go(clockOffsetMs);
         await frozen.waitFor('RESPONDED');
         frozen.child.kill('SIGSTOP');
-        await sleep(WORKER_LOCK_TTL_MS + 500);
+        // The parent waits on the frozen holder's lock until the store expires it (real time), then refreshes.
         const fresh = await app.services.tokens.getAccessToken(serverId);
         const afterParent = await app.store.get<GrantRecord>(GRANTS, serverId);
         frozen.child.kill('SIGCONT');
+        frozen.resume();
         const result = resultOf(await frozen.waitFor('RESULT'));
         expect(provider.counts.refresh - before).toBe(2);
         expect(result.stats.staleWritesRejected).toBe(1);

@@ -18,6 +18,18 @@ afterAll(async () => {
   await rig?.close();
 });
 
+/** Whether a new connection to the submission port is refused. */
+function connectionRefused(): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = net.connect(rig.port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+  });
+}
+
 describe('stopping the submission front', () => {
   it('finishes the message in flight, then answers 421', async () => {
     const idle = await RawSmtp.connect(rig.port);
@@ -31,16 +43,8 @@ describe('stopping the submission front', () => {
     const stored = await rig.storedCount();
 
     const stopped = rig.app.services.submission.stop();
-    await new Promise((r) => setTimeout(r, 200));
-    const refused = await new Promise<boolean>((resolve) => {
-      const s = net.connect(rig.port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        resolve(false);
-      });
-      s.once('error', () => resolve(true));
-    });
-    expect(refused, 'a new connection during the stop').toBe(true);
+    // The listener closes as the stop begins; the message in flight keeps the stop from finishing meanwhile.
+    await expect.poll(connectionRefused, { timeout: 10_000, message: 'a new connection during the stop' }).toBe(true);
 
     expect(await c.command('part two\r\n.')).toMatch(/^250 2\.0\.0 /);
     expect(await c.command('MAIL FROM:<a@example.test>')).toMatch(/^421/);
