@@ -1,44 +1,21 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log.js';
+import { describe, expect, it } from 'vitest';
 import { diagnose } from '../../src/mail/diagnose.js';
-import { createMailTransport, type MailTransport } from '../../src/mail/transport.js';
+import type { MailTransport } from '../../src/mail/transport.js';
 import { testConnection } from '../../src/mail/verify.js';
 import { composeMessage, messageInput } from '../../src/mail/compose.js';
-import {
-  closedPort,
-  startSilentServer,
-  startTestSmtp,
-  type TestSmtp,
-  type TestSmtpOptions,
-} from '../fakes/smtp-server.js';
+import { closedPort, startSilentServer, type TestSmtpOptions } from '../fakes/smtp-server.js';
 import { resolvedServerForTests } from '../fakes/mail-services.js';
+import { useTransportRig } from '../fakes/transport-rig.js';
 
 // Every diagnosis is produced for real: a real smtp-server scripted to fail, a silent port, a closed port,
 // a self-signed certificate without its CA.
 
-const log = createLogger({ level: 'silent' });
-const servers: Array<{ close(): Promise<void> }> = [];
-const transports: MailTransport[] = [];
-
-afterEach(async () => {
-  for (const t of transports.splice(0)) await t.close();
-});
-afterAll(async () => {
-  for (const s of servers.splice(0)) await s.close();
-});
-
-async function smtp(options: TestSmtpOptions = {}): Promise<TestSmtp> {
-  const s = await startTestSmtp(options);
-  servers.push(s);
-  return s;
-}
-
+const rig = useTransportRig();
+const { smtp } = rig;
 const server = resolvedServerForTests;
 
 function transport(ca?: string): MailTransport {
-  const t = createMailTransport({ log, ...(ca ? { tlsCa: [ca] } : {}) });
-  transports.push(t);
-  return t;
+  return rig.transport(ca ? { tlsCa: [ca] } : {});
 }
 
 const PASSWORD = 'correct horse battery staple';
@@ -104,7 +81,7 @@ describe('Test connection', () => {
 
   it('a server that never greets: greeting timeout', async () => {
     const silent = await startSilentServer();
-    servers.push(silent);
+    rig.keep(silent);
     const r = await testConnection(transport(), server({ port: silent.port, timeoutMs: 1500 }));
     expect(r, r.transcript.join('\n')).toMatchObject({ ok: false, code: 'greeting_timeout' });
     expect(r.durationMs).toBeGreaterThanOrEqual(1400);

@@ -1,60 +1,21 @@
 import net from 'node:net';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log.js';
+import { describe, expect, it } from 'vitest';
 import { diagnose } from '../../src/mail/diagnose.js';
 import type { ResolvedServer } from '../../src/mail/servers.js';
-import {
-  createMailTransport,
-  type MailTransport,
-  type RawMessage,
-  type TransportDeps,
-} from '../../src/mail/transport.js';
+import { type MailTransport, type RawMessage, type TransportDeps } from '../../src/mail/transport.js';
 import { toMailTransportFailure } from '../../src/mail/transport-failure.js';
 import { createEgressPolicy } from '../../src/net/egress.js';
 import { AppError } from '../../src/errors.js';
 import { resolvedServerForTests } from '../fakes/mail-services.js';
-import { startScriptedSmtp, type ScriptedSmtp, type ScriptedSmtpOptions } from '../fakes/scripted-smtp.js';
-import {
-  closedPort,
-  startSilentServer,
-  startTestSmtp,
-  type TestSmtp,
-  type TestSmtpOptions,
-} from '../fakes/smtp-server.js';
+import { useTransportRig } from '../fakes/transport-rig.js';
+import { closedPort, startSilentServer } from '../fakes/smtp-server.js';
 
 // Every failure of the narrow client must read as nodemailer's does (same stage, reply, command, rejected
 // recipients, diagnosis), because the queue decides retry, failure or pause from those fields. Each scenario runs
 // against nodemailer (the protocol-logging path) and against the narrow client, on servers scripted alike.
 
-const log = createLogger({ level: 'silent' });
-const servers: Array<{ close(): Promise<void> }> = [];
-const transports: MailTransport[] = [];
-
-afterEach(async () => {
-  for (const t of transports.splice(0)) await t.close();
-});
-afterAll(async () => {
-  for (const s of servers.splice(0)) await s.close();
-});
-
-async function smtp(options: TestSmtpOptions = {}): Promise<TestSmtp> {
-  const s = await startTestSmtp(options);
-  servers.push(s);
-  return s;
-}
-
-async function scripted(options: ScriptedSmtpOptions = {}): Promise<ScriptedSmtp> {
-  const s = await startScriptedSmtp(options);
-  servers.push(s);
-  return s;
-}
-
-function transport(deps: Partial<TransportDeps> & { nodemailer?: boolean } = {}): MailTransport {
-  const { nodemailer, ...rest } = deps;
-  const t = createMailTransport({ log, ...(nodemailer ? { debug: true } : {}), ...rest });
-  transports.push(t);
-  return t;
-}
+const rig = useTransportRig();
+const { smtp, scripted, transport } = rig;
 
 const plain = (port: number, extra: Partial<ResolvedServer> = {}) =>
   resolvedServerForTests({ port, tls: false, ...extra });
@@ -301,7 +262,7 @@ describe('connections that go away', () => {
 
   it('a silent server (a socket timeout, as nodemailer reports it), a refused connection', async () => {
     const silent = await startSilentServer();
-    servers.push(silent);
+    rig.keep(silent);
     const refused = await closedPort();
     const [wire, reference] = await both(async (t) => ({
       silent: await failureOf(t(), plain(silent.port, { timeoutMs: 150 })),
@@ -343,7 +304,7 @@ describe('TLS, credentials and the egress policy', () => {
       socket.end('SSH-2.0-OpenSSH_9.6 secret-build\r\n');
     });
     await new Promise<void>((resolve) => banner.listen(0, '127.0.0.1', resolve));
-    servers.push({ close: () => new Promise<void>((resolve) => banner.close(() => resolve())) });
+    rig.keep({ close: () => new Promise<void>((resolve) => banner.close(() => resolve())) });
     const port = (banner.address() as net.AddressInfo).port;
     const [wire, reference] = await both(async (t) => failureOf(t(), plain(port)));
     expect(wire).toEqual(reference);

@@ -1,51 +1,26 @@
 import net from 'node:net';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/log.js';
+import { describe, expect, it } from 'vitest';
 import type { ResolvedServer } from '../../src/mail/servers.js';
 import { createMailTransport, type MailTransport, type RawMessage } from '../../src/mail/transport.js';
 import { createEgressPolicy } from '../../src/net/egress.js';
 import { toMailTransportFailure } from '../../src/mail/transport-failure.js';
 import { resolvedServerForTests } from '../fakes/mail-services.js';
-import { startScriptedSmtp, type ScriptedSmtp, type ScriptedSmtpOptions } from '../fakes/scripted-smtp.js';
-import { startTestSmtp, type TestSmtp, type TestSmtpOptions } from '../fakes/smtp-server.js';
+import { useTransportRig } from '../fakes/transport-rig.js';
 
 // Raw messages (the SMTP front's, kept as submitted) go out through mailgate's narrow pipelined client; with
 // protocol logging on they go through nodemailer. Both must put the same bytes on the wire, and the narrow client
 // must keep few connections busy with many messages.
 
-const log = createLogger({ level: 'silent' });
-const servers: Array<{ close(): Promise<void> }> = [];
-const transports: MailTransport[] = [];
-
-afterEach(async () => {
-  for (const t of transports.splice(0)) await t.close();
-});
-afterAll(async () => {
-  for (const s of servers.splice(0)) await s.close();
-});
-
-async function smtp(options: TestSmtpOptions = {}): Promise<TestSmtp> {
-  const s = await startTestSmtp(options);
-  servers.push(s);
-  return s;
-}
-
-async function scripted(options: ScriptedSmtpOptions = {}): Promise<ScriptedSmtp> {
-  const s = await startScriptedSmtp(options);
-  servers.push(s);
-  return s;
-}
+const rig = useTransportRig();
+const { log, smtp, scripted } = rig;
 
 /** The narrow client; `nodemailer: true` takes the protocol-logging path, which is nodemailer's. */
 function transport(options: { nodemailer?: boolean; ca?: string; maxConnections?: number } = {}): MailTransport {
-  const t = createMailTransport({
-    log,
-    ...(options.nodemailer ? { debug: true } : {}),
+  return rig.transport({
+    ...(options.nodemailer ? { nodemailer: true } : {}),
     ...(options.ca ? { tlsCa: [options.ca] } : {}),
     ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
   });
-  transports.push(t);
-  return t;
 }
 
 const plain = (port: number, extra: Partial<ResolvedServer> = {}) =>
@@ -267,15 +242,13 @@ describe('pooled, pipelined sessions', () => {
 
   it('through the egress policy: the name as entered is checked against the certificate', async () => {
     const sink = await smtp();
-    const t = createMailTransport({
-      log,
+    const t = rig.transport({
       tlsCa: [sink.ca],
       egress: {
         policy: createEgressPolicy({ production: true, allow: ['127.0.0.1'] }),
         resolve: (_host, cb) => cb(null, [{ address: '127.0.0.1', family: 4 }]),
       },
     });
-    transports.push(t);
     await t.send(
       resolvedServerForTests({ host: 'localhost', port: sink.port }),
       raw('Subject: via egress\r\n\r\nx\r\n'),
