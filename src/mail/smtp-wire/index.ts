@@ -1,9 +1,7 @@
-import type { ConnectionOptions } from 'node:tls';
-import type { EgressGuard } from '../../net/connect.js';
 import type { AccessTokenSource, SmtpAuth } from '../auth.js';
 import { credentialsFailure, tokenProblemOf } from '../transport-failure.js';
 import { HAND_OVER, WirePool } from './pool.js';
-import { openSession, type WireAuth } from './session.js';
+import { openSession, type SessionOptions, type WireAuth } from './session.js';
 
 /**
  * The narrow SMTP client of the delivery hot path: raw messages over pipelined, pooled sessions. nodemailer
@@ -15,15 +13,8 @@ export { HAND_OVER, WirePool } from './pool.js';
 export { normalizeEnvelope } from './envelope.js';
 export type { TransactionResult, WireEnvelope } from './connection.js';
 
-export interface WirePoolSettings {
-  host: string;
-  port: number;
-  secure: boolean;
-  requireTLS: boolean;
-  name?: string | undefined;
-  timeoutMs: number;
-  tls: ConnectionOptions;
-  egress?: EgressGuard | undefined;
+/** A session's options, with the server's credentials as they are (the token source turns OAuth into XOAUTH2). */
+export interface WirePoolSettings extends Omit<SessionOptions, 'auth'> {
   auth: SmtpAuth;
   tokens?: AccessTokenSource | undefined;
   maxConnections: number;
